@@ -1,0 +1,118 @@
+"""Batches of variable-length records: bucket padding with boolean masks.
+
+Records are padded at the end ("post", as recommended for RNNs) to the
+smallest of a few bucket lengths, each a multiple of the network's
+downsampling factor, and carry a boolean mask (True = real sample). With the
+same few shapes over and over, JAX compiles once per bucket.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+__all__ = ["bucket_lengths", "bucket_for", "pad_batch", "WindowSequence", "inference_batches"]
+
+
+def bucket_lengths(fs: float, downsampling: int, seconds=(10, 20, 30, 45, 65)) -> tuple[int, ...]:
+    """Bucket lengths (samples) for durations in `seconds`, rounded up to a multiple of `downsampling`."""
+    return tuple(int(math.ceil(s * fs / downsampling) * downsampling) for s in seconds)
+
+
+def bucket_for(n_samples: int, buckets) -> int:
+    """The smallest bucket that holds `n_samples` (the largest bucket if none does)."""
+    for b in buckets:
+        if n_samples <= b:
+            return b
+    return buckets[-1]
+
+
+def pad_batch(signals, length: int, batch_size: int | None = None):
+    """Pad signals at the end to `length` and build their masks.
+
+    Args:
+        signals: list of float32 arrays `(n_i, n_leads)`, each `n_i <= length`.
+        length: padded length.
+        batch_size: if given, add all-padding rows so the batch always has this
+            many rows (one compiled shape for every batch).
+
+    Returns:
+        `(x, mask)`: x float32 `(batch, length, n_leads)`, mask bool `(batch, length)`.
+    """
+    rows = batch_size or len(signals)
+    n_leads = signals[0].shape[1]
+    x = np.zeros((rows, length, n_leads), dtype=np.float32)
+    mask = np.zeros((rows, length), dtype=bool)
+    for i, s in enumerate(signals):
+        n = min(len(s), length)
+        x[i, :n] = s[:n]
+        mask[i, :n] = True
+    return x, mask
+
+
+class WindowSequence(keras.utils.PyDataset):
+    """Training batches of random windows, reshuffled every epoch from a seed.
+
+    Each epoch, every record contributes one window of `window` samples at a
+    random start (records shorter than the window are padded and masked).
+    Batches are full (the last partial batch is dropped), so one shape compiles.
+
+    Args:
+        signals: list of float32 arrays `(n_i, n_leads)`.
+        targets: array `(n_records,)` of class indices or `(n_records, n_classes)`.
+        window: window length in samples (a multiple of the downsampling factor).
+        batch_size: records per batch.
+        sample_weight: per-record weights `(n_records,)`, or `None`.
+        seed: base seed; epoch `e` uses `seed + e`, so a resumed run sees the same windows.
+    """
+
+    def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.signals = signals
+        self.targets = np.asarray(targets)
+        self.window = int(window)
+        self.batch_size = int(batch_size)
+        self.sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
+        self.seed = seed
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the order and window starts of epoch `epoch`."""
+        rng = np.random.default_rng([self.seed, epoch])
+        self.order = rng.permutation(len(self.signals))
+        lengths = np.array([len(s) for s in self.signals])
+        self.starts = (rng.random(len(self.signals)) * np.maximum(lengths - self.window + 1, 1)).astype(np.int64)
+
+    def __len__(self):
+        return len(self.signals) // self.batch_size
+
+    def __getitem__(self, index):
+        idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        windows = [self.signals[i][self.starts[i] : self.starts[i] + self.window] for i in idx]
+        x, mask = pad_batch(windows, self.window)
+        inputs = {"signal": x, "mask": mask}
+        if self.sample_weight is None:
+            return inputs, self.targets[idx]
+        return inputs, self.targets[idx], self.sample_weight[idx]
+
+
+def inference_batches(signals, buckets, batch_size):
+    """Group signals by bucket and yield padded batches.
+
+    Signals longer than the largest bucket must be split by the caller.
+
+    Yields:
+        `(indices, x, mask)`: positions in `signals` of the batch's rows, and
+        the padded batch with `batch_size` rows (extra rows are padding).
+    """
+    by_bucket: dict[int, list[int]] = {}
+    for i, s in enumerate(signals):
+        by_bucket.setdefault(bucket_for(len(s), buckets), []).append(i)
+    for length in sorted(by_bucket):
+        members = by_bucket[length]
+        for start in range(0, len(members), batch_size):
+            idx = members[start : start + batch_size]
+            x, mask = pad_batch([signals[i] for i in idx], length, batch_size)
+            yield idx, x, mask

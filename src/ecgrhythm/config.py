@@ -1,0 +1,158 @@
+"""Hyperparameter containers saved as JSON beside the weights.
+
+Each config is a frozen dataclass holding hyperparameters only; `to_dict` and
+`from_dict` round-trip through JSON, and `__post_init__` rejects bad values with
+the argument's name, the expected value and the received one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+__all__ = [
+    "PreprocessConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "NORMALIZATIONS",
+    "default_data_dir",
+]
+
+NORMALIZATIONS = ("zscore", "minmax", "robust", "none")
+
+
+def _check(cond: bool, name: str, expected: str, value) -> None:
+    if not cond:
+        raise ValueError(f"Invalid argument `{name}`: expected {expected}. Received: {name}={value!r}")
+
+
+class _Config:
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} fields: {sorted(unknown)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig(_Config):
+    """How a raw record becomes model input.
+
+    Args:
+        fs: sampling rate (Hz) the model works at; records are resampled to it.
+        normalization: one of `"zscore"` (default), `"minmax"` (to [-1, 1]),
+            `"robust"` (median/IQR) or `"none"`. Applied per record and lead.
+        bandpass: `(low_hz, high_hz)` for a zero-phase Butterworth band-pass
+            filter, or `None` for no filter.
+        leads: lead names the model expects, or `None` to take the record's
+            leads as they come (single-lead models).
+    """
+
+    fs: float = 150.0
+    normalization: str = "zscore"
+    bandpass: tuple[float, float] | None = None
+    leads: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        _check(self.fs > 0, "fs", "a positive sampling rate in Hz", self.fs)
+        _check(self.normalization in NORMALIZATIONS, "normalization", f"one of {NORMALIZATIONS}", self.normalization)
+        if self.bandpass is not None:
+            lo, hi = self.bandpass
+            _check(0 <= lo < hi < self.fs / 2, "bandpass", f"(low, high) with 0 <= low < high < fs/2 = {self.fs / 2}", self.bandpass)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Architecture of the convolutional front end, the LSTM stack and the head.
+
+    Args:
+        conv_filters: filters of each convolutional block; each block halves the
+            sequence length, so the network shortens its input by
+            `2 ** len(conv_filters)`.
+        conv_kernel: kernel size of every convolution.
+        lstm_layers: number of stacked LSTM layers (0 for none).
+        lstm_units: units per LSTM layer (per direction).
+        bidirectional: whether each LSTM layer reads both directions.
+        dropout: dropout rate before the classification head.
+        multilabel: sigmoid outputs (several labels per record) instead of softmax.
+    """
+
+    conv_filters: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
+    conv_kernel: int = 7
+    lstm_layers: int = 1
+    lstm_units: int = 64
+    bidirectional: bool = True
+    dropout: float = 0.3
+    multilabel: bool = False
+
+    def __post_init__(self):
+        _check(len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters), "conv_filters", "a non-empty list of positive integers", self.conv_filters)
+        _check(self.conv_kernel >= 1, "conv_kernel", "a positive integer", self.conv_kernel)
+        _check(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
+        _check(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)
+        _check(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+
+    @property
+    def downsampling(self) -> int:
+        """Factor by which the network shortens its input sequence."""
+        return 2 ** len(self.conv_filters)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Config):
+    """How a model is trained.
+
+    Args:
+        epochs: maximum number of epochs.
+        batch_size: records per training batch.
+        window_s: length (seconds) of the random window cut from each record
+            per epoch; shorter records are padded and masked.
+        learning_rate: initial Adam learning rate, decayed on a cosine to 2% of it
+            over `epochs`.
+        patience: epochs without a better validation score before stopping.
+        val_fraction: share of records held out (stratified) for validation.
+        class_weighting: `"balanced"` (inverse class frequency) or `"none"`.
+        seed: seed of the split, the weights and the windows.
+    """
+
+    epochs: int = 40
+    batch_size: int = 32
+    window_s: float = 20.0
+    learning_rate: float = 1e-3
+    patience: int = 12
+    val_fraction: float = 0.15
+    class_weighting: str = "balanced"
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, "epochs", "a positive integer", self.epochs)
+        _check(self.batch_size >= 1, "batch_size", "a positive integer", self.batch_size)
+        _check(self.window_s >= 2, "window_s", "at least 2 seconds", self.window_s)
+        _check(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
+        _check(0 < self.val_fraction < 1, "val_fraction", "a fraction in (0, 1)", self.val_fraction)
+        _check(self.class_weighting in ("balanced", "none"), "class_weighting", "'balanced' or 'none'", self.class_weighting)
+        _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
+
+
+def default_data_dir() -> Path | None:
+    """The default data folder: `$ECGRHYTHM_DATA`, else a `shared/data` beside the checkout.
+
+    Returns:
+        The folder, or `None` when neither exists.
+    """
+    env = os.environ.get("ECGRHYTHM_DATA")
+    if env:
+        return Path(env)
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for parent in (start, *start.parents):
+            candidate = parent.parent / "shared" / "data"
+            if candidate.is_dir():
+                return candidate
+    return None

@@ -1,0 +1,123 @@
+"""A model folder: configuration JSON, weights, and checksums, written atomically.
+
+Layout of a model folder::
+
+    config.json          classes, preprocessing, architecture, training metadata
+    model.weights.h5     Keras weights (no code: loading runs nothing from the file)
+    checksums.json       SHA-256 of the two files above, verified on load
+
+Weights are loaded into a network rebuilt from `config.json`, so a model folder
+never deserialises code; a folder is written to a temporary sibling and
+renamed into place, so it is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .config import ModelConfig, PreprocessConfig
+from .models import build_lstm_classifier
+
+__all__ = ["save_model_dir", "load_model_dir", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE"]
+
+WEIGHTS_FILE = "model.weights.h5"
+CONFIG_FILE = "config.json"
+CHECKSUM_FILE = "checksums.json"
+FORMAT_VERSION = 1
+
+
+class ModelFolderError(ValueError):
+    """A model folder that is missing, incomplete, altered or of an unknown format."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, architecture: ModelConfig, metadata=None, extra_files=None) -> Path:
+    """Write a complete model folder at `path`, replacing any folder there.
+
+    Args:
+        model: the trained `keras.Model`.
+        path: destination folder.
+        classes: class names, in output order.
+        preprocess: preprocessing the model expects.
+        architecture: the model's architecture.
+        metadata: JSON-serialisable facts about training (scores, times, ...).
+        extra_files: mapping of file name to text, written into the folder too.
+
+    Returns:
+        The folder path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_weights(tmp / WEIGHTS_FILE)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "classes": list(classes),
+            "n_leads": int(model.input["signal"].shape[-1]),
+            "preprocess": preprocess.to_dict(),
+            "model": architecture.to_dict(),
+            "metadata": metadata or {},
+        }
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        sums = {name: _sha256(tmp / name) for name in (CONFIG_FILE, WEIGHTS_FILE)}
+        (tmp / CHECKSUM_FILE).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_model_dir(path):
+    """Load a model folder written by :func:`save_model_dir`.
+
+    Returns:
+        `(model, config)`: the `keras.Model` with its weights, and the parsed
+        `config.json` with `preprocess` and `model` as config objects.
+
+    Raises:
+        ModelFolderError: files are missing, checksums do not match, or the
+            format is unknown.
+    """
+    path = Path(path)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, CHECKSUM_FILE):
+        if not (path / name).is_file():
+            raise ModelFolderError(f"{path}: not a complete model folder ({name} is missing)")
+    try:
+        sums = json.loads((path / CHECKSUM_FILE).read_text(encoding="utf-8"))
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if _sha256(path / name) != sums.get(name):
+                raise ModelFolderError(f"{path}: {name} does not match its checksum; the model folder was altered or damaged")
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ModelFolderError(f"{path}: unknown model format version {config.get('format_version')!r}")
+        config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
+        config["model"] = ModelConfig.from_dict(config["model"])
+    except (ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, ModelFolderError):
+            raise
+        raise ModelFolderError(f"{path}: invalid model configuration: {exc}") from None
+    model = build_lstm_classifier(config["n_leads"], len(config["classes"]), config["model"])
+    model.load_weights(path / WEIGHTS_FILE)
+    return model, config

@@ -1,0 +1,308 @@
+"""Training: seeded stratified split, class weighting, early stopping on the CinC score, resume.
+
+A training run keeps its state in `OUTPUT/checkpoint/` after every epoch
+(weights, optimiser state, history, best weights), so a run killed at any point
+continues with `resume=True` from the last finished epoch and, with the same
+seed, follows the same path as an uninterrupted run. The finished model folder
+(see :mod:`ecgrhythm.saving`) holds the best epoch's weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write, atomic_write_text
+from .batching import WindowSequence, bucket_lengths
+from .config import ModelConfig, PreprocessConfig, TrainConfig
+from .evaluation import cinc2017_score, confusion_matrix, f1_per_class
+from .inference import predict_signals
+from .preprocessing import preprocess
+from .records import RecordError, find_records, read_record, read_reference
+
+__all__ = ["load_labelled", "train", "stratified_split", "TrainResult", "CINC2017_CLASSES"]
+
+logger = logging.getLogger(__name__)
+
+CINC2017_CLASSES = ("N", "A", "O", "~")
+CHECKPOINT_DIR = "checkpoint"
+LOG_FILE = "training_log.csv"
+
+
+@dataclasses.dataclass
+class LabelledData:
+    """Preprocessed records with labels.
+
+    Attributes:
+        names: record names.
+        signals: float32 arrays `(n_i, n_leads)` at the model's rate.
+        labels: class index of each record.
+        classes: class names.
+        failures: `(path, reason)` of records that could not be read.
+    """
+
+    names: list[str]
+    signals: list[np.ndarray]
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    failures: list[tuple[str, str]]
+
+
+def load_labelled(data_dir, config: PreprocessConfig, *, classes=CINC2017_CLASSES, limit: int | None = None) -> LabelledData:
+    """Read and preprocess the labelled records of a CinC 2017 style folder.
+
+    Args:
+        data_dir: folder with records and `REFERENCE.csv`.
+        config: preprocessing to apply.
+        classes: class names, in output order.
+        limit: read only the first `limit` labelled records (for quick runs).
+
+    Returns:
+        The data; unreadable records are skipped and listed in `failures`.
+    """
+    data_dir = Path(data_dir)
+    reference = read_reference(data_dir / "REFERENCE.csv")
+    index = {c: i for i, c in enumerate(classes)}
+    names, signals, labels, failures = [], [], [], []
+    for path in find_records([data_dir]):
+        name = path.name.rsplit(".", 1)[0]
+        if name not in reference:
+            continue
+        if limit is not None and len(names) >= limit:
+            break
+        label = reference[name]
+        if label not in index:
+            failures.append((str(path), f"label {label!r} is not one of {list(classes)}"))
+            continue
+        try:
+            signals.append(preprocess(read_record(path), config))
+        except RecordError as exc:
+            failures.append((str(path), exc.reason))
+            continue
+        names.append(name)
+        labels.append(index[label])
+    if not names:
+        raise RecordError(data_dir, "no labelled records could be read")
+    for path, reason in failures:
+        logger.warning("skipped %s: %s", path, reason)
+    return LabelledData(names, signals, np.asarray(labels), tuple(classes), failures)
+
+
+def stratified_split(labels, val_fraction: float, seed: int):
+    """Seeded stratified split of record indices into `(train_idx, val_idx)`."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    train_idx, val_idx = train_test_split(idx, test_size=val_fraction, stratify=labels, random_state=seed)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def class_weights(labels, n_classes: int, method: str) -> np.ndarray:
+    """Per-class loss weights: `n / (n_classes * count)` for `"balanced"`, ones for `"none"`."""
+    if method == "none":
+        return np.ones(n_classes)
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    return np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+def cosine_learning_rate(base: float, epoch: int, epochs: int, floor: float = 0.02) -> float:
+    """Learning rate of `epoch` (0-based) on a cosine decay from `base` to `floor * base`."""
+    return base * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * epoch / epochs)))
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced: the model folder, its best validation scores and its history."""
+
+    model_dir: Path
+    best_epoch: int
+    best_score: float
+    val_f1: dict
+    history: list
+
+
+def _score(model, signals, labels, classes, buckets):
+    probs = predict_signals(model, signals, buckets)
+    pred = [classes[i] for i in probs.argmax(axis=1)]
+    cm = confusion_matrix([classes[i] for i in labels], pred, classes)
+    return cinc2017_score(cm, classes), f1_per_class(cm, classes), cm
+
+
+def _save_arrays(path: Path, arrays) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, *[np.asarray(a) for a in arrays])
+    with atomic_write(path, "wb") as f:
+        f.write(buffer.getvalue())
+
+
+def _load_arrays(path: Path) -> list[np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, out.getvalue())
+
+
+def train(
+    data_dir,
+    output_dir,
+    *,
+    preprocess_config: PreprocessConfig | None = None,
+    model_config: ModelConfig | None = None,
+    train_config: TrainConfig | None = None,
+    resume: bool = False,
+    limit: int | None = None,
+    verbose: int = 1,
+) -> TrainResult:
+    """Train a classifier on a labelled folder and write the best model to `output_dir`.
+
+    Args:
+        data_dir: folder with records and `REFERENCE.csv`.
+        output_dir: model folder to write; `output_dir/checkpoint` holds the
+            resumable state and `output_dir/training_log.csv` the per-epoch log.
+        preprocess_config, model_config, train_config: settings (defaults if None).
+        resume: continue from `output_dir/checkpoint` (settings must match).
+        limit: use only the first `limit` labelled records.
+        verbose: 1 shows Keras' progress bar, 0 is silent.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    import keras
+
+    from .models import build_lstm_classifier
+    from .saving import save_model_dir
+
+    pre = preprocess_config or PreprocessConfig()
+    arch = model_config or ModelConfig()
+    tc = train_config or TrainConfig()
+    output_dir = Path(output_dir)
+    ckpt = output_dir / CHECKPOINT_DIR
+    settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": str(Path(data_dir).resolve())}
+    if resume and (ckpt / "state.json").is_file():
+        state = json.loads((ckpt / "state.json").read_text())
+        if json.loads(json.dumps(settings)) != state["settings"]:
+            raise ValueError(f"{ckpt}: the checkpoint was made with other settings; train without --resume or with the same settings")
+    else:
+        if ckpt.exists():
+            if not resume:
+                raise FileExistsError(f"{ckpt} exists: pass --resume to continue that run, or choose another --output")
+        state = None
+
+    keras.utils.set_random_seed(tc.seed)
+    started = time.perf_counter()
+    data = load_labelled(data_dir, pre, limit=limit)
+    train_idx, val_idx = stratified_split(data.labels, tc.val_fraction, tc.seed)
+    weights = class_weights(data.labels[train_idx], len(data.classes), tc.class_weighting)
+    window = int(round(tc.window_s * pre.fs / arch.downsampling)) * arch.downsampling
+    sequence = WindowSequence(
+        [data.signals[i] for i in train_idx],
+        data.labels[train_idx],
+        window=window,
+        batch_size=min(tc.batch_size, len(train_idx)),
+        sample_weight=weights[data.labels[train_idx]],
+        seed=tc.seed,
+    )
+    val_signals = [data.signals[i] for i in val_idx]
+    buckets = bucket_lengths(pre.fs, arch.downsampling)
+
+    n_leads = data.signals[0].shape[1]
+    model = build_lstm_classifier(n_leads, len(data.classes), arch)
+    model.compile(optimizer=keras.optimizers.Adam(tc.learning_rate), loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+
+    history: list[dict] = []
+    best = {"epoch": -1, "score": -1.0, "f1": {}}
+    start_epoch, train_seconds = 0, 0.0
+    if state is not None:
+        for var, value in zip(model.variables, _load_arrays(ckpt / "model.npz")):
+            var.assign(value)
+        for var, value in zip(model.optimizer.variables, _load_arrays(ckpt / "optimizer.npz")):
+            var.assign(value)
+        history, best = state["history"], state["best"]
+        start_epoch, train_seconds = state["epoch"] + 1, state["train_seconds"]
+        logger.info("resuming at epoch %d (best %.4f at epoch %d)", start_epoch + 1, best["score"], best["epoch"] + 1)
+    else:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(ckpt / "split.json", json.dumps({"train": [data.names[i] for i in train_idx], "val": [data.names[i] for i in val_idx]}) + "\n")
+
+    for epoch in range(start_epoch, tc.epochs):
+        if best["epoch"] >= 0 and epoch - best["epoch"] > tc.patience:
+            break
+        t0 = time.perf_counter()
+        model.optimizer.learning_rate.assign(cosine_learning_rate(tc.learning_rate, epoch, tc.epochs))
+        sequence.set_epoch(epoch)
+        if verbose:
+            print(f"Epoch {epoch + 1}/{tc.epochs}", flush=True)
+        fit = model.fit(sequence, epochs=1, verbose=verbose, shuffle=False)
+        t1 = time.perf_counter()
+        score, f1, _ = _score(model, val_signals, data.labels[val_idx], data.classes, buckets)
+        t2 = time.perf_counter()
+        train_seconds += t2 - t0
+        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), "val_cinc_score": round(score, 5)}
+        row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
+        row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
+        history.append(row)
+        if score > best["score"]:
+            best = {"epoch": epoch, "score": score, "f1": f1}
+            _save_arrays(ckpt / "best.npz", [v.numpy() for v in model.variables])
+        if verbose:
+            print(f"  val CinC score {score:.4f} (best {best['score']:.4f} at epoch {best['epoch'] + 1}); {t2 - t0:.0f} s", flush=True)
+        _save_arrays(ckpt / "model.npz", [v.numpy() for v in model.variables])
+        _save_arrays(ckpt / "optimizer.npz", [v.numpy() for v in model.optimizer.variables])
+        atomic_write_text(ckpt / "state.json", json.dumps({"settings": settings, "epoch": epoch, "history": history, "best": best, "train_seconds": train_seconds}) + "\n")
+        _write_log(output_dir / LOG_FILE, history)
+
+    for var, value in zip(model.variables, _load_arrays(ckpt / "best.npz")):
+        var.assign(value)
+    _, _, cm = _score(model, val_signals, data.labels[val_idx], data.classes, buckets)
+    metadata = {
+        "data": str(data_dir),
+        "n_train": int(len(train_idx)),
+        "n_val": int(len(val_idx)),
+        "skipped_records": len(data.failures),
+        "seed": tc.seed,
+        "train_config": tc.to_dict(),
+        "limit": limit,
+        "best_epoch": best["epoch"] + 1,
+        "epochs_run": len(history),
+        "val_cinc_score": best["score"],
+        "val_f1": best["f1"],
+        "val_confusion": cm.tolist(),
+        "parameters": int(model.count_params()),
+        "train_seconds": round(train_seconds, 1),
+        "wall_seconds_this_session": round(time.perf_counter() - started, 1),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {_cpu_count()} CPU cores, {keras.backend.backend()} backend".replace("  ", " "),
+    }
+    log_text = (output_dir / LOG_FILE).read_text() if (output_dir / LOG_FILE).exists() else None
+    extras = {LOG_FILE: log_text, "split.json": (ckpt / "split.json").read_text()}
+    state_dir = output_dir.parent / f".{output_dir.name}.checkpoint"
+    shutil.rmtree(state_dir, ignore_errors=True)
+    shutil.move(str(ckpt), state_dir)  # keep the state out of the folder being replaced
+    try:
+        save_model_dir(model, output_dir, classes=data.classes, preprocess=pre, architecture=arch, metadata=metadata, extra_files={k: v for k, v in extras.items() if v})
+    except BaseException:
+        shutil.move(str(state_dir), ckpt)
+        raise
+    shutil.move(str(state_dir), output_dir / CHECKPOINT_DIR)
+    return TrainResult(output_dir, best["epoch"] + 1, best["score"], best["f1"], history)
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
