@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv and install ecgrhythm with its test extras (idempotent). Sourced by main.sh and test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.ecgrhythm-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    touch "$stamp"
+fi
+export KERAS_BACKEND=${KERAS_BACKEND:-jax}

@@ -1,0 +1,54 @@
+"""Shared fixtures: the real PhysioNet data beside the checkout and a tiny model trained on it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+from pathlib import Path
+
+import pytest
+
+from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig, default_data_dir
+
+DATA = default_data_dir()
+
+
+def _data(subset: str) -> Path:
+    if DATA is None or not (DATA / subset).is_dir():
+        pytest.skip(f"the shared data folder {subset!r} is not available (set ECGRHYTHM_DATA)")
+    return DATA / subset
+
+
+@pytest.fixture(scope="session")
+def cinc2017_dir() -> Path:
+    """The CinC 2017 records (read-only)."""
+    return _data("cinc2017")
+
+
+@pytest.fixture(scope="session")
+def cinc2021_dir() -> Path:
+    """The CinC 2021 12-lead sample (read-only)."""
+    return _data("cinc2021-sample")
+
+
+@pytest.fixture(scope="session")
+def cpsc2021_dir() -> Path:
+    """The CPSC 2021 2-lead sample (read-only)."""
+    return _data("cpsc2021-sample")
+
+
+TINY_PREPROCESS = PreprocessConfig(fs=100.0)
+TINY_MODEL = ModelConfig(conv_filters=(8, 8, 16, 16), lstm_units=8, dropout=0.0)
+TINY_TRAIN = TrainConfig(epochs=2, batch_size=16, window_s=10.0, val_fraction=0.25, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
+    """A small model trained for 2 epochs on 64 real CinC 2017 records (seconds, not accuracy)."""
+    from ecgrhythm.training import train
+
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    train(cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=TINY_TRAIN, limit=64, verbose=0)
+    return out

@@ -1,0 +1,101 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from ecgrhythm.training import class_weights, cosine_learning_rate, stratified_split
+
+TINY_ARGS = [
+    "--fs", "100", "--conv-filters", "8,8,16,16", "--lstm-units", "8", "--dropout", "0.2",
+    "--epochs", "3", "--batch-size", "16", "--window", "10", "--val-fraction", "0.25",
+    "--limit", "48", "--seed", "5", "--quiet",
+]
+
+
+def _train_cmd(data, out, *extra):
+    return [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(data), "--output", str(out), *TINY_ARGS, *extra]
+
+
+def _weights(folder):
+    arrays = []
+    with h5py.File(folder / "model.weights.h5", "r") as f:
+        f.visititems(lambda name, obj: arrays.append((name, obj[()])) if isinstance(obj, h5py.Dataset) else None)
+    return arrays
+
+
+def test_tiny_run_writes_a_complete_model_folder(tiny_model_dir):
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    meta = config["metadata"]
+    assert config["classes"] == ["N", "A", "O", "~"]
+    assert meta["n_train"] + meta["n_val"] == 64
+    assert 0.0 <= meta["val_cinc_score"] <= 1.0 and meta["parameters"] > 0
+    log = (tiny_model_dir / "training_log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,loss,val_cinc_score") and len(log) == 1 + meta["epochs_run"]
+    split = json.loads((tiny_model_dir / "split.json").read_text())
+    assert not set(split["train"]) & set(split["val"])
+    assert (tiny_model_dir / "checkpoint" / "state.json").is_file()
+
+
+def test_split_is_stratified_and_seeded():
+    labels = np.array([0] * 80 + [1] * 12 + [2] * 40 + [3] * 8)
+    a = stratified_split(labels, 0.25, seed=1)
+    b = stratified_split(labels, 0.25, seed=1)
+    np.testing.assert_array_equal(a[1], b[1])
+    assert np.bincount(labels[a[1]], minlength=4).tolist() == [20, 3, 10, 2]
+    assert not set(a[0]) & set(a[1])
+
+
+def test_balanced_class_weights_equalise_class_totals():
+    labels = np.array([0] * 60 + [1] * 10 + [2] * 30)
+    w = class_weights(labels, 4, "balanced")
+    totals = np.bincount(labels, weights=w[labels], minlength=4)
+    np.testing.assert_allclose(totals[:3], totals[0])
+    assert w[3] == 0.0
+
+
+def test_cosine_learning_rate_decays_to_floor():
+    assert cosine_learning_rate(1e-3, 0, 10) == pytest.approx(1e-3)
+    assert cosine_learning_rate(1e-3, 10, 10) == pytest.approx(2e-5)
+    assert cosine_learning_rate(1e-3, 4, 10) > cosine_learning_rate(1e-3, 5, 10)
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, cinc2017_dir):
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    subprocess.run(_train_cmd(cinc2017_dir, whole), check=True, env=env, capture_output=True)
+
+    proc = subprocess.Popen(_train_cmd(cinc2017_dir, broken), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = broken / "checkpoint" / "state.json"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text())["epoch"] < 2, "the run was killed before it finished"
+    assert not (broken / "config.json").exists()
+
+    again = subprocess.run(_train_cmd(cinc2017_dir, broken), env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    subprocess.run(_train_cmd(cinc2017_dir, broken, "--resume"), check=True, env=env, capture_output=True)
+
+    for (name_a, a), (name_b, b) in zip(_weights(whole), _weights(broken)):
+        assert name_a == name_b
+        np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
+    log_a = (whole / "training_log.csv").read_text().splitlines()
+    log_b = (broken / "training_log.csv").read_text().splitlines()
+    strip = lambda rows: [r.rsplit(",", 2)[0] for r in rows]  # drop the timing columns
+    assert strip(log_a) == strip(log_b)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, cinc2017_dir):
+    out = tmp_path / "m"
+    subprocess.run(_train_cmd(cinc2017_dir, out), check=True, capture_output=True)
+    other = [a if a != "5" else "6" for a in _train_cmd(cinc2017_dir, out, "--resume")]
+    result = subprocess.run(other, capture_output=True, text=True)
+    assert result.returncode == 2 and "other settings" in result.stderr
