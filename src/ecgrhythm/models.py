@@ -81,6 +81,13 @@ class DownsampleMask(layers.Layer):
 class MaskedGlobalPooling(layers.Layer):
     """Mean and max over the real steps: `(batch, steps, ch)` -> `(batch, 2 * ch)`."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # consumes the mask it is given explicitly
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
+
     def call(self, inputs, keep):
         m = ops.expand_dims(ops.cast(keep, inputs.dtype), -1)
         count = ops.maximum(ops.sum(m, axis=1), 1.0)

@@ -1,0 +1,69 @@
+"""Helpers shared by the benchmark scripts: the machine description and the JSON result line."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def machine() -> dict:
+    """The machine and software a result was measured on (call after importing ecgrhythm)."""
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+    }
+    import ecgrhythm
+    import keras
+
+    info.update({"ecgrhythm": ecgrhythm.__version__, "keras": keras.__version__, "keras_backend": keras.backend.backend()})
+    if keras.backend.backend() == "jax":
+        import jax
+
+        info.update({"jax": jax.__version__, "jax_devices": sorted({d.platform for d in jax.devices()})})
+    return info
+
+
+def emit(result: dict, output: str | None) -> None:
+    """Print `result` as one JSON line; also write it to `output` if given."""
+    line = json.dumps(result, sort_keys=False)
+    print(line, flush=True)
+    if output:
+        from ecgrhythm._io import atomic_write_text
+
+        atomic_write_text(output, json.dumps(result, indent=2) + "\n")
+
+
+def fail(message: str) -> None:
+    """Stop with a one-line error on stderr."""
+    print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
