@@ -1,0 +1,496 @@
+// ecgrhythm page: upload or pick a record, show its rhythm class and draw it on ECG paper.
+// Plain script, no build step and nothing fetched from anywhere but this server.
+"use strict";
+
+(() => {
+  const CLASS_NAMES = { N: "Normal sinus rhythm", A: "Atrial fibrillation", O: "Other rhythm", "~": "Too noisy to classify" };
+  const CLASS_COLORS = { N: "#008a63", A: "#c94f00", O: "#0067a5", "~": "#7a7a7a" };
+  const SPARE_COLORS = ["#b8528f", "#8a6d00", "#3d8fc4", "#5b5b9c", "#2f6b2f"];
+  const ZOOMS = [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4];
+  const PX_PER_MM = 96 / 25.4; // CSS pixels per millimetre at 100 %
+  const MM_PER_S = 25;
+  const MM_PER_MV = 10;
+  const BAND_H = 26;
+  const AXIS_H = 20;
+  const PAPER = { bg: "#fffafa", small: "#f5d0d0", big: "#e29c9c", trace: "#111827" };
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    uploadForm: $("upload-form"), files: $("files"), fs: $("fs"),
+    exampleForm: $("example-form"), example: $("example"), exampleButton: $("example-button"),
+    tokenBox: $("token-box"), token: $("token"),
+    message: $("message"), status: $("status"), modelInfo: $("model-info"),
+    result: $("result"), badge: $("label-badge"), labelName: $("label-name"), facts: $("facts"), probabilities: $("probabilities"),
+    tracePanel: $("trace-panel"), lead: $("lead"), zoomIn: $("zoom-in"), zoomOut: $("zoom-out"), zoomLevel: $("zoom-level"),
+    earlier: $("earlier"), later: $("later"), position: $("position"), positionText: $("position-text"),
+    view: $("trace-view"), trace: $("trace"), overview: $("overview"), legend: $("legend"), segments: $("segments"),
+  };
+
+  const state = { result: null, classes: [], lead: 0, zoom: ZOOMS.indexOf(1), t0: 0, busy: false, maxUpload: Infinity };
+
+  // ---------- server calls ----------
+
+  class ApiError extends Error {
+    constructor(message, status) { super(message); this.status = status; }
+  }
+
+  async function api(path, options = {}) {
+    const headers = {};
+    const token = el.token.value.trim();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let response;
+    try {
+      response = await fetch(path, { ...options, headers });
+    } catch (err) {
+      throw new ApiError(`could not reach the server (${err.message}). Is it still running?`, 0);
+    }
+    let body = null;
+    try { body = await response.json(); } catch { body = null; }
+    if (!response.ok) {
+      const detail = body && body.detail !== undefined ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : `HTTP ${response.status}`;
+      throw new ApiError(detail, response.status);
+    }
+    return body;
+  }
+
+  function showError(title, err) {
+    let text = err.message;
+    if (err.status === 401) {
+      el.tokenBox.open = true;
+      text += "\nEnter the server's access token under “Access token” and try again.";
+    }
+    alertText(title, text);
+  }
+
+  function alertText(title, text) {
+    setStatus("");
+    el.message.replaceChildren(node("strong", title), document.createTextNode(text));
+  }
+
+  function clearError() { el.message.replaceChildren(); }
+
+  function setStatus(text, busy = false) {
+    el.status.textContent = text;
+    el.status.classList.toggle("busy", busy);
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    for (const b of document.querySelectorAll("#upload-form button, #example-form button")) b.disabled = busy || (b === el.exampleButton && !el.example.options.length);
+  }
+
+  async function run(description, refusedTitle, request) {
+    if (state.busy) return;
+    clearError();
+    setBusy(true);
+    setStatus(`Classifying ${description}…`, true);
+    const started = performance.now();
+    try {
+      const result = await request();
+      show(result);
+      setStatus(`Classified ${result.record} (${formatSeconds(result.duration_s)}) in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+    } catch (err) {
+      showError(err.status >= 400 && err.status < 500 && err.status !== 401 ? refusedTitle : `Could not classify ${description}`, err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function loadServerInfo() {
+    try {
+      const health = await api("/health");
+      state.classes = health.classes;
+      state.maxUpload = health.max_upload_bytes || Infinity;
+      if (health.max_upload_bytes) $("max-size").textContent = `${+(health.max_upload_bytes / 2 ** 20).toFixed(1)} MB`;
+      el.modelInfo.textContent = `Model ${health.model} · classes ${health.classes.join(", ")}`;
+    } catch (err) {
+      el.modelInfo.textContent = "Server not reachable";
+      showError("The server did not answer", err);
+      return;
+    }
+    await loadExamples();
+  }
+
+  async function loadExamples() {
+    el.example.replaceChildren();
+    try {
+      const { examples } = await api("/v1/examples");
+      for (const ex of examples) {
+        const option = new Option(ex.reference ? `${ex.name} (${ex.reference}: ${className(ex.reference)})` : ex.name, ex.name);
+        el.example.add(option);
+      }
+      if (!examples.length) el.example.add(new Option("No examples on this server", ""));
+      el.example.disabled = !examples.length;
+      el.exampleButton.disabled = !examples.length;
+    } catch (err) {
+      el.example.add(new Option("Examples unavailable", ""));
+      el.example.disabled = true;
+      el.exampleButton.disabled = true;
+      if (err.status === 401) el.tokenBox.open = true;
+      else showError("Could not list the examples", err);
+    }
+  }
+
+  // ---------- results ----------
+
+  function className(label) { return CLASS_NAMES[label] || label; }
+
+  function classColor(label) {
+    if (CLASS_COLORS[label]) return CLASS_COLORS[label];
+    const i = Math.max(0, state.classes.indexOf(label));
+    return SPARE_COLORS[i % SPARE_COLORS.length];
+  }
+
+  function formatSeconds(s) {
+    if (s < 120) return `${s.toFixed(1)} s`;
+    const m = Math.floor(s / 60);
+    return `${m} min ${Math.round(s - 60 * m)} s`;
+  }
+
+  function percent(p) { return `${(100 * p).toFixed(1)} %`; }
+
+  function show(result) {
+    state.result = result;
+    state.classes = result.classes || Object.keys(result.probabilities);
+    el.badge.textContent = result.label;
+    el.badge.style.background = classColor(result.label);
+    el.labelName.textContent = className(result.label);
+
+    const facts = [
+      ["Record", result.record],
+      ["Duration", formatSeconds(result.duration_s)],
+      ["Sampling rate", `${+result.fs.toFixed(2)} Hz`],
+      ["Leads", result.signal.leads.join(", ")],
+    ];
+    if (result.reference) facts.push(["Reference label", `${result.reference} (${className(result.reference)})`]);
+    el.facts.replaceChildren(...facts.flatMap(([k, v]) => [node("dt", k), node("dd", v)]));
+
+    const ranked = state.classes.slice().sort((a, b) => result.probabilities[b] - result.probabilities[a]);
+    el.probabilities.replaceChildren(...ranked.map((c) => {
+      const p = result.probabilities[c];
+      const li = node("li");
+      if (c === result.label) li.className = "top";
+      const name = node("span", "", "cls-name");
+      name.append(node("b", c), className(c));
+      const track = node("span", "", "track");
+      track.setAttribute("aria-hidden", "true");
+      const fill = node("span", "", "fill");
+      fill.style.width = `${Math.max(0, Math.min(100, 100 * p))}%`;
+      fill.style.background = classColor(c);
+      track.append(fill);
+      li.append(name, track, node("span", percent(p), "pct"));
+      return li;
+    }));
+
+    el.lead.replaceChildren(...result.signal.leads.map((name, i) => new Option(name, String(i))));
+    state.lead = 0;
+    el.lead.disabled = result.signal.leads.length < 2;
+    el.legend.replaceChildren(...state.classes.map((c) => {
+      const sw = node("span", "", "swatch");
+      sw.style.background = classColor(c);
+      const li = node("li");
+      li.append(sw, `${c}: ${className(c)}`);
+      return li;
+    }));
+    el.segments.replaceChildren(...result.segments.map((s) => {
+      const tr = node("tr");
+      tr.append(node("td", s.start_s.toFixed(1)), node("td", s.end_s.toFixed(1)), node("td", `${s.label} (${className(s.label)})`), node("td", percent(s.probabilities[s.label])));
+      return tr;
+    }));
+    state.t0 = 0;
+    el.result.hidden = false;
+    el.tracePanel.hidden = false;
+    draw();
+  }
+
+  function node(tag, text = "", cls = "") {
+    const n = document.createElement(tag);
+    if (text) n.textContent = text;
+    if (cls) n.className = cls;
+    return n;
+  }
+
+  // ---------- drawing ----------
+
+  const pxPerMm = () => PX_PER_MM * ZOOMS[state.zoom];
+  const pxPerS = () => MM_PER_S * pxPerMm();
+  const viewWidth = () => el.view.clientWidth || 800;
+  const visibleSpan = () => viewWidth() / pxPerS();
+
+  function clampT0(t0) {
+    const r = state.result;
+    return r ? Math.max(0, Math.min(t0, r.duration_s - visibleSpan())) : 0;
+  }
+
+  function leadRange(values) {
+    // Robust range (0.2 and 99.8 percentiles) of up to 20000 evenly picked samples.
+    const step = Math.max(1, Math.floor(values.length / 20000));
+    const picked = [];
+    for (let i = 0; i < values.length; i += step) picked.push(values[i]);
+    picked.sort((a, b) => a - b);
+    const q = (f) => picked[Math.min(picked.length - 1, Math.floor(f * (picked.length - 1)))];
+    return [q(0.002), q(0.998)];
+  }
+
+  function setupCanvas(canvas, cssW, cssH) {
+    const dpr = window.devicePixelRatio || 1;
+    canvas.style.height = `${cssH}px`;
+    canvas.width = Math.round(cssW * dpr);
+    canvas.height = Math.round(cssH * dpr);
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    return ctx;
+  }
+
+  function draw() {
+    const r = state.result;
+    if (!r) return;
+    state.t0 = clampT0(state.t0);
+    const sig = r.signal;
+    const values = sig.values[state.lead];
+    const mm = pxPerMm();
+    const w = viewWidth();
+    const [lo, hi] = leadRange(values);
+    const heightMm = Math.min(80, Math.max(40, Math.ceil(((hi - lo) * MM_PER_MV + 10) / 5) * 5));
+    const traceH = Math.round(heightMm * mm);
+    const h = traceH + BAND_H + AXIS_H;
+    const ctx = setupCanvas(el.trace, w, h);
+    const t0 = state.t0;
+    const t1 = t0 + w / pxPerS();
+    const mid = (hi + lo) / 2;
+    const yOf = (v) => traceH / 2 - (v - mid) * MM_PER_MV * mm;
+    const xOf = (t) => (t - t0) * pxPerS();
+
+    // ECG paper: 1 mm small squares, 5 mm large squares, aligned to 0 s and 0 mV.
+    ctx.fillStyle = PAPER.bg;
+    ctx.fillRect(0, 0, w, traceH);
+    const y0 = yOf(0);
+    const gridLines = (big) => {
+      ctx.beginPath();
+      const every = big ? 5 : 1;
+      if (!big && mm < 2.5) return; // too dense to see
+      for (let k = Math.ceil(t0 * MM_PER_S / every) * every; k <= t1 * MM_PER_S; k += every) {
+        if (!big && k % 5 === 0) continue;
+        const x = Math.round(xOf(k / MM_PER_S)) + 0.5;
+        ctx.moveTo(x, 0); ctx.lineTo(x, traceH);
+      }
+      const jFirst = Math.ceil(-y0 / mm / every) * every;
+      for (let j = jFirst; y0 + j * mm <= traceH; j += every) {
+        if (!big && j % 5 === 0) continue;
+        const y = Math.round(y0 + j * mm) + 0.5;
+        ctx.moveTo(0, y); ctx.lineTo(w, y);
+      }
+      ctx.strokeStyle = big ? PAPER.big : PAPER.small;
+      ctx.lineWidth = 1;
+      ctx.stroke();
+    };
+    gridLines(false);
+    gridLines(true);
+
+    // The trace: straight segments when zoomed in, min/max per pixel column when zoomed out.
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(0, 0, w, traceH);
+    ctx.clip();
+    ctx.beginPath();
+    const fs = sig.fs;
+    const i0 = Math.max(0, Math.floor(t0 * fs) - 1);
+    const i1 = Math.min(values.length - 1, Math.ceil(t1 * fs) + 1);
+    if (pxPerS() / fs >= 0.5) {
+      for (let i = i0; i <= i1; i++) {
+        const x = xOf(i / fs), y = yOf(values[i]);
+        if (i === i0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      }
+    } else {
+      const perCol = fs / pxPerS();
+      for (let col = 0; col < w; col++) {
+        const a = Math.max(0, Math.floor((t0 * fs) + col * perCol));
+        const b = Math.min(values.length, Math.floor((t0 * fs) + (col + 1) * perCol) + 1);
+        if (a >= b) break;
+        let vmin = Infinity, vmax = -Infinity;
+        for (let i = a; i < b; i++) { if (values[i] < vmin) vmin = values[i]; if (values[i] > vmax) vmax = values[i]; }
+        if (col === 0) ctx.moveTo(col, yOf(vmax)); else ctx.lineTo(col, yOf(vmax));
+        ctx.lineTo(col, yOf(vmin));
+      }
+    }
+    ctx.strokeStyle = PAPER.trace;
+    ctx.lineWidth = 1.3;
+    ctx.lineJoin = "round";
+    ctx.stroke();
+    ctx.restore();
+
+    // Calibration label.
+    ctx.fillStyle = "rgba(255,250,250,.85)";
+    ctx.fillRect(6, 6, 150, 18);
+    ctx.fillStyle = "#6b2b2b";
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    ctx.fillText(`${sig.leads[state.lead]} · 25 mm/s · 10 mm/mV`, 10, 15);
+
+    // Rhythm bands under the trace.
+    const bandTop = traceH;
+    ctx.fillStyle = "#f1f3f6";
+    ctx.fillRect(0, bandTop, w, BAND_H + AXIS_H);
+    ctx.font = "bold 12px system-ui, sans-serif";
+    ctx.textAlign = "center";
+    for (const s of r.segments) {
+      if (s.end_s < t0 || s.start_s > t1) continue;
+      const xa = Math.max(0, xOf(s.start_s)), xb = Math.min(w, xOf(s.end_s));
+      ctx.fillStyle = classColor(s.label);
+      ctx.fillRect(xa, bandTop + 3, Math.max(1, xb - xa - 1), BAND_H - 6);
+      if (xb - xa > 24) {
+        ctx.fillStyle = "#fff";
+        ctx.fillText(xb - xa > 160 ? `${s.label} · ${className(s.label)}` : s.label, (xa + xb) / 2, bandTop + BAND_H / 2);
+      }
+    }
+    // Time axis.
+    const tick = pxPerS() >= 60 ? 1 : pxPerS() >= 12 ? 5 : 30;
+    ctx.fillStyle = "#3d4654";
+    ctx.strokeStyle = "#8a93a0";
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.beginPath();
+    for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) {
+      const x = Math.round(xOf(t)) + 0.5;
+      ctx.moveTo(x, bandTop + BAND_H); ctx.lineTo(x, bandTop + BAND_H + 4);
+      ctx.textAlign = x < 15 ? "left" : "center";
+      ctx.fillText(`${t} s`, x, bandTop + BAND_H + 12);
+    }
+    ctx.stroke();
+
+    drawOverview();
+    updateControls(t1);
+  }
+
+  function drawOverview() {
+    const r = state.result;
+    const w = el.overview.clientWidth || viewWidth();
+    const h = 30;
+    const ctx = setupCanvas(el.overview, w, h);
+    const sx = w / r.duration_s;
+    ctx.fillStyle = "#e8ebf0";
+    ctx.fillRect(0, 0, w, h);
+    for (const s of r.segments) {
+      ctx.fillStyle = classColor(s.label);
+      ctx.fillRect(s.start_s * sx, 6, Math.max(1, (s.end_s - s.start_s) * sx - 1), h - 12);
+    }
+    const a = state.t0 * sx, b = Math.min(w, (state.t0 + visibleSpan()) * sx);
+    ctx.fillStyle = "rgba(255,255,255,.55)";
+    ctx.fillRect(0, 0, a, h);
+    ctx.fillRect(b, 0, w - b, h);
+    ctx.strokeStyle = "#12263f";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(a + 1, 1, Math.max(2, b - a - 2), h - 2);
+  }
+
+  function updateControls(t1) {
+    const r = state.result;
+    const maxT0 = Math.max(0, r.duration_s - visibleSpan());
+    el.position.max = maxT0.toFixed(2);
+    el.position.value = state.t0.toFixed(2);
+    el.position.disabled = maxT0 <= 0;
+    el.position.setAttribute("aria-valuetext", `${state.t0.toFixed(1)} seconds`);
+    el.positionText.textContent = `${state.t0.toFixed(1)}–${Math.min(t1, r.duration_s).toFixed(1)} s of ${r.duration_s.toFixed(1)} s`;
+    el.zoomLevel.textContent = `${Math.round(ZOOMS[state.zoom] * 100)} %`;
+    el.zoomIn.disabled = state.zoom === ZOOMS.length - 1;
+    el.zoomOut.disabled = state.zoom === 0;
+    el.earlier.disabled = state.t0 <= 0;
+    el.later.disabled = state.t0 >= maxT0 - 1e-6;
+    const seg = r.segments.find((s) => s.end_s > state.t0) || r.segments[0];
+    el.trace.setAttribute("aria-label",
+      `ECG lead ${r.signal.leads[state.lead]} from ${state.t0.toFixed(1)} to ${Math.min(t1, r.duration_s).toFixed(1)} seconds; ` +
+      `timeline here: ${className(seg.label)}; whole record: ${className(r.label)}.`);
+  }
+
+  function scrollTo(t0) { state.t0 = clampT0(t0); draw(); }
+
+  function zoom(step) {
+    const centre = state.t0 + visibleSpan() / 2;
+    state.zoom = Math.max(0, Math.min(ZOOMS.length - 1, state.zoom + step));
+    scrollTo(centre - visibleSpan() / 2);
+  }
+
+  // ---------- events ----------
+
+  el.uploadForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const files = Array.from(el.files.files);
+    if (!files.length) {
+      alertText("No file chosen", "Choose a record first: a .hea header with its .mat or .dat file, or one .mat, .csv or .npy file.");
+      el.files.focus();
+      return;
+    }
+    const size = files.reduce((total, f) => total + f.size, 0);
+    if (size > state.maxUpload) {
+      alertText("The file was refused", `${files.map((f) => f.name).join(", ")}: ${(size / 2 ** 20).toFixed(1)} MB, more than this server accepts (${(state.maxUpload / 2 ** 20).toFixed(1)} MB). Send a shorter record.`);
+      return;
+    }
+    const body = new FormData();
+    for (const f of files) body.append("files", f, f.name);
+    if (el.fs.value.trim()) body.append("fs", el.fs.value.trim());
+    const names = files.map((f) => f.name).join(" + ");
+    run(names, files.length > 1 ? "The files were refused" : "The file was refused", () => api("/v1/classify", { method: "POST", body }));
+  });
+
+  el.exampleForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = el.example.value;
+    if (name) run(`example ${name}`, `Example ${name} could not be classified`, () => api(`/v1/examples/${encodeURIComponent(name)}`));
+  });
+
+  el.token.addEventListener("change", () => { clearError(); loadExamples(); });
+  el.lead.addEventListener("change", () => { state.lead = Number(el.lead.value); draw(); });
+  el.zoomIn.addEventListener("click", () => zoom(1));
+  el.zoomOut.addEventListener("click", () => zoom(-1));
+  el.earlier.addEventListener("click", () => scrollTo(state.t0 - visibleSpan() * 0.8));
+  el.later.addEventListener("click", () => scrollTo(state.t0 + visibleSpan() * 0.8));
+  el.position.addEventListener("input", () => scrollTo(Number(el.position.value)));
+
+  el.view.addEventListener("keydown", (event) => {
+    if (!state.result) return;
+    const span = visibleSpan();
+    const actions = {
+      ArrowLeft: () => scrollTo(state.t0 - (event.shiftKey ? span : 1)),
+      ArrowRight: () => scrollTo(state.t0 + (event.shiftKey ? span : 1)),
+      PageUp: () => scrollTo(state.t0 - span),
+      PageDown: () => scrollTo(state.t0 + span),
+      Home: () => scrollTo(0),
+      End: () => scrollTo(Infinity),
+      "+": () => zoom(1),
+      "=": () => zoom(1),
+      "-": () => zoom(-1),
+    };
+    const action = actions[event.key];
+    if (action) { event.preventDefault(); action(); }
+  });
+
+  let drag = null;
+  el.view.addEventListener("pointerdown", (event) => {
+    if (!state.result) return;
+    drag = { x: event.clientX, t0: state.t0 };
+    el.view.setPointerCapture(event.pointerId);
+    el.view.classList.add("dragging");
+  });
+  el.view.addEventListener("pointermove", (event) => {
+    if (drag) scrollTo(drag.t0 - (event.clientX - drag.x) / pxPerS());
+  });
+  const endDrag = () => { drag = null; el.view.classList.remove("dragging"); };
+  el.view.addEventListener("pointerup", endDrag);
+  el.view.addEventListener("pointercancel", endDrag);
+  el.view.addEventListener("wheel", (event) => {
+    if (!state.result) return;
+    const dx = Math.abs(event.deltaX) > Math.abs(event.deltaY) ? event.deltaX : event.shiftKey ? event.deltaY : 0;
+    if (dx) { event.preventDefault(); scrollTo(state.t0 + dx / pxPerS()); }
+  }, { passive: false });
+
+  const jump = (event) => {
+    if (!state.result) return;
+    const rect = el.overview.getBoundingClientRect();
+    scrollTo(((event.clientX - rect.left) / rect.width) * state.result.duration_s - visibleSpan() / 2);
+  };
+  el.overview.addEventListener("pointerdown", (event) => { el.overview.setPointerCapture(event.pointerId); jump(event); });
+  el.overview.addEventListener("pointermove", (event) => { if (event.buttons) jump(event); });
+
+  new ResizeObserver(() => draw()).observe(el.view);
+
+  loadServerInfo();
+})();

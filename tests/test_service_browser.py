@@ -1,0 +1,114 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright, against a loopback server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium package (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed (pip install -e .[test])")
+
+from ecgrhythm.service import background_server, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def base_url(tiny_model_dir, cinc2017_dir):
+    app = create_app(tiny_model_dir, token="", examples_dir=cinc2017_dir)
+    with background_server(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser, base_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    outside = []
+    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith((base_url, "data:")) else None)
+    page.goto(base_url + "/")
+    page.wait_for_selector("#example-button:not([disabled])")
+    yield page
+    assert errors == [], f"JavaScript errors: {errors}"
+    assert outside == [], f"the page fetched from elsewhere: {outside}"
+    context.close()
+
+
+def _ink_pixels(page) -> int:
+    """Pixels of the ECG paper (the canvas above the 46 px of bands and axis) dark enough to be the trace."""
+    return page.evaluate(
+        """() => {
+            const c = document.getElementById('trace');
+            const paper = c.height - Math.round(46 * (window.devicePixelRatio || 1));
+            const d = c.getContext('2d').getImageData(0, 0, c.width, paper).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i] < 90 && d[i + 1] < 90 && d[i + 2] < 110) n++;
+            return n;
+        }"""
+    )
+
+
+def test_upload_a_record_and_see_it_drawn(page, tiny_model_dir, cinc2017_dir, tmp_path):
+    from ecgrhythm.inference import RhythmClassifier
+
+    header, signal = cinc2017_dir / "A00001.hea", cinc2017_dir / "A00001.mat"
+    expected, _ = RhythmClassifier.load(tiny_model_dir).classify_files([header])
+    page.set_input_files("#files", [str(header), str(signal)])
+    page.click("text=Classify file")
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    assert page.inner_text("#label-badge") == expected.labels[0]
+    assert "A00001" in page.inner_text("#facts")
+    assert page.locator("#probabilities li").count() == len(expected.classes)
+    assert page.locator("#segments tr").count() == 3
+    assert page.inner_text("#message") == ""
+    ink = _ink_pixels(page)
+    assert ink > 500, "the ECG trace was not drawn"
+    page.screenshot(path=str(tmp_path / "page-upload.png"), full_page=True)
+
+    # The keyboard scrolls the trace: the view moves and is redrawn.
+    page.focus("#trace-view")
+    before = page.input_value("#position")
+    page.keyboard.press("End")
+    assert float(page.input_value("#position")) > float(before)
+    page.keyboard.press("-")
+    assert page.inner_text("#zoom-level") == "75 %"
+    assert _ink_pixels(page) > 500
+
+
+def test_refused_file_shows_an_alert(page, tmp_path):
+    bad = tmp_path / "notes.csv"
+    bad.write_text("time,value\nnoon,high\n")
+    page.set_input_files("#files", str(bad))
+    page.fill("#fs", "300")
+    page.click("text=Classify file")
+    alert = page.locator("[role=alert]")
+    alert.wait_for(state="visible")
+    page.wait_for_function("document.getElementById('message').textContent.length > 0")
+    assert alert.inner_text().startswith("The file was refused") and "notes.csv" in alert.inner_text()
+    assert page.locator("#result").is_hidden()
+    page.screenshot(path=str(tmp_path / "page-refused.png"), full_page=True)
+
+
+def test_example_record(page, tmp_path):
+    page.select_option("#example", "A00004")
+    page.click("#example-button")
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    assert "A00004" in page.inner_text("#facts") and "Reference label" in page.inner_text("#facts")
+    assert _ink_pixels(page) > 500
+    page.screenshot(path=str(tmp_path / "page-example.png"), full_page=True)
