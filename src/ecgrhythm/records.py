@@ -385,7 +385,8 @@ def find_records(paths) -> list[Path]:
     missing record is reported when read; entries leaving the folder are
     skipped with a warning). A folder without one yields every `.hea` header
     and every `.mat`, `.csv` or `.npy` file that no header names, except
-    hidden files and `REFERENCE*.csv` label files. Files are taken as given;
+    hidden files and the challenges' metadata tables (`REFERENCE*.csv` labels,
+    `dx_mapping*.csv` code names). Files are taken as given;
     subfolders are not searched.
 
     Args:
@@ -424,6 +425,10 @@ def _indexed_records(folder: Path, index: Path) -> list[Path]:
     return found
 
 
+# PhysioNet challenge metadata beside the records: labels and code-to-name mappings.
+_METADATA_CSV_PREFIXES = ("reference", "dx_mapping")
+
+
 def _folder_records(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
     headers = [p for p in files if p.suffix.lower() == ".hea"]
@@ -436,7 +441,7 @@ def _folder_records(folder: Path) -> list[Path]:
     signals = [
         p for p in files
         if p.suffix.lower() in SIGNAL_SUFFIXES and p.name.lower() not in claimed
-        and not (p.suffix.lower() == ".csv" and p.name.lower().startswith("reference"))
+        and not (p.suffix.lower() == ".csv" and p.name.lower().startswith(_METADATA_CSV_PREFIXES))
     ]
     return sorted(headers + signals)
 

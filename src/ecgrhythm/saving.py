@@ -43,7 +43,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, architecture: ModelConfig, metadata=None, extra_files=None) -> Path:
+def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, architecture: ModelConfig, metadata=None, thresholds=None, extra_files=None) -> Path:
     """Write a complete model folder at `path`, replacing any folder there.
 
     Args:
@@ -53,6 +53,7 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
         preprocess: preprocessing the model expects.
         architecture: the model's architecture.
         metadata: JSON-serialisable facts about training (scores, times, ...).
+        thresholds: per-class decision thresholds of a multi-label model.
         extra_files: mapping of file name to text, written into the folder too.
 
     Returns:
@@ -71,6 +72,10 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
             "model": architecture.to_dict(),
             "metadata": metadata or {},
         }
+        if thresholds is not None:
+            if len(thresholds) != len(classes):
+                raise ValueError(f"{len(thresholds)} thresholds for {len(classes)} classes")
+            config["thresholds"] = [float(t) for t in thresholds]
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")

@@ -24,9 +24,10 @@ import numpy as np
 from ._io import atomic_write, atomic_write_text
 from .batching import WindowSequence, bucket_lengths
 from .config import ModelConfig, PreprocessConfig, TrainConfig
-from .evaluation import cinc2017_score, confusion_matrix, f1_per_class
+from .evaluation import cinc2017_score, confusion_matrix, f1_per_class, multilabel_report, tune_thresholds
 from .inference import predict_signals
 from .preprocessing import preprocess
+from .labels import LABEL_SOURCES, choose_classes, class_names_of, detect_label_source, dx_codes, dx_mapping
 from .records import RecordError, find_records, read_record, read_reference
 
 __all__ = ["load_labelled", "train", "stratified_split", "TrainResult", "CINC2017_CLASSES"]
@@ -45,64 +46,124 @@ class LabelledData:
     Attributes:
         names: record names.
         signals: float32 arrays `(n_i, n_leads)` at the model's rate.
-        labels: class index of each record.
+        targets: class index of each record `(n,)`, or multi-hot `(n, n_classes)` float32.
         classes: class names.
+        multilabel: whether `targets` is multi-hot.
+        preprocess: the preprocessing applied (with the leads fixed for multi-lead data).
         failures: `(path, reason)` of records that could not be read.
+        unlabelled: names of records left out for having none of the classes.
     """
 
     names: list[str]
     signals: list[np.ndarray]
-    labels: np.ndarray
+    targets: np.ndarray
     classes: tuple[str, ...]
+    multilabel: bool
+    preprocess: PreprocessConfig
     failures: list[tuple[str, str]]
+    unlabelled: list[str] = dataclasses.field(default_factory=list)
 
 
-def load_labelled(data_dir, config: PreprocessConfig, *, classes=CINC2017_CLASSES, limit: int | None = None) -> LabelledData:
-    """Read and preprocess the labelled records of a CinC 2017 style folder.
+def _read_all(paths, config: PreprocessConfig, failures, limit=None):
+    """Yield `(path, record, signal)` for readable records; fix the leads on the first multi-lead record."""
+    count = 0
+    for path in paths:
+        if limit is not None and count >= limit:
+            return
+        try:
+            record = read_record(path)
+            if config.leads is None and record.n_leads > 1:
+                config = dataclasses.replace(config, leads=record.sig_name)
+            signal = preprocess(record, config)
+        except RecordError as exc:
+            failures.append((str(path), exc.reason))
+            continue
+        count += 1
+        yield path, record, signal, config
+
+
+def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", classes=None, limit: int | None = None, unlabelled: str = "drop") -> LabelledData:
+    """Read and preprocess the labelled records of a folder.
 
     Args:
-        data_dir: folder with records and `REFERENCE.csv`.
-        config: preprocessing to apply.
-        classes: class names, in output order.
+        data_dir: folder of records with a `REFERENCE.csv` (one label per
+            record) or with SNOMED-CT `# Dx:` codes in the headers (several).
+        config: preprocessing to apply. For multi-lead data without `leads`,
+            the leads of the first record are used (and required of all).
+        labels: `"auto"` (detect from the folder), `"reference"` or `"header"`.
+        classes: class names: for `REFERENCE.csv` the label set (default N, A, O, ~);
+            for header codes `"all"` (default), `"scored"` or a list.
         limit: read only the first `limit` labelled records (for quick runs).
+        unlabelled: for header codes, `"drop"` records with none of the
+            classes (default) or `"keep"` them as all-negative examples.
 
     Returns:
         The data; unreadable records are skipped and listed in `failures`.
     """
     data_dir = Path(data_dir)
-    reference = read_reference(data_dir / "REFERENCE.csv")
-    index = {c: i for i, c in enumerate(classes)}
-    names, signals, labels, failures = [], [], [], []
-    for path in find_records([data_dir]):
-        name = path.name.rsplit(".", 1)[0]
-        if name not in reference:
-            continue
-        if limit is not None and len(names) >= limit:
-            break
-        label = reference[name]
-        if label not in index:
-            failures.append((str(path), f"label {label!r} is not one of {list(classes)}"))
-            continue
-        try:
-            signals.append(preprocess(read_record(path), config))
-        except RecordError as exc:
-            failures.append((str(path), exc.reason))
-            continue
-        names.append(name)
-        labels.append(index[label])
+    source = detect_label_source(data_dir) if labels == "auto" else labels
+    if source not in LABEL_SOURCES[1:]:
+        raise ValueError(f"Invalid argument `labels`: expected one of {LABEL_SOURCES}. Received: labels={labels!r}")
+    if unlabelled not in ("drop", "keep"):
+        raise ValueError(f"Invalid argument `unlabelled`: expected 'drop' or 'keep'. Received: unlabelled={unlabelled!r}")
+    failures: list[tuple[str, str]] = []
+    names, signals, targets, dropped = [], [], [], []
+    if source == "reference":
+        reference = read_reference(data_dir / "REFERENCE.csv")
+        classes = tuple(classes or CINC2017_CLASSES)
+        index = {c: i for i, c in enumerate(classes)}
+        paths = []
+        for path in find_records([data_dir]):
+            name = path.name.rsplit(".", 1)[0]
+            if name not in reference:
+                continue
+            if reference[name] not in index:
+                failures.append((str(path), f"label {reference[name]!r} is not one of {list(classes)}"))
+                continue
+            paths.append(path)
+        for path, record, signal, config in _read_all(paths, config, failures, limit):
+            names.append(record.record_name)
+            signals.append(signal)
+            targets.append(index[reference[path.name.rsplit(".", 1)[0]]])
+        targets = np.asarray(targets)
+        multilabel = False
+    else:
+        mapping, scored = dx_mapping(data_dir)
+        headers = [p for p in find_records([data_dir]) if p.suffix.lower() == ".hea"]
+        rows = [(record, signal, config) for _, record, signal, config in _read_all(headers, config, failures, limit)]
+        code_lists = [dx_codes(record.comments) for record, _, _ in rows]
+        classes = choose_classes(code_lists, classes or "all", mapping, scored)
+        for (record, signal, config), codes in zip(rows, code_lists):
+            present = class_names_of(codes, mapping)
+            target = np.array([c in present for c in classes], dtype=np.float32)
+            if not target.any() and unlabelled == "drop":
+                dropped.append(record.record_name)
+                continue
+            names.append(record.record_name)
+            signals.append(signal)
+            targets.append(target)
+        targets = np.asarray(targets, dtype=np.float32).reshape(len(names), len(classes))
+        multilabel = True
     if not names:
         raise RecordError(data_dir, "no labelled records could be read")
     for path, reason in failures:
         logger.warning("skipped %s: %s", path, reason)
-    return LabelledData(names, signals, np.asarray(labels), tuple(classes), failures)
+    if dropped:
+        logger.warning("left out %d records with none of the classes %s", len(dropped), list(classes))
+    return LabelledData(names, signals, targets, tuple(classes), multilabel, config, failures, dropped)
 
 
 def stratified_split(labels, val_fraction: float, seed: int):
-    """Seeded stratified split of record indices into `(train_idx, val_idx)`."""
+    """Seeded split of record indices into `(train_idx, val_idx)`.
+
+    Stratified by class for one label per record; for multi-hot labels
+    `(n, n_classes)` a plain seeded random split.
+    """
     from sklearn.model_selection import train_test_split
 
+    labels = np.asarray(labels)
     idx = np.arange(len(labels))
-    train_idx, val_idx = train_test_split(idx, test_size=val_fraction, stratify=labels, random_state=seed)
+    train_idx, val_idx = train_test_split(idx, test_size=val_fraction, stratify=labels if labels.ndim == 1 else None, random_state=seed)
     return np.sort(train_idx), np.sort(val_idx)
 
 
@@ -112,6 +173,33 @@ def class_weights(labels, n_classes: int, method: str) -> np.ndarray:
         return np.ones(n_classes)
     counts = np.bincount(labels, minlength=n_classes).astype(float)
     return np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+def positive_weights(targets: np.ndarray, method: str, cap: float = 50.0) -> np.ndarray:
+    """Multi-label loss weight of the positives of each class: `negatives / positives`, capped.
+
+    Rare codes get heavier positives, so the network does not learn to never predict them.
+    """
+    if method == "none":
+        return np.ones(targets.shape[1])
+    pos = targets.sum(axis=0)
+    return np.clip((len(targets) - pos) / np.maximum(pos, 1), 1.0, cap)
+
+
+def weighted_binary_crossentropy(pos_weight):
+    """Binary cross-entropy with the positives of class `k` weighted by `pos_weight[k]`."""
+    from keras import ops
+
+    weight = np.asarray(pos_weight, dtype="float32")
+
+    def loss(y_true, y_pred):
+        eps = 1e-7
+        p = ops.clip(y_pred, eps, 1 - eps)
+        y = ops.cast(y_true, p.dtype)
+        terms = -(weight * y * ops.log(p) + (1 - y) * ops.log(1 - p))
+        return ops.mean(terms, axis=-1)
+
+    return loss
 
 
 def cosine_learning_rate(base: float, epoch: int, epochs: int, floor: float = 0.02) -> float:
@@ -130,11 +218,16 @@ class TrainResult:
     history: list
 
 
-def _score(model, signals, labels, classes, buckets):
+def _score(model, signals, targets, classes, buckets, multilabel):
+    """Validation score, per-class F1 and extras (confusion matrix, or tuned thresholds)."""
     probs = predict_signals(model, signals, buckets)
+    if multilabel:
+        thresholds = tune_thresholds(targets, probs)
+        report = multilabel_report(targets, probs, classes, thresholds)
+        return report.macro_f1, report.f1, {"thresholds": thresholds.tolist()}
     pred = [classes[i] for i in probs.argmax(axis=1)]
-    cm = confusion_matrix([classes[i] for i in labels], pred, classes)
-    return cinc2017_score(cm, classes), f1_per_class(cm, classes), cm
+    cm = confusion_matrix([classes[i] for i in targets], pred, classes)
+    return cinc2017_score(cm, classes), f1_per_class(cm, classes), {"val_confusion": cm.tolist()}
 
 
 def _save_arrays(path: Path, arrays) -> None:
@@ -166,17 +259,24 @@ def train(
     train_config: TrainConfig | None = None,
     resume: bool = False,
     limit: int | None = None,
+    labels: str = "auto",
+    classes=None,
+    unlabelled: str = "drop",
     verbose: int = 1,
 ) -> TrainResult:
     """Train a classifier on a labelled folder and write the best model to `output_dir`.
 
     Args:
-        data_dir: folder with records and `REFERENCE.csv`.
+        data_dir: folder with records and a `REFERENCE.csv`, or records whose
+            headers carry SNOMED-CT `# Dx:` codes (multi-label; see `load_labelled`).
         output_dir: model folder to write; `output_dir/checkpoint` holds the
             resumable state and `output_dir/training_log.csv` the per-epoch log.
         preprocess_config, model_config, train_config: settings (defaults if None).
         resume: continue from `output_dir/checkpoint` (settings must match).
         limit: use only the first `limit` labelled records.
+        labels, classes, unlabelled: label source and classes (see `load_labelled`).
+            Header codes train a multi-label model (sigmoid outputs, weighted
+            binary cross-entropy, per-class thresholds tuned on validation).
         verbose: 1 shows Keras' progress bar, 0 is silent.
 
     Returns:
@@ -192,10 +292,13 @@ def train(
     tc = train_config or TrainConfig()
     output_dir = Path(output_dir)
     ckpt = output_dir / CHECKPOINT_DIR
-    settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": str(Path(data_dir).resolve())}
+    settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": str(Path(data_dir).resolve()),
+                "labels": labels, "classes": classes if isinstance(classes, (str, type(None))) else list(classes), "unlabelled": unlabelled}
     if resume and (ckpt / "state.json").is_file():
         state = json.loads((ckpt / "state.json").read_text())
-        if json.loads(json.dumps(settings)) != state["settings"]:
+        # checkpoints written before multi-label support lack these settings
+        saved = {"labels": "auto", "classes": None, "unlabelled": "drop", **state["settings"]}
+        if json.loads(json.dumps(settings)) != saved:
             raise ValueError(f"{ckpt}: the checkpoint was made with other settings; train without --resume or with the same settings")
     else:
         if ckpt.exists():
@@ -205,16 +308,23 @@ def train(
 
     keras.utils.set_random_seed(tc.seed)
     started = time.perf_counter()
-    data = load_labelled(data_dir, pre, limit=limit)
-    train_idx, val_idx = stratified_split(data.labels, tc.val_fraction, tc.seed)
-    weights = class_weights(data.labels[train_idx], len(data.classes), tc.class_weighting)
+    data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
+    pre, multilabel = data.preprocess, data.multilabel
+    arch = dataclasses.replace(arch, multilabel=multilabel)
+    train_idx, val_idx = stratified_split(data.targets, tc.val_fraction, tc.seed)
+    y_train, y_val = data.targets[train_idx], data.targets[val_idx]
+    if multilabel:
+        loss, sample_weight = weighted_binary_crossentropy(positive_weights(y_train, tc.class_weighting)), None
+    else:
+        loss = "sparse_categorical_crossentropy"
+        sample_weight = class_weights(y_train, len(data.classes), tc.class_weighting)[y_train]
     window = int(round(tc.window_s * pre.fs / arch.downsampling)) * arch.downsampling
     sequence = WindowSequence(
         [data.signals[i] for i in train_idx],
-        data.labels[train_idx],
+        y_train,
         window=window,
         batch_size=min(tc.batch_size, len(train_idx)),
-        sample_weight=weights[data.labels[train_idx]],
+        sample_weight=sample_weight,
         seed=tc.seed,
     )
     val_signals = [data.signals[i] for i in val_idx]
@@ -222,7 +332,7 @@ def train(
 
     n_leads = data.signals[0].shape[1]
     model = build_lstm_classifier(n_leads, len(data.classes), arch)
-    model.compile(optimizer=keras.optimizers.Adam(tc.learning_rate), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(tc.learning_rate), loss=loss)
     model.optimizer.build(model.trainable_variables)
 
     history: list[dict] = []
@@ -250,10 +360,10 @@ def train(
             print(f"Epoch {epoch + 1}/{tc.epochs}", flush=True)
         fit = model.fit(sequence, epochs=1, verbose=verbose, shuffle=False)
         t1 = time.perf_counter()
-        score, f1, _ = _score(model, val_signals, data.labels[val_idx], data.classes, buckets)
+        score, f1, _ = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
         t2 = time.perf_counter()
         train_seconds += t2 - t0
-        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), "val_cinc_score": round(score, 5)}
+        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), ("val_macro_f1" if multilabel else "val_cinc_score"): round(score, 5)}
         row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
         row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
         history.append(row)
@@ -261,7 +371,7 @@ def train(
             best = {"epoch": epoch, "score": score, "f1": f1}
             _save_arrays(ckpt / "best.npz", [v.numpy() for v in model.variables])
         if verbose:
-            print(f"  val CinC score {score:.4f} (best {best['score']:.4f} at epoch {best['epoch'] + 1}); {t2 - t0:.0f} s", flush=True)
+            print(f"  val {'macro F1' if multilabel else 'CinC score'} {score:.4f} (best {best['score']:.4f} at epoch {best['epoch'] + 1}); {t2 - t0:.0f} s", flush=True)
         _save_arrays(ckpt / "model.npz", [v.numpy() for v in model.variables])
         _save_arrays(ckpt / "optimizer.npz", [v.numpy() for v in model.optimizer.variables])
         atomic_write_text(ckpt / "state.json", json.dumps({"settings": settings, "epoch": epoch, "history": history, "best": best, "train_seconds": train_seconds}) + "\n")
@@ -269,20 +379,22 @@ def train(
 
     for var, value in zip(model.variables, _load_arrays(ckpt / "best.npz")):
         var.assign(value)
-    _, _, cm = _score(model, val_signals, data.labels[val_idx], data.classes, buckets)
+    _, _, extras_scores = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
     metadata = {
         "data": str(data_dir),
         "n_train": int(len(train_idx)),
         "n_val": int(len(val_idx)),
         "skipped_records": len(data.failures),
+        "unlabelled_records_left_out": len(data.unlabelled),
+        "label_source": "header" if multilabel else "reference",
         "seed": tc.seed,
         "train_config": tc.to_dict(),
         "limit": limit,
         "best_epoch": best["epoch"] + 1,
         "epochs_run": len(history),
-        "val_cinc_score": best["score"],
+        ("val_macro_f1" if multilabel else "val_cinc_score"): best["score"],
         "val_f1": best["f1"],
-        "val_confusion": cm.tolist(),
+        **{k: v for k, v in extras_scores.items() if k != "thresholds"},
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 1),
         "wall_seconds_this_session": round(time.perf_counter() - started, 1),
@@ -294,7 +406,8 @@ def train(
     shutil.rmtree(state_dir, ignore_errors=True)
     shutil.move(str(ckpt), state_dir)  # keep the state out of the folder being replaced
     try:
-        save_model_dir(model, output_dir, classes=data.classes, preprocess=pre, architecture=arch, metadata=metadata, extra_files={k: v for k, v in extras.items() if v})
+        save_model_dir(model, output_dir, classes=data.classes, preprocess=pre, architecture=arch, metadata=metadata,
+                       thresholds=extras_scores.get("thresholds"), extra_files={k: v for k, v in extras.items() if v})
     except BaseException:
         shutil.move(str(state_dir), ckpt)
         raise
