@@ -62,12 +62,19 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
     try:
+        n_leads = int(model.input["signal"].shape[-1])
+        if getattr(model, "optimizer", None) is not None:
+            # a compiled model would also save its optimizer state: ship the weights alone
+            clean = build_lstm_classifier(n_leads, len(classes), architecture)
+            clean.set_weights(model.get_weights())
+            model = clean
         model.save_weights(tmp / WEIGHTS_FILE)
         config = {
             "format_version": FORMAT_VERSION,
             "classes": list(classes),
-            "n_leads": int(model.input["signal"].shape[-1]),
+            "n_leads": n_leads,
             "preprocess": preprocess.to_dict(),
             "model": architecture.to_dict(),
             "metadata": metadata or {},
