@@ -59,7 +59,7 @@ def _physionet_folder(root: Path, source, *, records_text=None, reference="REFER
     """Copy records into PhysioNet's layout: training/RECORDS lists `A00/A00001`, records in subfolders."""
     training = root / "training"
     rows, listed = [], []
-    for name, (label, hea, mat) in source.items():
+    for name, (_label, hea, mat) in source.items():
         sub = training / name[:3]
         sub.mkdir(parents=True, exist_ok=True)
         (sub / f"{name}.hea").write_bytes(hea)
@@ -91,7 +91,7 @@ def test_download_writes_flat_readable_folder_identical_to_source(served, source
     assert result.records == names
     assert (result.fetched, result.skipped) == (2 * N_RECORDS, 0)
     assert calls[-1] == (N_RECORDS, N_RECORDS) and len(calls) == N_RECORDS
-    for name, (label, hea, mat) in source.items():
+    for name, (_label, hea, mat) in source.items():
         assert (dest / f"{name}.hea").read_bytes() == hea
         assert (dest / f"{name}.mat").read_bytes() == mat
     assert (dest / "RECORDS").read_text().split() == names

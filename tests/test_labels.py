@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from ecgrhythm.labels import choose_classes, detect_label_source, dx_codes, dx_mapping

@@ -64,22 +64,33 @@ class LabelledData:
     unlabelled: list[str] = dataclasses.field(default_factory=list)
 
 
+def _with_leads(config: PreprocessConfig, paths) -> PreprocessConfig:
+    """For multi-lead data without chosen leads, fix the leads to those of the first readable record."""
+    if config.leads is not None:
+        return config
+    for path in paths:
+        try:
+            record = read_record(path)
+        except RecordError:
+            continue
+        return dataclasses.replace(config, leads=record.sig_name) if record.n_leads > 1 else config
+    return config
+
+
 def _read_all(paths, config: PreprocessConfig, failures, limit=None):
-    """Yield `(path, record, signal)` for readable records; fix the leads on the first multi-lead record."""
+    """Yield `(path, record, signal)` for the readable records, at most `limit` of them."""
     count = 0
     for path in paths:
         if limit is not None and count >= limit:
             return
         try:
             record = read_record(path)
-            if config.leads is None and record.n_leads > 1:
-                config = dataclasses.replace(config, leads=record.sig_name)
             signal = preprocess(record, config)
         except RecordError as exc:
             failures.append((str(path), exc.reason))
             continue
         count += 1
-        yield path, record, signal, config
+        yield path, record, signal
 
 
 def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", classes=None, limit: int | None = None, unlabelled: str = "drop") -> LabelledData:
@@ -121,7 +132,8 @@ def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", c
                 failures.append((str(path), f"label {reference[name]!r} is not one of {list(classes)}"))
                 continue
             paths.append(path)
-        for path, record, signal, config in _read_all(paths, config, failures, limit):
+        config = _with_leads(config, paths)
+        for path, record, signal in _read_all(paths, config, failures, limit):
             names.append(record.record_name)
             signals.append(signal)
             targets.append(index[reference[path.name.rsplit(".", 1)[0]]])
@@ -130,10 +142,11 @@ def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", c
     else:
         mapping, scored = dx_mapping(data_dir)
         headers = [p for p in find_records([data_dir]) if p.suffix.lower() == ".hea"]
-        rows = [(record, signal, config) for _, record, signal, config in _read_all(headers, config, failures, limit)]
-        code_lists = [dx_codes(record.comments) for record, _, _ in rows]
+        config = _with_leads(config, headers)
+        rows = [(record, signal) for _, record, signal in _read_all(headers, config, failures, limit)]
+        code_lists = [dx_codes(record.comments) for record, _ in rows]
         classes = choose_classes(code_lists, classes or "all", mapping, scored)
-        for (record, signal, config), codes in zip(rows, code_lists):
+        for (record, signal), codes in zip(rows, code_lists):
             present = class_names_of(codes, mapping)
             target = np.array([c in present for c in classes], dtype=np.float32)
             if not target.any() and unlabelled == "drop":
