@@ -311,5 +311,5 @@ def test_token_protects_everything_but_health(tiny_model_dir, monkeypatch):
 
 
 def test_serve_refuses_a_folder_without_a_model(tmp_path):
-    with pytest.raises(ValueError, match="no trained model"):
+    with pytest.raises(ValueError, match="not a complete model folder"):
         serve("127.0.0.1", 0, tmp_path, None)

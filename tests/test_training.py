@@ -39,7 +39,7 @@ def test_tiny_run_writes_a_complete_model_folder(tiny_model_dir):
     assert log[0].startswith("epoch,loss,val_cinc_score") and len(log) == 1 + meta["epochs_run"]
     split = json.loads((tiny_model_dir / "split.json").read_text())
     assert not set(split["train"]) & set(split["val"])
-    assert (tiny_model_dir / "checkpoint" / "state.json").is_file()
+    assert (tiny_model_dir / "checkpoint" / "state.npz").is_file()
 
 
 def test_split_is_stratified_and_seeded():
@@ -71,13 +71,14 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, cinc2017_dir
     subprocess.run(_train_cmd(cinc2017_dir, whole), check=True, env=env, capture_output=True)
 
     proc = subprocess.Popen(_train_cmd(cinc2017_dir, broken), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = broken / "checkpoint" / "state.json"
+    state = broken / "checkpoint" / "state.npz"
     deadline = time.time() + 300
     while not state.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert json.loads(state.read_text())["epoch"] < 2, "the run was killed before it finished"
+    with np.load(state, allow_pickle=False) as saved:
+        assert json.loads(str(saved["state"]))["epoch"] < 2, "the run was killed before it finished"
     assert not (broken / "config.json").exists()
 
     again = subprocess.run(_train_cmd(cinc2017_dir, broken), env=env, capture_output=True, text=True)
@@ -91,6 +92,26 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, cinc2017_dir
     log_b = (broken / "training_log.csv").read_text().splitlines()
     strip = lambda rows: [r.rsplit(",", 2)[0] for r in rows]  # drop the timing columns
     assert strip(log_a) == strip(log_b)
+
+
+def test_resume_finds_a_checkpoint_left_beside_the_output(tiny_model_dir, tmp_path, cinc2017_dir):
+    """A kill while the finished model folder replaces the old one leaves the checkpoint beside it."""
+    import shutil
+
+    from conftest import TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
+
+    from ecgrhythm.training import train
+
+    out = tmp_path / "m"
+    shutil.copytree(tiny_model_dir / "checkpoint", tmp_path / ".m.checkpoint")
+    result = train(cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=TINY_TRAIN, limit=64, resume=True, verbose=0)
+    assert (out / "config.json").is_file() and (out / "checkpoint" / "state.npz").is_file()
+    assert not (tmp_path / ".m.checkpoint").exists()
+    expected = json.loads((tiny_model_dir / "config.json").read_text())["metadata"]
+    assert result.best_epoch == expected["best_epoch"] and result.best_score == expected["val_cinc_score"]
+    for (name_a, a), (name_b, b) in zip(_weights(tiny_model_dir), _weights(out)):
+        assert name_a == name_b
+        np.testing.assert_array_equal(a, b)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, cinc2017_dir):

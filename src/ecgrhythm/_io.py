@@ -27,6 +27,7 @@ def atomic_write(path, mode="w", **kwargs):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's file is private; outputs get the usual mode
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
@@ -36,6 +37,15 @@ def atomic_write(path, mode="w", **kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import: os.umask can only be read by setting it
 
 
 def atomic_write_text(path, text: str) -> None:

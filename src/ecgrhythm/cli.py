@@ -195,6 +195,7 @@ def _run_classify(args):
         except RecordError as exc:
             _failure("classify", given, exc.reason)
             failed += 1
+    paths = [p for p in paths if p.resolve() != out.resolve()]  # an earlier output in an input folder is not a record
     if not paths and not failed:
         raise _UsageError(f"no records found in {', '.join(args.paths)}: expected .hea, .mat, .csv or .npy files")
     clf = _load_classifier(args.model)

@@ -43,18 +43,20 @@ __all__ = [
     "read_reference",
     "validate_signal",
     "MIN_DURATION_S",
+    "MAX_DURATION_S",
     "SIGNAL_SUFFIXES",
 ]
 
 logger = logging.getLogger(__name__)
 
 MIN_DURATION_S = 2.0
+MAX_DURATION_S = 24 * 3600.0  # bounds the work a small hostile file can ask for
 SIGNAL_SUFFIXES = (".mat", ".csv", ".npy")
 _MIN_FS, _MAX_FS = 20.0, 100_000.0
 _MAX_HEADER_BYTES = 1 << 20
 _MAX_LEADS = 64
 # Compressed data (FLAC, zlib in .mat v5) may expand at most this much, plus _EXPANSION_FLOOR bytes.
-_MAX_EXPANSION, _EXPANSION_FLOOR = 64, 1 << 26
+_MAX_EXPANSION, _EXPANSION_FLOOR = 64, 1 << 22
 _MAT_NUMERIC = {"double", "single", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 
 
@@ -122,7 +124,8 @@ def validate_signal(signal, fs, *, source="signal") -> None:
 
     Raises:
         RecordError: wrong shape or dtype, 0 or more than 64 leads, an invalid
-            rate, shorter than `MIN_DURATION_S`, or NaN/infinite samples.
+            rate, shorter than `MIN_DURATION_S` or longer than `MAX_DURATION_S`,
+            or NaN/infinite samples.
     """
     if not isinstance(signal, np.ndarray) or signal.ndim != 2:
         shape = getattr(signal, "shape", None)
@@ -135,6 +138,8 @@ def validate_signal(signal, fs, *, source="signal") -> None:
     fs = _check_fs(fs, source)
     if n / fs < MIN_DURATION_S:
         raise RecordError(source, f"record is {n / fs:.2f} s long ({n} samples at {fs:g} Hz); the minimum is {MIN_DURATION_S:g} s")
+    if n / fs > MAX_DURATION_S:
+        raise RecordError(source, f"record is {n / fs / 3600:.1f} h long ({n} samples at {fs:g} Hz); the maximum is {MAX_DURATION_S / 3600:g} h: split it into parts")
     # A float64 sum is finite exactly when every float32 sample is, without a temporary array.
     with np.errstate(invalid="ignore", over="ignore"):
         total = signal.sum(dtype=np.float64)
@@ -418,10 +423,13 @@ def _indexed_records(folder: Path, index: Path) -> list[Path]:
             name = line.strip()
             if not name or name.startswith("#"):
                 continue
-            if Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name:
+            if Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name or Path(name).name in ("", "."):
                 logger.warning("%s line %d: skipped %r, which is not a record inside the folder", index, lineno, name)
                 continue
-            found.append(_listed_record(folder, name))
+            try:
+                found.append(_listed_record(folder, name))
+            except (OSError, ValueError) as exc:
+                logger.warning("%s line %d: skipped %r, which is not a usable record name (%s)", index, lineno, name[:80], exc)
     return found
 
 

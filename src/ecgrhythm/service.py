@@ -226,15 +226,17 @@ def _display_signal(record: EcgRecord) -> dict:
 class _Service:
     """The loaded model and what the endpoints do with it (one per app)."""
 
-    def __init__(self, model_dir, examples_dir):
+    def __init__(self, model_dir, examples_dir, classifier=None):
         self.model_dir = model_dir
         self.examples_dir = Path(examples_dir) if examples_dir is not None else None
+        self.classifier = classifier
         self._lock = threading.Lock()
 
     def load(self) -> None:
         from .inference import RhythmClassifier, default_model_dir
 
-        self.classifier = RhythmClassifier.load(self.model_dir)
+        if self.classifier is None:
+            self.classifier = RhythmClassifier.load(self.model_dir)
         self.model_name = Path(self.model_dir or default_model_dir()).resolve().name
         self.examples = self._find_examples()
 
@@ -339,7 +341,7 @@ def _save_uploads(uploads, folder: Path) -> list[str]:
     return names
 
 
-def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, examples_dir=None):
+def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, examples_dir=None, classifier=None):
     """The FastAPI application (see the module docstring for the endpoints).
 
     The model is loaded once, when the server starts (lifespan); inference runs
@@ -353,6 +355,8 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
         max_upload_bytes: largest request body accepted (default 20 MB).
         examples_dir: folder of example records (default: the CinC 2017 data
             of :func:`ecgrhythm.config.default_data_dir`); none if missing.
+        classifier: an already loaded `RhythmClassifier` of `model_dir` to use
+            instead of loading the folder at start-up.
 
     Returns:
         The FastAPI application; `app.state.service` holds the loaded model.
@@ -360,7 +364,7 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
     if not isinstance(max_upload_bytes, int) or max_upload_bytes < 1:
         raise ValueError(f"Invalid argument `max_upload_bytes`: expected a positive number of bytes. Received: max_upload_bytes={max_upload_bytes!r}")
     token = os.environ.get(TOKEN_ENV) if token is None else token
-    service = _Service(model_dir, examples_dir)
+    service = _Service(model_dir, examples_dir, classifier)
     page = resources.files("ecgrhythm").joinpath("static", "index.html").read_text(encoding="utf-8")
 
     @contextlib.asynccontextmanager
@@ -420,17 +424,6 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
     return app
 
 
-def _check_model_dir(model_dir) -> Path:
-    from .inference import default_model_dir
-    from .saving import CONFIG_FILE, WEIGHTS_FILE
-
-    folder = Path(model_dir) if model_dir else default_model_dir()
-    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (folder / name).is_file()]
-    if missing:
-        raise ValueError(f"no trained model in {folder} (missing {', '.join(missing)}): train one with 'ecgrhythm train --output DIR' and pass --model DIR")
-    return folder
-
-
 def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None) -> None:
     """Run the service with uvicorn until interrupted.
 
@@ -441,15 +434,18 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None)
         token: bearer token (default `$ECGRHYTHM_TOKEN`; none if unset).
 
     Raises:
-        ValueError: the model folder holds no trained model.
+        ModelFolderError: the model folder is missing, incomplete or altered
+            (loaded here, before the server starts, so the error is one line).
     """
     import uvicorn
 
-    _check_model_dir(model_dir)
+    from .inference import RhythmClassifier
+
+    classifier = RhythmClassifier.load(model_dir)
     token = os.environ.get(TOKEN_ENV) if token is None else token
     if not token and host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("serving on %s without an access token: anyone who reaches the port can use it (pass --token or set %s)", host, TOKEN_ENV)
-    uvicorn.run(create_app(model_dir, token=token), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(model_dir, token=token, classifier=classifier), host=host, port=port, log_level="info")
 
 
 @contextlib.contextmanager

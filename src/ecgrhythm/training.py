@@ -243,16 +243,44 @@ def _score(model, signals, targets, classes, buckets, multilabel):
     return cinc2017_score(cm, classes), f1_per_class(cm, classes), {"val_confusion": cm.tolist()}
 
 
-def _save_arrays(path: Path, arrays) -> None:
+STATE_FILE = "state.npz"
+
+
+def _save_checkpoint(path: Path, state: dict, groups: dict) -> None:
+    """Write the whole training state as one file, atomically: a kill leaves the old or the new state."""
+    arrays = {f"{name}_{i}": np.asarray(a) for name, values in groups.items() for i, a in enumerate(values)}
     buffer = io.BytesIO()
-    np.savez(buffer, *[np.asarray(a) for a in arrays])
+    np.savez(buffer, state=np.array(json.dumps(state)), **arrays)
     with atomic_write(path, "wb") as f:
         f.write(buffer.getvalue())
 
 
-def _load_arrays(path: Path) -> list[np.ndarray]:
+def _load_checkpoint(path: Path, sizes: dict) -> tuple[dict, dict]:
+    """The state and array groups written by `_save_checkpoint`; `sizes` gives each group's expected length."""
     with np.load(path, allow_pickle=False) as data:
-        return [data[f"arr_{i}"] for i in range(len(data.files))]
+        state = json.loads(str(data["state"]))
+        groups = {}
+        for name, size in sizes.items():
+            found = sum(1 for key in data.files if key.startswith(f"{name}_"))
+            if found != size:
+                raise ValueError(f"{path}: the checkpoint holds {found} {name} arrays, the network has {size}; it was made by another version")
+            groups[name] = [data[f"{name}_{i}"] for i in range(size)]
+    return state, groups
+
+
+def _assign(variables, values) -> None:
+    for var, value in zip(variables, values, strict=True):
+        var.assign(value)
+
+
+def _find_checkpoint(output_dir: Path) -> Path:
+    """The checkpoint folder of a run, put back in place if a kill left it beside the output."""
+    ckpt, aside = output_dir / CHECKPOINT_DIR, output_dir.parent / f".{output_dir.name}.checkpoint"
+    if not (ckpt / STATE_FILE).is_file() and (aside / STATE_FILE).is_file():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(ckpt, ignore_errors=True)
+        shutil.move(str(aside), ckpt)
+    return ckpt
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
@@ -304,20 +332,12 @@ def train(
     arch = model_config or ModelConfig()
     tc = train_config or TrainConfig()
     output_dir = Path(output_dir)
-    ckpt = output_dir / CHECKPOINT_DIR
+    ckpt = _find_checkpoint(output_dir)
     settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": str(Path(data_dir).resolve()),
                 "labels": labels, "classes": classes if isinstance(classes, (str, type(None))) else list(classes), "unlabelled": unlabelled}
-    if resume and (ckpt / "state.json").is_file():
-        state = json.loads((ckpt / "state.json").read_text())
-        # checkpoints written before multi-label support lack these settings
-        saved = {"labels": "auto", "classes": None, "unlabelled": "drop", **state["settings"]}
-        if json.loads(json.dumps(settings)) != saved:
-            raise ValueError(f"{ckpt}: the checkpoint was made with other settings; train without --resume or with the same settings")
-    else:
-        if ckpt.exists():
-            if not resume:
-                raise FileExistsError(f"{ckpt} exists: pass --resume to continue that run, or choose another --output")
-        state = None
+    resuming = resume and (ckpt / STATE_FILE).is_file()
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{ckpt} exists: pass --resume to continue that run, or choose another --output")
 
     keras.utils.set_random_seed(tc.seed)
     started = time.perf_counter()
@@ -350,18 +370,25 @@ def train(
 
     history: list[dict] = []
     best = {"epoch": -1, "score": -1.0, "f1": {}}
+    best_values = [v.numpy() for v in model.variables]
     start_epoch, train_seconds = 0, 0.0
-    if state is not None:
-        for var, value in zip(model.variables, _load_arrays(ckpt / "model.npz")):
-            var.assign(value)
-        for var, value in zip(model.optimizer.variables, _load_arrays(ckpt / "optimizer.npz")):
-            var.assign(value)
+    split_text = json.dumps({"train": [data.names[i] for i in train_idx], "val": [data.names[i] for i in val_idx]}) + "\n"
+    if resuming:
+        sizes = {"model": len(model.variables), "optimizer": len(model.optimizer.variables), "best": len(model.variables)}
+        state, groups = _load_checkpoint(ckpt / STATE_FILE, sizes)
+        if state["settings"] != json.loads(json.dumps(settings)):
+            raise ValueError(f"{ckpt}: the checkpoint was made with other settings; train without --resume or with the same settings")
+        if (ckpt / "split.json").read_text() != split_text:
+            raise ValueError(f"{ckpt}: the data folder has changed since the run started (another train/validation split); start a new run")
+        _assign(model.variables, groups["model"])
+        _assign(model.optimizer.variables, groups["optimizer"])
+        best_values = groups["best"]
         history, best = state["history"], state["best"]
         start_epoch, train_seconds = state["epoch"] + 1, state["train_seconds"]
         logger.info("resuming at epoch %d (best %.4f at epoch %d)", start_epoch + 1, best["score"], best["epoch"] + 1)
     else:
         ckpt.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(ckpt / "split.json", json.dumps({"train": [data.names[i] for i in train_idx], "val": [data.names[i] for i in val_idx]}) + "\n")
+        atomic_write_text(ckpt / "split.json", split_text)
 
     for epoch in range(start_epoch, tc.epochs):
         if best["epoch"] >= 0 and epoch - best["epoch"] > tc.patience:
@@ -380,18 +407,17 @@ def train(
         row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
         row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
         history.append(row)
+        values = [v.numpy() for v in model.variables]
         if score > best["score"]:
-            best = {"epoch": epoch, "score": score, "f1": f1}
-            _save_arrays(ckpt / "best.npz", [v.numpy() for v in model.variables])
+            best, best_values = {"epoch": epoch, "score": score, "f1": f1}, values
         if verbose:
             print(f"  val {'macro F1' if multilabel else 'CinC score'} {score:.4f} (best {best['score']:.4f} at epoch {best['epoch'] + 1}); {t2 - t0:.0f} s", flush=True)
-        _save_arrays(ckpt / "model.npz", [v.numpy() for v in model.variables])
-        _save_arrays(ckpt / "optimizer.npz", [v.numpy() for v in model.optimizer.variables])
-        atomic_write_text(ckpt / "state.json", json.dumps({"settings": settings, "epoch": epoch, "history": history, "best": best, "train_seconds": train_seconds}) + "\n")
+        state = {"settings": settings, "epoch": epoch, "history": history, "best": best, "train_seconds": train_seconds}
+        groups = {"model": values, "optimizer": [v.numpy() for v in model.optimizer.variables], "best": best_values}
+        _save_checkpoint(ckpt / STATE_FILE, state, groups)
         _write_log(output_dir / LOG_FILE, history)
 
-    for var, value in zip(model.variables, _load_arrays(ckpt / "best.npz")):
-        var.assign(value)
+    _assign(model.variables, best_values)
     _, _, extras_scores = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
     metadata = {
         "data": str(data_dir),
@@ -414,10 +440,10 @@ def train(
         "machine": f"{platform.machine()} {platform.processor() or ''} {_cpu_count()} CPU cores, {keras.backend.backend()} backend".replace("  ", " "),
     }
     log_text = (output_dir / LOG_FILE).read_text() if (output_dir / LOG_FILE).exists() else None
-    extras = {LOG_FILE: log_text, "split.json": (ckpt / "split.json").read_text()}
+    extras = {LOG_FILE: log_text, "split.json": split_text}
     state_dir = output_dir.parent / f".{output_dir.name}.checkpoint"
     shutil.rmtree(state_dir, ignore_errors=True)
-    shutil.move(str(ckpt), state_dir)  # keep the state out of the folder being replaced
+    shutil.move(str(ckpt), state_dir)  # keep the state out of the folder being replaced (a resume finds it there)
     try:
         save_model_dir(model, output_dir, classes=data.classes, preprocess=pre, architecture=arch, metadata=metadata,
                        thresholds=extras_scores.get("thresholds"), extra_files={k: v for k, v in extras.items() if v})
