@@ -533,11 +533,14 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
 def _header_labels(data_dir: Path, classes) -> dict[str, set[str]]:
     """Class names present in each record of a folder, from its headers' `Dx:` codes (named by the folder's mapping)."""
     from .labels import class_names_of, dx_codes, dx_mapping
+    from .records import find_records
 
     names, _ = dx_mapping(data_dir)
     labels = {}
-    for header in sorted(data_dir.glob("*.hea")):
+    for header in (p for p in find_records([data_dir]) if p.suffix.lower() == ".hea"):
         try:
+            if header.stat().st_size > 1 << 20:  # no WFDB header is this large
+                continue
             comments = [line.lstrip("#").strip() for line in header.read_text(encoding="utf-8", errors="replace").splitlines() if line.startswith("#")]
         except OSError:
             continue

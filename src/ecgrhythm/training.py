@@ -125,7 +125,7 @@ def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", c
         index = {c: i for i, c in enumerate(classes)}
         paths = []
         for path in find_records([data_dir]):
-            name = path.name.rsplit(".", 1)[0]
+            name = path.stem
             if name not in reference:
                 continue
             if reference[name] not in index:
@@ -136,7 +136,7 @@ def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", c
         for path, record, signal in _read_all(paths, config, failures, limit):
             names.append(record.record_name)
             signals.append(signal)
-            targets.append(index[reference[path.name.rsplit(".", 1)[0]]])
+            targets.append(index[reference[path.stem]])
         targets = np.asarray(targets)
         multilabel = False
     else:
