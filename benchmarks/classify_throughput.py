@@ -51,13 +51,16 @@ def cli_command() -> list[str]:
 
 
 def end_to_end(folder: Path, model: Path, n: int, extra: list[str]) -> dict:
-    command = [*cli_command(), "classify", str(folder), "--model", str(model), *extra]
+    output = folder.with_name(folder.name + ".csv")
+    command = [*cli_command(), "classify", str(folder), "--model", str(model), "--output", str(output), *extra]
     t0 = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
+    output.unlink(missing_ok=True)
     if done.returncode != 0:
         fail(f"{' '.join(command)} exited with {done.returncode}: {done.stderr.strip()[-2000:]} (use --skip-cli to measure in process only)")
     command[command.index(str(folder))] = "TMP"
+    command[command.index(str(output))] = "TMP.csv"
     return {"command": command, "seconds": round(seconds, 3), "records_per_s": round(n / seconds, 2)}
 
 
