@@ -25,7 +25,7 @@ from .records import (
     EcgRecord,
     RecordError,
     _check_file,
-    _check_fs,
+    check_fs,
     _header_bytes,
     _header_lines,
     _signal_file_names,
@@ -88,7 +88,7 @@ def read_wfdb(header: Path, fs_fallback: float | None) -> EcgRecord:
     n_sig, fs, sig_len = _record_line(header, raw)
     if fs is None and fs_fallback is None:
         raise RecordError(header, "the header gives no sampling rate: pass --fs (Hz)")
-    fs = _check_fs(fs_fallback if fs is None else fs, header, "fix the header's record line" if fs is not None else "pass --fs (Hz)")
+    fs = check_fs(fs_fallback if fs is None else fs, header, "fix the header's record line" if fs is not None else "pass --fs (Hz)")
     if not 1 <= n_sig <= _MAX_LEADS:
         raise RecordError(header, f"the header declares {n_sig} signals; expected 1 to {_MAX_LEADS}")
     if sig_len == 0:

@@ -109,14 +109,13 @@ def _run_serve(args):
     return 0
 
 
-def _positive_float(text: str) -> float:
+def _sampling_rate(text: str) -> float:
+    from .records import RecordError, check_fs
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive sampling rate in Hz, got {text!r}")
-    return value
+        return check_fs(float(text), "--fs", fix="pass the rate of the files in Hz")
+    except ValueError as exc:  # RecordError is a ValueError
+        raise argparse.ArgumentTypeError(exc.reason if isinstance(exc, RecordError) else f"expected a number, got {text!r}") from None
 
 
 def _add_evaluate(sub):
@@ -176,7 +175,7 @@ def _add_classify(sub):
     p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy) or a folder of records")
     p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="CSV file to write (replaced atomically)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
-    p.add_argument("--fs", type=_positive_float, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
+    p.add_argument("--fs", type=_sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
 
 
 def _run_classify(args):

@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import logging
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -338,13 +339,17 @@ class RhythmClassifier:
         chunks = [paths[i : i + self.chunk_size] for i in range(0, len(paths), self.chunk_size)]
         if not chunks:
             return
+        stop = threading.Event()  # set when the caller stops early (Ctrl-C, a write error)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgrhythm-reader") as pool:
-            pending = pool.submit(self._read_chunk, chunks[0], fs)
-            for k in range(len(chunks)):
-                read, failures = pending.result()
-                if k + 1 < len(chunks):
-                    pending = pool.submit(self._read_chunk, chunks[k + 1], fs)
-                yield self._classify_chunk(read, failures)
+            try:
+                pending = pool.submit(self._read_chunk, chunks[0], fs, stop)
+                for k in range(len(chunks)):
+                    read, failures = pending.result()
+                    if k + 1 < len(chunks):
+                        pending = pool.submit(self._read_chunk, chunks[k + 1], fs, stop)
+                    yield self._classify_chunk(read, failures)
+            finally:
+                stop.set()  # the reader drops the rest of its chunk instead of finishing it
 
     def classify_files(self, paths, *, fs: float | None = None):
         """Classify files, keeping going past those that cannot be read.
@@ -362,10 +367,12 @@ class RhythmClassifier:
         probs = np.concatenate(probs) if probs else np.zeros((0, len(self.classes_)))
         return Prediction(names, labels, probs, self.classes_), failures
 
-    def _read_chunk(self, paths, fs):
-        """Read and prepare records: `([(path, name, signal)], [(path, reason)])`."""
+    def _read_chunk(self, paths, fs, stop=None):
+        """Read and prepare records: `([(path, name, signal)], [(path, reason)])`; stops early once `stop` is set."""
         read, failures = [], []
         for path in paths:
+            if stop is not None and stop.is_set():
+                break
             try:
                 record = read_record(path, fs=fs)
                 read.append((str(path), record.record_name, self.prepare(record)))

@@ -42,6 +42,7 @@ __all__ = [
     "find_records",
     "read_reference",
     "validate_signal",
+    "check_fs",
     "MIN_DURATION_S",
     "MAX_DURATION_S",
     "SIGNAL_SUFFIXES",
@@ -105,8 +106,12 @@ class EcgRecord:
         return self.n_samples / self.fs
 
 
-def _check_fs(fs, source, fix="pass the rate in Hz with --fs") -> float:
-    """The sampling rate as a float, or a :class:`RecordError` saying how to fix it."""
+def check_fs(fs, source, fix="pass the rate in Hz with --fs") -> float:
+    """The sampling rate as a float, or a :class:`RecordError` saying how to fix it.
+
+    The one rule for every entry point (readers, `--fs`, the service's `fs` field):
+    a real number from 20 to 100,000 Hz.
+    """
     ok = isinstance(fs, numbers.Real) and not isinstance(fs, bool) and math.isfinite(fs) and _MIN_FS <= fs <= _MAX_FS
     if not ok:
         shown = f"{float(fs):g} Hz" if isinstance(fs, numbers.Real) else repr(fs)
@@ -135,7 +140,7 @@ def validate_signal(signal, fs, *, source="signal") -> None:
     n, leads = signal.shape
     if leads < 1 or leads > _MAX_LEADS:
         raise RecordError(source, f"expected 1 to {_MAX_LEADS} leads, got {leads}")
-    fs = _check_fs(fs, source)
+    fs = check_fs(fs, source)
     if n / fs < MIN_DURATION_S:
         raise RecordError(source, f"record is {n / fs:.2f} s long ({n} samples at {fs:g} Hz); the minimum is {MIN_DURATION_S:g} s")
     if n / fs > MAX_DURATION_S:
@@ -198,7 +203,7 @@ def _read(path: Path, fs, mat_gain) -> EcgRecord:
         raise RecordError(path, f"unsupported file type {path.suffix or '(none)'!r}: {hint}")
     if fs is None:
         raise RecordError(path, "the file has no header and so no sampling rate: pass --fs (Hz)")
-    fs = _check_fs(fs, path)
+    fs = check_fs(fs, path)
     if path.stat().st_size == 0:
         raise RecordError(path, "the file is empty")
     leads = None

@@ -49,7 +49,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from . import __version__
-from .records import EcgRecord, RecordError, find_records, read_record, read_reference
+from .records import EcgRecord, RecordError, check_fs, find_records, read_record, read_reference
 
 __all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX_UPLOAD_BYTES"]
 
@@ -174,12 +174,10 @@ def _parse_fs(value) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
-        fs = float(value) if isinstance(value, str) else math.nan
-    except ValueError:
-        fs = math.nan
-    if not math.isfinite(fs) or fs <= 0:
-        raise HTTPException(422, f"fs: expected the sampling rate as a positive number of Hz, got {str(value)[:40]!r}")
-    return fs
+        return check_fs(float(value) if isinstance(value, str) else math.nan, "fs", fix="send the rate of the file in Hz")
+    except ValueError as exc:  # RecordError is a ValueError
+        reason = exc.reason if isinstance(exc, RecordError) else "expected a number of Hz"
+        raise HTTPException(422, f"fs: {reason} (got {str(value)[:40]!r})") from None
 
 
 def _pick_record(names: list[str], fs: float | None) -> str:
