@@ -59,7 +59,7 @@ def _physionet_folder(root: Path, source, *, records_text=None, reference="REFER
     """Copy records into PhysioNet's layout: training/RECORDS lists `A00/A00001`, records in subfolders."""
     training = root / "training"
     rows, listed = [], []
-    for name, (_label, hea, mat) in source.items():
+    for name, (label, hea, mat) in source.items():
         sub = training / name[:3]
         sub.mkdir(parents=True, exist_ok=True)
         (sub / f"{name}.hea").write_bytes(hea)
