@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,10 @@ def read_wfdb(header: Path, fs_fallback: float | None) -> EcgRecord:
             for name, path in files.items():
                 os.symlink(path.resolve(), view / name)
         try:
-            rec = wfdb.rdrecord(base, physical=True, return_res=32, ignore_skew=True)
+            # wfdb's own numeric warnings (an overflowing gain, say) would only echo what validation reports next
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rec = wfdb.rdrecord(base, physical=True, return_res=32, ignore_skew=True)
         except Exception as exc:
             raise RecordError(header, f"cannot read the signal ({type(exc).__name__}: {exc})") from None
     signal = rec.p_signal
