@@ -282,10 +282,6 @@ class RhythmClassifier:
             return np.zeros((0, len(self.classes_)))
         return predict_signals(self.model_, signals, self.buckets_, self.batch_size)
 
-    def predict_proba_signals(self, signals) -> np.ndarray:
-        """Same as :meth:`predict_proba` (kept for existing callers)."""
-        return self.predict_proba(signals)
-
     def labels_from_proba(self, probabilities: np.ndarray) -> list[str]:
         """The label of each row: the most probable class, or for a multi-label
         model every class at or over its threshold, separated by a space

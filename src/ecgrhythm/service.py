@@ -297,8 +297,8 @@ class _Service:
         bounds = _window_bounds(len(prepared), int(round(WINDOW_S * clf.preprocess_.fs)))
         windows = [prepared[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         with self._lock:
-            probs = clf.predict_proba_signals([prepared])[0]
-            window_probs = clf.predict_proba_signals(windows)
+            probs = clf.predict_proba([prepared])[0]
+            window_probs = clf.predict_proba(windows)
         classes = list(clf.classes_)
         times = bounds / len(prepared) * record.duration_s
         segments = [

@@ -24,7 +24,7 @@ import numpy as np
 from ._io import atomic_write, atomic_write_text
 from .batching import WindowSequence, bucket_lengths
 from .config import ModelConfig, PreprocessConfig, TrainConfig
-from .evaluation import cinc2017_score, confusion_matrix, f1_per_class, multilabel_report, tune_thresholds
+from .evaluation import SPLIT_FILE, cinc2017_score, confusion_matrix, f1_per_class, multilabel_report, tune_thresholds
 from .inference import predict_signals
 from .preprocessing import preprocess
 from .labels import LABEL_SOURCES, choose_classes, class_names_of, detect_label_source, dx_codes, dx_mapping
@@ -273,9 +273,14 @@ def _assign(variables, values) -> None:
         var.assign(value)
 
 
+def _aside(output_dir: Path) -> Path:
+    """Where the checkpoint waits while the finished model folder replaces `output_dir`."""
+    return output_dir.parent / f".{output_dir.name}.checkpoint"
+
+
 def _find_checkpoint(output_dir: Path) -> Path:
     """The checkpoint folder of a run, put back in place if a kill left it beside the output."""
-    ckpt, aside = output_dir / CHECKPOINT_DIR, output_dir.parent / f".{output_dir.name}.checkpoint"
+    ckpt, aside = output_dir / CHECKPOINT_DIR, _aside(output_dir)
     if not (ckpt / STATE_FILE).is_file() and (aside / STATE_FILE).is_file():
         output_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -283,12 +288,13 @@ def _find_checkpoint(output_dir: Path) -> Path:
     return ckpt
 
 
-def _write_log(path: Path, history: list[dict]) -> None:
+def _log_text(history: list[dict]) -> str:
+    """The per-epoch log as CSV text."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(history[0]))
     writer.writeheader()
     writer.writerows(history)
-    atomic_write_text(path, out.getvalue())
+    return out.getvalue()
 
 
 def train(
@@ -343,6 +349,7 @@ def train(
     started = time.perf_counter()
     data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
     pre, multilabel = data.preprocess, data.multilabel
+    score_name = "val_macro_f1" if multilabel else "val_cinc_score"
     arch = dataclasses.replace(arch, multilabel=multilabel)
     train_idx, val_idx = stratified_split(data.targets, tc.val_fraction, tc.seed)
     y_train, y_val = data.targets[train_idx], data.targets[val_idx]
@@ -369,7 +376,7 @@ def train(
     model.optimizer.build(model.trainable_variables)
 
     history: list[dict] = []
-    best = {"epoch": -1, "score": -1.0, "f1": {}}
+    best = {"epoch": -1, "score": -1.0, "f1": {}, "extras": {}}
     best_values = [v.numpy() for v in model.variables]
     start_epoch, train_seconds = 0, 0.0
     split_text = json.dumps({"train": [data.names[i] for i in train_idx], "val": [data.names[i] for i in val_idx]}) + "\n"
@@ -378,7 +385,7 @@ def train(
         state, groups = _load_checkpoint(ckpt / STATE_FILE, sizes)
         if state["settings"] != json.loads(json.dumps(settings)):
             raise ValueError(f"{ckpt}: the checkpoint was made with other settings; train without --resume or with the same settings")
-        if (ckpt / "split.json").read_text() != split_text:
+        if (ckpt / SPLIT_FILE).read_text() != split_text:
             raise ValueError(f"{ckpt}: the data folder has changed since the run started (another train/validation split); start a new run")
         _assign(model.variables, groups["model"])
         _assign(model.optimizer.variables, groups["optimizer"])
@@ -388,7 +395,7 @@ def train(
         logger.info("resuming at epoch %d (best %.4f at epoch %d)", start_epoch + 1, best["score"], best["epoch"] + 1)
     else:
         ckpt.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(ckpt / "split.json", split_text)
+        atomic_write_text(ckpt / SPLIT_FILE, split_text)
 
     for epoch in range(start_epoch, tc.epochs):
         if best["epoch"] >= 0 and epoch - best["epoch"] > tc.patience:
@@ -400,25 +407,25 @@ def train(
             print(f"Epoch {epoch + 1}/{tc.epochs}", flush=True)
         fit = model.fit(sequence, epochs=1, verbose=verbose, shuffle=False)
         t1 = time.perf_counter()
-        score, f1, _ = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
+        score, f1, extras = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
         t2 = time.perf_counter()
         train_seconds += t2 - t0
-        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), ("val_macro_f1" if multilabel else "val_cinc_score"): round(score, 5)}
+        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), score_name: round(score, 5)}
         row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
         row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
         history.append(row)
         values = [v.numpy() for v in model.variables]
         if score > best["score"]:
-            best, best_values = {"epoch": epoch, "score": score, "f1": f1}, values
+            best, best_values = {"epoch": epoch, "score": score, "f1": f1, "extras": extras}, values
         if verbose:
             print(f"  val {'macro F1' if multilabel else 'CinC score'} {score:.4f} (best {best['score']:.4f} at epoch {best['epoch'] + 1}); {t2 - t0:.0f} s", flush=True)
         state = {"settings": settings, "epoch": epoch, "history": history, "best": best, "train_seconds": train_seconds}
         groups = {"model": values, "optimizer": [v.numpy() for v in model.optimizer.variables], "best": best_values}
         _save_checkpoint(ckpt / STATE_FILE, state, groups)
-        _write_log(output_dir / LOG_FILE, history)
+        atomic_write_text(output_dir / LOG_FILE, _log_text(history))
 
     _assign(model.variables, best_values)
-    _, _, extras_scores = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
+    extras_scores = best["extras"]
     metadata = {
         "data": str(data_dir),
         "n_train": int(len(train_idx)),
@@ -431,7 +438,7 @@ def train(
         "limit": limit,
         "best_epoch": best["epoch"] + 1,
         "epochs_run": len(history),
-        ("val_macro_f1" if multilabel else "val_cinc_score"): best["score"],
+        score_name: best["score"],
         "val_f1": best["f1"],
         **{k: v for k, v in extras_scores.items() if k != "thresholds"},
         "parameters": int(model.count_params()),
@@ -439,14 +446,13 @@ def train(
         "wall_seconds_this_session": round(time.perf_counter() - started, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''} {_cpu_count()} CPU cores, {keras.backend.backend()} backend".replace("  ", " "),
     }
-    log_text = (output_dir / LOG_FILE).read_text() if (output_dir / LOG_FILE).exists() else None
-    extras = {LOG_FILE: log_text, "split.json": split_text}
-    state_dir = output_dir.parent / f".{output_dir.name}.checkpoint"
+    files = {LOG_FILE: _log_text(history) if history else None, SPLIT_FILE: split_text}
+    state_dir = _aside(output_dir)
     shutil.rmtree(state_dir, ignore_errors=True)
     shutil.move(str(ckpt), state_dir)  # keep the state out of the folder being replaced (a resume finds it there)
     try:
         save_model_dir(model, output_dir, classes=data.classes, preprocess=pre, architecture=arch, metadata=metadata,
-                       thresholds=extras_scores.get("thresholds"), extra_files={k: v for k, v in extras.items() if v})
+                       thresholds=extras_scores.get("thresholds"), extra_files={k: v for k, v in files.items() if v})
     except BaseException:
         shutil.move(str(state_dir), ckpt)
         raise
