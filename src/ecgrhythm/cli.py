@@ -77,6 +77,57 @@ def _run_train(args):
     return 0
 
 
+def _add_study(sub):
+    from .studies import DEFAULT_STORE, Budget
+
+    b = Budget()
+    p = sub.add_parser(
+        "study",
+        help="run a controlled experiment: normalisation, variable-length strategy or depth",
+        description="Train every variant of a study once per seed on one fixed split, record each run in an Optuna store as it "
+        "finishes (rerunning resumes), and write OUTPUT/STUDY.csv, .md and .png.",
+    )
+    p.add_argument("name", choices=["normalization", "length", "depth"], help="the study")
+    p.add_argument("--data", metavar="DIR", help="folder with records and REFERENCE.csv (default: the shared CinC 2017 data)")
+    p.add_argument("--store", default=str(DEFAULT_STORE), help="Optuna storage: a SQLite file or a database URL (default %(default)s)")
+    p.add_argument("--output", default=os.path.join("docs", "studies"), metavar="DIR", help="folder for the report (default %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds (default 0 1 2)")
+    p.add_argument("--epochs", type=int, default=b.epochs, help="epochs per run (default %(default)s)")
+    p.add_argument("--train-records", type=int, default=b.train_records, help="training records per run: a fixed stratified subset (default %(default)s)")
+    p.add_argument("--margin", type=float, default=0.01, help="smallest gain in mean CinC score that counts (default %(default)s)")
+    p.add_argument("--variants", help="comma-separated variant names to run (default: all)")
+    p.add_argument("--max-runs", type=int, help="stop after N runs (the rest run next time)")
+    p.add_argument("--device", help="label for the rows' machine column (default: this machine's description)")
+    p.add_argument("--report-only", action="store_true", help="only write the report from the runs already recorded")
+
+
+def _run_study(args):
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise _UsageError("the study command records runs with Optuna, which is not installed: pip install 'ecgrhythm[study]'") from None
+    from .studies import Budget, run_study, write_report
+
+    budget = Budget(epochs=args.epochs, train_records=args.train_records)
+    command = f"ecgrhythm study {args.name} --epochs {args.epochs} --train-records {args.train_records} --seeds {' '.join(map(str, args.seeds))}"
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+
+    def report():
+        paths = write_report(args.name, args.output, args.store, command=command, min_runs=len(args.seeds))
+        return paths["md"]
+
+    def on_run(variant, seed, measured):
+        print(f"{args.name}: {variant.name}, seed {seed}: CinC {measured['val_cinc_score']:.4f}, {measured['train_seconds']:.0f} s; report {report()}", flush=True)
+
+    if not args.report_only:
+        _enable_compilation_cache()
+        made = run_study(args.name, _data_dir(args.data), storage=args.store, budget=budget, seeds=args.seeds, margin=args.margin,
+                         variants=variants, max_runs=args.max_runs, device=args.device, on_run=on_run)
+        print(f"{args.name}: {made} runs made now")
+    print(f"report written to {report()}")
+    return 0
+
+
 def _add_download(sub):
     p = sub.add_parser("download", help="fetch a public data set (PhysioNet) into a folder")
     p.add_argument("name", choices=["cinc2017"], help="data set")
@@ -305,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify(sub)
     _add_download(sub)
     _add_serve(sub)
+    _add_study(sub)
     return parser
 
 
@@ -317,7 +369,7 @@ def main(argv=None) -> int:
     logging.captureWarnings(True)
     import ecgrhythm  # noqa: F401  (selects the Keras backend)
 
-    runners = {"train": _run_train, "evaluate": _run_evaluate, "classify": _run_classify, "download": _run_download, "serve": _run_serve}
+    runners = {"train": _run_train, "evaluate": _run_evaluate, "classify": _run_classify, "download": _run_download, "serve": _run_serve, "study": _run_study}
     try:
         return runners[args.command](args)
     except KeyboardInterrupt:

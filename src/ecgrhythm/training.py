@@ -14,7 +14,6 @@ import dataclasses
 import io
 import json
 import logging
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write, atomic_write_text
+from ._machine import describe as describe_machine
 from .batching import WindowSequence, bucket_lengths
 from .config import ModelConfig, PreprocessConfig, TrainConfig
 from .evaluation import SPLIT_FILE, cinc2017_score, confusion_matrix, f1_per_class, multilabel_report, tune_thresholds
@@ -220,6 +220,17 @@ def cosine_learning_rate(base: float, epoch: int, epochs: int, floor: float = 0.
     return base * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * epoch / epochs)))
 
 
+def fit_epoch(model, sequence: WindowSequence, epoch: int, config: TrainConfig, verbose: int = 0):
+    """Train one epoch (0-based `epoch`) on the cosine schedule, with that epoch's windows.
+
+    Returns:
+        The `keras.callbacks.History` of the epoch.
+    """
+    model.optimizer.learning_rate.assign(cosine_learning_rate(config.learning_rate, epoch, config.epochs))
+    sequence.set_epoch(epoch)
+    return model.fit(sequence, epochs=1, verbose=verbose, shuffle=False)
+
+
 @dataclasses.dataclass
 class TrainResult:
     """What a training run produced: the model folder, its best validation scores and its history."""
@@ -401,11 +412,9 @@ def train(
         if best["epoch"] >= 0 and epoch - best["epoch"] > tc.patience:
             break
         t0 = time.perf_counter()
-        model.optimizer.learning_rate.assign(cosine_learning_rate(tc.learning_rate, epoch, tc.epochs))
-        sequence.set_epoch(epoch)
         if verbose:
             print(f"Epoch {epoch + 1}/{tc.epochs}", flush=True)
-        fit = model.fit(sequence, epochs=1, verbose=verbose, shuffle=False)
+        fit = fit_epoch(model, sequence, epoch, tc, verbose=verbose)
         t1 = time.perf_counter()
         score, f1, extras = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
         t2 = time.perf_counter()
@@ -444,7 +453,7 @@ def train(
         "parameters": int(model.count_params()),
         "train_seconds": round(train_seconds, 1),
         "wall_seconds_this_session": round(time.perf_counter() - started, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {_cpu_count()} CPU cores, {keras.backend.backend()} backend".replace("  ", " "),
+        "machine": describe_machine(),
     }
     files = {LOG_FILE: _log_text(history) if history else None, SPLIT_FILE: split_text}
     state_dir = _aside(output_dir)
@@ -458,9 +467,3 @@ def train(
         raise
     shutil.move(str(state_dir), output_dir / CHECKPOINT_DIR)
     return TrainResult(output_dir, best["epoch"] + 1, best["score"], best["f1"], history)
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
