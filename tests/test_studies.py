@@ -154,7 +154,7 @@ def test_study_records_resumes_and_reports(small_folder, small_data, tmp_path):
     for r in rows:
         assert 0 <= r["val_cinc_score"] <= 1 and r["parameters"] > 0 and r["inference_records_per_s"] > 0
 
-    paths = write_report("length", tmp_path / "report", store, min_runs=1)
+    paths = write_report("length", tmp_path / "report", store, min_seeds=1)
     with open(paths["csv"], newline="") as f:
         written = list(csv.DictReader(f))
     assert [(r["variant"], float(r["val_cinc_score"])) for r in written] == [(n, s) for n, _, s in seen]
@@ -164,6 +164,26 @@ def test_study_records_resumes_and_reports(small_folder, small_data, tmp_path):
 
     with pytest.raises(ValueError, match="other settings"):
         run_study("length", small_folder, **{**kwargs, "budget": Budget(epochs=2, train_records=40, val_fraction=0.3, batch_size=16)})
+
+
+def test_same_seed_gives_the_same_run(small_folder, small_data, tmp_path):
+    """A fixed-input strategy end to end, twice in two stores: the same measurements' scores."""
+    scores = []
+    for store in ("a.db", "b.db"):
+        run_study("length", small_folder, storage=tmp_path / store, budget=TINY, seeds=(3,), variants=["crop_pad"], data=small_data,
+                  on_run=lambda v, s, m: scores.append((m["val_cinc_score"], m["final_loss"], m["parameters"])))
+    assert len(scores) == 2 and scores[0] == scores[1]
+
+
+def test_bad_settings_fail_before_anything_is_recorded(small_folder, small_data, tmp_path):
+    store = tmp_path / "store.db"
+    with pytest.raises(ValueError, match="epochs"):
+        Budget(epochs=0)
+    with pytest.raises(ValueError, match="margin"):
+        run_study("depth", small_folder, storage=store, budget=TINY, margin=-0.1, data=small_data)
+    with pytest.raises(ValueError, match="unknown depth variants"):
+        run_study("depth", small_folder, storage=store, budget=TINY, variants=["9xLSTM"], data=small_data)
+    assert not store.exists()
 
 
 def test_cli_study_report_and_errors(small_folder, tmp_path, capsys):

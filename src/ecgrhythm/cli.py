@@ -109,12 +109,10 @@ def _run_study(args):
     from .studies import Budget, run_study, write_report
 
     budget = Budget(epochs=args.epochs, train_records=args.train_records)
-    command = f"ecgrhythm study {args.name} --epochs {args.epochs} --train-records {args.train_records} --seeds {' '.join(map(str, args.seeds))}"
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
 
     def report():
-        paths = write_report(args.name, args.output, args.store, command=command, min_runs=len(args.seeds))
-        return paths["md"]
+        return write_report(args.name, args.output, args.store)["md"]
 
     def on_run(variant, seed, measured):
         print(f"{args.name}: {variant.name}, seed {seed}: CinC {measured['val_cinc_score']:.4f}, {measured['train_seconds']:.0f} s; report {report()}", flush=True)

@@ -38,10 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write, atomic_write_text
-from .batching import WindowSequence, bucket_lengths
 from .config import ModelConfig, PreprocessConfig, TrainConfig
 from .evaluation import cinc2017_score, confusion_matrix, f1_per_class
-from .inference import predict_signals
 from .preprocessing import bandpass, normalize
 
 __all__ = [
@@ -87,6 +85,11 @@ class Budget:
     window_s: float = 20.0
     learning_rate: float = 1e-3
 
+    def __post_init__(self):
+        self.train_config(0)  # the same checks as training
+        if self.train_records < 2:
+            raise ValueError(f"Invalid argument `train_records`: expected at least 2. Received: train_records={self.train_records!r}")
+
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, window_s=self.window_s,
                            learning_rate=self.learning_rate, val_fraction=self.val_fraction, seed=seed)
@@ -120,7 +123,12 @@ class Variant:
 
 @dataclasses.dataclass
 class StudyData:
-    """Signals at the model's rate (not normalised, not filtered), labels and the fixed split."""
+    """The records a study uses: signals at the model's rate (not normalised, not filtered), labels and the fixed split.
+
+    Attributes:
+        fingerprint: a digest of the folder's labels and of the split, to refuse resuming on other data.
+        crop_pad_discards: what cropping to 30 s throws away over the whole folder (`discarded_share`).
+    """
 
     names: list[str]
     signals: list[np.ndarray]
@@ -130,11 +138,8 @@ class StudyData:
     train_idx: np.ndarray
     val_idx: np.ndarray
     source: str
-
-    def fingerprint(self) -> str:
-        """A digest of the split (record names and labels), to refuse resuming on other data."""
-        text = json.dumps([[self.names[i] for i in self.train_idx], [self.names[i] for i in self.val_idx], self.targets.tolist()])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+    fingerprint: str
+    crop_pad_discards: dict
 
 
 def load_study_data(data_dir, budget: Budget, fs: float = PreprocessConfig.fs) -> StudyData:
@@ -148,7 +153,12 @@ def load_study_data(data_dir, budget: Budget, fs: float = PreprocessConfig.fs) -
     if budget.train_records < len(train_idx):
         train_idx, _ = train_test_split(train_idx, train_size=budget.train_records, stratify=data.targets[train_idx], random_state=budget.split_seed)
         train_idx = np.sort(train_idx)
-    return StudyData(data.names, data.signals, data.targets, data.classes, fs, train_idx, val_idx, str(Path(data_dir).resolve()))
+    text = json.dumps([[data.names[i] for i in train_idx], [data.names[i] for i in val_idx], data.targets.tolist()])
+    fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
+    discards = discarded_share([len(x) for x in data.signals], fs)
+    used = np.concatenate([train_idx, val_idx])  # keep only what the runs use
+    return StudyData([data.names[i] for i in used], [data.signals[i] for i in used], data.targets[used], data.classes, fs,
+                     np.arange(len(train_idx)), np.arange(len(train_idx), len(used)), str(Path(data_dir).resolve()), fingerprint, discards)
 
 
 def _normalised(data: StudyData, variant: Variant) -> list[np.ndarray]:
@@ -223,6 +233,8 @@ class _Strategy:
     """Turns signals into training windows and validation probabilities for one length strategy."""
 
     def __init__(self, name: str, fs: float, downsampling: int, window_s: float):
+        from .batching import bucket_lengths
+
         if name not in LENGTH_STRATEGIES:
             raise ValueError(f"Invalid argument `length`: expected one of {list(LENGTH_STRATEGIES)}. Received: length={name!r}")
         self.name = name
@@ -242,6 +254,8 @@ class _Strategy:
         return list(signals), self.window
 
     def predict(self, model, signals) -> np.ndarray:
+        from .inference import predict_signals
+
         if self.name in ("crop_pad", "resample"):
             return predict_signals(model, [self.fixed_input(s) for s in signals], (self.fixed,))
         if self.name == "bucket_mask":
@@ -275,6 +289,7 @@ def run_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *,
     """
     import keras
 
+    from .batching import WindowSequence
     from .models import build_lstm_classifier
     from .training import class_weights, fit_epoch
 
@@ -392,6 +407,15 @@ def chosen_depth(means: dict[str, float], margin: float) -> int:
     return layers
 
 
+def _variant_names(study: str) -> set[str]:
+    """Every variant name a study can run."""
+    if study == "normalization":
+        return {v.name for v in _normalization_variants()}
+    if study == "length":
+        return set(LENGTH_STRATEGIES)
+    return {depth_variant(n, u, b, f).name for n in range(MAX_LAYERS + 1) for u in (32, 64, 128) for b in (True, False) for f in FRONT_ENDS}
+
+
 @dataclasses.dataclass(frozen=True)
 class Study:
     """A study: its question, its variants (fixed, or planned from results) and the store's parameter types."""
@@ -441,8 +465,13 @@ def open_store(storage: str | Path = DEFAULT_STORE):
     return optuna.storages.RDBStorage(text)
 
 
-def _open_study(name: str, storage, attrs: dict | None = None):
-    """The Optuna study `name`; with `attrs`, created if missing and checked to have been run with them."""
+def _open_study(name: str, storage, attrs: dict | None = None, info: dict | None = None):
+    """The Optuna study `name`; with `attrs`, created if missing and checked to have been run with them.
+
+    `attrs` (budget, split, margin) must match those recorded; `info` (where the
+    data lies, its rate) is recorded on creation but not compared, so a study
+    resumes on another machine with the same data.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -453,10 +482,11 @@ def _open_study(name: str, storage, attrs: dict | None = None):
             raise ValueError(f"study {name!r} has no recorded runs yet in {storage.url}") from None
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     recorded = study.user_attrs.get("setup")
+    attrs = json.loads(json.dumps(attrs))
     if recorded is None:
-        study.set_user_attr("setup", attrs)
-    elif recorded != json.loads(json.dumps(attrs)):
-        changed = sorted(k for k in set(recorded) | set(attrs) if recorded.get(k) != json.loads(json.dumps(attrs)).get(k))
+        study.set_user_attr("setup", {**(info or {}), **attrs})
+    elif any(recorded.get(k) != v for k, v in attrs.items()):
+        changed = sorted(k for k, v in attrs.items() if recorded.get(k) != v)
         raise ValueError(f"study {name!r} in the store was run with other settings ({', '.join(changed)} differ): "
                          "rerun with the same settings, or use another --store")
     return study
@@ -501,15 +531,27 @@ def run_study(name: str, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Bu
 
     from ._machine import describe
 
+    if name not in STUDIES:
+        raise ValueError(f"Invalid argument `name`: expected one of {sorted(STUDIES)}. Received: name={name!r}")
     study_def = STUDIES[name]
-    seeds = tuple(int(s) for s in seeds)
+    seeds = tuple(dict.fromkeys(int(s) for s in seeds))
     if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
         raise ValueError(f"Invalid argument `seeds`: expected seeds in [0, {MAX_SEED}]. Received: seeds={seeds!r}")
+    if len(seeds) < 3:
+        logger.warning("%d seed(s): the report answers a study only from variants run with at least 3 seeds", len(seeds))
+    if not margin >= 0:
+        raise ValueError(f"Invalid argument `margin`: expected a non-negative score difference. Received: margin={margin!r}")
+    if variants is not None:
+        known = _variant_names(name)
+        unknown = [v for v in variants if v not in known]
+        if unknown:
+            raise ValueError(f"unknown {name} variants {unknown}; known: {sorted(known)}")
     data = data or load_study_data(data_dir, budget)
-    setup = {"budget": dataclasses.asdict(budget), "data": data.source, "split": data.fingerprint(), "n_train": int(len(data.train_idx)),
-             "n_val": int(len(data.val_idx)), "margin": margin, "crop_pad_discards": discarded_share([len(x) for x in data.signals], data.fs)}
+    setup = {"budget": dataclasses.asdict(budget), "split": data.fingerprint, "n_train": int(len(data.train_idx)),
+             "n_val": int(len(data.val_idx)), "margin": margin}
+    info = {"data": data.source, "fs": data.fs, "crop_pad_discards": data.crop_pad_discards}
     store = open_store(storage)
-    study = _open_study(name, store, setup)
+    study = _open_study(name, store, setup, info)
     distributions = study_def.distributions()
     machine = device or describe()
     made = 0
@@ -519,9 +561,6 @@ def run_study(name: str, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Bu
         done = {(t.user_attrs["variant"], t.params["seed"]) for t in trials}
         plan = study_def.plan(_means(trials, seeds), margin)
         if variants is not None:
-            unknown = set(variants) - {v.name for v in plan}
-            if unknown and name != "depth":
-                raise ValueError(f"unknown {name} variants {sorted(unknown)}; known: {[v.name for v in plan]}")
             plan = [v for v in plan if v.name in variants]
         todo = [(v, s) for s in seeds for v in plan if (v.name, s) not in done]
         if not todo:
@@ -554,11 +593,19 @@ CSV_COLUMNS = ["variant", "seed", "val_cinc_score", "f1_N", "f1_A", "f1_O", "f1_
 
 
 def study_rows(name: str, storage=DEFAULT_STORE) -> tuple[list[dict], dict]:
-    """The recorded runs of study `name` as CSV rows (in the order the study runs them), and the study's setup."""
+    """The recorded runs of study `name` as CSV rows (in the order the study runs them), and the study's setup.
+
+    A run recorded twice (two processes on one store) is listed once: the first record.
+    """
     study = _open_study(name, open_store(storage))
-    trials = sorted(_recorded(study), key=lambda t: t.number)
+    trials, seen = [], set()
+    for t in sorted(_recorded(study), key=lambda t: t.number):
+        key = (t.user_attrs["variant"], t.params["seed"])
+        if key not in seen:
+            seen.add(key)
+            trials.append(t)
     setup = study.user_attrs.get("setup", {})
-    order = {v.name: i for i, v in enumerate(STUDIES[name].plan(_means(trials, _seeds_of(trials)), setup.get("margin", 0.01)))}
+    order = {v.name: i for i, v in enumerate(STUDIES[name].plan(_means(trials, _all_seeds(trials)), setup.get("margin", 0.01)))}
     rows = []
     for t in trials:
         a = t.user_attrs
@@ -570,13 +617,9 @@ def study_rows(name: str, storage=DEFAULT_STORE) -> tuple[list[dict], dict]:
     return rows, setup
 
 
-def _seeds_of(trials) -> tuple[int, ...]:
-    """The seeds every recorded variant shares (the study's seeds, for a finished study)."""
-    by_name: dict[str, set] = {}
-    for t in trials:
-        by_name.setdefault(t.user_attrs["variant"], set()).add(t.params["seed"])
-    sets = list(by_name.values())
-    return tuple(sorted(set.intersection(*sets))) if sets else ()
+def _all_seeds(trials) -> tuple[int, ...]:
+    """Every seed recorded in a study: a variant is complete when it has run with all of them."""
+    return tuple(sorted({t.params["seed"] for t in trials}))
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -587,33 +630,53 @@ def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for name, runs in groups.items():
         scores = np.array([r["val_cinc_score"] for r in runs], dtype=float)
-        row = {"variant": name, "runs": len(runs), "mean": float(scores.mean()), "sd": float(scores.std(ddof=1)) if len(runs) > 1 else float("nan")}
+        row = {"variant": name, "runs": len(runs), "seeds": {r["seed"] for r in runs}, "mean": float(scores.mean()),
+               "sd": float(scores.std(ddof=1)) if len(runs) > 1 else float("nan")}
         for key in ("f1_N", "f1_A", "f1_O", "f1_~", "seconds_per_epoch", "inference_records_per_s"):
             row[key] = float(np.mean([r[key] for r in runs]))
         row["parameters"] = runs[0]["parameters"]
+        row["config"] = json.loads(runs[0]["config"])
         out.append(row)
     return out
 
 
-def answer(name: str, summary: list[dict], margin: float, min_runs: int) -> str:
-    """The plain answer the summary supports, by the study's stated rule."""
-    complete = [s for s in summary if s["runs"] >= min_runs]
+def _pm(mean: float, sd: float) -> str:
+    return f"{mean:.3f}" if math.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
+
+
+def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3) -> str:
+    """The plain answer the summary supports, by the study's stated rule.
+
+    Only variants run with every seed of the study (and at least `min_seeds`) take part.
+    """
+    seeds = set().union(*(s["seeds"] for s in summary)) if summary else set()
+    if len(seeds) < min_seeds:
+        return f"Not answered yet: the runs so far use {len(seeds)} seed(s), the answer needs {min_seeds}."
+    complete = [s for s in summary if s["seeds"] == seeds]
     if not complete:
-        return f"Not answered yet: no variant has {min_runs} runs."
+        return f"Not answered yet: no variant has run with all {len(seeds)} seeds."
     best = max(complete, key=lambda s: s["mean"])
     close = [s for s in complete if s["mean"] >= best["mean"] - margin]
     spread = max((s["sd"] for s in complete if not math.isnan(s["sd"])), default=float("nan"))
-    lines = [f"Best mean validation CinC score: **{best['variant']}**, {best['mean']:.3f} ± {best['sd']:.3f} (mean ± SD over {best['runs']} seeds).",
+    lines = [f"Best mean validation CinC score: **{best['variant']}**, {_pm(best['mean'], best['sd'])} (mean ± SD over {len(seeds)} seeds).",
              f"Within the margin of {margin:g} of it: {', '.join(s['variant'] for s in close)}. "
              f"The largest seed-to-seed SD of any variant is {spread:.3f}; differences smaller than that are not evidence."]
     if name == "depth":
-        lean = min(close, key=lambda s: s["parameters"])
-        lines.append(f"Leanest network within the margin of the best: **{lean['variant']}** ({lean['parameters']:,} parameters).")
+        means = {s["variant"]: s["mean"] for s in complete}
+        lines.append(f"Adding layers stopped at **{chosen_depth(means, margin)}** LSTM layer(s): the next layer did not raise the mean by more than {margin:g}.")
+        lstm = [s for s in close if s["config"].get("lstm_layers", 1) > 0]
+        if lstm:
+            lean = min(lstm, key=lambda s: s["parameters"])
+            lines.append(f"Leanest LSTM network within the margin of the best: **{lean['variant']}** ({lean['parameters']:,} parameters).")
+        reference = [s for s in complete if s["config"].get("lstm_layers", 1) == 0]
+        for s in reference:
+            verdict = "within" if s in close else "outside"
+            lines.append(f"The front end without any LSTM ({s['parameters']:,} parameters) scores {_pm(s['mean'], s['sd'])}, {verdict} the margin of the best.")
     if name == "length":
         fast = max(close, key=lambda s: s["inference_records_per_s"])
         lines.append(f"Fastest at inference among those: **{fast['variant']}** ({fast['inference_records_per_s']:.0f} records/s).")
     if len(complete) < len(summary):
-        lines.append(f"Variants with fewer than {min_runs} runs are left out of this answer.")
+        lines.append(f"Variants not yet run with all {len(seeds)} seeds are left out of this answer.")
     return "\n".join(lines)
 
 
@@ -642,7 +705,7 @@ def _figure(name: str, rows: list[dict], summary: list[dict]) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = "", notes: str = "", min_runs: int = 3) -> dict[str, Path]:
+def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = "", notes: str = "", min_seeds: int = 3) -> dict[str, Path]:
     """Write `<name>.csv` (one row per recorded run), `<name>.md` and `<name>.png` from the store.
 
     Returns:
@@ -652,6 +715,11 @@ def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = ""
     import io
 
     rows, setup = study_rows(name, storage)
+    seeds = sorted({r["seed"] for r in rows})
+    if not command:
+        b = setup.get("budget", {})
+        command = (f"ecgrhythm study {name} --epochs {b.get('epochs')} --train-records {b.get('train_records')} "
+                   f"--seeds {' '.join(map(str, seeds))} --margin {setup.get('margin', 0.01):g}")
     if not rows:
         raise ValueError(f"study {name!r} has no recorded runs yet")
     out_dir = Path(out_dir)
@@ -665,14 +733,15 @@ def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = ""
     summary = summarise(rows)
     with atomic_write(paths["png"], "wb") as f:
         f.write(_figure(name, rows, summary))
-    atomic_write_text(paths["md"], _markdown(name, rows, summary, setup, command, notes, min_runs))
+    atomic_write_text(paths["md"], _markdown(name, rows, summary, setup, command, notes, min_seeds))
     return paths
 
 
 def _compared(name: str, setup: dict) -> list[str]:
     """The variants of a study in words."""
+    fs = float(setup.get("fs", PreprocessConfig.fs))
     if name == "normalization":
-        return ["Each record (at 150 Hz) is, optionally after a zero-phase 3rd-order Butterworth band-pass of "
+        return [f"Each record (at {fs:g} Hz) is, optionally after a zero-phase 3rd-order Butterworth band-pass of "
                 f"{BANDPASS[0]:g}-{BANDPASS[1]:g} Hz (`bandpass`; `raw` = no filter):",
                 "- `none`: the signal in millivolts as recorded;",
                 "- `zscore`: minus its mean, divided by its standard deviation;",
@@ -681,10 +750,18 @@ def _compared(name: str, setup: dict) -> list[str]:
                 "- `global`: one offset and scale for the whole data set (mean and standard deviation of all training samples)."]
     if name == "length":
         lost = setup.get("crop_pad_discards", {})
+        down = ModelConfig().downsampling
+        kept, fixed = advised_length(fs, down)
+        from .batching import bucket_lengths
+
+        longest = bucket_lengths(fs, down)[-1] / fs
+        window = setup.get("budget", {}).get("window_s", Budget.window_s)
         lines = [f"- `{k}`: {v}" for k, v in LENGTH_STRATEGIES.items()]
-        lines += ["", "`crop_pad` and `resample` train and predict on one fixed input (4,544 samples at 150 Hz: 30 s rounded up to the network's 64x "
-                  "downsampling; the padding is zeros the network sees). `bucket_mask` and `windows` train on the same random 20 s windows; "
-                  "`bucket_mask` masks the padding of short records and predicts on the whole record at once (records over 65 s in chunks).",
+        lines += ["", f"`crop_pad` and `resample` train and predict on one fixed input ({fixed:,} samples at {fs:g} Hz: the advised {kept:,} "
+                  f"rounded up to a multiple of the network's {down}x downsampling; the padding is zeros the network sees). "
+                  f"`bucket_mask` and `windows` train on the same random {window:g} s windows; they differ in records shorter than the window "
+                  "(padding masked in `bucket_mask`, zeros seen in `windows`) and, mostly, at inference: `bucket_mask` predicts on the whole "
+                  f"record at once, padded to its length bucket and masked (records over {longest:.0f} s in chunks), `windows` averages its windows.",
                   "", f"Cropping to 30 s throws away **{100 * lost.get('share_of_signal', float('nan')):.1f}%** of all signal in the data set "
                   f"and cuts **{100 * lost.get('share_of_records_cut', float('nan')):.1f}%** of the records."]
         return lines
@@ -694,16 +771,17 @@ def _compared(name: str, setup: dict) -> list[str]:
             "2. At the depth reached: 32 and 128 units, and one direction only.",
             f"3. At that depth: other convolutional front ends ({', '.join(f for f in FRONT_ENDS if f != DEFAULT_FRONT_END)}), "
             "and the front end alone without an LSTM, as a reference.",
-            "The answer picks the network with the fewest parameters whose mean is within the margin of the best mean."]
+            "The answer picks the LSTM network with the fewest parameters whose mean is within the margin of the best mean."]
 
 
-def _markdown(name, rows, summary, setup, command, notes, min_runs) -> str:
+def _markdown(name, rows, summary, setup, command, notes, min_seeds) -> str:
     study = STUDIES[name]
     budget = setup.get("budget", {})
     margin = setup.get("margin", 0.01)
     machines = sorted({r["machine"] for r in rows})
+    epochs = budget.get("epochs", 0)
     lines = [f"# Study: {name}", "", f"**Question.** {study.question}", "",
-             "## Answer", "", answer(name, summary, margin, min_runs), ""]
+             "## Answer", "", answer(name, summary, margin, min_seeds), ""]
     if notes:
         lines += [notes.strip(), ""]
     lines += ["## Results", "",
@@ -712,8 +790,7 @@ def _markdown(name, rows, summary, setup, command, notes, min_runs) -> str:
               "| variant | runs | CinC score | F1 N | F1 A | F1 O | F1 ~ | parameters | s/epoch | inference records/s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        sd = "" if math.isnan(s["sd"]) else f" ± {s['sd']:.3f}"
-        lines.append(f"| {s['variant']} | {s['runs']} | {s['mean']:.3f}{sd} | {s['f1_N']:.3f} | {s['f1_A']:.3f} | {s['f1_O']:.3f} | {s['f1_~']:.3f} "
+        lines.append(f"| {s['variant']} | {s['runs']} | {_pm(s['mean'], s['sd'])} | {s['f1_N']:.3f} | {s['f1_A']:.3f} | {s['f1_O']:.3f} | {s['f1_~']:.3f} "
                      f"| {s['parameters']:,} | {s['seconds_per_epoch']:.1f} | {s['inference_records_per_s']:.0f} |")
     lines += ["", f"![{name}]({name}.png)", "", "## What was compared", "", *_compared(name, setup), "", "## How it was measured", "",
               f"- Data: `{Path(setup.get('data', '?')).name}`, one split (seed {budget.get('split_seed')}): every run trains on the same "
@@ -724,8 +801,9 @@ def _markdown(name, rows, summary, setup, command, notes, min_runs) -> str:
               "and the study compares settings, not final models.",
               f"- Seeds: {', '.join(str(s) for s in sorted({r['seed'] for r in rows}))} (weights and windows; the split stays fixed).",
               f"- Margin: {margin:g} in mean CinC score.",
-              "- s/epoch leaves out the first epoch (it includes compiling); inference records/s is a second, warm pass over the validation records, network only.",
-              f"- Machine: {'; '.join(machines)}."]
+              ("- s/epoch leaves out the first epoch (it includes compiling). " if epochs > 1 else "- s/epoch includes compiling (one epoch per run). ")
+              + "Inference records/s is a second, warm pass over the validation records: the strategy's input transform and the network, not reading the files.",
+              f"- Machine: {'; '.join(machines)}." + (" The runs come from several machines: compare times only within one." if len(machines) > 1 else "")]
     if command:
         lines += [f"- Command: `{command}`"]
     return "\n".join(lines) + "\n"
