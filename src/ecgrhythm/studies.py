@@ -623,7 +623,7 @@ def _all_seeds(trials) -> tuple[int, ...]:
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Per variant, in row order: runs, mean and sample standard deviation of the score, mean F1s and costs."""
+    """Per variant, in row order: runs, mean and sample standard deviation of the score, mean F1s, median times and size."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["variant"], []).append(r)
@@ -632,8 +632,10 @@ def summarise(rows: list[dict]) -> list[dict]:
         scores = np.array([r["val_cinc_score"] for r in runs], dtype=float)
         row = {"variant": name, "runs": len(runs), "seeds": {r["seed"] for r in runs}, "mean": float(scores.mean()),
                "sd": float(scores.std(ddof=1)) if len(runs) > 1 else float("nan")}
-        for key in ("f1_N", "f1_A", "f1_O", "f1_~", "seconds_per_epoch", "inference_records_per_s"):
+        for key in ("f1_N", "f1_A", "f1_O", "f1_~"):
             row[key] = float(np.mean([r[key] for r in runs]))
+        for key in ("seconds_per_epoch", "inference_records_per_s"):  # medians: one run slowed by other load does not move them
+            row[key] = float(np.median([r[key] for r in runs]))
         row["parameters"] = runs[0]["parameters"]
         row["config"] = json.loads(runs[0]["config"])
         out.append(row)
@@ -781,11 +783,12 @@ def _markdown(name, rows, summary, setup, command, notes, min_seeds) -> str:
     machines = sorted({r["machine"] for r in rows})
     epochs = budget.get("epochs", 0)
     lines = [f"# Study: {name}", "", f"**Question.** {study.question}", "",
+             f"**What changes between runs:** the {study.factor}, and the seed. Everything else is fixed.", "",
              "## Answer", "", answer(name, summary, margin, min_seeds), ""]
     if notes:
         lines += [notes.strip(), ""]
     lines += ["## Results", "",
-              f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class, speed and size are means. "
+              f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds, so one run slowed by other load on the machine does not move them. "
               f"One row per run is in [`{name}.csv`]({name}.csv).", "",
               "| variant | runs | CinC score | F1 N | F1 A | F1 O | F1 ~ | parameters | s/epoch | inference records/s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
