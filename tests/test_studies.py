@@ -26,6 +26,7 @@ from ecgrhythm.studies import (  # noqa: E402
     resample_to,
     run_study,
     study_rows,
+    summarise,
     window_starts,
     write_report,
 )
@@ -193,3 +194,16 @@ def test_cli_study_report_and_errors(small_folder, tmp_path, capsys):
     code = main(["study", "normalization", "--data", str(small_folder), "--store", str(store), "--output", str(out),
                  "--variants", "zscore/raw,nonsense", "--epochs", "1", "--train-records", "40", "--seeds", "0"])
     assert code == 2 and "nonsense" in capsys.readouterr().err
+
+
+def test_summary_pairs_runs_by_seed_with_the_reference():
+    rows = [{"variant": v, "seed": seed, "val_cinc_score": score, "parameters": 1, "config": "{}", "f1_N": 0, "f1_A": 0, "f1_O": 0, "f1_~": 0,
+             "seconds_per_epoch": 1.0, "inference_records_per_s": 1.0}
+            for v, scores in {"ref": [0.50, 0.60, 0.55], "worse": [0.45, 0.56, 0.49]}.items() for seed, score in enumerate(scores)]
+    summary = {s["variant"]: s for s in summarise(rows, "ref")}
+    assert summary["worse"]["delta"] == pytest.approx(-0.05)
+    from scipy.stats import ttest_rel
+
+    assert summary["worse"]["p"] == pytest.approx(ttest_rel([0.45, 0.56, 0.49], [0.50, 0.60, 0.55]).pvalue)
+    assert np.isnan(summary["ref"]["delta"])
+    assert summary["ref"]["sd"] == pytest.approx(np.std([0.50, 0.60, 0.55], ddof=1))

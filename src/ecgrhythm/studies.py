@@ -425,6 +425,7 @@ class Study:
     factor: str
     plan: object  # callable(means, margin) -> list[Variant]
     distributions: object  # callable() -> dict of Optuna distributions
+    reference: str  # the variant that is ecgrhythm's default (or the procedure's start)
 
 
 def _distributions(study: str) -> dict:
@@ -443,10 +444,10 @@ def _distributions(study: str) -> dict:
 
 STUDIES = {
     "normalization": Study("normalization", "Is normalising the raw signal a good input, and which normalisation?", "normalisation and band-pass filter",
-                           lambda means, margin: _normalization_variants(), lambda: _distributions("normalization")),
+                           lambda means, margin: _normalization_variants(), lambda: _distributions("normalization"), "zscore/raw"),
     "length": Study("length", "How should an LSTM take inputs of different lengths?", "variable-length strategy",
-                    lambda means, margin: _length_variants(), lambda: _distributions("length")),
-    "depth": Study("depth", "How deep should the LSTM network be?", "network depth and width", depth_plan, lambda: _distributions("depth")),
+                    lambda means, margin: _length_variants(), lambda: _distributions("length"), "bucket_mask"),
+    "depth": Study("depth", "How deep should the LSTM network be?", "network depth and width", depth_plan, lambda: _distributions("depth"), depth_variant(1).name),
 }
 
 
@@ -622,8 +623,13 @@ def _all_seeds(trials) -> tuple[int, ...]:
     return tuple(sorted({t.params["seed"] for t in trials}))
 
 
-def summarise(rows: list[dict]) -> list[dict]:
-    """Per variant, in row order: runs, mean and sample standard deviation of the score, mean F1s, median times and size."""
+def summarise(rows: list[dict], reference: str | None = None) -> list[dict]:
+    """Per variant, in row order: runs, mean and sample standard deviation of the score, mean F1s, median times and size.
+
+    With a `reference` variant, also the paired difference from it: the mean over
+    shared seeds of (score - reference's score with the same seed), and the
+    two-sided p-value of a paired t-test (`nan` with fewer than 2 shared seeds).
+    """
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["variant"], []).append(r)
@@ -639,7 +645,26 @@ def summarise(rows: list[dict]) -> list[dict]:
         row["parameters"] = runs[0]["parameters"]
         row["config"] = json.loads(runs[0]["config"])
         out.append(row)
+    base = {r["seed"]: r["val_cinc_score"] for r in groups.get(reference, [])}
+    for row in out:
+        pairs = [(r["val_cinc_score"], base[r["seed"]]) for r in groups[row["variant"]] if r["seed"] in base]
+        row["delta"], row["p"] = _paired(pairs) if row["variant"] != reference else (float("nan"), float("nan"))
     return out
+
+
+def _paired(pairs) -> tuple[float, float]:
+    """Mean difference of `(a, b)` pairs and the p-value of a two-sided paired t-test."""
+    if not pairs:
+        return float("nan"), float("nan")
+    a, b = np.array(pairs, dtype=float).T
+    diff = a - b
+    if len(diff) < 2:
+        return float(diff.mean()), float("nan")
+    if np.allclose(diff, diff[0]):
+        return float(diff.mean()), 0.0 if diff[0] != 0 else 1.0
+    from scipy.stats import ttest_rel
+
+    return float(diff.mean()), float(ttest_rel(a, b).pvalue)
 
 
 def _pm(mean: float, sd: float) -> str:
@@ -663,6 +688,13 @@ def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3) ->
     lines = [f"Best mean validation CinC score: **{best['variant']}**, {_pm(best['mean'], best['sd'])} (mean ± SD over {len(seeds)} seeds).",
              f"Within the margin of {margin:g} of it: {', '.join(s['variant'] for s in close)}. "
              f"The largest seed-to-seed SD of any variant is {spread:.3f}; differences smaller than that are not evidence."]
+    reference = STUDIES[name].reference
+    clear = [s for s in complete if not math.isnan(s.get("p", float("nan"))) and s["p"] < 0.05]
+    if clear:
+        lines.append(f"Paired seed by seed with `{reference}`, these differ clearly (paired t-test p < 0.05): "
+                     + ", ".join(f"{s['variant']} ({s['delta']:+.3f}, p {s['p']:.3f})" for s in clear) + ".")
+    elif any(s["variant"] == reference for s in complete):
+        lines.append(f"Paired seed by seed with `{reference}`, no variant differs clearly (paired t-test p < 0.05).")
     if name == "depth":
         means = {s["variant"]: s["mean"] for s in complete}
         lines.append(f"Adding layers stopped at **{chosen_depth(means, margin)}** LSTM layer(s): the next layer did not raise the mean by more than {margin:g}.")
@@ -732,7 +764,7 @@ def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = ""
     writer.writerows(rows)
     paths = {"csv": out_dir / f"{name}.csv", "md": out_dir / f"{name}.md", "png": out_dir / f"{name}.png"}
     atomic_write_text(paths["csv"], text.getvalue())
-    summary = summarise(rows)
+    summary = summarise(rows, STUDIES[name].reference)
     with atomic_write(paths["png"], "wb") as f:
         f.write(_figure(name, rows, summary))
     atomic_write_text(paths["md"], _markdown(name, rows, summary, setup, command, notes, min_seeds))
@@ -790,10 +822,13 @@ def _markdown(name, rows, summary, setup, command, notes, min_seeds) -> str:
     lines += ["## Results", "",
               f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds, so one run slowed by other load on the machine does not move them. "
               f"One row per run is in [`{name}.csv`]({name}.csv).", "",
-              "| variant | runs | CinC score | F1 N | F1 A | F1 O | F1 ~ | parameters | s/epoch | inference records/s |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              f"The column *vs {study.reference}* is the mean difference from `{study.reference}` with the same seed, and the p-value of a "
+              "paired t-test over the seeds (rough with 3 seeds, and not corrected for the number of variants).", "",
+              f"| variant | runs | CinC score | vs {study.reference} | F1 N | F1 A | F1 O | F1 ~ | parameters | s/epoch | inference records/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['variant']} | {s['runs']} | {_pm(s['mean'], s['sd'])} | {s['f1_N']:.3f} | {s['f1_A']:.3f} | {s['f1_O']:.3f} | {s['f1_~']:.3f} "
+        vs = "" if math.isnan(s["delta"]) else f"{s['delta']:+.3f}" + ("" if math.isnan(s["p"]) else f" (p {s['p']:.2f})")
+        lines.append(f"| {s['variant']} | {s['runs']} | {_pm(s['mean'], s['sd'])} | {vs} | {s['f1_N']:.3f} | {s['f1_A']:.3f} | {s['f1_O']:.3f} | {s['f1_~']:.3f} "
                      f"| {s['parameters']:,} | {s['seconds_per_epoch']:.1f} | {s['inference_records_per_s']:.0f} |")
     lines += ["", f"![{name}]({name}.png)", "", "## What was compared", "", *_compared(name, setup), "", "## How it was measured", "",
               f"- Data: `{Path(setup.get('data', '?')).name}`, one split (seed {budget.get('split_seed')}): every run trains on the same "
