@@ -61,6 +61,10 @@ BANDPASS = (0.5, 40.0)
 # The common advice: crop or pad every record to 9,000 samples at 300 Hz (30 s).
 ADVISED_SAMPLES, ADVISED_FS = 9000, 300.0
 MAX_SEED = 10**6
+# The network and rate every study starts from, fixed here so that changing a default of `train`
+# does not change what a study command measures: one BiLSTM layer of 64 units after six conv blocks, at 150 Hz.
+BASE_MODEL = ModelConfig(conv_filters=(16, 32, 48, 64, 96, 128), conv_kernel=7, lstm_layers=1, lstm_units=64, bidirectional=True, dropout=0.3)
+STUDY_FS = 150.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +119,7 @@ class Variant:
     normalization: str = "zscore"
     bandpass: tuple[float, float] | None = None
     length: str = "bucket_mask"
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig = BASE_MODEL
 
 
 # --------------------------------------------------------------------------- data
@@ -142,7 +146,7 @@ class StudyData:
     crop_pad_discards: dict
 
 
-def load_study_data(data_dir, budget: Budget, fs: float = PreprocessConfig.fs) -> StudyData:
+def load_study_data(data_dir, budget: Budget, fs: float = STUDY_FS) -> StudyData:
     """Read a folder with a `REFERENCE.csv` once, and fix the split every run uses."""
     from sklearn.model_selection import train_test_split
 
@@ -360,7 +364,7 @@ def depth_variant(layers: int, units: int = 64, bidirectional: bool = True, fron
     if front_end != DEFAULT_FRONT_END:
         name += f", conv {front_end}"
     params = {"lstm_layers": layers, "lstm_units": units, "bidirectional": bidirectional, "front_end": front_end}
-    model = ModelConfig(conv_filters=FRONT_ENDS[front_end], lstm_layers=layers, lstm_units=units, bidirectional=bidirectional)
+    model = dataclasses.replace(BASE_MODEL, conv_filters=FRONT_ENDS[front_end], lstm_layers=layers, lstm_units=units, bidirectional=bidirectional)
     return Variant(name, params, model=model)
 
 
@@ -773,7 +777,7 @@ def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = ""
 
 def _compared(name: str, setup: dict) -> list[str]:
     """The variants of a study in words."""
-    fs = float(setup.get("fs", PreprocessConfig.fs))
+    fs = float(setup.get("fs", STUDY_FS))
     if name == "normalization":
         return [f"Each record (at {fs:g} Hz) is, optionally after a zero-phase 3rd-order Butterworth band-pass of "
                 f"{BANDPASS[0]:g}-{BANDPASS[1]:g} Hz (`bandpass`; `raw` = no filter):",
@@ -784,7 +788,7 @@ def _compared(name: str, setup: dict) -> list[str]:
                 "- `global`: one offset and scale for the whole data set (mean and standard deviation of all training samples)."]
     if name == "length":
         lost = setup.get("crop_pad_discards", {})
-        down = ModelConfig().downsampling
+        down = BASE_MODEL.downsampling
         kept, fixed = advised_length(fs, down)
         from .batching import bucket_lengths
 
