@@ -689,8 +689,9 @@ def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3) ->
     best = max(complete, key=lambda s: s["mean"])
     close = [s for s in complete if s["mean"] >= best["mean"] - margin]
     spread = max((s["sd"] for s in complete if not math.isnan(s["sd"])), default=float("nan"))
+    close_names = "; ".join(f"`{s['variant']}`" for s in close)
     lines = [f"Best mean validation CinC score: **{best['variant']}**, {_pm(best['mean'], best['sd'])} (mean ± SD over {len(seeds)} seeds).",
-             f"Within the margin of {margin:g} of it: {', '.join(s['variant'] for s in close)}. "
+             f"Within the margin of {margin:g} of it: {close_names}. "
              f"The largest seed-to-seed SD of any variant is {spread:.3f}; differences smaller than that are not evidence."]
     reference = STUDIES[name].reference
     clear = [s for s in complete if not math.isnan(s.get("p", float("nan"))) and s["p"] < 0.05]
