@@ -84,9 +84,9 @@ class ModelConfig(_Config):
         multilabel: sigmoid outputs (several labels per record) instead of softmax.
     """
 
-    conv_filters: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
+    conv_filters: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
     conv_kernel: int = 7
-    lstm_layers: int = 1
+    lstm_layers: int = 2
     lstm_units: int = 64
     bidirectional: bool = True
     dropout: float = 0.3
