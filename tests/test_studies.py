@@ -155,7 +155,9 @@ def test_study_records_resumes_and_reports(small_folder, small_data, tmp_path):
     for r in rows:
         assert 0 <= r["val_cinc_score"] <= 1 and r["parameters"] > 0 and r["inference_records_per_s"] > 0
 
+    assert main(["study", "length", "--store", str(store), "--output", str(tmp_path / "report"), "--note", "shared the CPU with a training"]) == 0
     paths = write_report("length", tmp_path / "report", store, min_seeds=1)
+    assert "## Notes\n\n- shared the CPU with a training" in paths["md"].read_text()
     with open(paths["csv"], newline="") as f:
         written = list(csv.DictReader(f))
     assert [(r["variant"], float(r["val_cinc_score"])) for r in written] == [(n, s) for n, _, s in seen]

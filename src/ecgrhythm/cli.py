@@ -99,6 +99,7 @@ def _add_study(sub):
     p.add_argument("--max-runs", type=int, help="stop after N runs (the rest run next time)")
     p.add_argument("--device", help="label for the rows' machine column (default: this machine's description)")
     p.add_argument("--report-only", action="store_true", help="only write the report from the runs already recorded")
+    p.add_argument("--note", help="keep this note with the study in the store (its reports list the notes), then write the report")
 
 
 def _run_study(args):
@@ -117,7 +118,11 @@ def _run_study(args):
     def on_run(variant, seed, measured):
         print(f"{args.name}: {variant.name}, seed {seed}: CinC {measured['val_cinc_score']:.4f}, {measured['train_seconds']:.0f} s; report {report()}", flush=True)
 
-    if not args.report_only:
+    if args.note:
+        from .studies import add_note
+
+        add_note(args.name, args.note, args.store)
+    if not args.report_only and not args.note:
         _enable_compilation_cache()
         made = run_study(args.name, _data_dir(args.data), storage=args.store, budget=budget, seeds=args.seeds, margin=args.margin,
                          variants=variants, max_runs=args.max_runs, device=args.device, on_run=on_run)

@@ -51,6 +51,7 @@ __all__ = [
     "run_study",
     "write_report",
     "open_store",
+    "add_note",
     "DEFAULT_STORE",
 ]
 
@@ -603,13 +604,14 @@ def study_rows(name: str, storage=DEFAULT_STORE) -> tuple[list[dict], dict]:
     A run recorded twice (two processes on one store) is listed once: the first record.
     """
     study = _open_study(name, open_store(storage))
+    notes = study.user_attrs.get("notes", [])
     trials, seen = [], set()
     for t in sorted(_recorded(study), key=lambda t: t.number):
         key = (t.user_attrs["variant"], t.params["seed"])
         if key not in seen:
             seen.add(key)
             trials.append(t)
-    setup = study.user_attrs.get("setup", {})
+    setup = {**study.user_attrs.get("setup", {}), "notes": notes}
     order = {v.name: i for i, v in enumerate(STUDIES[name].plan(_means(trials, _all_seeds(trials)), setup.get("margin", 0.01)))}
     rows = []
     for t in trials:
@@ -620,6 +622,12 @@ def study_rows(name: str, storage=DEFAULT_STORE) -> tuple[list[dict], dict]:
         rows.append(row)
     rows.sort(key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
     return rows, setup
+
+
+def add_note(name: str, text: str, storage=DEFAULT_STORE) -> None:
+    """Keep a note with study `name` in the store (what a reader of its report should know); reports list the notes."""
+    study = _open_study(name, open_store(storage))
+    study.set_user_attr("notes", [*study.user_attrs.get("notes", []), text.strip()])
 
 
 def _all_seeds(trials) -> tuple[int, ...]:
@@ -822,8 +830,10 @@ def _markdown(name, rows, summary, setup, command, notes, min_seeds) -> str:
     lines = [f"# Study: {name}", "", f"**Question.** {study.question}", "",
              f"**What changes between runs:** the {study.factor}, and the seed. Everything else is fixed.", "",
              "## Answer", "", answer(name, summary, margin, min_seeds), ""]
+    notes = [notes.strip()] if notes else []
+    notes += setup.get("notes", [])
     if notes:
-        lines += [notes.strip(), ""]
+        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
     lines += ["## Results", "",
               f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds, so one run slowed by other load on the machine does not move them. "
               f"One row per run is in [`{name}.csv`]({name}.csv).", "",
