@@ -41,7 +41,10 @@ def _add_train(sub):
     p.add_argument("--seed", type=int, default=t.seed)
     p.add_argument("--fs", type=float, default=q.fs, help="model sampling rate in Hz (default %(default)s)")
     p.add_argument("--normalization", choices=["zscore", "minmax", "robust", "none"], default=q.normalization)
-    p.add_argument("--bandpass", type=float, nargs=2, metavar=("LOW", "HIGH"), help="band-pass filter in Hz (default: none)")
+    band = p.add_mutually_exclusive_group()
+    band.add_argument("--bandpass", type=float, nargs=2, metavar=("LOW", "HIGH"), default=q.bandpass,
+                      help="band-pass filter in Hz (default: %(default)s)")
+    band.add_argument("--no-bandpass", dest="bandpass", action="store_const", const=None, help="no band-pass filter")
     p.add_argument("--conv-filters", default=",".join(map(str, m.conv_filters)), help="filters per conv block, comma-separated")
     p.add_argument("--conv-kernel", type=int, default=m.conv_kernel)
     p.add_argument("--lstm-layers", type=int, default=m.lstm_layers)

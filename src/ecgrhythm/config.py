@@ -50,14 +50,15 @@ class PreprocessConfig(_Config):
         normalization: one of `"zscore"` (default), `"minmax"` (to [-1, 1]),
             `"robust"` (median/IQR) or `"none"`. Applied per record and lead.
         bandpass: `(low_hz, high_hz)` for a zero-phase Butterworth band-pass
-            filter, or `None` for no filter.
+            filter (default 0.5-40 Hz, the normalisation study's best), or
+            `None` for no filter. `high_hz` must stay below `fs / 2`.
         leads: lead names the model expects, or `None` to take the record's
             leads as they come (single-lead models).
     """
 
     fs: float = 150.0
     normalization: str = "zscore"
-    bandpass: tuple[float, float] | None = None
+    bandpass: tuple[float, float] | None = (0.5, 40.0)
     leads: tuple[str, ...] | None = None
 
     def __post_init__(self):
