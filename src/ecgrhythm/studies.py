@@ -423,13 +423,12 @@ def _variant_names(study: str) -> set[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Study:
-    """A study: its question, its variants (fixed, or planned from results) and the store's parameter types."""
+    """A study: its question, its variants (fixed, or planned from results) and the variant that is the default."""
 
     name: str
     question: str
     factor: str
     plan: object  # callable(means, margin) -> list[Variant]
-    distributions: object  # callable() -> dict of Optuna distributions
     reference: str  # the variant that is ecgrhythm's default (or the procedure's start)
 
 
@@ -449,10 +448,10 @@ def _distributions(study: str) -> dict:
 
 STUDIES = {
     "normalization": Study("normalization", "Is normalising the raw signal a good input, and which normalisation?", "normalisation and band-pass filter",
-                           lambda means, margin: _normalization_variants(), lambda: _distributions("normalization"), "zscore/raw"),
+                           lambda means, margin: _normalization_variants(), "zscore/raw"),
     "length": Study("length", "How should an LSTM take inputs of different lengths?", "variable-length strategy",
-                    lambda means, margin: _length_variants(), lambda: _distributions("length"), "bucket_mask"),
-    "depth": Study("depth", "How deep should the LSTM network be?", "network depth and width", depth_plan, lambda: _distributions("depth"), depth_variant(1).name),
+                    lambda means, margin: _length_variants(), "bucket_mask"),
+    "depth": Study("depth", "How deep should the LSTM network be?", "network depth and width", depth_plan, depth_variant(1).name),
 }
 
 
@@ -558,7 +557,7 @@ def run_study(name: str, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Bu
     info = {"data": data.source, "fs": data.fs, "crop_pad_discards": data.crop_pad_discards}
     store = open_store(storage)
     study = _open_study(name, store, setup, info)
-    distributions = study_def.distributions()
+    distributions = _distributions(name)
     machine = device or describe()
     made = 0
     cached_key, cached = None, None
@@ -595,7 +594,7 @@ def run_study(name: str, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Bu
 # ------------------------------------------------------------------------- report
 
 CSV_COLUMNS = ["variant", "seed", "val_cinc_score", "f1_N", "f1_A", "f1_O", "f1_~", "parameters", "train_seconds", "seconds_per_epoch",
-               "inference_records_per_s", "epochs", "train_records", "val_records", "final_loss", "machine", "config"]
+               "inference_records_per_s", "signal_discarded", "epochs", "train_records", "val_records", "final_loss", "machine", "config"]
 
 
 def study_rows(name: str, storage=DEFAULT_STORE) -> tuple[list[dict], dict]:
@@ -618,7 +617,8 @@ def study_rows(name: str, storage=DEFAULT_STORE) -> tuple[list[dict], dict]:
         a = t.user_attrs
         config = {k: v for k, v in t.params.items() if k != "seed"}
         row = {k: a.get(k) for k in CSV_COLUMNS if k in a}
-        row.update({"variant": a["variant"], "seed": t.params["seed"], "config": json.dumps({**config, "model": a["model"]}, sort_keys=True)})
+        row.update({"variant": a["variant"], "seed": t.params["seed"], "config": json.dumps({**config, "model": a["model"]}, sort_keys=True),
+                    "signal_discarded": setup.get("crop_pad_discards", {}).get("share_of_signal") if a.get("length") == "crop_pad" else 0.0})
         rows.append(row)
     rows.sort(key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
     return rows, setup
