@@ -1,4 +1,4 @@
-"""The `ecgrhythm` command: train, evaluate, classify, download, serve.
+"""The `ecgrhythm` command: train, evaluate, classify, download, serve, study.
 
 The CLI only parses arguments, builds configs and calls the library; errors
 reach the user as one line, never a traceback.
