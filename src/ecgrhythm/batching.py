@@ -13,12 +13,17 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["bucket_lengths", "bucket_for", "pad_batch", "WindowSequence", "inference_batches"]
+__all__ = ["bucket_lengths", "bucket_for", "window_length", "pad_batch", "WindowSequence", "inference_batches"]
 
 
 def bucket_lengths(fs: float, downsampling: int, seconds=(10, 20, 30, 45, 65)) -> tuple[int, ...]:
     """Bucket lengths (samples) for durations in `seconds`, rounded up to a multiple of `downsampling`."""
     return tuple(int(math.ceil(s * fs / downsampling) * downsampling) for s in seconds)
+
+
+def window_length(seconds: float, fs: float, downsampling: int) -> int:
+    """A training window of about `seconds` at `fs`, in samples: the nearest multiple of `downsampling`."""
+    return int(round(seconds * fs / downsampling)) * downsampling
 
 
 def bucket_for(n_samples: int, buckets) -> int:

@@ -34,6 +34,7 @@ __all__ = [
     "Prediction",
     "predict_signals",
     "split_long",
+    "average_by_owner",
     "default_model_dir",
     "NotFittedError",
     "BATCH_SIZE",
@@ -111,12 +112,21 @@ def predict_signals(model, signals, buckets, batch_size: int = BATCH_SIZE) -> np
     for idx, x, mask in inference_batches(chunks, padded, batch_size):
         out = np.asarray(model.predict_on_batch({"signal": x, "mask": mask}))
         chunk_probs[idx] = out[: len(idx)]
+    return average_by_owner(chunk_probs, owners, weights, len(signals))
+
+
+def average_by_owner(values, owners, weights, n_owners: int) -> np.ndarray:
+    """Weighted mean of the rows of `values` per owner: row `i` belongs to record `owners[i]`.
+
+    Returns:
+        float array `(n_owners, values.shape[1])`; zeros for an owner without rows.
+    """
     owners = np.asarray(owners, dtype=int)
     weights = np.asarray(weights, dtype=np.float64)
-    probs = np.zeros((len(signals), n_classes))
-    np.add.at(probs, owners, chunk_probs * weights[:, None])
-    probs /= np.maximum(np.bincount(owners, weights=weights, minlength=len(signals)), 1.0)[:, None]
-    return probs
+    out = np.zeros((n_owners, np.shape(values)[1]))
+    np.add.at(out, owners, np.asarray(values) * weights[:, None])
+    out /= np.maximum(np.bincount(owners, weights=weights, minlength=n_owners), 1.0)[:, None]
+    return out
 
 
 def _load_model_dir_fast(path):

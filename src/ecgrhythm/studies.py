@@ -39,7 +39,6 @@ import numpy as np
 
 from ._io import atomic_write, atomic_write_text
 from .config import ModelConfig, PreprocessConfig, TrainConfig
-from .evaluation import cinc2017_score, confusion_matrix, f1_per_class
 from .preprocessing import bandpass, normalize
 
 __all__ = [
@@ -238,12 +237,12 @@ class _Strategy:
     """Turns signals into training windows and validation probabilities for one length strategy."""
 
     def __init__(self, name: str, fs: float, downsampling: int, window_s: float):
-        from .batching import bucket_lengths
+        from .batching import bucket_lengths, window_length
 
         if name not in LENGTH_STRATEGIES:
             raise ValueError(f"Invalid argument `length`: expected one of {list(LENGTH_STRATEGIES)}. Received: length={name!r}")
         self.name = name
-        self.window = int(round(window_s * fs / downsampling)) * downsampling
+        self.window = window_length(window_s, fs, downsampling)
         self.kept, self.fixed = advised_length(fs, downsampling)
         self.buckets = bucket_lengths(fs, downsampling)
 
@@ -259,7 +258,7 @@ class _Strategy:
         return list(signals), self.window
 
     def predict(self, model, signals) -> np.ndarray:
-        from .inference import predict_signals
+        from .inference import average_by_owner, predict_signals
 
         if self.name in ("crop_pad", "resample"):
             return predict_signals(model, [self.fixed_input(s) for s in signals], (self.fixed,))
@@ -271,12 +270,7 @@ class _Strategy:
             for start in window_starts(len(s), self.window, self.window // 2):
                 windows.append(s[start : start + self.window])
                 owners.append(i)
-        probs = predict_signals(model, windows, (self.window,))
-        owners = np.asarray(owners)
-        counts = np.bincount(owners, minlength=len(signals))[:, None]
-        out = np.zeros((len(signals), probs.shape[1]))
-        np.add.at(out, owners, probs)
-        return out / counts
+        return average_by_owner(predict_signals(model, windows, (self.window,)), owners, np.ones(len(windows)), len(signals))
 
 
 # ----------------------------------------------------------------------- one run
@@ -296,7 +290,7 @@ def run_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *,
 
     from .batching import WindowSequence
     from .models import build_lstm_classifier
-    from .training import class_weights, fit_epoch
+    from .training import class_weights, fit_epoch, score_probabilities
 
     signals = _normalised(data, variant) if signals is None else signals
     tc = budget.train_config(seed)
@@ -319,10 +313,9 @@ def run_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *,
     t0 = time.perf_counter()
     strategy.predict(model, val_signals)
     inference_seconds = time.perf_counter() - t0
-    cm = confusion_matrix([data.classes[i] for i in y_val], [data.classes[i] for i in probs.argmax(axis=1)], data.classes)
-    f1 = f1_per_class(cm, data.classes)
+    score, f1, _ = score_probabilities(y_val, probs, data.classes)
     return {
-        "val_cinc_score": round(cinc2017_score(cm, data.classes), 5),
+        "val_cinc_score": round(score, 5),
         **{f"f1_{c}": round(v, 5) for c, v in f1.items()},
         "final_loss": round(float(fit.history["loss"][-1]), 5),
         "parameters": int(model.count_params()),

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._io import atomic_write, atomic_write_text
 from ._machine import describe as describe_machine
-from .batching import WindowSequence, bucket_lengths
+from .batching import WindowSequence, bucket_lengths, window_length
 from .config import ModelConfig, PreprocessConfig, TrainConfig
 from .evaluation import SPLIT_FILE, cinc2017_score, confusion_matrix, f1_per_class, multilabel_report, tune_thresholds
 from .inference import predict_signals
@@ -30,7 +30,7 @@ from .preprocessing import preprocess
 from .labels import LABEL_SOURCES, choose_classes, class_names_of, detect_label_source, dx_codes, dx_mapping
 from .records import RecordError, find_records, read_record, read_reference
 
-__all__ = ["load_labelled", "train", "stratified_split", "TrainResult", "CINC2017_CLASSES"]
+__all__ = ["load_labelled", "train", "stratified_split", "score_probabilities", "fit_epoch", "TrainResult", "CINC2017_CLASSES"]
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +244,16 @@ class TrainResult:
 
 def _score(model, signals, targets, classes, buckets, multilabel):
     """Validation score, per-class F1 and extras (confusion matrix, or tuned thresholds)."""
-    probs = predict_signals(model, signals, buckets)
+    return score_probabilities(targets, predict_signals(model, signals, buckets), classes, multilabel)
+
+
+def score_probabilities(targets, probs, classes, multilabel: bool = False):
+    """`(score, F1 per class, extras)` of probabilities `(n, n_classes)` against `targets`.
+
+    One label per record: the CinC 2017 score of the arg-max class, and the
+    confusion matrix as extras. Multi-label: macro F1 with per-class thresholds
+    tuned on these records, which are the extras.
+    """
     if multilabel:
         thresholds = tune_thresholds(targets, probs)
         report = multilabel_report(targets, probs, classes, thresholds)
@@ -369,7 +378,7 @@ def train(
     else:
         loss = "sparse_categorical_crossentropy"
         sample_weight = class_weights(y_train, len(data.classes), tc.class_weighting)[y_train]
-    window = int(round(tc.window_s * pre.fs / arch.downsampling)) * arch.downsampling
+    window = window_length(tc.window_s, pre.fs, arch.downsampling)
     sequence = WindowSequence(
         [data.signals[i] for i in train_idx],
         y_train,
