@@ -13,7 +13,7 @@ import pytest
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.datasets import DATASETS, DownloadError, download
 from ecgrhythm.records import find_records, read_record, read_reference
-from ecgrhythm.training import load_labelled
+from ecgrhythm.labelled import load_labelled
 
 N_RECORDS = 6
 

@@ -9,10 +9,11 @@ import pytest
 from ecgrhythm.cli import main
 from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
 from ecgrhythm.inference import NO_LABEL, RhythmClassifier
+from ecgrhythm.labelled import load_labelled
 from ecgrhythm.labels import dx_codes, dx_mapping
 from ecgrhythm.preprocessing import preprocess
 from ecgrhythm.records import RecordError, read_record
-from ecgrhythm.training import load_labelled, train
+from ecgrhythm.training import train
 
 LEADS = ("I", "II", "V1")
 

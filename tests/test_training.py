@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from ecgrhythm.training import class_weights, cosine_learning_rate, stratified_split
+from ecgrhythm.labelled import stratified_split
+from ecgrhythm.training import class_weights, cosine_learning_rate
 
 TINY_ARGS = [
     "--fs", "100", "--conv-filters", "8,8,16,16", "--lstm-units", "8", "--dropout", "0.2",

@@ -180,8 +180,10 @@ def _add_evaluate(sub):
         "evaluate",
         help="score a model on a labelled folder (CinC 2017 score)",
         description="Classify the labelled records of a folder (REFERENCE.csv) and report the CinC 2017 score, "
-        "per-class F1 and the confusion matrix. Records the model was trained on (split.json in the model folder) "
-        "are left out unless --all-records is given, so the default score is a held-out score.",
+        "per-class F1, the confusion matrix and the top-class calibration error (ECE, 15 bins, with a reliability diagram). "
+        "Records the model was trained on (split.json in the model folder) are left out unless --all-records is given, "
+        "so the default score is a held-out score. The exit status is 1 if some labelled records could not be scored "
+        "(the outputs are still written, without them), 2 if none could.",
     )
     p.add_argument("--data", metavar="DIR", help="folder with records and REFERENCE.csv (default: the shared CinC 2017 data)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
@@ -193,7 +195,8 @@ def _run_evaluate(args):
     from pathlib import Path
 
     from ._io import atomic_write
-    from .evaluation import evaluate_folder, format_report, write_report
+    from .evaluation import evaluate_folder
+    from .reports import format_report, write_report
 
     data = _data_dir(args.data)
     clf = _load_classifier(args.model)
@@ -218,6 +221,10 @@ def _run_evaluate(args):
     with atomic_write(csv_path, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
         _write_rows(f, prediction, truth=truth)
     print(f"wrote {paths['json']}, {paths['figure']} and {csv_path}")
+    if info["failed_records"]:
+        print(f"ecgrhythm evaluate: {info['failed_records']} labelled records could not be scored (reasons above); the score leaves them out",
+              file=sys.stderr)
+        return 1
     return 0
 
 

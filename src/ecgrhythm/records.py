@@ -41,6 +41,7 @@ __all__ = [
     "read_record",
     "find_records",
     "read_reference",
+    "read_header_comments",
     "validate_signal",
     "check_fs",
     "MIN_DURATION_S",
@@ -385,6 +386,22 @@ def _header_lines(raw: bytes) -> list[list[str]]:
 
 def _signal_file_names(raw: bytes) -> list[str]:
     return [fields[0] for fields in _header_lines(raw)[1:]]
+
+
+def read_header_comments(header) -> tuple[str, ...]:
+    """The `#` comment lines of a WFDB header, without the `#` (read within the header-size limit, no signal read).
+
+    Raises:
+        RecordError: the header is missing, unreadable, empty, binary or too large.
+    """
+    header = Path(header)
+    _check_file(header, "header")
+    try:
+        raw = _header_bytes(header)
+    except OSError as exc:
+        raise RecordError(header, f"cannot read the header: {exc.strerror or exc}") from None
+    lines = (line.strip() for line in raw.decode("utf-8", errors="replace").splitlines())
+    return tuple(line.lstrip("#").strip() for line in lines if line.startswith("#"))
 
 
 def find_records(paths) -> list[Path]:

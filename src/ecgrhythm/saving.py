@@ -5,6 +5,7 @@ Layout of a model folder::
     config.json          classes, preprocessing, architecture, training metadata
     model.weights.h5     Keras weights (no code: loading runs nothing from the file)
     checksums.json       SHA-256 of the two files above, verified on load
+    split.json           names of the training and validation records (optional; see `load_split`)
 
 Weights are loaded into a network rebuilt from `config.json`, so a model folder
 never deserialises code; a folder is written to a temporary sibling and
@@ -20,10 +21,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ._io import atomic_write_text
 from .config import ModelConfig, PreprocessConfig
 from .models import build_lstm_classifier
 
-__all__ = ["save_model_dir", "load_model_dir", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE"]
+__all__ = ["save_model_dir", "load_model_dir", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE", "SPLIT_FILE", "load_split", "write_split", "split_text"]
 
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "config.json"
@@ -133,3 +135,43 @@ def load_model_dir(path):
     model = build_lstm_classifier(config["n_leads"], len(config["classes"]), config["model"])
     model.load_weights(path / WEIGHTS_FILE)
     return model, config
+
+
+SPLIT_FILE = "split.json"
+
+
+def split_text(train_names, val_names) -> str:
+    """The text of a `split.json`: `{"train": [names], "val": [names]}` on one line."""
+    return json.dumps({"train": [str(n) for n in train_names], "val": [str(n) for n in val_names]}) + "\n"
+
+
+def write_split(folder, train_names, val_names) -> Path:
+    """Write `folder/split.json` (the training and validation record names), atomically.
+
+    Returns:
+        The path written.
+    """
+    path = Path(folder) / SPLIT_FILE
+    atomic_write_text(path, split_text(train_names, val_names))
+    return path
+
+
+def load_split(model_dir) -> dict[str, list[str]] | None:
+    """The train/validation split a model folder records (`split.json`, written by training).
+
+    Returns:
+        `{"train": [names], "val": [names]}`, or `None` when the folder has no `split.json`.
+
+    Raises:
+        ValueError: `split.json` exists but is not such a mapping.
+    """
+    path = Path(model_dir) / SPLIT_FILE
+    if not path.is_file():
+        return None
+    try:
+        split = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(split, dict) or not all(isinstance(split.get(k, []), list) for k in ("train", "val")):
+            raise ValueError("expected {'train': [names], 'val': [names]}")
+        return {k: [str(v) for v in split.get(k, [])] for k in ("train", "val")}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: invalid split file ({exc}); repair it, or score every record with --all-records") from None

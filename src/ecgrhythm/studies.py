@@ -150,7 +150,7 @@ def load_study_data(data_dir, budget: Budget, fs: float = STUDY_FS) -> StudyData
     """Read a folder with a `REFERENCE.csv` once, and fix the split every run uses."""
     from sklearn.model_selection import train_test_split
 
-    from .training import load_labelled, stratified_split
+    from .labelled import load_labelled, stratified_split
 
     data = load_labelled(data_dir, PreprocessConfig(fs=fs, normalization="none"), labels="reference")
     train_idx, val_idx = stratified_split(data.targets, budget.val_fraction, budget.split_seed)
@@ -290,7 +290,8 @@ def run_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *,
 
     from .batching import WindowSequence
     from .models import build_lstm_classifier
-    from .training import class_weights, fit_epoch, score_probabilities
+    from .metrics import score_probabilities
+    from .training import class_weights, fit_epoch
 
     signals = _normalised(data, variant) if signals is None else signals
     tc = budget.train_config(seed)

@@ -24,160 +24,17 @@ from ._io import atomic_write, atomic_write_text
 from ._machine import describe as describe_machine
 from .batching import WindowSequence, bucket_lengths, window_length
 from .config import ModelConfig, PreprocessConfig, TrainConfig
-from .evaluation import SPLIT_FILE, cinc2017_score, confusion_matrix, f1_per_class, multilabel_report, tune_thresholds
 from .inference import predict_signals
-from .preprocessing import preprocess
-from .labels import LABEL_SOURCES, choose_classes, class_names_of, detect_label_source, dx_codes, dx_mapping
-from .records import RecordError, find_records, read_record, read_reference
+from .labelled import load_labelled, stratified_split
+from .metrics import score_probabilities
+from .saving import SPLIT_FILE
 
-__all__ = ["load_labelled", "train", "stratified_split", "score_probabilities", "fit_epoch", "TrainResult", "CINC2017_CLASSES"]
+__all__ = ["train", "fit_epoch", "TrainResult"]
 
 logger = logging.getLogger(__name__)
 
-CINC2017_CLASSES = ("N", "A", "O", "~")
 CHECKPOINT_DIR = "checkpoint"
 LOG_FILE = "training_log.csv"
-
-
-@dataclasses.dataclass
-class LabelledData:
-    """Preprocessed records with labels.
-
-    Attributes:
-        names: record names.
-        signals: float32 arrays `(n_i, n_leads)` at the model's rate.
-        targets: class index of each record `(n,)`, or multi-hot `(n, n_classes)` float32.
-        classes: class names.
-        multilabel: whether `targets` is multi-hot.
-        preprocess: the preprocessing applied (with the leads fixed for multi-lead data).
-        failures: `(path, reason)` of records that could not be read.
-        unlabelled: names of records left out for having none of the classes.
-    """
-
-    names: list[str]
-    signals: list[np.ndarray]
-    targets: np.ndarray
-    classes: tuple[str, ...]
-    multilabel: bool
-    preprocess: PreprocessConfig
-    failures: list[tuple[str, str]]
-    unlabelled: list[str] = dataclasses.field(default_factory=list)
-
-
-def _with_leads(config: PreprocessConfig, paths) -> PreprocessConfig:
-    """For multi-lead data without chosen leads, fix the leads to those of the first readable record."""
-    if config.leads is not None:
-        return config
-    for path in paths:
-        try:
-            record = read_record(path)
-        except RecordError:
-            continue
-        return dataclasses.replace(config, leads=record.sig_name) if record.n_leads > 1 else config
-    return config
-
-
-def _read_all(paths, config: PreprocessConfig, failures, limit=None):
-    """Yield `(path, record, signal)` for the readable records, at most `limit` of them."""
-    count = 0
-    for path in paths:
-        if limit is not None and count >= limit:
-            return
-        try:
-            record = read_record(path)
-            signal = preprocess(record, config)
-        except RecordError as exc:
-            failures.append((str(path), exc.reason))
-            continue
-        count += 1
-        yield path, record, signal
-
-
-def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", classes=None, limit: int | None = None, unlabelled: str = "drop") -> LabelledData:
-    """Read and preprocess the labelled records of a folder.
-
-    Args:
-        data_dir: folder of records with a `REFERENCE.csv` (one label per
-            record) or with SNOMED-CT `# Dx:` codes in the headers (several).
-        config: preprocessing to apply. For multi-lead data without `leads`,
-            the leads of the first record are used (and required of all).
-        labels: `"auto"` (detect from the folder), `"reference"` or `"header"`.
-        classes: class names: for `REFERENCE.csv` the label set (default N, A, O, ~);
-            for header codes `"all"` (default), `"scored"` or a list.
-        limit: read only the first `limit` labelled records (for quick runs).
-        unlabelled: for header codes, `"drop"` records with none of the
-            classes (default) or `"keep"` them as all-negative examples.
-
-    Returns:
-        The data; unreadable records are skipped and listed in `failures`.
-    """
-    data_dir = Path(data_dir)
-    source = detect_label_source(data_dir) if labels == "auto" else labels
-    if source not in LABEL_SOURCES[1:]:
-        raise ValueError(f"Invalid argument `labels`: expected one of {LABEL_SOURCES}. Received: labels={labels!r}")
-    if unlabelled not in ("drop", "keep"):
-        raise ValueError(f"Invalid argument `unlabelled`: expected 'drop' or 'keep'. Received: unlabelled={unlabelled!r}")
-    failures: list[tuple[str, str]] = []
-    names, signals, targets, dropped = [], [], [], []
-    if source == "reference":
-        reference = read_reference(data_dir / "REFERENCE.csv")
-        classes = tuple(classes or CINC2017_CLASSES)
-        index = {c: i for i, c in enumerate(classes)}
-        paths = []
-        for path in find_records([data_dir]):
-            name = path.stem
-            if name not in reference:
-                continue
-            if reference[name] not in index:
-                failures.append((str(path), f"label {reference[name]!r} is not one of {list(classes)}"))
-                continue
-            paths.append(path)
-        config = _with_leads(config, paths)
-        for path, record, signal in _read_all(paths, config, failures, limit):
-            names.append(record.record_name)
-            signals.append(signal)
-            targets.append(index[reference[path.stem]])
-        targets = np.asarray(targets)
-        multilabel = False
-    else:
-        mapping, scored = dx_mapping(data_dir)
-        headers = [p for p in find_records([data_dir]) if p.suffix.lower() == ".hea"]
-        config = _with_leads(config, headers)
-        rows = [(record, signal) for _, record, signal in _read_all(headers, config, failures, limit)]
-        code_lists = [dx_codes(record.comments) for record, _ in rows]
-        classes = choose_classes(code_lists, classes or "all", mapping, scored)
-        for (record, signal), codes in zip(rows, code_lists):
-            present = class_names_of(codes, mapping)
-            target = np.array([c in present for c in classes], dtype=np.float32)
-            if not target.any() and unlabelled == "drop":
-                dropped.append(record.record_name)
-                continue
-            names.append(record.record_name)
-            signals.append(signal)
-            targets.append(target)
-        targets = np.asarray(targets, dtype=np.float32).reshape(len(names), len(classes))
-        multilabel = True
-    if not names:
-        raise RecordError(data_dir, "no labelled records could be read")
-    for path, reason in failures:
-        logger.warning("skipped %s: %s", path, reason)
-    if dropped:
-        logger.warning("left out %d records with none of the classes %s", len(dropped), list(classes))
-    return LabelledData(names, signals, targets, tuple(classes), multilabel, config, failures, dropped)
-
-
-def stratified_split(labels, val_fraction: float, seed: int):
-    """Seeded split of record indices into `(train_idx, val_idx)`.
-
-    Stratified by class for one label per record; for multi-hot labels
-    `(n, n_classes)` a plain seeded random split.
-    """
-    from sklearn.model_selection import train_test_split
-
-    labels = np.asarray(labels)
-    idx = np.arange(len(labels))
-    train_idx, val_idx = train_test_split(idx, test_size=val_fraction, stratify=labels if labels.ndim == 1 else None, random_state=seed)
-    return np.sort(train_idx), np.sort(val_idx)
 
 
 def class_weights(labels, n_classes: int, method: str) -> np.ndarray:
@@ -245,22 +102,6 @@ class TrainResult:
 def _score(model, signals, targets, classes, buckets, multilabel):
     """Validation score, per-class F1 and extras (confusion matrix, or tuned thresholds)."""
     return score_probabilities(targets, predict_signals(model, signals, buckets), classes, multilabel)
-
-
-def score_probabilities(targets, probs, classes, multilabel: bool = False):
-    """`(score, F1 per class, extras)` of probabilities `(n, n_classes)` against `targets`.
-
-    One label per record: the CinC 2017 score of the arg-max class, and the
-    confusion matrix as extras. Multi-label: macro F1 with per-class thresholds
-    tuned on these records, which are the extras.
-    """
-    if multilabel:
-        thresholds = tune_thresholds(targets, probs)
-        report = multilabel_report(targets, probs, classes, thresholds)
-        return report.macro_f1, report.f1, {"thresholds": thresholds.tolist()}
-    pred = [classes[i] for i in probs.argmax(axis=1)]
-    cm = confusion_matrix([classes[i] for i in targets], pred, classes)
-    return cinc2017_score(cm, classes), f1_per_class(cm, classes), {"val_confusion": cm.tolist()}
 
 
 STATE_FILE = "state.npz"

@@ -1,0 +1,213 @@
+"""Labelled folders: the labels of a folder's records, and the records read and preprocessed for training.
+
+A folder is labelled by a `REFERENCE.csv` (`record,label` rows: one label per
+record, as in CinC 2017) or by SNOMED-CT codes on the `# Dx:` line of each
+WFDB header (several labels per record, as in CinC 2021). :func:`read_folder_labels`
+reads either; training (:func:`load_labelled`) and evaluation
+(:func:`ecgrhythm.evaluation.evaluate_folder`) both start from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .config import PreprocessConfig
+from .labels import LABEL_SOURCES, choose_classes, class_names_of, detect_label_source, dx_codes, dx_mapping
+from .preprocessing import preprocess
+from .records import RecordError, find_records, read_header_comments, read_record, read_reference
+
+__all__ = ["FolderLabels", "read_folder_labels", "LabelledData", "load_labelled", "stratified_split", "CINC2017_CLASSES"]
+
+logger = logging.getLogger(__name__)
+
+CINC2017_CLASSES = ("N", "A", "O", "~")
+
+
+@dataclasses.dataclass
+class FolderLabels:
+    """The labels of a folder's records.
+
+    Attributes:
+        source: `"reference"` (`REFERENCE.csv`) or `"header"` (`# Dx:` codes).
+        paths: the record files that have labels, in the order of
+            :func:`~ecgrhythm.records.find_records` (for header codes: every readable header).
+        labels: record name (file stem) to its `REFERENCE.csv` label, or to the
+            list of SNOMED-CT codes of its header (empty when it has no `Dx:` line).
+        failures: `(path, reason)` of headers that could not be read.
+    """
+
+    source: str
+    paths: list[Path]
+    labels: dict[str, str | list[str]]
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def read_folder_labels(data_dir, source: str = "auto") -> FolderLabels:
+    """Read the labels of a folder's records, without reading any signal.
+
+    Args:
+        data_dir: folder of records.
+        source: `"auto"` (`REFERENCE.csv` if the folder has one, else header
+            codes), `"reference"` or `"header"`.
+
+    Returns:
+        A :class:`FolderLabels`.
+
+    Raises:
+        ValueError: `source` is not one of the label sources.
+        RecordError: the folder or its `REFERENCE.csv` cannot be read.
+    """
+    data_dir = Path(data_dir)
+    chosen = detect_label_source(data_dir) if source == "auto" else source
+    if chosen not in LABEL_SOURCES[1:]:
+        raise ValueError(f"Invalid argument `labels`: expected one of {LABEL_SOURCES}. Received: labels={source!r}")
+    if chosen == "reference":
+        reference = read_reference(data_dir / "REFERENCE.csv")
+        return FolderLabels(chosen, [p for p in find_records([data_dir]) if p.stem in reference], reference)
+    paths, labels, failures = [], {}, []
+    for header in (p for p in find_records([data_dir]) if p.suffix.lower() == ".hea"):
+        try:
+            labels[header.stem] = dx_codes(read_header_comments(header))
+        except RecordError as exc:
+            failures.append((str(header), exc.reason))
+            continue
+        paths.append(header)
+    return FolderLabels(chosen, paths, labels, failures)
+
+
+@dataclasses.dataclass
+class LabelledData:
+    """Preprocessed records with labels.
+
+    Attributes:
+        names: record names.
+        signals: float32 arrays `(n_i, n_leads)` at the model's rate.
+        targets: class index of each record `(n,)`, or multi-hot `(n, n_classes)` float32.
+        classes: class names.
+        multilabel: whether `targets` is multi-hot.
+        preprocess: the preprocessing applied (with the leads fixed for multi-lead data).
+        failures: `(path, reason)` of records that could not be read.
+        unlabelled: names of records left out for having none of the classes.
+    """
+
+    names: list[str]
+    signals: list[np.ndarray]
+    targets: np.ndarray
+    classes: tuple[str, ...]
+    multilabel: bool
+    preprocess: PreprocessConfig
+    failures: list[tuple[str, str]]
+    unlabelled: list[str] = dataclasses.field(default_factory=list)
+
+
+def _with_leads(config: PreprocessConfig, paths) -> PreprocessConfig:
+    """For multi-lead data without chosen leads, fix the leads to those of the first readable record."""
+    if config.leads is not None:
+        return config
+    for path in paths:
+        try:
+            record = read_record(path)
+        except RecordError:
+            continue
+        return dataclasses.replace(config, leads=record.sig_name) if record.n_leads > 1 else config
+    return config
+
+
+def _read_all(paths, config: PreprocessConfig, failures, limit=None):
+    """Yield `(path, record, signal)` for the readable records, at most `limit` of them."""
+    count = 0
+    for path in paths:
+        if limit is not None and count >= limit:
+            return
+        try:
+            record = read_record(path)
+            signal = preprocess(record, config)
+        except RecordError as exc:
+            failures.append((str(path), exc.reason))
+            continue
+        count += 1
+        yield path, record, signal
+
+
+def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", classes=None, limit: int | None = None, unlabelled: str = "drop") -> LabelledData:
+    """Read and preprocess the labelled records of a folder.
+
+    Args:
+        data_dir: folder of records with a `REFERENCE.csv` (one label per
+            record) or with SNOMED-CT `# Dx:` codes in the headers (several).
+        config: preprocessing to apply. For multi-lead data without `leads`,
+            the leads of the first record are used (and required of all).
+        labels: `"auto"` (detect from the folder), `"reference"` or `"header"`.
+        classes: class names: for `REFERENCE.csv` the label set (default N, A, O, ~);
+            for header codes `"all"` (default), `"scored"` or a list.
+        limit: read only the first `limit` labelled records (for quick runs).
+        unlabelled: for header codes, `"drop"` records with none of the
+            classes (default) or `"keep"` them as all-negative examples.
+
+    Returns:
+        The data; unreadable records are skipped and listed in `failures`.
+    """
+    data_dir = Path(data_dir)
+    if unlabelled not in ("drop", "keep"):
+        raise ValueError(f"Invalid argument `unlabelled`: expected 'drop' or 'keep'. Received: unlabelled={unlabelled!r}")
+    folder = read_folder_labels(data_dir, labels)
+    failures = list(folder.failures)
+    names, signals, targets, dropped = [], [], [], []
+    if folder.source == "reference":
+        classes = tuple(classes or CINC2017_CLASSES)
+        index = {c: i for i, c in enumerate(classes)}
+        paths = []
+        for path in folder.paths:
+            if folder.labels[path.stem] not in index:
+                failures.append((str(path), f"label {folder.labels[path.stem]!r} is not one of {list(classes)}"))
+                continue
+            paths.append(path)
+        config = _with_leads(config, paths)
+        for path, record, signal in _read_all(paths, config, failures, limit):
+            names.append(record.record_name)
+            signals.append(signal)
+            targets.append(index[folder.labels[path.stem]])
+        targets = np.asarray(targets)
+        multilabel = False
+    else:
+        mapping, scored = dx_mapping(data_dir)
+        config = _with_leads(config, folder.paths)
+        rows = [(path, record, signal) for path, record, signal in _read_all(folder.paths, config, failures, limit)]
+        code_lists = [folder.labels[path.stem] for path, _, _ in rows]
+        classes = choose_classes(code_lists, classes or "all", mapping, scored)
+        for (_, record, signal), codes in zip(rows, code_lists):
+            present = class_names_of(codes, mapping)
+            target = np.array([c in present for c in classes], dtype=np.float32)
+            if not target.any() and unlabelled == "drop":
+                dropped.append(record.record_name)
+                continue
+            names.append(record.record_name)
+            signals.append(signal)
+            targets.append(target)
+        targets = np.asarray(targets, dtype=np.float32).reshape(len(names), len(classes))
+        multilabel = True
+    if not names:
+        raise RecordError(data_dir, "no labelled records could be read")
+    for path, reason in failures:
+        logger.warning("skipped %s: %s", path, reason)
+    if dropped:
+        logger.warning("left out %d records with none of the classes %s", len(dropped), list(classes))
+    return LabelledData(names, signals, targets, tuple(classes), multilabel, config, failures, dropped)
+
+
+def stratified_split(labels, val_fraction: float, seed: int):
+    """Seeded split of record indices into `(train_idx, val_idx)`.
+
+    Stratified by class for one label per record; for multi-hot labels
+    `(n, n_classes)` a plain seeded random split.
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(labels)
+    idx = np.arange(len(labels))
+    train_idx, val_idx = train_test_split(idx, test_size=val_fraction, stratify=labels if labels.ndim == 1 else None, random_state=seed)
+    return np.sort(train_idx), np.sort(val_idx)

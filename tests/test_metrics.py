@@ -1,0 +1,174 @@
+import numpy as np
+import pytest
+
+from ecgrhythm.metrics import (
+    apply_temperature,
+    cinc2017_score,
+    confusion_matrix,
+    evaluate_predictions,
+    f1_per_class,
+    fit_temperature,
+    multilabel_report,
+    score_probabilities,
+    top_class_calibration,
+    tune_thresholds,
+)
+
+CLASSES = ["N", "A", "O", "~"]
+
+# Hand-made confusion matrix (rows: true class, columns: predicted class).
+HAND_CM = np.array([
+    [5, 1, 1, 0],  # true N: 7
+    [1, 3, 0, 0],  # true A: 4
+    [2, 0, 4, 1],  # true O: 7
+    [0, 0, 1, 1],  # true ~: 2
+])
+
+
+def _labels_from(cm, seed=0):
+    """Label lists whose confusion matrix is `cm`, in a shuffled order."""
+    pairs = [(CLASSES[i], CLASSES[j]) for i in range(4) for j in range(4) for _ in range(cm[i, j])]
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    return [pairs[k][0] for k in order], [pairs[k][1] for k in order]
+
+
+def test_score_matches_a_hand_computed_confusion_matrix():
+    # Predicted counts (column sums): N 8, A 4, O 6, ~ 2.  F1 = 2 TP / (true count + predicted count):
+    #   N: 2*5 / (7+8) = 10/15 = 2/3
+    #   A: 2*3 / (4+4) = 6/8   = 3/4
+    #   O: 2*4 / (7+6) = 8/13
+    #   ~: 2*1 / (2+2) = 2/4   = 1/2   (reported, not scored)
+    # CinC 2017 score = (2/3 + 3/4 + 8/13) / 3 = (104 + 117 + 96) / 156 / 3 = 317/468 = 0.67735...
+    y_true, y_pred = _labels_from(HAND_CM)
+    report = evaluate_predictions(y_true, y_pred, CLASSES)
+    np.testing.assert_array_equal(report.confusion, HAND_CM)
+    assert report.score == pytest.approx(317 / 468)
+    assert report.f1 == pytest.approx({"N": 2 / 3, "A": 3 / 4, "O": 8 / 13, "~": 1 / 2})
+    assert report.precision["N"] == pytest.approx(5 / 8) and report.recall["O"] == pytest.approx(4 / 7)
+    assert report.true_counts == {"N": 7, "A": 4, "O": 7, "~": 2}
+    assert report.predicted_counts == {"N": 8, "A": 4, "O": 6, "~": 2}
+    assert report.n_records == 20 and report.accuracy == pytest.approx(13 / 20)
+    assert report.macro_f1 == pytest.approx((2 / 3 + 3 / 4 + 8 / 13 + 1 / 2) / 4)
+    # The helpers the training loop uses agree with the report.
+    cm = confusion_matrix(y_true, y_pred, CLASSES)
+    assert cinc2017_score(cm, CLASSES) == pytest.approx(317 / 468)
+    assert f1_per_class(cm, CLASSES) == pytest.approx(report.f1)
+
+
+def test_absent_class_scores_zero_and_score_needs_the_cinc_classes():
+    report = evaluate_predictions(["N", "N", "O"], ["N", "O", "O"], CLASSES)
+    assert report.f1["A"] == 0.0 and report.f1["~"] == 0.0
+    # N: 2*1/(2+1) = 2/3; A: 0; O: 2*1/(1+2) = 2/3 -> (2/3 + 0 + 2/3) / 3 = 4/9
+    assert report.score == pytest.approx(4 / 9)
+    assert evaluate_predictions(["x", "y"], ["x", "x"], ["x", "y"]).score is None
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "match"),
+    [(["N", "A"], ["N"], "Mismatch"), ([], [], "No records"), (["N", "B"], ["N", "N"], r"\['B'\]")],
+)
+def test_bad_label_lists_are_refused(y_true, y_pred, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate_predictions(y_true, y_pred, CLASSES)
+
+
+def test_multilabel_scores_and_tuned_thresholds_by_hand():
+    targets = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0]])
+    probs = np.array([[0.9, 0.2, 0.1], [0.6, 0.7, 0.2], [0.3, 0.4, 0.3], [0.1, 0.8, 0.6]])
+    # At 0.5: class a predicted in records 0, 1 -> TP 2, F1 = 4/(2+2) = 1;
+    #         class b predicted in 1, 3 -> TP 1, F1 = 2/(2+2) = 1/2; class c: none true, 1 predicted -> F1 0.
+    report = multilabel_report(targets, probs, ["a", "b", "c"], 0.5)
+    assert report.f1 == pytest.approx({"a": 1.0, "b": 0.5, "c": 0.0}) and report.macro_f1 == pytest.approx(0.5)
+    assert report.true_counts == {"a": 2, "b": 2, "c": 0} and report.predicted_counts == {"a": 2, "b": 2, "c": 1}
+    # Best F1 of b: thresholds in (0.2, 0.4] predict records 1, 2, 3 -> TP 2, F1 = 4/(2+3) = 0.8 (0.2 or less: 4/6;
+    # (0.4, 0.7]: 2/4); the lowest such grid value is 0.25. For a: (0.3, 0.6] gives F1 1 -> 0.35. c has no positives -> 0.5.
+    np.testing.assert_allclose(tune_thresholds(targets, probs), [0.35, 0.25, 0.5])
+    tuned = multilabel_report(targets, probs, ["a", "b", "c"], tune_thresholds(targets, probs))
+    assert tuned.f1["b"] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="same shape"):
+        tune_thresholds(targets, probs[:, :2])
+
+
+
+def test_score_probabilities_scores_the_arg_max_class():
+    probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.1, 0.6, 0.2, 0.1], [0.1, 0.1, 0.2, 0.6]])
+    score, f1, extras = score_probabilities(np.array([0, 1, 2, 3]), probs, CLASSES)
+    # predicted N, A, A, ~: F1 N 1, A 2/3, O 0 -> (1 + 2/3 + 0) / 3
+    assert score == pytest.approx(5 / 9) and f1["~"] == 1.0
+    assert extras["val_confusion"][2] == [0, 1, 0, 0]
+
+
+def test_ece_of_records_each_alone_in_its_bin():
+    # Top-class probabilities 0.9 (right), 0.75 (wrong), 0.7 (right), 0.65 (right) fall in bins 13, 11, 10 and 9 of 15:
+    # ECE = (|1 - 0.9| + |0 - 0.75| + |1 - 0.7| + |1 - 0.65|) / 4 = (0.1 + 0.75 + 0.3 + 0.35) / 4 = 0.375
+    probs = [[0.9, 0.1], [0.75, 0.25], [0.3, 0.7], [0.35, 0.65]]
+    calibration = top_class_calibration(probs, [0, 1, 1, 1])
+    assert calibration.ece == pytest.approx(0.375)
+    assert calibration.count.tolist() == [0] * 9 + [1, 1, 1, 0, 1, 0]
+    assert calibration.accuracy[11] == 0.0 and calibration.confidence[10] == pytest.approx(0.7)
+    assert np.isnan(calibration.confidence[0]) and calibration.edges[[0, -1]].tolist() == [0.0, 1.0]
+    data = calibration.to_dict()
+    assert data["confidence"][0] is None and data["count"][13] == 1 and data["bins"] == 15
+
+
+def test_ece_averages_within_a_bin():
+    # 0.9 (right) and 0.92 (wrong) share bin 13 (0.867, 0.933]: accuracy 1/2, confidence 0.91 -> gap 0.41, weight 2/3;
+    # 0.5 (right, ties go to the first class) in bin 7 (0.467, 0.533]: gap 0.5, weight 1/3. ECE = 0.82/3 + 0.5/3 = 0.44
+    probs = [[0.9, 0.1, 0.0], [0.04, 0.04, 0.92], [0.5, 0.5, 0.0]]
+    calibration = top_class_calibration(probs, [0, 1, 0])
+    assert calibration.ece == pytest.approx((2 * 0.41 + 0.5) / 3)
+    assert calibration.accuracy[13] == 0.5 and calibration.confidence[13] == pytest.approx(0.91)
+    assert top_class_calibration(probs, [0, 2, 0], n_bins=1).ece == pytest.approx(abs(1 - (0.9 + 0.92 + 0.5) / 3))
+
+
+def test_calibration_refuses_bad_inputs():
+    with pytest.raises(ValueError, match="targets.shape"):
+        top_class_calibration([[0.5, 0.5]], [0, 1])
+    with pytest.raises(ValueError, match="class indices 0 to 1"):
+        top_class_calibration([[0.5, 0.5]], [2])
+    with pytest.raises(ValueError, match="n_bins"):
+        top_class_calibration([[0.5, 0.5]], [0], n_bins=0)
+
+
+def _over_confident(n_records=200, n_classes=4, confidence=0.95, accuracy=0.7, seed=0):
+    """Probabilities whose top class always has `confidence` but is right for only `accuracy` of the records."""
+    rng = np.random.default_rng(seed)
+    top = rng.integers(0, n_classes, n_records)
+    probs = np.full((n_records, n_classes), (1 - confidence) / (n_classes - 1))
+    probs[np.arange(n_records), top] = confidence
+    wrong = np.arange(n_records) >= round(accuracy * n_records)
+    targets = np.where(wrong, (top + 1 + rng.integers(0, n_classes - 1, n_records)) % n_classes, top)
+    return probs, targets
+
+
+def test_temperature_scaling_lowers_the_ece_of_over_confident_probabilities():
+    probs, targets = _over_confident()
+    before = top_class_calibration(probs, targets).ece
+    assert before == pytest.approx(0.95 - 0.7)
+    temperature = fit_temperature(probs, targets)
+    assert temperature.shape == () and temperature > 1  # over-confident: softened
+    scaled = apply_temperature(probs, temperature)
+    np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
+    assert (scaled.argmax(axis=1) == probs.argmax(axis=1)).all()  # one temperature keeps every decision
+    assert top_class_calibration(scaled, targets).ece < 0.01 < before
+    per_class = fit_temperature(probs, targets, per_class=True)
+    assert per_class.shape == (4,) and (per_class > 1).all()
+    assert top_class_calibration(apply_temperature(probs, per_class), targets).ece < 0.05
+
+
+def test_temperature_one_is_the_identity_and_calibrated_probabilities_keep_it():
+    probs, targets = _over_confident(n_classes=2, confidence=0.7, accuracy=0.7)
+    np.testing.assert_allclose(apply_temperature(probs, 1.0), probs, atol=1e-12)
+    assert fit_temperature(probs, targets) == pytest.approx(1.0, abs=0.01)
+    with pytest.raises(ValueError, match="temperature"):
+        apply_temperature(probs, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="temperature"):
+        apply_temperature(probs, 0.0)
+
+
+def test_evaluate_predictions_with_probabilities_reports_the_ece():
+    probs = np.array([[0.9, 0.05, 0.03, 0.02], [0.2, 0.75, 0.03, 0.02], [0.1, 0.1, 0.7, 0.1], [0.65, 0.2, 0.1, 0.05]])
+    report = evaluate_predictions(["N", "N", "O", "~"], ["N", "A", "O", "N"], CLASSES, probabilities=probs)
+    assert report.ece == pytest.approx((0.1 + 0.75 + 0.3 + 0.65) / 4)
+    assert report.to_dict()["ece"] == report.ece and report.to_dict()["calibration"]["count"][13] == 1
+    assert evaluate_predictions(["N"], ["N"], CLASSES).ece is None
