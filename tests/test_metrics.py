@@ -172,3 +172,5 @@ def test_evaluate_predictions_with_probabilities_reports_the_ece():
     assert report.ece == pytest.approx((0.1 + 0.75 + 0.3 + 0.65) / 4)
     assert report.to_dict()["ece"] == report.ece and report.to_dict()["calibration"]["count"][13] == 1
     assert evaluate_predictions(["N"], ["N"], CLASSES).ece is None
+    with pytest.raises(ValueError, match=r"expected shape \(4, 4\)"):
+        evaluate_predictions(["N", "N", "O", "~"], ["N", "A", "O", "N"], CLASSES, probabilities=probs[:, :3])

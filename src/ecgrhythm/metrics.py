@@ -152,6 +152,9 @@ def evaluate_predictions(y_true, y_pred, classes, *, probabilities=None, info: d
             raise ValueError(f"Invalid argument `{name}`: labels {unknown} are not among the classes {classes}. Drop those records or pass the full class list.")
     calibration = None
     if probabilities is not None:
+        if np.shape(probabilities) != (len(y_true), len(classes)):
+            raise ValueError(f"Invalid argument `probabilities`: expected shape {(len(y_true), len(classes))}, one row per record and one column "
+                             f"per class. Received: shape {np.shape(probabilities)}")
         calibration = top_class_calibration(probabilities, [classes.index(label) for label in y_true])
     cm = confusion_matrix(y_true, y_pred, classes)
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, average=None, zero_division=0)
