@@ -194,7 +194,7 @@ def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
         gain = float(match["gain"])
         if not (math.isfinite(gain) and gain > 0):
             refuse(f"the ADC gain {match['gain']!r} is not a positive finite number")
-    for (what, pattern), text in zip(_INTEGER_FIELDS, fields[3:8]):
+    for (what, pattern), text in zip(_INTEGER_FIELDS, fields[3:8], strict=False):  # trailing fields are optional
         if not re.fullmatch(pattern, text):
             refuse(f"the {what} field {shown(text)!r} is not " + ("an unsigned integer" if pattern == r"\d+" else "an integer"))
 
@@ -222,7 +222,8 @@ def _check_signal_files(header: Path, meta) -> dict[str, Path]:
         _check_file_name(header, name)
         fmt = str(meta.fmt[i])
         if fmt not in _WFDB_BYTES_PER_SAMPLE:
-            raise RecordError(header, f"unsupported WFDB storage format {fmt!r} for signal {i + 1}; expected one of {', '.join(_WFDB_BYTES_PER_SAMPLE)}")
+            raise RecordError(header, f"unsupported WFDB storage format {fmt!r} for signal {i + 1}; "
+                                      f"expected one of {', '.join(_WFDB_BYTES_PER_SAMPLE)}")
         spf = int(meta.samps_per_frame[i] or 1) if meta.samps_per_frame else 1
         if not 1 <= spf <= _MAX_SAMPS_PER_FRAME:
             raise RecordError(header, f"signal {i + 1} declares {spf} samples per frame; expected 1 to {_MAX_SAMPS_PER_FRAME}")
