@@ -209,7 +209,7 @@ def _wfdb_view(stack: contextlib.ExitStack, raw: bytes) -> Path:
 def _check_signal_files(header: Path, meta) -> dict[str, Path]:
     """Refuse what wfdb would misread; map each signal file name to the file to read.
 
-    Checks names (plain names beside the header), formats, gains, samples per
+    Checks names (plain names beside the header), formats, samples per
     frame and byte offsets, and that each file holds the bytes the header
     declares (no more, no less), before anything is read.
     """
@@ -227,9 +227,6 @@ def _check_signal_files(header: Path, meta) -> dict[str, Path]:
         spf = int(meta.samps_per_frame[i] or 1) if meta.samps_per_frame else 1
         if not 1 <= spf <= _MAX_SAMPS_PER_FRAME:
             raise RecordError(header, f"signal {i + 1} declares {spf} samples per frame; expected 1 to {_MAX_SAMPS_PER_FRAME}")
-        gain = float(meta.adc_gain[i]) if meta.adc_gain and meta.adc_gain[i] is not None else 200.0
-        if not (math.isfinite(gain) and gain > 0):  # check_signal_line refused such a gain: wfdb must agree
-            raise RecordError(header, f"signal {i + 1} has an invalid ADC gain {gain!r}")
         per_sample = _WFDB_BYTES_PER_SAMPLE[fmt]
         frame_bytes[name] = frame_bytes.get(name, 0.0) + (math.nan if per_sample is None else per_sample * spf)
         frame_samples[name] = frame_samples.get(name, 0) + spf
