@@ -6,8 +6,10 @@ import functools
 import http.server
 import socket
 import threading
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ecgrhythm.config import PreprocessConfig
@@ -177,9 +179,37 @@ def test_traversal_in_index_is_refused_before_any_record_is_fetched(tmp_path, so
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"name": "cinc2099"}, "`name`"), ({"limit": 0}, "`limit`"), ({"workers": 0}, "`workers`"), ({"base_url": "file:///etc/"}, "`base_url`")],
+    [({"name": "cinc2099"}, "`name`"), ({"limit": 0}, "`limit`"), ({"workers": 0}, "`workers`"), ({"base_url": "file:///etc/"}, "`base_url`"),
+     ({"max_file_bytes": 0}, "`max_file_bytes`")],
 )
 def test_bad_arguments_are_rejected(tmp_path, kwargs, match):
     args = {"name": "cinc2017", **kwargs}
     with pytest.raises(ValueError, match=match):
         download(args.pop("name"), tmp_path / "dest", **args)
+
+
+def test_file_over_the_size_cap_is_refused_and_nothing_of_it_kept(served, source, tmp_path):
+    dest = tmp_path / "dest"
+    first = next(iter(source))
+    assert len(source[first][2]) > 5000  # a CinC 2017 .mat is about 18 kB; headers, RECORDS and labels are smaller
+    with pytest.raises(DownloadError, match="larger than the limit of 5000 bytes") as info:
+        download("cinc2017", dest, base_url=served.url, workers=1, max_file_bytes=5000)
+    assert info.value.url == f"{served.url}{first[:3]}/{first}.mat"
+    assert {p.suffix for p in dest.iterdir()} == {".hea"}  # no signal file, partial or temporary file, or index
+
+
+def test_download_streams_each_file_instead_of_holding_it(tmp_path, source):
+    root = _physionet_folder(tmp_path / "physionet", source)
+    first = next(iter(source))
+    big = np.random.default_rng(0).bytes(16 << 20)  # a 16 MiB signal file (nothing checks that it is a record)
+    (root / "training" / first[:3] / f"{first}.mat").write_bytes(big)
+    dest = tmp_path / "dest"
+    with _Server(root) as server:
+        tracemalloc.start()
+        try:
+            download("cinc2017", dest, base_url=server.url, limit=1, workers=1)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert (dest / f"{first}.mat").read_bytes() == big
+    assert peak < 4 << 20

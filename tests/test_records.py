@@ -313,7 +313,7 @@ def test_malformed_file_raises_record_error_naming_it(tmp_path, name):
 
 @pytest.mark.parametrize("name, reason", [
     ("fs-zero.hea", "invalid sampling rate"), ("fs-text.hea", "not a number"), ("no-fs.hea", "pass --fs"),
-    ("huge-length.hea", "declares"), ("shorter-than-file.hea", "holds"), ("missing-signal.hea", "not found"),
+    ("huge-length.hea", "maximum is 24 h"), ("longer-than-file.hea", "declares"), ("shorter-than-file.hea", "holds"), ("missing-signal.hea", "not found"),
     ("traversal.hea", "plain file name"), ("absolute.hea", "plain file name"), ("absurd-nsig.hea", "signals"),
     ("format-999.hea", "format '999'"), ("no-val.mat", "no variable 'val'"), ("struct-val.mat", "struct"),
     ("complex-val.mat", "complex"), ("v73.mat", r"v7\.3"), ("non-utf8.csv", "UTF-8"), ("ragged.csv", "ragged"),

@@ -246,7 +246,7 @@ def _run_classify(args):
     from pathlib import Path
 
     from ._io import atomic_write
-    from .records import RecordError, find_records
+    from .records import RecordError, describe_suffixes, find_records
 
     out = Path(args.output)
     if out.is_dir():
@@ -260,7 +260,7 @@ def _run_classify(args):
             failed += 1
     paths = [p for p in paths if p.resolve() != out.resolve()]  # an earlier output in an input folder is not a record
     if not paths and not failed:
-        raise _UsageError(f"no records found in {', '.join(args.paths)}: expected .hea, .mat, .csv or .npy files")
+        raise _UsageError(f"no records found in {', '.join(args.paths)}: expected {describe_suffixes()} files")
     clf = _load_classifier(args.model)
     done = 0
     with atomic_write(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:

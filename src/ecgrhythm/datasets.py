@@ -18,13 +18,17 @@ sub-paths (`A00/A00001`), a `REFERENCE.csv` (identical to `REFERENCE-v3.csv`,
 the final labels) and the records in subfolders `A00/` to `A08/`. The download
 uses the standard library only (`urllib`), writes every file atomically and
 skips files already present, so an interrupted download continues where it
-stopped when run again.
+stopped when run again. Each file is streamed to disk in pieces and refused
+once it exceeds `max_file_bytes` (default :data:`MAX_FILE_BYTES`, 64 MiB; a
+CinC 2017 record is under 100 kB), so a hostile or broken server cannot
+exhaust memory or disk.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import http.client
+import io
 import logging
 import re
 import tempfile
@@ -49,6 +53,8 @@ _RECORD_SUFFIXES = (".hea", ".mat")
 _REFERENCE_NAMES = ("REFERENCE.csv", "REFERENCE-v3.csv")
 # One path component: letters, digits, '_', '-', '.', not starting with '.'.
 _SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+MAX_FILE_BYTES = 64 << 20
+_CHUNK_BYTES = 1 << 16
 _FIX = "check the network connection and the URL (or pass another base URL), then run the download again: finished files are kept"
 
 
@@ -83,7 +89,7 @@ class DownloadResult:
 
 
 def download(name: str, dest, *, base_url: str | None = None, limit: int | None = None, workers: int = 8,
-             progress=None, timeout: float = 60.0) -> DownloadResult:
+             progress=None, timeout: float = 60.0, max_file_bytes: int = MAX_FILE_BYTES) -> DownloadResult:
     """Download a public data set into a flat folder of records.
 
     Files already in `dest` are taken as complete and skipped (every file is
@@ -99,6 +105,8 @@ def download(name: str, dest, *, base_url: str | None = None, limit: int | None 
         workers: parallel connections.
         progress: optional callable `progress(done, total)` called after each record.
         timeout: seconds to wait for the server on each request.
+        max_file_bytes: the most bytes any one file may have; a larger one is
+            refused (nothing of it is kept) with a `DownloadError`.
 
     Returns:
         A :class:`DownloadResult`.
@@ -114,14 +122,16 @@ def download(name: str, dest, *, base_url: str | None = None, limit: int | None 
         raise ValueError(f"Invalid argument `limit`: expected a positive integer or None. Received: limit={limit!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"Invalid argument `workers`: expected a positive integer. Received: workers={workers!r}")
+    if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, int) or max_file_bytes < 1:
+        raise ValueError(f"Invalid argument `max_file_bytes`: expected a positive integer. Received: max_file_bytes={max_file_bytes!r}")
     base = (base_url or DATASETS[name]).rstrip("/") + "/"
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
         raise ValueError(f"Invalid argument `base_url`: expected an http:// or https:// URL. Received: base_url={base_url!r}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
 
-    paths = _record_paths(base + "RECORDS", _get(base + "RECORDS", timeout).decode("utf-8", errors="replace"))[:limit]
-    labels = _fetch_labels(base, timeout)
+    paths = _record_paths(base + "RECORDS", _get(base + "RECORDS", timeout, max_file_bytes).decode("utf-8", errors="replace"))[:limit]
+    labels = _fetch_labels(base, timeout, max_file_bytes)
     names = [p.rsplit("/", 1)[-1] for p in paths]
 
     def fetch_record(path: str, record: str) -> int:
@@ -129,9 +139,8 @@ def download(name: str, dest, *, base_url: str | None = None, limit: int | None 
         for suffix in _RECORD_SUFFIXES:
             target = dest / (record + suffix)
             if not target.is_file():
-                data = _get(base + path + suffix, timeout)
                 with atomic_write(target, "wb") as f:
-                    f.write(data)
+                    _fetch(base + path + suffix, timeout, max_file_bytes, f)
                 fetched += 1
         return fetched
 
@@ -157,12 +166,30 @@ def download(name: str, dest, *, base_url: str | None = None, limit: int | None 
     return DownloadResult(dest, names, fetched, skipped)
 
 
-def _get(url: str, timeout: float) -> bytes:
-    """The body of `url` (a short read is an error: files here are small)."""
+def _get(url: str, timeout: float, max_bytes: int) -> bytes:
+    """The body of `url` (an index or label file), at most `max_bytes` of it."""
+    buffer = io.BytesIO()
+    _fetch(url, timeout, max_bytes, buffer)
+    return buffer.getvalue()
+
+
+def _fetch(url: str, timeout: float, max_bytes: int, sink) -> None:
+    """Stream the body of `url` into the binary file `sink` in pieces, refusing it past `max_bytes`."""
     request = urllib.request.Request(url, headers={"User-Agent": f"ecgrhythm/{__version__}"})
+    too_large = f"the file is larger than the limit of {max_bytes} bytes; pass a larger max_file_bytes if it is genuine"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise DownloadError(url, f"the server announces {declared} bytes: {too_large}")
+            total = 0
+            while chunk := response.read(_CHUNK_BYTES):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise DownloadError(url, too_large)
+                sink.write(chunk)
+    except DownloadError:
+        raise
     except urllib.error.HTTPError as exc:
         raise DownloadError(url, f"the server answered HTTP {exc.code} {exc.reason}; {_FIX}", status=exc.code) from None
     except urllib.error.URLError as exc:
@@ -190,12 +217,12 @@ def _record_paths(url: str, text: str) -> list[str]:
     return paths
 
 
-def _fetch_labels(base: str, timeout: float) -> dict[str, str]:
+def _fetch_labels(base: str, timeout: float, max_bytes: int) -> dict[str, str]:
     """Labels by record name from the first reference file the server has (sub-paths stripped)."""
     for file_name in _REFERENCE_NAMES:
         url = base + file_name
         try:
-            data = _get(url, timeout)
+            data = _get(url, timeout, max_bytes)
             break
         except DownloadError as exc:
             if exc.status != 404 or file_name == _REFERENCE_NAMES[-1]:

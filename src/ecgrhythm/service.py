@@ -49,7 +49,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from . import __version__
-from .records import EcgRecord, RecordError, check_fs, find_records, read_record, read_reference
+from .records import EcgRecord, RecordError, check_fs, find_records, read_record, read_reference, record_suffixes
 
 __all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX_UPLOAD_BYTES"]
 
@@ -63,7 +63,7 @@ MAX_DISPLAY_VALUES = 2_000_000
 MAX_FILES = 8
 _DRAIN_BYTES = 64 * 2**20
 N_EXAMPLES = 8
-_UPLOAD_SUFFIXES = (".hea", ".mat", ".dat", ".csv", ".npy")
+_UPLOAD_SUFFIXES = (*record_suffixes(), ".dat")  # .dat: WFDB signal files, read through their header
 _PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
 _SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),

@@ -1,11 +1,14 @@
 """Checked reading of PhysioNet WFDB records (`.hea` + `.dat`/`.mat`) through `wfdb`.
 
 `wfdb` trusts its header: it defaults a missing or unparsable sampling rate to
-250 Hz, reads signal files named with `../` or absolute paths, and allocates
-whatever length the header declares. :func:`read_wfdb` checks the record line
-field by field and each signal file's name, format and size against the
-header before `wfdb` reads a byte, and turns every failure into a
-:class:`~ecgrhythm.records.RecordError` naming the header.
+250 Hz, reads signal files named with `../` or absolute paths, parses signal
+lines loosely (`16+-10 1000/mV` gives an ADC gain of -10, inverting the
+signal) and allocates whatever length the header declares. :func:`read_wfdb`
+checks the record line field by field, each signal line against the WFDB
+header specification (:func:`check_signal_line`), the declared length against
+`MAX_DURATION_S` (:func:`check_header_length`), and each signal file's name,
+format and size against the header before `wfdb` reads a byte, and turns
+every failure into a :class:`~ecgrhythm.records.core.RecordError` naming the header.
 """
 
 from __future__ import annotations
@@ -13,27 +16,29 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .records import (
-    _EXPANSION_FLOOR,
-    _MAX_EXPANSION,
-    _MAX_LEADS,
-    EcgRecord,
+from .core import (
+    MAX_LEADS,
+    Decoded,
     RecordError,
-    _check_file,
+    check_decoded_size,
+    check_file,
     check_fs,
-    _header_bytes,
-    _header_lines,
-    _signal_file_names,
-    validate_signal,
+    check_length,
+    header_bytes,
+    header_lines,
+    shown,
+    signal_file_names,
 )
+from .registry import HEADER_SUFFIX, register_reader
 
-__all__ = ["read_wfdb"]
+__all__ = ["read_wfdb", "read_header_comments", "sibling_header", "check_header_length", "check_signal_line"]
 
 _MAX_SAMPS_PER_FRAME = 64
 # Bytes per sample of the WFDB storage formats (None: FLAC, variable length).
@@ -42,11 +47,18 @@ _WFDB_BYTES_PER_SAMPLE = {
     "212": 1.5, "310": 4 / 3, "311": 4 / 3, "508": None, "516": None, "524": None,
 }
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
+# wfdb holds decoded samples as 8-byte numbers while converting them: the decoded size of a FLAC signal file.
+_DECODED_SAMPLE_BYTES = 8
+# The fields of a signal line after the file name (WFDB header specification, `man 5 header`).
+_FORMAT_FIELD = re.compile(r"(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::\d+)?(?:\+\d+)?")
+_GAIN_FIELD = re.compile(r"(?P<gain>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?:\(-?\d+\))?(?:/[\w^?%/-]+)?")
+_INTEGER_FIELDS = (("ADC resolution", r"\d+"), ("ADC zero", r"-?\d+"), ("initial value", r"-?\d+"),
+                   ("checksum", r"-?\d+"), ("block size", r"\d+"))
 
 
 def _record_line(header: Path, raw: bytes):
     """`(n_sig, fs or None, sig_len or None)` from the header's record line, checked field by field."""
-    lines = _header_lines(raw)
+    lines = header_lines(raw)
     if not lines:
         raise RecordError(header, "the header has no record line")
     fields = lines[0]
@@ -69,33 +81,35 @@ def _is_count(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def read_wfdb(header: Path, fs_fallback: float | None) -> EcgRecord:
+def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
     """Read the WFDB record of `header`, checking it before `wfdb` reads anything.
 
     Args:
         header: the `.hea` file (any case of the extension).
-        fs_fallback: sampling rate (Hz) to use when the header gives none.
+        fs: sampling rate (Hz) to use when the header gives none.
 
     Returns:
-        The record, float32 `(sig_len, n_sig)` in mV.
+        The samples, float32 `(sig_len, n_sig)` in mV, with the header's rate,
+        lead names and comments (`read_record` validates them).
 
     Raises:
-        RecordError: the header or a signal file is missing, malformed or
-            disagrees with the other.
+        RecordError: the header or a signal file is missing, malformed,
+            declares more than 24 h, or disagrees with the other.
     """
     import wfdb
 
-    raw = _header_bytes(header)
-    n_sig, fs, sig_len = _record_line(header, raw)
-    if fs is None and fs_fallback is None:
+    raw = header_bytes(header)
+    n_sig, header_fs, sig_len = _record_line(header, raw)
+    if header_fs is None and fs is None:
         raise RecordError(header, "the header gives no sampling rate: pass --fs (Hz)")
-    fs = check_fs(fs_fallback if fs is None else fs, header, "fix the header's record line" if fs is not None else "pass --fs (Hz)")
-    if not 1 <= n_sig <= _MAX_LEADS:
-        raise RecordError(header, f"the header declares {n_sig} signals; expected 1 to {_MAX_LEADS}")
+    fs = check_fs(fs if header_fs is None else header_fs, header, "fix the header's record line" if header_fs is not None else "pass --fs (Hz)")
+    if not 1 <= n_sig <= MAX_LEADS:
+        raise RecordError(header, f"the header declares {n_sig} signals; expected 1 to {MAX_LEADS}")
     if sig_len == 0:
         raise RecordError(header, "the header declares a signal length of 0 samples")
-    for name in _signal_file_names(raw):
-        _check_file_name(header, name)
+    check_header_length(header, sig_len, fs)
+    for i, fields in enumerate(header_lines(raw)[1:]):
+        check_signal_line(header, i, fields)
     # wfdb reads `<base>.hea` and the signal files beside it. When the names differ from what it expects
     # (`.HEA`, `X.MAT` named as `x.mat`), it reads a private folder holding a copy of the checked header
     # and links to the checked signal files.
@@ -133,8 +147,72 @@ def read_wfdb(header: Path, fs_fallback: float | None) -> EcgRecord:
     if (scale != 1).any():
         signal *= scale
     names = tuple(str(n) if n else f"lead{i + 1}" for i, n in enumerate(rec.sig_name or [None] * n_sig))
-    validate_signal(signal, fs, source=str(header))
-    return EcgRecord(signal, fs, names, header.stem, tuple(str(c) for c in rec.comments or ()))
+    return Decoded(signal, fs, names, tuple(str(c) for c in rec.comments or ()))
+
+
+def read_header_comments(header) -> tuple[str, ...]:
+    """The `#` comment lines of a WFDB header, without the `#` (read within the header-size limit, no signal read).
+
+    Raises:
+        RecordError: the header is missing, unreadable, empty, binary or too large.
+    """
+    header = Path(header)
+    check_file(header, "header")
+    try:
+        raw = header_bytes(header)
+    except OSError as exc:
+        raise RecordError(header, f"cannot read the header: {exc.strerror or exc}") from None
+    lines = (line.strip() for line in raw.decode("utf-8", errors="replace").splitlines())
+    return tuple(line.lstrip("#").strip() for line in lines if line.startswith("#"))
+
+
+def check_header_length(header: Path, sig_len: int | None, fs: float) -> None:
+    """Refuse a record whose header declares more than `MAX_DURATION_S` (`sig_len` samples at `fs`), before reading it.
+
+    Raises:
+        RecordError: naming the header, the declared length and the limit.
+    """
+    if sig_len is not None:
+        check_length(sig_len, fs, header)
+
+
+def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
+    """Check one signal line strictly against the WFDB header specification.
+
+    A line is `FILE FORMAT[xSPF][:SKEW][+OFFSET] [GAIN[(BASELINE)][/UNITS] [RES [ZERO [INIT [CHECKSUM [BLOCK [DESC...]]]]]]]`.
+    Refused, though `wfdb` accepts them: a file name that is not a plain name
+    beside the header; a format field with anything else in it (`16+-10`,
+    `16x`, a sign); an ADC gain that is not an unsigned decimal number
+    greater than 0 and finite (`-10`, `0`, `+5`, `inf`, `nan`), or is followed
+    by anything but a `(BASELINE)` integer and `/UNITS`; an ADC resolution or
+    block size that is not an unsigned integer; an ADC zero, initial value or
+    checksum that is not an integer. The description (the rest of the line) is free.
+
+    Args:
+        header: the header file, for the message.
+        index: 0-based number of the signal.
+        fields: the line split at white space.
+
+    Raises:
+        RecordError: naming the signal, the field and what it should be.
+    """
+    def refuse(problem: str):
+        raise RecordError(header, f"signal {index + 1}: {problem} in the line {shown(' '.join(fields))!r}; "
+                                  "fix the header (WFDB signal line: FILE FORMAT[xSPF][:SKEW][+OFFSET] GAIN[(BASELINE)][/UNITS] ...)")
+
+    _check_file_name(header, fields[0])
+    if len(fields) < 2 or not _FORMAT_FIELD.fullmatch(fields[1]):
+        refuse(f"the format field {shown(fields[1]) if len(fields) > 1 else ''!r} is not FORMAT[xSPF][:SKEW][+OFFSET]")
+    if len(fields) > 2:
+        match = _GAIN_FIELD.fullmatch(fields[2])
+        if not match:
+            refuse(f"the gain field {shown(fields[2])!r} is not a positive GAIN[(BASELINE)][/UNITS]")
+        gain = float(match["gain"])
+        if not (math.isfinite(gain) and gain > 0):
+            refuse(f"the ADC gain {match['gain']!r} is not a positive finite number")
+    for (what, pattern), text in zip(_INTEGER_FIELDS, fields[3:8], strict=False):  # trailing fields are optional
+        if not re.fullmatch(pattern, text):
+            refuse(f"the {what} field {shown(text)!r} is not " + ("an unsigned integer" if pattern == r"\d+" else "an integer"))
 
 
 def _wfdb_view(stack: contextlib.ExitStack, raw: bytes) -> Path:
@@ -147,27 +225,27 @@ def _wfdb_view(stack: contextlib.ExitStack, raw: bytes) -> Path:
 def _check_signal_files(header: Path, meta) -> dict[str, Path]:
     """Refuse what wfdb would misread; map each signal file name to the file to read.
 
-    Checks names (plain names beside the header), formats, gains, samples per
+    Checks names (plain names beside the header), formats, samples per
     frame and byte offsets, and that each file holds the bytes the header
     declares (no more, no less), before anything is read.
     """
     if len(meta.file_name or ()) != meta.n_sig:
         raise RecordError(header, f"the header declares {meta.n_sig} signals but describes {len(meta.file_name or ())}")
     frame_bytes: dict[str, float] = {}
+    frame_samples: dict[str, int] = {}
     offsets: dict[str, int] = {}
     for i, name in enumerate(meta.file_name):
         _check_file_name(header, name)
         fmt = str(meta.fmt[i])
         if fmt not in _WFDB_BYTES_PER_SAMPLE:
-            raise RecordError(header, f"unsupported WFDB storage format {fmt!r} for signal {i + 1}; expected one of {', '.join(_WFDB_BYTES_PER_SAMPLE)}")
+            raise RecordError(header, f"unsupported WFDB storage format {fmt!r} for signal {i + 1}; "
+                                      f"expected one of {', '.join(_WFDB_BYTES_PER_SAMPLE)}")
         spf = int(meta.samps_per_frame[i] or 1) if meta.samps_per_frame else 1
         if not 1 <= spf <= _MAX_SAMPS_PER_FRAME:
             raise RecordError(header, f"signal {i + 1} declares {spf} samples per frame; expected 1 to {_MAX_SAMPS_PER_FRAME}")
-        gain = float(meta.adc_gain[i]) if meta.adc_gain and meta.adc_gain[i] is not None else 200.0
-        if not math.isfinite(gain) or gain == 0:
-            raise RecordError(header, f"signal {i + 1} has an invalid ADC gain {gain!r}")
         per_sample = _WFDB_BYTES_PER_SAMPLE[fmt]
         frame_bytes[name] = frame_bytes.get(name, 0.0) + (math.nan if per_sample is None else per_sample * spf)
+        frame_samples[name] = frame_samples.get(name, 0) + spf
         offsets.setdefault(name, int(meta.byte_offset[i] or 0) if meta.byte_offset else 0)
     files = {}
     for name, frame in frame_bytes.items():
@@ -176,8 +254,10 @@ def _check_signal_files(header: Path, meta) -> dict[str, Path]:
         if available <= 0:
             raise RecordError(header, f"the signal file {name!r} holds no data after its byte offset {offsets[name]}")
         if math.isnan(frame):  # compressed: bound the decoded size only
-            if meta.sig_len is None or meta.sig_len * meta.n_sig > _MAX_EXPANSION * available + _EXPANSION_FLOOR:
-                raise RecordError(header, f"the header declares {meta.sig_len} samples, far more than the compressed {name!r} can hold")
+            if meta.sig_len is None:
+                raise RecordError(header, f"the header declares no signal length for the compressed {name!r}: add it to the record line")
+            decoded = meta.sig_len * frame_samples[name] * _DECODED_SAMPLE_BYTES
+            check_decoded_size(decoded, available, header, f"the compressed signal file {name!r} ({meta.sig_len} samples)")
         elif meta.sig_len is not None:
             needed = math.ceil(frame * meta.sig_len)
             if available < needed or available > needed + 16 + frame:
@@ -199,5 +279,24 @@ def _find_beside(header: Path, name: str) -> Path:
     if not path.exists() and not path.is_symlink():
         matches = [p for p in header.parent.iterdir() if p.name.lower() == name.lower()]
         path = matches[0] if len(matches) == 1 else path
-    _check_file(path, "the signal file", header)
+    check_file(path, "the signal file", header)
     return path
+
+
+def sibling_header(path: Path) -> Path | None:
+    """The `.hea` beside a `.mat`/`.dat` file that names it (or cannot be parsed), else None."""
+    if path.suffix.lower() not in (".mat", ".dat"):
+        return None
+    for suffix in (HEADER_SUFFIX, HEADER_SUFFIX.upper()):
+        candidate = path.with_suffix(suffix)
+        if candidate.is_file():
+            try:
+                names = signal_file_names(header_bytes(candidate))
+            except (RecordError, OSError):
+                return candidate  # broken header: report it rather than guess
+            if path.name.lower() in {n.lower() for n in names}:
+                return candidate
+    return None
+
+
+register_reader(HEADER_SUFFIX, read_wfdb, needs_fs=False)

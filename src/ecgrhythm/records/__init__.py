@@ -1,0 +1,81 @@
+"""Reading ECG records and labels from files.
+
+Every reader returns the samples of one record, which :func:`read_record`
+validates in one place (:func:`validate_signal`, whatever the format) and
+makes an :class:`EcgRecord`, the one record type of the package. Every problem
+with a file surfaces as a :class:`RecordError` that names the file and what is
+wrong with it: no exception of `wfdb`, `scipy` or `numpy` escapes
+(`KeyboardInterrupt` does).
+
+Supported inputs, one module each, registered by suffix in :mod:`.registry`
+(`register_reader(".xyz", reader)` adds a format for `read_record`, folder
+discovery, the CLI and the service):
+
+- PhysioNet WFDB records (:mod:`.wfdb_reader`): a `.hea` header with its `.dat`
+  or `.mat` signal file(s), read through `wfdb`.
+- Bare CinC `.mat` files (:mod:`.mat_reader`, MATLAB v4/v5) holding int16
+  samples under `val`, 1000 units per mV, as in the CinC 2017 data.
+- `.csv` files (:mod:`.csv_reader`) with one column per lead (an optional
+  header row names them).
+- `.npy` arrays (:mod:`.npy_reader`) of shape `(n_samples,)` or `(n_samples, n_leads)`.
+
+Files without a header carry no sampling rate: the caller passes `fs`.
+Extensions are matched case-insensitively. Before reading, each reader checks
+that the file holds the bytes its header (WFDB or `.npy`) declares, that the
+declared length is at most `MAX_DURATION_S`, and that compressed data (a
+`.mat` v5 variable, a FLAC signal file) decodes to a bounded number of bytes
+(:mod:`.core`: `MAX_DECODED_BYTES`, environment variable
+`ECGRHYTHM_MAX_DECODED_MB`), so a lying header never makes a reader allocate
+more than the file justifies. `.npy` files are memory-mapped, never unpickled.
+Folders are expanded by :func:`find_records`; labels are read by :func:`read_reference`.
+"""
+
+from __future__ import annotations
+
+# Each format module registers its suffix on import; this order is the order of `record_suffixes()`.
+# isort: off
+from . import wfdb_reader  # noqa: F401  .hea
+from . import mat_reader  # noqa: F401  .mat
+from . import csv_reader  # noqa: F401  .csv
+from . import npy_reader  # noqa: F401  .npy
+# isort: on
+from .core import (
+    MAX_DURATION_S,
+    MIN_DURATION_S,
+    Decoded,
+    EcgRecord,
+    RecordError,
+    check_fs,
+    validate_signal,
+)
+from .discovery import find_records
+from .reading import read_record
+from .reference import read_reference
+from .registry import (
+    describe_suffixes,
+    record_suffixes,
+    register_reader,
+    signal_suffixes,
+)
+from .wfdb_reader import read_header_comments
+
+__all__ = [
+    "EcgRecord",
+    "Decoded",
+    "RecordError",
+    "read_record",
+    "find_records",
+    "read_reference",
+    "read_header_comments",
+    "validate_signal",
+    "check_fs",
+    "register_reader",
+    "record_suffixes",
+    "signal_suffixes",
+    "describe_suffixes",
+    "MIN_DURATION_S",
+    "MAX_DURATION_S",
+    "SIGNAL_SUFFIXES",
+]
+
+SIGNAL_SUFFIXES = signal_suffixes()  # the built-in formats'; signal_suffixes() includes readers registered later

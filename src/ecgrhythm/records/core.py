@@ -1,0 +1,267 @@
+"""The record type, its one validation boundary, and the limits and file checks every reader shares.
+
+Nothing here knows a file format: the format modules (`wfdb_reader`,
+`mat_reader`, `csv_reader`, `npy_reader`) build on it, and `read_record`
+validates what they decode through :func:`validate_signal`.
+
+Limits on what a small hostile file can make a reader allocate:
+
+- :data:`MAX_DURATION_S` (24 h) bounds a record's length; readers apply it
+  from the header or the array's dimensions (:func:`check_length`) before
+  they read the samples.
+- Compressed data (zlib in `.mat` v5, FLAC in WFDB formats 508/516/524) may
+  decode to at most :data:`MAX_EXPANSION` times its own compressed bytes plus
+  :data:`EXPANSION_FLOOR` bytes, and never to more than
+  :data:`MAX_DECODED_BYTES` bytes (512 MiB). The environment variable
+  `ECGRHYTHM_MAX_DECODED_MB` (a positive number of MiB) replaces that cap at
+  each read (:func:`max_decoded_bytes`); :func:`check_decoded_size` applies both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+from pathlib import Path
+
+import numpy as np
+
+MIN_DURATION_S = 2.0
+MAX_DURATION_S = 24 * 3600.0  # bounds the work a small hostile file can ask for
+MAX_LEADS = 64
+MIN_FS, MAX_FS = 20.0, 100_000.0
+MAX_HEADER_BYTES = 1 << 20
+# Compressed data may decode to at most MAX_EXPANSION times its own compressed bytes, plus EXPANSION_FLOOR bytes ...
+MAX_EXPANSION, EXPANSION_FLOOR = 64, 1 << 22
+# ... and never to more than this many bytes; ECGRHYTHM_MAX_DECODED_MB (MiB) replaces it.
+MAX_DECODED_BYTES = 512 << 20
+MAX_DECODED_ENV = "ECGRHYTHM_MAX_DECODED_MB"
+MAX_SHOWN_NAME = 80  # characters of a file-supplied name echoed in messages
+
+
+class RecordError(ValueError):
+    """A record that cannot be read or used. `str(err)` names the file and the problem."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EcgRecord:
+    """One ECG recording.
+
+    Attributes:
+        signal: float32 array `(n_samples, n_leads)` in mV.
+        fs: sampling rate in Hz.
+        sig_name: lead names, one per column of `signal`.
+        record_name: the record's name (the file name without its extension).
+        comments: header comment lines (WFDB), empty for other formats.
+    """
+
+    signal: np.ndarray
+    fs: float
+    sig_name: tuple[str, ...]
+    record_name: str
+    comments: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        validate_signal(self.signal, self.fs, source=self.record_name)
+        if len(self.sig_name) != self.signal.shape[1]:
+            raise RecordError(self.record_name, f"{len(self.sig_name)} lead names for {self.signal.shape[1]} leads")
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signal.shape[0])
+
+    @property
+    def n_leads(self) -> int:
+        return int(self.signal.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.fs
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Decoded:
+    """What a format reader returns; `read_record` validates it and makes the :class:`EcgRecord`.
+
+    Attributes:
+        signal: float32 array `(n_samples, n_leads)` in mV.
+        fs: sampling rate in Hz (the header's, or the one the caller passed).
+        sig_name: lead names, or None for `lead1`, `lead2`, ...
+        comments: header comment lines, if the format has them.
+    """
+
+    signal: np.ndarray
+    fs: float
+    sig_name: tuple[str, ...] | None = None
+    comments: tuple[str, ...] = ()
+
+
+def check_fs(fs, source, fix="pass the rate in Hz with --fs") -> float:
+    """The sampling rate as a float, or a :class:`RecordError` saying how to fix it.
+
+    The one rule for every entry point (readers, `--fs`, the service's `fs` field):
+    a real number from 20 to 100,000 Hz.
+    """
+    ok = isinstance(fs, numbers.Real) and not isinstance(fs, bool) and math.isfinite(fs) and MIN_FS <= fs <= MAX_FS
+    if not ok:
+        shown = f"{float(fs):g} Hz" if isinstance(fs, numbers.Real) else repr(fs)
+        raise RecordError(source, f"invalid sampling rate {shown}: expected {MIN_FS:g} to {MAX_FS:g} Hz; {fix}")
+    return float(fs)
+
+
+def check_length(n_samples: int, fs: float, source) -> None:
+    """Refuse a record longer than :data:`MAX_DURATION_S`, from its sample count alone.
+
+    Readers call it with the length a header or an array's dimensions declare,
+    before reading any samples; :func:`validate_signal` calls it on what was read.
+
+    Args:
+        n_samples: samples per lead.
+        fs: sampling rate in Hz.
+        source: file or record name used in the message.
+
+    Raises:
+        RecordError: the record would be longer than `MAX_DURATION_S`.
+    """
+    if n_samples / fs > MAX_DURATION_S:
+        raise RecordError(source, f"record is {n_samples / fs / 3600:.1f} h long ({n_samples} samples at {fs:g} Hz); "
+                                  f"the maximum is {MAX_DURATION_S / 3600:g} h: split it into parts")
+
+
+def max_decoded_bytes() -> int:
+    """The cap on the bytes one compressed variable or signal file may decode to.
+
+    :data:`MAX_DECODED_BYTES`, or `ECGRHYTHM_MAX_DECODED_MB` MiB when that
+    environment variable is set.
+
+    Raises:
+        ValueError: the environment variable is not a positive number.
+    """
+    text = os.environ.get(MAX_DECODED_ENV)
+    if text is None:
+        return MAX_DECODED_BYTES
+    try:
+        mib = float(text)
+    except ValueError:
+        mib = math.nan
+    if not (math.isfinite(mib) and mib > 0):
+        raise ValueError(f"Invalid environment variable {MAX_DECODED_ENV}: expected a positive number of MiB. Received: {text!r}")
+    return int(mib * (1 << 20))
+
+
+def check_decoded_size(decoded: int, compressed: int, source, what: str) -> None:
+    """Refuse compressed data that claims to decode to more than its bounds allow, before decoding it.
+
+    Args:
+        decoded: bytes the data decodes to (as declared by the file).
+        compressed: bytes of the compressed data itself.
+        source: file name used in the message.
+        what: what the data is, for the message (`"'val'"`, `"the signal file 'x.dat'"`).
+
+    Raises:
+        RecordError: `decoded` exceeds `MAX_EXPANSION * compressed + EXPANSION_FLOOR`
+            or :func:`max_decoded_bytes`.
+    """
+    cap = max_decoded_bytes()
+    if decoded > cap:
+        raise RecordError(source, f"{what} would decode to {decoded} bytes, more than the limit of {cap} bytes "
+                                  f"(set {MAX_DECODED_ENV} to raise it)")
+    if decoded > MAX_EXPANSION * compressed + EXPANSION_FLOOR:
+        raise RecordError(source, f"{what} claims to decode to {decoded} bytes from {compressed} compressed bytes, "
+                                  "far more than real data compresses: the file is corrupt or hostile")
+
+
+def validate_signal(signal, fs, *, source="signal") -> None:
+    """Check a signal and its rate; raise :class:`RecordError` naming `source` if unusable.
+
+    Args:
+        signal: array `(n_samples, n_leads)`, float32, finite.
+        fs: sampling rate in Hz (20 to 100,000).
+        source: file or record name used in the message.
+
+    Raises:
+        RecordError: wrong shape or dtype, 0 or more than 64 leads, an invalid
+            rate, shorter than `MIN_DURATION_S` or longer than `MAX_DURATION_S`,
+            or NaN/infinite samples.
+    """
+    if not isinstance(signal, np.ndarray) or signal.ndim != 2:
+        shape = getattr(signal, "shape", None)
+        raise RecordError(source, f"expected a signal of shape (n_samples, n_leads), got shape {shape}")
+    if signal.dtype != np.float32:
+        raise RecordError(source, f"expected float32 samples, got {signal.dtype}")
+    n, leads = signal.shape
+    if leads < 1 or leads > MAX_LEADS:
+        raise RecordError(source, f"expected 1 to {MAX_LEADS} leads, got {leads}")
+    fs = check_fs(fs, source)
+    if n / fs < MIN_DURATION_S:
+        raise RecordError(source, f"record is {n / fs:.2f} s long ({n} samples at {fs:g} Hz); the minimum is {MIN_DURATION_S:g} s")
+    check_length(n, fs, source)
+    # A float64 sum is finite exactly when every float32 sample is, without a temporary array.
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = signal.sum(dtype=np.float64)
+    if not math.isfinite(total):
+        bad = int(np.count_nonzero(~np.isfinite(signal)))
+        raise RecordError(source, f"{bad} of {signal.size} samples are NaN, infinite or beyond float32 range")
+
+
+def as_signal(array, source) -> np.ndarray:
+    """Shape a numeric array as `(n_samples, n_leads)` float32; time is the longer axis."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "iuf" or array.dtype.names or array.size == 0:
+        raise RecordError(source, f"expected a non-empty array of real numbers, got dtype {array.dtype} with shape {array.shape}")
+    if array.ndim == 1:
+        array = array[:, None]
+    elif array.ndim != 2:
+        raise RecordError(source, f"expected a 1-D or 2-D array (samples x leads), got shape {array.shape}")
+    elif array.shape[0] < array.shape[1]:
+        array = array.T
+    if array.shape[1] > MAX_LEADS:
+        raise RecordError(source, f"expected at most {MAX_LEADS} leads, got an array of shape {array.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def check_file(path: Path, what="file", source=None) -> None:
+    """Raise unless `path` is (a link to) an existing regular file."""
+    source = path if source is None else source
+    if not path.exists():
+        broken = path.is_symlink()
+        raise RecordError(source, f"{what} {path.name!r} " + ("is a broken symbolic link" if broken else "not found"))
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise RecordError(source, f"{what} {path.name!r} is {kind}: pass a record file")
+
+
+def shown(name: str) -> str:
+    """`name` as echoed in a message: at most :data:`MAX_SHOWN_NAME` characters, then `...`."""
+    return name if len(name) <= MAX_SHOWN_NAME else name[:MAX_SHOWN_NAME] + "..."
+
+
+def header_bytes(header: Path) -> bytes:
+    """The bytes of a WFDB header, refused if empty, over 1 MiB or binary."""
+    size = header.stat().st_size
+    if size == 0:
+        raise RecordError(header, "the header file is empty")
+    if size > MAX_HEADER_BYTES:
+        raise RecordError(header, f"the header file is {size} bytes, too large for a WFDB header")
+    raw = header.read_bytes()
+    if b"\0" in raw:
+        raise RecordError(header, "the header file is binary, not a WFDB text header")
+    return raw
+
+
+def header_lines(raw: bytes) -> list[list[str]]:
+    """Fields of the non-comment lines of a header: the record line, then the signal lines."""
+    lines = (line.strip() for line in raw.decode("utf-8", errors="replace").splitlines())
+    return [line.split() for line in lines if line and not line.startswith("#")]
+
+
+def signal_file_names(raw: bytes) -> list[str]:
+    """The signal file name of each signal line of a header."""
+    return [fields[0] for fields in header_lines(raw)[1:]]

@@ -1,0 +1,107 @@
+"""Folder discovery: the record files of a folder, from its PhysioNet `RECORDS` index or from the files there."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .core import RecordError, header_bytes, shown, signal_file_names
+from .registry import HEADER_SUFFIX, record_suffixes, signal_suffixes
+
+__all__ = ["find_records"]
+
+logger = logging.getLogger(__name__)
+
+# PhysioNet challenge metadata beside the records: labels and code-to-name mappings.
+_METADATA_CSV_PREFIXES = ("reference", "dx_mapping")
+_MAX_NAME_CHARS = 255  # longer than any file name a file system holds
+
+
+def find_records(paths) -> list[Path]:
+    """Expand files and folders into the record files to read.
+
+    A folder with a PhysioNet `RECORDS` index yields exactly the records it
+    lists (as `.hea` paths where the header exists, otherwise as listed, so a
+    missing record is reported when read). Entries that leave the folder are
+    skipped with a warning: absolute paths, `..`, and names that resolve
+    outside it through a symbolic link (a linked subfolder or file). Names
+    echoed in warnings are cut to 80 characters. A folder without an index
+    yields every `.hea` header and every file with a registered reader
+    (`.mat`, `.csv`, `.npy`, ...) that no header names, except hidden files and
+    the challenges' metadata tables (`REFERENCE*.csv` labels, `dx_mapping*.csv`
+    code names). Files are taken as given; subfolders are not searched.
+
+    Args:
+        paths: file or folder paths.
+
+    Returns:
+        Record paths in a stable, sorted order within each folder.
+
+    Raises:
+        RecordError: a folder or its index cannot be read.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        try:
+            index = path / "RECORDS"
+            found.extend(_indexed_records(path, index) if index.is_file() else _folder_records(path))
+        except OSError as exc:
+            raise RecordError(path, f"cannot list the folder: {exc.strerror or exc}") from None
+    return found
+
+
+def _indexed_records(folder: Path, index: Path) -> list[Path]:
+    found = []
+    root = folder.resolve()
+    with open(index, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, start=1):
+            name = line.strip()
+            if not name or name.startswith("#"):
+                continue
+            if (len(name) > _MAX_NAME_CHARS or Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name
+                    or Path(name).name in ("", ".")):
+                logger.warning("%s line %d: skipped %r, which is not a record inside the folder", index, lineno, shown(name))
+                continue
+            try:
+                record = _listed_record(folder, name)
+                if record.exists() and not record.resolve().is_relative_to(root):
+                    logger.warning("%s line %d: skipped %r, a symbolic link to %s outside the folder", index, lineno, shown(name),
+                                   shown(str(record.resolve())))
+                    continue
+                found.append(record)
+            except (OSError, ValueError, RuntimeError) as exc:
+                logger.warning("%s line %d: skipped %r, which is not a usable record name (%s)", index, lineno, shown(name), exc)
+    return found
+
+
+def _folder_records(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    headers = [p for p in files if p.suffix.lower() == HEADER_SUFFIX]
+    claimed = set()  # lower-case names of files read through a header
+    for header in headers:
+        try:
+            claimed.update(n.lower() for n in signal_file_names(header_bytes(header)))
+        except (RecordError, OSError):
+            claimed.update(header.with_suffix(s).name.lower() for s in (".mat", ".dat"))
+    suffixes = signal_suffixes()
+    signals = [
+        p for p in files
+        if p.suffix.lower() in suffixes and p.name.lower() not in claimed
+        and not (p.suffix.lower() == ".csv" and p.name.lower().startswith(_METADATA_CSV_PREFIXES))
+    ]
+    return sorted(headers + signals)
+
+
+def _listed_record(folder: Path, name: str) -> Path:
+    base = folder / name
+    suffixes = record_suffixes()
+    if base.suffix.lower() in suffixes and base.is_file():
+        return base
+    for suffix in (s for lower in suffixes for s in (lower, lower.upper())):
+        candidate = base.with_name(base.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return base.with_name(base.name + HEADER_SUFFIX)

@@ -1,0 +1,75 @@
+"""`read_record`: one file to one validated :class:`~ecgrhythm.records.core.EcgRecord`, whatever its format."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+
+from .core import EcgRecord, RecordError, check_file, check_fs, validate_signal
+from .registry import describe_suffixes, reader_for
+from .wfdb_reader import read_wfdb, sibling_header
+
+__all__ = ["read_record"]
+
+
+def read_record(path, *, fs: float | None = None, mat_gain: float = 1000.0) -> EcgRecord:
+    """Read one record from a file.
+
+    Args:
+        path: a `.hea` header, or a `.mat`, `.csv` or `.npy` file (or a file of
+            any suffix with a registered reader). A `.mat` or `.dat` file with a
+            `.hea` beside it that names it is read through the header.
+        fs: sampling rate (Hz, 20 to 100,000) of files without a header.
+            Required for them; ignored for WFDB records whose header gives the rate.
+        mat_gain: ADC units per mV of bare `.mat` files (1000 in CinC 2017).
+
+    Returns:
+        The record, with `signal` in mV, float32 `(n_samples, n_leads)`.
+
+    Raises:
+        RecordError: the file is missing, unreadable or holds no usable signal.
+        ValueError: `mat_gain` is not a finite non-zero number.
+    """
+    if isinstance(mat_gain, bool) or not isinstance(mat_gain, numbers.Real) or not math.isfinite(mat_gain) or mat_gain == 0:
+        raise ValueError(f"Invalid argument `mat_gain`: expected a finite non-zero number of units per mV. Received: mat_gain={mat_gain!r}")
+    path = Path(path)
+    try:
+        return _read(path, fs, float(mat_gain))
+    except RecordError:
+        raise
+    except MemoryError:
+        raise RecordError(path, "the record is too large to read into memory") from None
+    except OSError as exc:
+        raise RecordError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    except Exception as exc:  # any parser failure becomes one clear line
+        raise RecordError(path, f"cannot read the file ({type(exc).__name__}: {exc})") from None
+
+
+def _read(path: Path, fs, mat_gain) -> EcgRecord:
+    check_file(path)
+    header = sibling_header(path)
+    if header is not None:
+        try:
+            return _validated(read_wfdb(header, fs=fs), header)
+        except RecordError as exc:
+            raise RecordError(path, f"read through its header {header.name}: {exc.reason}") from None
+    suffix = path.suffix.lower()
+    reader = reader_for(suffix)
+    if reader is None:
+        hint = "a .dat file needs its .hea header beside it" if suffix == ".dat" else f"expected {describe_suffixes()}"
+        raise RecordError(path, f"unsupported file type {path.suffix or '(none)'!r}: {hint}")
+    if reader.needs_fs:
+        if fs is None:
+            raise RecordError(path, "the file has no header and so no sampling rate: pass --fs (Hz)")
+        fs = check_fs(fs, path)
+        if path.stat().st_size == 0:
+            raise RecordError(path, "the file is empty")
+    return _validated(reader.read(path, fs=fs, mat_gain=mat_gain), path)
+
+
+def _validated(decoded, path: Path) -> EcgRecord:
+    """The one validation boundary: what a reader decoded, checked and made a record named after `path`."""
+    validate_signal(decoded.signal, decoded.fs, source=str(path))
+    leads = decoded.sig_name or tuple(f"lead{i + 1}" for i in range(decoded.signal.shape[1]))
+    return EcgRecord(decoded.signal, decoded.fs, leads, path.stem, decoded.comments)
