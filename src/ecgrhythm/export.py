@@ -21,17 +21,26 @@ classified whole or cut into bucket-sized chunks exactly as the Keras
 classifier does (the ONNX classifier does the latter, for identical
 probabilities).
 
-What failed (Keras 3.15.1, JAX 0.10.2, jax2onnx 0.17.1, onnx 1.23, onnxruntime 1.23):
+What failed (tried on the shipped model, Keras 3.15.1, JAX 0.10.2, jax2onnx 0.17.1):
 
 - `model.export(path, format="onnx")` under the JAX backend (Keras hands the
-  model to jax2onnx): {JAX_ROUTE}
-- Keras' torch backend + `torch.onnx`: Keras runs an LSTM with a mask on
-  torch as a Python loop over time steps (cuDNN only without a mask), so the
-  exporter unrolls it at the traced length: one fixed-length graph per
-  bucket with hundreds of LSTM cells each, and a 2 GB torch install for CI.
-  Not pursued for that reason.
-- TensorFlow + tf2onnx: needs TensorFlow (hundreds of MB) beside JAX for CI,
-  and the graph would come from the TF backend, not the one trained here.
+  traced function to jax2onnx) stops in the first convolutional block: Keras
+  names every dynamic axis on its own (`dim_0_1` for the mask's time axis,
+  `dim_1_1` for the signal's), so JAX cannot multiply the features by the
+  mask ("mul got incompatible shapes for broadcasting").
+- jax2onnx called directly, both inputs sharing one symbolic time axis `T`:
+  the LSTM's scan needs `steps >= 1` decided for the downsampled symbolic
+  length ("Symbolic dimension comparison ... >= '1' is inconclusive").
+- jax2onnx with a fixed length (one graph per bucket): the backward LSTM is a
+  reversed `lax.scan`, which it cannot lower ("Reverse scan is not supported
+  in IR pipeline").
+- Keras' torch backend + `torch.onnx` (not run: judged from Keras' source):
+  Keras' fused torch LSTM refuses a mask (`NotImplementedError`), so a masked
+  LSTM falls back to a Python loop over time steps, which the
+  exporter would unroll at the traced length (one fixed-length graph per
+  bucket, hundreds of LSTM cells each), for a ~2 GB torch install in CI.
+- TensorFlow + tf2onnx (not run): TensorFlow beside JAX in CI, and a graph
+  traced under another backend than the one trained.
 
 Every export is checked number by number: :func:`export_onnx` runs the Keras
 network and the ONNX graph (onnxruntime) on the same padded batch of

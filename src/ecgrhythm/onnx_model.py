@@ -35,7 +35,7 @@ METADATA_KEYS = (
     "n_leads",           # input channels
     "leads",             # lead names the model expects, or null (take the record's single lead)
     "fs",                # sampling rate (Hz) of the input
-    "bandpass",          # [low_hz, high_hz] zero-phase Butterworth (order 4 sosfiltfilt), or null
+    "bandpass",          # [low_hz, high_hz] of a 3rd-order Butterworth band-pass run forwards and backwards (sosfiltfilt), or null
     "normalization",     # "zscore" | "minmax" | "robust" | "none", per record and lead, after the band-pass
     "decision",          # "argmax" (one label) or "threshold" (every class >= its threshold)
     "thresholds",        # per-class thresholds of a multi-label model
