@@ -96,9 +96,16 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         onnx_path, check = export_onnx(model, tmp / "model.onnx")
         export_s = time.perf_counter() - t0
-        result = {"benchmark": "onnx_throughput", "data": str(data.resolve()), "model": str(model), "n_records": len(records),
-                  "export_s": round(export_s, 2), "export_check_difference": check,
-                  "onnx_bytes": onnx_path.stat().st_size, "keras_weights_bytes": (model / WEIGHTS_FILE).stat().st_size}
+        result = {
+            "benchmark": "onnx_throughput",
+            "data": str(data.resolve()),
+            "model": str(model),
+            "n_records": len(records),
+            "export_s": round(export_s, 2),
+            "export_check_difference": check,
+            "onnx_bytes": onnx_path.stat().st_size,
+            "keras_weights_bytes": (model / WEIGHTS_FILE).stat().st_size,
+        }
         paths = find_records([folder])
         keras_clf, onnx_clf = RhythmClassifier.load(model), OnnxClassifier.load(onnx_path)
         signals = [keras_clf.prepare(read_record(p)) for p in paths]

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-__all__ = ["bucket_lengths", "bucket_for", "window_length", "pad_batch", "WindowSequence", "inference_batches"]
+__all__ = ["bucket_lengths", "bucket_for", "window_length", "pad_batch", "WindowSequence", "inference_batches"]  # noqa: F822 (built lazily)
 
 
 def bucket_lengths(fs: float, downsampling: int, seconds=(10, 20, 30, 45, 65)) -> tuple[int, ...]:

@@ -315,6 +315,7 @@ def _add_export(sub):
 def _run_export(args):
     from .export import export_onnx
 
+    _enable_compilation_cache()
     try:
         path, difference = export_onnx(args.model, args.output)
     except ImportError as exc:

@@ -144,10 +144,15 @@ def _network(g: _Graph, model, architecture, signal: str, keep: str) -> str:
             layers_, direction = [model.get_layer(f"lstm_{i}")], "forward"
         w, r, b = (np.stack(a) for a in zip(*(_lstm_weights(layer) for layer in layers_)))
         y = g.name("lstm")
-        g.nodes.append(g.helper.make_node(
-            "LSTM", [x, g.const(w, "lstm_w"), g.const(r, "lstm_r"), g.const(b, "lstm_b"), lengths], [y],
-            direction=direction, hidden_size=int(w.shape[1] // 4),
-        ))
+        g.nodes.append(
+            g.helper.make_node(
+                "LSTM",
+                [x, g.const(w, "lstm_w"), g.const(r, "lstm_r"), g.const(b, "lstm_b"), lengths],
+                [y],
+                direction=direction,
+                hidden_size=int(w.shape[1] // 4),
+            )
+        )
         y = g.op("Transpose", [y], "lstm_tnd", perm=[0, 2, 1, 3])  # (steps', dirs, batch, h) -> (steps', batch, dirs, h)
         x = g.op("Reshape", [y, g.const([0, 0, -1], "shape", np.int64)], "lstm_out")  # forward then backward, as Keras concatenates
     axis0 = g.const([0], "axes", np.int64)
@@ -158,7 +163,9 @@ def _network(g: _Graph, model, architecture, signal: str, keep: str) -> str:
     maximum = g.op("ReduceMax", [masked], "max", axes=[0], keepdims=0)
     pooled = g.op("Concat", [mean, maximum], "pooled", axis=1)
     dense = model.get_layer("probabilities")
-    logits = g.op("Add", [g.op("MatMul", [pooled, g.const(np.asarray(dense.kernel), "dense_w")]), g.const(np.asarray(dense.bias), "dense_b")], "logits")
+    logits = g.op(
+        "Add", [g.op("MatMul", [pooled, g.const(np.asarray(dense.kernel), "dense_w")]), g.const(np.asarray(dense.bias), "dense_b")], "logits"
+    )
     return g.op("Sigmoid" if architecture.multilabel else "Softmax", [logits], "probs", **({} if architecture.multilabel else {"axis": -1}))
 
 
@@ -185,9 +192,12 @@ def onnx_graph(networks, config: dict):
     last = outputs[0] if len(outputs) == 1 else g.op("Mean", outputs, "ensemble")
     g.nodes.append(helper.make_node("Identity", [last], [OUTPUT]))
     graph = helper.make_graph(
-        g.nodes, "ecgrhythm",
-        [helper.make_tensor_value_info(INPUT_SIGNAL, TensorProto.FLOAT, ["batch", "steps", n_leads]),
-         helper.make_tensor_value_info(INPUT_MASK, TensorProto.BOOL, ["batch", "steps"])],
+        g.nodes,
+        "ecgrhythm",
+        [
+            helper.make_tensor_value_info(INPUT_SIGNAL, TensorProto.FLOAT, ["batch", "steps", n_leads]),
+            helper.make_tensor_value_info(INPUT_MASK, TensorProto.BOOL, ["batch", "steps"]),
+        ],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", n_classes])],
         g.initializers,
     )
@@ -233,19 +243,16 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
         ImportError: `onnx` (or, to verify, `onnxruntime`) is not installed.
         RuntimeError: the graph does not reproduce the network within `tolerance`.
     """
-    from .inference import default_model_dir
-    from .saving import CONFIG_FILE, ModelFolderError, load_model_dir
+    from .inference import RhythmClassifier, default_model_dir
+    from .saving import CONFIG_FILE
 
-    path = Path(model_dir) if model_dir is not None else default_model_dir()
-    if not path.is_dir():
-        raise ModelFolderError(f"{path}: model folder not found; pass the folder written by 'ecgrhythm train' (--model DIR)")
     if output is None or Path(output).suffix != ".onnx":
         raise ValueError(f"Invalid argument `output`: expected a file name ending in .onnx. Received: output={output!r}")
-    network, _ = load_model_dir(path)  # checks the folder's checksums
+    path = Path(model_dir) if model_dir is not None else default_model_dir()
+    network = RhythmClassifier.load(path).model_  # checks the folder and its checksums
     config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     model_bytes = onnx_graph([network], config).SerializeToString()
     worst = _check_parity([network], model_bytes, config, tolerance) if verify else None
     with atomic_write(output, "wb") as f:
         f.write(model_bytes)
     return Path(output), worst
-

@@ -31,19 +31,19 @@ EXTRA = "onnx"  # the optional dependency group: pip install "ecgrhythm[onnx]"
 INPUT_SIGNAL, INPUT_MASK, OUTPUT = "signal", "mask", "probabilities"
 METADATA_KEYS = (
     "ecgrhythm_format",  # 1
-    "classes",           # class names, the columns of `probabilities`
-    "n_leads",           # input channels
-    "leads",             # lead names the model expects, or null (take the record's single lead)
-    "fs",                # sampling rate (Hz) of the input
-    "bandpass",          # [low_hz, high_hz] of a 3rd-order Butterworth band-pass run forwards and backwards (sosfiltfilt), or null
-    "normalization",     # "zscore" | "minmax" | "robust" | "none", per record and lead, after the band-pass
-    "decision",          # "argmax" (one label) or "threshold" (every class >= its threshold)
-    "thresholds",        # per-class thresholds of a multi-label model
-    "temperature",       # calibration temperature of the probabilities (1: none); not applied in the graph
-    "downsampling",      # input steps must be a multiple of it
-    "buckets",           # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
-    "networks",          # networks averaged in the graph
-    "config.json",       # the model folder's config.json
+    "classes",  # class names, the columns of `probabilities`
+    "n_leads",  # input channels
+    "leads",  # lead names the model expects, or null (take the record's single lead)
+    "fs",  # sampling rate (Hz) of the input
+    "bandpass",  # [low_hz, high_hz] of a 3rd-order Butterworth band-pass run forwards and backwards (sosfiltfilt), or null
+    "normalization",  # "zscore" | "minmax" | "robust" | "none", per record and lead, after the band-pass
+    "decision",  # "argmax" (one label) or "threshold" (every class >= its threshold)
+    "thresholds",  # per-class thresholds of a multi-label model
+    "temperature",  # calibration temperature of the probabilities (1: none); not applied in the graph
+    "downsampling",  # input steps must be a multiple of it
+    "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
+    "networks",  # networks averaged in the graph
+    "config.json",  # the model folder's config.json
 )
 
 
@@ -102,7 +102,7 @@ def _session(path):
         raise OnnxModelError(f"{path}: ONNX model file not found; write one with 'ecgrhythm export --output {path.name}'")
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception classes)
         raise OnnxModelError(f"{path}: cannot load the ONNX model ({type(exc).__name__}: {exc})") from None
 
 
