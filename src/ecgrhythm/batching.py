@@ -4,16 +4,20 @@ Records are padded at the end ("post", as recommended for RNNs) to the
 smallest of a few bucket lengths, each a multiple of the network's
 downsampling factor, and carry a boolean mask (True = real sample). With the
 same few shapes over and over, JAX compiles once per bucket.
+
+Reading, preprocessing and batching never import Keras: `WindowSequence`
+(training batches, a `keras.utils.PyDataset`) is built on first use, so an
+onnxruntime-only classifier can use this module without Keras or JAX.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
-import keras
 import numpy as np
 
-__all__ = ["bucket_lengths", "bucket_for", "window_length", "pad_batch", "WindowSequence", "inference_batches"]
+__all__ = ["bucket_lengths", "bucket_for", "window_length", "pad_batch", "WindowSequence", "inference_batches"]  # noqa: F822 (built lazily)
 
 
 def bucket_lengths(fs: float, downsampling: int, seconds=(10, 20, 30, 45, 65)) -> tuple[int, ...]:
@@ -57,50 +61,64 @@ def pad_batch(signals, length: int, batch_size: int | None = None):
     return x, mask
 
 
-class WindowSequence(keras.utils.PyDataset):
-    """Training batches of random windows, reshuffled every epoch from a seed.
+def __getattr__(name):
+    if name == "WindowSequence":
+        return _window_sequence_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Each epoch, every record contributes one window of `window` samples at a
-    random start (records shorter than the window are padded and masked).
-    Batches are full (the last partial batch is dropped), so one shape compiles.
 
-    Args:
-        signals: list of float32 arrays `(n_i, n_leads)`.
-        targets: array `(n_records,)` of class indices or `(n_records, n_classes)`.
-        window: window length in samples (a multiple of the downsampling factor).
-        batch_size: records per batch.
-        sample_weight: per-record weights `(n_records,)`, or `None`.
-        seed: base seed; epoch `e` uses `seed + e`, so a resumed run sees the same windows.
-    """
+@functools.cache
+def _window_sequence_class():
+    """Define `WindowSequence` (it subclasses a Keras class, so Keras is imported here, once)."""
+    import keras
 
-    def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0):
-        super().__init__(workers=1, use_multiprocessing=False)
-        self.signals = signals
-        self.targets = np.asarray(targets)
-        self.window = int(window)
-        self.batch_size = int(batch_size)
-        self.sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
-        self.seed = seed
-        self.set_epoch(epoch)
+    class WindowSequence(keras.utils.PyDataset):
+        """Training batches of random windows, reshuffled every epoch from a seed.
 
-    def set_epoch(self, epoch: int) -> None:
-        """Draw the order and window starts of epoch `epoch`."""
-        rng = np.random.default_rng([self.seed, epoch])
-        self.order = rng.permutation(len(self.signals))
-        lengths = np.array([len(s) for s in self.signals])
-        self.starts = (rng.random(len(self.signals)) * np.maximum(lengths - self.window + 1, 1)).astype(np.int64)
+        Each epoch, every record contributes one window of `window` samples at a
+        random start (records shorter than the window are padded and masked).
+        Batches are full (the last partial batch is dropped), so one shape compiles.
 
-    def __len__(self):
-        return len(self.signals) // self.batch_size
+        Args:
+            signals: list of float32 arrays `(n_i, n_leads)`.
+            targets: array `(n_records,)` of class indices or `(n_records, n_classes)`.
+            window: window length in samples (a multiple of the downsampling factor).
+            batch_size: records per batch.
+            sample_weight: per-record weights `(n_records,)`, or `None`.
+            seed: base seed; epoch `e` uses `seed + e`, so a resumed run sees the same windows.
+        """
 
-    def __getitem__(self, index):
-        idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        windows = [self.signals[i][self.starts[i] : self.starts[i] + self.window] for i in idx]
-        x, mask = pad_batch(windows, self.window)
-        inputs = {"signal": x, "mask": mask}
-        if self.sample_weight is None:
-            return inputs, self.targets[idx]
-        return inputs, self.targets[idx], self.sample_weight[idx]
+        def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.signals = signals
+            self.targets = np.asarray(targets)
+            self.window = int(window)
+            self.batch_size = int(batch_size)
+            self.sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
+            self.seed = seed
+            self.set_epoch(epoch)
+
+        def set_epoch(self, epoch: int) -> None:
+            """Draw the order and window starts of epoch `epoch`."""
+            rng = np.random.default_rng([self.seed, epoch])
+            self.order = rng.permutation(len(self.signals))
+            lengths = np.array([len(s) for s in self.signals])
+            self.starts = (rng.random(len(self.signals)) * np.maximum(lengths - self.window + 1, 1)).astype(np.int64)
+
+        def __len__(self):
+            return len(self.signals) // self.batch_size
+
+        def __getitem__(self, index):
+            idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+            windows = [self.signals[i][self.starts[i] : self.starts[i] + self.window] for i in idx]
+            x, mask = pad_batch(windows, self.window)
+            inputs = {"signal": x, "mask": mask}
+            if self.sample_weight is None:
+                return inputs, self.targets[idx]
+            return inputs, self.targets[idx], self.sample_weight[idx]
+
+    WindowSequence.__qualname__ = "WindowSequence"
+    return WindowSequence
 
 
 def inference_batches(signals, buckets, batch_size):

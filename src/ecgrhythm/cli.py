@@ -1,4 +1,4 @@
-"""The `ecgrhythm` command: train, evaluate, classify, download, serve, study.
+"""The `ecgrhythm` command: train, evaluate, classify, download, serve, study, export.
 
 The CLI only parses arguments, builds configs and calls the library; errors
 reach the user as one line, never a traceback.
@@ -238,7 +238,8 @@ def _add_classify(sub):
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy) or a folder of records")
     p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="CSV file to write (replaced atomically)")
-    p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
+    p.add_argument("--model", metavar="MODEL", help="model folder, or a .onnx file from 'ecgrhythm export' (runs with onnxruntime alone); "
+                   "default: the shipped models/cinc2017")
     p.add_argument("--fs", type=_sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
 
 
@@ -291,11 +292,44 @@ def _write_rows(f, prediction, *, header=True, classes=None, truth=None):
         writer.writerow([name, label, *([truth[i]] if truth is not None else []), *(f"{p:.6f}" for p in row)])
 
 
-def _load_classifier(model_dir):
+def _load_classifier(model):
+    """The classifier of `--model`: onnxruntime alone (no Keras, no JAX) for a `.onnx` file, else Keras on a model folder."""
+    if model is not None and str(model).lower().endswith(".onnx"):
+        from .onnx_model import OnnxClassifier
+
+        try:
+            return OnnxClassifier.load(model)
+        except ImportError as exc:
+            raise _UsageError(str(exc)) from None
     from .inference import RhythmClassifier
 
     _enable_compilation_cache()
-    return RhythmClassifier.load(model_dir)
+    return RhythmClassifier.load(model)
+
+
+def _add_export(sub):
+    p = sub.add_parser(
+        "export",
+        help="write a model as one .onnx file for onnxruntime",
+        description="Write a model folder as one ONNX file (dynamic length; class names, preprocessing, thresholds and buckets in "
+        "its metadata). The export is checked against the Keras network before the file is written.",
+    )
+    p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: %(default)s)")
+    p.add_argument("--output", "-o", required=True, metavar="FILE.onnx", help="file to write (replaced atomically)")
+
+
+def _run_export(args):
+    from .export import export_onnx
+
+    _enable_compilation_cache()
+    try:
+        path, difference = export_onnx(args.model, args.output)
+    except ImportError as exc:
+        raise _UsageError(str(exc)) from None
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); largest probability difference from the Keras network "
+          f"on a check batch: {difference:.1e}")
+    return 0
 
 
 CACHE_ENV = "ECGRHYTHM_JAX_CACHE"
@@ -370,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_download(sub)
     _add_serve(sub)
     _add_study(sub)
+    _add_export(sub)
     return parser
 
 
@@ -382,7 +417,8 @@ def main(argv=None) -> int:
     logging.captureWarnings(True)
     import ecgrhythm  # noqa: F401  (selects the Keras backend)
 
-    runners = {"train": _run_train, "evaluate": _run_evaluate, "classify": _run_classify, "download": _run_download, "serve": _run_serve, "study": _run_study}
+    runners = {"train": _run_train, "evaluate": _run_evaluate, "classify": _run_classify, "download": _run_download, "serve": _run_serve, "study": _run_study,
+               "export": _run_export}
     try:
         return runners[args.command](args)
     except KeyboardInterrupt:

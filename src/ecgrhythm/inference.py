@@ -223,21 +223,11 @@ class RhythmClassifier:
             ModelFolderError: the folder is missing, incomplete, altered or cannot be loaded.
             ValueError: `batch_size` or `chunk_size` is not a positive integer.
         """
-        from .saving import ModelFolderError
-
         for name in ("batch_size", "chunk_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
-        path = Path(self.model_dir) if self.model_dir is not None else default_model_dir()
-        if not path.is_dir():
-            raise ModelFolderError(f"{path}: model folder not found; pass the folder written by 'ecgrhythm train' (--model DIR)")
-        try:
-            model, config = _load_model_dir_fast(path)
-        except ModelFolderError:
-            raise
-        except Exception as exc:
-            raise ModelFolderError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
+        model, config = self._load_model()
         self.model_ = model
         self.classes_ = list(config["classes"])
         self.preprocess_ = config["preprocess"]
@@ -247,6 +237,20 @@ class RhythmClassifier:
         self.metadata_ = config.get("metadata", {})
         self.buckets_ = bucket_lengths(self.preprocess_.fs, self.architecture_.downsampling)
         return self
+
+    def _load_model(self):
+        """`(network, config)` of `model_dir`, as :func:`ecgrhythm.saving.load_model_dir` returns them."""
+        from .saving import ModelFolderError
+
+        path = Path(self.model_dir) if self.model_dir is not None else default_model_dir()
+        if not path.is_dir():
+            raise ModelFolderError(f"{path}: model folder not found; pass the folder written by 'ecgrhythm train' (--model DIR)")
+        try:
+            return _load_model_dir_fast(path)
+        except ModelFolderError:
+            raise
+        except Exception as exc:
+            raise ModelFolderError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):

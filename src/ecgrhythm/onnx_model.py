@@ -1,0 +1,171 @@
+"""Classify with an exported `.onnx` file and onnxruntime alone: no Keras, no JAX.
+
+:class:`OnnxClassifier` is a :class:`~ecgrhythm.inference.RhythmClassifier`
+whose network is an onnxruntime session: records are read, preprocessed,
+cut, padded into buckets and averaged exactly as with the Keras model, from
+the configuration stored in the file (see :func:`read_onnx_metadata`).
+Importing this module imports neither Keras nor JAX.
+
+Example:
+>>> clf = OnnxClassifier.load("cinc2017.onnx")          # doctest: +SKIP
+>>> clf.predict_records(["A00001.hea"]).labels           # doctest: +SKIP
+['N']
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .batching import bucket_lengths
+from .config import ModelConfig, PreprocessConfig
+from .inference import RhythmClassifier
+
+__all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "METADATA_KEYS", "EXTRA"]
+
+FORMAT = 1
+EXTRA = "onnx"  # the optional dependency group: pip install "ecgrhythm[onnx]"
+INPUT_SIGNAL, INPUT_MASK, OUTPUT = "signal", "mask", "probabilities"
+METADATA_KEYS = (
+    "ecgrhythm_format",  # 1
+    "classes",  # class names, the columns of `probabilities`
+    "n_leads",  # input channels
+    "leads",  # lead names the model expects, or null (take the record's single lead)
+    "fs",  # sampling rate (Hz) of the input
+    "bandpass",  # [low_hz, high_hz] of a 3rd-order Butterworth band-pass run forwards and backwards (sosfiltfilt), or null
+    "normalization",  # "zscore" | "minmax" | "robust" | "none", per record and lead, after the band-pass
+    "decision",  # "argmax" (one label) or "threshold" (every class >= its threshold)
+    "thresholds",  # per-class thresholds of a multi-label model
+    "temperature",  # calibration temperature of the probabilities (1: none); not applied in the graph
+    "downsampling",  # input steps must be a multiple of it
+    "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
+    "networks",  # networks averaged in the graph
+    "config.json",  # the model folder's config.json
+)
+
+
+class OnnxModelError(ValueError):
+    """An `.onnx` file that is missing, unreadable, or not written by `ecgrhythm export`."""
+
+
+def require(module: str):
+    """Import an optional dependency, or raise an ImportError that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{module} is not installed; install the ONNX extra: pip install 'ecgrhythm[{EXTRA}]'") from None
+
+
+def metadata_from_config(config: dict, n_networks: int = 1) -> dict:
+    """The metadata of an exported model, from its folder's `config.json` (as parsed JSON).
+
+    Returns:
+        A dict keyed by :data:`METADATA_KEYS`; the exporter stores each value as JSON text.
+    """
+    preprocess = PreprocessConfig.from_dict(config["preprocess"])
+    architecture = ModelConfig.from_dict(config["model"])
+    classes = list(config["classes"])
+    return {
+        "ecgrhythm_format": FORMAT,
+        "classes": classes,
+        "n_leads": int(config["n_leads"]),
+        "leads": None if preprocess.leads is None else list(preprocess.leads),
+        "fs": float(preprocess.fs),
+        "bandpass": None if preprocess.bandpass is None else list(preprocess.bandpass),
+        "normalization": preprocess.normalization,
+        "decision": "threshold" if architecture.multilabel else "argmax",
+        "thresholds": [float(t) for t in config.get("thresholds") or [0.5] * len(classes)],
+        "temperature": float(config.get("temperature", 1.0)),
+        "downsampling": architecture.downsampling,
+        "buckets": list(bucket_lengths(preprocess.fs, architecture.downsampling)),
+        "networks": int(n_networks),
+        "config.json": config,
+    }
+
+
+def read_onnx_metadata(path) -> dict:
+    """The metadata of an `.onnx` file written by `ecgrhythm export`, values decoded from JSON.
+
+    Raises:
+        OnnxModelError: the file is missing, unreadable or lacks ecgrhythm's metadata.
+    """
+    return _decode(_session(path).get_modelmeta().custom_metadata_map, path)
+
+
+def _session(path):
+    ort = require("onnxruntime")
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxModelError(f"{path}: ONNX model file not found; write one with 'ecgrhythm export --output {path.name}'")
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception classes)
+        raise OnnxModelError(f"{path}: cannot load the ONNX model ({type(exc).__name__}: {exc})") from None
+
+
+def _decode(raw: dict, path) -> dict:
+    missing = [k for k in METADATA_KEYS if k not in raw]
+    if missing:
+        raise OnnxModelError(f"{path}: not an ecgrhythm ONNX model (metadata {', '.join(missing)} missing); export one with 'ecgrhythm export'")
+    try:
+        meta = {k: json.loads(raw[k]) for k in METADATA_KEYS}
+    except ValueError as exc:
+        raise OnnxModelError(f"{path}: damaged metadata ({exc}); export the model again") from None
+    if meta["ecgrhythm_format"] != FORMAT:
+        raise OnnxModelError(f"{path}: unknown ecgrhythm ONNX format {meta['ecgrhythm_format']!r}; expected {FORMAT}")
+    return meta
+
+
+class _OrtNetwork:
+    """An onnxruntime session seen through the two members of a Keras model that inference uses.
+
+    Attributes:
+        output: the graph's output (`.shape[-1]` is the number of classes).
+    """
+
+    def __init__(self, session):
+        self.session = session
+        self.output = session.get_outputs()[0]
+
+    def predict_on_batch(self, inputs) -> np.ndarray:
+        """Probabilities `(batch, n_classes)` of `{"signal": (batch, steps, leads), "mask": (batch, steps)}`.
+
+        All-padding rows (a batch filled up to its fixed size) are not run:
+        onnxruntime has no compiled shapes to keep, and their rows are zeros.
+        """
+        x, mask = inputs[INPUT_SIGNAL], inputs[INPUT_MASK]
+        rows = int(np.count_nonzero(mask.any(axis=1)))
+        out = np.zeros((len(x), self.output.shape[-1]), dtype=np.float32)
+        out[:rows] = self.session.run([OUTPUT], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]
+        return out
+
+
+class OnnxClassifier(RhythmClassifier):
+    """A :class:`~ecgrhythm.inference.RhythmClassifier` on an exported `.onnx` file (onnxruntime only).
+
+    Args:
+        model_dir: the `.onnx` file written by `ecgrhythm export`.
+        batch_size: rows of each batch.
+        chunk_size: records read and held at a time by `classify_files`.
+
+    Attributes (after `fit`/`load`): those of `RhythmClassifier`, read from
+    the file's metadata, with `model_` the onnxruntime network and
+    `onnx_metadata_` the decoded metadata (:func:`read_onnx_metadata`).
+    """
+
+    def _load_model(self):
+        if self.model_dir is None:
+            raise OnnxModelError("no .onnx file given; pass the file written by 'ecgrhythm export' (--model FILE.onnx)")
+        session = _session(self.model_dir)
+        meta = _decode(session.get_modelmeta().custom_metadata_map, self.model_dir)
+        config = dict(meta["config.json"])
+        try:
+            config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
+            config["model"] = ModelConfig.from_dict(config["model"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OnnxModelError(f"{self.model_dir}: invalid model configuration in its metadata: {exc}") from None
+        self.onnx_metadata_ = meta
+        return _OrtNetwork(session), config

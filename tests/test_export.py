@@ -1,0 +1,154 @@
+"""ONNX export: parity with Keras on real records, metadata, and classification with onnxruntime alone."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ecgrhythm.cli import main
+from ecgrhythm.export import export_onnx, onnx_graph
+from ecgrhythm.inference import RhythmClassifier
+from ecgrhythm.onnx_model import METADATA_KEYS, OnnxClassifier, OnnxModelError, read_onnx_metadata
+from ecgrhythm.records import read_record
+
+pytest.importorskip("onnx")  # the onnx extra: ecgrhythm's modules import onnx and onnxruntime only when used
+pytest.importorskip("onnxruntime")
+
+# Real records: 10 s (padded into the first bucket), 44 s (padded into the 45 s bucket), 60 s.
+CINC = ["A00093", "A00245", "A00395"]
+LONG = "data_101_9"  # CPSC 2021, 249 s: longer than the largest bucket (65 s), classified in chunks
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tiny_model_dir, tmp_path_factory):
+    path, difference = export_onnx(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+    assert difference < 1e-4
+    return path
+
+
+@pytest.fixture(scope="module")
+def keras_clf(tiny_model_dir):
+    return RhythmClassifier.load(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def onnx_clf(onnx_file):
+    return OnnxClassifier.load(onnx_file)
+
+
+def test_onnx_matches_keras_on_real_records_of_several_lengths(keras_clf, onnx_clf, cinc2017_dir, cpsc2021_dir):
+    records = [read_record(cinc2017_dir / f"{n}.hea") for n in CINC]
+    long = read_record(cpsc2021_dir / f"{LONG}.hea")
+    lengths = [len(keras_clf.prepare(r)) for r in records]
+    assert lengths[0] < keras_clf.buckets_[0] and keras_clf.buckets_[2] < lengths[1] < keras_clf.buckets_[3]
+    assert len(long.signal) / long.fs * keras_clf.preprocess_.fs > 3 * keras_clf.buckets_[-1]
+
+    for predict in (lambda clf: clf.predict_records(records), lambda clf: clf.predict_arrays([long.signal[:, :1]], long.fs)):
+        expected, got = predict(keras_clf), predict(onnx_clf)
+        np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-3, rtol=0)
+        assert got.labels == expected.labels and got.classes == expected.classes
+
+    # Padding never changes an ONNX prediction: one record alone equals the same record in a padded batch.
+    signals = [onnx_clf.prepare(r) for r in records]
+    together = onnx_clf.predict_proba(signals)
+    alone = np.concatenate([onnx_clf.predict_proba([s]) for s in signals])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_metadata_read_back(onnx_file, tiny_model_dir, keras_clf, onnx_clf):
+    import onnx
+
+    meta = read_onnx_metadata(onnx_file)
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert meta["config.json"] == config
+    assert meta["classes"] == config["classes"] == keras_clf.classes_
+    assert meta["fs"] == config["preprocess"]["fs"] and meta["normalization"] == config["preprocess"]["normalization"]
+    assert meta["bandpass"] == config["preprocess"]["bandpass"] and meta["leads"] == config["preprocess"]["leads"]
+    assert meta["buckets"] == list(keras_clf.buckets_) and meta["downsampling"] == 2 ** len(config["model"]["conv_filters"])
+    assert meta["temperature"] == 1.0 and meta["decision"] == "argmax" and meta["networks"] == 1
+    # The same metadata as plain ONNX metadata_props (readable from any language), every value JSON.
+    props = {p.key: json.loads(p.value) for p in onnx.load(onnx_file).metadata_props}
+    assert set(props) == set(METADATA_KEYS) and props == meta
+    # The classifier takes its whole configuration from the file.
+    assert onnx_clf.preprocess_ == keras_clf.preprocess_ and onnx_clf.architecture_ == keras_clf.architecture_
+    assert onnx_clf.n_leads_ == keras_clf.n_leads_ and onnx_clf.buckets_ == keras_clf.buckets_
+
+
+def test_classify_with_onnxruntime_alone(onnx_file, keras_clf, cinc2017_dir, tmp_path):
+    """`ecgrhythm classify --model FILE.onnx` in a fresh interpreter: same CSV labels, no Keras and no JAX imported."""
+    out = tmp_path / "onnx.csv"
+    paths = [str(cinc2017_dir / f"{n}.hea") for n in CINC]
+    script = (
+        "import sys; from ecgrhythm.cli import main; "
+        f"rc = main(['classify', *{paths!r}, '--model', {str(onnx_file)!r}, '--output', {str(out)!r}]); "
+        "print('imported:', sorted(m for m in ('keras', 'jax', 'tensorflow', 'torch') if m in sys.modules)); sys.exit(rc)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.path.abspath("src"), os.environ.get("PYTHONPATH")] if p)}
+    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "imported: []" in done.stdout
+    rows = list(csv.DictReader(out.open()))
+    expected = keras_clf.predict_records(paths)
+    assert [r["record"] for r in rows] == expected.names and [r["label"] for r in rows] == expected.labels
+    got = np.array([[float(r[c]) for c in expected.classes] for r in rows])
+    np.testing.assert_allclose(got, expected.probabilities, atol=1e-3)
+
+
+def test_ensemble_graph_averages_its_networks(tiny_model_dir, keras_clf, cinc2017_dir):
+    """Several networks of one folder become one graph whose output is their mean."""
+    import keras
+    import onnxruntime as ort
+
+    from ecgrhythm.batching import pad_batch
+    from ecgrhythm.models import build_lstm_classifier
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    keras.utils.set_random_seed(1)
+    other = build_lstm_classifier(keras_clf.n_leads_, len(keras_clf.classes_), keras_clf.architecture_)  # untrained: different weights
+    networks = [keras_clf.model_, other]
+    graph = onnx_graph(networks, config)
+    assert json.loads({p.key: p.value for p in graph.metadata_props}["networks"]) == 2
+    signals = [keras_clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC[:2]]
+    x, mask = pad_batch(signals, keras_clf.buckets_[3])
+    each = [np.asarray(n.predict_on_batch({"signal": x, "mask": mask})) for n in networks]
+    assert np.abs(each[0] - each[1]).max() > 1e-2
+    got = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"signal": x, "mask": mask})[0]
+    np.testing.assert_allclose(got, (each[0] + each[1]) / 2, atol=1e-4)
+
+
+def test_export_and_load_errors_name_the_file_and_the_fix(tmp_path, capsys, tiny_model_dir, cinc2017_dir):
+    import onnx
+    from onnx import TensorProto, helper
+
+    assert main(["export", "--model", str(tmp_path / "nowhere"), "--output", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere: model folder not found" in err and "--model DIR" in err
+    assert main(["export", "--model", str(tiny_model_dir), "--output", str(tmp_path / "m.txt")]) == 2
+    assert "ending in .onnx" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+    with pytest.raises(OnnxModelError, match="missing.onnx: ONNX model file not found; write one with 'ecgrhythm export"):
+        OnnxClassifier.load(tmp_path / "missing.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(OnnxModelError, match="garbage.onnx: cannot load the ONNX model"):
+        OnnxClassifier.load(garbage)
+    assert main(["classify", str(cinc2017_dir / "A00001.hea"), "--model", str(garbage), "--output", str(tmp_path / "out.csv")]) == 2
+    assert "garbage.onnx: cannot load the ONNX model" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.onnx"  # a valid ONNX model that ecgrhythm did not write
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    onnx.save(
+        helper.make_model(
+            helper.make_graph(
+                [helper.make_node("Identity", ["x"], ["y"])], "g", [value], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]
+            )
+        ),
+        foreign,
+    )
+    with pytest.raises(OnnxModelError, match="foreign.onnx: not an ecgrhythm ONNX model .*export one with 'ecgrhythm export'"):
+        OnnxClassifier.load(foreign)
