@@ -180,11 +180,9 @@ def checkout_root() -> Path | None:
 
 
 def portable_path(path) -> str:
-    """`path` as a model folder records it: relative to the checkout when inside it, else absolute.
+    """`path` as a model folder records it: relative to the checkout when inside it (`data/cinc2017`), else absolute.
 
-    Example:
-    >>> portable_path(checkout_root() / "data" / "cinc2017") if checkout_root() else "data/cinc2017"
-    'data/cinc2017'
+    A relative form stays true when the checkout moves to another machine; read it back with :func:`resolve_portable`.
     """
     path = Path(path).resolve()
     root = checkout_root()
