@@ -182,6 +182,9 @@ def test_paths_inside_the_checkout_are_stored_relative_and_compared_resolved():
     assert _same_settings({"data": str(root / "tests"), "limit": 64}, settings)
     assert not _same_settings({"data": str(root / "tests"), "limit": 32}, settings)
     assert not _same_settings({"data": str(outside), "limit": 64}, settings)
+    named = {"data": "tests", "model": {"lstm_units": 8, "network": "cnn_lstm"}}
+    assert _same_settings({"data": "tests", "model": {"lstm_units": 8}}, named), "a checkpoint from before network names resumes"
+    assert not _same_settings({"data": "tests", "model": {"lstm_units": 8}}, {**named, "model": {"lstm_units": 8, "network": "toy"}})
 
 
 def _snapshot(folder):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write, atomic_write_text
-from .config import resolve_portable
+from .config import DEFAULT_NETWORK, resolve_portable
 from .evaluation import SPLIT_FILE
 from .saving import CHECKPOINT_DIR
 
@@ -52,6 +52,8 @@ class RunState:
 def _same_settings(stored: dict, current: dict) -> bool:
     """Whether two runs' settings match; the data folders are compared as resolved paths."""
     stored, current = dict(stored), json.loads(json.dumps(current))
+    if isinstance(stored.get("model"), dict):  # runs started before networks had names used the default one
+        stored["model"] = {"network": DEFAULT_NETWORK, **stored["model"]}
     return resolve_portable(stored.pop("data")) == resolve_portable(current.pop("data")) and stored == current
 
 

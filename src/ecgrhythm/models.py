@@ -15,7 +15,7 @@ whatever the padded length, and the boolean mask is halved with the sequence
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import keras
 from keras import layers, ops
