@@ -84,3 +84,66 @@ def test_long_records_are_classified_in_chunks(clf, two_signals):
     parts = predict_signals(clf.model_, chunks, buckets)
     expected = np.average(parts, axis=0, weights=[len(c) for c in chunks])
     np.testing.assert_allclose(whole[0], expected, atol=1e-5)
+
+
+def test_shipped_model_folder_without_a_network_name_loads_as_the_cnn_lstm(cinc2017_dir):
+    import json
+    from pathlib import Path
+
+    from ecgrhythm.config import PreprocessConfig
+    from ecgrhythm.preprocessing import preprocess
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "cinc2017"
+    config = json.loads((shipped / "config.json").read_text())
+    assert "network" not in config["model"], "the shipped folder predates network names"
+    clf = RhythmClassifier.load(shipped)
+    assert clf.architecture_.network == "cnn_lstm" and clf.model_.name == "ecgrhythm_cnn_lstm"
+    direct = build_lstm_classifier(1, 4, ModelConfig.from_dict(config["model"]))
+    direct.load_weights(shipped / "model.weights.h5")
+    paths = [cinc2017_dir / f"A0000{i}.hea" for i in range(1, 6)]
+    signals = [preprocess(read_record(p), PreprocessConfig.from_dict(config["preprocess"])) for p in paths]
+    np.testing.assert_allclose(clf.predict_records(paths).probabilities, predict_signals(direct, signals, clf.buckets_), atol=1e-6)
+
+
+def _build_toy(n_leads, n_classes, config):
+    """A toy network family: one convolution, masked pooling, a dense head."""
+    import keras
+    from keras import layers
+
+    signal = keras.Input(shape=(None, n_leads), name="signal")
+    mask = keras.Input(shape=(None,), dtype="bool", name="mask")
+    x = layers.Conv1D(config.conv_filters[0], config.conv_kernel, padding="same", activation="relu", name="toy_conv")(signal)
+    x = MaskedGlobalPooling(name="toy_pool")(x, mask)
+    out = layers.Dense(n_classes, activation="sigmoid" if config.multilabel else "softmax", name="probabilities")(x)
+    return keras.Model({"signal": signal, "mask": mask}, out, name="toy_network")
+
+
+def test_a_registered_network_family_trains_saves_and_loads_by_name(tmp_path, cinc2017_dir):
+    import json
+
+    from conftest import TINY_PREPROCESS
+
+    from ecgrhythm.config import TrainConfig
+    from ecgrhythm.models import NETWORKS, register_network
+    from ecgrhythm.saving import ModelFolderError, load_model_dir
+    from ecgrhythm.training import train
+
+    register_network("toy", _build_toy)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_network("toy", build_lstm_classifier)
+        out = tmp_path / "toy"
+        train(cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=ModelConfig(network="toy", conv_filters=(4,), conv_kernel=5),
+              train_config=TrainConfig(epochs=1, batch_size=16, window_s=10.0, val_fraction=0.25), limit=64, verbose=0)
+        config = json.loads((out / "config.json").read_text())
+        assert config["model"]["network"] == "toy"
+        model, loaded = load_model_dir(out)
+        assert model.name == "toy_network" and loaded["model"].network == "toy"
+        assert model.count_params() == config["metadata"]["parameters"] == _build_toy(1, 4, loaded["model"]).count_params()
+        prediction = RhythmClassifier.load(out).predict_records([cinc2017_dir / "A00001.hea", cinc2017_dir / "A00002.hea"])
+        assert prediction.probabilities.shape == (2, 4)
+        np.testing.assert_allclose(prediction.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    finally:
+        NETWORKS.pop("toy", None)
+    with pytest.raises(ModelFolderError, match="network='toy'"):
+        load_model_dir(out)

@@ -117,7 +117,129 @@ def test_resume_finds_a_checkpoint_left_beside_the_output(tiny_model_dir, tmp_pa
 
 def test_resume_with_other_settings_is_refused(tmp_path, cinc2017_dir):
     out = tmp_path / "m"
-    subprocess.run(_train_cmd(cinc2017_dir, out), check=True, capture_output=True)
+    first = subprocess.run([a for a in _train_cmd(cinc2017_dir, out) if a != "--quiet"], check=True, capture_output=True, text=True)
+    assert "Epoch 1/3" in first.stdout and "val CinC score" in first.stdout, "train shows per-epoch progress"
     other = [a if a != "5" else "6" for a in _train_cmd(cinc2017_dir, out, "--resume")]
     result = subprocess.run(other, capture_output=True, text=True)
     assert result.returncode == 2 and "other settings" in result.stderr
+
+
+class _Stop(Exception):
+    """Raised by a test's `on_epoch` to interrupt a run."""
+
+
+def _stop_after_first_epoch(row):
+    if row["epoch"] == 1:
+        raise _Stop
+
+
+def _tiny(data_dir, out, **kwargs):
+    from conftest import TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
+
+    from ecgrhythm.training import train
+
+    return train(data_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=kwargs.pop("train_config", TINY_TRAIN),
+                 limit=64, verbose=0, **kwargs)
+
+
+def test_a_run_stopped_in_process_resumes_to_the_uninterrupted_result(tiny_model_dir, tmp_path, cinc2017_dir):
+    """tiny_model_dir is the same run (seed, data, settings) without the interruption."""
+    out = tmp_path / "m"
+    with pytest.raises(_Stop):
+        _tiny(cinc2017_dir, out, on_epoch=_stop_after_first_epoch)
+    with np.load(out / "checkpoint" / "state.npz", allow_pickle=False) as saved:
+        assert json.loads(str(saved["state"]))["epoch"] == 0
+    assert not (out / "config.json").exists() and len((out / "training_log.csv").read_text().splitlines()) == 2
+    with pytest.raises(FileExistsError, match="--resume"):
+        _tiny(cinc2017_dir, out)
+    result = _tiny(cinc2017_dir, out, resume=True)
+    expected = json.loads((tiny_model_dir / "config.json").read_text())["metadata"]
+    assert result.best_epoch == expected["best_epoch"] and result.best_score == expected["val_cinc_score"]
+    for (name_a, a), (name_b, b) in zip(_weights(tiny_model_dir), _weights(out), strict=True):
+        assert name_a == name_b
+        np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
+    strip = lambda rows: [r.rsplit(",", 2)[0] for r in rows]  # drop the timing columns
+    assert strip((out / "training_log.csv").read_text().splitlines()) == strip((tiny_model_dir / "training_log.csv").read_text().splitlines())
+
+
+def test_config_records_the_data_set_by_name_not_by_machine_path(tiny_model_dir, cinc2017_dir):
+    text = (tiny_model_dir / "config.json").read_text()
+    data = json.loads(text)["metadata"]["data"]
+    assert data == {"name": "cinc2017", "path": None}  # the shared data lies outside the checkout
+    assert str(cinc2017_dir.resolve()) not in text
+
+
+def test_paths_inside_the_checkout_are_stored_relative_and_compared_resolved():
+    from ecgrhythm.checkpoint import _same_settings
+    from ecgrhythm.config import checkout_root, portable_path, resolve_portable
+
+    root = checkout_root()
+    assert root is not None and (root / "pyproject.toml").is_file()
+    assert portable_path(root / "tests" / ".." / "tests") == "tests"
+    assert resolve_portable("tests") == (root / "tests").resolve()
+    outside = root.parent / "elsewhere"
+    assert portable_path(outside) == str(outside.resolve()) and resolve_portable(portable_path(outside)) == outside.resolve()
+    settings = {"data": "tests", "limit": 64}
+    assert _same_settings({"data": str(root / "tests"), "limit": 64}, settings)
+    assert not _same_settings({"data": str(root / "tests"), "limit": 32}, settings)
+    assert not _same_settings({"data": str(outside), "limit": 64}, settings)
+    named = {"data": "tests", "model": {"lstm_units": 8, "network": "cnn_lstm"}}
+    assert _same_settings({"data": "tests", "model": {"lstm_units": 8}}, named), "a checkpoint from before network names resumes"
+    assert not _same_settings({"data": "tests", "model": {"lstm_units": 8}}, {**named, "model": {"lstm_units": 8, "network": "toy"}})
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_folder_that_is_not_a_model_folder_is_refused_before_reading_data(tmp_path, cinc2017_dir):
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("A00001.hea", "A00001.mat", "A00002.hea", "A00002.mat"):
+        shutil.copy(cinc2017_dir / name, data / name)
+    (data / "REFERENCE.csv").write_text("A00001,N\nA00002,N\n")
+    (data / "notes.txt").write_text("mine")
+    before = _snapshot(data)
+    # the data argument does not exist: the refusal must come before any reading
+    with pytest.raises(FileExistsError, match=r"holds 6 other entries such as A00001.hea, A00001.mat, A00002.hea"):
+        _tiny(tmp_path / "no-such-data", data)
+    assert _snapshot(data) == before and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+    runs = tmp_path / "runs"
+    (runs / "run1").mkdir(parents=True)
+    result = subprocess.run(_train_cmd(tmp_path / "no-such-data", runs), capture_output=True, text=True)
+    assert result.returncode == 2 and "holds 1 other entry such as run1" in result.stderr and "no-such-data" not in result.stderr
+
+
+def test_retraining_into_a_model_folder_keeps_its_other_files(tiny_model_dir, tmp_path, cinc2017_dir):
+    import shutil
+
+    from ecgrhythm.config import TrainConfig
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tiny_model_dir, resumed)
+    (resumed / "notes.txt").write_text("keep me")
+    _tiny(cinc2017_dir, resumed, resume=True)  # the run had finished: only the final save runs again
+    assert (resumed / "notes.txt").read_text() == "keep me" and (resumed / "checkpoint" / "state.npz").is_file()
+
+    fresh = tmp_path / "fresh"
+    shutil.copytree(tiny_model_dir, fresh, ignore=shutil.ignore_patterns("checkpoint"))
+    (fresh / "notes.txt").write_text("keep me too")
+    old_config = (fresh / "config.json").read_text()
+    _tiny(cinc2017_dir, fresh, train_config=TrainConfig(epochs=1, batch_size=16, window_s=10.0, val_fraction=0.25, seed=0))
+    assert (fresh / "notes.txt").read_text() == "keep me too"
+    assert json.loads((fresh / "config.json").read_text())["metadata"]["epochs_run"] == 1 != json.loads(old_config)["metadata"]["epochs_run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "resumed"], "no temporary folders are left behind"
+
+
+def test_model_sampling_rate_has_an_upper_bound(tmp_path):
+    from ecgrhythm.config import PreprocessConfig
+
+    with pytest.raises(ValueError, match="fs.*at most 2,000"):
+        PreprocessConfig(fs=1e9)
+    assert PreprocessConfig(fs=2000.0).fs == 2000.0
+    result = subprocess.run(_train_cmd(tmp_path / "no-such-data", tmp_path / "m", "--fs", "5000"), capture_output=True, text=True)
+    assert result.returncode == 2 and "fs" in result.stderr and "at most 2,000" in result.stderr
+    assert not (tmp_path / "m").exists()

@@ -16,15 +16,17 @@ import time
 __all__ = ["main"]
 
 logger = logging.getLogger("ecgrhythm")
+_LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def _add_train(sub):
-    from .config import ModelConfig, PreprocessConfig, TrainConfig
+    from .config import CLASS_WEIGHTINGS, MAX_MODEL_FS, NORMALIZATIONS, ModelConfig, PreprocessConfig, TrainConfig
+    from .labels import LABEL_SOURCES
 
     p = sub.add_parser("train", help="train a model on a labelled folder")
     p.add_argument("--data", help="folder of labelled records: REFERENCE.csv (one label each) or SNOMED-CT 'Dx:' codes in the headers (several); default: the shared CinC 2017 data")
-    p.add_argument("--output", required=True, help="model folder to write")
-    p.add_argument("--labels", choices=["auto", "reference", "header"], default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)")
+    p.add_argument("--output", required=True, help="model folder to write: a new or empty folder, or a model folder (its other files are kept)")
+    p.add_argument("--labels", choices=LABEL_SOURCES, default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)")
     p.add_argument("--classes", default=None, help="header codes: 'all' (default), 'scored', or a comma-separated list of abbreviations or codes; REFERENCE.csv: the label set (default N,A,O,~)")
     p.add_argument("--unlabelled", choices=["drop", "keep"], default="drop", help="header codes: leave out records with none of the classes (default) or keep them as all-negative")
     p.add_argument("--leads", default=None, help="comma-separated lead names to use (default: every lead of the first record)")
@@ -37,10 +39,10 @@ def _add_train(sub):
     p.add_argument("--learning-rate", type=float, default=t.learning_rate)
     p.add_argument("--patience", type=int, default=t.patience)
     p.add_argument("--val-fraction", type=float, default=t.val_fraction)
-    p.add_argument("--class-weighting", choices=["balanced", "none"], default=t.class_weighting)
+    p.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS, default=t.class_weighting)
     p.add_argument("--seed", type=int, default=t.seed)
-    p.add_argument("--fs", type=float, default=q.fs, help="model sampling rate in Hz (default %(default)s)")
-    p.add_argument("--normalization", choices=["zscore", "minmax", "robust", "none"], default=q.normalization)
+    p.add_argument("--fs", type=float, default=q.fs, help=f"model sampling rate in Hz, at most {MAX_MODEL_FS:,.0f} (default %(default)s)")
+    p.add_argument("--normalization", choices=NORMALIZATIONS, default=q.normalization)
     band = p.add_mutually_exclusive_group()
     band.add_argument("--bandpass", type=float, nargs=2, metavar=("LOW", "HIGH"), default=q.bandpass,
                       help="band-pass filter in Hz (default: %(default)s)")
@@ -51,7 +53,21 @@ def _add_train(sub):
     p.add_argument("--lstm-units", type=int, default=m.lstm_units)
     p.add_argument("--unidirectional", action="store_true", help="one-directional LSTM layers")
     p.add_argument("--dropout", type=float, default=m.dropout)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+
+
+def _show_progress(logger_name: str) -> None:
+    """Print the INFO lines of `logger_name` (a run's per-epoch progress) on stdout without a prefix; its warnings stay on stderr."""
+    progress = logging.getLogger(logger_name)
+    lines = logging.StreamHandler(sys.stdout)
+    lines.setFormatter(logging.Formatter("%(message)s"))
+    lines.addFilter(lambda record: record.levelno < logging.WARNING)
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setFormatter(logging.Formatter(_LOG_FORMAT))
+    warnings.setLevel(logging.WARNING)
+    progress.handlers = [lines, warnings]  # replaces those of an earlier main() in the same process
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
 
 
 def _run_train(args):
@@ -73,6 +89,8 @@ def _run_train(args):
         epochs=args.epochs, batch_size=args.batch_size, window_s=args.window, learning_rate=args.learning_rate,
         patience=args.patience, val_fraction=args.val_fraction, class_weighting=args.class_weighting, seed=args.seed,
     )
+    if not args.quiet:
+        _show_progress(train.__module__)
     result = train(_data_dir(args.data), args.output, preprocess_config=pre, model_config=arch, train_config=tc,
                    resume=args.resume, limit=args.limit, labels=args.labels, classes=classes, unlabelled=args.unlabelled,
                    verbose=0 if args.quiet else 1)
@@ -413,7 +431,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.started = started
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format=_LOG_FORMAT)
     logging.captureWarnings(True)
     import ecgrhythm  # noqa: F401  (selects the Keras backend)
 

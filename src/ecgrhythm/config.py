@@ -16,10 +16,19 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "NORMALIZATIONS",
+    "CLASS_WEIGHTINGS",
+    "MAX_MODEL_FS",
+    "DEFAULT_NETWORK",
     "default_data_dir",
+    "checkout_root",
+    "portable_path",
+    "resolve_portable",
 ]
 
 NORMALIZATIONS = ("zscore", "minmax", "robust", "none")
+CLASS_WEIGHTINGS = ("balanced", "none")
+MAX_MODEL_FS = 2000.0  # Hz: far above any ECG model's need; bounds what a config.json can make inference allocate
+DEFAULT_NETWORK = "cnn_lstm"  # the network of model folders whose config.json names none
 
 
 def _check(cond: bool, name: str, expected: str, value) -> None:
@@ -46,7 +55,8 @@ class PreprocessConfig(_Config):
     """How a raw record becomes model input.
 
     Args:
-        fs: sampling rate (Hz) the model works at; records are resampled to it.
+        fs: sampling rate (Hz) the model works at, at most `MAX_MODEL_FS`;
+            records are resampled to it.
         normalization: one of `"zscore"` (default), `"minmax"` (to [-1, 1]),
             `"robust"` (median/IQR) or `"none"`. Applied per record and lead.
         bandpass: `(low_hz, high_hz)` for a zero-phase Butterworth band-pass
@@ -62,7 +72,7 @@ class PreprocessConfig(_Config):
     leads: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        _check(self.fs > 0, "fs", "a positive sampling rate in Hz", self.fs)
+        _check(0 < self.fs <= MAX_MODEL_FS, "fs", f"a model sampling rate in Hz above 0 and at most {MAX_MODEL_FS:,.0f}", self.fs)
         _check(self.normalization in NORMALIZATIONS, "normalization", f"one of {NORMALIZATIONS}", self.normalization)
         if self.bandpass is not None:
             lo, hi = self.bandpass
@@ -83,6 +93,8 @@ class ModelConfig(_Config):
         bidirectional: whether each LSTM layer reads both directions.
         dropout: dropout rate before the classification head.
         multilabel: sigmoid outputs (several labels per record) instead of softmax.
+        network: name of the network family in :data:`ecgrhythm.models.NETWORKS`
+            (default `"cnn_lstm"`, the network these fields describe).
     """
 
     conv_filters: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
@@ -92,6 +104,7 @@ class ModelConfig(_Config):
     bidirectional: bool = True
     dropout: float = 0.3
     multilabel: bool = False
+    network: str = DEFAULT_NETWORK
 
     def __post_init__(self):
         _check(len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters), "conv_filters", "a non-empty list of positive integers", self.conv_filters)
@@ -99,6 +112,7 @@ class ModelConfig(_Config):
         _check(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
         _check(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)
         _check(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        _check(isinstance(self.network, str) and self.network != "", "network", "the name of a registered network", self.network)
 
     @property
     def downsampling(self) -> int:
@@ -138,7 +152,7 @@ class TrainConfig(_Config):
         _check(self.window_s >= 2, "window_s", "at least 2 seconds", self.window_s)
         _check(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
         _check(0 < self.val_fraction < 1, "val_fraction", "a fraction in (0, 1)", self.val_fraction)
-        _check(self.class_weighting in ("balanced", "none"), "class_weighting", "'balanced' or 'none'", self.class_weighting)
+        _check(self.class_weighting in CLASS_WEIGHTINGS, "class_weighting", f"one of {CLASS_WEIGHTINGS}", self.class_weighting)
         _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
 
 
@@ -157,3 +171,28 @@ def default_data_dir() -> Path | None:
             if candidate.is_dir():
                 return candidate
     return None
+
+
+def checkout_root() -> Path | None:
+    """The source checkout this package runs from (the folder with its `pyproject.toml`), or `None` when installed."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def portable_path(path) -> str:
+    """`path` as a model folder records it: relative to the checkout when inside it (`data/cinc2017`), else absolute.
+
+    A relative form stays true when the checkout moves to another machine; read it back with :func:`resolve_portable`.
+    """
+    path = Path(path).resolve()
+    root = checkout_root()
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return str(path)
+
+
+def resolve_portable(text: str) -> Path:
+    """The absolute path a :func:`portable_path` string stands for on this machine."""
+    path = Path(text)
+    root = checkout_root()
+    return (root / path).resolve() if not path.is_absolute() and root is not None else path.resolve()

@@ -1,4 +1,11 @@
-"""The network: a masked convolutional front end, an LSTM stack, masked pooling, a head.
+"""The networks: a registry of network families, and the CNN + LSTM classifier.
+
+A model folder names its network family (`ModelConfig.network`, recorded in
+`config.json`); :func:`build_network` looks the builder up in :data:`NETWORKS`,
+so a new family is one module with a builder plus one :func:`register_network`
+call. Folders that name none get `"cnn_lstm"`.
+
+The CNN + LSTM network: a masked convolutional front end, an LSTM stack, masked pooling, a head.
 
 Padding never changes a prediction: every convolutional block zeroes the
 padded steps of its output, so each layer sees zeros beyond a record's end
@@ -8,12 +15,17 @@ whatever the padded length, and the boolean mask is halved with the sequence
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 from keras import layers, ops
 
-from .config import ModelConfig
+from .config import DEFAULT_NETWORK, ModelConfig
 
-__all__ = ["build_lstm_classifier", "MaskedConvBlock", "DownsampleMask", "MaskedGlobalPooling"]
+__all__ = ["NETWORKS", "register_network", "build_network", "build_lstm_classifier", "MaskedConvBlock", "DownsampleMask", "MaskedGlobalPooling"]
+
+NetworkBuilder = Callable[[int, int, ModelConfig], keras.Model]
+NETWORKS: dict[str, NetworkBuilder] = {}
 
 _PACKAGE = "ecgrhythm"
 
@@ -136,3 +148,43 @@ def build_lstm_classifier(n_leads: int, n_classes: int, config: ModelConfig | No
     activation = "sigmoid" if config.multilabel else "softmax"
     out = layers.Dense(n_classes, activation=activation, name="probabilities")(x)
     return keras.Model({"signal": signal, "mask": mask}, out, name="ecgrhythm_cnn_lstm")
+
+
+def register_network(name: str, builder: NetworkBuilder) -> NetworkBuilder:
+    """Make a network family buildable (and loadable) by `name`.
+
+    Args:
+        name: the name `ModelConfig.network` and `config.json` use.
+        builder: `builder(n_leads, n_classes, config)` returning a `keras.Model`
+            with inputs `{"signal": (batch, steps, n_leads) float32, "mask": (batch, steps) bool}`
+            and output `(batch, n_classes)` probabilities, for any `steps` that is a
+            multiple of `config.downsampling`.
+
+    Returns:
+        `builder`, so the call can decorate it.
+
+    Raises:
+        ValueError: `name` is empty or already names another builder.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"Invalid argument `name`: expected a non-empty string. Received: name={name!r}")
+    if NETWORKS.get(name, builder) is not builder:
+        raise ValueError(f"Invalid argument `name`: the network {name!r} is already registered to {NETWORKS[name].__qualname__}; choose another name")
+    NETWORKS[name] = builder
+    return builder
+
+
+def build_network(n_leads: int, n_classes: int, config: ModelConfig | None = None) -> keras.Model:
+    """Build the network `config.network` names, untrained (see :func:`register_network`).
+
+    Raises:
+        ValueError: no network of that name is registered.
+    """
+    config = config or ModelConfig()
+    if config.network not in NETWORKS:
+        raise ValueError(f"Invalid argument `network`: expected one of {sorted(NETWORKS)} (register others with "
+                         f"ecgrhythm.models.register_network). Received: network={config.network!r}")
+    return NETWORKS[config.network](n_leads, n_classes, config)
+
+
+register_network(DEFAULT_NETWORK, build_lstm_classifier)

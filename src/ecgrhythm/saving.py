@@ -2,14 +2,20 @@
 
 Layout of a model folder::
 
-    config.json          classes, preprocessing, architecture, training metadata
+    config.json          classes, preprocessing, architecture (its network's name), training metadata
     model.weights.h5     Keras weights (no code: loading runs nothing from the file)
     checksums.json       SHA-256 of the two files above, verified on load
     split.json           names of the training and validation records (optional; see `load_split`)
+    training_log.csv     per-epoch log of the training run (written by `ecgrhythm.training`)
+    checkpoint/          the run's resumable state (written by `ecgrhythm.training`)
 
 Weights are loaded into a network rebuilt from `config.json`, so a model folder
-never deserialises code; a folder is written to a temporary sibling and
-renamed into place, so it is either complete or absent.
+never deserialises code. A new folder is written to a temporary sibling and
+renamed into place, so it is either complete or absent; saving into an existing
+model folder replaces its files one by one with `checksums.json` last (until
+then the folder reads as incomplete) and leaves any other file in it alone.
+Nothing is ever written into a folder that holds other things and is not a
+model folder (see :func:`check_output_folder`).
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from pathlib import Path
 
 from ._io import atomic_write_text
 from .config import ModelConfig, PreprocessConfig
-from .models import build_lstm_classifier
+from .models import build_network
 
-__all__ = ["save_model_dir", "load_model_dir", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE", "SPLIT_FILE", "load_split", "write_split", "split_text"]
+__all__ = ["save_model_dir", "load_model_dir", "check_output_folder", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE", "CHECKPOINT_DIR", "LOG_FILE",
+           "SPLIT_FILE", "load_split", "write_split", "split_text"]
 
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "config.json"
 CHECKSUM_FILE = "checksums.json"
+LOG_FILE = "training_log.csv"
+CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
 
 
@@ -45,8 +54,40 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _is_model_folder(path: Path) -> bool:
+    """Whether `path` is a model folder of ours: finished (config and weights) or a run in progress (checkpoint)."""
+    return ((path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()) or (path / CHECKPOINT_DIR).is_dir()
+
+
+def check_output_folder(path) -> None:
+    """Refuse a model output folder that exists and is neither empty nor a model folder.
+
+    A missing or empty folder, or a model folder (finished, or holding a
+    training checkpoint), may be written into; anything else (a data folder,
+    a folder of runs) is refused before anything is read or written.
+
+    Raises:
+        FileExistsError: naming how many entries the folder holds and a few of them.
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise FileExistsError(f"output folder {path} is a file, not a folder: choose a new or empty folder, or a model folder")
+    if _is_model_folder(path):
+        return
+    with os.scandir(path) as entries:
+        names = sorted(entry.name for entry in entries)
+    if names:
+        shown = ", ".join(names[:3])
+        raise FileExistsError(
+            f"output folder {path} holds {len(names):,} other {'entry' if len(names) == 1 else 'entries'} such as {shown}, and is not a model "
+            f"folder ({CONFIG_FILE} with {WEIGHTS_FILE}, or {CHECKPOINT_DIR}/): nothing was written; choose a new or empty folder"
+        )
+
+
 def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, architecture: ModelConfig, metadata=None, thresholds=None, extra_files=None) -> Path:
-    """Write a complete model folder at `path`, replacing any folder there.
+    """Write a complete model folder at `path`: a new folder, or over the files of a model folder there.
 
     Args:
         model: the trained `keras.Model`.
@@ -60,8 +101,12 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
 
     Returns:
         The folder path.
+
+    Raises:
+        FileExistsError: `path` holds other things and is not a model folder (see :func:`check_output_folder`).
     """
     path = Path(path)
+    check_output_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
@@ -69,7 +114,7 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
         n_leads = int(model.input["signal"].shape[-1])
         if getattr(model, "optimizer", None) is not None:
             # a compiled model would also save its optimizer state: ship the weights alone
-            clean = build_lstm_classifier(n_leads, len(classes), architecture)
+            clean = build_network(n_leads, len(classes), architecture)
             clean.set_weights(model.get_weights())
             model = clean
         model.save_weights(tmp / WEIGHTS_FILE)
@@ -90,11 +135,11 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
             (tmp / name).write_text(text, encoding="utf-8")
         sums = {name: _sha256(tmp / name) for name in (CONFIG_FILE, WEIGHTS_FILE)}
         (tmp / CHECKSUM_FILE).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+        if path.is_dir():
+            (path / CHECKSUM_FILE).unlink(missing_ok=True)  # the folder reads as incomplete until every file is in place
+            for name in [*(n for n in os.listdir(tmp) if n != CHECKSUM_FILE), CHECKSUM_FILE]:
+                os.replace(tmp / name, path / name)
+            tmp.rmdir()
         else:
             os.replace(tmp, path)
     except BaseException:
@@ -132,7 +177,10 @@ def load_model_dir(path):
         if isinstance(exc, ModelFolderError):
             raise
         raise ModelFolderError(f"{path}: invalid model configuration: {exc}") from None
-    model = build_lstm_classifier(config["n_leads"], len(config["classes"]), config["model"])
+    try:
+        model = build_network(config["n_leads"], len(config["classes"]), config["model"])
+    except ValueError as exc:
+        raise ModelFolderError(f"{path}: {exc}") from None
     model.load_weights(path / WEIGHTS_FILE)
     return model, config
 

@@ -1,10 +1,12 @@
 """Training: seeded stratified split, class weighting, early stopping on the CinC score, resume.
 
-A training run keeps its state in `OUTPUT/checkpoint/` after every epoch
-(weights, optimiser state, history, best weights), so a run killed at any point
-continues with `resume=True` from the last finished epoch and, with the same
-seed, follows the same path as an uninterrupted run. The finished model folder
-(see :mod:`ecgrhythm.saving`) holds the best epoch's weights.
+A run is a plan (:func:`plan_run`: settings, seeding, data, split, loss and the
+network from :func:`compile_network`), a checkpoint (:class:`~ecgrhythm.checkpoint.Checkpoint`,
+`OUTPUT/checkpoint/`, written after every epoch) and the epoch loop (early stopping,
+best weights). A run killed at any point continues with `resume=True` from the
+last finished epoch and, with the same seed, follows the same path as an
+uninterrupted run. The finished model folder (see :mod:`ecgrhythm.saving`) holds
+the best epoch's weights. Progress goes to this module's logger.
 """
 
 from __future__ import annotations
@@ -12,29 +14,27 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import logging
-import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write, atomic_write_text
+from ._io import atomic_write_text
 from ._machine import describe as describe_machine
 from .batching import WindowSequence, bucket_lengths, window_length
-from .config import ModelConfig, PreprocessConfig, TrainConfig
+from .checkpoint import Checkpoint, RunState
+from .config import ModelConfig, PreprocessConfig, TrainConfig, portable_path
 from .inference import predict_signals
-from .labelled import load_labelled, stratified_split
+from .labelled import LabelledData, load_labelled, stratified_split
 from .metrics import score_probabilities
-from .saving import SPLIT_FILE
+from .saving import LOG_FILE, SPLIT_FILE, split_text
 
-__all__ = ["train", "fit_epoch", "TrainResult"]
+__all__ = ["train", "plan_run", "compile_network", "TrainingPlan", "fit_epoch", "TrainResult"]
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoint"
-LOG_FILE = "training_log.csv"
 
 
 def class_weights(labels, n_classes: int, method: str) -> np.ndarray:
@@ -99,55 +99,6 @@ class TrainResult:
     history: list
 
 
-def _score(model, signals, targets, classes, buckets, multilabel):
-    """Validation score, per-class F1 and extras (confusion matrix, or tuned thresholds)."""
-    return score_probabilities(targets, predict_signals(model, signals, buckets), classes, multilabel)
-
-
-STATE_FILE = "state.npz"
-
-
-def _save_checkpoint(path: Path, state: dict, groups: dict) -> None:
-    """Write the whole training state as one file, atomically: a kill leaves the old or the new state."""
-    arrays = {f"{name}_{i}": np.asarray(a) for name, values in groups.items() for i, a in enumerate(values)}
-    buffer = io.BytesIO()
-    np.savez(buffer, state=np.array(json.dumps(state)), **arrays)
-    with atomic_write(path, "wb") as f:
-        f.write(buffer.getvalue())
-
-
-def _load_checkpoint(path: Path, sizes: dict) -> tuple[dict, dict]:
-    """The state and array groups written by `_save_checkpoint`; `sizes` gives each group's expected length."""
-    with np.load(path, allow_pickle=False) as data:
-        state = json.loads(str(data["state"]))
-        groups = {}
-        for name, size in sizes.items():
-            found = sum(1 for key in data.files if key.startswith(f"{name}_"))
-            if found != size:
-                raise ValueError(f"{path}: the checkpoint holds {found} {name} arrays, the network has {size}; it was made by another version")
-            groups[name] = [data[f"{name}_{i}"] for i in range(size)]
-    return state, groups
-
-
-def _assign(variables, values) -> None:
-    for var, value in zip(variables, values, strict=True):
-        var.assign(value)
-
-
-def _aside(output_dir: Path) -> Path:
-    """Where the checkpoint waits while the finished model folder replaces `output_dir`."""
-    return output_dir.parent / f".{output_dir.name}.checkpoint"
-
-
-def _find_checkpoint(output_dir: Path) -> Path:
-    """The checkpoint folder of a run, put back in place if a kill left it beside the output."""
-    ckpt, aside = output_dir / CHECKPOINT_DIR, _aside(output_dir)
-    if not (ckpt / STATE_FILE).is_file() and (aside / STATE_FILE).is_file():
-        output_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(ckpt, ignore_errors=True)
-        shutil.move(str(aside), ckpt)
-    return ckpt
-
 
 def _log_text(history: list[dict]) -> str:
     """The per-epoch log as CSV text."""
@@ -156,6 +107,163 @@ def _log_text(history: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(history)
     return out.getvalue()
+
+
+def compile_network(n_leads: int, n_classes: int, architecture: ModelConfig, train_config: TrainConfig, loss="sparse_categorical_crossentropy"):
+    """Build the network `architecture` names and compile it for training (Adam, optimiser variables built).
+
+    Args:
+        n_leads: input channels of the signals `(n_samples, n_leads)`.
+        n_classes: output classes.
+        architecture: the network (see :func:`ecgrhythm.models.build_network`).
+        train_config: gives the initial learning rate.
+        loss: a Keras loss (name or function).
+
+    Returns:
+        The compiled `keras.Model`, with inputs `{"signal", "mask"}` and output `(batch, n_classes)`.
+    """
+    import keras
+
+    from .models import build_network
+
+    model = build_network(n_leads, n_classes, architecture)
+    model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate), loss=loss)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def _loss(y_train, n_classes: int, multilabel: bool, method: str):
+    """`(loss, sample_weight)`: weighted binary cross-entropy for multi-hot targets, else class-weighted samples."""
+    if multilabel:
+        return weighted_binary_crossentropy(positive_weights(y_train, method)), None
+    return "sparse_categorical_crossentropy", class_weights(y_train, n_classes, method)[y_train]
+
+
+@dataclasses.dataclass
+class TrainingPlan:
+    """A run set up and ready for its epochs: settings, data, split and the compiled network.
+
+    Attributes:
+        settings: what fixes the run (JSON-serialisable; the data folder as :func:`~ecgrhythm.config.portable_path`).
+        data: the labelled, preprocessed records.
+        train_idx, val_idx: record indices `(n_train,)` and `(n_val,)` of the split.
+        preprocess: the preprocessing applied (leads fixed for multi-lead data).
+        architecture: the network, `multilabel` set from the data.
+        train_config: how it is trained.
+        model: the compiled network.
+        sequence: the training windows.
+        buckets: padded lengths (samples) of validation batches.
+        split_text: the split as `split.json` text.
+    """
+
+    settings: dict
+    data: LabelledData
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    preprocess: PreprocessConfig
+    architecture: ModelConfig
+    train_config: TrainConfig
+    model: object
+    sequence: WindowSequence
+    buckets: tuple
+    split_text: str
+
+    @property
+    def score_name(self) -> str:
+        return "val_macro_f1" if self.data.multilabel else "val_cinc_score"
+
+    def validate(self):
+        """`(score, F1 per class, extras)` of the network on the validation records (see :func:`score_probabilities`)."""
+        val_signals = [self.data.signals[i] for i in self.val_idx]
+        probs = predict_signals(self.model, val_signals, self.buckets)
+        return score_probabilities(self.data.targets[self.val_idx], probs, self.data.classes, self.data.multilabel)
+
+
+def plan_run(data_dir, pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, limit=None, labels="auto", classes=None, unlabelled="drop") -> TrainingPlan:
+    """Seed, read the data, split it, choose the loss and compile the network (arguments as for :func:`train`)."""
+    import keras
+
+    settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": portable_path(data_dir),
+                "labels": labels, "classes": classes if isinstance(classes, (str, type(None))) else list(classes), "unlabelled": unlabelled}
+    keras.utils.set_random_seed(tc.seed)
+    data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
+    pre, arch = data.preprocess, dataclasses.replace(arch, multilabel=data.multilabel)
+    train_idx, val_idx = stratified_split(data.targets, tc.val_fraction, tc.seed)
+    y_train = data.targets[train_idx]
+    loss, sample_weight = _loss(y_train, len(data.classes), data.multilabel, tc.class_weighting)
+    sequence = WindowSequence(
+        [data.signals[i] for i in train_idx],
+        y_train,
+        window=window_length(tc.window_s, pre.fs, arch.downsampling),
+        batch_size=min(tc.batch_size, len(train_idx)),
+        sample_weight=sample_weight,
+        seed=tc.seed,
+    )
+    model = compile_network(data.signals[0].shape[1], len(data.classes), arch, tc, loss)
+    split = split_text([data.names[i] for i in train_idx], [data.names[i] for i in val_idx])
+    return TrainingPlan(settings, data, train_idx, val_idx, pre, arch, tc, model, sequence, bucket_lengths(pre.fs, arch.downsampling), split)
+
+
+def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbose: int, on_epoch) -> None:
+    """Train from the epoch after `run.epoch` until the last one or early stopping; checkpoint and log each epoch."""
+    tc, model = plan.train_config, plan.model
+    for epoch in range(run.epoch + 1, tc.epochs):
+        if run.best["epoch"] >= 0 and epoch - run.best["epoch"] > tc.patience:
+            logger.info("stopping early: no better validation score in %d epochs", tc.patience)
+            break
+        t0 = time.perf_counter()
+        logger.info("Epoch %d/%d", epoch + 1, tc.epochs)
+        fit = fit_epoch(model, plan.sequence, epoch, tc, verbose=verbose)
+        t1 = time.perf_counter()
+        score, f1, extras = plan.validate()
+        t2 = time.perf_counter()
+        run.train_seconds += t2 - t0
+        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), plan.score_name: round(score, 5)}
+        row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
+        row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
+        run.history.append(row)
+        run.epoch = epoch
+        values = [v.numpy() for v in model.variables]
+        if score > run.best["score"]:
+            run.best, run.best_values = {"epoch": epoch, "score": score, "f1": f1, "extras": extras}, values
+        logger.info("  val %s %.4f (best %.4f at epoch %d); %.0f s", "macro F1" if plan.data.multilabel else "CinC score", score,
+                    run.best["score"], run.best["epoch"] + 1, t2 - t0)
+        checkpoint.save(plan.settings, run, values, [v.numpy() for v in model.optimizer.variables])
+        atomic_write_text(checkpoint.output_dir / LOG_FILE, _log_text(run.history))
+        if on_epoch is not None:
+            on_epoch(row)
+
+
+def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started: float) -> None:
+    """Write the model folder with the best epoch's weights (the checkpoint stays in it)."""
+    from .saving import save_model_dir
+
+    for var, value in zip(plan.model.variables, run.best_values, strict=True):
+        var.assign(value)
+    portable, extras = plan.settings["data"], run.best["extras"]
+    metadata = {
+        "data": {"name": Path(data_dir).resolve().name, "path": None if Path(portable).is_absolute() else portable},
+        "n_train": int(len(plan.train_idx)),
+        "n_val": int(len(plan.val_idx)),
+        "skipped_records": len(plan.data.failures),
+        "unlabelled_records_left_out": len(plan.data.unlabelled),
+        "label_source": "header" if plan.data.multilabel else "reference",
+        "seed": plan.train_config.seed,
+        "train_config": plan.train_config.to_dict(),
+        "limit": plan.settings["limit"],
+        "best_epoch": run.best["epoch"] + 1,
+        "epochs_run": len(run.history),
+        plan.score_name: run.best["score"],
+        "val_f1": run.best["f1"],
+        **{k: v for k, v in extras.items() if k != "thresholds"},
+        "parameters": int(plan.model.count_params()),
+        "train_seconds": round(run.train_seconds, 1),
+        "wall_seconds_this_session": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    files = {LOG_FILE: _log_text(run.history) if run.history else None, SPLIT_FILE: plan.split_text}
+    save_model_dir(plan.model, output_dir, classes=plan.data.classes, preprocess=plan.preprocess, architecture=plan.architecture, metadata=metadata,
+                   thresholds=extras.get("thresholds"), extra_files={k: v for k, v in files.items() if v})
 
 
 def train(
@@ -171,149 +279,51 @@ def train(
     classes=None,
     unlabelled: str = "drop",
     verbose: int = 1,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train a classifier on a labelled folder and write the best model to `output_dir`.
+
+    Progress (one line per epoch and its validation score) goes to this module's logger at INFO.
 
     Args:
         data_dir: folder with records and a `REFERENCE.csv`, or records whose
             headers carry SNOMED-CT `# Dx:` codes (multi-label; see `load_labelled`).
-        output_dir: model folder to write; `output_dir/checkpoint` holds the
+        output_dir: model folder to write: a new or empty folder, or a model
+            folder (other files in it are kept); anything else is refused
+            before the data is read. `output_dir/checkpoint` holds the
             resumable state and `output_dir/training_log.csv` the per-epoch log.
-        preprocess_config, model_config, train_config: settings (defaults if None).
+        preprocess_config, model_config, train_config: settings (defaults if None);
+            `model_config.network` names the network family.
         resume: continue from `output_dir/checkpoint` (settings must match).
         limit: use only the first `limit` labelled records.
         labels, classes, unlabelled: label source and classes (see `load_labelled`).
             Header codes train a multi-label model (sigmoid outputs, weighted
             binary cross-entropy, per-class thresholds tuned on validation).
         verbose: 1 shows Keras' progress bar, 0 is silent.
+        on_epoch: called with each finished epoch's log row once its checkpoint
+            is written; an exception raised there stops the run, which
+            `resume=True` continues from the next epoch.
 
     Returns:
         A :class:`TrainResult`.
+
+    Raises:
+        FileExistsError: `output_dir` holds other things, or a checkpoint without `resume`.
     """
-    import keras
+    from .saving import check_output_folder
 
-    from .models import build_lstm_classifier
-    from .saving import save_model_dir
-
-    pre = preprocess_config or PreprocessConfig()
-    arch = model_config or ModelConfig()
-    tc = train_config or TrainConfig()
     output_dir = Path(output_dir)
-    ckpt = _find_checkpoint(output_dir)
-    settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": str(Path(data_dir).resolve()),
-                "labels": labels, "classes": classes if isinstance(classes, (str, type(None))) else list(classes), "unlabelled": unlabelled}
-    resuming = resume and (ckpt / STATE_FILE).is_file()
-    if ckpt.exists() and not resume:
-        raise FileExistsError(f"{ckpt} exists: pass --resume to continue that run, or choose another --output")
-
-    keras.utils.set_random_seed(tc.seed)
+    check_output_folder(output_dir)
+    checkpoint = Checkpoint(output_dir)
+    if checkpoint.folder.exists() and not resume:
+        raise FileExistsError(f"{checkpoint.folder} exists: pass --resume to continue that run, or choose another --output")
     started = time.perf_counter()
-    data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
-    pre, multilabel = data.preprocess, data.multilabel
-    score_name = "val_macro_f1" if multilabel else "val_cinc_score"
-    arch = dataclasses.replace(arch, multilabel=multilabel)
-    train_idx, val_idx = stratified_split(data.targets, tc.val_fraction, tc.seed)
-    y_train, y_val = data.targets[train_idx], data.targets[val_idx]
-    if multilabel:
-        loss, sample_weight = weighted_binary_crossentropy(positive_weights(y_train, tc.class_weighting)), None
+    plan = plan_run(data_dir, preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig(),
+                    limit=limit, labels=labels, classes=classes, unlabelled=unlabelled)
+    if resume and checkpoint.has_state:
+        run = checkpoint.restore(plan.model, plan.settings, plan.split_text)
     else:
-        loss = "sparse_categorical_crossentropy"
-        sample_weight = class_weights(y_train, len(data.classes), tc.class_weighting)[y_train]
-    window = window_length(tc.window_s, pre.fs, arch.downsampling)
-    sequence = WindowSequence(
-        [data.signals[i] for i in train_idx],
-        y_train,
-        window=window,
-        batch_size=min(tc.batch_size, len(train_idx)),
-        sample_weight=sample_weight,
-        seed=tc.seed,
-    )
-    val_signals = [data.signals[i] for i in val_idx]
-    buckets = bucket_lengths(pre.fs, arch.downsampling)
-
-    n_leads = data.signals[0].shape[1]
-    model = build_lstm_classifier(n_leads, len(data.classes), arch)
-    model.compile(optimizer=keras.optimizers.Adam(tc.learning_rate), loss=loss)
-    model.optimizer.build(model.trainable_variables)
-
-    history: list[dict] = []
-    best = {"epoch": -1, "score": -1.0, "f1": {}, "extras": {}}
-    best_values = [v.numpy() for v in model.variables]
-    start_epoch, train_seconds = 0, 0.0
-    split_text = json.dumps({"train": [data.names[i] for i in train_idx], "val": [data.names[i] for i in val_idx]}) + "\n"
-    if resuming:
-        sizes = {"model": len(model.variables), "optimizer": len(model.optimizer.variables), "best": len(model.variables)}
-        state, groups = _load_checkpoint(ckpt / STATE_FILE, sizes)
-        if state["settings"] != json.loads(json.dumps(settings)):
-            raise ValueError(f"{ckpt}: the checkpoint was made with other settings; train without --resume or with the same settings")
-        if (ckpt / SPLIT_FILE).read_text() != split_text:
-            raise ValueError(f"{ckpt}: the data folder has changed since the run started (another train/validation split); start a new run")
-        _assign(model.variables, groups["model"])
-        _assign(model.optimizer.variables, groups["optimizer"])
-        best_values = groups["best"]
-        history, best = state["history"], state["best"]
-        start_epoch, train_seconds = state["epoch"] + 1, state["train_seconds"]
-        logger.info("resuming at epoch %d (best %.4f at epoch %d)", start_epoch + 1, best["score"], best["epoch"] + 1)
-    else:
-        ckpt.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(ckpt / SPLIT_FILE, split_text)
-
-    for epoch in range(start_epoch, tc.epochs):
-        if best["epoch"] >= 0 and epoch - best["epoch"] > tc.patience:
-            break
-        t0 = time.perf_counter()
-        if verbose:
-            print(f"Epoch {epoch + 1}/{tc.epochs}", flush=True)
-        fit = fit_epoch(model, sequence, epoch, tc, verbose=verbose)
-        t1 = time.perf_counter()
-        score, f1, extras = _score(model, val_signals, y_val, data.classes, buckets, multilabel)
-        t2 = time.perf_counter()
-        train_seconds += t2 - t0
-        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), score_name: round(score, 5)}
-        row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
-        row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
-        history.append(row)
-        values = [v.numpy() for v in model.variables]
-        if score > best["score"]:
-            best, best_values = {"epoch": epoch, "score": score, "f1": f1, "extras": extras}, values
-        if verbose:
-            print(f"  val {'macro F1' if multilabel else 'CinC score'} {score:.4f} (best {best['score']:.4f} at epoch {best['epoch'] + 1}); {t2 - t0:.0f} s", flush=True)
-        state = {"settings": settings, "epoch": epoch, "history": history, "best": best, "train_seconds": train_seconds}
-        groups = {"model": values, "optimizer": [v.numpy() for v in model.optimizer.variables], "best": best_values}
-        _save_checkpoint(ckpt / STATE_FILE, state, groups)
-        atomic_write_text(output_dir / LOG_FILE, _log_text(history))
-
-    _assign(model.variables, best_values)
-    extras_scores = best["extras"]
-    metadata = {
-        "data": str(data_dir),
-        "n_train": int(len(train_idx)),
-        "n_val": int(len(val_idx)),
-        "skipped_records": len(data.failures),
-        "unlabelled_records_left_out": len(data.unlabelled),
-        "label_source": "header" if multilabel else "reference",
-        "seed": tc.seed,
-        "train_config": tc.to_dict(),
-        "limit": limit,
-        "best_epoch": best["epoch"] + 1,
-        "epochs_run": len(history),
-        score_name: best["score"],
-        "val_f1": best["f1"],
-        **{k: v for k, v in extras_scores.items() if k != "thresholds"},
-        "parameters": int(model.count_params()),
-        "train_seconds": round(train_seconds, 1),
-        "wall_seconds_this_session": round(time.perf_counter() - started, 1),
-        "machine": describe_machine(),
-    }
-    files = {LOG_FILE: _log_text(history) if history else None, SPLIT_FILE: split_text}
-    state_dir = _aside(output_dir)
-    shutil.rmtree(state_dir, ignore_errors=True)
-    shutil.move(str(ckpt), state_dir)  # keep the state out of the folder being replaced (a resume finds it there)
-    try:
-        save_model_dir(model, output_dir, classes=data.classes, preprocess=pre, architecture=arch, metadata=metadata,
-                       thresholds=extras_scores.get("thresholds"), extra_files={k: v for k, v in files.items() if v})
-    except BaseException:
-        shutil.move(str(state_dir), ckpt)
-        raise
-    shutil.move(str(state_dir), output_dir / CHECKPOINT_DIR)
-    return TrainResult(output_dir, best["epoch"] + 1, best["score"], best["f1"], history)
+        run = checkpoint.begin(plan.model, plan.split_text)
+    _run_epochs(plan, checkpoint, run, verbose, on_epoch)
+    _save(plan, run, data_dir, output_dir, started)
+    return TrainResult(output_dir, run.best["epoch"] + 1, run.best["score"], run.best["f1"], run.history)
