@@ -200,10 +200,10 @@ class _Service:
             record = read_record(path, fs=fs)
             return self.classify_record(record, cancelled)
         except RecordError as exc:
-            raise HTTPException(422, f"{Path(exc.path).name}: {_hide_folder(exc.reason, hide)}") from None
+            raise HTTPException(422, f"{Path(exc.path).name}: {_hide_folders(exc.reason, hide)}") from None
         except NonFiniteOutputError as exc:
             logger.error("%s: %s", path.name, exc)
-            raise HTTPException(422, f"{path.name}: cannot be classified: {_hide_folder(str(exc), hide)}") from None
+            raise HTTPException(422, f"{path.name}: cannot be classified: {_hide_folders(str(exc), hide)}") from None
 
     def classify_record(self, record: EcgRecord, cancelled: threading.Event | None = None) -> dict:
         """The response body for one record: label, probabilities, segments and the signal to draw.
@@ -255,12 +255,16 @@ def _stop_if(cancelled: threading.Event | None) -> None:
         raise _ClientGone()
 
 
-def _hide_folder(text: str, folder) -> str:
-    """`text` without the server-side `folder` (as given and resolved) in front of file names."""
-    if not folder:
-        return text
-    for form in {str(folder), os.path.realpath(folder)}:
-        text = text.replace(f"{form}{os.sep}", "").replace(form, "")
+def _hide_folders(text: str, folder=None) -> str:
+    """`text` with the folders of server paths under `folder` or the temporary folder cut off, leaving the file names.
+
+    The readers may name files in a folder of their own (a WFDB view under
+    the temporary folder), not only in the upload folder.
+    """
+    roots = {str(folder), os.path.realpath(folder)} if folder else set()
+    roots |= {tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir())}
+    for root in sorted(roots, key=len, reverse=True):
+        text = re.sub(re.escape(root.rstrip(os.sep)) + r"(?:[\\/][^\s'\"\\/]+)*[\\/]", "", text)
     return text
 
 
