@@ -46,8 +46,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import anyio
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
