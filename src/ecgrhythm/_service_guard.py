@@ -148,9 +148,8 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         refusal = self._refusal(scope, headers)
         if refusal is not None:
-            status, declared = refusal[0], int(headers.get(b"content-length", b"0") or 0)
             expects_continue = b"100-continue" in headers.get(b"expect", b"").lower()
-            if status == 413 and not expects_continue and declared <= self.limits.max_upload_bytes + DRAIN_BYTES:
+            if refusal[0] == 413 and not expects_continue and int(headers[b"content-length"]) <= self.limits.max_upload_bytes + DRAIN_BYTES:
                 with contextlib.suppress(BodyTimeout):
                     await self._drain(self._timed(receive, limited=False))
             return await send_json(send_secure, *refusal)
