@@ -32,7 +32,9 @@ from urllib.parse import urlsplit
 
 from _common import REPO, emit, fail, machine
 
-SERVER_CODE = "import sys; from ecgrhythm.service import serve; serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3])"
+# The server admits as many requests at once as the clients send (its --max-concurrent), so none is refused with 503.
+SERVER_CODE = ("import sys; from ecgrhythm.service import serve; "
+               "serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3], max_concurrent=int(sys.argv[4]))")
 
 
 def upload_files(record: Path) -> list[tuple[str, bytes]]:
@@ -49,14 +51,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, token: str, log_path: Path, timeout: float):
+def start_server(model: str, token: str, log_path: Path, timeout: float, max_concurrent: int):
     """Start `serve` in a child process; returns `(process, base_url)` once `/health` answers."""
     import httpx
 
     port = free_port()
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER_CODE, str(port), model, token], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    proc = subprocess.Popen([sys.executable, "-c", SERVER_CODE, str(port), model, token, str(max_concurrent)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -194,7 +196,7 @@ def main(argv=None) -> int:
             if args.url:
                 url = check_loopback(args.url)
             else:
-                proc, url = start_server(args.model or "", args.token, Path(tmp) / "server.log", args.start_timeout)
+                proc, url = start_server(args.model or "", args.token, Path(tmp) / "server.log", args.start_timeout, args.concurrency)
             warm = run_load(url, files, data, headers, args.warmup, 1, args.max_seconds, args.timeout) if args.warmup else None
             if warm and warm["errors"]:
                 fail(f"the warm-up requests failed: {warm['errors']}")

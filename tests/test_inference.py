@@ -1,4 +1,6 @@
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +135,46 @@ def test_bad_model_folders_are_refused(tmp_path, tiny_model_dir):
         RhythmClassifier.load(broken)
     with pytest.raises(ValueError, match="`chunk_size`"):
         RhythmClassifier.load(tiny_model_dir, chunk_size=0)
+
+
+def test_load_is_the_only_way_to_a_model(tiny_model_dir):
+    assert not hasattr(RhythmClassifier, "fit")
+    unloaded = RhythmClassifier(tiny_model_dir, chunk_size=3)  # the constructor only stores its arguments
+    assert (unloaded.model_dir, unloaded.chunk_size) == (tiny_model_dir, 3) and not hasattr(unloaded, "model_")
+    loaded = RhythmClassifier.load(tiny_model_dir, chunk_size=3)
+    assert loaded.model_dir_ == tiny_model_dir and loaded.chunk_size == 3
+    assert loaded.classes_ == json.loads((tiny_model_dir / "config.json").read_text())["classes"]
+
+
+def test_the_default_model_of_a_checkout_is_its_models_folder():
+    root = Path(__file__).resolve().parents[1]
+    assert inference.default_model_dir() == root / "models" / "cinc2017"
+    assert (inference.default_model_dir() / "config.json").is_file()
+
+
+def test_predict_segments_is_the_timeline_of_consecutive_windows(clf, cinc2017_dir):
+    record = read_record(cinc2017_dir / "A00004.hea")  # 30 s
+    prepared = clf.prepare(record)
+    segments = clf.predict_segments(record, 10.0)
+    assert len(segments) == 3
+    assert segments[0].start_s == 0 and segments[-1].end_s == pytest.approx(record.duration_s)
+    assert all(a.end_s == b.start_s for a, b in zip(segments, segments[1:]))
+    for seg in segments:
+        a, b = round(seg.start_s * clf.preprocess_.fs), round(seg.end_s * clf.preprocess_.fs)
+        np.testing.assert_allclose(seg.probabilities, clf.predict_proba([prepared[a:b]])[0], atol=1e-6)
+        assert seg.label == clf.classes_[int(np.argmax(seg.probabilities))]
+    # Windows of about 7 s: round(30 / 7) = 4 near-equal windows.
+    assert [round(s.end_s - s.start_s, 3) for s in clf.predict_segments(record, 7.0, signal=prepared)] == [7.5] * 4
+    with pytest.raises(ValueError, match="`window_s`"):
+        clf.predict_segments(record, 0)
+
+
+def test_non_finite_model_output_is_an_error_of_that_record(tiny_model_dir, paths):
+    broken = RhythmClassifier.load(tiny_model_dir)
+    for v in broken.model_.trainable_variables:  # a model whose every output is NaN
+        v.assign(np.full(v.shape, np.nan, dtype=v.dtype))
+    with pytest.raises(inference.NonFiniteOutputError, match="non-finite probabilities"):
+        broken.predict_proba([broken.prepare(read_record(paths[0]))])
+    prediction, failures = broken.classify_files(paths[:2])
+    assert prediction.names == [] and [p for p, _ in failures] == [str(p) for p in paths[:2]]
+    assert all("non-finite probabilities" in reason for _, reason in failures)

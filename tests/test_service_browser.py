@@ -112,3 +112,23 @@ def test_example_record(page, tmp_path):
     assert "A00004" in page.inner_text("#facts") and "Reference label" in page.inner_text("#facts")
     assert _ink_pixels(page) > 500
     page.screenshot(path=str(tmp_path / "page-example.png"), full_page=True)
+
+
+def test_an_error_clears_the_previous_result(page, tmp_path):
+    page.select_option("#example", "A00004")
+    page.click("#example-button")
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    assert "A00004" in page.inner_text("#facts") and _ink_pixels(page) > 500
+    bad = tmp_path / "other.csv"
+    bad.write_text("time,value\nnoon,high\n")
+    page.set_input_files("#files", str(bad))
+    page.fill("#fs", "300")
+    page.click("text=Classify file")
+    page.wait_for_selector("#message:has-text('other.csv')", timeout=60_000)
+    # Nothing of A00004 is left under the error: no label, facts, timeline or ECG.
+    assert page.locator("#result").is_hidden() and page.locator("#trace-panel").is_hidden()
+    assert page.inner_text("#label-badge") == "" and page.locator("#facts dd").count() == 0
+    assert page.locator("#segments tr").count() == 0 and page.locator("#probabilities li").count() == 0
+    painted = "id => { const c = document.getElementById(id); return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0); }"
+    assert not page.evaluate(painted, "trace") and not page.evaluate(painted, "overview")  # the ECG canvases are blank
+    assert "A00004" not in page.inner_text("#status") + page.inner_text("#message")

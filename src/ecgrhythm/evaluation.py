@@ -49,7 +49,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         RecordError: the folder or its `REFERENCE.csv` cannot be read.
         ValueError: no labelled record could be scored, or `split.json` is invalid.
     """
-    from .inference import Prediction, default_model_dir
+    from .inference import Prediction
 
     data_dir = Path(data_dir)
     multilabel = classifier.architecture_.multilabel
@@ -64,7 +64,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     paths = [p for p in folder.paths if p.stem in reference]
     if not paths:
         raise ValueError(f"{data_dir}: none of its records is labelled (REFERENCE.csv or header 'Dx:' codes); pass a folder of labelled records")
-    model_dir = Path(classifier.model_dir) if classifier.model_dir is not None else default_model_dir()
+    model_dir = classifier.model_dir_
     split = load_split(model_dir)
     excluded = 0
     if exclude_training and split is not None:

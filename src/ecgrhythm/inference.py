@@ -33,10 +33,13 @@ __all__ = [
     "RhythmClassifier",
     "Prediction",
     "predict_signals",
+    "Segment",
+    "window_bounds",
     "split_long",
     "average_by_owner",
     "default_model_dir",
     "NotFittedError",
+    "NonFiniteOutputError",
     "BATCH_SIZE",
     "CHUNK_SIZE",
     "NO_LABEL",
@@ -48,15 +51,31 @@ BATCH_SIZE = 16
 CHUNK_SIZE = 256
 MIN_BUCKET_SIGNALS = 32
 NO_LABEL = "-"  # the label of a multi-label prediction with no class over its threshold
+SHIPPED_MODEL = "cinc2017"  # the name of the shipped model folder
+
+
+class NonFiniteOutputError(ValueError):
+    """The network gave NaN or infinite probabilities: no label can be trusted."""
 
 
 class NotFittedError(RuntimeError):
-    """The classifier has no model yet: call `load` (or train one) first."""
+    """The classifier has no model yet: create it with `RhythmClassifier.load`."""
 
 
 def default_model_dir() -> Path:
-    """The shipped model: `models/cinc2017` in the checkout."""
-    return Path(__file__).resolve().parents[2] / "models" / "cinc2017"
+    """The shipped CinC 2017 model folder, wherever ecgrhythm runs from.
+
+    In a source checkout (run from `src/`, or installed editable) that is
+    `models/cinc2017` at the repository root, where the model is documented.
+    An installed wheel carries the same files as the package data
+    `ecgrhythm/pretrained/cinc2017` (`setup.py` maps the package
+    `ecgrhythm.pretrained` onto `models/`). Every default model folder of the
+    library and its commands comes from here.
+    """
+    package = Path(__file__).resolve().parent
+    if package.parent.name == "src":  # src/ecgrhythm/ in a checkout
+        return package.parent.parent / "models" / SHIPPED_MODEL
+    return package / "pretrained" / SHIPPED_MODEL
 
 
 def split_long(signal: np.ndarray, max_length: int) -> list[np.ndarray]:
@@ -187,15 +206,45 @@ class Prediction:
     classes: list[str]
 
 
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """The prediction for one window of a record (see :meth:`RhythmClassifier.predict_segments`).
+
+    Attributes:
+        start_s: start of the window, seconds from the record's start.
+        end_s: its end, seconds.
+        label: predicted label of the window.
+        probabilities: array `(n_classes,)`, in the classifier's `classes_` order.
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    probabilities: np.ndarray
+
+
+def window_bounds(n: int, window: int) -> np.ndarray:
+    """Near-equal consecutive windows of about `window` samples covering `n` samples.
+
+    Returns:
+        int array `(k + 1,)` of bounds from 0 to `n`, `k = max(1, round(n / window))`.
+    """
+    k = max(1, round(n / window))
+    return np.linspace(0, n, k + 1).round().astype(int)
+
+
 class RhythmClassifier:
     """Load a trained model folder and classify records or arrays.
 
+    Create one with :meth:`load`; the constructor only stores its arguments.
+
     Args:
-        model_dir: model folder (default: the shipped CinC 2017 model).
+        model_dir: model folder (default: the shipped CinC 2017 model, see :func:`default_model_dir`).
         batch_size: rows of each compiled batch.
         chunk_size: records read and held at a time by `classify_files`.
 
-    Attributes (after `fit`/`load`):
+    Attributes (after `load`):
+        model_dir_: the model folder that was loaded.
         model_: the Keras network.
         classes_: class names, the columns of every probability array.
         preprocess_: the model's :class:`~ecgrhythm.config.PreprocessConfig`.
@@ -213,30 +262,35 @@ class RhythmClassifier:
 
     @classmethod
     def load(cls, model_dir=None, **kwargs) -> "RhythmClassifier":
-        """Create a classifier and load its model folder."""
-        return cls(model_dir, **kwargs).fit()
+        """Load a model folder written by `ecgrhythm train` (training itself is :func:`ecgrhythm.training.train`).
 
-    def fit(self) -> "RhythmClassifier":
-        """Load the model folder (training is `ecgrhythm.training.train`). Returns self.
+        Args:
+            model_dir: model folder (default: the shipped model, :func:`default_model_dir`).
+            **kwargs: `batch_size`, `chunk_size` (see the class).
+
+        Returns:
+            The loaded classifier.
 
         Raises:
             ModelFolderError: the folder is missing, incomplete, altered or cannot be loaded.
             ValueError: `batch_size` or `chunk_size` is not a positive integer.
         """
+        clf = cls(model_dir, **kwargs)
         for name in ("batch_size", "chunk_size"):
-            value = getattr(self, name)
+            value = getattr(clf, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
-        model, config = self._load_model()
-        self.model_ = model
-        self.classes_ = list(config["classes"])
-        self.preprocess_ = config["preprocess"]
-        self.architecture_ = config["model"]
-        self.n_leads_ = int(config["n_leads"])
-        self.thresholds_ = np.asarray(config.get("thresholds") or [0.5] * len(self.classes_), dtype=float)
-        self.metadata_ = config.get("metadata", {})
-        self.buckets_ = bucket_lengths(self.preprocess_.fs, self.architecture_.downsampling)
-        return self
+        model, config = clf._load_model()
+        clf.model_dir_ = Path(model_dir) if model_dir is not None else default_model_dir()
+        clf.model_ = model
+        clf.classes_ = list(config["classes"])
+        clf.preprocess_ = config["preprocess"]
+        clf.architecture_ = config["model"]
+        clf.n_leads_ = int(config["n_leads"])
+        clf.thresholds_ = np.asarray(config.get("thresholds") or [0.5] * len(clf.classes_), dtype=float)
+        clf.metadata_ = config.get("metadata", {})
+        clf.buckets_ = bucket_lengths(clf.preprocess_.fs, clf.architecture_.downsampling)
+        return clf
 
     def _load_model(self):
         """`(network, config)` of `model_dir`, as :func:`ecgrhythm.saving.load_model_dir` returns them."""
@@ -254,7 +308,7 @@ class RhythmClassifier:
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise NotFittedError("This RhythmClassifier has no model yet. Call 'load' or 'fit' first.")
+            raise NotFittedError("This RhythmClassifier has no model yet. Call 'load' to create one: RhythmClassifier.load(model_dir).")
 
     def prepare(self, record: EcgRecord) -> np.ndarray:
         """Model input of one record (see :func:`ecgrhythm.preprocessing.preprocess`).
@@ -283,6 +337,10 @@ class RhythmClassifier:
 
         Returns:
             float array `(len(signals), n_classes)`; rows sum to 1 for a softmax model.
+
+        Raises:
+            ValueError: a signal does not have the shape the model takes.
+            NonFiniteOutputError: the network gave NaN or infinite probabilities for a signal.
         """
         self._check_fitted()
         signals = list(signals)
@@ -294,7 +352,14 @@ class RhythmClassifier:
                 )
         if not signals:
             return np.zeros((0, len(self.classes_)))
-        return predict_signals(self.model_, signals, self.buckets_, self.batch_size)
+        probs = predict_signals(self.model_, signals, self.buckets_, self.batch_size)
+        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+        if len(bad):
+            raise NonFiniteOutputError(
+                f"the model gave non-finite probabilities ({probs[bad[0]].tolist()}) for {len(bad)} of {len(signals)} signal(s), "
+                f"the first being signals[{bad[0]}]: the model folder may be damaged or the signal holds extreme values"
+            )
+        return probs
 
     def labels_from_proba(self, probabilities: np.ndarray) -> list[str]:
         """The label of each row: the most probable class, or for a multi-label
@@ -327,6 +392,34 @@ class RhythmClassifier:
             validate_signal(signal, fs, source=name)
             records.append(EcgRecord(signal, float(fs), tuple(f"lead{j + 1}" for j in range(signal.shape[1])), name))
         return self.predict_records(records)
+
+    def predict_segments(self, record: EcgRecord, window_s: float, *, signal: np.ndarray | None = None) -> list[Segment]:
+        """The rhythm timeline: the prediction of each of the consecutive windows covering the record.
+
+        The windows are the :func:`window_bounds` of about `window_s` seconds
+        of the prepared signal, each classified on its own.
+
+        Args:
+            record: the record.
+            window_s: window length in seconds (positive).
+            signal: `prepare(record)` when the caller has it already.
+
+        Returns:
+            The segments in time order, from 0 to the record's duration.
+
+        Raises:
+            RecordError: the record lacks the leads the model needs.
+            NonFiniteOutputError: the network gave NaN or infinite probabilities.
+        """
+        self._check_fitted()
+        if not window_s > 0:
+            raise ValueError(f"Invalid argument `window_s`: expected a positive number of seconds. Received: window_s={window_s!r}")
+        signal = self.prepare(record) if signal is None else signal
+        bounds = window_bounds(len(signal), int(round(window_s * self.preprocess_.fs)))
+        probs = self.predict_proba([signal[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+        times = bounds / len(signal) * record.duration_s
+        labels = self.labels_from_proba(probs)
+        return [Segment(float(times[i]), float(times[i + 1]), label, probs[i]) for i, label in enumerate(labels)]
 
     def iter_classify_files(self, paths, *, fs: float | None = None):
         """Classify files chunk by chunk, keeping going past those that cannot be read.

@@ -151,7 +151,7 @@ class OnnxClassifier(RhythmClassifier):
         batch_size: rows of each batch.
         chunk_size: records read and held at a time by `classify_files`.
 
-    Attributes (after `fit`/`load`): those of `RhythmClassifier`, read from
+    Attributes (after `load`): those of `RhythmClassifier`, read from
     the file's metadata, with `model_` the onnxruntime network and
     `onnx_metadata_` the decoded metadata (:func:`read_onnx_metadata`).
     """

@@ -2,7 +2,7 @@
 
 `ecgrhythm serve` runs :func:`create_app` on uvicorn. Endpoints:
 
-- `GET /health`: `{"status": "ok", "model": name, "classes": [...], "max_upload_bytes": n}`
+- `GET /health` (and `HEAD`): `{"status": "ok", "model": name, "classes": [...], "max_upload_bytes": n}`
   (never needs a token).
 - `POST /v1/classify`: multipart form with the field `files` (repeated) holding
   one record, either a WFDB header with its signal files (`.hea` + `.mat`/`.dat`)
@@ -15,21 +15,25 @@
 A classification is `{"record", "label", "probabilities", "classes", "fs",
 "duration_s", "window_s", "segments", "signal"}`: label and probabilities are
 those of :meth:`RhythmClassifier.classify_files` for the same file; `segments`
-classifies consecutive windows of about `window_s` seconds (a rhythm timeline);
+classifies consecutive windows of about `window_s` seconds (a rhythm timeline,
+:meth:`RhythmClassifier.predict_segments`);
 `signal` is the record in mV at no more than 250 Hz for drawing, with
 `values[i]` the samples of lead `leads[i]`.
 
-Every error is JSON `{"detail": "..."}`: 400 for a malformed request, 422 for a
-record that cannot be read (naming the uploaded file, never a server path), 413
-for a body over `max_upload_bytes` (checked while it arrives), 401 for a missing
-or wrong bearer token, and a bare 500 for anything unexpected.
+Every error is JSON `{"detail": "..."}`: 400 for a malformed request or a `Host`
+header that does not name this server, 403 for a cross-site POST from a web page,
+422 for a record that cannot be read or gives no finite probabilities (naming the
+uploaded file, never a server path), 413 for a body over `max_upload_bytes`
+(checked while it arrives), 408 for a body slower than `body_timeout_s`, 503 with
+`Retry-After` when `max_concurrent` requests are already at work, 401 for a
+missing or wrong bearer token, and a bare 500 for anything unexpected. Work for a
+client that disconnects stops before its turn at the model. The limits and
+checks are in :mod:`ecgrhythm._service_guard`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import json
 import logging
 import math
 import os
@@ -42,6 +46,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -49,6 +54,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from . import __version__
+from ._service_guard import BodyTimeout, Guard, Limits, UploadTooLarge, default_allowed_hosts, too_large, uvicorn_config
 from .records import EcgRecord, RecordError, check_fs, find_records, read_record, read_reference, record_suffixes
 
 __all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX_UPLOAD_BYTES"]
@@ -56,106 +62,14 @@ __all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "ECGRHYTHM_TOKEN"
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20
+DEFAULT_MAX_UPLOAD_BYTES = Limits.max_upload_bytes
 WINDOW_S = 10.0
 DISPLAY_FS = 250.0
 MAX_DISPLAY_VALUES = 2_000_000
 MAX_FILES = 8
-_DRAIN_BYTES = 64 * 2**20
 N_EXAMPLES = 8
 _UPLOAD_SUFFIXES = (*record_suffixes(), ".dat")  # .dat: WFDB signal files, read through their header
 _PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
-_SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-]
-
-
-class _UploadTooLarge(Exception):
-    """The request body grew past the limit while it was being read."""
-
-
-async def _send_json(send, status: int, detail: str, headers=()) -> None:
-    """Send a whole `{"detail": ...}` response through an ASGI `send`."""
-    body = json.dumps({"detail": detail}).encode()
-    length = str(len(body)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", length), *headers]})
-    await send({"type": "http.response.body", "body": body})
-
-
-class _Guard:
-    """ASGI middleware: security headers, the bearer token and the body size limit.
-
-    Both checks run before the application reads any of the body: a declared
-    `Content-Length` over the limit is refused without passing the body on, and
-    a body without one (chunked) is counted as it arrives and refused when it
-    passes the limit. Nothing over the limit is kept: the rest of a refused body
-    is read and dropped (up to `_DRAIN_BYTES`) so that the client, which is
-    still sending, receives the 413 instead of a reset connection.
-    """
-
-    def __init__(self, app, *, token: str | None, max_bytes: int):
-        self.app = app
-        self.token = token.encode() if token else None
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_secure(message):
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *_SECURITY_HEADERS]}
-            await send(message)
-
-        headers = dict(scope.get("headers") or [])
-        path = scope.get("path", "")
-        if self.token and not (path in _PUBLIC_PATHS or path.startswith("/static/")) and not self._authorised(headers):
-            detail = f"missing or wrong access token: send 'Authorization: Bearer TOKEN' (the server's --token or ${TOKEN_ENV})"
-            return await _send_json(send_secure, 401, detail, [(b"www-authenticate", b"Bearer")])
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return await _send_json(send_secure, 400, f"invalid Content-Length header {declared.decode('latin-1')[:40]!r}")
-            if int(declared) > self.max_bytes:
-                expects_continue = b"100-continue" in headers.get(b"expect", b"").lower()
-                if not expects_continue and int(declared) <= self.max_bytes + _DRAIN_BYTES:
-                    await _drain(receive)
-                return await _send_json(send_secure, 413, _too_large(self.max_bytes), [(b"connection", b"close")])
-        received = 0
-
-        async def receive_limited():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    if message.get("more_body", False):
-                        await _drain(receive)
-                    raise _UploadTooLarge()
-            return message
-
-        await self.app(scope, receive_limited, send_secure)
-
-    def _authorised(self, headers) -> bool:
-        scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
-        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
-
-
-async def _drain(receive) -> None:
-    """Read and drop the rest of a request body, at most `_DRAIN_BYTES` of it."""
-    dropped = 0
-    while dropped <= _DRAIN_BYTES:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            return
-        dropped += len(message.get("body", b""))
-
-
-def _too_large(max_bytes: int) -> str:
-    return f"the upload is larger than the server's limit of {max_bytes / 2**20:.3g} MB ({max_bytes} bytes): send a shorter record"
 
 
 def _safe_name(filename) -> str:
@@ -204,12 +118,6 @@ def _pick_record(names: list[str], fs: float | None) -> str:
     return name
 
 
-def _window_bounds(n: int, window: int) -> np.ndarray:
-    """Near-equal consecutive windows of about `window` samples covering `n` samples: `k + 1` bounds."""
-    k = max(1, round(n / window))
-    return np.linspace(0, n, k + 1).round().astype(int)
-
-
 def _display_signal(record: EcgRecord) -> dict:
     """The record in mV for drawing: at most 250 Hz and about 2 million values in all."""
     from .preprocessing import resample
@@ -231,11 +139,11 @@ class _Service:
         self._lock = threading.Lock()
 
     def load(self) -> None:
-        from .inference import RhythmClassifier, default_model_dir
+        from .inference import RhythmClassifier
 
         if self.classifier is None:
             self.classifier = RhythmClassifier.load(self.model_dir)
-        self.model_name = Path(self.model_dir or default_model_dir()).resolve().name
+        self.model_name = self.classifier.model_dir_.resolve().name
         self.examples = self._find_examples()
 
     def _find_examples(self) -> dict[str, tuple[Path, str | None]]:
@@ -272,44 +180,51 @@ class _Service:
         chosen.sort(key=paths.index)
         return {p.stem: (p, labels.get(p.stem)) for p in chosen}
 
-    def classify_path(self, path: Path, fs: float | None, *, hide: str | None = None) -> dict:
+    def classify_path(self, path: Path, fs: float | None, *, hide: str | None = None, cancelled: threading.Event | None = None) -> dict:
         """Read and classify one record file (blocking: call it in a worker thread).
 
         Args:
             path: the `.hea` header, or the one signal file.
             fs: sampling rate of files without a header.
             hide: a folder whose path is removed from error messages.
+            cancelled: set when the client has gone; the work stops at the next step.
 
         Raises:
-            fastapi.HTTPException: 422 naming the file when it cannot be read or used.
+            fastapi.HTTPException: 422 naming the file when it cannot be read or used,
+                or the model gives no finite probabilities for it.
+            _ClientGone: `cancelled` was set.
         """
+        from .inference import NonFiniteOutputError
+
         try:
             record = read_record(path, fs=fs)
-            return self.classify_record(record)
+            return self.classify_record(record, cancelled)
         except RecordError as exc:
-            reason = exc.reason.replace(f"{hide}{os.sep}", "").replace(str(hide), "") if hide else exc.reason
-            raise HTTPException(422, f"{Path(exc.path).name}: {reason}") from None
+            raise HTTPException(422, f"{Path(exc.path).name}: {_hide_folders(exc.reason, hide)}") from None
+        except NonFiniteOutputError as exc:
+            logger.error("%s: %s", path.name, exc)
+            raise HTTPException(422, f"{path.name}: cannot be classified: {_hide_folders(str(exc), hide)}") from None
 
-    def classify_record(self, record: EcgRecord) -> dict:
-        """The response body for one record: label, probabilities, segments and the signal to draw."""
+    def classify_record(self, record: EcgRecord, cancelled: threading.Event | None = None) -> dict:
+        """The response body for one record: label, probabilities, segments and the signal to draw.
+
+        Only the network's work holds the lock; preparing the signal and the
+        drawing does not, and a request whose client has gone (`cancelled`)
+        stops before it takes the lock.
+        """
         clf = self.classifier
+        _stop_if(cancelled)
         prepared = clf.prepare(record)
-        bounds = _window_bounds(len(prepared), int(round(WINDOW_S * clf.preprocess_.fs)))
-        windows = [prepared[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        with self._lock:
+        signal = _display_signal(record)
+        while not self._lock.acquire(timeout=0.1):
+            _stop_if(cancelled)
+        try:
+            _stop_if(cancelled)
             probs = clf.predict_proba([prepared])[0]
-            window_probs = clf.predict_proba(windows)
+            segments = clf.predict_segments(record, WINDOW_S, signal=prepared)
+        finally:
+            self._lock.release()
         classes = list(clf.classes_)
-        times = bounds / len(prepared) * record.duration_s
-        segments = [
-            {
-                "start_s": round(float(times[i]), 3),
-                "end_s": round(float(times[i + 1]), 3),
-                "label": label,
-                "probabilities": dict(zip(classes, map(float, window_probs[i]))),
-            }
-            for i, label in enumerate(clf.labels_from_proba(window_probs))
-        ]
         return {
             "record": record.record_name,
             "label": clf.labels_from_proba(probs[None])[0],
@@ -318,9 +233,61 @@ class _Service:
             "fs": record.fs,
             "duration_s": record.duration_s,
             "window_s": WINDOW_S,
-            "segments": segments,
-            "signal": _display_signal(record),
+            "segments": [
+                {
+                    "start_s": round(seg.start_s, 3),
+                    "end_s": round(seg.end_s, 3),
+                    "label": seg.label,
+                    "probabilities": dict(zip(classes, map(float, seg.probabilities))),
+                }
+                for seg in segments
+            ],
+            "signal": signal,
         }
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its record was classified."""
+
+
+def _stop_if(cancelled: threading.Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise _ClientGone()
+
+
+def _hide_folders(text: str, folder=None) -> str:
+    """`text` with the folders of server paths under `folder` or the temporary folder cut off, leaving the file names.
+
+    The readers may name files in a folder of their own (a WFDB view under
+    the temporary folder), not only in the upload folder.
+    """
+    roots = {str(folder), os.path.realpath(folder)} if folder else set()
+    roots |= {tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir())}
+    for root in sorted(roots, key=len, reverse=True):
+        text = re.sub(re.escape(root.rstrip(os.sep)) + r"(?:[\\/][^\s'\"\\/]+)*[\\/]", "", text)
+    return text
+
+
+async def _while_connected(request: Request, fn, *args, **kwargs):
+    """`fn(*args, cancelled=event, **kwargs)` in a worker thread; `event` is set if the client disconnects meanwhile."""
+    cancelled = threading.Event()
+
+    async def watch():
+        while not await request.is_disconnected():
+            await anyio.sleep(0.2)
+        cancelled.set()
+
+    error = None
+    async with anyio.create_task_group() as tasks:  # raised here, an error would come out wrapped in an ExceptionGroup
+        tasks.start_soon(watch)
+        try:
+            result = await run_in_threadpool(fn, *args, cancelled=cancelled, **kwargs)
+        except Exception as exc:
+            error = exc
+        tasks.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result
 
 
 def _save_uploads(uploads, folder: Path) -> list[str]:
@@ -339,7 +306,19 @@ def _save_uploads(uploads, folder: Path) -> list[str]:
     return names
 
 
-def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES, examples_dir=None, classifier=None):
+def create_app(
+    model_dir=None,
+    *,
+    token=None,
+    max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
+    examples_dir=None,
+    classifier=None,
+    max_concurrent=Limits.max_concurrent,
+    header_timeout_s=Limits.header_timeout_s,
+    body_timeout_s=Limits.body_timeout_s,
+    keep_alive_s=Limits.keep_alive_s,
+    allowed_hosts=None,
+):
     """The FastAPI application (see the module docstring for the endpoints).
 
     The model is loaded once, when the server starts (lifespan); inference runs
@@ -355,13 +334,26 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
             of :func:`ecgrhythm.config.default_data_dir`); none if missing.
         classifier: an already loaded `RhythmClassifier` of `model_dir` to use
             instead of loading the folder at start-up.
+        max_concurrent: requests under `/v1/` at work at once; more get 503 with `Retry-After`.
+        header_timeout_s: seconds a connection may take to send a request head (needs
+            the server of :func:`serve` or :func:`background_server`).
+        body_timeout_s: seconds from a request's start for its body to arrive (408 after).
+        keep_alive_s: seconds an idle connection stays open (the server's setting, like `header_timeout_s`).
+        allowed_hosts: names the `Host` header may give (`"*"` for any); default the loopback names.
 
     Returns:
-        The FastAPI application; `app.state.service` holds the loaded model.
+        The FastAPI application; `app.state.service` holds the loaded model and
+        `app.state.limits` the :class:`~ecgrhythm._service_guard.Limits`.
+
+    Raises:
+        ValueError: a limit is not a positive number, or the token has surrounding whitespace.
     """
-    if not isinstance(max_upload_bytes, int) or max_upload_bytes < 1:
-        raise ValueError(f"Invalid argument `max_upload_bytes`: expected a positive number of bytes. Received: max_upload_bytes={max_upload_bytes!r}")
+    hosts = default_allowed_hosts("127.0.0.1") if allowed_hosts is None else allowed_hosts
+    limits = Limits(max_upload_bytes, max_concurrent, header_timeout_s, body_timeout_s, keep_alive_s, hosts)
+    source = "token" if token is not None else f"${TOKEN_ENV}"
     token = os.environ.get(TOKEN_ENV) if token is None else token
+    if token and token != token.strip():
+        raise ValueError(f"the access token ({source}) starts or ends with whitespace, which no client would send: remove it")
     service = _Service(model_dir, examples_dir, classifier)
     page = resources.files("ecgrhythm").joinpath("static", "index.html").read_text(encoding="utf-8")
 
@@ -373,11 +365,22 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
 
     app = FastAPI(title="ecgrhythm", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
+    app.state.limits = limits
     app.mount("/static", StaticFiles(packages=[("ecgrhythm", "static")]), name="static")
 
-    @app.exception_handler(_UploadTooLarge)
-    async def too_large(request, exc):
-        return JSONResponse({"detail": _too_large(max_upload_bytes)}, status_code=413, headers={"connection": "close"})
+    @app.exception_handler(UploadTooLarge)
+    async def upload_too_large(request, exc):
+        return JSONResponse({"detail": too_large(max_upload_bytes)}, status_code=413, headers={"connection": "close"})
+
+    @app.exception_handler(BodyTimeout)
+    async def body_timeout(request, exc):
+        detail = f"the request body did not arrive within {body_timeout_s:g} s (the server's --body-timeout): send it faster, or a shorter record"
+        return JSONResponse({"detail": detail}, status_code=408, headers={"connection": "close"})
+
+    @app.exception_handler(_ClientGone)
+    async def client_gone(request, exc):
+        logger.info("%s %s: the client disconnected; its work was dropped", request.method, request.url.path)
+        return JSONResponse({"detail": "client closed request"}, status_code=499)
 
     @app.exception_handler(Exception)
     async def internal_error(request, exc):
@@ -391,7 +394,7 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
     async def favicon():
         return Response(status_code=204)
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health():
         return {"status": "ok", "model": service.model_name, "classes": list(service.classifier.classes_), "max_upload_bytes": max_upload_bytes}
 
@@ -402,7 +405,7 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
             with tempfile.TemporaryDirectory(prefix="ecgrhythm-upload-") as tmp:
                 names = await run_in_threadpool(_save_uploads, form.getlist("files"), Path(tmp))
                 target = Path(tmp) / _pick_record(names, fs)
-                result = await run_in_threadpool(service.classify_path, target, fs, hide=tmp)
+                result = await _while_connected(request, service.classify_path, target, fs, hide=tmp)
         return JSONResponse(result)
 
     @app.get("/v1/examples")
@@ -410,19 +413,20 @@ def create_app(model_dir=None, *, token=None, max_upload_bytes=DEFAULT_MAX_UPLOA
         return {"examples": [{"name": name, "reference": label} for name, (_, label) in service.examples.items()]}
 
     @app.get("/v1/examples/{name}")
-    async def classify_example(name: str):
+    async def classify_example(name: str, request: Request):
         if name not in service.examples:
             known = ", ".join(service.examples) or "none (no example data on this server)"
             raise HTTPException(404, f"unknown example {name[:40]!r}: choose one of {known}")
         path, label = service.examples[name]
-        result = await run_in_threadpool(service.classify_path, path, None, hide=str(path.parent))
+        result = await _while_connected(request, service.classify_path, path, None, hide=str(path.parent))
         return JSONResponse({**result, "reference": label})
 
-    app.add_middleware(_Guard, token=token, max_bytes=max_upload_bytes)
+    hint = "the server's --token or $" + TOKEN_ENV
+    app.add_middleware(Guard, token=token, limits=limits, public_paths=_PUBLIC_PATHS, token_hint=hint)
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None, *, allowed_hosts=None, **limits) -> None:
     """Run the service with uvicorn until interrupted.
 
     Args:
@@ -430,20 +434,29 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None)
         port: TCP port.
         model_dir: model folder (default: the shipped model).
         token: bearer token (default `$ECGRHYTHM_TOKEN`; none if unset).
+        allowed_hosts: names the `Host` header may give (default: the listening
+            address; for a loopback or wildcard address also the loopback names,
+            and for a wildcard this machine's name and addresses).
+        **limits: `max_upload_bytes`, `max_concurrent`, `header_timeout_s`,
+            `body_timeout_s`, `keep_alive_s` (see :func:`create_app`).
 
     Raises:
         ModelFolderError: the model folder is missing, incomplete or altered
             (loaded here, before the server starts, so the error is one line).
+        ValueError: a limit or the token is not usable.
     """
     import uvicorn
 
     from .inference import RhythmClassifier
 
+    hosts = default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts
+    Limits(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
     classifier = RhythmClassifier.load(model_dir)
+    app = create_app(model_dir, token=token, classifier=classifier, allowed_hosts=hosts, **limits)
     token = os.environ.get(TOKEN_ENV) if token is None else token
     if not token and host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("serving on %s without an access token: anyone who reaches the port can use it (pass --token or set %s)", host, TOKEN_ENV)
-    uvicorn.run(create_app(model_dir, token=token, classifier=classifier), host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(app, app.state.limits, host=host, port=port, log_level="info")).run()
 
 
 @contextlib.contextmanager
@@ -467,7 +480,9 @@ def background_server(app, host: str = "127.0.0.1", port: int = 0, *, timeout: f
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    limits = getattr(getattr(app, "state", None), "limits", None)  # an app of create_app: its timeouts
+    config = uvicorn_config(app, limits, log_level="warning", lifespan="on") if limits else uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="ecgrhythm-server")
     thread.start()
     try:

@@ -90,6 +90,7 @@
       show(result);
       setStatus(`Classified ${result.record} (${formatSeconds(result.duration_s)}) in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
     } catch (err) {
+      clearResult(); // the previous record's result must never show under this one's error
       showError(err.status >= 400 && err.status < 500 && err.status !== 401 ? refusedTitle : `Could not classify ${description}`, err);
     } finally {
       setBusy(false);
@@ -201,6 +202,16 @@
     el.result.hidden = false;
     el.tracePanel.hidden = false;
     draw();
+  }
+
+  function clearResult() {
+    state.result = null;
+    el.result.hidden = true;
+    el.tracePanel.hidden = true;
+    el.badge.textContent = "";
+    el.labelName.textContent = "";
+    for (const list of [el.facts, el.probabilities, el.lead, el.legend, el.segments]) list.replaceChildren();
+    for (const canvas of [el.trace, el.overview]) canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
   }
 
   function node(tag, text = "", cls = "") {
