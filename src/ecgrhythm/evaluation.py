@@ -466,6 +466,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     """
     from .inference import Prediction, default_model_dir
     from .records import find_records, read_reference
+    from .streaming import iter_classify_files
 
     data_dir = Path(data_dir)
     multilabel = classifier.architecture_.multilabel
@@ -501,7 +502,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         else:
             fail(p, f"label {reference[p.stem]!r} in REFERENCE.csv is not one of the model's classes {classifier.classes_}")
     names, labels, probs = [], [], []
-    for prediction, bad in classifier.iter_classify_files(usable, fs=fs):
+    for prediction, bad in iter_classify_files(classifier, usable, fs=fs):
         for path, reason in bad:
             fail(path, reason)
         names += prediction.names
