@@ -1,12 +1,12 @@
 import csv
 import functools
 import os
+import shutil
 import signal
 import stat
-import time
-import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -191,8 +191,6 @@ def test_an_output_device_stays_a_device(tmp_path, cinc2017_dir, tiny_model_dir)
 
 
 def test_a_model_giving_nan_fails_every_record_by_name(tmp_path, cinc2017_dir, tiny_model_dir, monkeypatch, capsys):
-    import numpy as np
-
     broken = RhythmClassifier.load(tiny_model_dir)
     head = [v for v in broken.model_.trainable_variables if "kernel" in v.path][-1]
     head.assign(np.full(head.shape, np.nan, dtype="float32"))

@@ -412,8 +412,8 @@ class _UsageError(Exception):
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM (from `timeout`, `kill`, a service manager): unwinds as Ctrl-C does, so temporary
-    files are removed and an interrupted training keeps its checkpoint; exit status 143."""
+    """SIGTERM (from `timeout`, `kill`, a service manager): unwinds as Ctrl-C does, so atomic
+    writes remove their temporary files and leave the old output; exit status 143."""
 
 
 def _raise_terminated(signum, frame):
