@@ -1,15 +1,19 @@
 import csv
+import functools
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import ecgrhythm.cli as cli
-import ecgrhythm.inference as inference
+import ecgrhythm.streaming as streaming
 from ecgrhythm.cli import main
 from ecgrhythm.inference import RhythmClassifier
 
@@ -121,20 +125,110 @@ def test_a_crash_mid_way_leaves_no_half_file(tmp_path, cinc2017_dir, tiny_model_
     folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
     out = tmp_path / "out.csv"
     out.write_text("previous\n")
-    real = inference.RhythmClassifier._classify_chunk
+    real_chunk, real_iter = streaming._classify_chunk, streaming.iter_classify_files
     calls = []
 
-    def crash_on_second_chunk(self, read, failures):
+    def crash_on_second_chunk(classifier, read, failures):
         calls.append(len(read))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, read, failures)
+        return real_chunk(classifier, read, failures)
 
-    monkeypatch.setattr(cli, "_load_classifier", lambda model_dir: RhythmClassifier.load(model_dir, chunk_size=2))
-    monkeypatch.setattr(inference.RhythmClassifier, "_classify_chunk", crash_on_second_chunk)
+    monkeypatch.setattr(streaming, "iter_classify_files", functools.partial(real_iter, chunk_samples=1))  # one record per chunk
+    monkeypatch.setattr(streaming, "_classify_chunk", crash_on_second_chunk)
     assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 130
-    assert calls == [2, 2]
+    assert calls == [1, 1]
     assert out.read_text() == "previous\n" and sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.csv"]
+
+
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    folder = _copy(cinc2017_dir, tmp_path / "same3", GOOD[:3])
+    (folder / "RECORDS").write_text("A00001\nA00002\nA00003\n")
+    shutil.copy(cinc2017_dir / "REFERENCE.csv", folder)
+    os.link(folder / "A00002.mat", tmp_path / "second-name.mat")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    attempts = [
+        [str(folder), "--output", str(folder / "A00003.mat")],  # the case: a signal file named inside a header
+        [str(folder), "--output", str(folder / "A00001.hea")],
+        [str(folder), "--output", str(folder / "RECORDS")],
+        [str(folder), "--output", str(folder / "REFERENCE.csv")],
+        [str(folder / "A00002.hea"), "--output", str(tmp_path / "second-name.mat")],  # a hard link to a signal file
+        [str(folder / "A00002.mat"), "--output", str(folder / "A00002.hea")],  # the header a signal file is read through
+    ]
+    for args in attempts:
+        assert main(["classify", *args, "--model", str(tiny_model_dir)]) == 2, args
+        err = capsys.readouterr().err
+        assert "would replace" in err and args[-1] in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # An earlier output of ours in the input folder is not a record, and is replaced.
+    out = folder / "predictions.csv"
+    for _ in range(2):
+        assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 0
+        _check_rows(_rows(out), GOOD[:3])
+
+
+def test_an_output_symlink_stays_a_link(tmp_path, cinc2017_dir, tiny_model_dir):
+    (tmp_path / "results").mkdir()
+    target = tmp_path / "results" / "latest.csv"
+    target.write_text("previous\n")
+    link = tmp_path / "out.csv"
+    link.symlink_to(target)
+    assert main(["classify", str(cinc2017_dir / "A00001.hea"), "-o", str(link), "--model", str(tiny_model_dir)]) == 0
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    _check_rows(_rows(target), ["A00001"])
+
+
+def test_an_output_device_stays_a_device(tmp_path, cinc2017_dir, tiny_model_dir):
+    device = os.devnull
+    if os.geteuid() == 0:  # a private null device: a regression must not replace the machine's /dev/null
+        device = tmp_path / "null"
+        try:
+            os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("root without the right to make device nodes")
+    assert main(["classify", str(cinc2017_dir / "A00001.hea"), "-o", str(device), "--model", str(tiny_model_dir)]) == 0
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+
+
+def test_a_model_giving_nan_fails_every_record_by_name(tmp_path, cinc2017_dir, tiny_model_dir, monkeypatch, capsys):
+    broken = RhythmClassifier.load(tiny_model_dir)
+    head = [v for v in broken.model_.trainable_variables if "kernel" in v.path][-1]
+    head.assign(np.full(head.shape, np.nan, dtype="float32"))
+    monkeypatch.setattr(cli, "_load_classifier", lambda model_dir: broken)
+    folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == len(GOOD) and all(f"{n}.hea" in line and "non-finite probabilities" in line for n, line in zip(GOOD, err))
+    assert _rows(out) == [COLUMNS]
+
+
+def test_sigterm_removes_the_temporary_file_and_exits_143(tmp_path, cinc2017_dir, tiny_model_dir):
+    import ecgrhythm
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for header in sorted(cinc2017_dir.glob("A0*.hea"))[:400]:
+        for suffix in (".hea", ".mat"):
+            (folder / header.with_suffix(suffix).name).symlink_to(header.with_suffix(suffix))
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    src = str(Path(ecgrhythm.__file__).parents[1])
+    env = {**os.environ, "KERAS_BACKEND": "jax", cli.CACHE_ENV: "off", "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.Popen([sys.executable, "-m", "ecgrhythm.cli", "classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob(".out.csv.*.tmp")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(tmp_path.glob(".out.csv.*.tmp")), "the run never opened its temporary file"
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert out.read_text() == "previous\n" and sorted(p.name for p in tmp_path.iterdir()) == ["many", "out.csv"]
 
 
 def test_installed_console_script(tmp_path, cinc2017_dir, tiny_model_dir):

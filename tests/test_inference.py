@@ -5,10 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ecgrhythm.inference as inference
+from ecgrhythm import inference
 from ecgrhythm.inference import NotFittedError, RhythmClassifier, _batch_buckets, predict_signals
 from ecgrhythm.records import read_record
 from ecgrhythm.saving import ModelFolderError, load_model_dir
+from ecgrhythm.streaming import classify_files
 
 NAMES = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"]
 
@@ -27,7 +28,7 @@ def test_not_fitted_error_before_load(cinc2017_dir):
     clf = RhythmClassifier()
     record = read_record(cinc2017_dir / "A00001.hea")
     for call in (lambda: clf.prepare(record), lambda: clf.predict_proba([np.zeros((3000, 1), np.float32)]),
-                 lambda: clf.classify_files([cinc2017_dir / "A00001.hea"]), lambda: clf.predict_records([record])):
+                 lambda: classify_files(clf, [cinc2017_dir / "A00001.hea"]), lambda: clf.predict_records([record])):
         with pytest.raises(NotFittedError, match="Call 'load'"):
             call()
 
@@ -60,57 +61,6 @@ def test_batched_prediction_equals_one_record_at_a_time(clf, paths):
     np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_classify_files_in_small_chunks_keeps_order_and_failures(clf, tiny_model_dir, paths, tmp_path):
-    bad = tmp_path / "bad.npy"
-    bad.write_bytes(b"not an array")
-    mixed = paths[:2] + [bad] + paths[2:] + [tmp_path / "missing.hea"]
-    whole, failures_whole = clf.classify_files(mixed, fs=300)
-    chunked, failures = RhythmClassifier.load(tiny_model_dir, chunk_size=2).classify_files(mixed, fs=300)
-    assert chunked.names == whole.names == NAMES
-    assert [p for p, _ in failures] == [p for p, _ in failures_whole] == [str(bad), str(tmp_path / "missing.hea")]
-    assert "not found" in failures[1][1]
-    np.testing.assert_allclose(chunked.probabilities, whole.probabilities, atol=1e-5)
-    assert chunked.labels == whole.labels and chunked.classes == ["N", "A", "O", "~"]
-
-
-def test_any_error_of_one_record_is_that_records_failure(clf, paths, monkeypatch):
-    real = inference.read_record
-
-    def hostile(path, **kwargs):
-        if path == paths[1]:
-            raise RuntimeError("parser exploded\non two lines")
-        return real(path, **kwargs)
-
-    monkeypatch.setattr(inference, "read_record", hostile)
-    prediction, failures = clf.classify_files(paths[:3])
-    assert prediction.names == [NAMES[0], NAMES[2]]
-    assert failures == [(str(paths[1]), "unexpected error while reading (RuntimeError: parser exploded\non two lines)")]
-
-
-def test_a_failing_batch_is_retried_record_by_record(clf, paths, monkeypatch):
-    real = RhythmClassifier.predict_proba
-
-    marker = clf.prepare(read_record(paths[1]))
-
-    def fragile(self, signals):
-        signals = list(signals)
-        if any(s.shape == marker.shape and np.array_equal(s, marker) for s in signals):
-            raise FloatingPointError("bad batch")
-        return real(self, signals)
-
-    monkeypatch.setattr(RhythmClassifier, "predict_proba", fragile)
-    prediction, failures = clf.classify_files(paths[:3])
-    assert prediction.names == [NAMES[0], NAMES[2]] and prediction.probabilities.shape == (2, 4)
-    assert failures == [(str(paths[1]), "cannot be classified (FloatingPointError: bad batch)")]
-
-
-def test_records_with_other_leads_fail_clearly(clf, cpsc2021_dir):
-    two_lead = sorted(cpsc2021_dir.glob("*.hea"))[0]
-    prediction, failures = clf.classify_files([two_lead])
-    assert prediction.names == [] and prediction.probabilities.shape == (0, 4)
-    assert "has 2 leads" in failures[0][1] and "the model takes 1" in failures[0][1]
-
-
 def test_predict_proba_validates_its_input(clf):
     with pytest.raises(ValueError, match=r"signals\[1\] with shape \(10, 2\)"):
         clf.predict_proba([np.zeros((300, 1), np.float32), np.zeros((10, 2), np.float32)])
@@ -133,16 +83,16 @@ def test_bad_model_folders_are_refused(tmp_path, tiny_model_dir):
     (broken / "model.weights.h5").write_bytes(b"\0" * 100)
     with pytest.raises(ModelFolderError, match="checksum"):
         RhythmClassifier.load(broken)
-    with pytest.raises(ValueError, match="`chunk_size`"):
-        RhythmClassifier.load(tiny_model_dir, chunk_size=0)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        RhythmClassifier.load(tiny_model_dir, batch_size=0)
 
 
 def test_load_is_the_only_way_to_a_model(tiny_model_dir):
     assert not hasattr(RhythmClassifier, "fit")
-    unloaded = RhythmClassifier(tiny_model_dir, chunk_size=3)  # the constructor only stores its arguments
-    assert (unloaded.model_dir, unloaded.chunk_size) == (tiny_model_dir, 3) and not hasattr(unloaded, "model_")
-    loaded = RhythmClassifier.load(tiny_model_dir, chunk_size=3)
-    assert loaded.model_dir_ == tiny_model_dir and loaded.chunk_size == 3
+    unloaded = RhythmClassifier(tiny_model_dir, batch_size=3)  # the constructor only stores its arguments
+    assert (unloaded.model_dir, unloaded.batch_size) == (tiny_model_dir, 3) and not hasattr(unloaded, "model_")
+    loaded = RhythmClassifier.load(tiny_model_dir, batch_size=3)
+    assert loaded.model_dir_ == tiny_model_dir and loaded.batch_size == 3
     assert loaded.classes_ == json.loads((tiny_model_dir / "config.json").read_text())["classes"]
 
 
@@ -175,6 +125,6 @@ def test_non_finite_model_output_is_an_error_of_that_record(tiny_model_dir, path
         v.assign(np.full(v.shape, np.nan, dtype=v.dtype))
     with pytest.raises(inference.NonFiniteOutputError, match="non-finite probabilities"):
         broken.predict_proba([broken.prepare(read_record(paths[0]))])
-    prediction, failures = broken.classify_files(paths[:2])
+    prediction, failures = classify_files(broken, paths[:2])
     assert prediction.names == [] and [p for p, _ in failures] == [str(p) for p in paths[:2]]
     assert all("non-finite probabilities" in reason for _, reason in failures)

@@ -56,7 +56,9 @@ def _files(*paths, names=None):
 
 
 def _assert_matches(result, clf, path, fs=None):
-    expected, failures = clf.classify_files([path], fs=fs)
+    from ecgrhythm.streaming import classify_files
+
+    expected, failures = classify_files(clf, [path], fs=fs)
     assert failures == []
     assert result["record"] == expected.names[0]
     assert result["label"] == expected.labels[0]

@@ -66,9 +66,10 @@ def _ink_pixels(page) -> int:
 
 def test_upload_a_record_and_see_it_drawn(page, tiny_model_dir, cinc2017_dir, tmp_path):
     from ecgrhythm.inference import RhythmClassifier
+    from ecgrhythm.streaming import classify_files
 
     header, signal = cinc2017_dir / "A00001.hea", cinc2017_dir / "A00001.mat"
-    expected, _ = RhythmClassifier.load(tiny_model_dir).classify_files([header])
+    expected, _ = classify_files(RhythmClassifier.load(tiny_model_dir), [header])
     page.set_input_files("#files", [str(header), str(signal)])
     page.click("text=Classify file")
     page.wait_for_selector("#result:not([hidden])", timeout=120_000)

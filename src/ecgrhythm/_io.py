@@ -1,42 +1,72 @@
-"""Atomic file output: a reader never sees a half-written file."""
+"""Atomic file output: a reader never sees a half-written file.
+
+An output that is a symbolic link is written through the link: the new file
+replaces the link's target, in the target's folder, and the link stays a link.
+Special files (character devices such as `/dev/null`, FIFOs, sockets) and the
+descriptor aliases `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` and
+`/proc/PID/fd/N` are written directly: they cannot be replaced, and replacing
+them (as root) would put a regular file where a device was.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_write_text"]
 
+_DESCRIPTOR_ALIAS = re.compile(r"^(/dev/(stdout|stderr|fd/[^/]+)|/proc/[^/]+/fd/[^/]+)$")
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode="w", **kwargs):
-    """Open a temporary file beside `path`; rename it over `path` on success.
+    """Open a temporary file beside `path` (or its symlink's target); rename it over that on success.
 
     Args:
-        path: destination file.
+        path: destination file. A symbolic link is written through to its
+            target; a special file or descriptor alias is written directly.
         mode: `"w"` (text) or `"wb"` (bytes).
         **kwargs: passed to `open` (for example `newline=""`).
 
     Yields:
-        The open temporary file. On an exception the temporary file is removed
-        and `path` is left as it was.
+        The open file. On an exception the temporary file is removed and the
+        destination is left as it was (a special file may have received part
+        of the output: it cannot be written atomically).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if _is_special(path):
+        with open(path, mode, **kwargs) as f:
+            yield f
+        return
+    target = Path(os.path.realpath(path))  # through any symlinks: the link stays, its target is replaced
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's file is private; outputs get the usual mode
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _is_special(path: Path) -> bool:
+    """Whether `path` is a descriptor alias or (a link to) an existing file that is neither regular nor a folder."""
+    if _DESCRIPTOR_ALIAS.match(os.path.abspath(path)):
+        return True
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks
+    except OSError:
+        return False  # missing (or a dangling link): a regular file will be created
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _read_umask() -> int:

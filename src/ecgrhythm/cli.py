@@ -7,10 +7,13 @@ reach the user as one line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
 
 __all__ = ["main"]
@@ -275,6 +278,7 @@ def _run_classify(args):
 
     from ._io import atomic_write
     from .records import RecordError, describe_suffixes, find_records
+    from .streaming import iter_classify_files
 
     out = Path(args.output)
     if out.is_dir():
@@ -286,13 +290,13 @@ def _run_classify(args):
         except RecordError as exc:
             _failure("classify", given, exc.reason)
             failed += 1
-    paths = [p for p in paths if p.resolve() != out.resolve()]  # an earlier output in an input folder is not a record
+    paths = _refuse_inputs_as_output(out, args.paths, paths)
     if not paths and not failed:
         raise _UsageError(f"no records found in {', '.join(args.paths)}: expected {describe_suffixes()} files")
     clf = _load_classifier(args.model)
     done = 0
     with atomic_write(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-        for i, (prediction, bad) in enumerate(clf.iter_classify_files(paths, fs=args.fs)):
+        for i, (prediction, bad) in enumerate(iter_classify_files(clf, paths, fs=args.fs)):
             for path, reason in bad:
                 _failure("classify", path, reason)
             failed += len(bad)
@@ -303,6 +307,67 @@ def _run_classify(args):
     seconds = time.perf_counter() - args.started
     print(f"classified {done} records in {seconds:.1f} s ({done / seconds:.1f} records/s); {failed} failed; wrote {out}")
     return 1 if failed else 0
+
+
+def _refuse_inputs_as_output(out, given, records):
+    """The records to read, less an earlier output of ours at `out`; refuses an `out` the run reads.
+
+    Protected: every file directly in a given folder (records, their signal
+    files, `RECORDS`, label tables) and, for records elsewhere, the record
+    file, the header beside a signal file, and the signal files a header
+    names. Files are compared by identity (device and inode), so a link to an
+    input or a second name of it is refused too. An `out` that does not exist
+    yet, or is not a regular file (`/dev/null`), replaces nothing read.
+
+    Raises:
+        _UsageError: `out` is one of those files.
+    """
+    import stat
+    from pathlib import Path
+
+    from .records import record_files
+
+    try:
+        target = os.stat(out)
+    except OSError:
+        return records
+    if not stat.S_ISREG(target.st_mode):
+        return records
+
+    def is_out(path):
+        return _identity(path) == (target.st_dev, target.st_ino)
+
+    ours = _is_our_csv(out)
+    kept = [p for p in records if not (ours and is_out(p))]  # an earlier output is not a record
+    folders = [Path(g) for g in given if Path(g).is_dir()]
+    for folder in [] if ours else folders:
+        if any(map(is_out, folder.iterdir())):
+            raise _UsageError(f"--output {out} would replace a file of the input folder {folder} (records, signal files, RECORDS, labels): "
+                              "write the CSV to a new file or outside the folder")
+    for record in (r for r in kept if r.parent not in folders):
+        read = record_files(record)
+        if any(map(is_out, read)):
+            raise _UsageError(f"--output {out} would replace {next(filter(is_out, read))}, a file this run reads (record {record}): "
+                              "write the CSV elsewhere")
+    return kept
+
+
+def _identity(path):
+    """`(device, inode)` of an existing file (through links), else None."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _is_our_csv(path) -> bool:
+    """Whether `path` begins like a CSV that classify or evaluate writes."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline(100).startswith("record,label,")
+    except OSError:
+        return False
 
 
 def _write_rows(f, prediction, *, header=True, classes=None, truth=None):
@@ -408,6 +473,28 @@ class _UsageError(Exception):
     """A problem with the command line: reported as one line, exit status 2."""
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (from `timeout`, `kill`, a service manager): unwinds as Ctrl-C does, so atomic
+    writes remove their temporary files and leave the old output; exit status 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """Within the block, SIGTERM raises `_Terminated` in the main thread (elsewhere signals cannot be caught)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _data_dir(given, subset="cinc2017"):
     from pathlib import Path
 
@@ -447,7 +534,11 @@ def main(argv=None) -> int:
     runners = {"train": _run_train, "evaluate": _run_evaluate, "classify": _run_classify, "download": _run_download, "serve": _run_serve, "study": _run_study,
                "export": _run_export}
     try:
-        return runners[args.command](args)
+        with contextlib.nullcontext() if args.command == "serve" else _sigterm_unwinds():  # the server stops itself on SIGTERM
+            return runners[args.command](args)
+    except _Terminated:
+        print("ecgrhythm: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("ecgrhythm: interrupted", file=sys.stderr)
         return 130

@@ -50,6 +50,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         ValueError: no labelled record could be scored, or `split.json` is invalid.
     """
     from .inference import Prediction
+    from .streaming import iter_classify_files
 
     data_dir = Path(data_dir)
     multilabel = classifier.architecture_.multilabel
@@ -90,7 +91,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         else:
             fail(p, f"label {reference[p.stem]!r} in REFERENCE.csv is not one of the model's classes {classifier.classes_}")
     names, labels, probs = [], [], []
-    for prediction, bad in classifier.iter_classify_files(usable, fs=fs):
+    for prediction, bad in iter_classify_files(classifier, usable, fs=fs):
         for path, reason in bad:
             fail(path, reason)
         names += prediction.names

@@ -1,10 +1,8 @@
 """Classifying records with a trained model, in bounded memory, from Python.
 
-Records are read, preprocessed and classified in chunks (256 records by
-default): a background thread reads the next chunk while the network runs on
-the current one, and only one or two chunks of signals are ever held. Batches
-have a fixed number of rows and one of a few padded lengths, so JAX compiles
-the network once per length.
+Batches have a fixed number of rows and one of a few padded lengths, so JAX
+compiles the network once per length. Classifying many files, chunk by chunk
+in bounded memory, is :mod:`ecgrhythm.streaming`.
 
 Example:
 >>> clf = RhythmClassifier.load()                      # the shipped model
@@ -17,10 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,14 +36,10 @@ __all__ = [
     "NotFittedError",
     "NonFiniteOutputError",
     "BATCH_SIZE",
-    "CHUNK_SIZE",
     "NO_LABEL",
 ]
 
-logger = logging.getLogger(__name__)
-
 BATCH_SIZE = 16
-CHUNK_SIZE = 256
 MIN_BUCKET_SIGNALS = 32
 NO_LABEL = "-"  # the label of a multi-label prediction with no class over its threshold
 SHIPPED_MODEL = "cinc2017"  # the name of the shipped model folder
@@ -241,7 +232,6 @@ class RhythmClassifier:
     Args:
         model_dir: model folder (default: the shipped CinC 2017 model, see :func:`default_model_dir`).
         batch_size: rows of each compiled batch.
-        chunk_size: records read and held at a time by `classify_files`.
 
     Attributes (after `load`):
         model_dir_: the model folder that was loaded.
@@ -255,10 +245,9 @@ class RhythmClassifier:
         buckets_: padded lengths (samples) of inference batches.
     """
 
-    def __init__(self, model_dir=None, *, batch_size: int = BATCH_SIZE, chunk_size: int = CHUNK_SIZE):
+    def __init__(self, model_dir=None, *, batch_size: int = BATCH_SIZE):
         self.model_dir = model_dir
         self.batch_size = batch_size
-        self.chunk_size = chunk_size
 
     @classmethod
     def load(cls, model_dir=None, **kwargs) -> "RhythmClassifier":
@@ -266,17 +255,17 @@ class RhythmClassifier:
 
         Args:
             model_dir: model folder (default: the shipped model, :func:`default_model_dir`).
-            **kwargs: `batch_size`, `chunk_size` (see the class).
+            **kwargs: `batch_size` (see the class).
 
         Returns:
             The loaded classifier.
 
         Raises:
             ModelFolderError: the folder is missing, incomplete, altered or cannot be loaded.
-            ValueError: `batch_size` or `chunk_size` is not a positive integer.
+            ValueError: `batch_size` is not a positive integer.
         """
         clf = cls(model_dir, **kwargs)
-        for name in ("batch_size", "chunk_size"):
+        for name in ("batch_size",):
             value = getattr(clf, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
@@ -374,7 +363,7 @@ class RhythmClassifier:
         """Classify records given as `EcgRecord` objects or file paths (read with their headers).
 
         Raises:
-            RecordError: a record cannot be read or used (see `classify_files` to keep going).
+            RecordError: a record cannot be read or used (see :func:`ecgrhythm.streaming.classify_files` to keep going).
         """
         self._check_fitted()
         records = [r if isinstance(r, EcgRecord) else read_record(r) for r in records]
@@ -421,83 +410,3 @@ class RhythmClassifier:
         labels = self.labels_from_proba(probs)
         return [Segment(float(times[i]), float(times[i + 1]), label, probs[i]) for i, label in enumerate(labels)]
 
-    def iter_classify_files(self, paths, *, fs: float | None = None):
-        """Classify files chunk by chunk, keeping going past those that cannot be read.
-
-        At most two chunks of `chunk_size` records are in memory at a time:
-        the one being classified and the next, read in a background thread.
-        Any error of one record (whatever its kind) makes that record a
-        failure; it never stops the run.
-
-        Args:
-            paths: record files (see :func:`ecgrhythm.records.find_records` for folders).
-            fs: sampling rate (Hz) of files without a header.
-
-        Yields:
-            `(prediction, failures)` per chunk, in input order: predictions for
-            the chunk's readable records and `(path, reason)` for the others.
-        """
-        self._check_fitted()
-        paths = list(paths)
-        chunks = [paths[i : i + self.chunk_size] for i in range(0, len(paths), self.chunk_size)]
-        if not chunks:
-            return
-        stop = threading.Event()  # set when the caller stops early (Ctrl-C, a write error)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgrhythm-reader") as pool:
-            try:
-                pending = pool.submit(self._read_chunk, chunks[0], fs, stop)
-                for k in range(len(chunks)):
-                    read, failures = pending.result()
-                    if k + 1 < len(chunks):
-                        pending = pool.submit(self._read_chunk, chunks[k + 1], fs, stop)
-                    yield self._classify_chunk(read, failures)
-            finally:
-                stop.set()  # the reader drops the rest of its chunk instead of finishing it
-
-    def classify_files(self, paths, *, fs: float | None = None):
-        """Classify files, keeping going past those that cannot be read.
-
-        Returns:
-            `(prediction, failures)`: predictions for the readable records, in
-            input order, and a list of `(path, reason)` for the others.
-        """
-        names, labels, probs, failures = [], [], [], []
-        for prediction, bad in self.iter_classify_files(paths, fs=fs):
-            names += prediction.names
-            labels += prediction.labels
-            probs.append(prediction.probabilities)
-            failures += bad
-        probs = np.concatenate(probs) if probs else np.zeros((0, len(self.classes_)))
-        return Prediction(names, labels, probs, self.classes_), failures
-
-    def _read_chunk(self, paths, fs, stop=None):
-        """Read and prepare records: `([(path, name, signal)], [(path, reason)])`; stops early once `stop` is set."""
-        read, failures = [], []
-        for path in paths:
-            if stop is not None and stop.is_set():
-                break
-            try:
-                record = read_record(path, fs=fs)
-                read.append((str(path), record.record_name, self.prepare(record)))
-            except RecordError as exc:
-                failures.append((str(path), exc.reason))
-            except Exception as exc:  # a hostile file must fail alone, never stop the run
-                failures.append((str(path), f"unexpected error while reading ({type(exc).__name__}: {exc})"))
-        return read, failures
-
-    def _classify_chunk(self, read, failures):
-        """Predict a chunk at once; if that fails, record by record so one bad record fails alone."""
-        try:
-            probs = self.predict_proba([s for _, _, s in read])
-        except Exception as exc:
-            logger.warning("classifying a chunk of %d records failed (%s: %s); retrying record by record", len(read), type(exc).__name__, exc)
-            kept, rows = [], []
-            for item in read:
-                try:
-                    rows.append(self.predict_proba([item[2]])[0])
-                    kept.append(item)
-                except Exception as exc_one:
-                    failures = failures + [(item[0], f"cannot be classified ({type(exc_one).__name__}: {exc_one})")]
-            read, probs = kept, np.asarray(rows).reshape(len(rows), len(self.classes_))
-        names = [name for _, name, _ in read]
-        return Prediction(names, self.labels_from_proba(probs), probs, self.classes_), failures

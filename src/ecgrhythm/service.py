@@ -14,7 +14,7 @@
 
 A classification is `{"record", "label", "probabilities", "classes", "fs",
 "duration_s", "window_s", "segments", "signal"}`: label and probabilities are
-those of :meth:`RhythmClassifier.classify_files` for the same file; `segments`
+those of :func:`ecgrhythm.streaming.classify_files` for the same file; `segments`
 classifies consecutive windows of about `window_s` seconds (a rhythm timeline,
 :meth:`RhythmClassifier.predict_segments`);
 `signal` is the record in mV at no more than 250 Hz for drawing, with

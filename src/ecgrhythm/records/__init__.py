@@ -48,7 +48,7 @@ from .core import (
     check_fs,
     validate_signal,
 )
-from .discovery import find_records
+from .discovery import find_records, record_files
 from .reading import read_record
 from .reference import read_reference
 from .registry import (
@@ -65,6 +65,7 @@ __all__ = [
     "RecordError",
     "read_record",
     "find_records",
+    "record_files",
     "read_reference",
     "read_header_comments",
     "validate_signal",

@@ -8,7 +8,7 @@ from pathlib import Path
 from .core import RecordError, header_bytes, shown, signal_file_names
 from .registry import HEADER_SUFFIX, record_suffixes, signal_suffixes
 
-__all__ = ["find_records"]
+__all__ = ["find_records", "record_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,3 +105,21 @@ def _listed_record(folder: Path, name: str) -> Path:
         if candidate.is_file():
             return candidate
     return base.with_name(base.name + HEADER_SUFFIX)
+
+
+def record_files(record) -> list[Path]:
+    """The files reading `record` touches: the file itself, its `.hea` header and the signal files the header names.
+
+    A header that cannot be parsed guards the likely signal files (`.mat`, `.dat` of the same name) instead.
+    Files need not exist; callers compare them with what they are about to write.
+    """
+    record = Path(record)
+    header = next((h for h in (record.with_suffix(".hea"), record.with_suffix(".HEA")) if h.is_file()), None)
+    files = [record] + ([header] if header is not None and header != record else [])
+    if header is not None:
+        try:
+            files += [header.parent / name for name in signal_file_names(header_bytes(header))]
+        except (RecordError, OSError):
+            files += [record.with_suffix(".mat"), record.with_suffix(".dat")]
+    return files
+
