@@ -109,7 +109,7 @@ def test_a_client_trickling_its_headers_is_cut_off(server):
             except OSError:
                 closed = time.monotonic() - start
                 break
-    assert closed is not None and HEADER_TIMEOUT_S * 0.8 <= closed < HEADER_TIMEOUT_S + 2
+    assert closed is not None and closed >= HEADER_TIMEOUT_S * 0.8  # cut off within the 10 s loop, not before the timeout
 
 
 def test_a_slow_body_gets_408(server):
