@@ -5,7 +5,7 @@ import pytest
 
 import ecgrhythm.inference as inference
 from ecgrhythm.inference import NotFittedError, RhythmClassifier, _batch_buckets, predict_signals
-from ecgrhythm.records import read_record
+from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.saving import ModelFolderError, load_model_dir
 
 NAMES = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"]
@@ -102,11 +102,21 @@ def test_a_failing_batch_is_retried_record_by_record(clf, paths, monkeypatch):
     assert failures == [(str(paths[1]), "cannot be classified (FloatingPointError: bad batch)")]
 
 
-def test_records_with_other_leads_fail_clearly(clf, cpsc2021_dir):
-    two_lead = sorted(cpsc2021_dir.glob("*.hea"))[0]
-    prediction, failures = clf.classify_files([two_lead])
-    assert prediction.names == [] and prediction.probabilities.shape == (0, 4)
-    assert "has 2 leads" in failures[0][1] and "the model takes 1" in failures[0][1]
+def test_a_single_lead_model_takes_lead_i_of_a_real_two_lead_record(clf, cpsc2021_dir):
+    path = sorted(cpsc2021_dir.glob("*.hea"))[0]
+    record = read_record(path)
+    assert record.sig_name == ("I", "II")
+    one, lead = clf.choose_lead(record)
+    assert lead == "I" and one.n_leads == 1
+    np.testing.assert_array_equal(one.signal[:, 0], record.signal[:, 0])
+    np.testing.assert_array_equal(clf.prepare(record), clf.prepare(one))
+    by_name, by_index = clf.prepare(record, lead="ii"), clf.prepare(record, lead=1)
+    np.testing.assert_array_equal(by_name, by_index)
+    assert not np.array_equal(by_name, clf.prepare(record))
+    with pytest.raises(RecordError, match=r"no lead 'V1'.*\['I', 'II'\].*--lead"):
+        clf.prepare(record, lead="V1")
+    prediction, failures = clf.classify_files([path])
+    assert failures == [] and prediction.names == [path.stem]
 
 
 def test_predict_proba_validates_its_input(clf):
