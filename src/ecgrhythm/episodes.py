@@ -71,9 +71,6 @@ class EpisodeParams:
         refine_s: half width (s) of the stretch searched for the beat of a change.
         irregularity: relative successive RR difference that separates AF (above) from other rhythms.
         pull: cost per second of moving a change away from where the windows put it.
-        onset_shift: beats an onset is moved earlier than the first irregular beat.
-        end_shift: beats an end is moved earlier than the last irregular beat
-            (the pause and the next beat after AF stops look irregular too).
         min_af_beats: shortest AF episode, in beats.
         persistent_burden: AF burden from which the whole record is AF (persistent AF in the CPSC 2021 sense).
     """
@@ -84,11 +81,9 @@ class EpisodeParams:
     switch_prob: float = 0.01
     emission_scale: float = 1.0
     emission_bias: float = 0.0
-    refine_s: float = 5.0
+    refine_s: float = 6.0
     irregularity: float = 0.1
     pull: float = 0.2
-    onset_shift: int = 0
-    end_shift: int = 0
     min_af_beats: int = 5
     persistent_burden: float = 0.85
 
@@ -105,9 +100,6 @@ class EpisodeParams:
             raise ValueError(f"Invalid argument `pull`: expected a number >= 0. Received: pull={self.pull!r}")
         if not 0 < self.persistent_burden <= 1:
             raise ValueError(f"Invalid argument `persistent_burden`: expected a share in (0, 1]. Received: persistent_burden={self.persistent_burden!r}")
-        for name in ("onset_shift", "end_shift"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"Invalid argument `{name}`: expected an integer >= 0. Received: {name}={getattr(self, name)!r}")
         for name in ("batch_windows", "min_af_beats"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -315,22 +307,25 @@ def af_segments(windows: WindowProbabilities, posterior: np.ndarray) -> list[tup
 
 
 def _change_beat(peaks: np.ndarray, to_af: bool, t: float, fs: float, params: EpisodeParams) -> int | None:
-    """Index into `peaks` of the first beat of the new rhythm, or `None` with fewer than 4 beats.
+    """Index `j` into `peaks` where a rhythm change splits the beats, or `None` with fewer than 4 beats.
 
-    Beat `i >= 2` shows irregularity `d_i = |RR_i - RR_(i-1)| / median RR`.
-    The chosen beat `j` maximises the sum of `irregularity - d_i` over the
-    old rhythm's beats (`i < j`) and `d_i - irregularity` over the new one's
-    (for a change to AF; the signs swap for a change from AF), less
-    `pull` times its distance in seconds from the first estimate `t`.
+    Beat `i` (not the first or last) shows irregularity `d_i = |RR_(i+1) - RR_i| / median RR`,
+    `RR_i` being the interval ending at beat `i`. The chosen `j` maximises
+    the sum of `irregularity - d_i` over the beats before it and
+    `d_i - irregularity` over the beats from it on (for a change to AF; the
+    signs swap for a change from AF), less `pull` times the distance in
+    seconds of beat `j` from the first estimate `t`. So a change to AF lands
+    on the beat that starts the first irregular interval (`peaks[j]`), and a
+    change from AF on the beat that ends the last one (`peaks[j - 1]`).
     """
     if len(peaks) < 4:
         return None
     rr = np.diff(peaks).astype(float)
-    d = np.abs(np.diff(rr)) / max(float(np.median(rr)), 1.0)  # d[k] belongs to beat k + 2
+    d = np.abs(np.diff(rr)) / max(float(np.median(rr)), 1.0)  # d[k] belongs to beat k + 1
     gain = (d - params.irregularity) if to_af else (params.irregularity - d)
     after = np.concatenate([np.cumsum(gain[::-1])[::-1], [0.0]])  # after[q] = sum(gain[q:])
     before = np.concatenate([[0.0], np.cumsum(-gain)])  # before[q] = -sum(gain[:q])
-    beats = np.minimum(np.arange(len(gain) + 1) + 2, len(peaks) - 1)
+    beats = np.arange(len(gain) + 1) + 1
     score = before + after - params.pull * np.abs(peaks[beats] / fs - t)
     return int(beats[int(np.argmax(score))])
 
@@ -340,10 +335,10 @@ def refine_boundaries(segments, read_signal: Callable[[int, int], np.ndarray], f
     """Move each change of rhythm onto an R peak; drop AF episodes shorter than `min_af_beats`.
 
     For a change at `t`, the stretch `t +- refine_s` is read, its R peaks
-    detected and the change put on the first beat of the new rhythm (an
-    onset) or the last AF beat (an end), choosing the beat that best splits
-    regular from irregular RR intervals (:func:`_change_beat`). Without
-    enough beats the change stays where it was.
+    detected and the change put on the beat that best splits regular from
+    irregular RR intervals (:func:`_change_beat`): an AF episode runs from
+    the start of its first irregular interval to the end of its last.
+    Without enough beats the change stays where it was.
 
     Args:
         segments: `(start_s, end_s, is_af)` stretches from :func:`af_segments`.
@@ -365,8 +360,7 @@ def refine_boundaries(segments, read_signal: Callable[[int, int], np.ndarray], f
         beats.update(int(p) for p in peaks)
         j = _change_beat(peaks, states[k], t, fs, params)
         if j is not None:
-            j = j - params.onset_shift if states[k] else j - 1 - params.end_shift
-            bounds[k] = peaks[min(max(j, 0), len(peaks) - 1)] / fs
+            bounds[k] = peaks[j] / fs if states[k] else peaks[j - 1] / fs
         bounds[k] = max(bounds[k], bounds[k - 1])
     peaks = np.array(sorted(beats), dtype=int)
     out = []
