@@ -34,11 +34,11 @@ def test_the_score_of_a_hand_worked_paroxysmal_record():
 
 
 def test_the_score_of_hand_worked_persistent_and_non_af_records():
-    persistent = dict(truth=PERSISTENT, n=1000, starts=(0,), ends=(10,), true_class=1)
+    persistent = {"truth": PERSISTENT, "n": 1000, "starts": (0,), "ends": (10,), "true_class": 1}
     assert _score([[0, 999]], **persistent) == 3.0
     assert _score([[0, 750]], **persistent) == 1.5  # paroxysmal (0) + onset 1 + end in [700, 790) 0.5
     assert _score([[200, 999]], **persistent) == 1.5  # onset in [130, 250): 0.5
-    non_af = dict(truth=[50, 150, 250], n=400, starts=(), ends=(), true_class=0)
+    non_af = {"truth": [50, 150, 250], "n": 400, "starts": (), "ends": (), "true_class": 0}
     assert _score([], **non_af) == 1.0
     assert _score([[100, 200]], **non_af) == -0.5
     assert _score([[0, 399]], **non_af) == -1.0

@@ -2,6 +2,7 @@
 
 import csv
 import shutil
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_segments_cover_the_signal_and_change_where_the_probability_crosses_half
     segments = af_segments(w, smooth_af(np.array(p), EpisodeParams(switch_prob=0.2)))
     assert [s[2] for s in segments] == [False, True, False]
     assert segments[0][0] == 0.0 and segments[-1][1] == w.duration_s == 28.0
-    assert all(a[1] == b[0] for a, b in zip(segments[:-1], segments[1:]))
+    assert all(a[1] == b[0] for a, b in pairwise(segments))
     # centres 9 and 11 with 0.2 and 0.8: halfway crossing at 10; centres 17 and 19 with 1.0 and 0.1: at 17 + 2 * 0.5 / 0.9
     assert segments[1][0] == pytest.approx(10.0) and segments[1][1] == pytest.approx(17 + 2 * 0.5 / 0.9)
 
@@ -100,7 +101,7 @@ def test_episodes_cover_a_real_record_exactly(shipped, cpsc2021_dir, name):
     truth = read_rhythm_annotations(cpsc2021_dir / f"{name}.hea")
     eps = result.episodes
     assert result.lead == "I" and eps[0].start_s == 0.0 and eps[-1].end_s == pytest.approx(record.duration_s)
-    assert all(a.end_s == b.start_s and a.label != b.label for a, b in zip(eps[:-1], eps[1:]))
+    assert all(a.end_s == b.start_s and a.label != b.label for a, b in pairwise(eps))
     assert all(e.end_s > e.start_s and e.label in shipped.classes_ and 0 <= e.probability <= 1 for e in eps)
     assert result.record_class == truth.class_name
     if name == "data_92_12":  # AF from 14.0 to 32.4 s: onset and end found within 2 s
@@ -125,7 +126,7 @@ def test_episodes_command_writes_contiguous_rows_and_a_summary(tmp_path, cpsc202
         mine = [r for r in rows if r["record"] == name]
         duration = read_record(folder / f"{name}.hea").duration_s
         assert float(mine[0]["start_s"]) == 0 and float(mine[-1]["end_s"]) == pytest.approx(duration, abs=1e-3)
-        assert all(a["end_s"] == b["start_s"] for a, b in zip(mine[:-1], mine[1:]))
+        assert all(a["end_s"] == b["start_s"] for a, b in pairwise(mine))
         assert {r["lead"] for r in mine} == {"I"}
     table = {r["record"]: r for r in csv.DictReader(summary.open())}
     assert table["data_8_4"]["record_class"] == "persistent" and float(table["data_8_4"]["af_burden"]) == 1.0

@@ -88,20 +88,21 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
-def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: EpisodeParams = EpisodeParams(), on_failure=None) -> EpisodeReport:
+def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: EpisodeParams | None = None, on_failure=None) -> EpisodeReport:
     """Find the AF episodes of every annotated record of a folder and score them.
 
     Args:
         classifier: a loaded single-lead :class:`~ecgrhythm.inference.RhythmClassifier` with an `A` class.
         data_dir: folder of WFDB records with `.atr` rhythm annotations.
         lead: lead name or index (default: lead I, else the first).
-        params: the episode finder's settings.
+        params: the episode finder's settings (default: `EpisodeParams()`).
         on_failure: called as `on_failure(path, reason)` for a record that cannot be scored.
 
     Raises:
         ValueError: the folder has no annotated record, or none could be scored.
     """
     data_dir = Path(data_dir)
+    params = params if params is not None else EpisodeParams()
     paths = [p for p in find_records([data_dir]) if p.suffix.lower() == ".hea" and p.with_suffix(".atr").is_file()]
     if not paths:
         raise ValueError(f"{data_dir}: no WFDB record with a .atr rhythm annotation file; pass a folder such as the cpsc2021 sample")
@@ -146,8 +147,8 @@ def format_episode_report(report: EpisodeReport) -> str:
 
     lines += ["", f"CPSC 2021 score {o['cpsc2021_score']:.3f} over {o['n_records']} records (best possible 3 per one-episode record)",
               f"AF burden error {o['burden_error']:.1%} (mean absolute); record class accuracy {o['class_accuracy']:.1%}",
-              f"episode sensitivity {fmt(o['episode_sensitivity'], '.3f')}, precision {fmt(o['episode_precision'], '.3f')}; "
-              f"boundary F1 within {BOUNDARY_TOLERANCE_S:g} s {fmt(o['boundary_f1'], '.3f')}"]
+              (f"episode sensitivity {fmt(o['episode_sensitivity'], '.3f')}, precision {fmt(o['episode_precision'], '.3f')}; "
+               f"boundary F1 within {BOUNDARY_TOLERANCE_S:g} s {fmt(o['boundary_f1'], '.3f')}")]
     return "\n".join(lines)
 
 
