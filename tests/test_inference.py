@@ -7,7 +7,7 @@ import pytest
 
 from ecgrhythm import inference
 from ecgrhythm.inference import NotFittedError, RhythmClassifier, _batch_buckets, predict_signals
-from ecgrhythm.records import read_record
+from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.saving import ModelFolderError, load_model_dir
 from ecgrhythm.streaming import classify_files
 
@@ -59,6 +59,23 @@ def test_batched_prediction_equals_one_record_at_a_time(clf, paths):
     alone = np.concatenate([predict_signals(clf.model_, [s], clf.buckets_) for s in signals])  # each in its own bucket
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_single_lead_model_takes_lead_i_of_a_real_two_lead_record(clf, cpsc2021_dir):
+    path = sorted(cpsc2021_dir.glob("*.hea"))[0]
+    record = read_record(path)
+    assert record.sig_name == ("I", "II")
+    one, lead = clf.choose_lead(record)
+    assert lead == "I" and one.n_leads == 1
+    np.testing.assert_array_equal(one.signal[:, 0], record.signal[:, 0])
+    np.testing.assert_array_equal(clf.prepare(record), clf.prepare(one))
+    by_name, by_index = clf.prepare(record, lead="ii"), clf.prepare(record, lead=1)
+    np.testing.assert_array_equal(by_name, by_index)
+    assert not np.array_equal(by_name, clf.prepare(record))
+    with pytest.raises(RecordError, match=r"no lead 'V1'.*\['I', 'II'\].*--lead"):
+        clf.prepare(record, lead="V1")
+    prediction, failures = classify_files(clf, [path])
+    assert failures == [] and prediction.names == [path.stem]
 
 
 def test_predict_proba_validates_its_input(clf):

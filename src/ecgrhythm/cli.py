@@ -1,4 +1,4 @@
-"""The `ecgrhythm` command: train, evaluate, classify, download, serve, study, export.
+"""The `ecgrhythm` command: train, evaluate, classify, episodes, download, serve, study, export.
 
 The CLI only parses arguments, builds configs and calls the library; errors
 reach the user as one line, never a traceback.
@@ -219,6 +219,25 @@ def _add_evaluate(sub):
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
     p.add_argument("--output", metavar="DIR", default=os.path.join("runs", "evaluate"), help="folder for evaluation.json, evaluation.png and predictions.csv (default: %(default)s)")
     p.add_argument("--all-records", action="store_true", help="also score the records the model was trained on (the score is then not a held-out score)")
+    p.add_argument("--task", choices=["rhythm", "episodes"], default="rhythm",
+                   help="rhythm: one label per record (default); episodes: AF episodes against .atr rhythm annotations "
+                   "(CPSC 2021 score, AF burden error, episode sensitivity and precision; default data: the cpsc2021 sample)")
+
+
+def _run_evaluate_episodes(args):
+    from .episode_evaluation import evaluate_episodes_folder, format_episode_report, write_episode_report
+
+    data = _data_dir(args.data, "cpsc2021-sample")
+    clf = _load_classifier(args.model)
+    report = evaluate_episodes_folder(clf, data, on_failure=lambda path, reason: _failure("evaluate", path, reason))
+    print(f"model: {report.info['model']}")
+    print(f"data: {data} ({report.overall['n_records']} annotated records scored, {report.info['failed_records']} could not be scored)")
+    print()
+    print(format_episode_report(report))
+    print()
+    paths = write_episode_report(report, args.output)
+    print(f"wrote {paths['json']} and {paths['figure']}")
+    return 0
 
 
 def _run_evaluate(args):
@@ -228,6 +247,8 @@ def _run_evaluate(args):
     from .evaluation import evaluate_folder
     from .reports import format_report, write_report
 
+    if args.task == "episodes":
+        return _run_evaluate_episodes(args)
     data = _data_dir(args.data)
     clf = _load_classifier(args.model)
     report, prediction, truth = evaluate_folder(
@@ -368,6 +389,71 @@ def _is_our_csv(path) -> bool:
             return f.readline(100).startswith("record,label,")
     except OSError:
         return False
+
+
+def _add_episodes(sub):
+    p = sub.add_parser(
+        "episodes",
+        help="AF episodes, AF burden and record class of long records into CSVs",
+        description="Find the rhythm episodes of ECG records with overlapping windows, a hidden Markov model and R peaks. "
+        "Writes one row per episode (record, lead, start_s, end_s, label, probability); the episodes of a record cover it "
+        "from start to end. --summary adds one row per record: duration, AF burden, AF episodes, the longest, and the "
+        "CPSC 2021 record class (non-AF, paroxysmal, persistent). A bad file is reported on stderr and skipped; "
+        "the exit status is 1 if any record failed, 0 if none did.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy) or a folder of records")
+    p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="episode CSV to write (replaced atomically)")
+    p.add_argument("--summary", metavar="FILE.csv", help="per-record summary CSV to write (replaced atomically)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="single-lead model folder with an A class (default: the shipped models/cinc2017)")
+    p.add_argument("--lead", help="lead name or 0-based index of multi-lead records (default: lead I, else the first lead)")
+    p.add_argument("--fs", type=_sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
+
+
+def _run_episodes(args):
+    import csv
+    from pathlib import Path
+
+    from ._io import atomic_write
+    from .episodes import record_episodes
+    from .records import RecordError, find_records, read_record
+
+    outputs = [Path(f) for f in (args.output, args.summary) if f]
+    for out in outputs:
+        if out.is_dir():
+            raise _UsageError(f"{out} is a folder; pass a CSV file name such as {out / 'episodes.csv'}")
+    paths, failed = [], 0
+    for given in args.paths:
+        try:
+            paths += find_records([given])
+        except RecordError as exc:
+            _failure("episodes", given, exc.reason)
+            failed += 1
+    paths = [p for p in paths if p.resolve() not in {o.resolve() for o in outputs}]
+    if not paths and not failed:
+        raise _UsageError(f"no records found in {', '.join(args.paths)}: expected .hea, .mat, .csv or .npy files")
+    clf = _load_classifier(args.model)
+    results = []
+    for path in paths:
+        try:
+            results.append(record_episodes(clf, read_record(path, fs=args.fs), args.lead))
+        except RecordError as exc:
+            _failure("episodes", path, exc.reason)
+            failed += 1
+    with atomic_write(args.output, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
+        writer = csv.writer(f)
+        writer.writerow(["record", "lead", "start_s", "end_s", "label", "probability"])
+        for r in results:
+            writer.writerows([r.record_name, r.lead, f"{e.start_s:.3f}", f"{e.end_s:.3f}", e.label, f"{e.probability:.4f}"] for e in r.episodes)
+    if args.summary:
+        with atomic_write(args.summary, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
+            writer = csv.writer(f)
+            writer.writerow(["record", "lead", "duration_s", "af_burden", "af_episodes", "longest_af_s", "record_class"])
+            writer.writerows([r.record_name, r.lead, f"{r.duration_s:.3f}", f"{r.af_burden:.4f}", len(r.af_episodes()), f"{r.longest_af_s:.3f}", r.record_class]
+                             for r in results)
+    seconds = time.perf_counter() - args.started
+    wrote = " and ".join(str(o) for o in outputs)
+    print(f"found the episodes of {len(results)} records in {seconds:.1f} s; {failed} failed; wrote {wrote}")
+    return 1 if failed else 0
 
 
 def _write_rows(f, prediction, *, header=True, classes=None, truth=None):
@@ -515,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_evaluate(sub)
     _add_classify(sub)
+    _add_episodes(sub)
     _add_download(sub)
     _add_serve(sub)
     _add_study(sub)
@@ -533,6 +620,9 @@ def main(argv=None) -> int:
 
     runners = {"train": _run_train, "evaluate": _run_evaluate, "classify": _run_classify, "download": _run_download, "serve": _run_serve, "study": _run_study,
                "export": _run_export}
+
+
+    runners = {"train": _run_train, "evaluate": _run_evaluate, "classify": _run_classify, "episodes": _run_episodes, "download": _run_download, "serve": _run_serve, "study": _run_study}
     try:
         with contextlib.nullcontext() if args.command == "serve" else _sigterm_unwinds():  # the server stops itself on SIGTERM
             return runners[args.command](args)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import bucket_for, bucket_lengths, inference_batches
-from .preprocessing import preprocess
+from .preprocessing import choose_lead, preprocess
 from .records import EcgRecord, RecordError, read_record, validate_signal
 
 __all__ = [
@@ -299,16 +299,21 @@ class RhythmClassifier:
         if not hasattr(self, "model_"):
             raise NotFittedError("This RhythmClassifier has no model yet. Call 'load' to create one: RhythmClassifier.load(model_dir).")
 
-    def prepare(self, record: EcgRecord) -> np.ndarray:
+    def prepare(self, record: EcgRecord, lead=None) -> np.ndarray:
         """Model input of one record (see :func:`ecgrhythm.preprocessing.preprocess`).
+
+        A single-lead model takes one lead of a multi-lead record: `lead`
+        (name or 0-based index), by default lead I, else the first lead
+        (:meth:`choose_lead` says which).
 
         Returns:
             float32 array `(n_samples_at_model_fs, n_leads_)`.
 
         Raises:
-            RecordError: the record lacks the leads the model needs.
+            RecordError: the record lacks the leads the model needs, or `lead`.
         """
         self._check_fitted()
+        record, _ = self.choose_lead(record, lead)
         signal = preprocess(record, self.preprocess_)
         if signal.shape[1] != self.n_leads_:
             raise RecordError(
@@ -317,6 +322,14 @@ class RhythmClassifier:
                 f"classify records with {self.n_leads_} lead(s), or use a model trained on these leads",
             )
         return signal
+
+    def choose_lead(self, record: EcgRecord, lead=None) -> tuple[EcgRecord, str | None]:
+        """The record this model takes and the name of its lead (`None` for a multi-lead model).
+
+        See :func:`ecgrhythm.preprocessing.choose_lead`.
+        """
+        self._check_fitted()
+        return choose_lead(record, lead, self.n_leads_, model_leads=self.preprocess_.leads)
 
     def predict_proba(self, signals) -> np.ndarray:
         """Probabilities of already preprocessed signals (see :meth:`prepare`).

@@ -10,8 +10,9 @@ import numpy as np
 from .config import PreprocessConfig
 from .records import EcgRecord, RecordError
 
-__all__ = ["preprocess", "resample", "bandpass", "normalize"]
+__all__ = ["preprocess", "resample", "bandpass", "normalize", "choose_lead", "lead_index", "PREFERRED_LEAD"]
 
+PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
 _EPS = 1e-6
 _F32_MAX = float(np.finfo(np.float32).max)
 # Above this magnitude, filtering in float32 may overflow: such signals are filtered in float64.
@@ -150,3 +151,64 @@ def _select_leads(record: EcgRecord, leads) -> np.ndarray:
         raise RecordError(record.record_name, f"missing leads {missing}; the model needs {list(leads)}, the record has {list(record.sig_name)}")
     index = [have.index(key) for key in want]
     return record.signal if index == list(range(record.n_leads)) else record.signal[:, index]
+
+
+def lead_index(sig_name, lead, source="record", default=None) -> int:
+    """Column of the lead to use among `sig_name`.
+
+    Args:
+        sig_name: the record's lead names.
+        lead: a lead name (matched ignoring case and spaces), a 0-based index
+            (int or digits), or `None` for `default` if the record has it,
+            else lead I if it has one, else the first lead.
+        source: record or file name for the error message.
+        default: the lead the model was trained on, if its config names one.
+
+    Raises:
+        RecordError: `lead` names a lead the record lacks or an index out of range.
+    """
+    have = [name.strip().lower() for name in sig_name]
+    if lead is None:
+        for wanted in (default, PREFERRED_LEAD):
+            if wanted is not None and wanted.strip().lower() in have:
+                return have.index(wanted.strip().lower())
+        return 0
+    text = str(lead).strip()
+    if text.lower() in have:
+        return have.index(text.lower())
+    if text.isdigit() and int(text) < len(have):
+        return int(text)
+    raise RecordError(source, f"no lead {lead!r}: the record has {list(sig_name)}; pass --lead with one of these names or an index from 0 to {len(have) - 1}")
+
+
+def choose_lead(record: EcgRecord, lead=None, n_leads: int = 1, *, model_leads=None) -> tuple[EcgRecord, str | None]:
+    """The record a model with `n_leads` leads takes, and the lead chosen for a single-lead model.
+
+    A single-lead model given a multi-lead record takes `lead` (see
+    :func:`lead_index`: by default the model's own lead, else lead I, else the
+    first lead). Multi-lead models take the record unchanged.
+
+    Args:
+        record: the raw record.
+        lead: lead name or 0-based index, or `None` to choose as above.
+        n_leads: leads the model takes.
+        model_leads: lead names of the model's config (`PreprocessConfig.leads`), if any.
+
+    Returns:
+        `(record, lead_name)`: a single-lead record (or `record` itself) and
+        the name of its lead; `lead_name` is `None` for a multi-lead model.
+
+    Raises:
+        RecordError: `lead` is not in the record.
+        ValueError: `lead` was given for a multi-lead model.
+    """
+    if n_leads != 1:
+        if lead is not None:
+            raise ValueError(f"Invalid argument `lead`: the model takes {n_leads} leads, so no lead is chosen. Received: lead={lead!r}")
+        return record, None
+    default = model_leads[0] if model_leads is not None and len(model_leads) == 1 else None
+    index = lead_index(record.sig_name, lead, record.record_name, default)
+    if record.n_leads == 1:
+        return record, record.sig_name[0]
+    chosen = EcgRecord(record.signal[:, index : index + 1], record.fs, (record.sig_name[index],), record.record_name, record.comments)
+    return chosen, record.sig_name[index]
