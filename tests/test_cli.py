@@ -194,7 +194,7 @@ def test_a_model_giving_nan_fails_every_record_by_name(tmp_path, cinc2017_dir, t
     broken = RhythmClassifier.load(tiny_model_dir)
     head = [v for v in broken.model_.trainable_variables if "kernel" in v.path][-1]
     head.assign(np.full(head.shape, np.nan, dtype="float32"))
-    monkeypatch.setattr(cli, "_load_classifier", lambda model_dir: broken)
+    monkeypatch.setattr(cli._common, "load_classifier", lambda model_dir: broken)
     folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
     out = tmp_path / "out.csv"
     assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 1
@@ -248,6 +248,6 @@ def test_installed_console_script(tmp_path, cinc2017_dir, tiny_model_dir):
 
 
 def test_compilation_cache_location():
-    assert cli._compilation_cache_dir({"HOME": "/h", "XDG_CACHE_HOME": "/c"}) == Path("/c/ecgrhythm/jax")
-    assert cli._compilation_cache_dir({cli.CACHE_ENV: "/tmp/x"}) == Path("/tmp/x")
-    assert cli._compilation_cache_dir({cli.CACHE_ENV: "off"}) is None
+    assert cli.compilation_cache_dir({"HOME": "/h", "XDG_CACHE_HOME": "/c"}) == Path("/c/ecgrhythm/jax")
+    assert cli.compilation_cache_dir({cli.CACHE_ENV: "/tmp/x"}) == Path("/tmp/x")
+    assert cli.compilation_cache_dir({cli.CACHE_ENV: "off"}) is None

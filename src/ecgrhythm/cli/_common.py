@@ -1,0 +1,137 @@
+"""What the commands share: one-line errors, the default data folder, the classifier, the CSV rows, SIGTERM, the compile cache."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+
+logger = logging.getLogger("ecgrhythm")
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+CACHE_ENV = "ECGRHYTHM_JAX_CACHE"
+
+
+def compilation_cache_dir(environ=os.environ):
+    """Where JAX keeps compiled networks between runs: `$ECGRHYTHM_JAX_CACHE`, else
+    `$XDG_CACHE_HOME/ecgrhythm/jax` (`~/.cache/ecgrhythm/jax`); `None` when set to `off`."""
+    from pathlib import Path
+
+    setting = environ.get(CACHE_ENV)
+    if setting is not None:
+        return None if setting.strip().lower() in ("", "0", "off", "false", "no") else Path(setting).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ecgrhythm" / "jax"
+
+
+def enable_compilation_cache():
+    """Reuse compiled networks across runs (saves seconds of start-up per bucket shape on a CPU)."""
+    import keras
+
+    folder = compilation_cache_dir()
+    if folder is None or keras.backend.backend() != "jax":
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+    except Exception as exc:  # a cache is an optimisation, never a reason to fail
+        logger.info("not caching compiled networks in %s: %s", folder, exc)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text, limit: int = 500) -> str:
+    """`text` on one printable line: control characters escaped, at most `limit` characters."""
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failure(command: str, path, reason: str) -> None:
+    verb = "cannot score" if command == "evaluate" else "cannot classify"
+    print(one_line(f"ecgrhythm {command}: {verb} {path}: {reason}"), file=sys.stderr)
+
+
+class UsageError(Exception):
+    """A problem with the command line: reported as one line, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (from `timeout`, `kill`, a service manager): unwinds as Ctrl-C does, so atomic
+    writes remove their temporary files and leave the old output; exit status 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere signals cannot be caught)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def data_dir(given, subset="cinc2017"):
+    from pathlib import Path
+
+    from ..config import default_data_dir
+
+    if given:
+        return Path(given)
+    root = default_data_dir()
+    if root is None:
+        raise UsageError(f"no data folder given and no default found: pass --data, or fetch the data with 'ecgrhythm download {subset} DIR'")
+    return root / subset
+
+
+def sampling_rate(text: str) -> float:
+    from ..records import RecordError, check_fs
+
+    try:
+        return check_fs(float(text), "--fs", fix="pass the rate of the files in Hz")
+    except ValueError as exc:  # RecordError is a ValueError
+        raise argparse.ArgumentTypeError(exc.reason if isinstance(exc, RecordError) else f"expected a number, got {text!r}") from None
+
+
+def load_classifier(model):
+    """The classifier of `--model`: onnxruntime alone (no Keras, no JAX) for a `.onnx` file, else Keras on a model folder."""
+    if model is not None and str(model).lower().endswith(".onnx"):
+        from ..onnx_model import OnnxClassifier
+
+        try:
+            return OnnxClassifier.load(model)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+    from ..inference import RhythmClassifier
+
+    enable_compilation_cache()
+    return RhythmClassifier.load(model)
+
+
+def write_rows(f, prediction, *, header=True, classes=None, truth=None):
+    """CSV rows `record,label[,true_label],<one probability column per class>` of a prediction (or only the header)."""
+    import csv
+
+    writer = csv.writer(f)
+    classes = prediction.classes if prediction is not None else classes
+    if header:
+        writer.writerow(["record", "label", *(["true_label"] if truth is not None else []), *classes])
+    if prediction is None:
+        return
+    for i, (name, label, row) in enumerate(zip(prediction.names, prediction.labels, prediction.probabilities)):
+        writer.writerow([name, label, *([truth[i]] if truth is not None else []), *(f"{p:.6f}" for p in row)])

@@ -1,0 +1,86 @@
+"""`ecgrhythm evaluate`: score a model on a labelled folder (rhythm labels or AF episodes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import _common as common
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on a labelled folder (CinC 2017 score)",
+        description="Classify the labelled records of a folder (REFERENCE.csv) and report the CinC 2017 score, "
+        "per-class F1, the confusion matrix and the top-class calibration error (ECE, 15 bins, with a reliability diagram). "
+        "Records the model was trained on (split.json in the model folder) are left out unless --all-records is given, "
+        "so the default score is a held-out score. The exit status is 1 if some labelled records could not be scored "
+        "(the outputs are still written, without them), 2 if none could.",
+    )
+    p.add_argument("--data", metavar="DIR", help="folder with records and REFERENCE.csv (default: the shared CinC 2017 data)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
+    p.add_argument("--output", metavar="DIR", default=os.path.join("runs", "evaluate"), help="folder for evaluation.json, evaluation.png and predictions.csv (default: %(default)s)")
+    p.add_argument("--all-records", action="store_true", help="also score the records the model was trained on (the score is then not a held-out score)")
+    p.add_argument("--task", choices=["rhythm", "episodes"], default="rhythm",
+                   help="rhythm: one label per record (default); episodes: AF episodes against .atr rhythm annotations "
+                   "(CPSC 2021 score, AF burden error, episode sensitivity and precision; default data: the cpsc2021 sample)")
+
+
+def _run_episodes_task(args):
+    from ..episode_evaluation import (
+        evaluate_episodes_folder,
+        format_episode_report,
+        write_episode_report,
+    )
+
+    data = common.data_dir(args.data, "cpsc2021-sample")
+    clf = common.load_classifier(args.model)
+    report = evaluate_episodes_folder(clf, data, on_failure=lambda path, reason: common.failure("evaluate", path, reason))
+    print(f"model: {report.info['model']}")
+    print(f"data: {data} ({report.overall['n_records']} annotated records scored, {report.info['failed_records']} could not be scored)")
+    print()
+    print(format_episode_report(report))
+    print()
+    paths = write_episode_report(report, args.output)
+    print(f"wrote {paths['json']} and {paths['figure']}")
+    return 0
+
+
+def run(args):
+    from pathlib import Path
+
+    from .._io import atomic_write
+    from ..evaluation import evaluate_folder
+    from ..reports import format_report, write_report
+
+    if args.task == "episodes":
+        return _run_episodes_task(args)
+    data = common.data_dir(args.data)
+    clf = common.load_classifier(args.model)
+    report, prediction, truth = evaluate_folder(
+        clf, data, exclude_training=not args.all_records, on_failure=lambda path, reason: common.failure("evaluate", path, reason)
+    )
+    info = report.info
+    print(f"model: {info['model']}")
+    print(f"data: {info['data']} ({info['labelled_records']} labelled records)")
+    if info["held_out"]:
+        print(f"excluded {info['excluded_training_records']} records the model was trained on (split.json); "
+              f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)")
+    else:
+        why = "--all-records" if args.all_records else "the model folder has no split.json"
+        print(f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
+              f"({info['failed_records']} could not be scored)")
+    print()
+    print(format_report(report))
+    print()
+    paths = write_report(report, args.output)
+    csv_path = Path(args.output) / "predictions.csv"
+    with atomic_write(csv_path, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
+        common.write_rows(f, prediction, truth=truth)
+    print(f"wrote {paths['json']}, {paths['figure']} and {csv_path}")
+    if info["failed_records"]:
+        print(f"ecgrhythm evaluate: {info['failed_records']} labelled records could not be scored (reasons above); the score leaves them out",
+              file=sys.stderr)
+        return 1
+    return 0

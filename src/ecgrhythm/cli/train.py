@@ -1,0 +1,94 @@
+"""`ecgrhythm train`: train a model on a labelled folder."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from . import _common as common
+
+
+def add_parser(sub):
+    from ..config import (
+        CLASS_WEIGHTINGS,
+        MAX_MODEL_FS,
+        NORMALIZATIONS,
+        ModelConfig,
+        PreprocessConfig,
+        TrainConfig,
+    )
+    from ..labels import LABEL_SOURCES
+
+    p = sub.add_parser("train", help="train a model on a labelled folder")
+    p.add_argument("--data", help="folder of labelled records: REFERENCE.csv (one label each) or SNOMED-CT 'Dx:' codes in the headers (several); default: the shared CinC 2017 data")
+    p.add_argument("--output", required=True, help="model folder to write: a new or empty folder, or a model folder (its other files are kept)")
+    p.add_argument("--labels", choices=LABEL_SOURCES, default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)")
+    p.add_argument("--classes", default=None, help="header codes: 'all' (default), 'scored', or a comma-separated list of abbreviations or codes; REFERENCE.csv: the label set (default N,A,O,~)")
+    p.add_argument("--unlabelled", choices=["drop", "keep"], default="drop", help="header codes: leave out records with none of the classes (default) or keep them as all-negative")
+    p.add_argument("--leads", default=None, help="comma-separated lead names to use (default: every lead of the first record)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT/checkpoint")
+    p.add_argument("--limit", type=int, help="use only the first N labelled records (quick runs)")
+    t, m, q = TrainConfig(), ModelConfig(), PreprocessConfig()
+    p.add_argument("--epochs", type=int, default=t.epochs)
+    p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument("--window", type=float, default=t.window_s, help="training window in seconds (default %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=t.learning_rate)
+    p.add_argument("--patience", type=int, default=t.patience)
+    p.add_argument("--val-fraction", type=float, default=t.val_fraction)
+    p.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS, default=t.class_weighting)
+    p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--fs", type=float, default=q.fs, help=f"model sampling rate in Hz, at most {MAX_MODEL_FS:,.0f} (default %(default)s)")
+    p.add_argument("--normalization", choices=NORMALIZATIONS, default=q.normalization)
+    band = p.add_mutually_exclusive_group()
+    band.add_argument("--bandpass", type=float, nargs=2, metavar=("LOW", "HIGH"), default=q.bandpass,
+                      help="band-pass filter in Hz (default: %(default)s)")
+    band.add_argument("--no-bandpass", dest="bandpass", action="store_const", const=None, help="no band-pass filter")
+    p.add_argument("--conv-filters", default=",".join(map(str, m.conv_filters)), help="filters per conv block, comma-separated")
+    p.add_argument("--conv-kernel", type=int, default=m.conv_kernel)
+    p.add_argument("--lstm-layers", type=int, default=m.lstm_layers)
+    p.add_argument("--lstm-units", type=int, default=m.lstm_units)
+    p.add_argument("--unidirectional", action="store_true", help="one-directional LSTM layers")
+    p.add_argument("--dropout", type=float, default=m.dropout)
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+
+
+def _show_progress(logger_name: str) -> None:
+    """Print the INFO lines of `logger_name` (a run's per-epoch progress) on stdout without a prefix; its warnings stay on stderr."""
+    progress = logging.getLogger(logger_name)
+    lines = logging.StreamHandler(sys.stdout)
+    lines.setFormatter(logging.Formatter("%(message)s"))
+    lines.addFilter(lambda record: record.levelno < logging.WARNING)
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setFormatter(logging.Formatter(common.LOG_FORMAT))
+    warnings.setLevel(logging.WARNING)
+    progress.handlers = [lines, warnings]  # replaces those of an earlier main() in the same process
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
+
+
+def run(args):
+    from ..config import ModelConfig, PreprocessConfig, TrainConfig
+    from ..training import train
+
+    leads = tuple(v.strip() for v in args.leads.split(",") if v.strip()) if args.leads else None
+    pre = PreprocessConfig(fs=args.fs, normalization=args.normalization, bandpass=tuple(args.bandpass) if args.bandpass else None, leads=leads)
+    classes = args.classes if args.classes in (None, "all", "scored") else tuple(v.strip() for v in args.classes.split(",") if v.strip())
+    arch = ModelConfig(
+        conv_filters=tuple(int(v) for v in args.conv_filters.split(",")),
+        conv_kernel=args.conv_kernel,
+        lstm_layers=args.lstm_layers,
+        lstm_units=args.lstm_units,
+        bidirectional=not args.unidirectional,
+        dropout=args.dropout,
+    )
+    tc = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, window_s=args.window, learning_rate=args.learning_rate,
+        patience=args.patience, val_fraction=args.val_fraction, class_weighting=args.class_weighting, seed=args.seed,
+    )
+    if not args.quiet:
+        _show_progress(train.__module__)
+    result = train(common.data_dir(args.data), args.output, preprocess_config=pre, model_config=arch, train_config=tc,
+                   resume=args.resume, limit=args.limit, labels=args.labels, classes=classes, unlabelled=args.unlabelled,
+                   verbose=0 if args.quiet else 1)
+    print(f"best validation score {result.best_score:.4f} at epoch {result.best_epoch}; model written to {result.model_dir}")
+    return 0
