@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from ..config import PreprocessConfig
 from .base import MAX_SEED, STUDIES, STUDY_FS, Budget, Variant
 from .store import DEFAULT_STORE, budget_of, import_csv, means, open_store, open_study, record_run, recorded, run_attrs, run_key
 from .strategies import discarded_share, length_strategy
+
+if TYPE_CHECKING:
+    from ..training import LabelledData
 
 __all__ = ["StudyData", "load_study_data", "run_variant", "run_study", "import_runs"]
 
@@ -39,7 +43,7 @@ class StudyData:
         crop_pad_discards: what cropping to 30 s throws away over the whole folder (`discarded_share`).
     """
 
-    records: object  # training.LabelledData
+    records: LabelledData
     train_idx: np.ndarray
     val_idx: np.ndarray
     source: str
