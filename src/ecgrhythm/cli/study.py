@@ -8,7 +8,7 @@ from . import _common as common
 
 
 def add_parser(sub):
-    from ..studies import DEFAULT_STORE, Budget
+    from ..studies import DEFAULT_STORE, STUDIES, Budget
 
     b = Budget()
     p = sub.add_parser(
@@ -17,7 +17,7 @@ def add_parser(sub):
         description="Train every variant of a study once per seed on one fixed split, record each run in an Optuna store as it "
         "finishes (rerunning resumes), and write OUTPUT/STUDY.csv, .md and .png.",
     )
-    p.add_argument("name", choices=["normalization", "length", "depth"], help="the study")
+    p.add_argument("name", choices=sorted(STUDIES), help="the study")
     p.add_argument("--data", metavar="DIR", help="folder with records and REFERENCE.csv (default: the shared CinC 2017 data)")
     p.add_argument("--store", default=str(DEFAULT_STORE), help="Optuna storage: a SQLite file or a database URL (default %(default)s)")
     p.add_argument("--output", default=os.path.join("docs", "studies"), metavar="DIR", help="folder for the report (default %(default)s)")
@@ -30,6 +30,8 @@ def add_parser(sub):
     p.add_argument("--device", help="label for the rows' machine column (default: this machine's description)")
     p.add_argument("--report-only", action="store_true", help="only write the report from the runs already recorded")
     p.add_argument("--note", help="keep this note with the study in the store (its reports list the notes), then write the report")
+    p.add_argument("--import-csv", metavar="FILE", help="record the runs of a published STUDY.csv in the store (the setup is worked out from "
+                   "--data, --epochs, --train-records and --margin as for a run); rows that conflict with recorded runs are refused")
 
 
 def run(args):
@@ -48,6 +50,14 @@ def run(args):
     def on_run(variant, seed, measured):
         print(f"{args.name}: {variant.name}, seed {seed}: CinC {measured['val_cinc_score']:.4f}, {measured['train_seconds']:.0f} s; report {report()}", flush=True)
 
+    if args.import_csv:
+        from ..studies import import_runs
+
+        if not os.path.isfile(args.import_csv):
+            raise common.UsageError(f"--import-csv {args.import_csv}: no such file; give a study CSV such as docs/studies/{args.name}.csv")
+        made = import_runs(args.name, args.import_csv, common.data_dir(args.data), storage=args.store, budget=budget, margin=args.margin)
+        print(f"{args.name}: {made} runs imported into {args.store}; write the report with --report-only")
+        return 0
     if args.note:
         from ..studies import add_note
 
