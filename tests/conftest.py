@@ -52,3 +52,21 @@ def tiny_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny"
     train(cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=TINY_TRAIN, limit=64, verbose=0)
     return out
+
+
+FIRST_SIX = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"]
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_model_dir):
+    """The tiny model, loaded."""
+    from ecgrhythm.inference import RhythmClassifier
+
+    return RhythmClassifier.load(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def paths(cinc2017_dir):
+    """The headers of the first six CinC 2017 records (`FIRST_SIX`)."""
+    return [cinc2017_dir / f"{n}.hea" for n in FIRST_SIX]
+

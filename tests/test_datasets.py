@@ -14,8 +14,8 @@ import pytest
 
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.datasets import DATASETS, DownloadError, download
-from ecgrhythm.records import find_records, read_record, read_reference
 from ecgrhythm.labelled import load_labelled
+from ecgrhythm.records import find_records, read_record, read_reference
 
 N_RECORDS = 6
 

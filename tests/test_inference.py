@@ -11,18 +11,6 @@ from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.saving import ModelFolderError, load_model_dir
 from ecgrhythm.streaming import classify_files
 
-NAMES = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"]
-
-
-@pytest.fixture(scope="module")
-def clf(tiny_model_dir):
-    return RhythmClassifier.load(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def paths(cinc2017_dir):
-    return [cinc2017_dir / f"{n}.hea" for n in NAMES]
-
 
 def test_not_fitted_error_before_load(cinc2017_dir):
     clf = RhythmClassifier()

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hand_made import CLASSES, HAND_CM
+from hand_made import labels_from as _labels_from
 
 from ecgrhythm.metrics import (
     apply_temperature,
@@ -13,23 +15,6 @@ from ecgrhythm.metrics import (
     top_class_calibration,
     tune_thresholds,
 )
-
-CLASSES = ["N", "A", "O", "~"]
-
-# Hand-made confusion matrix (rows: true class, columns: predicted class).
-HAND_CM = np.array([
-    [5, 1, 1, 0],  # true N: 7
-    [1, 3, 0, 0],  # true A: 4
-    [2, 0, 4, 1],  # true O: 7
-    [0, 0, 1, 1],  # true ~: 2
-])
-
-
-def _labels_from(cm, seed=0):
-    """Label lists whose confusion matrix is `cm`, in a shuffled order."""
-    pairs = [(CLASSES[i], CLASSES[j]) for i in range(4) for j in range(4) for _ in range(cm[i, j])]
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    return [pairs[k][0] for k in order], [pairs[k][1] for k in order]
 
 
 def test_score_matches_a_hand_computed_confusion_matrix():

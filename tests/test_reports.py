@@ -2,26 +2,11 @@ import json
 
 import numpy as np
 import pytest
+from hand_made import CLASSES, HAND_CM
+from hand_made import labels_from as _labels_from
 
 from ecgrhythm.metrics import evaluate_predictions, multilabel_report
 from ecgrhythm.reports import format_report, write_report
-
-CLASSES = ["N", "A", "O", "~"]
-
-# Hand-made confusion matrix (rows: true class, columns: predicted class).
-HAND_CM = np.array([
-    [5, 1, 1, 0],  # true N: 7
-    [1, 3, 0, 0],  # true A: 4
-    [2, 0, 4, 1],  # true O: 7
-    [0, 0, 1, 1],  # true ~: 2
-])
-
-
-def _labels_from(cm, seed=0):
-    """Label lists whose confusion matrix is `cm`, in a shuffled order."""
-    pairs = [(CLASSES[i], CLASSES[j]) for i in range(4) for j in range(4) for _ in range(cm[i, j])]
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    return [pairs[k][0] for k in order], [pairs[k][1] for k in order]
 
 
 def test_write_report_writes_json_and_png_atomically(tmp_path):

@@ -3,23 +3,12 @@ import weakref
 
 import numpy as np
 import pytest
+from conftest import FIRST_SIX as NAMES
 
 import ecgrhythm.streaming as streaming
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.records import read_record
 from ecgrhythm.streaming import classify_files, iter_classify_files
-
-NAMES = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"]
-
-
-@pytest.fixture(scope="module")
-def clf(tiny_model_dir):
-    return RhythmClassifier.load(tiny_model_dir)
-
-
-@pytest.fixture(scope="module")
-def paths(cinc2017_dir):
-    return [cinc2017_dir / f"{n}.hea" for n in NAMES]
 
 
 def test_classify_files_in_small_chunks_keeps_order_and_failures(clf, paths, tmp_path):

@@ -135,3 +135,25 @@ def write_rows(f, prediction, *, header=True, classes=None, truth=None):
         return
     for i, (name, label, row) in enumerate(zip(prediction.names, prediction.labels, prediction.probabilities)):
         writer.writerow([name, label, *([truth[i]] if truth is not None else []), *(f"{p:.6f}" for p in row)])
+
+
+def gather_records(command: str, given) -> tuple[list, int]:
+    """`(record paths, failures)` of the files and folders on the command line; a folder that cannot be listed is reported and counted."""
+    from ..records import RecordError, find_records
+
+    paths, failed = [], 0
+    for path in given:
+        try:
+            paths += find_records([path])
+        except RecordError as exc:
+            failure(command, path, exc.reason)
+            failed += 1
+    return paths, failed
+
+
+def no_records(given) -> UsageError:
+    """The error of a command line that names no record at all."""
+    from ..records import describe_suffixes
+
+    return UsageError(f"no records found in {', '.join(map(str, given))}: expected {describe_suffixes()} files")
+

@@ -27,22 +27,15 @@ def run(args):
     from pathlib import Path
 
     from .._io import atomic_write
-    from ..records import RecordError, describe_suffixes, find_records
     from ..streaming import iter_classify_files
 
     out = Path(args.output)
     if out.is_dir():
         raise common.UsageError(f"--output {out} is a folder; pass a CSV file name such as {out / 'predictions.csv'}")
-    paths, failed = [], 0
-    for given in args.paths:
-        try:
-            paths += find_records([given])
-        except RecordError as exc:
-            common.failure("classify", given, exc.reason)
-            failed += 1
+    paths, failed = common.gather_records("classify", args.paths)
     paths = _refuse_inputs_as_output(out, args.paths, paths)
     if not paths and not failed:
-        raise common.UsageError(f"no records found in {', '.join(args.paths)}: expected {describe_suffixes()} files")
+        raise common.no_records(args.paths)
     clf = common.load_classifier(args.model)
     done = 0
     with atomic_write(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:

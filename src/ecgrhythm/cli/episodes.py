@@ -31,22 +31,16 @@ def run(args):
 
     from .._io import atomic_write
     from ..episodes import record_episodes
-    from ..records import RecordError, find_records, read_record
+    from ..records import RecordError, read_record
 
     outputs = [Path(f) for f in (args.output, args.summary) if f]
     for out in outputs:
         if out.is_dir():
             raise common.UsageError(f"{out} is a folder; pass a CSV file name such as {out / 'episodes.csv'}")
-    paths, failed = [], 0
-    for given in args.paths:
-        try:
-            paths += find_records([given])
-        except RecordError as exc:
-            common.failure("episodes", given, exc.reason)
-            failed += 1
+    paths, failed = common.gather_records("episodes", args.paths)
     paths = [p for p in paths if p.resolve() not in {o.resolve() for o in outputs}]
     if not paths and not failed:
-        raise common.UsageError(f"no records found in {', '.join(args.paths)}: expected .hea, .mat, .csv or .npy files")
+        raise common.no_records(args.paths)
     clf = common.load_classifier(args.model)
     results = []
     for path in paths:
