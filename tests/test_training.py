@@ -243,3 +243,20 @@ def test_model_sampling_rate_has_an_upper_bound(tmp_path):
     result = subprocess.run(_train_cmd(tmp_path / "no-such-data", tmp_path / "m", "--fs", "5000"), capture_output=True, text=True)
     assert result.returncode == 2 and "fs" in result.stderr and "at most 2,000" in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_augmented_training_resumes_to_the_same_weights_and_records_its_augmentations(tmp_path, cinc2017_dir):
+    import dataclasses
+
+    from conftest import TINY_TRAIN
+
+    tc = dataclasses.replace(TINY_TRAIN, augment=("flip", "scale", "noise", "wander", "stretch"))
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    _tiny(cinc2017_dir, whole, train_config=tc)
+    with pytest.raises(_Stop):
+        _tiny(cinc2017_dir, broken, train_config=tc, on_epoch=_stop_after_first_epoch)
+    _tiny(cinc2017_dir, broken, train_config=tc, resume=True)
+    for (name_a, a), (_, b) in zip(_weights(whole), _weights(broken), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
+    recorded = json.loads((whole / "config.json").read_text())["metadata"]["train_config"]["augment"]
+    assert recorded == list(tc.augment)

@@ -72,6 +72,8 @@ def _window_sequence_class():
     """Define `WindowSequence` (it subclasses a Keras class, so Keras is imported here, once)."""
     import keras
 
+    from .augmentation import augment_batch
+
     class WindowSequence(keras.utils.PyDataset):
         """Training batches of random windows, reshuffled every epoch from a seed.
 
@@ -86,9 +88,12 @@ def _window_sequence_class():
             batch_size: records per batch.
             sample_weight: per-record weights `(n_records,)`, or `None`.
             seed: base seed; epoch `e` uses `seed + e`, so a resumed run sees the same windows.
+            augment: names of the augmentations to apply to every batch (see :mod:`ecgrhythm.augmentation`),
+                drawn from the seed, the epoch and the batch index, so a resumed run sees the same batches.
+            fs: sampling rate of the signals in Hz (needed by the augmentations).
         """
 
-        def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0):
+        def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0, augment=(), fs=None):
             super().__init__(workers=1, use_multiprocessing=False)
             self.signals = signals
             self.targets = np.asarray(targets)
@@ -96,10 +101,15 @@ def _window_sequence_class():
             self.batch_size = int(batch_size)
             self.sample_weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float32)
             self.seed = seed
+            self.augment = tuple(augment)
+            self.fs = fs
+            if self.augment and not fs:
+                raise ValueError(f"Invalid argument `fs`: augmentations need the sampling rate in Hz. Received: fs={fs!r}")
             self.set_epoch(epoch)
 
         def set_epoch(self, epoch: int) -> None:
             """Draw the order and window starts of epoch `epoch`."""
+            self.epoch = epoch
             rng = np.random.default_rng([self.seed, epoch])
             self.order = rng.permutation(len(self.signals))
             lengths = np.array([len(s) for s in self.signals])
@@ -112,6 +122,8 @@ def _window_sequence_class():
             idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
             windows = [self.signals[i][self.starts[i] : self.starts[i] + self.window] for i in idx]
             x, mask = pad_batch(windows, self.window)
+            if self.augment:
+                x, mask = augment_batch(x, mask, self.augment, fs=self.fs, rng=np.random.default_rng([self.seed, self.epoch, index, 1]))
             inputs = {"signal": x, "mask": mask}
             if self.sample_weight is None:
                 return inputs, self.targets[idx]

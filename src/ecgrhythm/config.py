@@ -11,6 +11,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from .augmentation import AUGMENTATIONS
+
 __all__ = [
     "PreprocessConfig",
     "ModelConfig",
@@ -135,6 +137,8 @@ class TrainConfig(_Config):
         val_fraction: share of records held out (stratified) for validation.
         class_weighting: `"balanced"` (inverse class frequency) or `"none"`.
         seed: seed of the split, the weights and the windows.
+        augment: augmentations of the training windows, names from
+            `ecgrhythm.augmentation.AUGMENTATIONS` (default none).
     """
 
     epochs: int = 40
@@ -145,6 +149,7 @@ class TrainConfig(_Config):
     val_fraction: float = 0.15
     class_weighting: str = "balanced"
     seed: int = 0
+    augment: tuple[str, ...] = ()
 
     def __post_init__(self):
         _check(self.epochs >= 1, "epochs", "a positive integer", self.epochs)
@@ -154,6 +159,7 @@ class TrainConfig(_Config):
         _check(0 < self.val_fraction < 1, "val_fraction", "a fraction in (0, 1)", self.val_fraction)
         _check(self.class_weighting in CLASS_WEIGHTINGS, "class_weighting", f"one of {CLASS_WEIGHTINGS}", self.class_weighting)
         _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
+        _check(set(self.augment) <= set(AUGMENTATIONS), "augment", f"names from {AUGMENTATIONS}", self.augment)
 
 
 def default_data_dir() -> Path | None:

@@ -198,6 +198,8 @@ def plan_run(data_dir, pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig
         batch_size=min(tc.batch_size, len(train_idx)),
         sample_weight=sample_weight,
         seed=tc.seed,
+        augment=tc.augment,
+        fs=pre.fs,
     )
     model = compile_network(data.signals[0].shape[1], len(data.classes), arch, tc, loss)
     split = split_text([data.names[i] for i in train_idx], [data.names[i] for i in val_idx])

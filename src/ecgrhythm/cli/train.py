@@ -9,6 +9,7 @@ from . import _common as common
 
 
 def add_parser(sub):
+    from ..augmentation import AUGMENTATIONS
     from ..config import (
         CLASS_WEIGHTINGS,
         MAX_MODEL_FS,
@@ -37,6 +38,8 @@ def add_parser(sub):
     p.add_argument("--val-fraction", type=float, default=t.val_fraction)
     p.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS, default=t.class_weighting)
     p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--augment", default="", metavar="NAMES",
+                   help=f"comma-separated augmentations of the training windows: {', '.join(AUGMENTATIONS)} (default: none)")
     p.add_argument("--fs", type=float, default=q.fs, help=f"model sampling rate in Hz, at most {MAX_MODEL_FS:,.0f} (default %(default)s)")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default=q.normalization)
     band = p.add_mutually_exclusive_group()
@@ -84,6 +87,7 @@ def run(args):
     tc = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, window_s=args.window, learning_rate=args.learning_rate,
         patience=args.patience, val_fraction=args.val_fraction, class_weighting=args.class_weighting, seed=args.seed,
+        augment=tuple(v.strip() for v in args.augment.split(",") if v.strip()),
     )
     if not args.quiet:
         _show_progress(train.__module__)
