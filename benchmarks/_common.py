@@ -34,8 +34,9 @@ def machine() -> dict:
         "python": platform.python_version(),
         "git_commit": _git_commit(),
     }
-    import ecgrhythm
     import keras
+
+    import ecgrhythm
 
     info.update({"ecgrhythm": ecgrhythm.__version__, "keras": keras.__version__, "keras_backend": keras.backend.backend()})
     if keras.backend.backend() == "jax":

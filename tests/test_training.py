@@ -23,6 +23,11 @@ def _train_cmd(data, out, *extra):
     return [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(data), "--output", str(out), *TINY_ARGS, *extra]
 
 
+def _without_timings(rows):
+    """Log rows without their two timing columns."""
+    return [r.rsplit(",", 2)[0] for r in rows]
+
+
 def _weights(folder):
     arrays = []
     with h5py.File(folder / "model.weights.h5", "r") as f:
@@ -91,8 +96,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, cinc2017_dir
         np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
     log_a = (whole / "training_log.csv").read_text().splitlines()
     log_b = (broken / "training_log.csv").read_text().splitlines()
-    strip = lambda rows: [r.rsplit(",", 2)[0] for r in rows]  # drop the timing columns
-    assert strip(log_a) == strip(log_b)
+    assert _without_timings(log_a) == _without_timings(log_b)
 
 
 def test_resume_finds_a_checkpoint_left_beside_the_output(tiny_model_dir, tmp_path, cinc2017_dir):
@@ -158,8 +162,7 @@ def test_a_run_stopped_in_process_resumes_to_the_uninterrupted_result(tiny_model
     for (name_a, a), (name_b, b) in zip(_weights(tiny_model_dir), _weights(out), strict=True):
         assert name_a == name_b
         np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
-    strip = lambda rows: [r.rsplit(",", 2)[0] for r in rows]  # drop the timing columns
-    assert strip((out / "training_log.csv").read_text().splitlines()) == strip((tiny_model_dir / "training_log.csv").read_text().splitlines())
+    assert _without_timings((out / "training_log.csv").read_text().splitlines()) == _without_timings((tiny_model_dir / "training_log.csv").read_text().splitlines())
 
 
 def test_config_records_the_data_set_by_name_not_by_machine_path(tiny_model_dir, cinc2017_dir):

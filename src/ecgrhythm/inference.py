@@ -250,7 +250,7 @@ class RhythmClassifier:
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, model_dir=None, **kwargs) -> "RhythmClassifier":
+    def load(cls, model_dir=None, **kwargs) -> RhythmClassifier:
         """Load a model folder written by `ecgrhythm train` (training itself is :func:`ecgrhythm.training.train`).
 
         Args:
