@@ -70,3 +70,12 @@ def test_engine_options_without_the_ray_engine_are_refused(folder, tmp_path, cap
     status, err = _classify(capsys, folder, "-o", tmp_path / "out.csv", "--workers", "2")
     assert status == 2 and "--engine ray" in err[-1]
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_text_file_of_paths_classifies_those_records_on_ray(ray_session, folder, tmp_path, capsys):
+    listed = [folder / "A00003.hea", folder / "A00001.hea", tmp_path / "missing.hea"]
+    (tmp_path / "paths.txt").write_text("".join(f"{p}\n" for p in listed))
+    status, err = _classify(capsys, f"@{tmp_path / 'paths.txt'}", "-o", tmp_path / "listed.csv", "--engine", "ray")
+    assert status == 1 and [line for line in err if "missing.hea" in line]
+    with open(tmp_path / "listed.csv", newline="") as f:
+        assert [row[0] for row in list(csv.reader(f))[1:]] == ["A00003", "A00001"]
