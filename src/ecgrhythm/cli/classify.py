@@ -18,7 +18,8 @@ def add_parser(sub):
         "the exit status is 1 if any record failed, 0 if none did. @FILE reads arguments from FILE, one per line (a list of record paths).",
         fromfile_prefix_chars="@",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy), a folder of records, or @FILE: a text file of such paths, one a line")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a record file (.hea, .mat, .csv, .npy), a folder of records, or @FILE: a text file of such paths, one a line")
     p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="CSV file to write (replaced atomically); "
                    "a name ending in .parquet writes a Parquet table with the same columns (needs pyarrow)")
     p.add_argument("--model", metavar="MODEL", help="model folder, or a .onnx file from 'ecgrhythm export' (runs with onnxruntime alone); "
