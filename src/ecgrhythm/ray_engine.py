@@ -64,13 +64,20 @@ def ray_cluster(address: str | None = None, workers: int | None = None):
 
     Yields:
         The number of CPUs of the cluster.
+
+    Raises:
+        ConnectionError: no cluster answers at `address`, or it refuses this client's token.
     """
     ray = require_ray()
     started = not ray.is_initialized()
     with warnings.catch_warnings():  # Ray forks and at once execs its processes, which is safe with JAX's threads
         warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
         if started and address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            except ConnectionError as exc:
+                raise ConnectionError(f"{exc}: check that the cluster runs there ('ray status' on the head); if it uses token "
+                                      "authentication, set RAY_AUTH_MODE=token and give its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
         elif started:
             ray.init(num_cpus=workers or os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
                      log_to_driver=False, logging_level=logging.WARNING)
