@@ -307,7 +307,8 @@ def train(
             `resume=True` continues from the next epoch.
         devices: `None` for one device, or device names from
             :func:`ecgrhythm.parallel.resolve_devices` to train data-parallel over
-            (each batch split across them; a resume may use another count).
+            (each batch split across them; the count is not part of the
+            run's settings that a resume checks).
 
     Returns:
         A :class:`TrainResult`.
