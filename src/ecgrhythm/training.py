@@ -236,7 +236,7 @@ def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbo
             on_epoch(row)
 
 
-def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started: float) -> None:
+def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started: float, n_devices: int = 1) -> None:
     """Write the model folder with the best epoch's weights (the checkpoint stays in it)."""
     from .saving import save_model_dir
 
@@ -260,6 +260,7 @@ def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started
         **{k: v for k, v in extras.items() if k != "thresholds"},
         "parameters": int(plan.model.count_params()),
         "train_seconds": round(run.train_seconds, 1),
+        "devices": n_devices,
         "wall_seconds_this_session": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
@@ -282,6 +283,7 @@ def train(
     unlabelled: str = "drop",
     verbose: int = 1,
     on_epoch: Callable[[dict], None] | None = None,
+    devices=None,
 ) -> TrainResult:
     """Train a classifier on a labelled folder and write the best model to `output_dir`.
 
@@ -305,13 +307,19 @@ def train(
         on_epoch: called with each finished epoch's log row once its checkpoint
             is written; an exception raised there stops the run, which
             `resume=True` continues from the next epoch.
+        devices: `None` for one device, or device names from
+            :func:`ecgrhythm.parallel.resolve_devices` to train data-parallel over
+            (each batch split across them; the count is not part of the
+            run's settings that a resume checks).
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
         FileExistsError: `output_dir` holds other things, or a checkpoint without `resume`.
+        ValueError: the batch does not split evenly over `devices`.
     """
+    from .parallel import check_batch_size, data_parallel
     from .saving import check_output_folder
 
     output_dir = Path(output_dir)
@@ -320,12 +328,14 @@ def train(
     if checkpoint.folder.exists() and not resume:
         raise FileExistsError(f"{checkpoint.folder} exists: pass --resume to continue that run, or choose another --output")
     started = time.perf_counter()
-    plan = plan_run(data_dir, preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig(),
-                    limit=limit, labels=labels, classes=classes, unlabelled=unlabelled)
-    if resume and checkpoint.has_state:
-        run = checkpoint.restore(plan.model, plan.settings, plan.split_text)
-    else:
-        run = checkpoint.begin(plan.model, plan.split_text)
-    _run_epochs(plan, checkpoint, run, verbose, on_epoch)
-    _save(plan, run, data_dir, output_dir, started)
+    with data_parallel(devices):  # the network is built, trained and saved with its variables on the devices
+        plan = plan_run(data_dir, preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig(),
+                        limit=limit, labels=labels, classes=classes, unlabelled=unlabelled)
+        check_batch_size(plan.sequence.batch_size, devices)
+        if resume and checkpoint.has_state:
+            run = checkpoint.restore(plan.model, plan.settings, plan.split_text)
+        else:
+            run = checkpoint.begin(plan.model, plan.split_text)
+        _run_epochs(plan, checkpoint, run, verbose, on_epoch)
+        _save(plan, run, data_dir, output_dir, started, len(devices or ()) or 1)
     return TrainResult(output_dir, run.best["epoch"] + 1, run.best["score"], run.best["f1"], run.history)

@@ -1,4 +1,4 @@
-"""`ecgrhythm classify`: classify record files or folders into a CSV, never replacing an input."""
+"""`ecgrhythm classify`: classify record files or folders into a CSV (or Parquet), here or on a Ray cluster, never replacing an input."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import time
 
 from . import _common as common
+from . import _engines as engines
 
 
 def add_parser(sub):
@@ -14,20 +15,21 @@ def add_parser(sub):
         help="classify record files or folders into a CSV",
         description="Classify ECG records into rhythm classes. Writes one CSV row per readable record: "
         "record, label, then one probability column per class. A bad file is reported on stderr and skipped; "
-        "the exit status is 1 if any record failed, 0 if none did.",
+        "the exit status is 1 if any record failed, 0 if none did. @FILE reads arguments from FILE, one per line (a list of record paths).",
+        fromfile_prefix_chars="@",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy) or a folder of records")
-    p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="CSV file to write (replaced atomically)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="a record file (.hea, .mat, .csv, .npy), a folder of records, or @FILE: a text file of such paths, one a line")
+    p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="CSV file to write (replaced atomically); "
+                   "a name ending in .parquet writes a Parquet table with the same columns (needs pyarrow)")
     p.add_argument("--model", metavar="MODEL", help="model folder, or a .onnx file from 'ecgrhythm export' (runs with onnxruntime alone); "
                    "default: the shipped models/cinc2017")
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
+    engines.add_arguments(p)
 
 
 def run(args):
     from pathlib import Path
-
-    from .._io import atomic_write
-    from ..streaming import iter_classify_files
 
     out = Path(args.output)
     if out.is_dir():
@@ -38,15 +40,13 @@ def run(args):
         raise common.no_records(args.paths)
     clf = common.load_classifier(args.model)
     done = 0
-    with atomic_write(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-        for i, (prediction, bad) in enumerate(iter_classify_files(clf, paths, fs=args.fs)):
+    with engines.prediction_table(out, clf.classes_) as write, engines.batches(args, clf, paths) as chunks:
+        for prediction, bad in chunks:
             for path, reason in bad:
                 common.failure("classify", path, reason)
             failed += len(bad)
-            common.write_rows(f, prediction, header=i == 0)
+            write(prediction)
             done += len(prediction.names)
-        if not paths:
-            common.write_rows(f, None, classes=clf.classes_)
     seconds = time.perf_counter() - args.started
     print(f"classified {done} records in {seconds:.1f} s ({done / seconds:.1f} records/s); {failed} failed; wrote {out}")
     return 1 if failed else 0

@@ -52,6 +52,8 @@ def add_parser(sub):
     p.add_argument("--lstm-units", type=int, default=m.lstm_units)
     p.add_argument("--unidirectional", action="store_true", help="one-directional LSTM layers")
     p.add_argument("--dropout", type=float, default=m.dropout)
+    p.add_argument("--devices", default=None, metavar="N|auto", help="train data-parallel over N devices (or all: auto), each batch "
+                   "split across them; on a CPU force N host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
 
@@ -71,6 +73,7 @@ def _show_progress(logger_name: str) -> None:
 
 def run(args):
     from ..config import ModelConfig, PreprocessConfig, TrainConfig
+    from ..parallel import resolve_devices
     from ..training import train
 
     leads = tuple(v.strip() for v in args.leads.split(",") if v.strip()) if args.leads else None
@@ -89,10 +92,11 @@ def run(args):
         patience=args.patience, val_fraction=args.val_fraction, class_weighting=args.class_weighting, seed=args.seed,
         augment=tuple(v.strip() for v in args.augment.split(",") if v.strip()),
     )
+    devices = resolve_devices(args.devices)
     if not args.quiet:
         _show_progress(train.__module__)
     result = train(common.data_dir(args.data), args.output, preprocess_config=pre, model_config=arch, train_config=tc,
                    resume=args.resume, limit=args.limit, labels=args.labels, classes=classes, unlabelled=args.unlabelled,
-                   verbose=0 if args.quiet else 1)
+                   verbose=0 if args.quiet else 1, devices=devices)
     print(f"best validation score {result.best_score:.4f} at epoch {result.best_epoch}; model written to {result.model_dir}")
     return 0
