@@ -121,3 +121,32 @@ def test_summary_refuses_an_unfinished_crossval(tmp_path, cinc2017_dir):
     assert len(read_folds(tmp_path / "cv").folds) == FOLDS and not fold_dir(tmp_path / "cv", 0).exists()
     with pytest.raises(FileNotFoundError, match="unfinished"):
         summarise(tmp_path / "cv")
+
+
+def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys):
+    from ecgrhythm.cli import main
+    from ecgrhythm.inference import RhythmClassifier
+
+    out, results = tmp_path / "tiny-recipe", tmp_path / "results"
+    recipe = ["--data", str(cinc2017_dir), "--output", str(out), "--folds", "2", "--limit", str(LIMIT), "--fs", "100", "--conv-filters", "8,8,16,16",
+              "--lstm-units", "8", "--dropout", "0", "--epochs", "1", "--window", "10", "--results", str(results), "--quiet"]
+    assert main(["crossval", *recipe, "--folds-only"]) == 0
+    shown = capsys.readouterr().out
+    assert "fold 0: 24 records (N 14, A 3, O " in shown and "fold 1: 24 records (N 14, A 3, O " in shown and (out / FOLDS_FILE).is_file()
+    assert main(["crossval", *recipe, "--fold", "1"]) == 0
+    assert "still to run: [0]" in capsys.readouterr().out and not (results / "tiny-recipe").exists()
+    assert main(["crossval", *recipe, "--fold", "0"]) == 0
+    assert "cross-validation finished" in capsys.readouterr().out
+    report = json.loads((results / "tiny-recipe" / "report.json").read_text())
+    assert len(report["folds"]) == 2 and "--fold 0" not in report["command"]
+    assert (results / "candidates.md").is_file() and "| tiny-recipe | 2 |" in (results / "candidates.md").read_text()
+    assert main(["crossval", *recipe, "--epochs", "2"]) == 2
+    assert "other settings (train differ)" in capsys.readouterr().err
+
+    model = tmp_path / "model"
+    shutil.copytree(fold_dir(out, 0), model)
+    assert main(["calibrate", str(model), "--crossval", str(out)]) == 0
+    assert "temperature" in capsys.readouterr().out
+    assert RhythmClassifier.load(model).temperature_ == pytest.approx(report["temperature"]["value"])
+    assert main(["ensemble", str(fold_dir(out, 0)), str(fold_dir(out, 1)), "--output", str(tmp_path / "ensemble")]) == 0
+    assert len(RhythmClassifier.load(tmp_path / "ensemble").networks_) == 2
