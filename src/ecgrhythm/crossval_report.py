@@ -68,7 +68,8 @@ def summarise(output, name: str | None = None) -> dict:
     """
     output = Path(output)
     if not (output / OOF_FILE).is_file():
-        raise FileNotFoundError(f"{output / OOF_FILE} not found: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same options")
+        raise FileNotFoundError(f"{output / OOF_FILE} not found: the cross-validation is unfinished; "
+                                "rerun 'ecgrhythm crossval' with the same options")
     names, folds, truth, probs, classes = read_oof(output / OOF_FILE)
     targets = np.array([classes.index(t) for t in truth])
     predicted = [classes[i] for i in probs.argmax(axis=1)]
@@ -188,7 +189,8 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
     for row in rows:
         diff = "reference" if row["recipe"] == reference else (f"{row['difference']:+.4f}" if row["difference"] != "" else "not paired")
         p = f"{row['p_value']:.3f}" if row["p_value"] != "" else ""
-        lines.append(f"| {row['recipe']} | {row['folds']} | {row['mean']:.4f} ± {row['ci95']:.4f} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |")
+        lines.append(f"| {row['recipe']} | {row['folds']} | {row['mean']:.4f} ± {row['ci95']:.4f} | {row['pooled']:.4f} | {row['ece']:.4f} "
+                     f"| {diff} | {p} |")
     paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
     atomic_write_text(paths["csv"], out.getvalue())
     atomic_write_text(paths["markdown"], "\n".join(lines) + "\n")

@@ -39,8 +39,9 @@ from ._io import atomic_write_text
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
 
-__all__ = ["save_model_dir", "load_model_dir", "load_networks", "check_output_folder", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE", "CHECKPOINT_DIR",
-           "LOG_FILE", "SPLIT_FILE", "load_split", "write_split", "split_text", "assemble_ensemble", "set_temperature", "MAX_MEMBERS"]
+__all__ = ["save_model_dir", "load_model_dir", "load_networks", "check_output_folder", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE",
+           "CHECKPOINT_DIR", "LOG_FILE", "SPLIT_FILE", "load_split", "write_split", "split_text", "assemble_ensemble", "set_temperature",
+           "MAX_MEMBERS"]
 
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "config.json"

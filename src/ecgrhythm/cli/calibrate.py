@@ -33,7 +33,8 @@ def run(args):
     _, folds, truth, probs, classes = read_oof(oof)
     _, config = load_model_dir(args.model)
     if list(config["classes"]) != classes:
-        raise common.UsageError(f"{args.model} has the classes {config['classes']}, {oof} has {classes}: calibrate a model of the cross-validated recipe")
+        raise common.UsageError(f"{args.model} has the classes {config['classes']}, {oof} has {classes}: "
+                                "calibrate a model of the cross-validated recipe")
     targets = np.array([classes.index(t) for t in truth])
     temperature = fit_temperature(probs, targets, per_class=args.per_class)
     before = top_class_calibration(probs, targets).ece
