@@ -4,11 +4,9 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    from ..saving import MAX_MEMBERS
-
-    p = sub.add_parser(
+    p = sub.add_parser(  # the limit on networks is saving.MAX_MEMBERS (not imported here: parsing loads no Keras)
         "ensemble",
-        help=f"assemble up to {MAX_MEMBERS} model folders of one architecture (fold or seed models) into one that averages their probabilities",
+        help="assemble a few model folders of one architecture (fold or seed models) into one that averages their probabilities",
     )
     p.add_argument("models", nargs="+", metavar="MODEL_DIR", help="model folders of one network each, same classes, preprocessing and architecture")
     p.add_argument("--output", required=True, help="model folder to write: a new or empty folder, or a model folder")
