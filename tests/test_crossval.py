@@ -126,6 +126,7 @@ def test_summary_refuses_an_unfinished_crossval(tmp_path, cinc2017_dir):
 def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys):
     from ecgrhythm.cli import main
     from ecgrhythm.inference import RhythmClassifier
+    from ecgrhythm.saving import load_split
 
     out, results = tmp_path / "tiny-recipe", tmp_path / "results"
     recipe = ["--data", str(cinc2017_dir), "--output", str(out), "--folds", "2", "--limit", str(LIMIT), "--fs", "100", "--conv-filters", "8,8,16,16",
@@ -150,3 +151,5 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
     assert RhythmClassifier.load(model).temperature_ == pytest.approx(report["temperature"]["value"])
     assert main(["ensemble", str(fold_dir(out, 0)), str(fold_dir(out, 1)), "--output", str(tmp_path / "ensemble")]) == 0
     assert len(RhythmClassifier.load(tmp_path / "ensemble").networks_) == 2
+    split = load_split(tmp_path / "ensemble")  # every record trained some member: none is held out
+    assert sorted(split["train"]) == sorted(read_folds(out).labels) and split["val"] == []

@@ -262,6 +262,9 @@ def assemble_ensemble(model_dirs, output) -> Path:
     The folders must be plain model folders (one network each) with the same classes, preprocessing,
     architecture and leads; the first gives `config.json`, and its metadata records each member's folder
     name and metadata. The temperature, if any, is left out: fit one on the ensemble's own probabilities.
+    When every folder has a `split.json`, the ensemble's counts as training records those any member trained
+    on, and as validation records those every member validated on and none trained on (for the models of
+    all the folds of a cross-validation: every record trained, none left to validate).
 
     Args:
         model_dirs: 1 to :data:`MAX_MEMBERS` model folders.
@@ -296,6 +299,10 @@ def assemble_ensemble(model_dirs, output) -> Path:
         for d, name in zip(model_dirs, names):
             shutil.copyfile(d / WEIGHTS_FILE, tmp / name)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        splits = [load_split(d) for d in model_dirs]
+        if all(s is not None for s in splits):
+            trained = set().union(*(s["train"] for s in splits))
+            (tmp / SPLIT_FILE).write_text(split_text(sorted(trained), sorted(set.intersection(*(set(s["val"]) for s in splits)) - trained)))
         _place(tmp, output, {name: _sha256(tmp / name) for name in (CONFIG_FILE, *names)})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
