@@ -121,6 +121,9 @@ def test_summary_refuses_an_unfinished_crossval(tmp_path, cinc2017_dir):
     assert len(read_folds(tmp_path / "cv").folds) == FOLDS and not fold_dir(tmp_path / "cv", 0).exists()
     with pytest.raises(FileNotFoundError, match="unfinished"):
         summarise(tmp_path / "cv")
+    with pytest.raises(ValueError, match="fold numbers 0 to 1"):
+        run_crossval(cinc2017_dir, tmp_path / "other", only=[2], **RECIPE)
+    assert not (tmp_path / "other").exists()
 
 
 def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys):

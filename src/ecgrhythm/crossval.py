@@ -242,13 +242,13 @@ def run_crossval(
     from .training import train
 
     output = Path(output)
+    chosen = range(n_folds) if only is None else sorted(set(only))
+    if any(not 0 <= k < n_folds for k in chosen):
+        raise ValueError(f"Invalid argument `fold`: expected fold numbers 0 to {n_folds - 1}. Received: {list(chosen)}")
     pre, arch, tc = preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig()
     data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit)
     folds = make_folds(data, n_folds, fold_seed)
     _claim(output, _recipe(pre, arch, tc, n_folds=n_folds, fold_seed=fold_seed, limit=limit, labels=labels, classes=classes), folds)
-    chosen = range(n_folds) if only is None else sorted(set(only))
-    if any(not 0 <= k < n_folds for k in chosen):
-        raise ValueError(f"Invalid argument `fold`: expected fold numbers 0 to {n_folds - 1}. Received: {list(chosen)}")
     trained = []
     for k in [] if folds_only else chosen:
         model_dir = fold_dir(output, k)
