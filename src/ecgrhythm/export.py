@@ -249,10 +249,10 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
     if output is None or Path(output).suffix != ".onnx":
         raise ValueError(f"Invalid argument `output`: expected a file name ending in .onnx. Received: output={output!r}")
     path = Path(model_dir) if model_dir is not None else default_model_dir()
-    network = RhythmClassifier.load(path).model_  # checks the folder and its checksums
+    networks = RhythmClassifier.load(path).networks_  # checks the folder and its checksums
     config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    model_bytes = onnx_graph([network], config).SerializeToString()
-    worst = _check_parity([network], model_bytes, config, tolerance) if verify else None
+    model_bytes = onnx_graph(networks, config).SerializeToString()
+    worst = _check_parity(networks, model_bytes, config, tolerance) if verify else None
     with atomic_write(output, "wb") as f:
         f.write(model_bytes)
     return Path(output), worst

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import bucket_for, bucket_lengths, inference_batches
+from .metrics import apply_temperature
 from .preprocessing import choose_lead, preprocess
 from .records import EcgRecord, RecordError, read_record, validate_signal
 
@@ -140,7 +141,7 @@ def average_by_owner(values, owners, weights, n_owners: int) -> np.ndarray:
 
 
 def _load_model_dir_fast(path):
-    """:func:`ecgrhythm.saving.load_model_dir`, without drawing initial weights that loading replaces.
+    """:func:`ecgrhythm.saving.load_networks`, without drawing initial weights that loading replaces.
 
     Keras draws random initial values for every weight when it builds a
     network, and on JAX each weight shape compiles its own XLA program: many
@@ -151,21 +152,21 @@ def _load_model_dir_fast(path):
     """
     import keras
 
-    from .saving import load_model_dir
+    from .saving import load_networks
 
     try:
         from keras.src.backend.common import global_state
         from keras.src.backend.common.stateless_scope import in_stateless_scope
         from keras.src.backend.common.variables import initialize_all_variables
     except ImportError:  # pragma: no cover - other Keras layouts
-        return load_model_dir(path)
+        return load_networks(path)
     if in_stateless_scope():  # the caller's scope would capture the loaded values
-        return load_model_dir(path)
+        return load_networks(path)
     key = "uninitialized_variables"
     before = len(global_state.get_global_attribute(key) or [])
     try:
         with keras.StatelessScope(initialize_variables=False) as scope:
-            model, config = load_model_dir(path)
+            networks, config = load_networks(path)
     except BaseException:
         pending = global_state.get_global_attribute(key) or []
         global_state.set_global_attribute(key, pending[:before])  # forget the half-built network
@@ -177,7 +178,7 @@ def _load_model_dir_fast(path):
         if value is not None:
             variable.assign(value)
     initialize_all_variables()
-    return model, config
+    return networks, config
 
 
 @dataclasses.dataclass
@@ -235,7 +236,10 @@ class RhythmClassifier:
 
     Attributes (after `load`):
         model_dir_: the model folder that was loaded.
-        model_: the Keras network.
+        model_: the Keras network (the first of an ensemble's).
+        networks_: every network of the folder; their probabilities are averaged.
+        temperature_: the folder's temperature, one number or one per class (1.0: none); probabilities
+            are `softmax(log p / T)` of the networks' mean `p` (see :func:`ecgrhythm.metrics.apply_temperature`).
         classes_: class names, the columns of every probability array.
         preprocess_: the model's :class:`~ecgrhythm.config.PreprocessConfig`.
         architecture_: its :class:`~ecgrhythm.config.ModelConfig`.
@@ -269,9 +273,10 @@ class RhythmClassifier:
             value = getattr(clf, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
-        model, config = clf._load_model()
+        networks, config = clf._load_model()
         clf.model_dir_ = Path(model_dir) if model_dir is not None else default_model_dir()
-        clf.model_ = model
+        clf.networks_, clf.model_ = networks, networks[0]
+        clf.temperature_ = config["temperature"]
         clf.classes_ = list(config["classes"])
         clf.preprocess_ = config["preprocess"]
         clf.architecture_ = config["model"]
@@ -282,7 +287,7 @@ class RhythmClassifier:
         return clf
 
     def _load_model(self):
-        """`(network, config)` of `model_dir`, as :func:`ecgrhythm.saving.load_model_dir` returns them."""
+        """`(networks, config)` of `model_dir`, as :func:`ecgrhythm.saving.load_networks` returns them."""
         from .saving import ModelFolderError
 
         path = Path(self.model_dir) if self.model_dir is not None else default_model_dir()
@@ -338,7 +343,8 @@ class RhythmClassifier:
             signals: list of float32 arrays `(n_i, n_leads_)` at the model's rate.
 
         Returns:
-            float array `(len(signals), n_classes)`; rows sum to 1 for a softmax model.
+            float array `(len(signals), n_classes)`: the mean over the folder's networks, scaled by its temperature;
+            rows sum to 1 for a softmax model.
 
         Raises:
             ValueError: a signal does not have the shape the model takes.
@@ -354,7 +360,9 @@ class RhythmClassifier:
                 )
         if not signals:
             return np.zeros((0, len(self.classes_)))
-        probs = predict_signals(self.model_, signals, self.buckets_, self.batch_size)
+        probs = np.mean([predict_signals(network, signals, self.buckets_, self.batch_size) for network in self.networks_], axis=0)
+        if self.temperature_ != 1.0 and np.isfinite(probs).all():
+            probs = apply_temperature(probs, self.temperature_)
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
             raise NonFiniteOutputError(

@@ -39,7 +39,7 @@ METADATA_KEYS = (
     "normalization",  # "zscore" | "minmax" | "robust" | "none", per record and lead, after the band-pass
     "decision",  # "argmax" (one label) or "threshold" (every class >= its threshold)
     "thresholds",  # per-class thresholds of a multi-label model
-    "temperature",  # calibration temperature of the probabilities (1: none); not applied in the graph
+    "temperature",  # calibration temperature of the probabilities (1: none; one, or one per class); applied after the graph
     "downsampling",  # input steps must be a multiple of it
     "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
     "networks",  # networks averaged in the graph
@@ -78,7 +78,7 @@ def metadata_from_config(config: dict, n_networks: int = 1) -> dict:
         "normalization": preprocess.normalization,
         "decision": "threshold" if architecture.multilabel else "argmax",
         "thresholds": [float(t) for t in config.get("thresholds") or [0.5] * len(classes)],
-        "temperature": float(config.get("temperature", 1.0)),
+        "temperature": config.get("temperature", 1.0),
         "downsampling": architecture.downsampling,
         "buckets": list(bucket_lengths(preprocess.fs, architecture.downsampling)),
         "networks": int(n_networks),
@@ -167,5 +167,6 @@ class OnnxClassifier(RhythmClassifier):
             config["model"] = ModelConfig.from_dict(config["model"])
         except (KeyError, TypeError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: invalid model configuration in its metadata: {exc}") from None
+        config.setdefault("temperature", 1.0)  # applied by predict_proba, as for a model folder
         self.onnx_metadata_ = meta
-        return _OrtNetwork(session), config
+        return [_OrtNetwork(session)], config

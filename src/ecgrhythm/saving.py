@@ -4,13 +4,19 @@ Layout of a model folder::
 
     config.json          classes, preprocessing, architecture (its network's name), training metadata
     model.weights.h5     Keras weights (no code: loading runs nothing from the file)
-    checksums.json       SHA-256 of the two files above, verified on load
+    member1.weights.h5   ... further networks of an ensemble (optional; see below)
+    checksums.json       SHA-256 of config.json and every weights file, verified on load
     split.json           names of the training and validation records (optional; see `load_split`)
     training_log.csv     per-epoch log of the training run (written by `ecgrhythm.training`)
     checkpoint/          the run's resumable state (written by `ecgrhythm.training`)
 
 Weights are loaded into a network rebuilt from `config.json`, so a model folder
-never deserialises code. A new folder is written to a temporary sibling and
+never deserialises code. A folder may hold several networks of one architecture
+whose probabilities are averaged: `config.json` then lists their weights files
+as `"members"` (the first is `model.weights.h5`; absent means that file alone);
+:func:`assemble_ensemble` writes such a folder. An optional `"temperature"`
+(one number, or one per class; absent means 1) scales the probabilities as
+`softmax(log p / T)`; :func:`set_temperature` writes it into a folder. A new folder is written to a temporary sibling and
 renamed into place, so it is either complete or absent; saving into an existing
 model folder replaces its files one by one with `checksums.json` last (until
 then the folder reads as incomplete) and leaves any other file in it alone.
@@ -27,12 +33,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ._io import atomic_write_text
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
 
-__all__ = ["save_model_dir", "load_model_dir", "check_output_folder", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE", "CHECKPOINT_DIR", "LOG_FILE",
-           "SPLIT_FILE", "load_split", "write_split", "split_text"]
+__all__ = ["save_model_dir", "load_model_dir", "load_networks", "check_output_folder", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE",
+           "CHECKPOINT_DIR", "LOG_FILE", "SPLIT_FILE", "load_split", "write_split", "split_text", "assemble_ensemble", "set_temperature",
+           "MAX_MEMBERS"]
 
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "config.json"
@@ -40,6 +49,7 @@ CHECKSUM_FILE = "checksums.json"
 LOG_FILE = "training_log.csv"
 CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
+MAX_MEMBERS = 5  # networks averaged by one model folder at most
 
 
 class ModelFolderError(ValueError):
@@ -108,8 +118,7 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
     path = Path(path)
     check_output_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
+    tmp = _new_sibling(path)
     try:
         n_leads = int(model.input["signal"].shape[-1])
         if getattr(model, "optimizer", None) is not None:
@@ -133,56 +142,205 @@ def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, archit
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
-        sums = {name: _sha256(tmp / name) for name in (CONFIG_FILE, WEIGHTS_FILE)}
-        (tmp / CHECKSUM_FILE).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
-        if path.is_dir():
-            (path / CHECKSUM_FILE).unlink(missing_ok=True)  # the folder reads as incomplete until every file is in place
-            for name in [*(n for n in os.listdir(tmp) if n != CHECKSUM_FILE), CHECKSUM_FILE]:
-                os.replace(tmp / name, path / name)
-            tmp.rmdir()
-        else:
-            os.replace(tmp, path)
+        _place(tmp, path, {name: _sha256(tmp / name) for name in (CONFIG_FILE, WEIGHTS_FILE)})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def load_model_dir(path):
-    """Load a model folder written by :func:`save_model_dir`.
+def _place(tmp: Path, path: Path, sums: dict) -> None:
+    """Write `sums` (file name to SHA-256) as `tmp/checksums.json`, then put `tmp`'s files at `path`: the folder
+    itself if `path` is new, else file by file with `checksums.json` last (until then the folder reads as incomplete)."""
+    (tmp / CHECKSUM_FILE).write_text(json.dumps(sums, indent=2) + "\n", encoding="utf-8")
+    if path.is_dir():
+        (path / CHECKSUM_FILE).unlink(missing_ok=True)
+        for name in [*(n for n in os.listdir(tmp) if n != CHECKSUM_FILE), CHECKSUM_FILE]:
+            os.replace(tmp / name, path / name)
+        tmp.rmdir()
+    else:
+        os.replace(tmp, path)
 
-    Returns:
-        `(model, config)`: the `keras.Model` with its weights, and the parsed
-        `config.json` with `preprocess` and `model` as config objects.
 
-    Raises:
-        ModelFolderError: files are missing, checksums do not match, or the
-            format is unknown.
-    """
-    path = Path(path)
+def _members(path: Path, config: dict) -> list[str]:
+    """The weights files of a folder's networks: `config["members"]`, by default `model.weights.h5` alone."""
+    members = config.get("members", [WEIGHTS_FILE])
+    if (not isinstance(members, list) or not members or members[0] != WEIGHTS_FILE or len(set(members)) != len(members)
+            or not all(isinstance(m, str) and m.endswith(".weights.h5") and Path(m).name == m for m in members)):
+        raise ModelFolderError(f"{path}: invalid \"members\" in {CONFIG_FILE}: expected distinct *.weights.h5 file names in the folder, "
+                               f"{WEIGHTS_FILE} first. Received: {members!r}")
+    return members
+
+
+def _temperature(path: Path, config: dict):
+    """A folder's temperature: 1.0 when absent, else one positive number or one per class."""
+    value = config.get("temperature", 1.0)
+    array = np.asarray(value, dtype=float) if isinstance(value, (int, float, list)) and not isinstance(value, bool) else None
+    if array is None or array.shape not in ((), (len(config["classes"]),)) or not np.all(np.isfinite(array) & (array > 0)):
+        raise ModelFolderError(f"{path}: invalid \"temperature\" in {CONFIG_FILE}: expected one positive number or one per class "
+                               f"({len(config['classes'])}). Received: {value!r}")
+    return float(array) if array.ndim == 0 else array.tolist()
+
+
+def _read_config(path: Path) -> dict:
+    """`config.json` of a complete model folder whose files match their checksums, as stored (JSON values)."""
     for name in (CONFIG_FILE, WEIGHTS_FILE, CHECKSUM_FILE):
         if not (path / name).is_file():
             raise ModelFolderError(f"{path}: not a complete model folder ({name} is missing)")
     try:
         sums = json.loads((path / CHECKSUM_FILE).read_text(encoding="utf-8"))
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            if _sha256(path / name) != sums.get(name):
-                raise ModelFolderError(f"{path}: {name} does not match its checksum; the model folder was altered or damaged")
+        if _sha256(path / CONFIG_FILE) != sums.get(CONFIG_FILE):
+            raise ModelFolderError(f"{path}: {CONFIG_FILE} does not match its checksum; the model folder was altered or damaged")
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
         if config.get("format_version") != FORMAT_VERSION:
             raise ModelFolderError(f"{path}: unknown model format version {config.get('format_version')!r}")
-        config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
-        config["model"] = ModelConfig.from_dict(config["model"])
+        for name in _members(path, config):
+            if not (path / name).is_file():
+                raise ModelFolderError(f"{path}: not a complete model folder ({name} is missing)")
+            if _sha256(path / name) != sums.get(name):
+                raise ModelFolderError(f"{path}: {name} does not match its checksum; the model folder was altered or damaged")
+        config["temperature"] = _temperature(path, config)
+        PreprocessConfig.from_dict(config["preprocess"])
+        ModelConfig.from_dict(config["model"])
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, ModelFolderError):
             raise
         raise ModelFolderError(f"{path}: invalid model configuration: {exc}") from None
+    return config
+
+
+def load_networks(path):
+    """Load every network of a model folder written by :func:`save_model_dir` or :func:`assemble_ensemble`.
+
+    Returns:
+        `(networks, config)`: the `keras.Model` of each member with its weights (one for a plain folder),
+        and the parsed `config.json` with `preprocess` and `model` as config objects and `temperature` set
+        (1.0 when the folder has none).
+
+    Raises:
+        ModelFolderError: files are missing, checksums do not match, or the format is unknown.
+    """
+    path = Path(path)
+    config = _read_config(path)
+    config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
+    config["model"] = ModelConfig.from_dict(config["model"])
+    networks = []
+    for name in _members(path, config):
+        try:
+            network = build_network(config["n_leads"], len(config["classes"]), config["model"])
+        except ValueError as exc:
+            raise ModelFolderError(f"{path}: {exc}") from None
+        network.load_weights(path / name)
+        networks.append(network)
+    return networks, config
+
+
+def load_model_dir(path):
+    """Load a model folder written by :func:`save_model_dir`.
+
+    Returns:
+        `(model, config)`: the (first) `keras.Model` with its weights, and the parsed
+        `config.json` as :func:`load_networks` gives it.
+
+    Raises:
+        ModelFolderError: files are missing, checksums do not match, or the
+            format is unknown.
+    """
+    networks, config = load_networks(path)
+    return networks[0], config
+
+
+def _new_sibling(path: Path) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is an ordinary folder
+    return tmp
+
+
+def assemble_ensemble(model_dirs, output) -> Path:
+    """Write a model folder whose networks are those of `model_dirs` (one each), their probabilities averaged.
+
+    The folders must be plain model folders (one network each) with the same classes, preprocessing,
+    architecture and leads; the first gives `config.json`, and its metadata records each member's folder
+    name and metadata. The temperature, if any, is left out: fit one on the ensemble's own probabilities.
+    When every folder has a `split.json`, the ensemble's counts as training records those any member trained
+    on, and as validation records those every member validated on and none trained on (for the models of
+    all the folds of a cross-validation: every record trained, none left to validate).
+
+    Args:
+        model_dirs: 1 to :data:`MAX_MEMBERS` model folders.
+        output: the folder to write: new or empty, or a model folder (its other files are kept).
+
+    Returns:
+        The folder path.
+
+    Raises:
+        ValueError: too many or too few folders, or folders that differ (named with the difference).
+        ModelFolderError: a folder is incomplete or altered.
+        FileExistsError: `output` holds other things (see :func:`check_output_folder`).
+    """
+    model_dirs, output = [Path(d) for d in model_dirs], Path(output)
+    if not 1 <= len(model_dirs) <= MAX_MEMBERS:
+        raise ValueError(f"an ensemble holds 1 to {MAX_MEMBERS} networks; {len(model_dirs)} model folders were given")
+    check_output_folder(output)
+    configs = [_read_config(d) for d in model_dirs]
+    for d, config in zip(model_dirs, configs):
+        if len(_members(d, config)) != 1:
+            raise ValueError(f"{d} already holds {len(config['members'])} networks: pass the folders of single networks")
+        for key in ("classes", "n_leads", "preprocess", "model"):
+            if config[key] != configs[0][key]:
+                raise ValueError(f"{d}: its {key!r} differs from that of {model_dirs[0]}; an ensemble's networks must match")
+    names = [WEIGHTS_FILE, *(f"member{i}.weights.h5" for i in range(1, len(model_dirs)))]
+    config = {k: v for k, v in configs[0].items() if k != "temperature"}
+    config["members"] = names
+    config["metadata"] = {"ensemble_of": [{"folder": d.name, "metadata": c.get("metadata", {})} for d, c in zip(model_dirs, configs)]}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_sibling(output)
     try:
-        model = build_network(config["n_leads"], len(config["classes"]), config["model"])
-    except ValueError as exc:
-        raise ModelFolderError(f"{path}: {exc}") from None
-    model.load_weights(path / WEIGHTS_FILE)
-    return model, config
+        for d, name in zip(model_dirs, names):
+            shutil.copyfile(d / WEIGHTS_FILE, tmp / name)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        splits = [load_split(d) for d in model_dirs]
+        if all(s is not None for s in splits):
+            trained = set().union(*(s["train"] for s in splits))
+            (tmp / SPLIT_FILE).write_text(split_text(sorted(trained), sorted(set.intersection(*(set(s["val"]) for s in splits)) - trained)))
+        _place(tmp, output, {name: _sha256(tmp / name) for name in (CONFIG_FILE, *names)})
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output
+
+
+def set_temperature(path, temperature) -> Path:
+    """Write `temperature` (one positive number, or one per class) into a model folder's `config.json`.
+
+    `config.json` and `checksums.json` are replaced together (the folder reads as incomplete in between,
+    never as altered); the weights are not touched.
+
+    Returns:
+        The folder path.
+
+    Raises:
+        ModelFolderError: the folder is incomplete or altered.
+        ValueError: the temperature is not positive, has the wrong length, or the model is multi-label
+            (its sigmoid outputs are not scaled this way).
+    """
+    path = Path(path)
+    config = _read_config(path)
+    if ModelConfig.from_dict(config["model"]).multilabel:
+        raise ValueError(f"{path} is a multi-label model: temperature scaling of softmax probabilities does not apply to it")
+    array = np.asarray(temperature, dtype=float)
+    if array.shape not in ((), (len(config["classes"]),)) or not np.all(np.isfinite(array) & (array > 0)):
+        raise ValueError(f"Invalid argument `temperature`: expected one positive number or {len(config['classes'])}. Received: {array.tolist()}")
+    config["temperature"] = array.tolist()
+    tmp = _new_sibling(path)
+    try:
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        sums = {CONFIG_FILE: _sha256(tmp / CONFIG_FILE), **{name: _sha256(path / name) for name in _members(path, config)}}
+        _place(tmp, path, sums)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
 
 
 SPLIT_FILE = "split.json"

@@ -179,16 +179,18 @@ class TrainingPlan:
         return score_probabilities(self.data.targets[self.val_idx], probs, self.data.classes, self.data.multilabel)
 
 
-def plan_run(data_dir, pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, limit=None, labels="auto", classes=None, unlabelled="drop") -> TrainingPlan:
+def plan_run(data_dir, pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, limit=None, labels="auto", classes=None, unlabelled="drop",
+             data: LabelledData | None = None, val_names=None) -> TrainingPlan:
     """Seed, read the data, split it, choose the loss and compile the network (arguments as for :func:`train`)."""
     import keras
 
     settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": portable_path(data_dir),
                 "labels": labels, "classes": classes if isinstance(classes, (str, type(None))) else list(classes), "unlabelled": unlabelled}
     keras.utils.set_random_seed(tc.seed)
-    data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
+    if data is None:
+        data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
     pre, arch = data.preprocess, dataclasses.replace(arch, multilabel=data.multilabel)
-    train_idx, val_idx = stratified_split(data.targets, tc.val_fraction, tc.seed)
+    train_idx, val_idx = stratified_split(data.targets, tc.val_fraction, tc.seed) if val_names is None else _named_split(data.names, val_names)
     y_train = data.targets[train_idx]
     loss, sample_weight = _loss(y_train, len(data.classes), data.multilabel, tc.class_weighting)
     sequence = WindowSequence(
@@ -204,6 +206,19 @@ def plan_run(data_dir, pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig
     model = compile_network(data.signals[0].shape[1], len(data.classes), arch, tc, loss)
     split = split_text([data.names[i] for i in train_idx], [data.names[i] for i in val_idx])
     return TrainingPlan(settings, data, train_idx, val_idx, pre, arch, tc, model, sequence, bucket_lengths(pre.fs, arch.downsampling), split)
+
+
+def _named_split(names, val_names) -> tuple[np.ndarray, np.ndarray]:
+    """`(train_idx, val_idx)` with the records named in `val_names` for validation and the others for training."""
+    chosen = set(val_names)
+    missing = chosen.difference(names)
+    if missing:
+        raise ValueError(f"{len(missing)} validation records are not among the labelled records, such as {sorted(missing)[:3]}; "
+                         f"pass names of records of the data folder")
+    is_val = np.array([n in chosen for n in names])
+    if is_val.all() or not is_val.any():
+        raise ValueError("the validation records must be some but not all of the labelled records")
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbose: int, on_epoch) -> None:
@@ -284,6 +299,8 @@ def train(
     verbose: int = 1,
     on_epoch: Callable[[dict], None] | None = None,
     devices=None,
+    data: LabelledData | None = None,
+    val_names=None,
 ) -> TrainResult:
     """Train a classifier on a labelled folder and write the best model to `output_dir`.
 
@@ -311,6 +328,10 @@ def train(
             :func:`ecgrhythm.parallel.resolve_devices` to train data-parallel over
             (each batch split across them; the count is not part of the
             run's settings that a resume checks).
+        data: the records of `data_dir` as :func:`~ecgrhythm.labelled.load_labelled` read them with these
+            settings, when the caller has them already (several runs on one data set).
+        val_names: names of the validation records (the others train); default: a stratified
+            split of `train_config.val_fraction` of the records.
 
     Returns:
         A :class:`TrainResult`.
@@ -330,7 +351,7 @@ def train(
     started = time.perf_counter()
     with data_parallel(devices):  # the network is built, trained and saved with its variables on the devices
         plan = plan_run(data_dir, preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig(),
-                        limit=limit, labels=labels, classes=classes, unlabelled=unlabelled)
+                        limit=limit, labels=labels, classes=classes, unlabelled=unlabelled, data=data, val_names=val_names)
         check_batch_size(plan.sequence.batch_size, devices)
         if resume and checkpoint.has_state:
             run = checkpoint.restore(plan.model, plan.settings, plan.split_text)

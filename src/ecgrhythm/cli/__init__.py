@@ -1,4 +1,4 @@
-"""The `ecgrhythm` command: train, evaluate, classify, episodes, download, serve, study, export.
+"""The `ecgrhythm` command: train, evaluate, classify, episodes, download, serve, study, export, crossval, calibrate, ensemble.
 
 The CLI only parses arguments, builds configs and calls the library; errors
 reach the user as one line, never a traceback. Each command is one module of
@@ -39,6 +39,9 @@ COMMANDS = {
     "serve": "serve",
     "study": "study",
     "export": "export",
+    "crossval": "crossval",
+    "calibrate": "calibrate",
+    "ensemble": "ensemble",
 }
 
 

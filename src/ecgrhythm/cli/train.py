@@ -9,6 +9,18 @@ from . import _common as common
 
 
 def add_parser(sub):
+    p = sub.add_parser("train", help="train a model on a labelled folder")
+    p.add_argument("--data", help="folder of labelled records: REFERENCE.csv (one label each) or SNOMED-CT 'Dx:' codes in the headers (several); default: the shared CinC 2017 data")
+    p.add_argument("--output", required=True, help="model folder to write: a new or empty folder, or a model folder (its other files are kept)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT/checkpoint")
+    add_recipe_options(p)
+    p.add_argument("--devices", default=None, metavar="N|auto", help="train data-parallel over N devices (or all: auto), each batch "
+                   "split across them; on a CPU force N host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
+
+
+def add_recipe_options(p):
+    """The options of a training recipe (labels, preprocessing, network, training), shared with `crossval`."""
     from ..augmentation import AUGMENTATIONS
     from ..config import (
         CLASS_WEIGHTINGS,
@@ -20,14 +32,10 @@ def add_parser(sub):
     )
     from ..labels import LABEL_SOURCES
 
-    p = sub.add_parser("train", help="train a model on a labelled folder")
-    p.add_argument("--data", help="folder of labelled records: REFERENCE.csv (one label each) or SNOMED-CT 'Dx:' codes in the headers (several); default: the shared CinC 2017 data")
-    p.add_argument("--output", required=True, help="model folder to write: a new or empty folder, or a model folder (its other files are kept)")
     p.add_argument("--labels", choices=LABEL_SOURCES, default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)")
     p.add_argument("--classes", default=None, help="header codes: 'all' (default), 'scored', or a comma-separated list of abbreviations or codes; REFERENCE.csv: the label set (default N,A,O,~)")
     p.add_argument("--unlabelled", choices=["drop", "keep"], default="drop", help="header codes: leave out records with none of the classes (default) or keep them as all-negative")
     p.add_argument("--leads", default=None, help="comma-separated lead names to use (default: every lead of the first record)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT/checkpoint")
     p.add_argument("--limit", type=int, help="use only the first N labelled records (quick runs)")
     t, m, q = TrainConfig(), ModelConfig(), PreprocessConfig()
     p.add_argument("--epochs", type=int, default=t.epochs)
@@ -52,9 +60,6 @@ def add_parser(sub):
     p.add_argument("--lstm-units", type=int, default=m.lstm_units)
     p.add_argument("--unidirectional", action="store_true", help="one-directional LSTM layers")
     p.add_argument("--dropout", type=float, default=m.dropout)
-    p.add_argument("--devices", default=None, metavar="N|auto", help="train data-parallel over N devices (or all: auto), each batch "
-                   "split across them; on a CPU force N host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
 
 def _show_progress(logger_name: str) -> None:
@@ -71,10 +76,9 @@ def _show_progress(logger_name: str) -> None:
     progress.propagate = False
 
 
-def run(args):
+def recipe(args):
+    """`(preprocess, architecture, train config, classes)` of the recipe options (see :func:`add_recipe_options`)."""
     from ..config import ModelConfig, PreprocessConfig, TrainConfig
-    from ..parallel import resolve_devices
-    from ..training import train
 
     leads = tuple(v.strip() for v in args.leads.split(",") if v.strip()) if args.leads else None
     pre = PreprocessConfig(fs=args.fs, normalization=args.normalization, bandpass=tuple(args.bandpass) if args.bandpass else None, leads=leads)
@@ -92,6 +96,14 @@ def run(args):
         patience=args.patience, val_fraction=args.val_fraction, class_weighting=args.class_weighting, seed=args.seed,
         augment=tuple(v.strip() for v in args.augment.split(",") if v.strip()),
     )
+    return pre, arch, tc, classes
+
+
+def run(args):
+    from ..parallel import resolve_devices
+    from ..training import train
+
+    pre, arch, tc, classes = recipe(args)
     devices = resolve_devices(args.devices)
     if not args.quiet:
         _show_progress(train.__module__)

@@ -1,0 +1,197 @@
+"""Reports of cross-validations: one recipe's folds, and the table that compares the recipes.
+
+:func:`summarise` scores a finished cross-validation folder (see :mod:`ecgrhythm.crossval`)
+from its out-of-fold probabilities: the score of each fold, their mean with a 95 % t-interval,
+the pooled per-class F1 and confusion matrix, the pooled top-class ECE, and the temperature
+fitted on the out-of-fold probabilities with the ECE it gives. :func:`write_report` writes
+that as `report.json` and `report.md` (by default under `docs/results/crossval/<name>/`);
+:func:`write_candidates` regenerates `candidates.md` and `candidates.csv` beside them from
+every recorded report: one row per recipe, with its paired difference per fold from a
+reference recipe run on the same folds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write_text
+from .crossval import OOF_FILE, RECIPE_FILE, read_folds, read_oof
+from .metrics import apply_temperature, evaluate_predictions, fit_temperature, top_class_calibration
+
+__all__ = ["summarise", "write_report", "write_candidates", "t_interval", "cross_fitted_temperature", "DEFAULT_RESULTS", "REPORT_FILE"]
+
+DEFAULT_RESULTS = Path("docs") / "results" / "crossval"
+REPORT_FILE = "report.json"
+CANDIDATES = "candidates"
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the two-sided `level` t-interval of the mean of `values` (half-width NaN for one value)."""
+    from scipy.stats import t
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()), math.nan
+    return float(values.mean()), float(t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def cross_fitted_temperature(probabilities, targets, folds) -> np.ndarray:
+    """Probabilities `(n, n_classes)` with each fold's rows scaled by a temperature fitted on the other folds' rows.
+
+    The ECE of these is an honest estimate of the ECE after scaling (the temperature never saw the records it scales).
+    """
+    probabilities, targets, folds = np.asarray(probabilities, dtype=float), np.asarray(targets), np.asarray(folds)
+    out = np.empty_like(probabilities)
+    for k in np.unique(folds):
+        held = folds == k
+        out[held] = apply_temperature(probabilities[held], fit_temperature(probabilities[~held], targets[~held]))
+    return out
+
+
+def summarise(output, name: str | None = None) -> dict:
+    """The report of a finished cross-validation folder (every fold's `oof.csv` pooled into `oof.csv`), named `name`
+    (default: the folder's name).
+
+    Returns:
+        JSON-serialisable data: `folds` (records, score and F1 per class of each), `mean`, `ci95` (half-width),
+        `pooled` (score, F1 per class, confusion matrix, ECE), `temperature` (fitted on all out-of-fold
+        probabilities, with the ECE after it and the cross-fitted ECE), the recipe and the folds' digest.
+
+    Raises:
+        FileNotFoundError: the folder has no pooled `oof.csv` yet (some fold is unfinished).
+    """
+    output = Path(output)
+    if not (output / OOF_FILE).is_file():
+        raise FileNotFoundError(f"{output / OOF_FILE} not found: the cross-validation is unfinished; "
+                                "rerun 'ecgrhythm crossval' with the same options")
+    names, folds, truth, probs, classes = read_oof(output / OOF_FILE)
+    targets = np.array([classes.index(t) for t in truth])
+    predicted = [classes[i] for i in probs.argmax(axis=1)]
+    per_fold = []
+    for k in sorted(set(folds.tolist())):
+        rows = np.flatnonzero(folds == k)
+        report = evaluate_predictions([truth[i] for i in rows], [predicted[i] for i in rows], classes)
+        per_fold.append({"fold": int(k), "records": int(len(rows)), "score": report.score if report.score is not None else report.macro_f1,
+                         "f1": report.f1})
+    mean, half = t_interval([f["score"] for f in per_fold])
+    pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
+    temperature = fit_temperature(probs, targets)
+    return {
+        "name": name or output.resolve().name,
+        "score_name": "CinC 2017 score (mean F1 of N, A, O)" if pooled.score is not None else "macro F1",
+        "records": len(names),
+        "folds": per_fold,
+        "mean": mean,
+        "ci95": half,
+        "pooled": {"score": pooled.score if pooled.score is not None else pooled.macro_f1, "f1": pooled.f1, "classes": classes,
+                   "confusion": pooled.confusion.tolist(), "ece": pooled.ece},
+        "temperature": {"value": float(temperature), "ece_after": top_class_calibration(apply_temperature(probs, temperature), targets).ece,
+                        "ece_cross_fitted": top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece},
+        "folds_digest": read_folds(output).digest,
+        "recipe": json.loads((output / RECIPE_FILE).read_text(encoding="utf-8")),
+    }
+
+
+def _markdown(summary: dict, command: str) -> str:
+    classes = summary["pooled"]["classes"]
+    lines = [f"# Cross-validation: {summary['name']}", "",
+             f"{len(summary['folds'])} folds over {summary['records']:,} records; {summary['score_name']}.", "",
+             f"**Mean {summary['mean']:.4f} ± {summary['ci95']:.4f}** (95 % t-interval over folds); pooled out-of-fold score "
+             f"{summary['pooled']['score']:.4f}.", ""]
+    if command:
+        lines += ["Command:", "", "```", command, "```", ""]
+    lines += ["| fold | records | score | " + " | ".join(f"F1 {c}" for c in classes) + " |", "|" + "---|" * (3 + len(classes))]
+    for f in summary["folds"]:
+        lines.append(f"| {f['fold']} | {f['records']} | {f['score']:.4f} | " + " | ".join(f"{f['f1'][c]:.3f}" for c in classes) + " |")
+    pooled = summary["pooled"]
+    lines.append("| pooled | {} | {:.4f} | {} |".format(summary["records"], pooled["score"], " | ".join(f"{pooled['f1'][c]:.3f}" for c in classes)))
+    lines += ["", "Pooled confusion matrix (rows: true class, columns: predicted):", "", "| | " + " | ".join(classes) + " |",
+              "|" + "---|" * (1 + len(classes))]
+    lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(classes, pooled["confusion"])]
+    t = summary["temperature"]
+    lines += ["", f"Top-class ECE (15 bins) of the out-of-fold probabilities: {pooled['ece']:.4f}. Temperature fitted on them: "
+              f"T = {t['value']:.3f}, ECE {t['ece_after']:.4f} after (in-sample); fitted on the other folds for each fold "
+              f"(cross-fitted): ECE {t['ece_cross_fitted']:.4f}.", ""]
+    return "\n".join(lines)
+
+
+def write_report(output, report_dir=None, *, command: str = "", name: str | None = None) -> dict[str, Path]:
+    """Write `report.json` and `report.md` of a finished cross-validation folder, atomically.
+
+    Args:
+        output: the cross-validation folder.
+        report_dir: where to write (default `docs/results/crossval/<name>`).
+        command: the command that ran it, quoted in the Markdown.
+        name: the recipe's name (default: the folder's name).
+
+    Returns:
+        `{"json": path, "markdown": path}`.
+    """
+    summary = summarise(output, name)
+    summary["command"] = command
+    report_dir = Path(report_dir) if report_dir is not None else DEFAULT_RESULTS / summary["name"]
+    paths = {"json": report_dir / REPORT_FILE, "markdown": report_dir / "report.md"}
+    atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(paths["markdown"], _markdown(summary, command))
+    return paths
+
+
+def _paired(rows: dict, reference: dict) -> tuple[float, float, int]:
+    """`(mean difference, p of the paired t-test, folds)` of a recipe's fold scores minus the reference's."""
+    from scipy.stats import ttest_rel
+
+    ours = {f["fold"]: f["score"] for f in rows["folds"]}
+    theirs = {f["fold"]: f["score"] for f in reference["folds"]}
+    common = sorted(set(ours) & set(theirs))
+    a, b = np.array([ours[k] for k in common]), np.array([theirs[k] for k in common])
+    if len(common) < 2 or np.allclose(a, b):
+        return float((a - b).mean()) if common else math.nan, math.nan, len(common)
+    return float((a - b).mean()), float(ttest_rel(a, b).pvalue), len(common)
+
+
+def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str, Path]:
+    """Regenerate `candidates.md` and `candidates.csv` from every `*/report.json` under `results_dir`.
+
+    One row per recipe: its name, folds, mean ± 95 % half-width, and its paired difference per fold
+    from the recipe named `reference` with the paired t-test's p-value (blank where the reference is
+    missing or was run on other folds).
+
+    Returns:
+        `{"csv": path, "markdown": path}`.
+    """
+    results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results_dir.glob(f"*/{REPORT_FILE}"))]
+    by_name = {r["name"]: r for r in reports}
+    ref = by_name.get(reference)
+    rows = []
+    for r in reports:
+        row = {"recipe": r["name"], "folds": len(r["folds"]), "mean": round(r["mean"], 4), "ci95": round(r["ci95"], 4),
+               "pooled": round(r["pooled"]["score"], 4), "ece": round(r["pooled"]["ece"], 4), "reference": reference,
+               "difference": "", "p_value": "", "paired_folds": ""}
+        if ref is not None and r["name"] != reference and r["folds_digest"] == ref["folds_digest"]:
+            diff, p, n = _paired(r, ref)
+            row.update(difference=round(diff, 4), p_value="" if math.isnan(p) else round(p, 4), paired_folds=n)
+        rows.append(row)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["recipe"])
+    writer.writeheader()
+    writer.writerows(rows)
+    lines = ["# Cross-validated recipes", "",
+             f"One row per recipe run by `ecgrhythm crossval` (regenerated from `*/report.json`); differences are paired by fold "
+             f"against `{reference}` on the same folds (paired t-test).", "",
+             "| recipe | folds | mean ± 95 % CI | pooled | ECE | difference from reference | p |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        diff = "reference" if row["recipe"] == reference else (f"{row['difference']:+.4f}" if row["difference"] != "" else "not paired")
+        p = f"{row['p_value']:.3f}" if row["p_value"] != "" else ""
+        lines.append(f"| {row['recipe']} | {row['folds']} | {row['mean']:.4f} ± {row['ci95']:.4f} | {row['pooled']:.4f} | {row['ece']:.4f} "
+                     f"| {diff} | {p} |")
+    paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
+    atomic_write_text(paths["csv"], out.getvalue())
+    atomic_write_text(paths["markdown"], "\n".join(lines) + "\n")
+    return paths

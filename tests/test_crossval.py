@@ -1,0 +1,158 @@
+"""Cross-validation on real CinC 2017 records: folds, resumable fold trainings, out-of-fold probabilities, reports."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
+
+from ecgrhythm.crossval import FOLDS_FILE, OOF_FILE, fold_dir, make_folds, read_folds, read_oof, run_crossval
+from ecgrhythm.crossval_report import summarise, t_interval, write_candidates, write_report
+from ecgrhythm.labelled import load_labelled
+from ecgrhythm.metrics import evaluate_predictions
+
+LIMIT = 48  # first 48 records: N 28, A 6, O 11, ~ 3
+FOLDS = 2
+RECIPE = {"preprocess_config": TINY_PREPROCESS, "model_config": TINY_MODEL, "train_config": TINY_TRAIN, "limit": LIMIT, "n_folds": FOLDS}
+
+
+class Stop(Exception):
+    """Raised from `on_epoch` to interrupt a fold as a kill would."""
+
+
+@pytest.fixture(scope="module")
+def crossval_dir(tmp_path_factory, cinc2017_dir):
+    """An uninterrupted 2-fold cross-validation of the tiny recipe on 48 records."""
+    out = tmp_path_factory.mktemp("crossval") / "baseline"
+    result = run_crossval(cinc2017_dir, out, **RECIPE)
+    assert result.trained == [0, 1] and result.oof_path == out / OOF_FILE
+    return out
+
+
+def test_folds_are_stratified_disjoint_covering_and_fixed_by_the_seed(cinc2017_dir):
+    data = load_labelled(cinc2017_dir, TINY_PREPROCESS, limit=300)
+    folds = make_folds(data, 5, seed=3)
+    names = [n for fold in folds.folds for n in fold]
+    assert sorted(names) == sorted(data.names) and len(set(names)) == len(names)  # covering and disjoint
+    for c in data.classes:
+        total = sum(folds.labels[n] == c for n in data.names)
+        per_fold = [sum(folds.labels[n] == c for n in fold) for fold in folds.folds]
+        assert max(per_fold) - min(per_fold) <= 1 and sum(per_fold) == total, (c, per_fold)
+    assert make_folds(data, 5, seed=3).folds == folds.folds
+    assert make_folds(data, 5, seed=4).folds != folds.folds
+    with pytest.raises(ValueError, match="rarest class"):
+        make_folds(data, 11, seed=3)  # only 10 noise records
+
+
+def test_every_record_gets_one_out_of_fold_probability_row(crossval_dir, cinc2017_dir):
+    names, folds, truth, probs, classes = read_oof(crossval_dir / OOF_FILE)
+    saved = read_folds(crossval_dir)
+    assert sorted(names) == sorted(n for fold in saved.folds for n in fold) and len(names) == LIMIT
+    assert all(names[i] in saved.folds[k] for i, k in enumerate(folds))
+    assert [saved.labels[n] for n in names] == truth and classes == ["N", "A", "O", "~"]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    # each fold's rows are its own model's probabilities, the score its training chose the best epoch by
+    for k in range(FOLDS):
+        config = json.loads((fold_dir(crossval_dir, k) / "config.json").read_text())
+        rows = folds == k
+        report = evaluate_predictions(np.array(truth)[rows], [classes[i] for i in probs[rows].argmax(axis=1)], classes)
+        assert report.score == pytest.approx(config["metadata"]["val_cinc_score"], abs=1e-6)
+        assert config["metadata"]["n_val"] == rows.sum()
+
+
+def test_a_half_done_crossval_trains_only_what_is_missing_and_matches(crossval_dir, tmp_path, cinc2017_dir):
+    out = tmp_path / "resumed"
+    first = run_crossval(cinc2017_dir, out, only=[0], **RECIPE)
+    assert first.trained == [0] and first.oof_path is None
+    weights = fold_dir(out, 0) / "model.weights.h5"
+    stamp = weights.stat().st_mtime_ns
+
+    def stop(fold, row):
+        raise Stop
+
+    with pytest.raises(Stop):
+        run_crossval(cinc2017_dir, out, on_epoch=stop, **RECIPE)  # fold 1 dies after its first epoch
+    assert (fold_dir(out, 1) / "checkpoint").is_dir() and not (fold_dir(out, 1) / OOF_FILE).exists()
+    epochs = []
+    result = run_crossval(cinc2017_dir, out, on_epoch=lambda fold, row: epochs.append((fold, row["epoch"])), **RECIPE)
+    assert result.trained == [1] and epochs == [(1, 2)]  # fold 0 untouched, fold 1 resumed at its second epoch
+    assert weights.stat().st_mtime_ns == stamp
+    assert (out / FOLDS_FILE).read_text() == (crossval_dir / FOLDS_FILE).read_text()
+    np.testing.assert_allclose(read_oof(out / OOF_FILE)[3], read_oof(crossval_dir / OOF_FILE)[3], atol=1e-5)
+    assert run_crossval(cinc2017_dir, out, **RECIPE).trained == []
+    with pytest.raises(ValueError, match="other settings"):
+        run_crossval(cinc2017_dir, out, **{**RECIPE, "train_config": dataclasses.replace(TINY_TRAIN, epochs=3)})
+
+
+def test_report_gives_fold_scores_their_interval_and_the_pooled_matrix(crossval_dir, tmp_path):
+    paths = write_report(crossval_dir, tmp_path / "baseline", command="ecgrhythm crossval ...")
+    report = json.loads(paths["json"].read_text())
+    scores = [f["score"] for f in report["folds"]]
+    assert len(scores) == FOLDS and report["mean"] == pytest.approx(np.mean(scores))
+    assert report["ci95"] == pytest.approx(12.706 * np.std(scores, ddof=1) / np.sqrt(FOLDS), rel=1e-3)  # t(0.975, 1 df)
+    assert np.sum(report["pooled"]["confusion"]) == LIMIT and report["records"] == LIMIT
+    assert 0 <= report["pooled"]["ece"] <= 1 and report["temperature"]["value"] > 0
+    assert "| pooled |" in paths["markdown"].read_text()
+    # a second recipe on the same folds is paired with the reference in the candidates table
+    shutil.copytree(tmp_path / "baseline", tmp_path / "same")
+    other = json.loads((tmp_path / "same" / "report.json").read_text())
+    other["name"] = "same"
+    other["folds"] = [{**f, "score": f["score"] + 0.01 * (i + 1)} for i, f in enumerate(other["folds"])]
+    (tmp_path / "same" / "report.json").write_text(json.dumps(other))
+    table = write_candidates(tmp_path, reference="baseline")
+    rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
+    assert set(rows) == {"baseline", "same"} and rows["baseline"]["difference"] == ""
+    assert float(rows["same"]["difference"]) == pytest.approx(0.015, abs=1e-4) and rows["same"]["p_value"] != ""
+    assert "| same | 2 |" in table["markdown"].read_text()
+
+
+def test_t_interval_half_width():
+    mean, half = t_interval([0.80, 0.82, 0.84, 0.86, 0.88])
+    assert mean == pytest.approx(0.84) and half == pytest.approx(2.776 * np.std([0.80, 0.82, 0.84, 0.86, 0.88], ddof=1) / np.sqrt(5), rel=1e-3)
+
+
+def test_summary_refuses_an_unfinished_crossval(tmp_path, cinc2017_dir):
+    run_crossval(cinc2017_dir, tmp_path / "cv", folds_only=True, **RECIPE)
+    assert len(read_folds(tmp_path / "cv").folds) == FOLDS and not fold_dir(tmp_path / "cv", 0).exists()
+    with pytest.raises(FileNotFoundError, match="unfinished"):
+        summarise(tmp_path / "cv")
+    with pytest.raises(ValueError, match="fold numbers 0 to 1"):
+        run_crossval(cinc2017_dir, tmp_path / "other", only=[2], **RECIPE)
+    assert not (tmp_path / "other").exists()
+
+
+def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys):
+    from ecgrhythm.cli import main
+    from ecgrhythm.inference import RhythmClassifier
+    from ecgrhythm.saving import load_split
+
+    out, results = tmp_path / "tiny-recipe", tmp_path / "results"
+    recipe = ["--data", str(cinc2017_dir), "--output", str(out), "--folds", "2", "--limit", str(LIMIT), "--fs", "100", "--conv-filters", "8,8,16,16",
+              "--lstm-units", "8", "--dropout", "0", "--epochs", "1", "--window", "10", "--results", str(results), "--quiet"]
+    assert main(["crossval", *recipe, "--folds-only"]) == 0
+    shown = capsys.readouterr().out
+    assert "fold 0: 24 records (N 14, A 3, O " in shown and "fold 1: 24 records (N 14, A 3, O " in shown and (out / FOLDS_FILE).is_file()
+    assert main(["crossval", *recipe, "--fold", "1"]) == 0
+    assert "still to run: [0]" in capsys.readouterr().out and not (results / "tiny-recipe").exists()
+    assert main(["crossval", *recipe, "--fold", "0"]) == 0
+    assert "cross-validation finished" in capsys.readouterr().out
+    report = json.loads((results / "tiny-recipe" / "report.json").read_text())
+    assert len(report["folds"]) == 2 and "--fold 0" not in report["command"]
+    assert (results / "candidates.md").is_file() and "| tiny-recipe | 2 |" in (results / "candidates.md").read_text()
+    assert main(["crossval", *recipe, "--epochs", "2"]) == 2
+    assert "other settings (train differ)" in capsys.readouterr().err
+
+    model = tmp_path / "model"
+    shutil.copytree(fold_dir(out, 0), model)
+    assert main(["calibrate", str(model), "--crossval", str(out)]) == 0
+    assert "temperature" in capsys.readouterr().out
+    assert RhythmClassifier.load(model).temperature_ == pytest.approx(report["temperature"]["value"])
+    assert main(["ensemble", str(fold_dir(out, 0)), str(fold_dir(out, 1)), "--output", str(tmp_path / "ensemble")]) == 0
+    assert len(RhythmClassifier.load(tmp_path / "ensemble").networks_) == 2
+    split = load_split(tmp_path / "ensemble")  # every record trained some member: none is held out
+    assert sorted(split["train"]) == sorted(read_folds(out).labels) and split["val"] == []

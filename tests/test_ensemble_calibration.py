@@ -1,0 +1,99 @@
+"""Model folders with a temperature or several networks: written, verified, loaded and applied."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ecgrhythm.crossval_report import cross_fitted_temperature
+from ecgrhythm.inference import RhythmClassifier
+from ecgrhythm.metrics import apply_temperature, top_class_calibration
+from ecgrhythm.saving import MAX_MEMBERS, ModelFolderError, assemble_ensemble, load_model_dir, save_model_dir, set_temperature
+
+
+@pytest.fixture(scope="module")
+def records(cinc2017_dir):
+    return sorted(cinc2017_dir.glob("A0000*.hea"))[:6]
+
+
+@pytest.fixture(scope="module")
+def other_member(tmp_path_factory, tiny_model_dir):
+    """A second network of the tiny model's architecture: its output layer's weights scaled by 3."""
+    model, config = load_model_dir(tiny_model_dir)
+    dense = model.get_layer("probabilities")
+    dense.kernel.assign(np.asarray(dense.kernel) * 3.0)
+    out = tmp_path_factory.mktemp("members") / "scaled"
+    save_model_dir(model, out, classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"seed": 1})
+    return out
+
+
+def test_temperature_is_saved_with_consistent_checksums_and_applied(tiny_model_dir, tmp_path, records):
+    plain = RhythmClassifier.load(tiny_model_dir).predict_records(records).probabilities
+    folder = tmp_path / "calibrated"
+    shutil.copytree(tiny_model_dir, folder)
+    set_temperature(folder, 2.5)
+    clf = RhythmClassifier.load(folder)  # checksums verified
+    assert clf.temperature_ == 2.5 and json.loads((folder / "config.json").read_text())["temperature"] == 2.5
+    np.testing.assert_allclose(clf.predict_records(records).probabilities, apply_temperature(plain, 2.5), atol=1e-6)
+    assert clf.predict_records(records).probabilities.max(axis=1).mean() < plain.max(axis=1).mean()  # softer
+    per_class = [1.0, 2.0, 0.5, 3.0]
+    set_temperature(folder, per_class)
+    np.testing.assert_allclose(RhythmClassifier.load(folder).predict_records(records).probabilities, apply_temperature(plain, per_class), atol=1e-6)
+    with pytest.raises(ValueError, match="temperature"):
+        set_temperature(folder, [1.0, 2.0])
+    config = json.loads((folder / "config.json").read_text())
+    config["temperature"] = 1.5  # edited by hand: the checksum no longer matches
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="checksum"):
+        RhythmClassifier.load(folder)
+
+
+def test_a_folder_without_temperature_or_members_loads_as_before(tiny_model_dir):
+    clf = RhythmClassifier.load(tiny_model_dir)
+    assert clf.temperature_ == 1.0 and len(clf.networks_) == 1 and clf.model_ is clf.networks_[0]
+
+
+def test_cross_fitted_temperature_lowers_the_ece_of_over_confident_probabilities():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 4, 2000)
+    logits = rng.normal(0, 1, (2000, 4))
+    logits[np.arange(2000), targets] += 1.0
+    honest = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    over = apply_temperature(honest, 0.3)  # sharpened: over-confident
+    folds = np.arange(2000) % 5
+    before = top_class_calibration(over, targets).ece
+    after = top_class_calibration(cross_fitted_temperature(over, targets, folds), targets).ece
+    assert before > 0.15 and after < before / 3
+
+
+def test_an_ensemble_folder_averages_its_members(tiny_model_dir, other_member, tmp_path, records):
+    out = assemble_ensemble([tiny_model_dir, other_member], tmp_path / "ensemble")
+    config = json.loads((out / "config.json").read_text())
+    assert config["members"] == ["model.weights.h5", "member1.weights.h5"]
+    assert [m["folder"] for m in config["metadata"]["ensemble_of"]] == [tiny_model_dir.name, "scaled"]
+    a = RhythmClassifier.load(tiny_model_dir).predict_records(records).probabilities
+    b = RhythmClassifier.load(other_member).predict_records(records).probabilities
+    assert np.abs(a - b).max() > 1e-3  # the members differ
+    ensemble = RhythmClassifier.load(out)
+    assert len(ensemble.networks_) == 2
+    np.testing.assert_allclose(ensemble.predict_records(records).probabilities, (a + b) / 2, atol=1e-6)
+    set_temperature(out, 2.0)  # a calibrated ensemble scales the mean
+    np.testing.assert_allclose(RhythmClassifier.load(out).predict_records(records).probabilities, apply_temperature((a + b) / 2, 2.0), atol=1e-6)
+    (out / "member1.weights.h5").write_bytes((out / "member1.weights.h5").read_bytes()[:-8])
+    with pytest.raises(ModelFolderError, match="member1.weights.h5 does not match its checksum"):
+        RhythmClassifier.load(out)
+
+
+def test_ensembles_of_other_architectures_or_too_many_members_are_refused(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match=f"1 to {MAX_MEMBERS}"):
+        assemble_ensemble([tiny_model_dir] * (MAX_MEMBERS + 1), tmp_path / "big")
+    different = tmp_path / "different"
+    shutil.copytree(tiny_model_dir, different)
+    model, config = load_model_dir(different)
+    save_model_dir(model, different, classes=["N", "A", "O", "X"], preprocess=config["preprocess"], architecture=config["model"])
+    with pytest.raises(ValueError, match="'classes' differs"):
+        assemble_ensemble([tiny_model_dir, different], tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists() and not (tmp_path / "big").exists()
