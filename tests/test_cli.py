@@ -128,11 +128,11 @@ def test_a_crash_mid_way_leaves_no_half_file(tmp_path, cinc2017_dir, tiny_model_
     real_chunk, real_iter = streaming._classify_chunk, streaming.iter_classify_files
     calls = []
 
-    def crash_on_second_chunk(classifier, read, failures):
+    def crash_on_second_chunk(classifier, read, failures, *rest):
         calls.append(len(read))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_chunk(classifier, read, failures)
+        return real_chunk(classifier, read, failures, *rest)
 
     monkeypatch.setattr(streaming, "iter_classify_files", functools.partial(real_iter, chunk_samples=1))  # one record per chunk
     monkeypatch.setattr(streaming, "_classify_chunk", crash_on_second_chunk)

@@ -13,7 +13,8 @@ def add_parser(sub):
         "classify",
         help="classify record files or folders into a CSV",
         description="Classify ECG records into rhythm classes. Writes one CSV row per readable record: "
-        "record, label, then one probability column per class. A bad file is reported on stderr and skipped; "
+        "record, label, lead (the lead a single-lead model took), then one probability column per class. "
+        "WFDB records over an hour are read in pieces (up to 14 days). A bad file is reported on stderr and skipped; "
         "the exit status is 1 if any record failed, 0 if none did.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy) or a folder of records")
@@ -21,6 +22,7 @@ def add_parser(sub):
     p.add_argument("--model", metavar="MODEL", help="model folder, or a .onnx file from 'ecgrhythm export' (runs with onnxruntime alone); "
                    "default: the shipped models/cinc2017")
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
+    common.add_lead_argument(p)
 
 
 def run(args):
@@ -44,9 +46,10 @@ def run(args):
     if not paths and not failed:
         raise common.UsageError(f"no records found in {', '.join(args.paths)}: expected {describe_suffixes()} files")
     clf = common.load_classifier(args.model)
+    common.check_lead(clf, args.lead)
     done = 0
     with atomic_write(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-        for i, (prediction, bad) in enumerate(iter_classify_files(clf, paths, fs=args.fs)):
+        for i, (prediction, bad) in enumerate(iter_classify_files(clf, paths, fs=args.fs, lead=args.lead)):
             for path, reason in bad:
                 common.failure("classify", path, reason)
             failed += len(bad)
