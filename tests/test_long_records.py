@@ -82,3 +82,23 @@ def test_records_over_24_hours_are_read_in_pieces_only(tmp_path):
         np.testing.assert_allclose(tail[:, 0], np.sin(2 * np.pi * t[-100:]), atol=1e-3)
         with pytest.raises(RecordError, match="day.hea: cannot read the signal"):
             stream.read(n - 10, n + 10, [0])
+
+
+def test_classify_takes_the_chosen_lead_and_says_which(tmp_path, cpsc2021_dir, tiny_model_dir, capsys):
+    import csv
+
+    from ecgrhythm.cli import main
+
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(cpsc2021_dir), "-o", str(out), "--model", str(tiny_model_dir), "--lead", "II"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 18 and {r["lead"] for r in rows} == {"II"}
+    clf = RhythmClassifier.load(tiny_model_dir)
+    first = sorted(cpsc2021_dir.glob("*.hea"))[0]
+    expected = clf.predict_proba([clf.prepare(read_record(first), "II")])[0]
+    row = next(r for r in rows if r["record"] == first.stem)
+    assert np.abs(np.array([float(row[c]) for c in clf.classes_]) - expected).max() < 1e-5
+    prediction, failures = classify_files(clf, [first, first], lead=None)
+    assert prediction.leads == ["I", "I"] and failures == []
+    assert main(["classify", str(first), "-o", str(out), "--model", str(tiny_model_dir), "--lead", "V5"]) == 1
+    assert "no lead 'V5': the record has ['I', 'II']" in capsys.readouterr().err
