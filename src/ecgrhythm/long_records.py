@@ -98,8 +98,9 @@ def stream_columns(classifier, stream, lead=None) -> tuple[list[int], str | None
     columns = model_columns(stream.sig_name, config.leads, stream.header)
     columns = list(range(len(stream.sig_name))) if columns is None else columns
     if len(columns) != classifier.n_leads_:
-        raise RecordError(stream.header, f"the record has {len(columns)} leads ({', '.join(stream.sig_name)}) but the model takes {classifier.n_leads_}; "
-                                         f"classify records with {classifier.n_leads_} lead(s), or use a model trained on these leads")
+        raise RecordError(stream.header, f"the record has {len(columns)} leads ({', '.join(stream.sig_name)}) "
+                                         f"but the model takes {classifier.n_leads_}; classify records with {classifier.n_leads_} lead(s), "
+                                         "or use a model trained on these leads")
     return columns, None
 
 

@@ -10,7 +10,8 @@ import numpy as np
 from .config import PreprocessConfig
 from .records import EcgRecord, RecordError
 
-__all__ = ["preprocess", "resample", "bandpass", "normalize", "normalization", "apply_normalization", "choose_lead", "chosen_lead", "lead_index", "model_columns", "PREFERRED_LEAD"]
+__all__ = ["preprocess", "resample", "bandpass", "normalize", "normalization", "apply_normalization", "choose_lead", "chosen_lead", "lead_index",
+           "model_columns", "PREFERRED_LEAD"]
 
 PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
 _EPS = 1e-6

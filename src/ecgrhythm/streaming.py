@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 

@@ -43,7 +43,8 @@ from .core import (
 )
 from .registry import HEADER_SUFFIX, register_reader
 
-__all__ = ["read_wfdb", "open_wfdb", "WfdbStream", "header_length", "header_of", "read_header_comments", "sibling_header", "check_header_length", "check_signal_line"]
+__all__ = ["read_wfdb", "open_wfdb", "WfdbStream", "header_length", "header_of", "read_header_comments",
+           "sibling_header", "check_header_length", "check_signal_line"]
 
 _MAX_SAMPS_PER_FRAME = 64
 # Bytes per sample of the WFDB storage formats (None: FLAC, variable length).
