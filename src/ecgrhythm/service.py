@@ -52,7 +52,6 @@ from importlib import resources
 from pathlib import Path
 
 import anyio
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
