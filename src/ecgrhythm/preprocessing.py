@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -54,8 +55,19 @@ def resample(signal: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
         return np.zeros(signal.shape, dtype=np.float32)
     if _peak(signal) > _HEADROOM:
         signal = signal.astype(np.float64)
-    out = resample_poly(signal, ratio.numerator, ratio.denominator, axis=0)
+    up, down = ratio.numerator, ratio.denominator
+    # resample_poly's own filter, designed once per ratio (a fresh copy each call: resample_poly scales it in place)
+    out = resample_poly(signal, up, down, axis=0, window=_lowpass(up, down).astype(signal.dtype))
     return _to_float32(out)
+
+
+@functools.lru_cache(maxsize=32)
+def _lowpass(up: int, down: int) -> np.ndarray:
+    """The low-pass FIR filter `scipy.signal.resample_poly` designs for `up/down` (its default Kaiser window, beta 5)."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
 
 
 def bandpass(signal: np.ndarray, fs: float, low: float, high: float, order: int = 3) -> np.ndarray:
