@@ -24,7 +24,7 @@ GOOD = ["A00001", "A00002", "A00003", "A00004"]
 def _no_compilation_cache(monkeypatch):
     """Keep in-process runs from writing a JAX cache into the home folder."""
     monkeypatch.setenv(cli.CACHE_ENV, "off")
-COLUMNS = ["record", "label", "N", "A", "O", "~"]
+COLUMNS = ["record", "label", "lead", "N", "A", "O", "~"]
 
 
 def _copy(cinc2017_dir, folder, names):
@@ -40,12 +40,12 @@ def _rows(path):
         return list(csv.reader(f))
 
 
-def _check_rows(rows, names):
+def _check_rows(rows, names, lead="ECG"):
     assert rows[0] == COLUMNS
     assert [r[0] for r in rows[1:]] == names
     for r in rows[1:]:
-        probs = np.array(r[2:], dtype=float)
-        assert r[1] == COLUMNS[2 + int(np.argmax(probs))]
+        probs = np.array(r[3:], dtype=float)
+        assert r[1] == COLUMNS[3 + int(np.argmax(probs))] and r[2] == lead  # the one lead of a CinC 2017 record
         assert probs.sum() == pytest.approx(1.0, abs=1e-4) and (probs >= 0).all()
 
 
@@ -72,7 +72,7 @@ def test_classify_all_good_folder_exits_0_and_matches_the_python_api(tmp_path, c
     rows = _rows(out)
     _check_rows(rows, GOOD)
     api = RhythmClassifier.load(tiny_model_dir).predict_records([folder / "A00003.hea"])
-    cli = np.array(rows[3][2:], dtype=float)
+    cli = np.array(rows[3][3:], dtype=float)
     np.testing.assert_allclose(api.probabilities[0], cli, atol=2e-6)
     assert api.labels[0] == rows[3][1]
     assert [p.name for p in out.parent.iterdir()] == ["out.csv"]  # no temporary files left
@@ -97,7 +97,7 @@ def test_classify_headerless_files_need_fs(tmp_path, cinc2017_dir, tiny_model_di
     assert main(["classify", str(tmp_path / "rec.npy"), "-o", str(out), "--model", str(tiny_model_dir)]) == 1
     assert "rec.npy" in capsys.readouterr().err and _rows(out) == [COLUMNS]
     assert main(["classify", str(tmp_path / "rec.npy"), "-o", str(out), "--model", str(tiny_model_dir), "--fs", "300"]) == 0
-    _check_rows(_rows(out), ["rec"])
+    _check_rows(_rows(out), ["rec"], lead="lead1")
 
 
 def test_classify_command_line_errors_exit_2_in_one_line(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
@@ -128,11 +128,11 @@ def test_a_crash_mid_way_leaves_no_half_file(tmp_path, cinc2017_dir, tiny_model_
     real_chunk, real_iter = streaming._classify_chunk, streaming.iter_classify_files
     calls = []
 
-    def crash_on_second_chunk(classifier, read, failures):
+    def crash_on_second_chunk(classifier, read, failures, *rest):
         calls.append(len(read))
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_chunk(classifier, read, failures)
+        return real_chunk(classifier, read, failures, *rest)
 
     monkeypatch.setattr(streaming, "iter_classify_files", functools.partial(real_iter, chunk_samples=1))  # one record per chunk
     monkeypatch.setattr(streaming, "_classify_chunk", crash_on_second_chunk)

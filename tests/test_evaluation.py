@@ -50,7 +50,7 @@ def test_evaluate_scores_held_out_records_by_default(tmp_path, cinc2017_dir, tin
     assert f"top-class expected calibration error (15 bins): {data['ece']:.4f}" in captured.out
     assert (out / "evaluation.png").read_bytes().startswith(b"\x89PNG")
     rows = (out / "predictions.csv").read_text().splitlines()
-    assert rows[0] == "record,label,true_label,N,A,O,~"
+    assert rows[0] == "record,label,true_label,lead,N,A,O,~"
     assert sorted(r.split(",")[0] for r in rows[1:]) == sorted(val)
 
     assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out), "--all-records"]) == 1

@@ -212,3 +212,19 @@ def test_preprocess_is_finite_with_the_right_shape_for_any_finite_input(signal_f
     assert np.isfinite(out).all()
     if method == "minmax":
         assert np.abs(out).max() <= 1.0 + 1e-6
+
+
+def test_resample_designs_its_filter_once_and_matches_resample_poly_exactly():
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    from ecgrhythm.preprocessing import resample
+
+    rng = np.random.default_rng(1)
+    for fs, n in ((200, 3001), (300, 9000), (500, 5000), (360, 77)):
+        x = rng.standard_normal((n, 2)).astype(np.float32)
+        ratio = Fraction(150 / fs).limit_denominator(1000)
+        expected = resample_poly(x, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
+        for _ in range(2):  # the cached filter is not scaled twice
+            assert np.array_equal(resample(x, fs, 150.0), expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -133,3 +134,47 @@ def test_an_error_clears_the_previous_result(page, tmp_path):
     painted = "id => { const c = document.getElementById(id); return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0); }"
     assert not page.evaluate(painted, "trace") and not page.evaluate(painted, "overview")  # the ECG canvases are blank
     assert "A00004" not in page.inner_text("#status") + page.inner_text("#message")
+
+
+@pytest.fixture(scope="module")
+def shipped_url():
+    """A server with the shipped model, which finds the AF episodes of the cpsc2021 records."""
+    with background_server(create_app(None, token="")) as url:
+        yield url
+
+
+def test_a_click_on_an_af_band_opens_that_stretch(browser, shipped_url, cpsc2021_dir, tmp_path):
+    from ecgrhythm.episodes import record_episodes
+    from ecgrhythm.inference import RhythmClassifier
+    from ecgrhythm.records import read_record
+
+    header = cpsc2021_dir / "data_92_19.hea"  # 6 minutes, paroxysmal AF
+    found = record_episodes(RhythmClassifier.load(), read_record(header))
+    af = [e for e in found.episodes if e.label == "A"]
+    assert len(af) >= 2, "the shipped model should find two AF episodes in data_92_19"
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(shipped_url + "/")
+    page.set_input_files("#files", [str(header), str(header.with_suffix(".dat"))])
+    page.click("text=Classify file")
+    page.wait_for_selector("#result:not([hidden])", timeout=300_000)
+    assert f"{100 * found.af_burden:.1f} %" in page.inner_text("#facts") and "Lead classified" in page.inner_text("#facts")
+    box = page.locator("#overview").bounding_box()
+    episode = af[-1]
+    x = box["x"] + box["width"] * (episode.start_s + episode.end_s) / 2 / found.duration_s
+    # the AF band is painted in the AF colour on the overview's top row (washed with white outside the stretch on screen)
+    colour = page.evaluate("([x, y]) => Array.from(document.getElementById('overview').getContext('2d').getImageData(x, y, 1, 1).data)",
+                           [round(x - box["x"]), 6])
+    af_colour = np.array([0xC9, 0x4F, 0x00])
+    assert min(np.abs(np.array(colour[:3]) - c).max() for c in (af_colour, 0.45 * af_colour + 0.55 * 255)) <= 2
+    page.locator("#overview").click(position={"x": x - box["x"], "y": 6})
+    shown_from = float(page.input_value("#position"))
+    assert shown_from == pytest.approx(episode.start_s, abs=0.05)
+    assert page.inner_text("#position-text").startswith(f"{episode.start_s:.1f}–")
+    assert _ink_pixels(page) > 500  # the ECG of that stretch is drawn
+    page.screenshot(path=str(tmp_path / "page-af-band.png"), full_page=True)
+    assert errors == [], f"JavaScript errors: {errors}"
+    context.close()
+

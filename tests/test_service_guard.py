@@ -147,9 +147,9 @@ def test_work_for_a_client_that_left_stops_before_the_model(server, client, monk
     calls, outcomes = [], []
     original_predict, original_classify = service.classifier.predict_proba, service.classify_record
 
-    def classify_record(record, cancelled=None):
+    def classify_record(record, cancelled=None, **options):
         try:
-            return original_classify(record, cancelled)
+            return original_classify(record, cancelled, **options)
         except BaseException as exc:
             outcomes.append(type(exc))
             raise

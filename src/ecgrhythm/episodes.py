@@ -15,7 +15,8 @@ Three steps, each usable on its own so that long records can be streamed:
    intervals. AF episodes shorter than `min_af_beats` beats (5, the CPSC 2021
    definition) are dropped.
 
-:func:`record_episodes` does all three for an in-memory record.
+:func:`record_episodes` does all three for an in-memory record,
+:func:`stream_episodes` for a long WFDB record read in pieces.
 
 Then a record whose AF burden reaches `persistent_burden` (0.85) is AF
 throughout: persistent AF in the CPSC 2021 sense (the sample's paroxysmal
@@ -45,6 +46,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from .episode_metrics import RECORD_CLASSES
+from .preprocessing import chosen_lead
 from .records import EcgRecord
 from .rpeaks import detect_r_peaks
 
@@ -60,6 +62,7 @@ __all__ = [
     "refine_boundaries",
     "episodes_from_windows",
     "record_episodes",
+    "stream_episodes",
     "AF_LABEL",
     "RECORD_CLASSES",
 ]
@@ -425,18 +428,53 @@ def record_episodes(classifier, record: EcgRecord, lead=None, params: EpisodePar
     """Episodes of one in-memory record, on one lead (see :meth:`RhythmClassifier.choose_lead`).
 
     The lead is fed to :func:`iter_window_probabilities` in pieces of
-    `piece_s` seconds, as a streamed record would be.
+    `piece_s` seconds, as a streamed record is (:func:`stream_episodes`).
 
     Raises:
         RecordError: `lead` is not in the record.
         ValueError: the model takes several leads or has no AF class.
     """
-    if classifier.n_leads_ != 1:
-        raise ValueError(f"episodes need a single-lead model; this one takes {classifier.n_leads_} leads")
+    _check_single_lead(classifier)
     one, name = classifier.choose_lead(record, lead)
     signal = one.signal[:, 0]
     step = max(1, round(piece_s * one.fs))
     pieces = (signal[i : i + step] for i in range(0, len(signal), step))
-    stream = iter_window_probabilities(classifier, pieces, one.fs, lead=name, params=params)
-    windows = collect_windows(stream, classifier.classes_, one.duration_s)
-    return episodes_from_windows(windows, lambda a, b: signal[a:b], one.fs, one.n_samples, record_name=record.record_name, lead=name, params=params)
+    return _episodes(classifier, pieces, lambda a, b: signal[a:b], one.fs, one.n_samples, record.record_name, name, params)
+
+
+def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = EpisodeParams(), *,
+                    piece_s: float = 600.0) -> RecordEpisodes:
+    """Episodes of a long WFDB record read in pieces (:func:`ecgrhythm.long_records.open_long_record`), in bounded memory.
+
+    The same windows and boundaries as :func:`record_episodes` on the record
+    read whole: the lead is read `piece_s` seconds at a time, and the stretch
+    around each change of rhythm again when its beats are placed.
+
+    Args:
+        stream: an open :class:`~ecgrhythm.records.WfdbStream`.
+
+    Raises:
+        RecordError: `lead` is not in the record, or a piece cannot be read.
+        ValueError: the model takes several leads or has no AF class.
+    """
+    _check_single_lead(classifier)
+    index = chosen_lead(stream.sig_name, lead, 1, model_leads=classifier.preprocess_.leads, source=stream.header)
+    n, step = stream.n_samples, max(1, round(piece_s * stream.fs))
+
+    def read(a, b):
+        return stream.read(a, b, [index])[:, 0]
+
+    pieces = (read(i, min(n, i + step)) for i in range(0, n, step))
+    return _episodes(classifier, pieces, read, stream.fs, n, stream.record_name, stream.sig_name[index], params)
+
+
+def _check_single_lead(classifier):
+    if classifier.n_leads_ != 1:
+        raise ValueError(f"episodes need a single-lead model; this one takes {classifier.n_leads_} leads")
+
+
+def _episodes(classifier, pieces, read_signal, fs, n_samples, record_name, lead, params) -> RecordEpisodes:
+    """The three steps of the module docstring on a lead given as consecutive `pieces` and random access `read_signal(a, b)`."""
+    stream = iter_window_probabilities(classifier, pieces, fs, lead=lead, params=params)
+    windows = collect_windows(stream, classifier.classes_, n_samples / fs)
+    return episodes_from_windows(windows, read_signal, fs, n_samples, record_name=record_name, lead=lead, params=params)

@@ -21,7 +21,7 @@ __all__ = ["evaluate_folder"]
 logger = logging.getLogger(__name__)
 
 
-def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: float | None = None, on_failure=None):
+def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: float | None = None, lead=None, on_failure=None):
     """Classify the labelled records of a folder and score them.
 
     By default the records the model was trained on (`split.json["train"]` in
@@ -33,6 +33,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
             multi-label model, records whose headers carry SNOMED-CT `# Dx:` codes.
         exclude_training: leave out the model's training records.
         fs: sampling rate (Hz) of record files without a header.
+        lead: lead name or index a single-lead model takes from multi-lead records (default: lead I, else the first).
         on_failure: called as `on_failure(path, reason)` for each record that
             cannot be scored, as it happens (for progress output).
 
@@ -90,13 +91,14 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
             usable.append(p)
         else:
             fail(p, f"label {reference[p.stem]!r} in REFERENCE.csv is not one of the model's classes {classifier.classes_}")
-    names, labels, probs = [], [], []
-    for prediction, bad in iter_classify_files(classifier, usable, fs=fs):
+    names, labels, probs, leads = [], [], [], []
+    for prediction, bad in iter_classify_files(classifier, usable, fs=fs, lead=lead):
         for path, reason in bad:
             fail(path, reason)
         names += prediction.names
         labels += prediction.labels
         probs.append(prediction.probabilities)
+        leads += prediction.leads
     if not names:
         raise ValueError(f"{data_dir}: no labelled record could be scored: {len(failures)} could not be read or classified (each reported above), "
                          f"{excluded} left out as the model's training records (--all-records scores them too)")
@@ -118,4 +120,4 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         truth = [" ".join(c for c in classifier.classes_ if c in present) or "-" for present in truth]
     else:
         report = evaluate_predictions(truth, labels, classifier.classes_, probabilities=probs, info=info)
-    return report, Prediction(names, labels, probs, list(classifier.classes_)), truth
+    return report, Prediction(names, labels, probs, list(classifier.classes_), leads), truth

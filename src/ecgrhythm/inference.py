@@ -32,6 +32,7 @@ __all__ = [
     "Segment",
     "window_bounds",
     "split_long",
+    "chunk_bounds",
     "average_by_owner",
     "default_model_dir",
     "NotFittedError",
@@ -71,13 +72,17 @@ def default_model_dir() -> Path:
 
 
 def split_long(signal: np.ndarray, max_length: int) -> list[np.ndarray]:
-    """Split `(n, leads)` into the fewest near-equal chunks of at most `max_length` samples."""
-    n = len(signal)
-    if n <= max_length:
+    """Split `(n, leads)` into the fewest near-equal chunks of at most `max_length` samples (see :func:`chunk_bounds`)."""
+    if len(signal) <= max_length:
         return [signal]
-    k = math.ceil(n / max_length)
-    bounds = np.linspace(0, n, k + 1).astype(int)
+    bounds = chunk_bounds(len(signal), max_length)
     return [signal[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def chunk_bounds(n: int, max_length: int) -> np.ndarray:
+    """Bounds of the fewest near-equal chunks of at most `max_length` samples covering `n`: int array `(k + 1,)` from 0 to `n`."""
+    k = max(1, math.ceil(n / max_length))
+    return np.linspace(0, n, k + 1).astype(int)
 
 
 def _batch_buckets(lengths, buckets, min_count: int = MIN_BUCKET_SIGNALS) -> tuple[int, ...]:
@@ -190,12 +195,19 @@ class Prediction:
         labels: predicted label of each record.
         probabilities: array `(n_records, n_classes)`.
         classes: class names, the columns of `probabilities`.
+        leads: the lead a single-lead model took from each record (`None`
+            for a multi-lead model), when the caller tracked them.
     """
 
     names: list[str]
     labels: list[str]
     probabilities: np.ndarray
     classes: list[str]
+    leads: list[str | None] | None = None
+
+    def __post_init__(self):
+        if self.leads is None:  # no lead was chosen for any record (a multi-lead model, or arrays)
+            self.leads = [None] * len(self.names)
 
 
 @dataclasses.dataclass(frozen=True)

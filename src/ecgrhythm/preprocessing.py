@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 
@@ -10,7 +11,8 @@ import numpy as np
 from .config import PreprocessConfig
 from .records import EcgRecord, RecordError
 
-__all__ = ["preprocess", "resample", "bandpass", "normalize", "choose_lead", "lead_index", "PREFERRED_LEAD"]
+__all__ = ["preprocess", "resample", "bandpass", "normalize", "normalization", "apply_normalization", "choose_lead", "chosen_lead", "lead_index",
+           "model_columns", "PREFERRED_LEAD"]
 
 PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
 _EPS = 1e-6
@@ -53,8 +55,19 @@ def resample(signal: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
         return np.zeros(signal.shape, dtype=np.float32)
     if _peak(signal) > _HEADROOM:
         signal = signal.astype(np.float64)
-    out = resample_poly(signal, ratio.numerator, ratio.denominator, axis=0)
+    up, down = ratio.numerator, ratio.denominator
+    # resample_poly's own filter, designed once per ratio (a fresh copy each call: resample_poly scales it in place)
+    out = resample_poly(signal, up, down, axis=0, window=_lowpass(up, down).astype(signal.dtype))
     return _to_float32(out)
+
+
+@functools.lru_cache(maxsize=32)
+def _lowpass(up: int, down: int) -> np.ndarray:
+    """The low-pass FIR filter `scipy.signal.resample_poly` designs for `up/down` (its default Kaiser window, beta 5)."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
 
 
 def bandpass(signal: np.ndarray, fs: float, low: float, high: float, order: int = 3) -> np.ndarray:
@@ -94,19 +107,42 @@ def normalize(signal: np.ndarray, method: str) -> np.ndarray:
     x = signal.astype(np.float64)
     if x.shape[0] == 0:
         return _to_float32(x)
-    lo, hi = x.min(axis=0), x.max(axis=0)
+    stats = {"zscore": lambda: {"mean": x.mean(axis=0), "std": x.std(axis=0)},
+             "robust": lambda: {"quartiles": np.percentile(x, [25, 50, 75], axis=0)}}.get(method, dict)()
+    center, scale = normalization(method, x.min(axis=0), x.max(axis=0), **stats)
+    return apply_normalization(x, center, scale)
+
+
+def normalization(method: str, lo, hi, *, mean=None, std=None, quartiles=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-lead `(center, scale)` of a normalisation from a signal's statistics (streamed records gather them piece by piece).
+
+    Args:
+        method: as in :func:`normalize`.
+        lo, hi: per-lead minimum and maximum, arrays `(n_leads,)`.
+        mean, std: per-lead mean and standard deviation (`"zscore"`).
+        quartiles: per-lead 25th, 50th and 75th percentiles, array `(3, n_leads)` (`"robust"`).
+
+    Returns:
+        `(center, scale)`, float arrays `(n_leads,)`: a constant lead gets its value and 1.
+    """
     if method == "zscore":
-        center, scale = x.mean(axis=0), x.std(axis=0)
+        center, scale = mean, std
     elif method == "minmax":
         center, scale = (hi + lo) / 2, (hi - lo) / 2
     elif method == "robust":
-        q25, center, q75 = np.percentile(x, [25, 50, 75], axis=0)
+        q25, center, q75 = quartiles
         scale = q75 - q25
     else:
         raise ValueError(f"Invalid argument `method`: expected one of zscore, minmax, robust, none. Received: method={method!r}")
     flat = hi == lo  # exactly zero after centring, whatever rounding in the mean
     center = np.where(flat, lo, center)
     scale = np.where((scale > _EPS) & ~flat, scale, 1.0)
+    return center, scale
+
+
+def apply_normalization(signal: np.ndarray, center, scale) -> np.ndarray:
+    """`(signal - center) / scale` per lead of `(n_samples, n_leads)`, computed in float64 (a float64 `signal` in place), as float32."""
+    x = np.asarray(signal, dtype=np.float64)
     x -= center
     x /= scale
     return _to_float32(x)
@@ -138,19 +174,31 @@ def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
 
 
 def _select_leads(record: EcgRecord, leads) -> np.ndarray:
-    """Columns of `record.signal` for `leads`, matched by name ignoring case and spaces.
+    """Columns of `record.signal` for `leads` (see :func:`model_columns`)."""
+    index = model_columns(record.sig_name, leads, record.record_name)
+    return record.signal if index is None or index == list(range(record.n_leads)) else record.signal[:, index]
 
-    A single-lead model takes the lead of any single-lead record.
+
+def model_columns(sig_name, leads, source="record") -> list[int] | None:
+    """Columns for a model's `leads` (`PreprocessConfig.leads`) among `sig_name`, matched by name ignoring case and spaces.
+
+    Returns:
+        The column indices, or `None` for all columns: `leads` is `None`, or a
+        single-lead model meets a single-lead record (it takes its lead whatever its name).
+
+    Raises:
+        RecordError: the record lacks leads the model needs (named in the message).
     """
-    have = [name.strip().lower() for name in record.sig_name]
+    if leads is None:
+        return None
+    have = [name.strip().lower() for name in sig_name]
     want = [lead.strip().lower() for lead in leads]
     missing = [lead for lead, key in zip(leads, want) if key not in have]
     if missing:
-        if len(leads) == 1 and record.n_leads == 1:
-            return record.signal
-        raise RecordError(record.record_name, f"missing leads {missing}; the model needs {list(leads)}, the record has {list(record.sig_name)}")
-    index = [have.index(key) for key in want]
-    return record.signal if index == list(range(record.n_leads)) else record.signal[:, index]
+        if len(leads) == 1 and len(sig_name) == 1:
+            return None
+        raise RecordError(source, f"missing leads {missing}; the model needs {list(leads)}, the record has {list(sig_name)}")
+    return [have.index(key) for key in want]
 
 
 def lead_index(sig_name, lead, source="record", default=None) -> int:
@@ -202,13 +250,28 @@ def choose_lead(record: EcgRecord, lead=None, n_leads: int = 1, *, model_leads=N
         RecordError: `lead` is not in the record.
         ValueError: `lead` was given for a multi-lead model.
     """
-    if n_leads != 1:
-        if lead is not None:
-            raise ValueError(f"Invalid argument `lead`: the model takes {n_leads} leads, so no lead is chosen. Received: lead={lead!r}")
+    index = chosen_lead(record.sig_name, lead, n_leads, model_leads=model_leads, source=record.record_name)
+    if index is None:
         return record, None
-    default = model_leads[0] if model_leads is not None and len(model_leads) == 1 else None
-    index = lead_index(record.sig_name, lead, record.record_name, default)
     if record.n_leads == 1:
         return record, record.sig_name[0]
     chosen = EcgRecord(record.signal[:, index : index + 1], record.fs, (record.sig_name[index],), record.record_name, record.comments)
     return chosen, record.sig_name[index]
+
+
+def chosen_lead(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record") -> int | None:
+    """The column a model with `n_leads` leads takes from a record with leads `sig_name` (see :func:`choose_lead`).
+
+    Returns:
+        The column of the lead for a single-lead model, `None` for a multi-lead model.
+
+    Raises:
+        RecordError: `lead` is not among `sig_name`.
+        ValueError: `lead` was given for a multi-lead model.
+    """
+    if n_leads != 1:
+        if lead is not None:
+            raise ValueError(f"Invalid argument `lead`: the model takes {n_leads} leads, so no lead is chosen. Received: lead={lead!r}")
+        return None
+    default = model_leads[0] if model_leads is not None and len(model_leads) == 1 else None
+    return lead_index(sig_name, lead, source, default)

@@ -91,24 +91,25 @@ def ray_cluster(address: str | None = None, workers: int | None = None):
 class _Worker:
     """A Ray actor: loads the classifier once, then classifies batches of paths with the local engine."""
 
-    def __init__(self, load, fs):
+    def __init__(self, load, fs, lead):
         self.classifier = load()
-        self.fs = fs
+        self.fs, self.lead = fs, lead
 
     def __call__(self, batch: dict) -> dict:
         paths = [str(p) for p in batch["path"]]
-        prediction, failures = classify_files(self.classifier, paths, fs=self.fs)
+        prediction, failures = classify_files(self.classifier, paths, fs=self.fs, lead=self.lead)
         n_classes = len(self.classifier.classes_)
         return {
             "record": np.array(prediction.names + [""] * len(failures), dtype=object),
             "label": np.array(list(prediction.labels) + [""] * len(failures), dtype=object),
+            "lead": np.array([v or "" for v in prediction.leads] + [""] * len(failures), dtype=object),
             "probabilities": np.concatenate([prediction.probabilities.reshape(-1, n_classes), np.full((len(failures), n_classes), np.nan)]),
             "failed_path": np.array([""] * len(prediction.names) + [p for p, _ in failures], dtype=object),
             "reason": np.array([""] * len(prediction.names) + [r for _, r in failures], dtype=object),
         }
 
 
-def iter_classify_ray(load, paths, classes, *, fs: float | None = None, workers: int | None = None, batch_records: int = BATCH_RECORDS):
+def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=None, workers: int | None = None, batch_records: int = BATCH_RECORDS):
     """Classify files with a pool of Ray actors, in input order, keeping going past bad files.
 
     Ray must be initialised (see :func:`ray_cluster`).
@@ -120,6 +121,7 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, workers:
         paths: record files, reachable at these paths from every node.
         classes: the model's class names (the columns of the probabilities).
         fs: sampling rate (Hz) of files without a header.
+        lead: the lead a single-lead model takes from multi-lead records (name or index; default lead I, else the first).
         workers: actors in the pool (default: the cluster's CPUs).
         batch_records: paths per actor call, at most (a small job is spread evenly over the workers).
 
@@ -145,12 +147,13 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, workers:
     context.enable_progress_bars = False
     batch_records = min(batch_records, math.ceil(len(paths) / workers))
     dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=math.ceil(len(paths) / batch_records)).map_batches(
-        _Worker, fn_constructor_kwargs={"load": load, "fs": fs}, batch_size=batch_records, batch_format="numpy",
+        _Worker, fn_constructor_kwargs={"load": load, "fs": fs, "lead": lead}, batch_size=batch_records, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
     )
     classes = list(classes)
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
         ok = batch["failed_path"] == ""
         probs = np.asarray(batch["probabilities"], dtype=np.float64)[ok].reshape(-1, len(classes))
-        prediction = Prediction([str(n) for n in batch["record"][ok]], [str(v) for v in batch["label"][ok]], probs, classes)
+        leads = [str(v) or None for v in batch["lead"][ok]]
+        prediction = Prediction([str(n) for n in batch["record"][ok]], [str(v) for v in batch["label"][ok]], probs, classes, leads)
         yield prediction, [(str(p), str(r)) for p, r in zip(batch["failed_path"][~ok], batch["reason"][~ok])]

@@ -12,11 +12,16 @@
 - `GET /`: the page (static HTML, JS and CSS from `ecgrhythm/static`, nothing
   fetched from elsewhere).
 
-A classification is `{"record", "label", "probabilities", "classes", "fs",
-"duration_s", "window_s", "segments", "signal"}`: label and probabilities are
-those of :func:`ecgrhythm.streaming.classify_files` for the same file; `segments`
+A classification is `{"record", "label", "probabilities", "classes", "lead", "fs",
+"duration_s", "window_s", "segments", "episodes", "af_burden", "signal"}`: label and probabilities are
+those of :func:`ecgrhythm.streaming.classify_files` for the same file; `lead` is
+the lead a single-lead model took (the form field `lead`, a name or 0-based
+index; by default lead I, else the first); `segments`
 classifies consecutive windows of about `window_s` seconds (a rhythm timeline,
-:meth:`RhythmClassifier.predict_segments`);
+:meth:`RhythmClassifier.predict_segments`); `episodes` are the rhythm episodes
+covering the record, AF ones to the beat, and `af_burden` the share of time in
+AF (:func:`ecgrhythm.episodes.record_episodes`; both `null` for a model without
+a single lead and an `A` class);
 `signal` is the record in mV at no more than 250 Hz for drawing, with
 `values[i]` the samples of lead `leads[i]`.
 
@@ -47,7 +52,6 @@ from importlib import resources
 from pathlib import Path
 
 import anyio
-import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -55,6 +59,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import __version__
 from ._service_guard import BodyTimeout, Guard, Limits, UploadTooLarge, default_allowed_hosts, too_large, uvicorn_config
+from ._service_payload import display_signal, episodes_payload
 from .records import EcgRecord, RecordError, check_fs, find_records, read_record, read_reference, record_suffixes
 
 __all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX_UPLOAD_BYTES"]
@@ -64,8 +69,6 @@ logger = logging.getLogger(__name__)
 TOKEN_ENV = "ECGRHYTHM_TOKEN"
 DEFAULT_MAX_UPLOAD_BYTES = Limits.max_upload_bytes
 WINDOW_S = 10.0
-DISPLAY_FS = 250.0
-MAX_DISPLAY_VALUES = 2_000_000
 MAX_FILES = 8
 N_EXAMPLES = 8
 _UPLOAD_SUFFIXES = (*record_suffixes(), ".dat")  # .dat: WFDB signal files, read through their header
@@ -116,17 +119,6 @@ def _pick_record(names: list[str], fs: float | None) -> str:
     if fs is None:
         raise HTTPException(422, f"{name}: the file has no header and so no sampling rate: send it in the form field 'fs' (Hz)")
     return name
-
-
-def _display_signal(record: EcgRecord) -> dict:
-    """The record in mV for drawing: at most 250 Hz and about 2 million values in all."""
-    from .preprocessing import resample
-
-    budget = MAX_DISPLAY_VALUES / (record.n_leads * record.duration_s)
-    target = min(record.fs, DISPLAY_FS, budget)
-    values = record.signal if target >= record.fs else resample(record.signal, record.fs, target)
-    fs = len(values) / record.duration_s if values is not record.signal else record.fs
-    return {"fs": round(float(fs), 6), "leads": list(record.sig_name), "values": np.round(values.T.astype(np.float64), 4).tolist()}
 
 
 class _Service:
@@ -180,12 +172,13 @@ class _Service:
         chosen.sort(key=paths.index)
         return {p.stem: (p, labels.get(p.stem)) for p in chosen}
 
-    def classify_path(self, path: Path, fs: float | None, *, hide: str | None = None, cancelled: threading.Event | None = None) -> dict:
+    def classify_path(self, path: Path, fs: float | None, *, lead=None, hide: str | None = None, cancelled: threading.Event | None = None) -> dict:
         """Read and classify one record file (blocking: call it in a worker thread).
 
         Args:
             path: the `.hea` header, or the one signal file.
             fs: sampling rate of files without a header.
+            lead: lead name or index a single-lead model takes (default: lead I, else the first).
             hide: a folder whose path is removed from error messages.
             cancelled: set when the client has gone; the work stops at the next step.
 
@@ -198,15 +191,15 @@ class _Service:
 
         try:
             record = read_record(path, fs=fs)
-            return self.classify_record(record, cancelled)
+            return self.classify_record(record, cancelled, lead=lead)
         except RecordError as exc:
             raise HTTPException(422, f"{Path(exc.path).name}: {_hide_folders(exc.reason, hide)}") from None
         except NonFiniteOutputError as exc:
             logger.error("%s: %s", path.name, exc)
             raise HTTPException(422, f"{path.name}: cannot be classified: {_hide_folders(str(exc), hide)}") from None
 
-    def classify_record(self, record: EcgRecord, cancelled: threading.Event | None = None) -> dict:
-        """The response body for one record: label, probabilities, segments and the signal to draw.
+    def classify_record(self, record: EcgRecord, cancelled: threading.Event | None = None, *, lead=None) -> dict:
+        """The response body for one record: label, probabilities, segments, episodes and the signal to draw.
 
         Only the network's work holds the lock; preparing the signal and the
         drawing does not, and a request whose client has gone (`cancelled`)
@@ -214,14 +207,18 @@ class _Service:
         """
         clf = self.classifier
         _stop_if(cancelled)
-        prepared = clf.prepare(record)
-        signal = _display_signal(record)
+        if lead is not None and clf.n_leads_ != 1:
+            raise RecordError(record.record_name, f"the model takes {clf.n_leads_} leads, so no lead is chosen: leave the lead field empty")
+        one, lead_name = clf.choose_lead(record, lead)
+        prepared = clf.prepare(one)
+        signal = display_signal(record)
         while not self._lock.acquire(timeout=0.1):
             _stop_if(cancelled)
         try:
             _stop_if(cancelled)
             probs = clf.predict_proba([prepared])[0]
-            segments = clf.predict_segments(record, WINDOW_S, signal=prepared)
+            segments = clf.predict_segments(one, WINDOW_S, signal=prepared)
+            episodes = episodes_payload(clf, one)
         finally:
             self._lock.release()
         classes = list(clf.classes_)
@@ -230,6 +227,7 @@ class _Service:
             "label": clf.labels_from_proba(probs[None])[0],
             "probabilities": dict(zip(classes, map(float, probs))),
             "classes": classes,
+            "lead": lead_name,
             "fs": record.fs,
             "duration_s": record.duration_s,
             "window_s": WINDOW_S,
@@ -242,6 +240,7 @@ class _Service:
                 }
                 for seg in segments
             ],
+            **episodes,
             "signal": signal,
         }
 
@@ -402,10 +401,11 @@ def create_app(
     async def classify(request: Request):
         async with request.form(max_files=MAX_FILES, max_fields=4) as form:
             fs = _parse_fs(form.get("fs"))
+            lead = str(form.get("lead") or "").strip()[:40] or None
             with tempfile.TemporaryDirectory(prefix="ecgrhythm-upload-") as tmp:
                 names = await run_in_threadpool(_save_uploads, form.getlist("files"), Path(tmp))
                 target = Path(tmp) / _pick_record(names, fs)
-                result = await _while_connected(request, service.classify_path, target, fs, hide=tmp)
+                result = await _while_connected(request, service.classify_path, target, fs, lead=lead, hide=tmp)
         return JSONResponse(result)
 
     @app.get("/v1/examples")

@@ -124,17 +124,20 @@ def load_classifier(model):
 
 
 def write_rows(f, prediction, *, header=True, classes=None, truth=None):
-    """CSV rows `record,label[,true_label],<one probability column per class>` of a prediction (or only the header)."""
+    """CSV rows `record,label[,true_label],lead,<one probability column per class>` of a prediction (or only the header).
+
+    `lead` is the lead a single-lead model took from the record, empty for a multi-lead model.
+    """
     import csv
 
     writer = csv.writer(f)
     classes = prediction.classes if prediction is not None else classes
     if header:
-        writer.writerow(["record", "label", *(["true_label"] if truth is not None else []), *classes])
+        writer.writerow(["record", "label", *(["true_label"] if truth is not None else []), "lead", *classes])
     if prediction is None:
         return
-    for i, (name, label, row) in enumerate(zip(prediction.names, prediction.labels, prediction.probabilities)):
-        writer.writerow([name, label, *([truth[i]] if truth is not None else []), *(f"{p:.6f}" for p in row)])
+    for i, (name, label, lead, row) in enumerate(zip(prediction.names, prediction.labels, prediction.leads, prediction.probabilities)):
+        writer.writerow([name, label, *([truth[i]] if truth is not None else []), lead or "", *(f"{p:.6f}" for p in row)])
 
 
 def gather_records(command: str, given) -> tuple[list, int]:
@@ -157,3 +160,13 @@ def no_records(given) -> UsageError:
 
     return UsageError(f"no records found in {', '.join(map(str, given))}: expected {describe_suffixes()} files")
 
+
+def add_lead_argument(p):
+    p.add_argument("--lead", metavar="NAME|INDEX", help="lead a single-lead model takes from multi-lead records, by name or 0-based index "
+                   "(default: lead I, else the first lead)")
+
+
+def check_lead(clf, lead):
+    """Refuse `--lead` for a multi-lead model before any record is read."""
+    if lead is not None and clf.n_leads_ != 1:
+        raise UsageError(f"--lead {lead}: the model takes {clf.n_leads_} leads, so no lead is chosen; leave --lead out")

@@ -44,7 +44,7 @@ def batches(args, classifier, paths):
             raise common.UsageError("--address and --workers apply to --engine ray only: add --engine ray, or drop them")
         from ..streaming import iter_classify_files
 
-        yield iter_classify_files(classifier, paths, fs=args.fs)
+        yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead)
         return
     from ..ray_engine import iter_classify_ray, ray_cluster, require_ray
 
@@ -56,7 +56,7 @@ def batches(args, classifier, paths):
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     with ray_cluster(args.address, args.workers):
         load = functools.partial(common.load_classifier, args.model)
-        yield iter_classify_ray(load, paths, classifier.classes_, fs=args.fs, workers=args.workers)
+        yield iter_classify_ray(load, paths, classifier.classes_, fs=args.fs, lead=args.lead, workers=args.workers)
 
 
 def is_parquet(out) -> bool:
@@ -67,7 +67,7 @@ def is_parquet(out) -> bool:
 def prediction_table(out, classes):
     """Write predictions to `out` atomically: CSV rows as :func:`common.write_rows`, or a Parquet table for a `.parquet` name.
 
-    Both have the columns `record`, `label` and one probability per class
+    Both have the columns `record`, `label`, `lead` and one probability per class
     (Parquet: float64, unrounded). The header (schema) is written even when no
     record was classified.
 
@@ -90,11 +90,12 @@ def prediction_table(out, classes):
         import pyarrow.parquet as pq
     except ImportError:
         raise common.UsageError(f"--output {out}: Parquet needs pyarrow (pip install 'ecgrhythm[ray]'), or write a .csv file") from None
-    schema = pa.schema([("record", pa.string()), ("label", pa.string()), *((c, pa.float64()) for c in classes)])
+    schema = pa.schema([("record", pa.string()), ("label", pa.string()), ("lead", pa.string()), *((c, pa.float64()) for c in classes)])
 
     def write(prediction):
         probs = prediction.probabilities.reshape(-1, len(classes))
-        columns = [pa.array(prediction.names, pa.string()), pa.array(prediction.labels, pa.string())]
+        columns = [pa.array(prediction.names, pa.string()), pa.array(prediction.labels, pa.string()),
+                   pa.array([v or "" for v in prediction.leads], pa.string())]
         columns += [pa.array(probs[:, k], pa.float64()) for k in range(len(classes))]
         writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 

@@ -14,7 +14,8 @@ def add_parser(sub):
         "classify",
         help="classify record files or folders into a CSV",
         description="Classify ECG records into rhythm classes. Writes one CSV row per readable record: "
-        "record, label, then one probability column per class. A bad file is reported on stderr and skipped; "
+        "record, label, lead (the lead a single-lead model took), then one probability column per class. "
+        "WFDB records over an hour are read in pieces (up to 14 days). A bad file is reported on stderr and skipped; "
         "the exit status is 1 if any record failed, 0 if none did. @FILE reads arguments from FILE, one per line (a list of record paths).",
         fromfile_prefix_chars="@",
     )
@@ -26,6 +27,7 @@ def add_parser(sub):
                    "default: the shipped models/cinc2017")
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
     engines.add_arguments(p)
+    common.add_lead_argument(p)
 
 
 def run(args):
@@ -39,6 +41,7 @@ def run(args):
     if not paths and not failed:
         raise common.no_records(args.paths)
     clf = common.load_classifier(args.model)
+    common.check_lead(clf, args.lead)
     done = 0
     with engines.prediction_table(out, clf.classes_) as write, engines.batches(args, clf, paths) as chunks:
         for prediction, bad in chunks:

@@ -14,14 +14,14 @@ def add_parser(sub):
         description="Find the rhythm episodes of ECG records with overlapping windows, a hidden Markov model and R peaks. "
         "Writes one row per episode (record, lead, start_s, end_s, label, probability); the episodes of a record cover it "
         "from start to end. --summary adds one row per record: duration, AF burden, AF episodes, the longest, and the "
-        "CPSC 2021 record class (non-AF, paroxysmal, persistent). A bad file is reported on stderr and skipped; "
-        "the exit status is 1 if any record failed, 0 if none did.",
+        "CPSC 2021 record class (non-AF, paroxysmal, persistent). WFDB records over an hour are read in pieces "
+        "(up to 14 days). A bad file is reported on stderr and skipped; the exit status is 1 if any record failed, 0 if none did.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy) or a folder of records")
     p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="episode CSV to write (replaced atomically)")
     p.add_argument("--summary", metavar="FILE.csv", help="per-record summary CSV to write (replaced atomically)")
     p.add_argument("--model", metavar="MODEL_DIR", help="single-lead model folder with an A class (default: the shipped models/cinc2017)")
-    p.add_argument("--lead", help="lead name or 0-based index of multi-lead records (default: lead I, else the first lead)")
+    common.add_lead_argument(p)
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
 
 
@@ -30,7 +30,8 @@ def run(args):
     from pathlib import Path
 
     from .._io import atomic_write
-    from ..episodes import record_episodes
+    from ..episodes import record_episodes, stream_episodes
+    from ..long_records import open_long_record, should_stream
     from ..records import RecordError, read_record
 
     outputs = [Path(f) for f in (args.output, args.summary) if f]
@@ -45,7 +46,11 @@ def run(args):
     results = []
     for path in paths:
         try:
-            results.append(record_episodes(clf, read_record(path, fs=args.fs), args.lead))
+            if should_stream(path, args.fs):  # WFDB records over an hour are read in pieces
+                with open_long_record(path, args.fs) as stream:
+                    results.append(stream_episodes(clf, stream, args.lead))
+            else:
+                results.append(record_episodes(clf, read_record(path, fs=args.fs), args.lead))
         except RecordError as exc:
             common.failure("episodes", path, exc.reason)
             failed += 1

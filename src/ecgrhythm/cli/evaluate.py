@@ -25,6 +25,7 @@ def add_parser(sub):
     p.add_argument("--task", choices=["rhythm", "episodes"], default="rhythm",
                    help="rhythm: one label per record (default); episodes: AF episodes against .atr rhythm annotations "
                    "(CPSC 2021 score, AF burden error, episode sensitivity and precision; default data: the cpsc2021 sample)")
+    common.add_lead_argument(p)
 
 
 def _run_episodes_task(args):
@@ -36,7 +37,8 @@ def _run_episodes_task(args):
 
     data = common.data_dir(args.data, "cpsc2021-sample")
     clf = common.load_classifier(args.model)
-    report = evaluate_episodes_folder(clf, data, on_failure=lambda path, reason: common.failure("evaluate", path, reason))
+    common.check_lead(clf, args.lead)
+    report = evaluate_episodes_folder(clf, data, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason))
     print(f"model: {report.info['model']}")
     print(f"data: {data} ({report.overall['n_records']} annotated records scored, {report.info['failed_records']} could not be scored)")
     print()
@@ -58,8 +60,9 @@ def run(args):
         return _run_episodes_task(args)
     data = common.data_dir(args.data)
     clf = common.load_classifier(args.model)
+    common.check_lead(clf, args.lead)
     report, prediction, truth = evaluate_folder(
-        clf, data, exclude_training=not args.all_records, on_failure=lambda path, reason: common.failure("evaluate", path, reason)
+        clf, data, exclude_training=not args.all_records, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason)
     )
     info = report.info
     print(f"model: {info['model']}")

@@ -28,6 +28,8 @@ declared length is at most `MAX_DURATION_S`, and that compressed data (a
 `ECGRHYTHM_MAX_DECODED_MB`), so a lying header never makes a reader allocate
 more than the file justifies. `.npy` files are memory-mapped, never unpickled.
 Folders are expanded by :func:`find_records`; labels are read by :func:`read_reference`.
+Long WFDB records (up to `MAX_STREAM_DURATION_S`, 14 days) are read in sample
+ranges through :func:`open_wfdb`, after the same header checks.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ from . import npy_reader  # noqa: F401  .npy
 # isort: on
 from .core import (
     MAX_DURATION_S,
+    MAX_STREAM_DURATION_S,
     MIN_DURATION_S,
     Decoded,
     EcgRecord,
     RecordError,
     check_fs,
+    validate_piece,
     validate_signal,
 )
 from .discovery import find_records, record_files
@@ -57,7 +61,7 @@ from .registry import (
     register_reader,
     signal_suffixes,
 )
-from .wfdb_reader import read_header_comments
+from .wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments
 
 __all__ = [
     "EcgRecord",
@@ -69,6 +73,11 @@ __all__ = [
     "read_reference",
     "read_header_comments",
     "validate_signal",
+    "validate_piece",
+    "open_wfdb",
+    "WfdbStream",
+    "header_length",
+    "header_of",
     "check_fs",
     "register_reader",
     "record_suffixes",
@@ -76,6 +85,7 @@ __all__ = [
     "describe_suffixes",
     "MIN_DURATION_S",
     "MAX_DURATION_S",
+    "MAX_STREAM_DURATION_S",
     "SIGNAL_SUFFIXES",
 ]
 

@@ -6,9 +6,11 @@ validates what they decode through :func:`validate_signal`.
 
 Limits on what a small hostile file can make a reader allocate:
 
-- :data:`MAX_DURATION_S` (24 h) bounds a record's length; readers apply it
-  from the header or the array's dimensions (:func:`check_length`) before
-  they read the samples.
+- :data:`MAX_DURATION_S` (24 h) bounds a record read whole into memory;
+  readers apply it from the header or the array's dimensions
+  (:func:`check_length`) before they read the samples. WFDB records read in
+  pieces (:func:`~ecgrhythm.records.wfdb_reader.open_wfdb`) may last up to
+  :data:`MAX_STREAM_DURATION_S` (14 days): their memory does not grow with length.
 - Compressed data (zlib in `.mat` v5, FLAC in WFDB formats 508/516/524) may
   decode to at most :data:`MAX_EXPANSION` times its own compressed bytes plus
   :data:`EXPANSION_FLOOR` bytes, and never to more than
@@ -29,6 +31,7 @@ import numpy as np
 
 MIN_DURATION_S = 2.0
 MAX_DURATION_S = 24 * 3600.0  # bounds the work a small hostile file can ask for
+MAX_STREAM_DURATION_S = 14 * 24 * 3600.0  # records read in pieces: a 14-day patch
 MAX_LEADS = 64
 MIN_FS, MAX_FS = 20.0, 100_000.0
 MAX_HEADER_BYTES = 1 << 20
@@ -115,8 +118,8 @@ def check_fs(fs, source, fix="pass the rate in Hz with --fs") -> float:
     return float(fs)
 
 
-def check_length(n_samples: int, fs: float, source) -> None:
-    """Refuse a record longer than :data:`MAX_DURATION_S`, from its sample count alone.
+def check_length(n_samples: int, fs: float, source, max_s: float = MAX_DURATION_S) -> None:
+    """Refuse a record longer than `max_s` seconds, from its sample count alone.
 
     Readers call it with the length a header or an array's dimensions declare,
     before reading any samples; :func:`validate_signal` calls it on what was read.
@@ -125,13 +128,18 @@ def check_length(n_samples: int, fs: float, source) -> None:
         n_samples: samples per lead.
         fs: sampling rate in Hz.
         source: file or record name used in the message.
+        max_s: the limit, :data:`MAX_DURATION_S` for a record read whole,
+            :data:`MAX_STREAM_DURATION_S` for a WFDB record read in pieces.
 
     Raises:
-        RecordError: the record would be longer than `MAX_DURATION_S`.
+        RecordError: the record would be longer than `max_s`.
     """
-    if n_samples / fs > MAX_DURATION_S:
+    if n_samples / fs > max_s:
+        fix = ("split it into parts" if max_s >= MAX_STREAM_DURATION_S else
+               f"records over {max_s / 3600:g} h are read in pieces only as WFDB records (.hea + .dat), up to "
+               f"{MAX_STREAM_DURATION_S / 86400:g} days: convert it, or split it into parts")
         raise RecordError(source, f"record is {n_samples / fs / 3600:.1f} h long ({n_samples} samples at {fs:g} Hz); "
-                                  f"the maximum is {MAX_DURATION_S / 3600:g} h: split it into parts")
+                                  f"the maximum is {max_s / 3600:g} h: {fix}")
 
 
 def max_decoded_bytes() -> int:
@@ -190,18 +198,29 @@ def validate_signal(signal, fs, *, source="signal") -> None:
             rate, shorter than `MIN_DURATION_S` or longer than `MAX_DURATION_S`,
             or NaN/infinite samples.
     """
+    validate_piece(signal, fs, source=source)
+    n = signal.shape[0]
+    if n / fs < MIN_DURATION_S:
+        raise RecordError(source, f"record is {n / fs:.2f} s long ({n} samples at {fs:g} Hz); the minimum is {MIN_DURATION_S:g} s")
+    check_length(n, fs, source)
+
+
+def validate_piece(signal, fs, *, source="signal") -> None:
+    """Check a signal or a piece of one read from a long record: everything :func:`validate_signal` checks but its duration.
+
+    Raises:
+        RecordError: wrong shape or dtype, 0 or more than 64 leads, an invalid
+            rate, or NaN/infinite samples.
+    """
     if not isinstance(signal, np.ndarray) or signal.ndim != 2:
         shape = getattr(signal, "shape", None)
         raise RecordError(source, f"expected a signal of shape (n_samples, n_leads), got shape {shape}")
     if signal.dtype != np.float32:
         raise RecordError(source, f"expected float32 samples, got {signal.dtype}")
-    n, leads = signal.shape
+    leads = signal.shape[1]
     if leads < 1 or leads > MAX_LEADS:
         raise RecordError(source, f"expected 1 to {MAX_LEADS} leads, got {leads}")
-    fs = check_fs(fs, source)
-    if n / fs < MIN_DURATION_S:
-        raise RecordError(source, f"record is {n / fs:.2f} s long ({n} samples at {fs:g} Hz); the minimum is {MIN_DURATION_S:g} s")
-    check_length(n, fs, source)
+    check_fs(fs, source)
     # A float64 sum is finite exactly when every float32 sample is, without a temporary array.
     with np.errstate(invalid="ignore", over="ignore"):
         total = signal.sum(dtype=np.float64)

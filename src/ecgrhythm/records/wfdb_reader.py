@@ -9,6 +9,8 @@ header specification (:func:`check_signal_line`), the declared length against
 `MAX_DURATION_S` (:func:`check_header_length`), and each signal file's name,
 format and size against the header before `wfdb` reads a byte, and turns
 every failure into a :class:`~ecgrhythm.records.core.RecordError` naming the header.
+:func:`open_wfdb` makes the same checks and then reads sample ranges on
+demand, for records up to `MAX_STREAM_DURATION_S` in bounded memory.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from .core import (
+    MAX_DURATION_S,
     MAX_LEADS,
+    MAX_STREAM_DURATION_S,
     Decoded,
     RecordError,
     check_decoded_size,
@@ -35,10 +39,12 @@ from .core import (
     header_lines,
     shown,
     signal_file_names,
+    validate_piece,
 )
 from .registry import HEADER_SUFFIX, register_reader
 
-__all__ = ["read_wfdb", "read_header_comments", "sibling_header", "check_header_length", "check_signal_line"]
+__all__ = ["read_wfdb", "open_wfdb", "WfdbStream", "header_length", "header_of", "read_header_comments",
+           "sibling_header", "check_header_length", "check_signal_line"]
 
 _MAX_SAMPS_PER_FRAME = 64
 # Bytes per sample of the WFDB storage formats (None: FLAC, variable length).
@@ -96,8 +102,45 @@ def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
         RecordError: the header or a signal file is missing, malformed,
             declares more than 24 h, or disagrees with the other.
     """
+    with open_wfdb(header, fs=fs, max_s=MAX_DURATION_S) as stream:
+        signal = stream.read(0, stream.n_samples, whole=True)
+        return Decoded(signal, stream.fs, stream.sig_name, stream.comments)
+
+
+def header_length(header: Path, fs: float | None = None) -> tuple[int | None, float | None]:
+    """`(sig_len, fs)` from a WFDB header's record line alone (`fs` when the header gives none), reading no signal.
+
+    Raises:
+        RecordError: the header is missing, unreadable or its record line is malformed.
+    """
+    check_file(header, "header")
+    _, header_fs, sig_len = _record_line(header, header_bytes(header))
+    return sig_len, header_fs if header_fs is not None else fs
+
+
+@contextlib.contextmanager
+def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREAM_DURATION_S):
+    """Open a WFDB record for reading in pieces, after the checks :func:`read_wfdb` makes.
+
+    The header and signal files are checked as for a whole read, but the
+    declared length may reach `max_s` (14 days by default); nothing is read
+    until :meth:`WfdbStream.read` asks for a range of samples.
+
+    Args:
+        header: the `.hea` file (any case of the extension).
+        fs: sampling rate (Hz) to use when the header gives none.
+        max_s: longest record accepted, in seconds.
+
+    Yields:
+        A :class:`WfdbStream`, usable until the block ends.
+
+    Raises:
+        RecordError: the header or a signal file is missing, malformed,
+            declares more than `max_s`, or disagrees with the other.
+    """
     import wfdb
 
+    header = Path(header)
     raw = header_bytes(header)
     n_sig, header_fs, sig_len = _record_line(header, raw)
     if header_fs is None and fs is None:
@@ -107,7 +150,7 @@ def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
         raise RecordError(header, f"the header declares {n_sig} signals; expected 1 to {MAX_LEADS}")
     if sig_len == 0:
         raise RecordError(header, "the header declares a signal length of 0 samples")
-    check_header_length(header, sig_len, fs)
+    check_header_length(header, sig_len, fs, max_s)
     for i, fields in enumerate(header_lines(raw)[1:]):
         check_signal_line(header, i, fields)
     # wfdb reads `<base>.hea` and the signal files beside it. When the names differ from what it expects
@@ -130,24 +173,68 @@ def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
         if view is not None:
             for name, path in files.items():
                 os.symlink(path.resolve(), view / name)
+        yield WfdbStream(header, base, meta, fs)
+
+
+class WfdbStream:
+    """A checked WFDB record open for reading sample ranges (from :func:`open_wfdb`).
+
+    Attributes:
+        header: the header file.
+        fs: sampling rate in Hz.
+        n_samples: samples per signal (`None` if the header declares no length).
+        sig_name: lead names.
+        comments: header comment lines.
+        record_name: the header's file name without its extension.
+    """
+
+    def __init__(self, header: Path, base: str, meta, fs: float):
+        self.header, self._base, self.fs = header, base, fs
+        self.n_samples = meta.sig_len
+        self.sig_name = tuple(str(n) if n else f"lead{i + 1}" for i, n in enumerate(meta.sig_name or [None] * meta.n_sig))
+        self.comments = tuple(str(c) for c in meta.comments or ())
+        self.record_name = header.stem
+        self._scale = np.array([_UNIT_TO_MV.get(str(u or "").strip().lower(), 1.0) for u in (meta.units or [""] * meta.n_sig)], dtype=np.float32)
+
+    @property
+    def duration_s(self) -> float:
+        return (self.n_samples or 0) / self.fs
+
+    def read(self, start: int, stop: int, channels=None, *, whole: bool = False) -> np.ndarray:
+        """Samples `start:stop` of `channels` (indices; default all), float32 `(stop - start, n_channels)` in mV.
+
+        A piece is validated as a record is (:func:`~ecgrhythm.records.core.validate_piece`:
+        shape and finite samples) except for its duration. With `whole`, the
+        range is the whole record and wfdb checks the signal file's length.
+
+        Raises:
+            RecordError: naming the header, if the samples cannot be read or are not finite.
+        """
+        import wfdb
+
+        channels = list(range(len(self.sig_name))) if channels is None else [int(c) for c in channels]
+        ranged = {} if whole else {"sampfrom": int(start), "sampto": int(stop), "channels": channels}
         try:
             # wfdb's own numeric warnings (an overflowing gain, say) would only echo what validation reports next
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
-                rec = wfdb.rdrecord(base, physical=True, return_res=32, ignore_skew=True)
+                rec = wfdb.rdrecord(self._base, physical=True, return_res=32, ignore_skew=True, **ranged)
         except Exception as exc:
-            raise RecordError(header, f"cannot read the signal ({type(exc).__name__}: {exc})") from None
-    signal = rec.p_signal
-    if signal is None or signal.ndim != 2 or signal.shape[1] != n_sig:
-        raise RecordError(header, "the signal file holds no samples for the declared signals")
-    if sig_len is not None and signal.shape[0] != sig_len:
-        raise RecordError(header, f"the header declares {sig_len} samples but the signal file holds {signal.shape[0]}")
-    signal = np.ascontiguousarray(signal, dtype=np.float32)
-    scale = np.array([_UNIT_TO_MV.get(str(u or "").strip().lower(), 1.0) for u in (rec.units or [""] * n_sig)], dtype=np.float32)
-    if (scale != 1).any():
-        signal *= scale
-    names = tuple(str(n) if n else f"lead{i + 1}" for i, n in enumerate(rec.sig_name or [None] * n_sig))
-    return Decoded(signal, fs, names, tuple(str(c) for c in rec.comments or ()))
+            raise RecordError(self.header, f"cannot read the signal ({type(exc).__name__}: {exc})") from None
+        signal = rec.p_signal
+        if signal is None or signal.ndim != 2 or signal.shape[1] != len(channels):
+            raise RecordError(self.header, "the signal file holds no samples for the declared signals")
+        expected = self.n_samples if whole else stop - start
+        if expected is not None and signal.shape[0] != expected:
+            raise RecordError(self.header, f"the header declares {expected} samples but the signal file holds {signal.shape[0]}"
+                              + ("" if whole else f" from sample {start}"))
+        signal = np.ascontiguousarray(signal, dtype=np.float32)
+        scale = self._scale[channels]
+        if (scale != 1).any():
+            signal *= scale
+        if not whole:
+            validate_piece(signal, self.fs, source=f"{self.header} (samples {start} to {stop})")
+        return signal
 
 
 def read_header_comments(header) -> tuple[str, ...]:
@@ -166,14 +253,14 @@ def read_header_comments(header) -> tuple[str, ...]:
     return tuple(line.lstrip("#").strip() for line in lines if line.startswith("#"))
 
 
-def check_header_length(header: Path, sig_len: int | None, fs: float) -> None:
-    """Refuse a record whose header declares more than `MAX_DURATION_S` (`sig_len` samples at `fs`), before reading it.
+def check_header_length(header: Path, sig_len: int | None, fs: float, max_s: float = MAX_DURATION_S) -> None:
+    """Refuse a record whose header declares more than `max_s` seconds (`sig_len` samples at `fs`), before reading it.
 
     Raises:
         RecordError: naming the header, the declared length and the limit.
     """
     if sig_len is not None:
-        check_length(sig_len, fs, header)
+        check_length(sig_len, fs, header, max_s)
 
 
 def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
@@ -281,6 +368,12 @@ def _find_beside(header: Path, name: str) -> Path:
         path = matches[0] if len(matches) == 1 else path
     check_file(path, "the signal file", header)
     return path
+
+
+def header_of(path) -> Path | None:
+    """The WFDB header a record file is read through: `path` itself if it is a `.hea`, else :func:`sibling_header`."""
+    path = Path(path)
+    return path if path.suffix.lower() == HEADER_SUFFIX else sibling_header(path)
 
 
 def sibling_header(path: Path) -> Path | None:

@@ -11,6 +11,8 @@
   const MM_PER_S = 25;
   const MM_PER_MV = 10;
   const BAND_H = 26;
+  const AF_BAND_H = 12; // the overview's row of AF episodes
+  const OVERVIEW_H = 42;
   const AXIS_H = 20;
   const PAPER = { bg: "#fffafa", small: "#f5d0d0", big: "#e29c9c", trace: "#111827" };
 
@@ -163,6 +165,11 @@
       ["Sampling rate", `${+result.fs.toFixed(2)} Hz`],
       ["Leads", result.signal.leads.join(", ")],
     ];
+    if (result.lead) facts.push(["Lead classified", result.lead]);
+    if (result.af_burden !== null && result.af_burden !== undefined) {
+      const af = afEpisodes(result);
+      facts.push(["AF burden", `${percent(result.af_burden)} (${af.length} AF episode${af.length === 1 ? "" : "s"})`]);
+    }
     if (result.reference) facts.push(["Reference label", `${result.reference} (${className(result.reference)})`]);
     el.facts.replaceChildren(...facts.flatMap(([k, v]) => [node("dt", k), node("dd", v)]));
 
@@ -203,6 +210,8 @@
     el.tracePanel.hidden = false;
     draw();
   }
+
+  function afEpisodes(result) { return (result.episodes || []).filter((e) => e.label === "A"); }
 
   function clearResult() {
     state.result = null;
@@ -375,14 +384,17 @@
   function drawOverview() {
     const r = state.result;
     const w = el.overview.clientWidth || viewWidth();
-    const h = 30;
+    const h = OVERVIEW_H;
     const ctx = setupCanvas(el.overview, w, h);
     const sx = w / r.duration_s;
     ctx.fillStyle = "#e8ebf0";
     ctx.fillRect(0, 0, w, h);
+    // AF episodes as bands along the top; a click on one opens its start on the ECG grid.
+    ctx.fillStyle = classColor("A");
+    for (const e of afEpisodes(r)) ctx.fillRect(e.start_s * sx, 2, Math.max(2, (e.end_s - e.start_s) * sx), AF_BAND_H);
     for (const s of r.segments) {
       ctx.fillStyle = classColor(s.label);
-      ctx.fillRect(s.start_s * sx, 6, Math.max(1, (s.end_s - s.start_s) * sx - 1), h - 12);
+      ctx.fillRect(s.start_s * sx, AF_BAND_H + 6, Math.max(1, (s.end_s - s.start_s) * sx - 1), h - AF_BAND_H - 10);
     }
     const a = state.t0 * sx, b = Math.min(w, (state.t0 + visibleSpan()) * sx);
     ctx.fillStyle = "rgba(255,255,255,.55)";
@@ -438,6 +450,7 @@
     const body = new FormData();
     for (const f of files) body.append("files", f, f.name);
     if (el.fs.value.trim()) body.append("fs", el.fs.value.trim());
+    if ($("lead-choice").value.trim()) body.append("lead", $("lead-choice").value.trim());
     const names = files.map((f) => f.name).join(" + ");
     run(names, files.length > 1 ? "The files were refused" : "The file was refused", () => api("/v1/classify", { method: "POST", body }));
   });
@@ -493,12 +506,23 @@
     if (dx) { event.preventDefault(); scrollTo(state.t0 + dx / pxPerS()); }
   }, { passive: false });
 
+  const overviewTime = (event) => {
+    const rect = el.overview.getBoundingClientRect();
+    return ((event.clientX - rect.left) / rect.width) * state.result.duration_s;
+  };
   const jump = (event) => {
     if (!state.result) return;
-    const rect = el.overview.getBoundingClientRect();
-    scrollTo(((event.clientX - rect.left) / rect.width) * state.result.duration_s - visibleSpan() / 2);
+    scrollTo(overviewTime(event) - visibleSpan() / 2);
   };
-  el.overview.addEventListener("pointerdown", (event) => { el.overview.setPointerCapture(event.pointerId); jump(event); });
+  el.overview.addEventListener("pointerdown", (event) => {
+    if (!state.result) return;
+    const t = overviewTime(event);
+    const slack = state.result.duration_s / (el.overview.clientWidth || 1); // an episode narrower than a pixel is still clickable
+    const episode = afEpisodes(state.result).find((e) => t >= e.start_s - slack && t <= e.end_s + slack);
+    if (episode) { scrollTo(episode.start_s); return; } // open that AF stretch from its onset
+    el.overview.setPointerCapture(event.pointerId);
+    jump(event);
+  });
   el.overview.addEventListener("pointermove", (event) => { if (event.buttons) jump(event); });
 
   new ResizeObserver(() => draw()).observe(el.view);
