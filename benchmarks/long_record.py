@@ -61,8 +61,12 @@ def run_measured(command: list[str]) -> dict:
     seconds = time.perf_counter() - start
     output = proc.stdout.read().decode(errors="replace").strip().splitlines()
     proc.stdout.close()
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "exit_status": os.waitstatus_to_exitcode(status), "last_line": output[-1] if output else ""}
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "exit_status": os.waitstatus_to_exitcode(status),
+        "last_line": output[-1] if output else "",
+    }
 
 
 def main(argv=None) -> int:
@@ -83,21 +87,25 @@ def main(argv=None) -> int:
         write_s = time.perf_counter() - start
         cli = [sys.executable, "-m", "ecgrhythm.cli"]
         results = {
-            "episodes": run_measured([*cli, "episodes", str(header), "--model", args.model, "-o", str(tmp / "episodes.csv"),
-                                      "--summary", str(tmp / "summary.csv")]),
+            "episodes": run_measured(
+                [*cli, "episodes", str(header), "--model", args.model, "-o", str(tmp / "episodes.csv"), "--summary", str(tmp / "summary.csv")]
+            ),
             "classify": run_measured([*cli, "classify", str(header), "--model", args.model, "-o", str(tmp / "classify.csv")]),
         }
         summary = (tmp / "summary.csv").read_text().splitlines() if (tmp / "summary.csv").exists() else []
         label = (tmp / "classify.csv").read_text().splitlines() if (tmp / "classify.csv").exists() else []
-    emit({
-        "benchmark": "long_record",
-        "record": {"hours": args.hours, "fs": FS, "leads": 2, "samples": round(args.hours * 3600 * FS), "write_s": round(write_s, 2)},
-        **results,
-        "episodes_summary": summary[1:2],
-        "classify_row": label[1:2],
-        "targets": {"seconds": 60, "peak_rss_mb": 1024},
-        "machine": machine(),
-    }, args.output)
+    emit(
+        {
+            "benchmark": "long_record",
+            "record": {"hours": args.hours, "fs": FS, "leads": 2, "samples": round(args.hours * 3600 * FS), "write_s": round(write_s, 2)},
+            **results,
+            "episodes_summary": summary[1:2],
+            "classify_row": label[1:2],
+            "targets": {"seconds": 60, "peak_rss_mb": 1024},
+            "machine": machine(),
+        },
+        args.output,
+    )
     return 0 if all(r["exit_status"] == 0 for r in results.values()) else 1
 
 

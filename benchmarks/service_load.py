@@ -33,8 +33,10 @@ from urllib.parse import urlsplit
 from _common import REPO, emit, fail, machine
 
 # The server admits as many requests at once as the clients send (its --max-concurrent), so none is refused with 503.
-SERVER_CODE = ("import sys; from ecgrhythm.service import serve; "
-               "serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3], max_concurrent=int(sys.argv[4]))")
+SERVER_CODE = (
+    "import sys; from ecgrhythm.service import serve; "
+    "serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3], max_concurrent=int(sys.argv[4]))"
+)
 
 
 def upload_files(record: Path) -> list[tuple[str, bytes]]:
@@ -58,7 +60,9 @@ def start_server(model: str, token: str, log_path: Path, timeout: float, max_con
     port = free_port()
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-c", SERVER_CODE, str(port), model, token, str(max_concurrent)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER_CODE, str(port), model, token, str(max_concurrent)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -148,9 +152,15 @@ def run_load(url: str, files, data: dict, headers: dict, n_requests: int, concur
         "wall_s": round(wall, 3),
         "throughput_rps": round(len(latencies) / wall, 3) if wall > 0 else None,
         "latency_ms": {
-            "p50": round(percentile(ms, 50), 2), "p95": round(percentile(ms, 95), 2), "p99": round(percentile(ms, 99), 2),
-            "mean": round(statistics.fmean(ms), 2), "min": round(ms[0], 2), "max": round(ms[-1], 2),
-        } if ms else None,
+            "p50": round(percentile(ms, 50), 2),
+            "p95": round(percentile(ms, 95), 2),
+            "p99": round(percentile(ms, 99), 2),
+            "mean": round(statistics.fmean(ms), 2),
+            "min": round(ms[0], 2),
+            "max": round(ms[-1], 2),
+        }
+        if ms
+        else None,
     }
 
 
@@ -159,8 +169,10 @@ def main(argv=None) -> int:
     parser.add_argument("--model", help="model folder for the server this script starts (default: the shipped model)")
     parser.add_argument("--url", help="base URL of a running server on a loopback address instead of starting one")
     parser.add_argument("--token", default="", help="bearer token (for --url servers that need one)")
-    parser.add_argument("--record", help="record to upload: a .hea header (sent with its signal files) or one .mat/.csv/.npy file "
-                                         "(default: A00001 of the shared CinC 2017 data)")
+    parser.add_argument(
+        "--record",
+        help="record to upload: a .hea header (sent with its signal files) or one .mat/.csv/.npy file (default: A00001 of the shared CinC 2017 data)",
+    )
     parser.add_argument("--fs", type=float, help="sampling rate (Hz) sent with a record without a header")
     parser.add_argument("--requests", type=int, default=100, help="timed requests in all (default %(default)s)")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads sending at once (default %(default)s)")

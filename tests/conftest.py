@@ -69,4 +69,3 @@ def clf(tiny_model_dir):
 def paths(cinc2017_dir):
     """The headers of the first six CinC 2017 records (`FIRST_SIX`)."""
     return [cinc2017_dir / f"{n}.hea" for n in FIRST_SIX]
-

@@ -5,12 +5,14 @@ import numpy as np
 CLASSES = ["N", "A", "O", "~"]
 
 # Hand-made confusion matrix (rows: true class, columns: predicted class).
-HAND_CM = np.array([
-    [5, 1, 1, 0],  # true N: 7
-    [1, 3, 0, 0],  # true A: 4
-    [2, 0, 4, 1],  # true O: 7
-    [0, 0, 1, 1],  # true ~: 2
-])
+HAND_CM = np.array(
+    [
+        [5, 1, 1, 0],  # true N: 7
+        [1, 3, 0, 0],  # true A: 4
+        [2, 0, 4, 1],  # true O: 7
+        [0, 0, 1, 1],  # true ~: 2
+    ]
+)
 
 
 def labels_from(cm, seed=0):

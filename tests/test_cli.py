@@ -24,6 +24,8 @@ GOOD = ["A00001", "A00002", "A00003", "A00004"]
 def _no_compilation_cache(monkeypatch):
     """Keep in-process runs from writing a JAX cache into the home folder."""
     monkeypatch.setenv(cli.CACHE_ENV, "off")
+
+
 COLUMNS = ["record", "label", "lead", "N", "A", "O", "~"]
 
 
@@ -215,8 +217,13 @@ def test_sigterm_removes_the_temporary_file_and_exits_143(tmp_path, cinc2017_dir
     out.write_text("previous\n")
     src = str(Path(ecgrhythm.__file__).parents[1])
     env = {**os.environ, "KERAS_BACKEND": "jax", cli.CACHE_ENV: "off", "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.Popen([sys.executable, "-m", "ecgrhythm.cli", "classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ecgrhythm.cli", "classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 240
         while not list(tmp_path.glob(".out.csv.*.tmp")) and run.poll() is None and time.monotonic() < deadline:
@@ -239,7 +246,10 @@ def test_installed_console_script(tmp_path, cinc2017_dir, tiny_model_dir):
     env = {**os.environ, "KERAS_BACKEND": "jax", cli.CACHE_ENV: str(tmp_path / "cache")}
     result = subprocess.run(
         [str(script), "classify", str(cinc2017_dir / "A00001.hea"), str(tmp_path / "nope.mat"), "-o", str(out), "--model", str(tiny_model_dir)],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert result.returncode == 1, result.stderr
     assert "nope.mat" in result.stderr and "Traceback" not in result.stderr

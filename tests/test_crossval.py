@@ -132,8 +132,31 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
     from ecgrhythm.saving import load_split
 
     out, results = tmp_path / "tiny-recipe", tmp_path / "results"
-    recipe = ["--data", str(cinc2017_dir), "--output", str(out), "--folds", "2", "--limit", str(LIMIT), "--fs", "100", "--conv-filters", "8,8,16,16",
-              "--lstm-units", "8", "--dropout", "0", "--epochs", "1", "--window", "10", "--results", str(results), "--quiet"]
+    recipe = [
+        "--data",
+        str(cinc2017_dir),
+        "--output",
+        str(out),
+        "--folds",
+        "2",
+        "--limit",
+        str(LIMIT),
+        "--fs",
+        "100",
+        "--conv-filters",
+        "8,8,16,16",
+        "--lstm-units",
+        "8",
+        "--dropout",
+        "0",
+        "--epochs",
+        "1",
+        "--window",
+        "10",
+        "--results",
+        str(results),
+        "--quiet",
+    ]
     assert main(["crossval", *recipe, "--folds-only"]) == 0
     shown = capsys.readouterr().out
     assert "fold 0: 24 records (N 14, A 3, O " in shown and "fold 1: 24 records (N 14, A 3, O " in shown and (out / FOLDS_FILE).is_file()

@@ -179,8 +179,13 @@ def test_traversal_in_index_is_refused_before_any_record_is_fetched(tmp_path, so
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"name": "cinc2099"}, "`name`"), ({"limit": 0}, "`limit`"), ({"workers": 0}, "`workers`"), ({"base_url": "file:///etc/"}, "`base_url`"),
-     ({"max_file_bytes": 0}, "`max_file_bytes`")],
+    [
+        ({"name": "cinc2099"}, "`name`"),
+        ({"limit": 0}, "`limit`"),
+        ({"workers": 0}, "`workers`"),
+        ({"base_url": "file:///etc/"}, "`base_url`"),
+        ({"max_file_bytes": 0}, "`max_file_bytes`"),
+    ],
 )
 def test_bad_arguments_are_rejected(tmp_path, kwargs, match):
     args = {"name": "cinc2017", **kwargs}

@@ -105,7 +105,7 @@ def test_episodes_cover_a_real_record_exactly(shipped, cpsc2021_dir, name):
     assert all(e.end_s > e.start_s and e.label in shipped.classes_ and 0 <= e.probability <= 1 for e in eps)
     assert result.record_class == truth.class_name
     if name == "data_92_12":  # AF from 14.0 to 32.4 s: onset and end found within 2 s
-        (onset, end), = result.af_endpoints() / record.fs
+        ((onset, end),) = result.af_endpoints() / record.fs
         assert abs(onset - 14.0) < 2 and abs(end - 32.4) < 2
 
 

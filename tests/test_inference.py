@@ -15,8 +15,12 @@ from ecgrhythm.streaming import classify_files
 def test_not_fitted_error_before_load(cinc2017_dir):
     clf = RhythmClassifier()
     record = read_record(cinc2017_dir / "A00001.hea")
-    for call in (lambda: clf.prepare(record), lambda: clf.predict_proba([np.zeros((3000, 1), np.float32)]),
-                 lambda: classify_files(clf, [cinc2017_dir / "A00001.hea"]), lambda: clf.predict_records([record])):
+    for call in (
+        lambda: clf.prepare(record),
+        lambda: clf.predict_proba([np.zeros((3000, 1), np.float32)]),
+        lambda: classify_files(clf, [cinc2017_dir / "A00001.hea"]),
+        lambda: clf.predict_records([record]),
+    ):
         with pytest.raises(NotFittedError, match="Call 'load'"):
             call()
 

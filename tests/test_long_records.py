@@ -24,8 +24,17 @@ def _write_long(folder, cpsc2021_dir, hours, name="long"):
     pieces = [read_record(p).signal for p in sorted(cpsc2021_dir.glob("*.hea"))]
     n = round(hours * 3600 * 200)
     tiled = np.concatenate(pieces * (n // sum(map(len, pieces)) + 1))[:n]
-    wfdb.wrsamp(name, fs=200, units=["mV", "mV"], sig_name=["I", "II"], p_signal=tiled.astype(np.float64),
-                fmt=["16", "16"], adc_gain=[1000.0, 1000.0], baseline=[0, 0], write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=200,
+        units=["mV", "mV"],
+        sig_name=["I", "II"],
+        p_signal=tiled.astype(np.float64),
+        fmt=["16", "16"],
+        adc_gain=[1000.0, 1000.0],
+        baseline=[0, 0],
+        write_dir=str(folder),
+    )
     return folder / f"{name}.hea"
 
 
@@ -71,8 +80,17 @@ def test_records_over_24_hours_are_read_in_pieces_only(tmp_path):
 
     n = 25 * 3600 * 20  # 25 h at 20 Hz, one lead
     t = np.arange(n) / 20
-    wfdb.wrsamp("day", fs=20, units=["mV"], sig_name=["I"], p_signal=np.sin(2 * np.pi * t)[:, None], fmt=["16"],
-                adc_gain=[1000.0], baseline=[0], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "day",
+        fs=20,
+        units=["mV"],
+        sig_name=["I"],
+        p_signal=np.sin(2 * np.pi * t)[:, None],
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(tmp_path),
+    )
     header = tmp_path / "day.hea"
     with pytest.raises(RecordError, match=r"25\.0 h long .* the maximum is 24 h: records over 24 h are read in pieces only as WFDB"):
         read_record(header)

@@ -74,7 +74,6 @@ def test_multilabel_scores_and_tuned_thresholds_by_hand():
         tune_thresholds(targets, probs[:, :2])
 
 
-
 def test_score_probabilities_scores_the_arg_max_class():
     probs = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.5, 0.2, 0.1], [0.1, 0.6, 0.2, 0.1], [0.1, 0.1, 0.2, 0.6]])
     score, f1, extras = score_probabilities(np.array([0, 1, 2, 3]), probs, CLASSES)

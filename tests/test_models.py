@@ -62,7 +62,9 @@ def test_depth_and_direction_change_the_network():
     assert deep.count_params() > small.count_params()
     assert deep.output.shape == (None, 4)
     multi = build_lstm_classifier(12, 5, ModelConfig(conv_filters=(8,), multilabel=True))
-    out = np.asarray(multi.predict_on_batch({"signal": np.random.default_rng(0).normal(size=(2, 64, 12)).astype("float32"), "mask": np.ones((2, 64), bool)}))
+    out = np.asarray(
+        multi.predict_on_batch({"signal": np.random.default_rng(0).normal(size=(2, 64, 12)).astype("float32"), "mask": np.ones((2, 64), bool)})
+    )
     assert out.shape == (2, 5) and not np.allclose(out.sum(axis=1), 1.0)
 
 
@@ -133,8 +135,15 @@ def test_a_registered_network_family_trains_saves_and_loads_by_name(tmp_path, ci
         with pytest.raises(ValueError, match="already registered"):
             register_network("toy", build_lstm_classifier)
         out = tmp_path / "toy"
-        train(cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=ModelConfig(network="toy", conv_filters=(4,), conv_kernel=5),
-              train_config=TrainConfig(epochs=1, batch_size=16, window_s=10.0, val_fraction=0.25), limit=64, verbose=0)
+        train(
+            cinc2017_dir,
+            out,
+            preprocess_config=TINY_PREPROCESS,
+            model_config=ModelConfig(network="toy", conv_filters=(4,), conv_kernel=5),
+            train_config=TrainConfig(epochs=1, batch_size=16, window_s=10.0, val_fraction=0.25),
+            limit=64,
+            verbose=0,
+        )
         config = json.loads((out / "config.json").read_text())
         assert config["model"]["network"] == "toy"
         model, loaded = load_model_dir(out)

@@ -22,11 +22,13 @@ LEADS = ("I", "II", "V1")
 def multilabel_model(tmp_path_factory, cinc2021_dir):
     out = tmp_path_factory.mktemp("ml") / "model"
     train(
-        cinc2021_dir, out,
+        cinc2021_dir,
+        out,
         preprocess_config=PreprocessConfig(fs=100.0, leads=LEADS),
         model_config=ModelConfig(conv_filters=(8, 8, 16), lstm_units=8, dropout=0.0),
         train_config=TrainConfig(epochs=1, batch_size=8, window_s=10.0, val_fraction=0.3, seed=0),
-        classes="scored", verbose=0,
+        classes="scored",
+        verbose=0,
     )
     return out
 

@@ -52,4 +52,3 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
     assert Path(found["package"]).is_relative_to(site)  # the installed copy, not the checkout
     assert Path(found["default"]) == site / "ecgrhythm" / "pretrained" / "cinc2017" == Path(found["loaded"])
     assert found["classes"] == json.loads((MODEL / "config.json").read_text())["classes"]
-

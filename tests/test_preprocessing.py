@@ -153,7 +153,7 @@ def _extreme(name: str, n: int = 900) -> np.ndarray:
     elif name == "alternating-max":
         x[:] = np.where(np.arange(n) % 2, F32_MAX, -F32_MAX)[:, None]
     elif name == "step-max":
-        x[n // 2:] = F32_MAX
+        x[n // 2 :] = F32_MAX
         x[: n // 2] = -F32_MAX
     elif name == "one-sample-different":
         x[n // 3, 0] = 1e-3

@@ -127,8 +127,17 @@ def test_wfdb_format_212_written_by_wfdb_reads_back(tmp_path):
     wfdb = pytest.importorskip("wfdb")
     t = np.arange(2000) / 250.0
     signal = np.stack([np.sin(2 * np.pi * 1.3 * t), 0.5 * np.cos(2 * np.pi * 0.7 * t)], axis=1)
-    wfdb.wrsamp("rec212", fs=250, units=["mV", "mV"], sig_name=["I", "II"], p_signal=signal, fmt=["212", "212"],
-                adc_gain=[200.0, 200.0], baseline=[0, 0], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "rec212",
+        fs=250,
+        units=["mV", "mV"],
+        sig_name=["I", "II"],
+        p_signal=signal,
+        fmt=["212", "212"],
+        adc_gain=[200.0, 200.0],
+        baseline=[0, 0],
+        write_dir=str(tmp_path),
+    )
     record = read_record(tmp_path / "rec212.hea")
     assert record.fs == 250.0 and record.sig_name == ("I", "II") and record.signal.shape == (2000, 2)
     np.testing.assert_allclose(record.signal, signal, atol=1 / 200.0)
@@ -141,11 +150,15 @@ def test_units_are_converted_to_millivolts(tmp_path):
     np.testing.assert_allclose(read_record(tmp_path / "uv.hea").signal[:, 0], digital / 1000.0, rtol=1e-6)
 
 
-@pytest.mark.parametrize("signal", [
-    np.full((900, 1), F32_MAX, np.float32),
-    np.where(np.arange(1200) % 2, F32_MAX, -F32_MAX).astype(np.float32)[:, None],
-    np.zeros((600, 3), np.float32),
-], ids=["max", "alternating-max", "flat"])
+@pytest.mark.parametrize(
+    "signal",
+    [
+        np.full((900, 1), F32_MAX, np.float32),
+        np.where(np.arange(1200) % 2, F32_MAX, -F32_MAX).astype(np.float32)[:, None],
+        np.zeros((600, 3), np.float32),
+    ],
+    ids=["max", "alternating-max", "flat"],
+)
 def test_extreme_but_valid_signals_read(tmp_path, signal):
     np.save(tmp_path / "x.npy", signal)
     record = read_record(tmp_path / "x.npy", fs=300)
@@ -202,6 +215,7 @@ def _truncated_mat(path):
 def _savemat(**variables):
     def make(path):
         scipy.io.savemat(path, variables)
+
     return make
 
 
@@ -311,16 +325,37 @@ def test_malformed_file_raises_record_error_naming_it(tmp_path, name):
     assert name in str(err.value) and err.value.reason
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("fs-zero.hea", "invalid sampling rate"), ("fs-text.hea", "not a number"), ("no-fs.hea", "pass --fs"),
-    ("huge-length.hea", "maximum is 24 h"), ("longer-than-file.hea", "declares"), ("shorter-than-file.hea", "holds"), ("missing-signal.hea", "not found"),
-    ("traversal.hea", "plain file name"), ("absolute.hea", "plain file name"), ("absurd-nsig.hea", "signals"),
-    ("format-999.hea", "format '999'"), ("no-val.mat", "no variable 'val'"), ("struct-val.mat", "struct"),
-    ("complex-val.mat", "complex"), ("v73.mat", r"v7\.3"), ("non-utf8.csv", "UTF-8"), ("ragged.csv", "ragged"),
-    ("nan.npy", "NaN"), ("object.npy", "object"), ("huge-shape.npy", "declares shape"), ("short.csv", "minimum"),
-    ("3d.npy", "shape"), ("orphan.dat", r"\.hea header"), ("header-only.csv", "^[^(]*header row but no samples$"),
-    ("whitespace.csv", "^[^(]*holds no samples$"), ("nul.csv", "text"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("fs-zero.hea", "invalid sampling rate"),
+        ("fs-text.hea", "not a number"),
+        ("no-fs.hea", "pass --fs"),
+        ("huge-length.hea", "maximum is 24 h"),
+        ("longer-than-file.hea", "declares"),
+        ("shorter-than-file.hea", "holds"),
+        ("missing-signal.hea", "not found"),
+        ("traversal.hea", "plain file name"),
+        ("absolute.hea", "plain file name"),
+        ("absurd-nsig.hea", "signals"),
+        ("format-999.hea", "format '999'"),
+        ("no-val.mat", "no variable 'val'"),
+        ("struct-val.mat", "struct"),
+        ("complex-val.mat", "complex"),
+        ("v73.mat", r"v7\.3"),
+        ("non-utf8.csv", "UTF-8"),
+        ("ragged.csv", "ragged"),
+        ("nan.npy", "NaN"),
+        ("object.npy", "object"),
+        ("huge-shape.npy", "declares shape"),
+        ("short.csv", "minimum"),
+        ("3d.npy", "shape"),
+        ("orphan.dat", r"\.hea header"),
+        ("header-only.csv", "^[^(]*header row but no samples$"),
+        ("whitespace.csv", "^[^(]*holds no samples$"),
+        ("nul.csv", "text"),
+    ],
+)
 def test_malformed_file_messages_say_what_is_wrong(tmp_path, name, reason):
     path = tmp_path / name
     MALFORMED[name](path)
@@ -507,8 +542,10 @@ _TOKENS = {  # the first token of each field is valid
 
 
 @FUZZ
-@given(st.fixed_dictionaries({k: st.one_of(st.just(v[0]), st.sampled_from(v)) for k, v in _TOKENS.items()}),
-       st.one_of(st.sampled_from([1800, 3600, 1350, 1824]), st.integers(0, 4000)))
+@given(
+    st.fixed_dictionaries({k: st.one_of(st.just(v[0]), st.sampled_from(v)) for k, v in _TOKENS.items()}),
+    st.one_of(st.sampled_from([1800, 3600, 1350, 1824]), st.integers(0, 4000)),
+)
 def test_generated_wfdb_headers_give_a_record_or_record_error(tmp_path, tokens, dat_size):
     (tmp_path / "r.dat").write_bytes(np.random.default_rng(dat_size).bytes(dat_size))
     n_sig = int(tokens["n_sig"]) if tokens["n_sig"] in ("1", "2") else 1

@@ -33,8 +33,11 @@ def _matrix_head(name: str, kind: str, dims) -> tuple[bytes, int]:
     flags = struct.pack("<IIII", _MI_UINT32, 8, mx_class, 0)
     dims_el = struct.pack("<II", _MI_INT32, 4 * len(dims)) + _pad8(struct.pack(f"<{len(dims)}i", *dims))
     encoded = name.encode()
-    name_el = (struct.pack("<I", (len(encoded) << 16) | _MI_INT8) + encoded.ljust(4, b"\0") if len(encoded) <= 4
-               else struct.pack("<II", _MI_INT8, len(encoded)) + _pad8(encoded))
+    name_el = (
+        struct.pack("<I", (len(encoded) << 16) | _MI_INT8) + encoded.ljust(4, b"\0")
+        if len(encoded) <= 4
+        else struct.pack("<II", _MI_INT8, len(encoded)) + _pad8(encoded)
+    )
     body = flags + dims_el + name_el + struct.pack("<II", mi_type, n_bytes)
     total = len(body) + n_bytes + (-n_bytes % 8)
     return struct.pack("<II", _MI_MATRIX, total) + body, n_bytes
@@ -92,8 +95,11 @@ def _peak_while(call):
 
 def test_compressed_v5_mat_written_element_by_element_reads_like_the_original(cinc2017_dir, tmp_path):
     val = _raw_val(cinc2017_dir)
-    _mat_v5(tmp_path / "own.mat", _plain("other", "uint8", np.arange(64, dtype=np.uint8)[None]),
-            _compressed("val", "int16", val.shape, [val.astype("<i2").tobytes(order="F")]))
+    _mat_v5(
+        tmp_path / "own.mat",
+        _plain("other", "uint8", np.arange(64, dtype=np.uint8)[None]),
+        _compressed("val", "int16", val.shape, [val.astype("<i2").tobytes(order="F")]),
+    )
     scipy.io.savemat(tmp_path / "scipy.mat", {"val": val}, do_compression=True)
     expected = read_record(cinc2017_dir / "A00001.mat", fs=300).signal
     for name in ("own.mat", "scipy.mat"):
@@ -171,28 +177,34 @@ def _wfdb_record(folder, signal_line: str):
     return folder / "r.hea"
 
 
-@pytest.mark.parametrize("line, field", [
-    ("r.dat 16+-10 1000/mV 16 0 0 0 0 I", "format field '16+-10'"),  # wfdb: offset '', gain -10
-    ("r.dat 16 -200 16 0 0 0 0 I", "gain field '-200'"),
-    ("r.dat 16 +200 16 0 0 0 0 I", "gain field '+200'"),
-    ("r.dat 16 0 16 0 0 0 0 I", "ADC gain '0'"),
-    ("r.dat 16x 200 16 0 0 0 0 I", "format field '16x'"),
-    ("r.dat 16 200(0 16 0 0 0 0 I", "gain field '200(0'"),
-    ("r.dat 16 200 16.5 0 0 0 0 I", "ADC resolution field '16.5'"),
-    ("r.dat 16 200 16 0 0 0x 0 I", "checksum field '0x'"),
-])
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ("r.dat 16+-10 1000/mV 16 0 0 0 0 I", "format field '16+-10'"),  # wfdb: offset '', gain -10
+        ("r.dat 16 -200 16 0 0 0 0 I", "gain field '-200'"),
+        ("r.dat 16 +200 16 0 0 0 0 I", "gain field '+200'"),
+        ("r.dat 16 0 16 0 0 0 0 I", "ADC gain '0'"),
+        ("r.dat 16x 200 16 0 0 0 0 I", "format field '16x'"),
+        ("r.dat 16 200(0 16 0 0 0 0 I", "gain field '200(0'"),
+        ("r.dat 16 200 16.5 0 0 0 0 I", "ADC resolution field '16.5'"),
+        ("r.dat 16 200 16 0 0 0x 0 I", "checksum field '0x'"),
+    ],
+)
 def test_loose_signal_lines_wfdb_accepts_are_refused(tmp_path, line, field):
     with pytest.raises(RecordError, match=re.escape(f"signal 1: the {field}")) as err:
         read_record(_wfdb_record(tmp_path, line))
     assert "r.hea" in str(err.value) and "fix the header" in err.value.reason
 
 
-@pytest.mark.parametrize("line, scale", [
-    ("r.dat 16x1:0+0 200.0(0)/mV 16 0 0 0 0 lead I, a description", 1 / 200),
-    ("r.dat 16 2e2/uV 12 0 -5 0 0", 1e-3 / 200),
-    ("r.dat 16 400", 1 / 400),
-    ("r.dat 16", 1 / 200),
-])
+@pytest.mark.parametrize(
+    "line, scale",
+    [
+        ("r.dat 16x1:0+0 200.0(0)/mV 16 0 0 0 0 lead I, a description", 1 / 200),
+        ("r.dat 16 2e2/uV 12 0 -5 0 0", 1e-3 / 200),
+        ("r.dat 16 400", 1 / 400),
+        ("r.dat 16", 1 / 200),
+    ],
+)
 def test_strict_signal_lines_in_every_spec_form_still_read(tmp_path, line, scale):
     record = read_record(_wfdb_record(tmp_path, line))
     np.testing.assert_allclose(record.signal[:, 0], (np.arange(900) % 100) * scale, rtol=1e-6)

@@ -32,7 +32,6 @@ def test_format_report_is_a_table():
     assert lines[-4:][0].split() == ["N", "5", "1", "1", "0"]  # first row of the confusion matrix
 
 
-
 def _with_probabilities(seed=0):
     """Labels from HAND_CM with probabilities whose arg-max is the predicted label."""
     y_true, y_pred = _labels_from(HAND_CM, seed=seed)

@@ -10,7 +10,9 @@ from ecgrhythm.saving import ModelFolderError, load_model_dir, save_model_dir
 
 def test_save_and_load_round_trip(tiny_model_dir, tmp_path, cinc2017_dir):
     model, config = load_model_dir(tiny_model_dir)
-    out = save_model_dir(model, tmp_path / "copy", classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"note": "copy"})
+    out = save_model_dir(
+        model, tmp_path / "copy", classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"note": "copy"}
+    )
     before = RhythmClassifier.load(tiny_model_dir).predict_records([cinc2017_dir / "A00002.hea"])
     after = RhythmClassifier.load(out).predict_records([cinc2017_dir / "A00002.hea"])
     np.testing.assert_allclose(before.probabilities, after.probabilities, atol=1e-6)
@@ -23,7 +25,9 @@ def test_saving_over_a_model_folder_replaces_its_files_and_keeps_others(tiny_mod
     target = tmp_path / "m"
     shutil.copytree(tiny_model_dir, target)
     (target / "notes.txt").write_text("mine")
-    save_model_dir(model, target, classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"note": "again"})
+    save_model_dir(
+        model, target, classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"note": "again"}
+    )
     assert (target / "notes.txt").read_text() == "mine" and (target / "checkpoint" / "state.npz").is_file()
     assert json.loads((target / "config.json").read_text())["metadata"] == {"note": "again"}
     load_model_dir(target)  # the checksums match the new files

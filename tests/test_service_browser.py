@@ -9,8 +9,13 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 if not CHROMIUM.exists():
@@ -165,8 +170,9 @@ def test_a_click_on_an_af_band_opens_that_stretch(browser, shipped_url, cpsc2021
     episode = af[-1]
     x = box["x"] + box["width"] * (episode.start_s + episode.end_s) / 2 / found.duration_s
     # the AF band is painted in the AF colour on the overview's top row (washed with white outside the stretch on screen)
-    colour = page.evaluate("([x, y]) => Array.from(document.getElementById('overview').getContext('2d').getImageData(x, y, 1, 1).data)",
-                           [round(x - box["x"]), 6])
+    colour = page.evaluate(
+        "([x, y]) => Array.from(document.getElementById('overview').getContext('2d').getImageData(x, y, 1, 1).data)", [round(x - box["x"]), 6]
+    )
     af_colour = np.array([0xC9, 0x4F, 0x00])
     assert min(np.abs(np.array(colour[:3]) - c).max() for c in (af_colour, 0.45 * af_colour + 0.55 * 255)) <= 2
     page.locator("#overview").click(position={"x": x - box["x"], "y": 6})
@@ -177,4 +183,3 @@ def test_a_click_on_an_af_band_opens_that_stretch(browser, shipped_url, cpsc2021
     page.screenshot(path=str(tmp_path / "page-af-band.png"), full_page=True)
     assert errors == [], f"JavaScript errors: {errors}"
     context.close()
-

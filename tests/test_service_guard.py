@@ -22,8 +22,15 @@ BODY_TIMEOUT_S = 1.5
 @pytest.fixture(scope="module")
 def server(tiny_model_dir, cinc2017_dir):
     """`(base_url, app)`: one request at a time, short timeouts, no token."""
-    app = create_app(tiny_model_dir, token="", examples_dir=cinc2017_dir, max_concurrent=1,
-                     header_timeout_s=HEADER_TIMEOUT_S, body_timeout_s=BODY_TIMEOUT_S, keep_alive_s=1)
+    app = create_app(
+        tiny_model_dir,
+        token="",
+        examples_dir=cinc2017_dir,
+        max_concurrent=1,
+        header_timeout_s=HEADER_TIMEOUT_S,
+        body_timeout_s=BODY_TIMEOUT_S,
+        keep_alive_s=1,
+    )
     with background_server(app) as url:
         yield url, app
 
@@ -69,8 +76,13 @@ def test_host_header_must_name_this_server(server, client, tiny_model_dir):
 
 def test_cross_site_form_posts_are_refused_without_a_token(server, client, cinc2017_dir):
     files = _upload(cinc2017_dir)
-    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
-                    {"Sec-Fetch-Site": "same-site", "Origin": server[0]}, {"Origin": server[0].replace("http:", "https:")}):
+    for headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site", "Origin": server[0]},
+        {"Origin": server[0].replace("http:", "https:")},
+    ):
         r = client.post("/v1/classify", files=files, headers=headers)
         assert r.status_code == 403 and "cross-site" in r.json()["detail"], headers
     for headers in ({}, {"Origin": server[0], "Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}):

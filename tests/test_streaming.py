@@ -93,4 +93,3 @@ def test_a_record_longer_than_the_budget_is_a_chunk_alone(clf, paths):
     assert chunks == [[n] for n in NAMES[:3]]
     with pytest.raises(ValueError, match="`chunk_samples`"):
         list(iter_classify_files(clf, paths, chunk_samples=0))
-

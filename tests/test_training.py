@@ -13,9 +13,27 @@ from ecgrhythm.labelled import stratified_split
 from ecgrhythm.training import class_weights, cosine_learning_rate
 
 TINY_ARGS = [
-    "--fs", "100", "--conv-filters", "8,8,16,16", "--lstm-units", "8", "--dropout", "0.2",
-    "--epochs", "3", "--batch-size", "16", "--window", "10", "--val-fraction", "0.25",
-    "--limit", "48", "--seed", "5", "--quiet",
+    "--fs",
+    "100",
+    "--conv-filters",
+    "8,8,16,16",
+    "--lstm-units",
+    "8",
+    "--dropout",
+    "0.2",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "16",
+    "--window",
+    "10",
+    "--val-fraction",
+    "0.25",
+    "--limit",
+    "48",
+    "--seed",
+    "5",
+    "--quiet",
 ]
 
 
@@ -109,7 +127,9 @@ def test_resume_finds_a_checkpoint_left_beside_the_output(tiny_model_dir, tmp_pa
 
     out = tmp_path / "m"
     shutil.copytree(tiny_model_dir / "checkpoint", tmp_path / ".m.checkpoint")
-    result = train(cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=TINY_TRAIN, limit=64, resume=True, verbose=0)
+    result = train(
+        cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=TINY_TRAIN, limit=64, resume=True, verbose=0
+    )
     assert (out / "config.json").is_file() and (out / "checkpoint" / "state.npz").is_file()
     assert not (tmp_path / ".m.checkpoint").exists()
     expected = json.loads((tiny_model_dir / "config.json").read_text())["metadata"]
@@ -142,8 +162,16 @@ def _tiny(data_dir, out, **kwargs):
 
     from ecgrhythm.training import train
 
-    return train(data_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=kwargs.pop("train_config", TINY_TRAIN),
-                 limit=64, verbose=0, **kwargs)
+    return train(
+        data_dir,
+        out,
+        preprocess_config=TINY_PREPROCESS,
+        model_config=TINY_MODEL,
+        train_config=kwargs.pop("train_config", TINY_TRAIN),
+        limit=64,
+        verbose=0,
+        **kwargs,
+    )
 
 
 def test_a_run_stopped_in_process_resumes_to_the_uninterrupted_result(tiny_model_dir, tmp_path, cinc2017_dir):
@@ -162,7 +190,9 @@ def test_a_run_stopped_in_process_resumes_to_the_uninterrupted_result(tiny_model
     for (name_a, a), (name_b, b) in zip(_weights(tiny_model_dir), _weights(out), strict=True):
         assert name_a == name_b
         np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
-    assert _without_timings((out / "training_log.csv").read_text().splitlines()) == _without_timings((tiny_model_dir / "training_log.csv").read_text().splitlines())
+    assert _without_timings((out / "training_log.csv").read_text().splitlines()) == _without_timings(
+        (tiny_model_dir / "training_log.csv").read_text().splitlines()
+    )
 
 
 def test_config_records_the_data_set_by_name_not_by_machine_path(tiny_model_dir, cinc2017_dir):

@@ -61,7 +61,9 @@ class Limits:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive number of seconds. Received: {name}={value!r}")
         hosts = (self.allowed_hosts,) if isinstance(self.allowed_hosts, str) else tuple(self.allowed_hosts)
         if not hosts or not all(isinstance(h, str) and h.strip() and h == h.strip() for h in hosts):
-            raise ValueError(f"Invalid argument `allowed_hosts`: expected host names or addresses ('*' for any). Received: allowed_hosts={self.allowed_hosts!r}")
+            raise ValueError(
+                f"Invalid argument `allowed_hosts`: expected host names or addresses ('*' for any). Received: allowed_hosts={self.allowed_hosts!r}"
+            )
         object.__setattr__(self, "allowed_hosts", tuple(h.lower().strip("[]") for h in hosts))
 
 
@@ -97,8 +99,9 @@ async def send_json(send, status: int, detail: str, headers=()) -> None:
     """Send a whole `{"detail": ...}` response through an ASGI `send`."""
     body = json.dumps({"detail": detail}).encode()
     length = str(len(body)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", length), *headers]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", length), *headers]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -171,7 +174,11 @@ class Guard:
         host = _host_name(headers.get(b"host", b""))
         if "*" not in limits.allowed_hosts and host not in limits.allowed_hosts:
             shown = headers.get(b"host", b"").decode("latin-1")[:80]
-            return 400, f"the Host header {shown!r} does not name this server: use {limits.allowed_hosts[0]}, or start it with --allowed-hosts NAME", ()
+            return (
+                400,
+                f"the Host header {shown!r} does not name this server: use {limits.allowed_hosts[0]}, or start it with --allowed-hosts NAME",
+                (),
+            )
         if scope.get("method", "GET").encode() not in _SAFE_METHODS:
             site = headers.get(b"sec-fetch-site", b"").lower()
             origin = headers.get(b"origin")

@@ -32,7 +32,9 @@ def episodes_payload(classifier, record: EcgRecord, lead=None) -> dict:
         return {"episodes": None, "af_burden": None}
     found = record_episodes(classifier, record, lead)
     return {
-        "episodes": [{"start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3), "label": e.label, "probability": round(e.probability, 4)}
-                     for e in found.episodes],
+        "episodes": [
+            {"start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3), "label": e.label, "probability": round(e.probability, 4)}
+            for e in found.episodes
+        ],
         "af_burden": round(found.af_burden, 4),
     }

@@ -98,4 +98,6 @@ def read_rhythm_annotations(path, extension: str = "atr") -> RhythmAnnotations:
     else:
         whole = len(starts) == 1 and samples[starts[0]] == 0 and samples[ends[0]] >= n_samples - 1
         record_class = 1 if whole else 2
-    return RhythmAnnotations(base.name, float(header.fs), n_samples, samples, np.asarray(starts, dtype=int), np.asarray(ends, dtype=int), record_class)
+    return RhythmAnnotations(
+        base.name, float(header.fs), n_samples, samples, np.asarray(starts, dtype=int), np.asarray(ends, dtype=int), record_class
+    )

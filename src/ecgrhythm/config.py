@@ -109,7 +109,12 @@ class ModelConfig(_Config):
     network: str = DEFAULT_NETWORK
 
     def __post_init__(self):
-        _check(len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters), "conv_filters", "a non-empty list of positive integers", self.conv_filters)
+        _check(
+            len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters),
+            "conv_filters",
+            "a non-empty list of positive integers",
+            self.conv_filters,
+        )
         _check(self.conv_kernel >= 1, "conv_kernel", "a positive integer", self.conv_kernel)
         _check(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
         _check(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)

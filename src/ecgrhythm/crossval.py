@@ -64,8 +64,19 @@ class Folds:
         return hashlib.sha256(json.dumps(self.folds).encode()).hexdigest()
 
     def to_text(self) -> str:
-        return json.dumps({"n_folds": len(self.folds), "seed": self.seed, "classes": list(self.classes), "digest": self.digest,
-                           "folds": self.folds, "labels": self.labels}) + "\n"
+        return (
+            json.dumps(
+                {
+                    "n_folds": len(self.folds),
+                    "seed": self.seed,
+                    "classes": list(self.classes),
+                    "digest": self.digest,
+                    "folds": self.folds,
+                    "labels": self.labels,
+                }
+            )
+            + "\n"
+        )
 
 
 def make_folds(data: LabelledData, n_folds: int, seed: int) -> Folds:
@@ -119,8 +130,16 @@ def fold_dir(output, k: int) -> Path:
 
 
 def _recipe(pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, n_folds: int, fold_seed: int, limit, labels, classes) -> dict:
-    return {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "folds": n_folds, "fold_seed": fold_seed, "limit": limit,
-            "labels": labels, "classes": classes if isinstance(classes, (str, type(None))) else list(classes)}
+    return {
+        "preprocess": pre.to_dict(),
+        "model": arch.to_dict(),
+        "train": tc.to_dict(),
+        "folds": n_folds,
+        "fold_seed": fold_seed,
+        "limit": limit,
+        "labels": labels,
+        "classes": classes if isinstance(classes, (str, type(None))) else list(classes),
+    }
 
 
 def _claim(output: Path, recipe: dict, folds: Folds) -> None:
@@ -131,8 +150,10 @@ def _claim(output: Path, recipe: dict, folds: Folds) -> None:
         stored = json.loads(recipe_path.read_text(encoding="utf-8"))
         if stored != json.loads(json.dumps(recipe)):
             changed = sorted(k for k in set(stored) | set(recipe) if stored.get(k) != json.loads(json.dumps(recipe.get(k))))
-            raise ValueError(f"{recipe_path}: this cross-validation was run with other settings ({', '.join(changed)} differ); "
-                             f"rerun it with the same options, or choose another --output")
+            raise ValueError(
+                f"{recipe_path}: this cross-validation was run with other settings ({', '.join(changed)} differ); "
+                f"rerun it with the same options, or choose another --output"
+            )
     if folds_path.is_file() and read_folds(output).folds != folds.folds:
         raise ValueError(f"{folds_path}: the saved folds differ from those of these records (the data folder changed?); choose another --output")
     if not recipe_path.is_file():
@@ -255,11 +276,24 @@ def run_crossval(
         if (model_dir / OOF_FILE).is_file():
             continue
         if not (model_dir / CHECKSUM_FILE).is_file():  # a model folder is finished once its checksums are written
-            logger.info("fold %d of %d: training on %d records, validating on %d", k + 1, n_folds, len(data.names) - len(folds.folds[k]),
-                        len(folds.folds[k]))
-            train(data_dir, model_dir, preprocess_config=pre, model_config=arch, train_config=tc, resume=True, limit=limit, labels=labels,
-                  classes=classes, verbose=verbose, data=data, val_names=folds.folds[k],
-                  on_epoch=None if on_epoch is None else (lambda row, k=k: on_epoch(k, row)))
+            logger.info(
+                "fold %d of %d: training on %d records, validating on %d", k + 1, n_folds, len(data.names) - len(folds.folds[k]), len(folds.folds[k])
+            )
+            train(
+                data_dir,
+                model_dir,
+                preprocess_config=pre,
+                model_config=arch,
+                train_config=tc,
+                resume=True,
+                limit=limit,
+                labels=labels,
+                classes=classes,
+                verbose=verbose,
+                data=data,
+                val_names=folds.folds[k],
+                on_epoch=None if on_epoch is None else (lambda row, k=k: on_epoch(k, row)),
+            )
             trained.append(k)
         probs = _fold_probabilities(model_dir, data, folds.folds[k])
         atomic_write_text(model_dir / OOF_FILE, oof_text(folds.folds[k], k, [folds.labels[n] for n in folds.folds[k]], probs, data.classes))

@@ -68,8 +68,9 @@ def summarise(output, name: str | None = None) -> dict:
     """
     output = Path(output)
     if not (output / OOF_FILE).is_file():
-        raise FileNotFoundError(f"{output / OOF_FILE} not found: the cross-validation is unfinished; "
-                                "rerun 'ecgrhythm crossval' with the same options")
+        raise FileNotFoundError(
+            f"{output / OOF_FILE} not found: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same options"
+        )
     names, folds, truth, probs, classes = read_oof(output / OOF_FILE)
     targets = np.array([classes.index(t) for t in truth])
     predicted = [classes[i] for i in probs.argmax(axis=1)]
@@ -77,8 +78,9 @@ def summarise(output, name: str | None = None) -> dict:
     for k in sorted(set(folds.tolist())):
         rows = np.flatnonzero(folds == k)
         report = evaluate_predictions([truth[i] for i in rows], [predicted[i] for i in rows], classes)
-        per_fold.append({"fold": int(k), "records": int(len(rows)), "score": report.score if report.score is not None else report.macro_f1,
-                         "f1": report.f1})
+        per_fold.append(
+            {"fold": int(k), "records": int(len(rows)), "score": report.score if report.score is not None else report.macro_f1, "f1": report.f1}
+        )
     mean, half = t_interval([f["score"] for f in per_fold])
     pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
     temperature = fit_temperature(probs, targets)
@@ -89,10 +91,18 @@ def summarise(output, name: str | None = None) -> dict:
         "folds": per_fold,
         "mean": mean,
         "ci95": half,
-        "pooled": {"score": pooled.score if pooled.score is not None else pooled.macro_f1, "f1": pooled.f1, "classes": classes,
-                   "confusion": pooled.confusion.tolist(), "ece": pooled.ece},
-        "temperature": {"value": float(temperature), "ece_after": top_class_calibration(apply_temperature(probs, temperature), targets).ece,
-                        "ece_cross_fitted": top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece},
+        "pooled": {
+            "score": pooled.score if pooled.score is not None else pooled.macro_f1,
+            "f1": pooled.f1,
+            "classes": classes,
+            "confusion": pooled.confusion.tolist(),
+            "ece": pooled.ece,
+        },
+        "temperature": {
+            "value": float(temperature),
+            "ece_after": top_class_calibration(apply_temperature(probs, temperature), targets).ece,
+            "ece_cross_fitted": top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece,
+        },
         "folds_digest": read_folds(output).digest,
         "recipe": json.loads((output / RECIPE_FILE).read_text(encoding="utf-8")),
     }
@@ -100,10 +110,15 @@ def summarise(output, name: str | None = None) -> dict:
 
 def _markdown(summary: dict, command: str) -> str:
     classes = summary["pooled"]["classes"]
-    lines = [f"# Cross-validation: {summary['name']}", "",
-             f"{len(summary['folds'])} folds over {summary['records']:,} records; {summary['score_name']}.", "",
-             f"**Mean {summary['mean']:.4f} ± {summary['ci95']:.4f}** (95 % t-interval over folds); pooled out-of-fold score "
-             f"{summary['pooled']['score']:.4f}.", ""]
+    lines = [
+        f"# Cross-validation: {summary['name']}",
+        "",
+        f"{len(summary['folds'])} folds over {summary['records']:,} records; {summary['score_name']}.",
+        "",
+        f"**Mean {summary['mean']:.4f} ± {summary['ci95']:.4f}** (95 % t-interval over folds); pooled out-of-fold score "
+        f"{summary['pooled']['score']:.4f}.",
+        "",
+    ]
     if command:
         lines += ["Command:", "", "```", command, "```", ""]
     lines += ["| fold | records | score | " + " | ".join(f"F1 {c}" for c in classes) + " |", "|" + "---|" * (3 + len(classes))]
@@ -111,13 +126,22 @@ def _markdown(summary: dict, command: str) -> str:
         lines.append(f"| {f['fold']} | {f['records']} | {f['score']:.4f} | " + " | ".join(f"{f['f1'][c]:.3f}" for c in classes) + " |")
     pooled = summary["pooled"]
     lines.append("| pooled | {} | {:.4f} | {} |".format(summary["records"], pooled["score"], " | ".join(f"{pooled['f1'][c]:.3f}" for c in classes)))
-    lines += ["", "Pooled confusion matrix (rows: true class, columns: predicted):", "", "| | " + " | ".join(classes) + " |",
-              "|" + "---|" * (1 + len(classes))]
+    lines += [
+        "",
+        "Pooled confusion matrix (rows: true class, columns: predicted):",
+        "",
+        "| | " + " | ".join(classes) + " |",
+        "|" + "---|" * (1 + len(classes)),
+    ]
     lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(classes, pooled["confusion"])]
     t = summary["temperature"]
-    lines += ["", f"Top-class ECE (15 bins) of the out-of-fold probabilities: {pooled['ece']:.4f}. Temperature fitted on them: "
-              f"T = {t['value']:.3f}, ECE {t['ece_after']:.4f} after (in-sample); fitted on the other folds for each fold "
-              f"(cross-fitted): ECE {t['ece_cross_fitted']:.4f}.", ""]
+    lines += [
+        "",
+        f"Top-class ECE (15 bins) of the out-of-fold probabilities: {pooled['ece']:.4f}. Temperature fitted on them: "
+        f"T = {t['value']:.3f}, ECE {t['ece_after']:.4f} after (in-sample); fitted on the other folds for each fold "
+        f"(cross-fitted): ECE {t['ece_cross_fitted']:.4f}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -171,9 +195,18 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
     ref = by_name.get(reference)
     rows = []
     for r in reports:
-        row = {"recipe": r["name"], "folds": len(r["folds"]), "mean": round(r["mean"], 4), "ci95": round(r["ci95"], 4),
-               "pooled": round(r["pooled"]["score"], 4), "ece": round(r["pooled"]["ece"], 4), "reference": reference,
-               "difference": "", "p_value": "", "paired_folds": ""}
+        row = {
+            "recipe": r["name"],
+            "folds": len(r["folds"]),
+            "mean": round(r["mean"], 4),
+            "ci95": round(r["ci95"], 4),
+            "pooled": round(r["pooled"]["score"], 4),
+            "ece": round(r["pooled"]["ece"], 4),
+            "reference": reference,
+            "difference": "",
+            "p_value": "",
+            "paired_folds": "",
+        }
         if ref is not None and r["name"] != reference and r["folds_digest"] == ref["folds_digest"]:
             diff, p, n = _paired(r, ref)
             row.update(difference=round(diff, 4), p_value="" if math.isnan(p) else round(p, 4), paired_folds=n)
@@ -182,15 +215,21 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["recipe"])
     writer.writeheader()
     writer.writerows(rows)
-    lines = ["# Cross-validated recipes", "",
-             f"One row per recipe run by `ecgrhythm crossval` (regenerated from `*/report.json`); differences are paired by fold "
-             f"against `{reference}` on the same folds (paired t-test).", "",
-             "| recipe | folds | mean ± 95 % CI | pooled | ECE | difference from reference | p |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Cross-validated recipes",
+        "",
+        f"One row per recipe run by `ecgrhythm crossval` (regenerated from `*/report.json`); differences are paired by fold "
+        f"against `{reference}` on the same folds (paired t-test).",
+        "",
+        "| recipe | folds | mean ± 95 % CI | pooled | ECE | difference from reference | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         diff = "reference" if row["recipe"] == reference else (f"{row['difference']:+.4f}" if row["difference"] != "" else "not paired")
         p = f"{row['p_value']:.3f}" if row["p_value"] != "" else ""
-        lines.append(f"| {row['recipe']} | {row['folds']} | {row['mean']:.4f} ± {row['ci95']:.4f} | {row['pooled']:.4f} | {row['ece']:.4f} "
-                     f"| {diff} | {p} |")
+        lines.append(
+            f"| {row['recipe']} | {row['folds']} | {row['mean']:.4f} ± {row['ci95']:.4f} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
+        )
     paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
     atomic_write_text(paths["csv"], out.getvalue())
     atomic_write_text(paths["markdown"], "\n".join(lines) + "\n")

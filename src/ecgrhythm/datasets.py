@@ -88,8 +88,17 @@ class DownloadResult:
     skipped: int
 
 
-def download(name: str, dest, *, base_url: str | None = None, limit: int | None = None, workers: int = 8,
-             progress=None, timeout: float = 60.0, max_file_bytes: int = MAX_FILE_BYTES) -> DownloadResult:
+def download(
+    name: str,
+    dest,
+    *,
+    base_url: str | None = None,
+    limit: int | None = None,
+    workers: int = 8,
+    progress=None,
+    timeout: float = 60.0,
+    max_file_bytes: int = MAX_FILE_BYTES,
+) -> DownloadResult:
     """Download a public data set into a flat folder of records.
 
     Files already in `dest` are taken as complete and skipped (every file is
@@ -206,7 +215,9 @@ def _record_paths(url: str, text: str) -> list[str]:
         if not path or path.startswith("#"):
             continue
         if not all(_SAFE_COMPONENT.fullmatch(part) for part in path.split("/")):
-            raise DownloadError(url, f"the index lists the unsafe record path {path!r}: expected relative names such as 'A00/A00001'; refusing to download")
+            raise DownloadError(
+                url, f"the index lists the unsafe record path {path!r}: expected relative names such as 'A00/A00001'; refusing to download"
+            )
         record = path.rsplit("/", 1)[-1]
         if record in seen:
             raise DownloadError(url, f"the index lists the record name {record!r} twice; the flat folder cannot hold both")

@@ -117,8 +117,18 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
                 on_failure(str(path), exc.reason)
     if not rows:
         raise ValueError(f"{data_dir}: no annotated record could be scored ({len(failures)} failed)")
-    total = {k: sum(r[k] for r in rows) for k in ("true_episodes", "predicted_episodes", "found_episodes", "matching_predictions",
-                                                  "true_boundaries", "predicted_boundaries", "boundary_hits")}
+    total = {
+        k: sum(r[k] for r in rows)
+        for k in (
+            "true_episodes",
+            "predicted_episodes",
+            "found_episodes",
+            "matching_predictions",
+            "true_boundaries",
+            "predicted_boundaries",
+            "boundary_hits",
+        )
+    }
     overall = {
         "n_records": len(rows),
         "cpsc2021_score": float(np.mean([r["cpsc2021_score"] for r in rows])),
@@ -129,8 +139,14 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
         "class_accuracy": float(np.mean([r["true_class"] == r["predicted_class"] for r in rows])),
     }
     model_dir = classifier.model_dir if classifier.model_dir is not None else default_model_dir()
-    info = {"data": str(data_dir), "model": str(model_dir), "lead": lead,
-            "params": dataclasses.asdict(params), "failed_records": len(failures), "failures": failures}
+    info = {
+        "data": str(data_dir),
+        "model": str(model_dir),
+        "lead": lead,
+        "params": dataclasses.asdict(params),
+        "failed_records": len(failures),
+        "failures": failures,
+    }
     return EpisodeReport(rows, overall, info)
 
 
@@ -138,17 +154,24 @@ def format_episode_report(report: EpisodeReport) -> str:
     """The per-record table and the overall scores as text."""
     lines = [f"{'record':<14} {'true class':<11} {'predicted':<11} {'CPSC':>5} {'burden':>7} {'pred':>7} {'episodes':>9} {'found':>6}"]
     for r in report.records:
-        lines.append(f"{r['record']:<14} {r['true_class']:<11} {r['predicted_class']:<11} {r['cpsc2021_score']:>5.2f} "
-                     f"{r['true_burden']:>7.1%} {r['predicted_burden']:>7.1%} {r['true_episodes']:>4}/{r['predicted_episodes']:<4} {r['found_episodes']:>6}")
+        lines.append(
+            f"{r['record']:<14} {r['true_class']:<11} {r['predicted_class']:<11} {r['cpsc2021_score']:>5.2f} "
+            f"{r['true_burden']:>7.1%} {r['predicted_burden']:>7.1%} {r['true_episodes']:>4}/{r['predicted_episodes']:<4} {r['found_episodes']:>6}"
+        )
     o = report.overall
 
     def fmt(v, spec):
         return "n/a" if v is None else format(v, spec)
 
-    lines += ["", f"CPSC 2021 score {o['cpsc2021_score']:.3f} over {o['n_records']} records (best possible 3 per one-episode record)",
-              f"AF burden error {o['burden_error']:.1%} (mean absolute); record class accuracy {o['class_accuracy']:.1%}",
-              (f"episode sensitivity {fmt(o['episode_sensitivity'], '.3f')}, precision {fmt(o['episode_precision'], '.3f')}; "
-               f"boundary F1 within {BOUNDARY_TOLERANCE_S:g} s {fmt(o['boundary_f1'], '.3f')}")]
+    lines += [
+        "",
+        f"CPSC 2021 score {o['cpsc2021_score']:.3f} over {o['n_records']} records (best possible 3 per one-episode record)",
+        f"AF burden error {o['burden_error']:.1%} (mean absolute); record class accuracy {o['class_accuracy']:.1%}",
+        (
+            f"episode sensitivity {fmt(o['episode_sensitivity'], '.3f')}, precision {fmt(o['episode_precision'], '.3f')}; "
+            f"boundary F1 within {BOUNDARY_TOLERANCE_S:g} s {fmt(o['boundary_f1'], '.3f')}"
+        ),
+    ]
     return "\n".join(lines)
 
 
@@ -171,8 +194,9 @@ def write_episode_report(report: EpisodeReport, out_dir) -> dict[str, Path]:
     colors = {"non-AF": "tab:gray", "persistent": "tab:red", "paroxysmal": "tab:orange"}
     ax_score.bar(range(len(names)), [r["cpsc2021_score"] for r in report.records], color=[colors[r["true_class"]] for r in report.records])
     ax_score.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax_score.axhline(report.overall["cpsc2021_score"], color="black", linestyle="--", linewidth=1,
-                     label=f"mean {report.overall['cpsc2021_score']:.3f}")
+    ax_score.axhline(
+        report.overall["cpsc2021_score"], color="black", linestyle="--", linewidth=1, label=f"mean {report.overall['cpsc2021_score']:.3f}"
+    )
     ax_score.set_ylabel("CPSC 2021 score")
     ax_score.set_title("Score per record (grey non-AF, red persistent, orange paroxysmal)")
     ax_score.legend(loc="lower left")

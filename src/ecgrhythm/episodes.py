@@ -113,7 +113,9 @@ class EpisodeParams:
         if not (isinstance(self.pull, (int, float)) and math.isfinite(self.pull) and self.pull >= 0):
             raise ValueError(f"Invalid argument `pull`: expected a number >= 0. Received: pull={self.pull!r}")
         if not 0 < self.persistent_burden <= 1:
-            raise ValueError(f"Invalid argument `persistent_burden`: expected a share in (0, 1]. Received: persistent_burden={self.persistent_burden!r}")
+            raise ValueError(
+                f"Invalid argument `persistent_burden`: expected a share in (0, 1]. Received: persistent_burden={self.persistent_burden!r}"
+            )
         for name in ("batch_windows", "min_af_beats"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -207,8 +209,9 @@ class RecordEpisodes:
         return np.asarray(rows, dtype=int).reshape(-1, 2)
 
 
-def iter_window_probabilities(classifier, pieces: Iterable[np.ndarray], fs: float, *, lead: str = "lead",
-                              params: EpisodeParams = EpisodeParams()) -> Iterator[tuple[float, float, np.ndarray]]:
+def iter_window_probabilities(
+    classifier, pieces: Iterable[np.ndarray], fs: float, *, lead: str = "lead", params: EpisodeParams = EpisodeParams()
+) -> Iterator[tuple[float, float, np.ndarray]]:
     """Class probabilities of overlapping windows over a stream of signal pieces.
 
     Windows start every `hop_s` seconds; the last window ends at the end of
@@ -344,8 +347,7 @@ def _change_beat(peaks: np.ndarray, to_af: bool, t: float, fs: float, params: Ep
     return int(beats[int(np.argmax(score))])
 
 
-def refine_boundaries(segments, read_signal: Callable[[int, int], np.ndarray], fs: float, n_samples: int,
-                      params: EpisodeParams = EpisodeParams()):
+def refine_boundaries(segments, read_signal: Callable[[int, int], np.ndarray], fs: float, n_samples: int, params: EpisodeParams = EpisodeParams()):
     """Move each change of rhythm onto an R peak; drop AF episodes shorter than `min_af_beats`.
 
     For a change at `t`, the stretch `t +- refine_s` is read, its R peaks
@@ -388,8 +390,16 @@ def refine_boundaries(segments, read_signal: Callable[[int, int], np.ndarray], f
     return out
 
 
-def episodes_from_windows(windows: WindowProbabilities, read_signal, fs: float, n_samples: int, *, record_name: str = "",
-                          lead: str | None = None, params: EpisodeParams = EpisodeParams()) -> RecordEpisodes:
+def episodes_from_windows(
+    windows: WindowProbabilities,
+    read_signal,
+    fs: float,
+    n_samples: int,
+    *,
+    record_name: str = "",
+    lead: str | None = None,
+    params: EpisodeParams = EpisodeParams(),
+) -> RecordEpisodes:
     """Episodes of a record from its window probabilities (see the module docstring).
 
     Each stretch is labelled `A` (AF) or, otherwise, the most probable other
@@ -423,8 +433,7 @@ def episodes_from_windows(windows: WindowProbabilities, read_signal, fs: float, 
     return RecordEpisodes(record_name, lead, float(fs), int(n_samples), episodes)
 
 
-def record_episodes(classifier, record: EcgRecord, lead=None, params: EpisodeParams = EpisodeParams(), *,
-                    piece_s: float = 600.0) -> RecordEpisodes:
+def record_episodes(classifier, record: EcgRecord, lead=None, params: EpisodeParams = EpisodeParams(), *, piece_s: float = 600.0) -> RecordEpisodes:
     """Episodes of one in-memory record, on one lead (see :meth:`RhythmClassifier.choose_lead`).
 
     The lead is fed to :func:`iter_window_probabilities` in pieces of
@@ -442,8 +451,7 @@ def record_episodes(classifier, record: EcgRecord, lead=None, params: EpisodePar
     return _episodes(classifier, pieces, lambda a, b: signal[a:b], one.fs, one.n_samples, record.record_name, name, params)
 
 
-def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = EpisodeParams(), *,
-                    piece_s: float = 600.0) -> RecordEpisodes:
+def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = EpisodeParams(), *, piece_s: float = 600.0) -> RecordEpisodes:
     """Episodes of a long WFDB record read in pieces (:func:`ecgrhythm.long_records.open_long_record`), in bounded memory.
 
     The same windows and boundaries as :func:`record_episodes` on the record

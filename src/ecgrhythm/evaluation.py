@@ -74,7 +74,9 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         kept = [p for p in paths if p.stem not in trained]
         excluded, paths = len(paths) - len(kept), kept
     elif split is None:
-        logger.warning("%s has no %s: the records the model was trained on are unknown, so the score may not be a held-out score", model_dir, SPLIT_FILE)
+        logger.warning(
+            "%s has no %s: the records the model was trained on are unknown, so the score may not be a held-out score", model_dir, SPLIT_FILE
+        )
     failures = []
 
     def fail(path, reason):
@@ -100,8 +102,10 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         probs.append(prediction.probabilities)
         leads += prediction.leads
     if not names:
-        raise ValueError(f"{data_dir}: no labelled record could be scored: {len(failures)} could not be read or classified (each reported above), "
-                         f"{excluded} left out as the model's training records (--all-records scores them too)")
+        raise ValueError(
+            f"{data_dir}: no labelled record could be scored: {len(failures)} could not be read or classified (each reported above), "
+            f"{excluded} left out as the model's training records (--all-records scores them too)"
+        )
     info = {
         "data": str(data_dir),
         "model": str(model_dir),

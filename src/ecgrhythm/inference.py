@@ -442,4 +442,3 @@ class RhythmClassifier:
         times = bounds / len(signal) * record.duration_s
         labels = self.labels_from_proba(probs)
         return [Segment(float(times[i]), float(times[i + 1]), label, probs[i]) for i, label in enumerate(labels)]
-

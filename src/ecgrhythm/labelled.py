@@ -133,7 +133,9 @@ def _read_all(paths, config: PreprocessConfig, failures, limit=None):
         yield path, record, signal
 
 
-def load_labelled(data_dir, config: PreprocessConfig, *, labels: str = "auto", classes=None, limit: int | None = None, unlabelled: str = "drop") -> LabelledData:
+def load_labelled(
+    data_dir, config: PreprocessConfig, *, labels: str = "auto", classes=None, limit: int | None = None, unlabelled: str = "drop"
+) -> LabelledData:
     """Read and preprocess the labelled records of a folder.
 
     Args:

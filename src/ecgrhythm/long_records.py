@@ -39,8 +39,7 @@ from .inference import average_by_owner, chunk_bounds
 from .preprocessing import apply_normalization, bandpass, chosen_lead, model_columns, normalization, resample
 from .records import RecordError, header_length, header_of, open_wfdb
 
-__all__ = ["should_stream", "open_long_record", "stream_columns", "model_rate_pieces", "classify_stream",
-           "STREAM_ABOVE_S", "PIECE_S", "MARGIN_S"]
+__all__ = ["should_stream", "open_long_record", "stream_columns", "model_rate_pieces", "classify_stream", "STREAM_ABOVE_S", "PIECE_S", "MARGIN_S"]
 
 STREAM_ABOVE_S = 3600.0  # WFDB records declared longer than this are read in pieces
 PIECE_S = 600.0  # seconds of signal read at a time
@@ -98,9 +97,12 @@ def stream_columns(classifier, stream, lead=None) -> tuple[list[int], str | None
     columns = model_columns(stream.sig_name, config.leads, stream.header)
     columns = list(range(len(stream.sig_name))) if columns is None else columns
     if len(columns) != classifier.n_leads_:
-        raise RecordError(stream.header, f"the record has {len(columns)} leads ({', '.join(stream.sig_name)}) "
-                                         f"but the model takes {classifier.n_leads_}; classify records with {classifier.n_leads_} lead(s), "
-                                         "or use a model trained on these leads")
+        raise RecordError(
+            stream.header,
+            f"the record has {len(columns)} leads ({', '.join(stream.sig_name)}) "
+            f"but the model takes {classifier.n_leads_}; classify records with {classifier.n_leads_} lead(s), "
+            "or use a model trained on these leads",
+        )
     return columns, None
 
 

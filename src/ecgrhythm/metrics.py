@@ -149,12 +149,16 @@ def evaluate_predictions(y_true, y_pred, classes, *, probabilities=None, info: d
     for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
         unknown = sorted(set(labels) - set(classes))
         if unknown:
-            raise ValueError(f"Invalid argument `{name}`: labels {unknown} are not among the classes {classes}. Drop those records or pass the full class list.")
+            raise ValueError(
+                f"Invalid argument `{name}`: labels {unknown} are not among the classes {classes}. Drop those records or pass the full class list."
+            )
     calibration = None
     if probabilities is not None:
         if np.shape(probabilities) != (len(y_true), len(classes)):
-            raise ValueError(f"Invalid argument `probabilities`: expected shape {(len(y_true), len(classes))}, one row per record and one column "
-                             f"per class. Received: shape {np.shape(probabilities)}")
+            raise ValueError(
+                f"Invalid argument `probabilities`: expected shape {(len(y_true), len(classes))}, one row per record and one column "
+                f"per class. Received: shape {np.shape(probabilities)}"
+            )
         calibration = top_class_calibration(probabilities, [classes.index(label) for label in y_true])
     cm = confusion_matrix(y_true, y_pred, classes)
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, average=None, zero_division=0)
@@ -344,8 +348,14 @@ class Calibration:
     def to_dict(self) -> dict:
         """JSON-serialisable data; empty bins have `None` for confidence and accuracy."""
         listed = lambda values: [None if np.isnan(v) else float(v) for v in values]  # noqa: E731
-        return {"ece": self.ece, "bins": len(self.count), "edges": np.asarray(self.edges).tolist(),
-                "confidence": listed(self.confidence), "accuracy": listed(self.accuracy), "count": np.asarray(self.count).tolist()}
+        return {
+            "ece": self.ece,
+            "bins": len(self.count),
+            "edges": np.asarray(self.edges).tolist(),
+            "confidence": listed(self.confidence),
+            "accuracy": listed(self.accuracy),
+            "count": np.asarray(self.count).tolist(),
+        }
 
 
 def _single_label_inputs(probabilities, targets) -> tuple[np.ndarray, np.ndarray]:

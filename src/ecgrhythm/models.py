@@ -182,8 +182,10 @@ def build_network(n_leads: int, n_classes: int, config: ModelConfig | None = Non
     """
     config = config or ModelConfig()
     if config.network not in NETWORKS:
-        raise ValueError(f"Invalid argument `network`: expected one of {sorted(NETWORKS)} (register others with "
-                         f"ecgrhythm.models.register_network). Received: network={config.network!r}")
+        raise ValueError(
+            f"Invalid argument `network`: expected one of {sorted(NETWORKS)} (register others with "
+            f"ecgrhythm.models.register_network). Received: network={config.network!r}"
+        )
     return NETWORKS[config.network](n_leads, n_classes, config)
 
 

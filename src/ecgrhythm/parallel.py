@@ -56,8 +56,10 @@ def resolve_devices(spec) -> list[str] | None:
         if count < 1 or str(count) != str(spec).strip():
             raise ValueError(f"Invalid argument `devices` (--devices): expected 'auto' or a positive integer. Received: devices={spec!r}")
     if count > len(available):
-        raise ValueError(f"devices={count} but only {len(available)} device(s) are visible ({', '.join(available)}); pass a smaller "
-                         f"--devices, or on a CPU force host devices with {FORCE_HOST_DEVICES} before starting")
+        raise ValueError(
+            f"devices={count} but only {len(available)} device(s) are visible ({', '.join(available)}); pass a smaller "
+            f"--devices, or on a CPU force host devices with {FORCE_HOST_DEVICES} before starting"
+        )
     return available[:count] if count > 1 else None
 
 
@@ -70,11 +72,14 @@ def check_batch_size(batch_size: int, devices) -> None:
     from .inference import BATCH_SIZE
 
     if devices and batch_size % len(devices):
-        raise ValueError(f"the training batch of {batch_size} records does not split evenly over {len(devices)} devices: "
-                         f"pass a --batch-size that is a multiple of {len(devices)} (with --limit, enough records for one)")
+        raise ValueError(
+            f"the training batch of {batch_size} records does not split evenly over {len(devices)} devices: "
+            f"pass a --batch-size that is a multiple of {len(devices)} (with --limit, enough records for one)"
+        )
     if devices and BATCH_SIZE % len(devices):
-        raise ValueError(f"validation batches of {BATCH_SIZE} records do not split evenly over {len(devices)} devices: "
-                         f"pass a --devices that divides {BATCH_SIZE}")
+        raise ValueError(
+            f"validation batches of {BATCH_SIZE} records do not split evenly over {len(devices)} devices: pass a --devices that divides {BATCH_SIZE}"
+        )
 
 
 @contextlib.contextmanager

@@ -11,8 +11,19 @@ import numpy as np
 from .config import PreprocessConfig
 from .records import EcgRecord, RecordError
 
-__all__ = ["preprocess", "resample", "bandpass", "normalize", "normalization", "apply_normalization", "choose_lead", "chosen_lead", "lead_index",
-           "model_columns", "PREFERRED_LEAD"]
+__all__ = [
+    "preprocess",
+    "resample",
+    "bandpass",
+    "normalize",
+    "normalization",
+    "apply_normalization",
+    "choose_lead",
+    "chosen_lead",
+    "lead_index",
+    "model_columns",
+    "PREFERRED_LEAD",
+]
 
 PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
 _EPS = 1e-6
@@ -107,8 +118,10 @@ def normalize(signal: np.ndarray, method: str) -> np.ndarray:
     x = signal.astype(np.float64)
     if x.shape[0] == 0:
         return _to_float32(x)
-    stats = {"zscore": lambda: {"mean": x.mean(axis=0), "std": x.std(axis=0)},
-             "robust": lambda: {"quartiles": np.percentile(x, [25, 50, 75], axis=0)}}.get(method, dict)()
+    stats = {
+        "zscore": lambda: {"mean": x.mean(axis=0), "std": x.std(axis=0)},
+        "robust": lambda: {"quartiles": np.percentile(x, [25, 50, 75], axis=0)},
+    }.get(method, dict)()
     center, scale = normalization(method, x.min(axis=0), x.max(axis=0), **stats)
     return apply_normalization(x, center, scale)
 
@@ -170,7 +183,9 @@ def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
             signal = bandpass(signal, config.fs, *config.bandpass)
         return normalize(signal, config.normalization)
     except MemoryError:
-        raise RecordError(record.record_name, f"the record ({record.n_samples} samples x {record.n_leads} leads) is too large to preprocess in memory") from None
+        raise RecordError(
+            record.record_name, f"the record ({record.n_samples} samples x {record.n_leads} leads) is too large to preprocess in memory"
+        ) from None
 
 
 def _select_leads(record: EcgRecord, leads) -> np.ndarray:
@@ -226,7 +241,9 @@ def lead_index(sig_name, lead, source="record", default=None) -> int:
         return have.index(text.lower())
     if text.isdigit() and int(text) < len(have):
         return int(text)
-    raise RecordError(source, f"no lead {lead!r}: the record has {list(sig_name)}; pass --lead with one of these names or an index from 0 to {len(have) - 1}")
+    raise RecordError(
+        source, f"no lead {lead!r}: the record has {list(sig_name)}; pass --lead with one of these names or an index from 0 to {len(have) - 1}"
+    )
 
 
 def choose_lead(record: EcgRecord, lead=None, n_leads: int = 1, *, model_leads=None) -> tuple[EcgRecord, str | None]:

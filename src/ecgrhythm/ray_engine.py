@@ -76,11 +76,18 @@ def ray_cluster(address: str | None = None, workers: int | None = None):
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             except ConnectionError as exc:
-                raise ConnectionError(f"{exc}: check that the cluster runs there ('ray status' on the head); if it uses token "
-                                      "authentication, set RAY_AUTH_MODE=token and give its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)") from None
+                raise ConnectionError(
+                    f"{exc}: check that the cluster runs there ('ray status' on the head); if it uses token "
+                    "authentication, set RAY_AUTH_MODE=token and give its token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+                ) from None
         elif started:
-            ray.init(num_cpus=workers or os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(
+                num_cpus=workers or os.cpu_count() or 1,
+                object_store_memory=OBJECT_STORE_BYTES,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
     try:
         yield int(ray.cluster_resources().get("CPU", 1))
     finally:
@@ -147,8 +154,12 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=Non
     context.enable_progress_bars = False
     batch_records = min(batch_records, math.ceil(len(paths) / workers))
     dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=math.ceil(len(paths) / batch_records)).map_batches(
-        _Worker, fn_constructor_kwargs={"load": load, "fs": fs, "lead": lead}, batch_size=batch_records, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+        _Worker,
+        fn_constructor_kwargs={"load": load, "fs": fs, "lead": lead},
+        batch_size=batch_records,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
     )
     classes = list(classes)
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):

@@ -59,13 +59,18 @@ def format_report(report) -> str:
 
 def _format_multilabel(report: MultilabelReport) -> str:
     fmt = lambda v: "   n/a" if v is None else f"{v:>6.4f}"  # noqa: E731
-    lines = [f"macro F1 (per-class thresholds): {report.macro_f1:.4f}   macro AUROC: {fmt(report.macro_auroc).strip()}   "
-             f"macro average precision: {fmt(report.macro_average_precision).strip()}   records: {report.n_records}", ""]
+    lines = [
+        f"macro F1 (per-class thresholds): {report.macro_f1:.4f}   macro AUROC: {fmt(report.macro_auroc).strip()}   "
+        f"macro average precision: {fmt(report.macro_average_precision).strip()}   records: {report.n_records}",
+        "",
+    ]
     width = max(5, *(len(c) for c in report.classes))
     lines.append(f"{'class':<{width}}  {'true':>5}  {'pred':>5}  {'thresh':>6}  {'F1':>6}  {'AUROC':>6}  {'AP':>6}")
     for c in report.classes:
-        lines.append(f"{c:<{width}}  {report.true_counts[c]:>5d}  {report.predicted_counts[c]:>5d}  {report.thresholds[c]:>6.2f}  "
-                     f"{report.f1[c]:>6.4f}  {fmt(report.auroc[c])}  {fmt(report.average_precision[c])}")
+        lines.append(
+            f"{c:<{width}}  {report.true_counts[c]:>5d}  {report.predicted_counts[c]:>5d}  {report.thresholds[c]:>6.2f}  "
+            f"{report.f1[c]:>6.4f}  {fmt(report.auroc[c])}  {fmt(report.average_precision[c])}"
+        )
     return "\n".join(lines)
 
 
@@ -151,10 +156,24 @@ def draw_reliability(ax, calibration: Calibration, label: str | None = None) -> 
     filled = count > 0
     width = np.diff(edges)
     ax.plot([0, 1], [0, 1], color="tab:gray", linestyle="--", linewidth=1, label="perfect calibration")
-    ax.bar(edges[:-1][filled], np.asarray(calibration.accuracy)[filled], width=width[filled], align="edge",
-           color="tab:blue", edgecolor="white", alpha=0.8, label=label or f"accuracy (ECE {calibration.ece:.3f})")
-    ax.plot(np.asarray(calibration.confidence)[filled], np.asarray(calibration.accuracy)[filled], "o", color="tab:red", markersize=3,
-            label="mean confidence of the bin")
+    ax.bar(
+        edges[:-1][filled],
+        np.asarray(calibration.accuracy)[filled],
+        width=width[filled],
+        align="edge",
+        color="tab:blue",
+        edgecolor="white",
+        alpha=0.8,
+        label=label or f"accuracy (ECE {calibration.ece:.3f})",
+    )
+    ax.plot(
+        np.asarray(calibration.confidence)[filled],
+        np.asarray(calibration.accuracy)[filled],
+        "o",
+        color="tab:red",
+        markersize=3,
+        label="mean confidence of the bin",
+    )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("top-class probability (confidence)")
@@ -176,7 +195,9 @@ def _multilabel_figure_png(report, Figure, FigureCanvasAgg) -> bytes:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     x = np.arange(len(classes))
-    for offset, (name, values) in zip((-0.27, 0, 0.27), (("F1", report.f1), ("AUROC", report.auroc), ("average precision", report.average_precision))):
+    for offset, (name, values) in zip(
+        (-0.27, 0, 0.27), (("F1", report.f1), ("AUROC", report.auroc), ("average precision", report.average_precision))
+    ):
         ax.bar(x + offset, [values[c] or 0.0 for c in classes], width=0.26, label=name)
     ax.set_xticks(x, [f"{c}\n({report.true_counts[c]})" for c in classes], fontsize=8)
     ax.set_ylim(0, 1.05)

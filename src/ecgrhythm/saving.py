@@ -39,9 +39,24 @@ from ._io import atomic_write_text
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
 
-__all__ = ["save_model_dir", "load_model_dir", "load_networks", "check_output_folder", "ModelFolderError", "WEIGHTS_FILE", "CONFIG_FILE",
-           "CHECKPOINT_DIR", "LOG_FILE", "SPLIT_FILE", "load_split", "write_split", "split_text", "assemble_ensemble", "set_temperature",
-           "MAX_MEMBERS"]
+__all__ = [
+    "save_model_dir",
+    "load_model_dir",
+    "load_networks",
+    "check_output_folder",
+    "ModelFolderError",
+    "WEIGHTS_FILE",
+    "CONFIG_FILE",
+    "CHECKPOINT_DIR",
+    "LOG_FILE",
+    "SPLIT_FILE",
+    "load_split",
+    "write_split",
+    "split_text",
+    "assemble_ensemble",
+    "set_temperature",
+    "MAX_MEMBERS",
+]
 
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "config.json"
@@ -96,7 +111,9 @@ def check_output_folder(path) -> None:
         )
 
 
-def save_model_dir(model, path, *, classes, preprocess: PreprocessConfig, architecture: ModelConfig, metadata=None, thresholds=None, extra_files=None) -> Path:
+def save_model_dir(
+    model, path, *, classes, preprocess: PreprocessConfig, architecture: ModelConfig, metadata=None, thresholds=None, extra_files=None
+) -> Path:
     """Write a complete model folder at `path`: a new folder, or over the files of a model folder there.
 
     Args:
@@ -165,10 +182,17 @@ def _place(tmp: Path, path: Path, sums: dict) -> None:
 def _members(path: Path, config: dict) -> list[str]:
     """The weights files of a folder's networks: `config["members"]`, by default `model.weights.h5` alone."""
     members = config.get("members", [WEIGHTS_FILE])
-    if (not isinstance(members, list) or not members or members[0] != WEIGHTS_FILE or len(set(members)) != len(members)
-            or not all(isinstance(m, str) and m.endswith(".weights.h5") and Path(m).name == m for m in members)):
-        raise ModelFolderError(f"{path}: invalid \"members\" in {CONFIG_FILE}: expected distinct *.weights.h5 file names in the folder, "
-                               f"{WEIGHTS_FILE} first. Received: {members!r}")
+    if (
+        not isinstance(members, list)
+        or not members
+        or members[0] != WEIGHTS_FILE
+        or len(set(members)) != len(members)
+        or not all(isinstance(m, str) and m.endswith(".weights.h5") and Path(m).name == m for m in members)
+    ):
+        raise ModelFolderError(
+            f'{path}: invalid "members" in {CONFIG_FILE}: expected distinct *.weights.h5 file names in the folder, '
+            f"{WEIGHTS_FILE} first. Received: {members!r}"
+        )
     return members
 
 
@@ -177,8 +201,10 @@ def _temperature(path: Path, config: dict):
     value = config.get("temperature", 1.0)
     array = np.asarray(value, dtype=float) if isinstance(value, (int, float, list)) and not isinstance(value, bool) else None
     if array is None or array.shape not in ((), (len(config["classes"]),)) or not np.all(np.isfinite(array) & (array > 0)):
-        raise ModelFolderError(f"{path}: invalid \"temperature\" in {CONFIG_FILE}: expected one positive number or one per class "
-                               f"({len(config['classes'])}). Received: {value!r}")
+        raise ModelFolderError(
+            f'{path}: invalid "temperature" in {CONFIG_FILE}: expected one positive number or one per class '
+            f"({len(config['classes'])}). Received: {value!r}"
+        )
     return float(array) if array.ndim == 0 else array.tolist()
 
 

@@ -83,7 +83,10 @@ def _safe_name(filename) -> str:
         raise HTTPException(400, f"uploaded file name {raw[:80]!r} is not usable: name files like A00001.hea")
     suffix = Path(base).suffix.lower()
     if suffix not in _UPLOAD_SUFFIXES:
-        raise HTTPException(400, f"{base}: unsupported file type {suffix or '(none)'!r}: upload a .hea header with its .mat/.dat signal file, or one .mat, .csv or .npy file with fs")
+        raise HTTPException(
+            400,
+            f"{base}: unsupported file type {suffix or '(none)'!r}: upload a .hea header with its .mat/.dat signal file, or one .mat, .csv or .npy file with fs",
+        )
     return base
 
 
@@ -112,7 +115,10 @@ def _pick_record(names: list[str], fs: float | None) -> str:
             raise HTTPException(400, f"{extra[0]}: a WFDB upload holds the header {headers[0]} and its .mat/.dat signal files only")
         return headers[0]
     if len(names) > 1:
-        raise HTTPException(400, f"several files ({', '.join(names)}) but no .hea header: upload one .mat, .csv or .npy file with fs, or a header with its signal files")
+        raise HTTPException(
+            400,
+            f"several files ({', '.join(names)}) but no .hea header: upload one .mat, .csv or .npy file with fs, or a header with its signal files",
+        )
     name = names[0]
     if name.lower().endswith(".dat"):
         raise HTTPException(422, f"{name}: a .dat signal file needs its .hea header: upload both together")

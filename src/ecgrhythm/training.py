@@ -36,7 +36,6 @@ __all__ = ["train", "plan_run", "compile_network", "TrainingPlan", "fit_epoch", 
 logger = logging.getLogger(__name__)
 
 
-
 def class_weights(labels, n_classes: int, method: str) -> np.ndarray:
     """Per-class loss weights: `n / (n_classes * count)` for `"balanced"`, ones for `"none"`."""
     if method == "none":
@@ -97,7 +96,6 @@ class TrainResult:
     best_score: float
     val_f1: dict
     history: list
-
 
 
 def _log_text(history: list[dict]) -> str:
@@ -179,13 +177,32 @@ class TrainingPlan:
         return score_probabilities(self.data.targets[self.val_idx], probs, self.data.classes, self.data.multilabel)
 
 
-def plan_run(data_dir, pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, limit=None, labels="auto", classes=None, unlabelled="drop",
-             data: LabelledData | None = None, val_names=None) -> TrainingPlan:
+def plan_run(
+    data_dir,
+    pre: PreprocessConfig,
+    arch: ModelConfig,
+    tc: TrainConfig,
+    *,
+    limit=None,
+    labels="auto",
+    classes=None,
+    unlabelled="drop",
+    data: LabelledData | None = None,
+    val_names=None,
+) -> TrainingPlan:
     """Seed, read the data, split it, choose the loss and compile the network (arguments as for :func:`train`)."""
     import keras
 
-    settings = {"preprocess": pre.to_dict(), "model": arch.to_dict(), "train": tc.to_dict(), "limit": limit, "data": portable_path(data_dir),
-                "labels": labels, "classes": classes if isinstance(classes, (str, type(None))) else list(classes), "unlabelled": unlabelled}
+    settings = {
+        "preprocess": pre.to_dict(),
+        "model": arch.to_dict(),
+        "train": tc.to_dict(),
+        "limit": limit,
+        "data": portable_path(data_dir),
+        "labels": labels,
+        "classes": classes if isinstance(classes, (str, type(None))) else list(classes),
+        "unlabelled": unlabelled,
+    }
     keras.utils.set_random_seed(tc.seed)
     if data is None:
         data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
@@ -213,8 +230,10 @@ def _named_split(names, val_names) -> tuple[np.ndarray, np.ndarray]:
     chosen = set(val_names)
     missing = chosen.difference(names)
     if missing:
-        raise ValueError(f"{len(missing)} validation records are not among the labelled records, such as {sorted(missing)[:3]}; "
-                         f"pass names of records of the data folder")
+        raise ValueError(
+            f"{len(missing)} validation records are not among the labelled records, such as {sorted(missing)[:3]}; "
+            f"pass names of records of the data folder"
+        )
     is_val = np.array([n in chosen for n in names])
     if is_val.all() or not is_val.any():
         raise ValueError("the validation records must be some but not all of the labelled records")
@@ -243,8 +262,14 @@ def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbo
         values = [v.numpy() for v in model.variables]
         if score > run.best["score"]:
             run.best, run.best_values = {"epoch": epoch, "score": score, "f1": f1, "extras": extras}, values
-        logger.info("  val %s %.4f (best %.4f at epoch %d); %.0f s", "macro F1" if plan.data.multilabel else "CinC score", score,
-                    run.best["score"], run.best["epoch"] + 1, t2 - t0)
+        logger.info(
+            "  val %s %.4f (best %.4f at epoch %d); %.0f s",
+            "macro F1" if plan.data.multilabel else "CinC score",
+            score,
+            run.best["score"],
+            run.best["epoch"] + 1,
+            t2 - t0,
+        )
         checkpoint.save(plan.settings, run, values, [v.numpy() for v in model.optimizer.variables])
         atomic_write_text(checkpoint.output_dir / LOG_FILE, _log_text(run.history))
         if on_epoch is not None:
@@ -280,8 +305,16 @@ def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started
         "machine": describe_machine(),
     }
     files = {LOG_FILE: _log_text(run.history) if run.history else None, SPLIT_FILE: plan.split_text}
-    save_model_dir(plan.model, output_dir, classes=plan.data.classes, preprocess=plan.preprocess, architecture=plan.architecture, metadata=metadata,
-                   thresholds=extras.get("thresholds"), extra_files={k: v for k, v in files.items() if v})
+    save_model_dir(
+        plan.model,
+        output_dir,
+        classes=plan.data.classes,
+        preprocess=plan.preprocess,
+        architecture=plan.architecture,
+        metadata=metadata,
+        thresholds=extras.get("thresholds"),
+        extra_files={k: v for k, v in files.items() if v},
+    )
 
 
 def train(
@@ -350,8 +383,18 @@ def train(
         raise FileExistsError(f"{checkpoint.folder} exists: pass --resume to continue that run, or choose another --output")
     started = time.perf_counter()
     with data_parallel(devices):  # the network is built, trained and saved with its variables on the devices
-        plan = plan_run(data_dir, preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig(),
-                        limit=limit, labels=labels, classes=classes, unlabelled=unlabelled, data=data, val_names=val_names)
+        plan = plan_run(
+            data_dir,
+            preprocess_config or PreprocessConfig(),
+            model_config or ModelConfig(),
+            train_config or TrainConfig(),
+            limit=limit,
+            labels=labels,
+            classes=classes,
+            unlabelled=unlabelled,
+            data=data,
+            val_names=val_names,
+        )
         check_batch_size(plan.sequence.batch_size, devices)
         if resume and checkpoint.has_state:
             run = checkpoint.restore(plan.model, plan.settings, plan.split_text)

@@ -15,8 +15,14 @@ from ecgrhythm.studies import LENGTHS, STUDIES, Budget, LengthStrategy, Study, V
 def test_study_records_resumes_and_reports(small_folder, small_data, tiny, tmp_path):
     store = tmp_path / "store.db"
     seen = []
-    kwargs = dict(storage=store, budget=tiny, seeds=(0,), variants=["bucket_mask", "windows"], data=small_data,
-                  on_run=lambda v, s, m: seen.append((v.name, s, m["val_cinc_score"])))
+    kwargs = dict(
+        storage=store,
+        budget=tiny,
+        seeds=(0,),
+        variants=["bucket_mask", "windows"],
+        data=small_data,
+        on_run=lambda v, s, m: seen.append((v.name, s, m["val_cinc_score"])),
+    )
     assert run_study("length", small_folder, max_runs=1, **kwargs) == 1  # interrupted after one run
     assert run_study("length", small_folder, **kwargs) == 1  # resumes with the other
     assert run_study("length", small_folder, **kwargs) == 0  # nothing left
@@ -46,8 +52,16 @@ def test_same_seed_gives_the_same_run(small_folder, small_data, tiny, tmp_path):
     """A fixed-input strategy end to end, twice in two stores: the same measurements' scores."""
     scores = []
     for store in ("a.db", "b.db"):
-        run_study("length", small_folder, storage=tmp_path / store, budget=tiny, seeds=(3,), variants=["crop_pad"], data=small_data,
-                  on_run=lambda v, s, m: scores.append((m["val_cinc_score"], m["final_loss"], m["parameters"])))
+        run_study(
+            "length",
+            small_folder,
+            storage=tmp_path / store,
+            budget=tiny,
+            seeds=(3,),
+            variants=["crop_pad"],
+            data=small_data,
+            on_run=lambda v, s, m: scores.append((m["val_cinc_score"], m["final_loss"], m["parameters"])),
+        )
     assert len(scores) == 2 and scores[0] == scores[1]
 
 
@@ -122,8 +136,26 @@ def test_cli_study_report_and_errors(small_folder, tmp_path, capsys):
     store, out = tmp_path / "store.db", tmp_path / "out"
     assert main(["study", "length", "--report-only", "--store", str(store), "--output", str(out)]) == 2
     assert "no recorded runs" in capsys.readouterr().err
-    code = main(["study", "normalization", "--data", str(small_folder), "--store", str(store), "--output", str(out),
-                 "--variants", "zscore/raw,nonsense", "--epochs", "1", "--train-records", "40", "--seeds", "0"])
+    code = main(
+        [
+            "study",
+            "normalization",
+            "--data",
+            str(small_folder),
+            "--store",
+            str(store),
+            "--output",
+            str(out),
+            "--variants",
+            "zscore/raw,nonsense",
+            "--epochs",
+            "1",
+            "--train-records",
+            "40",
+            "--seeds",
+            "0",
+        ]
+    )
     assert code == 2 and "nonsense" in capsys.readouterr().err
     assert main(["study", "length", "--import-csv", str(tmp_path / "missing.csv"), "--store", str(store)]) == 2
     assert "missing.csv: no such file" in capsys.readouterr().err

@@ -32,8 +32,13 @@ def _write(path: Path, rows: list[dict], fields: list[str]) -> Path:
 def _setup(rows: list[dict]) -> tuple[dict, dict]:
     """The setup the published runs were recorded with, as far as the CSV tells it (the split digest aside)."""
     discarded = max(float(r["signal_discarded"]) for r in rows)
-    setup = {"budget": dataclasses.asdict(Budget(epochs=int(rows[0]["epochs"]), train_records=int(rows[0]["train_records"]))),
-             "split": "published", "n_train": int(rows[0]["train_records"]), "n_val": int(rows[0]["val_records"]), "margin": 0.01}
+    setup = {
+        "budget": dataclasses.asdict(Budget(epochs=int(rows[0]["epochs"]), train_records=int(rows[0]["train_records"]))),
+        "split": "published",
+        "n_train": int(rows[0]["train_records"]),
+        "n_val": int(rows[0]["val_records"]),
+        "margin": 0.01,
+    }
     return setup, {"data": "/data/cinc2017", "fs": 150.0, "crop_pad_discards": {"share_of_signal": discarded, "share_of_records_cut": 0.2}}
 
 
@@ -83,8 +88,18 @@ def test_report_shows_budgets_side_by_side(tmp_path):
     store = tmp_path / "store.db"
     import_csv("length", DOCS / "length.csv", store, setup, info)
     fields = [*fields, "fold"] if "fold" not in fields else fields
-    full = [{**r, "fold": r["seed"], "seed": "0", "epochs": "15", "train_records": "4800", "val_records": "1200",
-             "val_cinc_score": f"{float(r['val_cinc_score']) + 0.3:.5f}"} for r in rows]
+    full = [
+        {
+            **r,
+            "fold": r["seed"],
+            "seed": "0",
+            "epochs": "15",
+            "train_records": "4800",
+            "val_records": "1200",
+            "val_cinc_score": f"{float(r['val_cinc_score']) + 0.3:.5f}",
+        }
+        for r in rows
+    ]
     assert import_csv("length", _write(tmp_path / "full.csv", full, fields), store, setup, info) == len(rows)
     paths = write_report("length", tmp_path / "out", store)
     text = paths["md"].read_text()
@@ -99,16 +114,30 @@ def test_report_shows_budgets_side_by_side(tmp_path):
     best = {}
     for epochs in ("4", "15"):
         means = {}
-        for r in (full if epochs == "15" else rows):
+        for r in full if epochs == "15" else rows:
             means.setdefault(r["variant"], []).append(float(r["val_cinc_score"]))
         best[epochs] = max(means, key=lambda v: np.mean(means[v]))
     assert f"The best mean at 15 epochs ({best['15']}) is the same as at 4 epochs ({best['4']})." in text
 
 
 def test_summary_pairs_runs_by_seed_with_the_reference():
-    rows = [{"variant": v, "seed": seed, "val_cinc_score": score, "parameters": 1, "config": "{}", "f1_N": 0, "f1_A": 0, "f1_O": 0, "f1_~": 0,
-             "seconds_per_epoch": 1.0, "inference_records_per_s": 1.0}
-            for v, scores in {"ref": [0.50, 0.60, 0.55], "worse": [0.45, 0.56, 0.49]}.items() for seed, score in enumerate(scores)]
+    rows = [
+        {
+            "variant": v,
+            "seed": seed,
+            "val_cinc_score": score,
+            "parameters": 1,
+            "config": "{}",
+            "f1_N": 0,
+            "f1_A": 0,
+            "f1_O": 0,
+            "f1_~": 0,
+            "seconds_per_epoch": 1.0,
+            "inference_records_per_s": 1.0,
+        }
+        for v, scores in {"ref": [0.50, 0.60, 0.55], "worse": [0.45, 0.56, 0.49]}.items()
+        for seed, score in enumerate(scores)
+    ]
     summary = {s["variant"]: s for s in summarise(rows, "ref")}
     assert summary["worse"]["delta"] == pytest.approx(-0.05)
     from scipy.stats import ttest_rel

@@ -162,8 +162,11 @@ def no_records(given) -> UsageError:
 
 
 def add_lead_argument(p):
-    p.add_argument("--lead", metavar="NAME|INDEX", help="lead a single-lead model takes from multi-lead records, by name or 0-based index "
-                   "(default: lead I, else the first lead)")
+    p.add_argument(
+        "--lead",
+        metavar="NAME|INDEX",
+        help="lead a single-lead model takes from multi-lead records, by name or 0-based index (default: lead I, else the first lead)",
+    )
 
 
 def check_lead(clf, lead):

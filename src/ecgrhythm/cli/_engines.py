@@ -14,12 +14,23 @@ ENGINES = ("local", "ray")
 
 def add_arguments(p) -> None:
     """`--engine`, `--address` and `--workers` of `classify`."""
-    p.add_argument("--engine", choices=ENGINES, default="local", help="classify in this process (default), or on a Ray cluster with Ray Data "
-                   "(needs the ray extra: pip install 'ecgrhythm[ray]')")
-    p.add_argument("--address", metavar="ADDR", help="--engine ray: the cluster to join (HOST:PORT from 'ray start --head', or auto); "
-                   "default: start a local cluster in this process")
-    p.add_argument("--workers", type=_positive, metavar="N", help="--engine ray: actors classifying in parallel, each with the model loaded "
-                   "once (default: the cluster's CPUs)")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="classify in this process (default), or on a Ray cluster with Ray Data (needs the ray extra: pip install 'ecgrhythm[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="--engine ray: the cluster to join (HOST:PORT from 'ray start --head', or auto); default: start a local cluster in this process",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="--engine ray: actors classifying in parallel, each with the model loaded once (default: the cluster's CPUs)",
+    )
 
 
 def _positive(text: str) -> int:
@@ -94,8 +105,11 @@ def prediction_table(out, classes):
 
     def write(prediction):
         probs = prediction.probabilities.reshape(-1, len(classes))
-        columns = [pa.array(prediction.names, pa.string()), pa.array(prediction.labels, pa.string()),
-                   pa.array([v or "" for v in prediction.leads], pa.string())]
+        columns = [
+            pa.array(prediction.names, pa.string()),
+            pa.array(prediction.labels, pa.string()),
+            pa.array([v or "" for v in prediction.leads], pa.string()),
+        ]
         columns += [pa.array(probs[:, k], pa.float64()) for k in range(len(classes))]
         writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 

@@ -33,8 +33,9 @@ def run(args):
     _, folds, truth, probs, classes = read_oof(oof)
     _, config = load_model_dir(args.model)
     if list(config["classes"]) != classes:
-        raise common.UsageError(f"{args.model} has the classes {config['classes']}, {oof} has {classes}: "
-                                "calibrate a model of the cross-validated recipe")
+        raise common.UsageError(
+            f"{args.model} has the classes {config['classes']}, {oof} has {classes}: calibrate a model of the cross-validated recipe"
+        )
     targets = np.array([classes.index(t) for t in truth])
     temperature = fit_temperature(probs, targets, per_class=args.per_class)
     before = top_class_calibration(probs, targets).ece
@@ -42,6 +43,8 @@ def run(args):
     cross = top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece if not args.per_class else None
     set_temperature(args.model, temperature)
     shown = np.round(np.atleast_1d(temperature), 4).tolist()
-    print(f"temperature {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; out-of-fold ECE "
-          f"{before:.4f} before, {after:.4f} after" + (f" ({cross:.4f} cross-fitted)" if cross is not None else ""))
+    print(
+        f"temperature {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; out-of-fold ECE "
+        f"{before:.4f} before, {after:.4f} after" + (f" ({cross:.4f} cross-fitted)" if cross is not None else "")
+    )
     return 0

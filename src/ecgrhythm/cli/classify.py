@@ -19,12 +19,24 @@ def add_parser(sub):
         "the exit status is 1 if any record failed, 0 if none did. @FILE reads arguments from FILE, one per line (a list of record paths).",
         fromfile_prefix_chars="@",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="a record file (.hea, .mat, .csv, .npy), a folder of records, or @FILE: a text file of such paths, one a line")
-    p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="CSV file to write (replaced atomically); "
-                   "a name ending in .parquet writes a Parquet table with the same columns (needs pyarrow)")
-    p.add_argument("--model", metavar="MODEL", help="model folder, or a .onnx file from 'ecgrhythm export' (runs with onnxruntime alone); "
-                   "default: the shipped models/cinc2017")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a record file (.hea, .mat, .csv, .npy), a folder of records, or @FILE: a text file of such paths, one a line",
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        metavar="FILE.csv",
+        help="CSV file to write (replaced atomically); a name ending in .parquet writes a Parquet table with the same columns (needs pyarrow)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="model folder, or a .onnx file from 'ecgrhythm export' (runs with onnxruntime alone); default: the shipped models/cinc2017",
+    )
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
     engines.add_arguments(p)
     common.add_lead_argument(p)
@@ -88,13 +100,16 @@ def _refuse_inputs_as_output(out, given, records):
     folders = [Path(g) for g in given if Path(g).is_dir()]
     for folder in [] if ours else folders:
         if any(map(is_out, folder.iterdir())):
-            raise common.UsageError(f"--output {out} would replace a file of the input folder {folder} (records, signal files, RECORDS, labels): "
-                              "write the CSV to a new file or outside the folder")
+            raise common.UsageError(
+                f"--output {out} would replace a file of the input folder {folder} (records, signal files, RECORDS, labels): "
+                "write the CSV to a new file or outside the folder"
+            )
     for record in (r for r in kept if r.parent not in folders):
         read = record_files(record)
         if any(map(is_out, read)):
-            raise common.UsageError(f"--output {out} would replace {next(filter(is_out, read))}, a file this run reads (record {record}): "
-                              "write the CSV elsewhere")
+            raise common.UsageError(
+                f"--output {out} would replace {next(filter(is_out, read))}, a file this run reads (record {record}): write the CSV elsewhere"
+            )
     return kept
 
 

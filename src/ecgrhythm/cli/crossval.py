@@ -26,10 +26,12 @@ def add_parser(sub):
     p.add_argument("--fold", type=int, action="append", metavar="K", help="run only fold K (0-based; repeatable), to spread folds over machines")
     p.add_argument("--folds-only", action="store_true", help="write OUTPUT/folds.json and show the folds; train nothing")
     p.add_argument("--name", help="the recipe's name in the reports (default: OUTPUT's folder name)")
-    p.add_argument("--results", default=os.path.join("docs", "results", "crossval"),
-                   help="folder of the reports and the candidates table (default %(default)s)")
-    p.add_argument("--reference", default="baseline",
-                   help="recipe the candidates table compares each recipe with, fold by fold (default %(default)s)")
+    p.add_argument(
+        "--results", default=os.path.join("docs", "results", "crossval"), help="folder of the reports and the candidates table (default %(default)s)"
+    )
+    p.add_argument(
+        "--reference", default="baseline", help="recipe the candidates table compares each recipe with, fold by fold (default %(default)s)"
+    )
     train_command.add_recipe_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
@@ -51,9 +53,21 @@ def run(args):
     if not args.quiet:
         train_command._show_progress(train.__module__)
         train_command._show_progress(run_crossval.__module__)
-    result = run_crossval(common.data_dir(args.data), args.output, n_folds=args.folds, fold_seed=args.fold_seed, preprocess_config=pre,
-                          model_config=arch, train_config=tc, limit=args.limit, labels=args.labels, classes=classes, only=args.fold,
-                          folds_only=args.folds_only, verbose=0 if args.quiet else 1)
+    result = run_crossval(
+        common.data_dir(args.data),
+        args.output,
+        n_folds=args.folds,
+        fold_seed=args.fold_seed,
+        preprocess_config=pre,
+        model_config=arch,
+        train_config=tc,
+        limit=args.limit,
+        labels=args.labels,
+        classes=classes,
+        only=args.fold,
+        folds_only=args.folds_only,
+        verbose=0 if args.quiet else 1,
+    )
     if args.folds_only:
         _show_folds(result.folds)
         print(f"folds written to {Path(args.output) / 'folds.json'}")

@@ -63,8 +63,10 @@ def run(args):
         with atomic_write(args.summary, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
             writer = csv.writer(f)
             writer.writerow(["record", "lead", "duration_s", "af_burden", "af_episodes", "longest_af_s", "record_class"])
-            writer.writerows([r.record_name, r.lead, f"{r.duration_s:.3f}", f"{r.af_burden:.4f}", len(r.af_episodes()), f"{r.longest_af_s:.3f}", r.record_class]
-                             for r in results)
+            writer.writerows(
+                [r.record_name, r.lead, f"{r.duration_s:.3f}", f"{r.af_burden:.4f}", len(r.af_episodes()), f"{r.longest_af_s:.3f}", r.record_class]
+                for r in results
+            )
     seconds = time.perf_counter() - args.started
     wrote = " and ".join(str(o) for o in outputs)
     print(f"found the episodes of {len(results)} records in {seconds:.1f} s; {failed} failed; wrote {wrote}")

@@ -20,11 +20,22 @@ def add_parser(sub):
     )
     p.add_argument("--data", metavar="DIR", help="folder with records and REFERENCE.csv (default: the shared CinC 2017 data)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
-    p.add_argument("--output", metavar="DIR", default=os.path.join("runs", "evaluate"), help="folder for evaluation.json, evaluation.png and predictions.csv (default: %(default)s)")
-    p.add_argument("--all-records", action="store_true", help="also score the records the model was trained on (the score is then not a held-out score)")
-    p.add_argument("--task", choices=["rhythm", "episodes"], default="rhythm",
-                   help="rhythm: one label per record (default); episodes: AF episodes against .atr rhythm annotations "
-                   "(CPSC 2021 score, AF burden error, episode sensitivity and precision; default data: the cpsc2021 sample)")
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        default=os.path.join("runs", "evaluate"),
+        help="folder for evaluation.json, evaluation.png and predictions.csv (default: %(default)s)",
+    )
+    p.add_argument(
+        "--all-records", action="store_true", help="also score the records the model was trained on (the score is then not a held-out score)"
+    )
+    p.add_argument(
+        "--task",
+        choices=["rhythm", "episodes"],
+        default="rhythm",
+        help="rhythm: one label per record (default); episodes: AF episodes against .atr rhythm annotations "
+        "(CPSC 2021 score, AF burden error, episode sensitivity and precision; default data: the cpsc2021 sample)",
+    )
     common.add_lead_argument(p)
 
 
@@ -68,12 +79,16 @@ def run(args):
     print(f"model: {info['model']}")
     print(f"data: {info['data']} ({info['labelled_records']} labelled records)")
     if info["held_out"]:
-        print(f"excluded {info['excluded_training_records']} records the model was trained on (split.json); "
-              f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)")
+        print(
+            f"excluded {info['excluded_training_records']} records the model was trained on (split.json); "
+            f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)"
+        )
     else:
         why = "--all-records" if args.all_records else "the model folder has no split.json"
-        print(f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
-              f"({info['failed_records']} could not be scored)")
+        print(
+            f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
+            f"({info['failed_records']} could not be scored)"
+        )
     print()
     print(format_report(report))
     print()
@@ -83,7 +98,9 @@ def run(args):
         common.write_rows(f, prediction, truth=truth)
     print(f"wrote {paths['json']}, {paths['figure']} and {csv_path}")
     if info["failed_records"]:
-        print(f"ecgrhythm evaluate: {info['failed_records']} labelled records could not be scored (reasons above); the score leaves them out",
-              file=sys.stderr)
+        print(
+            f"ecgrhythm evaluate: {info['failed_records']} labelled records could not be scored (reasons above); the score leaves them out",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -25,6 +25,7 @@ def run(args):
         path, difference = export_onnx(args.model, args.output)
     except ImportError as exc:
         raise common.UsageError(str(exc)) from None
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); largest probability difference from the Keras network "
-          f"on a check batch: {difference:.1e}")
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); largest probability difference from the Keras network on a check batch: {difference:.1e}"
+    )
     return 0

@@ -13,14 +13,39 @@ def add_parser(sub):
     p.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
     p.add_argument("--token", help="bearer token the API requires (default: $ECGRHYTHM_TOKEN; prefer the variable, since arguments show in ps)")
-    p.add_argument("--allowed-hosts", metavar="NAMES", type=lambda t: [h.strip() for h in t.split(",") if h.strip()],
-                   help="comma-separated names the Host header may give, '*' for any (default: the names of the --host address)")
-    p.add_argument("--max-upload-mb", type=_megabytes, default=Limits.max_upload_bytes / 2**20, metavar="MB",
-                   help="largest upload in MiB; raise it for long records (default %(default)g)")
-    p.add_argument("--max-concurrent", type=int, default=Limits.max_concurrent, metavar="N", help="requests classified at once; more get 503 (default %(default)s)")
-    p.add_argument("--header-timeout", type=float, default=Limits.header_timeout_s, metavar="S", help="seconds for a request's head to arrive (default %(default)s)")
-    p.add_argument("--body-timeout", type=float, default=Limits.body_timeout_s, metavar="S", help="seconds for a request's body to arrive (default %(default)s)")
-    p.add_argument("--keep-alive", type=float, default=Limits.keep_alive_s, metavar="S", help="seconds an idle connection stays open (default %(default)s)")
+    p.add_argument(
+        "--allowed-hosts",
+        metavar="NAMES",
+        type=lambda t: [h.strip() for h in t.split(",") if h.strip()],
+        help="comma-separated names the Host header may give, '*' for any (default: the names of the --host address)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=_megabytes,
+        default=Limits.max_upload_bytes / 2**20,
+        metavar="MB",
+        help="largest upload in MiB; raise it for long records (default %(default)g)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=Limits.max_concurrent,
+        metavar="N",
+        help="requests classified at once; more get 503 (default %(default)s)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        default=Limits.header_timeout_s,
+        metavar="S",
+        help="seconds for a request's head to arrive (default %(default)s)",
+    )
+    p.add_argument(
+        "--body-timeout", type=float, default=Limits.body_timeout_s, metavar="S", help="seconds for a request's body to arrive (default %(default)s)"
+    )
+    p.add_argument(
+        "--keep-alive", type=float, default=Limits.keep_alive_s, metavar="S", help="seconds an idle connection stays open (default %(default)s)"
+    )
 
 
 def _megabytes(text: str) -> float:
@@ -40,6 +65,16 @@ def run(args):
     from ..service import serve
 
     common.enable_compilation_cache()
-    serve(args.host, args.port, args.model, args.token, allowed_hosts=args.allowed_hosts, max_upload_bytes=round(args.max_upload_mb * 2**20),
-          max_concurrent=args.max_concurrent, header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout, keep_alive_s=args.keep_alive)
+    serve(
+        args.host,
+        args.port,
+        args.model,
+        args.token,
+        allowed_hosts=args.allowed_hosts,
+        max_upload_bytes=round(args.max_upload_mb * 2**20),
+        max_concurrent=args.max_concurrent,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keep_alive_s=args.keep_alive,
+    )
     return 0

@@ -23,15 +23,21 @@ def add_parser(sub):
     p.add_argument("--output", default=os.path.join("docs", "studies"), metavar="DIR", help="folder for the report (default %(default)s)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="run seeds (default 0 1 2)")
     p.add_argument("--epochs", type=int, default=b.epochs, help="epochs per run (default %(default)s)")
-    p.add_argument("--train-records", type=int, default=b.train_records, help="training records per run: a fixed stratified subset (default %(default)s)")
+    p.add_argument(
+        "--train-records", type=int, default=b.train_records, help="training records per run: a fixed stratified subset (default %(default)s)"
+    )
     p.add_argument("--margin", type=float, default=0.01, help="smallest gain in mean CinC score that counts (default %(default)s)")
     p.add_argument("--variants", help="comma-separated variant names to run (default: all)")
     p.add_argument("--max-runs", type=int, help="stop after N runs (the rest run next time)")
     p.add_argument("--device", help="label for the rows' machine column (default: this machine's description)")
     p.add_argument("--report-only", action="store_true", help="only write the report from the runs already recorded")
     p.add_argument("--note", help="keep this note with the study in the store (its reports list the notes), then write the report")
-    p.add_argument("--import-csv", metavar="FILE", help="record the runs of a published STUDY.csv in the store (the setup is worked out from "
-                   "--data, --epochs, --train-records and --margin as for a run); rows that conflict with recorded runs are refused")
+    p.add_argument(
+        "--import-csv",
+        metavar="FILE",
+        help="record the runs of a published STUDY.csv in the store (the setup is worked out from "
+        "--data, --epochs, --train-records and --margin as for a run); rows that conflict with recorded runs are refused",
+    )
 
 
 def run(args):
@@ -48,7 +54,10 @@ def run(args):
         return write_report(args.name, args.output, args.store)["md"]
 
     def on_run(variant, seed, measured):
-        print(f"{args.name}: {variant.name}, seed {seed}: CinC {measured['val_cinc_score']:.4f}, {measured['train_seconds']:.0f} s; report {report()}", flush=True)
+        print(
+            f"{args.name}: {variant.name}, seed {seed}: CinC {measured['val_cinc_score']:.4f}, {measured['train_seconds']:.0f} s; report {report()}",
+            flush=True,
+        )
 
     if args.import_csv:
         from ..studies import import_runs
@@ -64,8 +73,18 @@ def run(args):
         add_note(args.name, args.note, args.store)
     if not args.report_only and not args.note:
         common.enable_compilation_cache()
-        made = run_study(args.name, common.data_dir(args.data), storage=args.store, budget=budget, seeds=args.seeds, margin=args.margin,
-                         variants=variants, max_runs=args.max_runs, device=args.device, on_run=on_run)
+        made = run_study(
+            args.name,
+            common.data_dir(args.data),
+            storage=args.store,
+            budget=budget,
+            seeds=args.seeds,
+            margin=args.margin,
+            variants=variants,
+            max_runs=args.max_runs,
+            device=args.device,
+            on_run=on_run,
+        )
         print(f"{args.name}: {made} runs made now")
     print(f"report written to {report()}")
     return 0

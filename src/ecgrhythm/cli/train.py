@@ -10,12 +10,20 @@ from . import _common as common
 
 def add_parser(sub):
     p = sub.add_parser("train", help="train a model on a labelled folder")
-    p.add_argument("--data", help="folder of labelled records: REFERENCE.csv (one label each) or SNOMED-CT 'Dx:' codes in the headers (several); default: the shared CinC 2017 data")
+    p.add_argument(
+        "--data",
+        help="folder of labelled records: REFERENCE.csv (one label each) or SNOMED-CT 'Dx:' codes in the headers (several); default: the shared CinC 2017 data",
+    )
     p.add_argument("--output", required=True, help="model folder to write: a new or empty folder, or a model folder (its other files are kept)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT/checkpoint")
     add_recipe_options(p)
-    p.add_argument("--devices", default=None, metavar="N|auto", help="train data-parallel over N devices (or all: auto), each batch "
-                   "split across them; on a CPU force N host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N")
+    p.add_argument(
+        "--devices",
+        default=None,
+        metavar="N|auto",
+        help="train data-parallel over N devices (or all: auto), each batch "
+        "split across them; on a CPU force N host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
 
@@ -32,9 +40,20 @@ def add_recipe_options(p):
     )
     from ..labels import LABEL_SOURCES
 
-    p.add_argument("--labels", choices=LABEL_SOURCES, default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)")
-    p.add_argument("--classes", default=None, help="header codes: 'all' (default), 'scored', or a comma-separated list of abbreviations or codes; REFERENCE.csv: the label set (default N,A,O,~)")
-    p.add_argument("--unlabelled", choices=["drop", "keep"], default="drop", help="header codes: leave out records with none of the classes (default) or keep them as all-negative")
+    p.add_argument(
+        "--labels", choices=LABEL_SOURCES, default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)"
+    )
+    p.add_argument(
+        "--classes",
+        default=None,
+        help="header codes: 'all' (default), 'scored', or a comma-separated list of abbreviations or codes; REFERENCE.csv: the label set (default N,A,O,~)",
+    )
+    p.add_argument(
+        "--unlabelled",
+        choices=["drop", "keep"],
+        default="drop",
+        help="header codes: leave out records with none of the classes (default) or keep them as all-negative",
+    )
     p.add_argument("--leads", default=None, help="comma-separated lead names to use (default: every lead of the first record)")
     p.add_argument("--limit", type=int, help="use only the first N labelled records (quick runs)")
     t, m, q = TrainConfig(), ModelConfig(), PreprocessConfig()
@@ -46,13 +65,18 @@ def add_recipe_options(p):
     p.add_argument("--val-fraction", type=float, default=t.val_fraction)
     p.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS, default=t.class_weighting)
     p.add_argument("--seed", type=int, default=t.seed)
-    p.add_argument("--augment", default="", metavar="NAMES",
-                   help=f"comma-separated augmentations of the training windows: {', '.join(AUGMENTATIONS)} (default: none)")
+    p.add_argument(
+        "--augment",
+        default="",
+        metavar="NAMES",
+        help=f"comma-separated augmentations of the training windows: {', '.join(AUGMENTATIONS)} (default: none)",
+    )
     p.add_argument("--fs", type=float, default=q.fs, help=f"model sampling rate in Hz, at most {MAX_MODEL_FS:,.0f} (default %(default)s)")
     p.add_argument("--normalization", choices=NORMALIZATIONS, default=q.normalization)
     band = p.add_mutually_exclusive_group()
-    band.add_argument("--bandpass", type=float, nargs=2, metavar=("LOW", "HIGH"), default=q.bandpass,
-                      help="band-pass filter in Hz (default: %(default)s)")
+    band.add_argument(
+        "--bandpass", type=float, nargs=2, metavar=("LOW", "HIGH"), default=q.bandpass, help="band-pass filter in Hz (default: %(default)s)"
+    )
     band.add_argument("--no-bandpass", dest="bandpass", action="store_const", const=None, help="no band-pass filter")
     p.add_argument("--conv-filters", default=",".join(map(str, m.conv_filters)), help="filters per conv block, comma-separated")
     p.add_argument("--conv-kernel", type=int, default=m.conv_kernel)
@@ -92,8 +116,14 @@ def recipe(args):
         dropout=args.dropout,
     )
     tc = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, window_s=args.window, learning_rate=args.learning_rate,
-        patience=args.patience, val_fraction=args.val_fraction, class_weighting=args.class_weighting, seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        window_s=args.window,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        val_fraction=args.val_fraction,
+        class_weighting=args.class_weighting,
+        seed=args.seed,
         augment=tuple(v.strip() for v in args.augment.split(",") if v.strip()),
     )
     return pre, arch, tc, classes
@@ -107,8 +137,19 @@ def run(args):
     devices = resolve_devices(args.devices)
     if not args.quiet:
         _show_progress(train.__module__)
-    result = train(common.data_dir(args.data), args.output, preprocess_config=pre, model_config=arch, train_config=tc,
-                   resume=args.resume, limit=args.limit, labels=args.labels, classes=classes, unlabelled=args.unlabelled,
-                   verbose=0 if args.quiet else 1, devices=devices)
+    result = train(
+        common.data_dir(args.data),
+        args.output,
+        preprocess_config=pre,
+        model_config=arch,
+        train_config=tc,
+        resume=args.resume,
+        limit=args.limit,
+        labels=args.labels,
+        classes=classes,
+        unlabelled=args.unlabelled,
+        verbose=0 if args.quiet else 1,
+        devices=devices,
+    )
     print(f"best validation score {result.best_score:.4f} at epoch {result.best_epoch}; model written to {result.model_dir}")
     return 0

@@ -40,6 +40,7 @@ from . import wfdb_reader  # noqa: F401  .hea
 from . import mat_reader  # noqa: F401  .mat
 from . import csv_reader  # noqa: F401  .csv
 from . import npy_reader  # noqa: F401  .npy
+
 # isort: on
 from .core import (
     MAX_DURATION_S,

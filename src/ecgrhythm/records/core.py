@@ -135,11 +135,15 @@ def check_length(n_samples: int, fs: float, source, max_s: float = MAX_DURATION_
         RecordError: the record would be longer than `max_s`.
     """
     if n_samples / fs > max_s:
-        fix = ("split it into parts" if max_s >= MAX_STREAM_DURATION_S else
-               f"records over {max_s / 3600:g} h are read in pieces only as WFDB records (.hea + .dat), up to "
-               f"{MAX_STREAM_DURATION_S / 86400:g} days: convert it, or split it into parts")
-        raise RecordError(source, f"record is {n_samples / fs / 3600:.1f} h long ({n_samples} samples at {fs:g} Hz); "
-                                  f"the maximum is {max_s / 3600:g} h: {fix}")
+        fix = (
+            "split it into parts"
+            if max_s >= MAX_STREAM_DURATION_S
+            else f"records over {max_s / 3600:g} h are read in pieces only as WFDB records (.hea + .dat), up to "
+            f"{MAX_STREAM_DURATION_S / 86400:g} days: convert it, or split it into parts"
+        )
+        raise RecordError(
+            source, f"record is {n_samples / fs / 3600:.1f} h long ({n_samples} samples at {fs:g} Hz); the maximum is {max_s / 3600:g} h: {fix}"
+        )
 
 
 def max_decoded_bytes() -> int:
@@ -178,11 +182,13 @@ def check_decoded_size(decoded: int, compressed: int, source, what: str) -> None
     """
     cap = max_decoded_bytes()
     if decoded > cap:
-        raise RecordError(source, f"{what} would decode to {decoded} bytes, more than the limit of {cap} bytes "
-                                  f"(set {MAX_DECODED_ENV} to raise it)")
+        raise RecordError(source, f"{what} would decode to {decoded} bytes, more than the limit of {cap} bytes (set {MAX_DECODED_ENV} to raise it)")
     if decoded > MAX_EXPANSION * compressed + EXPANSION_FLOOR:
-        raise RecordError(source, f"{what} claims to decode to {decoded} bytes from {compressed} compressed bytes, "
-                                  "far more than real data compresses: the file is corrupt or hostile")
+        raise RecordError(
+            source,
+            f"{what} claims to decode to {decoded} bytes from {compressed} compressed bytes, "
+            "far more than real data compresses: the file is corrupt or hostile",
+        )
 
 
 def validate_signal(signal, fs, *, source="signal") -> None:

@@ -61,15 +61,15 @@ def _indexed_records(folder: Path, index: Path) -> list[Path]:
             name = line.strip()
             if not name or name.startswith("#"):
                 continue
-            if (len(name) > _MAX_NAME_CHARS or Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name
-                    or Path(name).name in ("", ".")):
+            if len(name) > _MAX_NAME_CHARS or Path(name).is_absolute() or ".." in Path(name).parts or "\0" in name or Path(name).name in ("", "."):
                 logger.warning("%s line %d: skipped %r, which is not a record inside the folder", index, lineno, shown(name))
                 continue
             try:
                 record = _listed_record(folder, name)
                 if record.exists() and not record.resolve().is_relative_to(root):
-                    logger.warning("%s line %d: skipped %r, a symbolic link to %s outside the folder", index, lineno, shown(name),
-                                   shown(str(record.resolve())))
+                    logger.warning(
+                        "%s line %d: skipped %r, a symbolic link to %s outside the folder", index, lineno, shown(name), shown(str(record.resolve()))
+                    )
                     continue
                 found.append(record)
             except (OSError, ValueError, RuntimeError) as exc:
@@ -88,8 +88,10 @@ def _folder_records(folder: Path) -> list[Path]:
             claimed.update(header.with_suffix(s).name.lower() for s in (".mat", ".dat"))
     suffixes = signal_suffixes()
     signals = [
-        p for p in files
-        if p.suffix.lower() in suffixes and p.name.lower() not in claimed
+        p
+        for p in files
+        if p.suffix.lower() in suffixes
+        and p.name.lower() not in claimed
         and not (p.suffix.lower() == ".csv" and p.name.lower().startswith(_METADATA_CSV_PREFIXES))
     ]
     return sorted(headers + signals)
@@ -122,4 +124,3 @@ def record_files(record) -> list[Path]:
         except (RecordError, OSError):
             files += [record.with_suffix(".mat"), record.with_suffix(".dat")]
     return files
-

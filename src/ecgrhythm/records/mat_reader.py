@@ -37,8 +37,23 @@ __all__ = ["read_mat"]
 _VARIABLE = "val"
 _MAT_NUMERIC = {"double": 8, "single": 4, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "uint8": 1, "uint16": 2, "uint32": 4, "uint64": 8}
 # MATLAB array classes by code (as scipy names them).
-_CLASSES = {1: "cell", 2: "struct", 3: "object", 4: "char", 5: "sparse", 6: "double", 7: "single", 8: "int8",
-            9: "uint8", 10: "int16", 11: "uint16", 12: "int32", 13: "uint32", 14: "int64", 15: "uint64"}
+_CLASSES = {
+    1: "cell",
+    2: "struct",
+    3: "object",
+    4: "char",
+    5: "sparse",
+    6: "double",
+    7: "single",
+    8: "int8",
+    9: "uint8",
+    10: "int16",
+    11: "uint16",
+    12: "int32",
+    13: "uint32",
+    14: "int64",
+    15: "uint64",
+}
 _MI_MATRIX, _MI_COMPRESSED = 14, 15
 _V5_HEADER_BYTES = 128
 _ARRAY_HEADER_BYTES = 1 << 16  # bytes of a matrix element decoded to find its flags, dimensions and name
@@ -126,7 +141,7 @@ def _v5_elements(path: Path, stream) -> list[_Element]:
     order, pos, elements = _order(stream), _V5_HEADER_BYTES, []
     while pos + 8 <= len(stream):
         mdtype, nbytes = struct.unpack_from(order + "II", stream, pos)
-        body = bytes(stream[pos + 8: pos + 8 + min(nbytes, _ARRAY_HEADER_BYTES)])
+        body = bytes(stream[pos + 8 : pos + 8 + min(nbytes, _ARRAY_HEADER_BYTES)])
         compressed = mdtype == _MI_COMPRESSED
         if compressed:
             try:
@@ -156,10 +171,10 @@ def _array_header(path: Path, buf: bytes, order: str, start: int, nbytes: int, c
         for _ in range(3):
             first, second = struct.unpack_from(order + "II", buf, pos)
             if first >> 16:  # a small data element: size and type in one word, data in the next four bytes
-                fields.append(buf[pos + 4: pos + 4 + (first >> 16)])
+                fields.append(buf[pos + 4 : pos + 4 + (first >> 16)])
                 pos += 8
             else:
-                fields.append(buf[pos + 8: pos + 8 + second])
+                fields.append(buf[pos + 8 : pos + 8 + second])
                 pos += 8 + (second + 7) // 8 * 8
         flags = struct.unpack_from(order + "I", fields[0])[0]
         shape = struct.unpack(f"{order}{len(fields[1]) // 4}i", fields[1][: len(fields[1]) // 4 * 4])
@@ -174,7 +189,7 @@ def _array_header(path: Path, buf: bytes, order: str, start: int, nbytes: int, c
 
 def _matrix_element(path: Path, stream, element: _Element) -> bytes:
     """The variable's miMATRIX element, uncompressed: decompressed no further than its declared size."""
-    raw = stream[element.start: element.start + 8 + element.nbytes]
+    raw = stream[element.start : element.start + 8 + element.nbytes]
     if not element.compressed:
         return bytes(raw)
     try:

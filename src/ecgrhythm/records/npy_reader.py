@@ -38,8 +38,9 @@ def read_npy(path: Path, *, fs: float, **_options) -> Decoded:
         raise RecordError(path, f"the .npy array has shape {shape}; expected (n_samples,) or (n_samples, n_leads)")
     declared, held = math.prod(shape) * dtype.itemsize, path.stat().st_size - offset
     if declared != held:
-        raise RecordError(path, f"the .npy header declares shape {shape} ({declared} bytes) but the file holds {held} bytes of data "
-                                "(truncated or corrupt)")
+        raise RecordError(
+            path, f"the .npy header declares shape {shape} ({declared} bytes) but the file holds {held} bytes of data (truncated or corrupt)"
+        )
     check_length(max(shape), fs, path)
     mapped = np.load(path, mmap_mode="r", allow_pickle=False)  # checked above: numeric, and exactly the file's size
     signal = as_signal(mapped, path)

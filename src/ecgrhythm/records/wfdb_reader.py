@@ -43,14 +43,34 @@ from .core import (
 )
 from .registry import HEADER_SUFFIX, register_reader
 
-__all__ = ["read_wfdb", "open_wfdb", "WfdbStream", "header_length", "header_of", "read_header_comments",
-           "sibling_header", "check_header_length", "check_signal_line"]
+__all__ = [
+    "read_wfdb",
+    "open_wfdb",
+    "WfdbStream",
+    "header_length",
+    "header_of",
+    "read_header_comments",
+    "sibling_header",
+    "check_header_length",
+    "check_signal_line",
+]
 
 _MAX_SAMPS_PER_FRAME = 64
 # Bytes per sample of the WFDB storage formats (None: FLAC, variable length).
 _WFDB_BYTES_PER_SAMPLE = {
-    "8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2,
-    "212": 1.5, "310": 4 / 3, "311": 4 / 3, "508": None, "516": None, "524": None,
+    "8": 1,
+    "16": 2,
+    "24": 3,
+    "32": 4,
+    "61": 2,
+    "80": 1,
+    "160": 2,
+    "212": 1.5,
+    "310": 4 / 3,
+    "311": 4 / 3,
+    "508": None,
+    "516": None,
+    "524": None,
 }
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 # wfdb holds decoded samples as 8-byte numbers while converting them: the decoded size of a FLAC signal file.
@@ -58,8 +78,7 @@ _DECODED_SAMPLE_BYTES = 8
 # The fields of a signal line after the file name (WFDB header specification, `man 5 header`).
 _FORMAT_FIELD = re.compile(r"(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::\d+)?(?:\+\d+)?")
 _GAIN_FIELD = re.compile(r"(?P<gain>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?:\(-?\d+\))?(?:/[\w^?%/-]+)?")
-_INTEGER_FIELDS = (("ADC resolution", r"\d+"), ("ADC zero", r"-?\d+"), ("initial value", r"-?\d+"),
-                   ("checksum", r"-?\d+"), ("block size", r"\d+"))
+_INTEGER_FIELDS = (("ADC resolution", r"\d+"), ("ADC zero", r"-?\d+"), ("initial value", r"-?\d+"), ("checksum", r"-?\d+"), ("block size", r"\d+"))
 
 
 def _record_line(header: Path, raw: bytes):
@@ -164,8 +183,10 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
         except Exception as exc:
             raise RecordError(header, f"invalid WFDB header ({type(exc).__name__}: {exc})") from None
         if meta.n_sig != n_sig or meta.sig_len != sig_len:
-            raise RecordError(header, f"the header's record line is not valid WFDB: wfdb reads {meta.n_sig} signals of "
-                                      f"{meta.sig_len} samples at {meta.fs} Hz from it")
+            raise RecordError(
+                header,
+                f"the header's record line is not valid WFDB: wfdb reads {meta.n_sig} signals of {meta.sig_len} samples at {meta.fs} Hz from it",
+            )
         files = _check_signal_files(header, meta)
         if view is None and any(path.name != name for name, path in files.items()):
             view = _wfdb_view(stack, raw)
@@ -226,8 +247,10 @@ class WfdbStream:
             raise RecordError(self.header, "the signal file holds no samples for the declared signals")
         expected = self.n_samples if whole else stop - start
         if expected is not None and signal.shape[0] != expected:
-            raise RecordError(self.header, f"the header declares {expected} samples but the signal file holds {signal.shape[0]}"
-                              + ("" if whole else f" from sample {start}"))
+            raise RecordError(
+                self.header,
+                f"the header declares {expected} samples but the signal file holds {signal.shape[0]}" + ("" if whole else f" from sample {start}"),
+            )
         signal = np.ascontiguousarray(signal, dtype=np.float32)
         scale = self._scale[channels]
         if (scale != 1).any():
@@ -283,9 +306,13 @@ def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
     Raises:
         RecordError: naming the signal, the field and what it should be.
     """
+
     def refuse(problem: str):
-        raise RecordError(header, f"signal {index + 1}: {problem} in the line {shown(' '.join(fields))!r}; "
-                                  "fix the header (WFDB signal line: FILE FORMAT[xSPF][:SKEW][+OFFSET] GAIN[(BASELINE)][/UNITS] ...)")
+        raise RecordError(
+            header,
+            f"signal {index + 1}: {problem} in the line {shown(' '.join(fields))!r}; "
+            "fix the header (WFDB signal line: FILE FORMAT[xSPF][:SKEW][+OFFSET] GAIN[(BASELINE)][/UNITS] ...)",
+        )
 
     _check_file_name(header, fields[0])
     if len(fields) < 2 or not _FORMAT_FIELD.fullmatch(fields[1]):
@@ -325,8 +352,9 @@ def _check_signal_files(header: Path, meta) -> dict[str, Path]:
         _check_file_name(header, name)
         fmt = str(meta.fmt[i])
         if fmt not in _WFDB_BYTES_PER_SAMPLE:
-            raise RecordError(header, f"unsupported WFDB storage format {fmt!r} for signal {i + 1}; "
-                                      f"expected one of {', '.join(_WFDB_BYTES_PER_SAMPLE)}")
+            raise RecordError(
+                header, f"unsupported WFDB storage format {fmt!r} for signal {i + 1}; expected one of {', '.join(_WFDB_BYTES_PER_SAMPLE)}"
+            )
         spf = int(meta.samps_per_frame[i] or 1) if meta.samps_per_frame else 1
         if not 1 <= spf <= _MAX_SAMPS_PER_FRAME:
             raise RecordError(header, f"signal {i + 1} declares {spf} samples per frame; expected 1 to {_MAX_SAMPS_PER_FRAME}")
@@ -348,8 +376,11 @@ def _check_signal_files(header: Path, meta) -> dict[str, Path]:
         elif meta.sig_len is not None:
             needed = math.ceil(frame * meta.sig_len)
             if available < needed or available > needed + 16 + frame:
-                raise RecordError(header, f"the header declares {meta.sig_len} samples ({needed} bytes) but {name!r} holds "
-                                          f"{available} bytes, about {int(available // frame)} samples: fix the header's length or the file")
+                raise RecordError(
+                    header,
+                    f"the header declares {meta.sig_len} samples ({needed} bytes) but {name!r} holds "
+                    f"{available} bytes, about {int(available // frame)} samples: fix the header's length or the file",
+                )
         files[name] = target
     return files
 

@@ -53,8 +53,14 @@ class Budget:
             raise ValueError(f"Invalid argument `train_records`: expected at least 2. Received: train_records={self.train_records!r}")
 
     def train_config(self, seed: int) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, window_s=self.window_s,
-                           learning_rate=self.learning_rate, val_fraction=self.val_fraction, seed=seed)
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            window_s=self.window_s,
+            learning_rate=self.learning_rate,
+            val_fraction=self.val_fraction,
+            seed=seed,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

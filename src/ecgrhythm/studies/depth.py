@@ -87,26 +87,36 @@ class DepthStudy(Study):
     def distributions(self):
         from optuna.distributions import CategoricalDistribution, IntDistribution
 
-        return {"lstm_layers": IntDistribution(0, 16), "lstm_units": IntDistribution(1, 4096),
-                "bidirectional": CategoricalDistribution([True, False]), "front_end": CategoricalDistribution(list(FRONT_ENDS))}
+        return {
+            "lstm_layers": IntDistribution(0, 16),
+            "lstm_units": IntDistribution(1, 4096),
+            "bidirectional": CategoricalDistribution([True, False]),
+            "front_end": CategoricalDistribution(list(FRONT_ENDS)),
+        }
 
     def answer(self, complete, close, margin):
         means = {s["variant"]: s["mean"] for s in complete}
-        lines = [f"Adding layers stopped at **{chosen_depth(means, margin)}** LSTM layer(s): the next layer did not raise the mean by more than {margin:g}."]
+        lines = [
+            f"Adding layers stopped at **{chosen_depth(means, margin)}** LSTM layer(s): the next layer did not raise the mean by more than {margin:g}."
+        ]
         lstm = [s for s in close if s["config"].get("lstm_layers", 1) > 0]
         if lstm:
             lean = min(lstm, key=lambda s: s["parameters"])
             lines.append(f"Leanest LSTM network within the margin of the best: **{lean['variant']}** ({lean['parameters']:,} parameters).")
         for s in (s for s in complete if s["config"].get("lstm_layers", 1) == 0):
             verdict = "within" if s in close else "outside"
-            lines.append(f"The front end without any LSTM ({s['parameters']:,} parameters) scores {pm(s['mean'], s['sd'])}, {verdict} the margin of the best.")
+            lines.append(
+                f"The front end without any LSTM ({s['parameters']:,} parameters) scores {pm(s['mean'], s['sd'])}, {verdict} the margin of the best."
+            )
         return lines
 
     def compared(self, setup):
-        return ["The \"start simple, add layers\" procedure, automated (`ecgrhythm.studies.depth_plan`):",
-                f"1. One bidirectional LSTM layer of 64 units per direction after the default front end ({DEFAULT_FRONT_END} filters); "
-                f"add a layer while the mean score improves by more than the margin (at most {MAX_LAYERS}).",
-                "2. At the depth reached: 32 and 128 units, and one direction only.",
-                f"3. At that depth: other convolutional front ends ({', '.join(f for f in FRONT_ENDS if f != DEFAULT_FRONT_END)}), "
-                "and the front end alone without an LSTM, as a reference.",
-                "The answer picks the LSTM network with the fewest parameters whose mean is within the margin of the best mean."]
+        return [
+            'The "start simple, add layers" procedure, automated (`ecgrhythm.studies.depth_plan`):',
+            f"1. One bidirectional LSTM layer of 64 units per direction after the default front end ({DEFAULT_FRONT_END} filters); "
+            f"add a layer while the mean score improves by more than the margin (at most {MAX_LAYERS}).",
+            "2. At the depth reached: 32 and 128 units, and one direction only.",
+            f"3. At that depth: other convolutional front ends ({', '.join(f for f in FRONT_ENDS if f != DEFAULT_FRONT_END)}), "
+            "and the front end alone without an LSTM, as a reference.",
+            "The answer picks the LSTM network with the fewest parameters whose mean is within the margin of the best mean.",
+        ]

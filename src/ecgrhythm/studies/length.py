@@ -37,11 +37,15 @@ class LengthStudy(Study):
         longest = bucket_lengths(fs, down)[-1] / fs
         window = setup.get("budget", {}).get("window_s", Budget.window_s)
         lines = [f"- `{k}`: {v.description}" for k, v in LENGTHS.items()]
-        lines += ["", f"`crop_pad` and `resample` train and predict on one fixed input ({fixed:,} samples at {fs:g} Hz: the advised {kept:,} "
-                  f"rounded up to a multiple of the network's {down}x downsampling; the padding is zeros the network sees). "
-                  f"`bucket_mask` and `windows` train on the same random {window:g} s windows; they differ in records shorter than the window "
-                  "(padding masked in `bucket_mask`, zeros seen in `windows`) and, mostly, at inference: `bucket_mask` predicts on the whole "
-                  f"record at once, padded to its length bucket and masked (records over {longest:.0f} s in chunks), `windows` averages its windows.",
-                  "", f"Cropping to 30 s throws away **{100 * lost.get('share_of_signal', float('nan')):.1f}%** of all signal in the data set "
-                  f"and cuts **{100 * lost.get('share_of_records_cut', float('nan')):.1f}%** of the records."]
+        lines += [
+            "",
+            f"`crop_pad` and `resample` train and predict on one fixed input ({fixed:,} samples at {fs:g} Hz: the advised {kept:,} "
+            f"rounded up to a multiple of the network's {down}x downsampling; the padding is zeros the network sees). "
+            f"`bucket_mask` and `windows` train on the same random {window:g} s windows; they differ in records shorter than the window "
+            "(padding masked in `bucket_mask`, zeros seen in `windows`) and, mostly, at inference: `bucket_mask` predicts on the whole "
+            f"record at once, padded to its length bucket and masked (records over {longest:.0f} s in chunks), `windows` averages its windows.",
+            "",
+            f"Cropping to 30 s throws away **{100 * lost.get('share_of_signal', float('nan')):.1f}%** of all signal in the data set "
+            f"and cuts **{100 * lost.get('share_of_records_cut', float('nan')):.1f}%** of the records.",
+        ]
         return lines

@@ -24,9 +24,16 @@ class NormalizationStudy(Study):
     reference = "zscore/raw"
 
     def variants(self):
-        return [Variant(f"{method}/{'bandpass' if band else 'raw'}", {"normalization": method, "bandpass": _band_text(band)},
-                        normalization=method, bandpass=band)
-                for band in (None, BANDPASS) for method in METHODS]
+        return [
+            Variant(
+                f"{method}/{'bandpass' if band else 'raw'}",
+                {"normalization": method, "bandpass": _band_text(band)},
+                normalization=method,
+                bandpass=band,
+            )
+            for band in (None, BANDPASS)
+            for method in METHODS
+        ]
 
     def distributions(self):
         from optuna.distributions import CategoricalDistribution
@@ -35,10 +42,12 @@ class NormalizationStudy(Study):
 
     def compared(self, setup):
         fs = float(setup.get("fs", STUDY_FS))
-        return [f"Each record (at {fs:g} Hz) is, optionally after a zero-phase 3rd-order Butterworth band-pass of "
-                f"{BANDPASS[0]:g}-{BANDPASS[1]:g} Hz (`bandpass`; `raw` = no filter):",
-                "- `none`: the signal in millivolts as recorded;",
-                "- `zscore`: minus its mean, divided by its standard deviation;",
-                "- `minmax`: mapped to [-1, 1] by its minimum and maximum;",
-                "- `robust`: minus its median, divided by its interquartile range;",
-                "- `global`: one offset and scale for the whole data set (mean and standard deviation of all training samples)."]
+        return [
+            f"Each record (at {fs:g} Hz) is, optionally after a zero-phase 3rd-order Butterworth band-pass of "
+            f"{BANDPASS[0]:g}-{BANDPASS[1]:g} Hz (`bandpass`; `raw` = no filter):",
+            "- `none`: the signal in millivolts as recorded;",
+            "- `zscore`: minus its mean, divided by its standard deviation;",
+            "- `minmax`: mapped to [-1, 1] by its minimum and maximum;",
+            "- `robust`: minus its median, divided by its interquartile range;",
+            "- `global`: one offset and scale for the whole data set (mean and standard deviation of all training samples).",
+        ]

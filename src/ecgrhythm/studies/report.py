@@ -32,8 +32,10 @@ def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = ""
     seeds = sorted({r["seed"] for r in rows})
     if not command:
         b = setup.get("budget", {})
-        command = (f"ecgrhythm study {name} --epochs {b.get('epochs')} --train-records {b.get('train_records')} "
-                   f"--seeds {' '.join(map(str, seeds))} --margin {setup.get('margin', 0.01):g}")
+        command = (
+            f"ecgrhythm study {name} --epochs {b.get('epochs')} --train-records {b.get('train_records')} "
+            f"--seeds {' '.join(map(str, seeds))} --margin {setup.get('margin', 0.01):g}"
+        )
     if not rows:
         raise ValueError(f"study {name!r} has no recorded runs yet")
     out_dir = Path(out_dir)
@@ -103,12 +105,16 @@ def _answers(name: str, budgets: dict, margin: float, min_seeds: int) -> list[st
 
 def _table(budget, rows, summary, reference, several: bool) -> list[str]:
     lines = [f"### {_budget_title(budget, rows)}", ""] if several else []
-    lines += [f"| variant | runs | CinC score | vs {reference} | F1 N | F1 A | F1 O | F1 ~ | parameters | s/epoch | inference records/s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| variant | runs | CinC score | vs {reference} | F1 N | F1 A | F1 O | F1 ~ | parameters | s/epoch | inference records/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in summary:
         vs = "" if math.isnan(s["delta"]) else f"{s['delta']:+.3f}" + ("" if math.isnan(s["p"]) else f" (p {s['p']:.2f})")
-        lines.append(f"| {s['variant']} | {s['runs']} | {pm(s['mean'], s['sd'])} | {vs} | {s['f1_N']:.3f} | {s['f1_A']:.3f} | {s['f1_O']:.3f} | {s['f1_~']:.3f} "
-                     f"| {s['parameters']:,} | {s['seconds_per_epoch']:.1f} | {s['inference_records_per_s']:.0f} |")
+        lines.append(
+            f"| {s['variant']} | {s['runs']} | {pm(s['mean'], s['sd'])} | {vs} | {s['f1_N']:.3f} | {s['f1_A']:.3f} | {s['f1_O']:.3f} | {s['f1_~']:.3f} "
+            f"| {s['parameters']:,} | {s['seconds_per_epoch']:.1f} | {s['inference_records_per_s']:.0f} |"
+        )
     return lines + ([""] if several else [])
 
 
@@ -119,35 +125,58 @@ def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
     machines = sorted({r["machine"] for r in rows})
     epochs = budget.get("epochs", 0)
     several = len(budgets) > 1
-    lines = [f"# Study: {name}", "", f"**Question.** {study.question}", "",
-             f"**What changes between runs:** the {study.factor}, and the seed. Everything else is fixed.", "",
-             "## Answer", "", *_answers(name, budgets, margin, min_seeds)]
+    lines = [
+        f"# Study: {name}",
+        "",
+        f"**Question.** {study.question}",
+        "",
+        f"**What changes between runs:** the {study.factor}, and the seed. Everything else is fixed.",
+        "",
+        "## Answer",
+        "",
+        *_answers(name, budgets, margin, min_seeds),
+    ]
     notes = [notes.strip()] if notes else []
     notes += setup.get("notes", [])
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
-    lines += ["## Results", "",
-              f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds, so one run slowed by other load on the machine does not move them. "
-              f"One row per run is in [`{name}.csv`]({name}.csv).", "",
-              f"The column *vs {study.reference}* is the mean difference from `{study.reference}` with the same seed, and the p-value of a "
-              "paired t-test over the seeds (rough with 3 seeds, and not corrected for the number of variants).", ""]
+    lines += [
+        "## Results",
+        "",
+        f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds, so one run slowed by other load on the machine does not move them. "
+        f"One row per run is in [`{name}.csv`]({name}.csv).",
+        "",
+        f"The column *vs {study.reference}* is the mean difference from `{study.reference}` with the same seed, and the p-value of a "
+        "paired t-test over the seeds (rough with 3 seeds, and not corrected for the number of variants).",
+        "",
+    ]
     for b, (runs, summary) in budgets.items():
         lines += _table(b, runs, summary, study.reference, several)
     if several:
         lines.pop()
-    lines += ["", f"![{name}]({name}.png)", "", "## What was compared", "", *study.compared(setup), "", "## How it was measured", "",
-              f"- Data: `{Path(setup.get('data', '?')).name}`, one split (seed {budget.get('split_seed')}): every run trains on the same "
-              f"{setup.get('n_train')} records (a stratified subset of the training part) and is scored on the same {setup.get('n_val')} validation records.",
-              f"- Budget: {budget.get('epochs')} epochs of random {budget.get('window_s'):g} s windows, batch {budget.get('batch_size')}, "
-              f"Adam {budget.get('learning_rate'):g} on a cosine decay, balanced class weights; scored after the last epoch. "
-              "The budget is reduced so that a study fits in hours on a 2-core CPU: scores are below those of a full training, "
-              "and the study compares settings, not final models.",
-              *(f"- Also run: {_budget_title(b, runs)}." for b, (runs, _) in budgets.items() if b != (epochs, setup.get("n_train"))),
-              f"- Seeds: {', '.join(str(s) for s in sorted({r['seed'] for r in rows}))} (weights and windows; the split stays fixed).",
-              f"- Margin: {margin:g} in mean CinC score.",
-              ("- s/epoch leaves out the first epoch (it includes compiling). " if epochs > 1 else "- s/epoch includes compiling (one epoch per run). ")
-              + "Inference records/s is a second, warm pass over the validation records: the strategy's input transform and the network, not reading the files.",
-              f"- Machine: {'; '.join(machines)}." + (" The runs come from several machines: compare times only within one." if len(machines) > 1 else "")]
+    lines += [
+        "",
+        f"![{name}]({name}.png)",
+        "",
+        "## What was compared",
+        "",
+        *study.compared(setup),
+        "",
+        "## How it was measured",
+        "",
+        f"- Data: `{Path(setup.get('data', '?')).name}`, one split (seed {budget.get('split_seed')}): every run trains on the same "
+        f"{setup.get('n_train')} records (a stratified subset of the training part) and is scored on the same {setup.get('n_val')} validation records.",
+        f"- Budget: {budget.get('epochs')} epochs of random {budget.get('window_s'):g} s windows, batch {budget.get('batch_size')}, "
+        f"Adam {budget.get('learning_rate'):g} on a cosine decay, balanced class weights; scored after the last epoch. "
+        "The budget is reduced so that a study fits in hours on a 2-core CPU: scores are below those of a full training, "
+        "and the study compares settings, not final models.",
+        *(f"- Also run: {_budget_title(b, runs)}." for b, (runs, _) in budgets.items() if b != (epochs, setup.get("n_train"))),
+        f"- Seeds: {', '.join(str(s) for s in sorted({r['seed'] for r in rows}))} (weights and windows; the split stays fixed).",
+        f"- Margin: {margin:g} in mean CinC score.",
+        ("- s/epoch leaves out the first epoch (it includes compiling). " if epochs > 1 else "- s/epoch includes compiling (one epoch per run). ")
+        + "Inference records/s is a second, warm pass over the validation records: the strategy's input transform and the network, not reading the files.",
+        f"- Machine: {'; '.join(machines)}." + (" The runs come from several machines: compare times only within one." if len(machines) > 1 else ""),
+    ]
     if command:
         lines += [f"- Command: `{command}`"]
     return "\n".join(lines) + "\n"

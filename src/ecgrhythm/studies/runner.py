@@ -56,8 +56,13 @@ class StudyData:
 
     def setup(self, budget: Budget, margin: float) -> tuple[dict, dict]:
         """`(setup, info)` as the store records them: what every run shares (compared on resume) and where the data lies (not compared)."""
-        setup = {"budget": dataclasses.asdict(budget), "split": self.fingerprint, "n_train": int(len(self.train_idx)),
-                 "n_val": int(len(self.val_idx)), "margin": margin}
+        setup = {
+            "budget": dataclasses.asdict(budget),
+            "split": self.fingerprint,
+            "n_train": int(len(self.train_idx)),
+            "n_val": int(len(self.val_idx)),
+            "margin": margin,
+        }
         return setup, {"data": self.source, "fs": self.fs, "crop_pad_discards": self.crop_pad_discards}
 
 
@@ -135,9 +140,21 @@ def _study(name: str):
     return STUDIES[name]
 
 
-def run_study(name: str, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Budget(), seeds=(0, 1, 2), margin: float = 0.01,
-              variants=None, max_runs: int | None = None, device: str | None = None, data: StudyData | None = None,
-              on_run=None, verbose: int = 0) -> int:
+def run_study(
+    name: str,
+    data_dir,
+    *,
+    storage=DEFAULT_STORE,
+    budget: Budget = Budget(),
+    seeds=(0, 1, 2),
+    margin: float = 0.01,
+    variants=None,
+    max_runs: int | None = None,
+    device: str | None = None,
+    data: StudyData | None = None,
+    on_run=None,
+    verbose: int = 0,
+) -> int:
     """Run the missing runs of study `name` and record each in the store as it finishes.
 
     Args:
@@ -201,8 +218,9 @@ def run_study(name: str, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Bu
     return made
 
 
-def import_runs(name: str, csv_path, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Budget(), margin: float = 0.01,
-                data: StudyData | None = None) -> int:
+def import_runs(
+    name: str, csv_path, data_dir, *, storage=DEFAULT_STORE, budget: Budget = Budget(), margin: float = 0.01, data: StudyData | None = None
+) -> int:
     """Rebuild the store's runs of study `name` from a published `<name>.csv` (see `store.import_csv`).
 
     The study's setup (split fingerprint, record counts, budget, margin) is worked out from `data_dir` as

@@ -47,8 +47,13 @@ def summarise(rows: list[dict], reference: str | None = None) -> list[dict]:
     out = []
     for name, runs in groups.items():
         scores = np.array([r["val_cinc_score"] for r in runs], dtype=float)
-        row = {"variant": name, "runs": len(runs), "seeds": {_replicate(r) for r in runs}, "mean": float(scores.mean()),
-               "sd": float(scores.std(ddof=1)) if len(runs) > 1 else float("nan")}
+        row = {
+            "variant": name,
+            "runs": len(runs),
+            "seeds": {_replicate(r) for r in runs},
+            "mean": float(scores.mean()),
+            "sd": float(scores.std(ddof=1)) if len(runs) > 1 else float("nan"),
+        }
         for key in ("f1_N", "f1_A", "f1_O", "f1_~"):
             row[key] = float(np.mean([r[key] for r in runs]))
         for key in ("seconds_per_epoch", "inference_records_per_s"):  # medians: one run slowed by other load does not move them
@@ -94,14 +99,19 @@ def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3, wo
     close = [s for s in complete if s["mean"] >= best["mean"] - margin]
     spread = max((s["sd"] for s in complete if not math.isnan(s["sd"])), default=float("nan"))
     close_names = "; ".join(f"`{s['variant']}`" for s in close)
-    lines = [f"Best mean validation CinC score: **{best['variant']}**, {pm(best['mean'], best['sd'])} (mean ± SD over {len(seeds)} {word}s).",
-             f"Within the margin of {margin:g} of it: {close_names}. "
-             f"The largest {word}-to-{word} SD of any variant is {spread:.3f}; differences smaller than that are not evidence."]
+    lines = [
+        f"Best mean validation CinC score: **{best['variant']}**, {pm(best['mean'], best['sd'])} (mean ± SD over {len(seeds)} {word}s).",
+        f"Within the margin of {margin:g} of it: {close_names}. "
+        f"The largest {word}-to-{word} SD of any variant is {spread:.3f}; differences smaller than that are not evidence.",
+    ]
     reference = STUDIES[name].reference
     clear = [s for s in complete if not math.isnan(s.get("p", float("nan"))) and s["p"] < 0.05]
     if clear:
-        lines.append(f"Paired {word} by {word} with `{reference}`, these differ clearly (paired t-test p < 0.05): "
-                     + ", ".join(f"{s['variant']} ({s['delta']:+.3f}, p {s['p']:.3f})" for s in clear) + ".")
+        lines.append(
+            f"Paired {word} by {word} with `{reference}`, these differ clearly (paired t-test p < 0.05): "
+            + ", ".join(f"{s['variant']} ({s['delta']:+.3f}, p {s['p']:.3f})" for s in clear)
+            + "."
+        )
     elif any(s["variant"] == reference for s in complete):
         lines.append(f"Paired {word} by {word} with `{reference}`, no variant differs clearly (paired t-test p < 0.05).")
     lines += STUDIES[name].answer(complete, close, margin)

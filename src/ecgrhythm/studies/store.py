@@ -21,12 +21,44 @@ from ..config import ModelConfig
 from .base import MAX_SEED, STUDIES, Variant
 from .strategies import LENGTHS
 
-__all__ = ["DEFAULT_STORE", "CSV_COLUMNS", "open_store", "open_study", "recorded", "run_key", "budget_of", "means", "record_run",
-           "run_attrs", "study_rows", "add_note", "import_csv"]
+__all__ = [
+    "DEFAULT_STORE",
+    "CSV_COLUMNS",
+    "open_store",
+    "open_study",
+    "recorded",
+    "run_key",
+    "budget_of",
+    "means",
+    "record_run",
+    "run_attrs",
+    "study_rows",
+    "add_note",
+    "import_csv",
+]
 
 DEFAULT_STORE = Path("runs") / "studies" / "studies.db"
-CSV_COLUMNS = ["variant", "seed", "fold", "val_cinc_score", "f1_N", "f1_A", "f1_O", "f1_~", "parameters", "train_seconds", "seconds_per_epoch",
-               "inference_records_per_s", "signal_discarded", "epochs", "train_records", "val_records", "final_loss", "machine", "config"]
+CSV_COLUMNS = [
+    "variant",
+    "seed",
+    "fold",
+    "val_cinc_score",
+    "f1_N",
+    "f1_A",
+    "f1_O",
+    "f1_~",
+    "parameters",
+    "train_seconds",
+    "seconds_per_epoch",
+    "inference_records_per_s",
+    "signal_discarded",
+    "epochs",
+    "train_records",
+    "val_records",
+    "final_loss",
+    "machine",
+    "config",
+]
 _FLOATS = ("val_cinc_score", "f1_N", "f1_A", "f1_O", "f1_~", "train_seconds", "seconds_per_epoch", "inference_records_per_s", "final_loss")
 _INTS = ("parameters", "epochs", "train_records", "val_records")
 
@@ -65,8 +97,10 @@ def open_study(name: str, storage, attrs: dict | None = None, info: dict | None 
         study.set_user_attr("setup", {**(info or {}), **attrs})
     elif any(recorded_setup.get(k) != v for k, v in attrs.items()):
         changed = sorted(k for k, v in attrs.items() if recorded_setup.get(k) != v)
-        raise ValueError(f"study {name!r} in the store was run with other settings ({', '.join(changed)} differ): "
-                         "rerun with the same settings, or use another --store")
+        raise ValueError(
+            f"study {name!r} in the store was run with other settings ({', '.join(changed)} differ): "
+            "rerun with the same settings, or use another --store"
+        )
     return study
 
 
@@ -97,9 +131,19 @@ def means(trials, replicates) -> dict[str, float]:
 
 def run_attrs(variant: Variant, measured: dict, *, epochs: int, train_records: int, val_records: int, machine: str, fold=None) -> dict:
     """The user attributes of one run: its measurements, budget, fold, machine and what the variant ran."""
-    return {"variant": variant.name, **measured, "epochs": epochs, "train_records": train_records, "val_records": val_records, "fold": fold,
-            "machine": machine, "model": variant.model.to_dict(), "normalization": variant.normalization,
-            "bandpass": list(variant.bandpass) if variant.bandpass else None, "length": variant.length}
+    return {
+        "variant": variant.name,
+        **measured,
+        "epochs": epochs,
+        "train_records": train_records,
+        "val_records": val_records,
+        "fold": fold,
+        "machine": machine,
+        "model": variant.model.to_dict(),
+        "normalization": variant.normalization,
+        "bandpass": list(variant.bandpass) if variant.bandpass else None,
+        "length": variant.length,
+    }
 
 
 def record_run(study, name: str, variant: Variant, seed: int, attrs: dict, started, finished) -> None:
@@ -107,8 +151,12 @@ def record_run(study, name: str, variant: Variant, seed: int, attrs: dict, start
     import optuna
 
     distributions = {**STUDIES[name].distributions(), "seed": optuna.distributions.IntDistribution(0, MAX_SEED)}
-    trial = optuna.trial.create_trial(params={**variant.params, "seed": seed}, distributions={k: distributions[k] for k in (*variant.params, "seed")},
-                                      value=attrs["val_cinc_score"], user_attrs=attrs)
+    trial = optuna.trial.create_trial(
+        params={**variant.params, "seed": seed},
+        distributions={k: distributions[k] for k in (*variant.params, "seed")},
+        value=attrs["val_cinc_score"],
+        user_attrs=attrs,
+    )
     trial.datetime_start, trial.datetime_complete = started, finished
     study.add_trial(trial)
 
@@ -118,9 +166,15 @@ def _row(trial, setup: dict) -> dict:
     config = {k: v for k, v in trial.params.items() if k != "seed"}
     row = {k: a.get(k) for k in CSV_COLUMNS if k in a}
     crops = a.get("length") in LENGTHS and LENGTHS[a["length"]].crops
-    row.update({"variant": a["variant"], "seed": trial.params["seed"], "fold": a.get("fold"),
-                "config": json.dumps({**config, "model": a["model"]}, sort_keys=True),
-                "signal_discarded": setup.get("crop_pad_discards", {}).get("share_of_signal") if crops else 0.0})
+    row.update(
+        {
+            "variant": a["variant"],
+            "seed": trial.params["seed"],
+            "fold": a.get("fold"),
+            "config": json.dumps({**config, "model": a["model"]}, sort_keys=True),
+            "signal_discarded": setup.get("crop_pad_discards", {}).get("share_of_signal") if crops else 0.0,
+        }
+    )
     return row
 
 
@@ -187,8 +241,10 @@ def import_csv(name: str, path, storage, setup: dict, info: dict) -> int:
         if before is not None:
             differ = sorted(k for k in {*attrs, *before[1]} if before[1].get(k) != attrs.get(k))
             if differ:
-                raise ValueError(f"{where}: run {variant.name!r} seed {seed} is recorded in the store with other {', '.join(differ)}: "
-                                 "import into another --store, or remove the row")
+                raise ValueError(
+                    f"{where}: run {variant.name!r} seed {seed} is recorded in the store with other {', '.join(differ)}: "
+                    "import into another --store, or remove the row"
+                )
             continue
         new[key] = (seed, attrs)
     now = datetime.datetime.now()
@@ -215,8 +271,10 @@ def _parse_row(name: str, row: dict, known: dict, setup: dict, where: str):
         raise ValueError(f"{where}: the config of {variant.name!r} is not what this version runs for it: {row['config']}")
     budget = {"epochs": setup["budget"]["epochs"], "train_records": setup["n_train"], "val_records": setup["n_val"]}
     if fold is None and any(measured[k] != v for k, v in budget.items()):
-        raise ValueError(f"{where}: a run on the fixed split with {({k: measured[k] for k in budget})}, but the setup has {budget}: "
-                         "give the same --epochs and --train-records as the runs")
+        raise ValueError(
+            f"{where}: a run on the fixed split with { ({k: measured[k] for k in budget}) }, but the setup has {budget}: "
+            "give the same --epochs and --train-records as the runs"
+        )
     epochs, train_records, val_records = (measured.pop(k) for k in ("epochs", "train_records", "val_records"))
     attrs = run_attrs(variant, measured, epochs=epochs, train_records=train_records, val_records=val_records, machine=row["machine"], fold=fold)
     return where, variant, seed, attrs

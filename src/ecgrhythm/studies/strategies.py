@@ -11,8 +11,20 @@ from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["LengthStrategy", "LENGTHS", "register_length", "length_strategy", "advised_length", "crop_or_pad", "resample_to", "pad_to",
-           "window_starts", "discarded_share", "ADVISED_SAMPLES", "ADVISED_FS"]
+__all__ = [
+    "LengthStrategy",
+    "LENGTHS",
+    "register_length",
+    "length_strategy",
+    "advised_length",
+    "crop_or_pad",
+    "resample_to",
+    "pad_to",
+    "window_starts",
+    "discarded_share",
+    "ADVISED_SAMPLES",
+    "ADVISED_FS",
+]
 
 # The common advice: crop or pad every record to 9,000 samples at 300 Hz (30 s).
 ADVISED_SAMPLES, ADVISED_FS = 9000, 300.0
