@@ -97,3 +97,28 @@ def test_ensembles_of_other_architectures_or_too_many_members_are_refused(tiny_m
     with pytest.raises(ValueError, match="'classes' differs"):
         assemble_ensemble([tiny_model_dir, different], tmp_path / "mixed")
     assert not (tmp_path / "mixed").exists() and not (tmp_path / "big").exists()
+
+
+def test_calibrate_fits_on_an_evaluate_predictions_csv(tiny_model_dir, tmp_path, capsys):
+    from ecgrhythm.cli import main
+
+    rng = np.random.default_rng(1)
+    classes = ["N", "A", "O", "~"]
+    targets = rng.integers(0, 4, 400)
+    logits = rng.normal(0, 1, (400, 4))
+    logits[np.arange(400), targets] += 1.0
+    over = apply_temperature(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 0.3)
+    rows = ["record,label,true_label,lead," + ",".join(classes)]
+    rows += [f"r{i},{classes[int(p.argmax())]},{classes[t]},ECG," + ",".join(f"{v:.6f}" for v in p) for i, (t, p) in enumerate(zip(targets, over))]
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text("\n".join(rows) + "\n")
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    assert main(["calibrate", str(model), "--predictions", str(predictions)]) == 0
+    line = capsys.readouterr().out
+    before, after = (float(v) for v in line.split("ECE ")[1].replace(" before,", "").split(" after")[0].split())
+    temperature = json.loads((model / "config.json").read_text())["temperature"]
+    assert temperature > 2 and after < before / 3 and "cross-fitted" in line
+    RhythmClassifier.load(model)  # the checksums still hold
+    (tmp_path / "bad.csv").write_text("record,label,N\nr1,N,1.0\n")
+    assert main(["calibrate", str(model), "--predictions", str(tmp_path / "bad.csv")]) == 2

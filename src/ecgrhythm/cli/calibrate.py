@@ -1,4 +1,8 @@
-"""`ecgrhythm calibrate`: write a temperature, fitted on a cross-validation's out-of-fold probabilities, into a model folder."""
+"""`ecgrhythm calibrate`: write a temperature into a model folder, fitted on probabilities of records it never trained on.
+
+Those are a cross-validation's out-of-fold probabilities (`--crossval`), or the `predictions.csv` that
+`ecgrhythm evaluate` writes for the records a model held out (`--predictions`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,20 @@ from __future__ import annotations
 def add_parser(sub):
     p = sub.add_parser(
         "calibrate",
-        help="fit temperature scaling on a cross-validation's out-of-fold probabilities and write it into a model folder",
+        help="fit temperature scaling on held-out probabilities and write it into a model folder",
         description="Fit the temperature T that minimises the negative log-likelihood of softmax(log p / T) on OUTPUT/oof.csv of a finished "
-        "'ecgrhythm crossval', and write it into MODEL_DIR/config.json (\"temperature\"; checksums kept consistent). The model's "
-        "probabilities are then scaled by it; 'ecgrhythm evaluate' shows the ECE.",
+        "'ecgrhythm crossval', or on the predictions.csv 'ecgrhythm evaluate' wrote for records the model never trained on, and write it "
+        'into MODEL_DIR/config.json ("temperature"; checksums kept consistent). The model\'s probabilities are then scaled by it; '
+        "'ecgrhythm evaluate' shows the ECE. The cross-fitted ECE (T fitted on the other folds of the records) is the honest estimate.",
     )
     p.add_argument("model", metavar="MODEL_DIR", help="the model folder to calibrate (trained with the cross-validated recipe)")
-    p.add_argument("--crossval", required=True, metavar="DIR", help="the cross-validation folder whose oof.csv the temperature is fitted on")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--crossval", metavar="DIR", help="the cross-validation folder whose oof.csv the temperature is fitted on")
+    source.add_argument(
+        "--predictions",
+        metavar="FILE.csv",
+        help="an 'ecgrhythm evaluate' predictions.csv of records the model never trained on (its held-out score: no --all-records)",
+    )
     p.add_argument("--per-class", action="store_true", help="one temperature per class instead of one for all")
 
 
@@ -27,10 +38,15 @@ def run(args):
     from ..saving import load_model_dir, set_temperature
     from . import _common as common
 
-    oof = Path(args.crossval) / OOF_FILE
-    if not oof.is_file():
-        raise common.UsageError(f"{oof} not found: pass the folder of a finished 'ecgrhythm crossval' (--crossval DIR)")
-    _, folds, truth, probs, classes = read_oof(oof)
+    if args.crossval:
+        oof = Path(args.crossval) / OOF_FILE
+        if not oof.is_file():
+            raise common.UsageError(f"{oof} not found: pass the folder of a finished 'ecgrhythm crossval' (--crossval DIR)")
+        _, folds, truth, probs, classes = read_oof(oof)
+    else:
+        oof = Path(args.predictions)
+        truth, probs, classes = _read_predictions(oof)
+        folds = np.random.default_rng(0).permutation(len(truth)) % CROSS_FIT_FOLDS  # seeded folds for the cross-fitted ECE
     _, config = load_model_dir(args.model)
     if list(config["classes"]) != classes:
         raise common.UsageError(
@@ -44,7 +60,36 @@ def run(args):
     set_temperature(args.model, temperature)
     shown = np.round(np.atleast_1d(temperature), 4).tolist()
     print(
-        f"temperature {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; out-of-fold ECE "
+        f"temperature {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; held-out ECE "
         f"{before:.4f} before, {after:.4f} after" + (f" ({cross:.4f} cross-fitted)" if cross is not None else "")
     )
     return 0
+
+
+CROSS_FIT_FOLDS = 5
+
+
+def _read_predictions(path):
+    """`(true labels, probabilities (n, n_classes), classes)` of an `ecgrhythm evaluate` predictions.csv."""
+    import csv
+
+    import numpy as np
+
+    from . import _common as common
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise common.UsageError(f"--predictions {path}: cannot read it ({exc.strerror or exc})") from None
+    header = list(rows[0]) if rows else []
+    if "true_label" not in header:
+        raise common.UsageError(
+            f"--predictions {path}: not a predictions.csv of 'ecgrhythm evaluate' (columns record,label,true_label,[lead,]<classes>)"
+        )
+    classes = header[header.index("lead" if "lead" in header else "true_label") + 1 :]
+    try:
+        probs = np.array([[float(r[c]) for c in classes] for r in rows])
+    except (TypeError, ValueError):
+        raise common.UsageError(f"--predictions {path}: a probability is not a number") from None
+    return [r["true_label"] for r in rows], probs, classes
