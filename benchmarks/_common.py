@@ -60,3 +60,13 @@ def fail(message: str) -> None:
     """Stop with a one-line error on stderr."""
     print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def data_and_model(data: str, model: str) -> tuple[Path, Path]:
+    """`--data` and `--model` as paths (the model resolved), or a one-line error: not a folder, not a model folder."""
+    data_dir, model_dir = Path(data), Path(model).resolve()
+    if not data_dir.is_dir():
+        fail(f"--data {data_dir}: not a folder")
+    if not (model_dir / "config.json").is_file():
+        fail(f"--model {model_dir}: not a model folder (no config.json)")
+    return data_dir, model_dir

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import emit, fail, machine
+from _common import data_and_model, emit, fail, machine
 
 SIDECAR_SUFFIXES = (".hea", ".mat", ".dat")
 
@@ -108,11 +108,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:
         fail("--n and --repeats must be positive integers")
-    data, model = Path(args.data), Path(args.model)
-    if not data.is_dir():
-        fail(f"--data {data}: not a folder")
-    if not (model / "config.json").is_file():
-        fail(f"--model {model}: not a model folder (no config.json)")
+    data, model = data_and_model(args.data, args.model)
 
     from ecgrhythm.records import find_records
 

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import emit, fail, machine
+from _common import data_and_model, emit, fail, machine
 from classify_throughput import end_to_end, link_records, warm_page_cache
 
 
@@ -71,11 +71,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:
         fail("--n and --repeats must be positive integers")
-    data, model = Path(args.data), Path(args.model).resolve()
-    if not data.is_dir():
-        fail(f"--data {data}: not a folder")
-    if not (model / "config.json").is_file():
-        fail(f"--model {model}: not a model folder (no config.json)")
+    data, model = data_and_model(args.data, args.model)
 
     import numpy as np
     import onnxruntime
