@@ -1,6 +1,7 @@
 """CPSC 2021 scoring against hand-worked records, rhythm annotations of real records, and the folder evaluation."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -83,3 +84,24 @@ def test_evaluate_episodes_on_the_real_cpsc2021_sample(tmp_path, cpsc2021_dir, c
     assert {r["lead"] for r in report["records"]} == {"I"}
     assert f"CPSC 2021 score {report['overall']['cpsc2021_score']:.3f}" in out and "data_92_19" in out
     assert (tmp_path / "episodes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_damaged_annotations_fail_their_record_and_the_evaluation_exits_1(tmp_path, cpsc2021_dir, capsys, monkeypatch):
+    from ecgrhythm import cli
+    from ecgrhythm.annotations import read_rhythm_annotations
+    from ecgrhythm.records import RecordError
+
+    monkeypatch.setenv(cli.CACHE_ENV, "off")
+    for name in ("data_8_4", "data_21_7"):
+        for suffix in (".hea", ".dat", ".atr"):
+            shutil.copy(cpsc2021_dir / f"{name}{suffix}", tmp_path)
+    (tmp_path / "data_8_4.atr").write_bytes(b"")
+    with pytest.raises(RecordError, match="no annotations|cannot read"):
+        read_rhythm_annotations(tmp_path / "data_8_4.hea")
+    header = (tmp_path / "data_21_7.hea").read_text().splitlines()
+    (tmp_path / "nolen.hea").write_text("\n".join([" ".join(header[0].split()[:3]).replace("data_21_7", "nolen"), *header[1:]]) + "\n")
+    for suffix in (".dat", ".atr"):
+        shutil.copy(cpsc2021_dir / f"data_21_7{suffix}", tmp_path / f"nolen{suffix}")
+    assert cli.main(["evaluate", "--task", "episodes", "--data", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "data_8_4" in err and "nolen" in err and "Traceback" not in err and "could not be scored" in err

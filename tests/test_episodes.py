@@ -134,3 +134,17 @@ def test_episodes_command_writes_contiguous_rows_and_a_summary(tmp_path, cpsc202
     assert 10 < float(table["data_92_12"]["longest_af_s"]) < 25
     assert cli.main(["episodes", str(folder / "data_92_12.hea"), "-o", str(out), "--lead", "V5"]) == 1
     assert "no lead 'V5'" in capsys.readouterr().err
+
+
+def test_episodes_never_writes_over_an_input_or_twice_to_one_file(tmp_path, cpsc2021_dir, capsys, monkeypatch):
+    monkeypatch.setenv(cli.CACHE_ENV, "off")
+    for suffix in (".hea", ".dat"):
+        shutil.copy(cpsc2021_dir / f"data_92_12{suffix}", tmp_path)
+    signal = tmp_path / "data_92_12.dat"
+    before = signal.read_bytes()
+    assert cli.main(["episodes", str(tmp_path / "data_92_12.hea"), "--output", str(signal)]) == 2
+    assert cli.main(["episodes", str(tmp_path / "data_92_12.hea"), "-o", str(tmp_path / "e.csv"), "--summary", str(signal)]) == 2
+    assert "--summary" in capsys.readouterr().err and signal.read_bytes() == before
+    same = tmp_path / "x.csv"
+    assert cli.main(["episodes", str(tmp_path / "data_92_12.hea"), "-o", str(same), "--summary", str(same)]) == 2
+    assert "two different file names" in capsys.readouterr().err and not same.exists()

@@ -39,3 +39,9 @@ def test_single_lead_records_and_multi_lead_models():
     with pytest.raises(ValueError, match="`lead`: the model takes 2 leads"):
         choose_lead(record, "I", 2)
     assert choose_lead(record, None, 1, model_leads=("II",))[1] == "II"
+
+
+@pytest.mark.parametrize("lead", ["²", "٣", "9" * 5000])
+def test_lead_values_that_look_like_digits_get_the_usual_error(lead):
+    with pytest.raises(RecordError, match="no lead"):
+        choose_lead(_record(["I", "II"]), lead, 1)

@@ -260,3 +260,24 @@ def test_records_index_names_are_echoed_cut_short(cinc2017_dir, tmp_path, caplog
 
 def test_real_reference_files_have_no_duplicates(cinc2017_dir):
     assert len(read_reference(cinc2017_dir / "REFERENCE.csv")) == len((cinc2017_dir / "REFERENCE.csv").read_text().split())
+
+
+def test_a_header_without_a_length_is_bounded_by_its_file_before_decoding(tmp_path):
+    (tmp_path / "nolen.dat").write_bytes(np.zeros(3700 * 20, dtype="<i2").tobytes())  # 3,700 s at 20 Hz
+    (tmp_path / "nolen.hea").write_text("nolen 1 20\nnolen.dat 16 200/mV 16 0 0 0 0 I\n")
+    with pytest.raises(RecordError, match="declares no signal length.*1.0 h.*must declare its length"):
+        read_record(tmp_path / "nolen.hea")
+    (tmp_path / "nolen.dat").write_bytes(np.zeros(3500 * 20, dtype="<i2").tobytes())  # under the hour: read whole
+    assert read_record(tmp_path / "nolen.hea").n_samples == 3500 * 20
+
+
+def test_format_8_records_are_never_read_in_pieces(tmp_path):
+    from ecgrhythm.long_records import should_stream
+    from ecgrhythm.records import reads_in_pieces
+
+    n = 2 * 3600 * 20  # 2 h at 20 Hz
+    for fmt, dtype in (("8", "<i1"), ("16", "<i2")):
+        (tmp_path / f"r{fmt}.dat").write_bytes(np.zeros(n, dtype=dtype).tobytes())
+        (tmp_path / f"r{fmt}.hea").write_text(f"r{fmt} 1 20 {n}\nr{fmt}.dat {fmt} 200/mV 8 0 0 0 0 I\n")
+    assert not reads_in_pieces(tmp_path / "r8.hea") and not should_stream(tmp_path / "r8.hea")  # wfdb restarts its running sum
+    assert reads_in_pieces(tmp_path / "r16.hea") and should_stream(tmp_path / "r16.hea")

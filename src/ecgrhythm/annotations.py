@@ -63,7 +63,8 @@ def read_rhythm_annotations(path, extension: str = "atr") -> RhythmAnnotations:
         extension: annotation file extension.
 
     Raises:
-        RecordError: the header or annotation file is missing or unreadable.
+        RecordError: the header or annotation file is missing, unreadable or damaged (no
+            annotations, samples out of order or outside the record, no signal length).
     """
     base = Path(path).with_suffix("") if Path(path).suffix.lower() == ".hea" else Path(path)
     ann_file = base.with_name(f"{base.name}.{extension}")
@@ -77,6 +78,13 @@ def read_rhythm_annotations(path, extension: str = "atr") -> RhythmAnnotations:
     except Exception as exc:
         raise RecordError(ann_file, f"cannot read the annotations ({type(exc).__name__}: {exc})") from None
     samples = np.asarray(ann.sample, dtype=int)
+    if samples.size == 0:
+        raise RecordError(ann_file, "the annotation file holds no annotations: episode evaluation needs its beats and rhythm notes")
+    if header.sig_len is None or header.fs is None:
+        raise RecordError(base.with_suffix(".hea"), "the header declares no signal length or sampling rate: add them to the record line")
+    n_samples = int(header.sig_len)
+    if samples.min() < 0 or samples.max() > n_samples or np.any(np.diff(samples) < 0):
+        raise RecordError(ann_file, f"the annotations are not sorted sample numbers within the record's {n_samples} samples: the file is damaged")
     notes = [(note or "").strip() for note in (ann.aux_note or [""] * len(samples))]
     starts, ends, in_af = [], [], False
     for i, note in enumerate(notes):
@@ -90,7 +98,6 @@ def read_rhythm_annotations(path, extension: str = "atr") -> RhythmAnnotations:
         ends.append(len(samples) - 1)
     comments = " ".join(header.comments or []).lower()
     classes = [c for text, c in _HEADER_CLASSES.items() if text in comments]
-    n_samples = int(header.sig_len)
     if classes:
         record_class = classes[0]
     elif not starts:

@@ -111,10 +111,11 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
         try:
             truth = read_rhythm_annotations(path)
             rows.append(score_record(record_episodes(classifier, read_record(path), lead, params), truth))
-        except RecordError as exc:
-            failures.append({"path": str(path), "reason": exc.reason})
+        except Exception as exc:  # one bad record fails alone, whatever its kind
+            reason = exc.reason if isinstance(exc, RecordError) else f"unexpected error ({type(exc).__name__}: {exc})"
+            failures.append({"path": str(path), "reason": reason})
             if on_failure is not None:
-                on_failure(str(path), exc.reason)
+                on_failure(str(path), reason)
     if not rows:
         raise ValueError(f"{data_dir}: no annotated record could be scored ({len(failures)} failed)")
     total = {

@@ -37,7 +37,7 @@ import numpy as np
 
 from .inference import average_by_owner, chunk_bounds
 from .preprocessing import apply_normalization, bandpass, chosen_lead, model_columns, normalization, resample
-from .records import RecordError, header_length, header_of, open_wfdb
+from .records import RecordError, header_length, header_of, open_wfdb, reads_in_pieces
 
 __all__ = ["should_stream", "open_long_record", "stream_columns", "model_rate_pieces", "classify_stream", "STREAM_ABOVE_S", "PIECE_S", "MARGIN_S"]
 
@@ -60,7 +60,8 @@ def should_stream(path, fs: float | None = None) -> bool:
         sig_len, rate = header_length(header, fs)
     except RecordError:
         return False
-    return sig_len is not None and rate is not None and rate > 0 and sig_len / rate > STREAM_ABOVE_S
+    long = sig_len is not None and rate is not None and rate > 0 and sig_len / rate > STREAM_ABOVE_S
+    return long and reads_in_pieces(header)  # format 8 is read whole (up to 24 h)
 
 
 @contextlib.contextmanager

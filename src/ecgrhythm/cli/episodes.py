@@ -38,8 +38,11 @@ def run(args):
     for out in outputs:
         if out.is_dir():
             raise common.UsageError(f"{out} is a folder; pass a CSV file name such as {out / 'episodes.csv'}")
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise common.UsageError(f"--output and --summary are both {outputs[0]}: give them two different file names")
     paths, failed = common.gather_records("episodes", args.paths)
-    paths = [p for p in paths if p.resolve() not in {o.resolve() for o in outputs}]
+    for out, flag in zip(outputs, ("--output", "--summary")):
+        paths = common.refuse_inputs_as_output(out, args.paths, paths, flag)
     if not paths and not failed:
         raise common.no_records(args.paths)
     clf = common.load_classifier(args.model)
@@ -51,8 +54,8 @@ def run(args):
                     results.append(stream_episodes(clf, stream, args.lead))
             else:
                 results.append(record_episodes(clf, read_record(path, fs=args.fs), args.lead))
-        except RecordError as exc:
-            common.failure("episodes", path, exc.reason)
+        except Exception as exc:  # one bad record fails alone, whatever its kind
+            common.failure("episodes", path, exc.reason if isinstance(exc, RecordError) else f"unexpected error ({type(exc).__name__}: {exc})")
             failed += 1
     with atomic_write(args.output, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
         writer = csv.writer(f)

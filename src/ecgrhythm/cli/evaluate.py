@@ -57,6 +57,9 @@ def _run_episodes_task(args):
     print()
     paths = write_episode_report(report, args.output)
     print(f"wrote {paths['json']} and {paths['figure']}")
+    if report.info["failed_records"]:
+        print(f"ecgrhythm evaluate: {report.info['failed_records']} annotated records could not be scored (reasons above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -62,7 +62,7 @@ from .registry import (
     register_reader,
     signal_suffixes,
 )
-from .wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments
+from .wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments, reads_in_pieces
 
 __all__ = [
     "EcgRecord",
@@ -78,6 +78,7 @@ __all__ = [
     "open_wfdb",
     "WfdbStream",
     "header_length",
+    "reads_in_pieces",
     "header_of",
     "check_fs",
     "register_reader",

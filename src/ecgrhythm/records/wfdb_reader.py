@@ -45,6 +45,7 @@ from .registry import HEADER_SUFFIX, register_reader
 
 __all__ = [
     "read_wfdb",
+    "reads_in_pieces",
     "open_wfdb",
     "WfdbStream",
     "header_length",
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 _MAX_SAMPS_PER_FRAME = 64
+UNDECLARED_MAX_S = 3600.0  # a header without a signal length is read whole, so at most this long
 # Bytes per sample of the WFDB storage formats (None: FLAC, variable length).
 _WFDB_BYTES_PER_SAMPLE = {
     "8": 1,
@@ -187,7 +189,7 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
                 header,
                 f"the header's record line is not valid WFDB: wfdb reads {meta.n_sig} signals of {meta.sig_len} samples at {meta.fs} Hz from it",
             )
-        files = _check_signal_files(header, meta)
+        files = _check_signal_files(header, meta, fs)
         if view is None and any(path.name != name for name, path in files.items()):
             view = _wfdb_view(stack, raw)
             base = str(view / "record")
@@ -276,6 +278,20 @@ def read_header_comments(header) -> tuple[str, ...]:
     return tuple(line.lstrip("#").strip() for line in lines if line.startswith("#"))
 
 
+def reads_in_pieces(header: Path) -> bool:
+    """Whether wfdb reads sample ranges of this record correctly: not for format 8 (first differences).
+
+    wfdb restarts a format-8 record's running sum at the first sample it reads, so such a record is only
+    read whole. A header that cannot be parsed answers True and fails its checks when it is opened.
+    """
+    try:
+        lines = header_lines(header_bytes(Path(header)))[1:]
+    except (RecordError, OSError):
+        return True
+    formats = [_FORMAT_FIELD.fullmatch(fields[1]) for fields in lines if len(fields) > 1]
+    return not any(m is not None and m.group("fmt") == "8" for m in formats)
+
+
 def check_header_length(header: Path, sig_len: int | None, fs: float, max_s: float = MAX_DURATION_S) -> None:
     """Refuse a record whose header declares more than `max_s` seconds (`sig_len` samples at `fs`), before reading it.
 
@@ -336,7 +352,7 @@ def _wfdb_view(stack: contextlib.ExitStack, raw: bytes) -> Path:
     return view
 
 
-def _check_signal_files(header: Path, meta) -> dict[str, Path]:
+def _check_signal_files(header: Path, meta, fs: float) -> dict[str, Path]:
     """Refuse what wfdb would misread; map each signal file name to the file to read.
 
     Checks names (plain names beside the header), formats, samples per
@@ -373,7 +389,15 @@ def _check_signal_files(header: Path, meta) -> dict[str, Path]:
                 raise RecordError(header, f"the header declares no signal length for the compressed {name!r}: add it to the record line")
             decoded = meta.sig_len * frame_samples[name] * _DECODED_SAMPLE_BYTES
             check_decoded_size(decoded, available, header, f"the compressed signal file {name!r} ({meta.sig_len} samples)")
-        elif meta.sig_len is not None:
+        elif meta.sig_len is None:  # wfdb takes the length from the file: bound it before anything is decoded
+            implied = int(available // frame)
+            if implied / fs > UNDECLARED_MAX_S:
+                raise RecordError(
+                    header,
+                    f"the header declares no signal length and {name!r} holds about {implied} samples ({implied / fs / 3600:.1f} h at {fs:g} Hz): "
+                    f"a record over {UNDECLARED_MAX_S / 3600:g} h must declare its length in the record line, so it can be read in pieces",
+                )
+        else:
             needed = math.ceil(frame * meta.sig_len)
             if available < needed or available > needed + 16 + frame:
                 raise RecordError(
