@@ -261,3 +261,10 @@ def test_compilation_cache_location():
     assert cli.compilation_cache_dir({"HOME": "/h", "XDG_CACHE_HOME": "/c"}) == Path("/c/ecgrhythm/jax")
     assert cli.compilation_cache_dir({cli.CACHE_ENV: "/tmp/x"}) == Path("/tmp/x")
     assert cli.compilation_cache_dir({cli.CACHE_ENV: "off"}) is None
+
+
+def test_a_record_named_twice_is_classified_once(tmp_path, cinc2017_dir, tiny_model_dir):
+    out = tmp_path / "out.csv"
+    header, signal = cinc2017_dir / "A00001.hea", cinc2017_dir / "A00001.mat"
+    assert main(["classify", str(header), str(signal), str(header), "--model", str(tiny_model_dir), "-o", str(out)]) == 0
+    assert [row.split(",")[0] for row in out.read_text().splitlines()[1:]] == ["A00001"]

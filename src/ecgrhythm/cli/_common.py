@@ -141,16 +141,25 @@ def write_rows(f, prediction, *, header=True, classes=None, truth=None):
 
 
 def gather_records(command: str, given) -> tuple[list, int]:
-    """`(record paths, failures)` of the files and folders on the command line; a folder that cannot be listed is reported and counted."""
-    from ..records import RecordError, find_records
+    """`(record paths, failures)` of the files and folders on the command line; a folder that cannot be listed is reported and counted.
 
-    paths, failed = [], 0
+    A record named twice (`A.hea A.mat`, or a file and its folder) is kept once: the first time it is named.
+    """
+    from ..records import RecordError, find_records, header_of
+
+    paths, failed, seen = [], 0, set()
     for path in given:
         try:
-            paths += find_records([path])
+            found = find_records([path])
         except RecordError as exc:
             failure(command, path, exc.reason)
             failed += 1
+            continue
+        for record in found:
+            key = (header_of(record) or record).resolve()  # a signal file is the record of its header
+            if key not in seen:
+                seen.add(key)
+                paths.append(record)
     return paths, failed
 
 
