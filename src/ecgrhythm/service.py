@@ -40,10 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
-import re
-import shutil
 import socket
 import tempfile
 import threading
@@ -60,7 +57,8 @@ from fastapi.staticfiles import StaticFiles
 from . import __version__
 from ._service_guard import BodyTimeout, Guard, Limits, UploadTooLarge, default_allowed_hosts, too_large, uvicorn_config
 from ._service_payload import display_signal, episodes_payload
-from .records import EcgRecord, RecordError, check_fs, find_records, read_record, read_reference, record_suffixes
+from ._service_uploads import hide_folders, parse_fs, pick_record, save_uploads
+from .records import EcgRecord, RecordError, find_records, read_record, read_reference
 
 __all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX_UPLOAD_BYTES"]
 
@@ -71,60 +69,7 @@ DEFAULT_MAX_UPLOAD_BYTES = Limits.max_upload_bytes
 WINDOW_S = 10.0
 MAX_FILES = 8
 N_EXAMPLES = 8
-_UPLOAD_SUFFIXES = (*record_suffixes(), ".dat")  # .dat: WFDB signal files, read through their header
 _PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
-
-
-def _safe_name(filename) -> str:
-    """The uploaded file's base name, reduced to `[A-Za-z0-9._-]`, or an HTTP 400."""
-    raw = str(filename or "")
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", re.split(r"[\\/]", raw)[-1].strip()).lstrip(".")
-    if not base or len(base) > 128:
-        raise HTTPException(400, f"uploaded file name {raw[:80]!r} is not usable: name files like A00001.hea")
-    suffix = Path(base).suffix.lower()
-    if suffix not in _UPLOAD_SUFFIXES:
-        raise HTTPException(
-            400,
-            f"{base}: unsupported file type {suffix or '(none)'!r}: upload a .hea header with its .mat/.dat signal file, or one .mat, .csv or .npy file with fs",
-        )
-    return base
-
-
-def _parse_fs(value) -> float | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        return check_fs(float(value) if isinstance(value, str) else math.nan, "fs", fix="send the rate of the file in Hz")
-    except ValueError as exc:  # RecordError is a ValueError
-        reason = exc.reason if isinstance(exc, RecordError) else "expected a number of Hz"
-        raise HTTPException(422, f"fs: {reason} (got {str(value)[:40]!r})") from None
-
-
-def _pick_record(names: list[str], fs: float | None) -> str:
-    """The file to read among the uploaded `names`: the header, or the one signal file."""
-    if not names:
-        raise HTTPException(400, "no file uploaded: send the record in the form field 'files'")
-    if len(set(names)) != len(names):
-        raise HTTPException(400, f"the same file name was uploaded twice: {sorted(names)}")
-    headers = [n for n in names if n.lower().endswith(".hea")]
-    if len(headers) > 1:
-        raise HTTPException(400, f"upload one record at a time: got the headers {', '.join(headers)}")
-    if headers:
-        extra = [n for n in names if Path(n).suffix.lower() not in (".hea", ".mat", ".dat")]
-        if extra:
-            raise HTTPException(400, f"{extra[0]}: a WFDB upload holds the header {headers[0]} and its .mat/.dat signal files only")
-        return headers[0]
-    if len(names) > 1:
-        raise HTTPException(
-            400,
-            f"several files ({', '.join(names)}) but no .hea header: upload one .mat, .csv or .npy file with fs, or a header with its signal files",
-        )
-    name = names[0]
-    if name.lower().endswith(".dat"):
-        raise HTTPException(422, f"{name}: a .dat signal file needs its .hea header: upload both together")
-    if fs is None:
-        raise HTTPException(422, f"{name}: the file has no header and so no sampling rate: send it in the form field 'fs' (Hz)")
-    return name
 
 
 class _Service:
@@ -199,10 +144,10 @@ class _Service:
             record = read_record(path, fs=fs)
             return self.classify_record(record, cancelled, lead=lead)
         except RecordError as exc:
-            raise HTTPException(422, f"{Path(exc.path).name}: {_hide_folders(exc.reason, hide)}") from None
+            raise HTTPException(422, f"{Path(exc.path).name}: {hide_folders(exc.reason, hide)}") from None
         except NonFiniteOutputError as exc:
             logger.error("%s: %s", path.name, exc)
-            raise HTTPException(422, f"{path.name}: cannot be classified: {_hide_folders(str(exc), hide)}") from None
+            raise HTTPException(422, f"{path.name}: cannot be classified: {hide_folders(str(exc), hide)}") from None
 
     def classify_record(self, record: EcgRecord, cancelled: threading.Event | None = None, *, lead=None) -> dict:
         """The response body for one record: label, probabilities, segments, episodes and the signal to draw.
@@ -260,19 +205,6 @@ def _stop_if(cancelled: threading.Event | None) -> None:
         raise _ClientGone()
 
 
-def _hide_folders(text: str, folder=None) -> str:
-    """`text` with the folders of server paths under `folder` or the temporary folder cut off, leaving the file names.
-
-    The readers may name files in a folder of their own (a WFDB view under
-    the temporary folder), not only in the upload folder.
-    """
-    roots = {str(folder), os.path.realpath(folder)} if folder else set()
-    roots |= {tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir())}
-    for root in sorted(roots, key=len, reverse=True):
-        text = re.sub(re.escape(root.rstrip(os.sep)) + r"(?:[\\/][^\s'\"\\/]+)*[\\/]", "", text)
-    return text
-
-
 async def _while_connected(request: Request, fn, *args, **kwargs):
     """`fn(*args, cancelled=event, **kwargs)` in a worker thread; `event` is set if the client disconnects meanwhile."""
     cancelled = threading.Event()
@@ -293,22 +225,6 @@ async def _while_connected(request: Request, fn, *args, **kwargs):
     if error is not None:
         raise error
     return result
-
-
-def _save_uploads(uploads, folder: Path) -> list[str]:
-    """Copy uploaded files into `folder` under sanitised names; returns the names."""
-    names = []
-    for upload in uploads:
-        if isinstance(upload, str) or not hasattr(upload, "file"):
-            raise HTTPException(400, "the form field 'files' must hold uploaded files, not text")
-        name = _safe_name(upload.filename)
-        if name in names:
-            raise HTTPException(400, f"{name}: the same file name was uploaded twice")
-        upload.file.seek(0)
-        with open(folder / name, "xb") as out:
-            shutil.copyfileobj(upload.file, out, 1 << 20)
-        names.append(name)
-    return names
 
 
 def create_app(
@@ -406,11 +322,11 @@ def create_app(
     @app.post("/v1/classify")
     async def classify(request: Request):
         async with request.form(max_files=MAX_FILES, max_fields=4) as form:
-            fs = _parse_fs(form.get("fs"))
+            fs = parse_fs(form.get("fs"))
             lead = str(form.get("lead") or "").strip()[:40] or None
             with tempfile.TemporaryDirectory(prefix="ecgrhythm-upload-") as tmp:
-                names = await run_in_threadpool(_save_uploads, form.getlist("files"), Path(tmp))
-                target = Path(tmp) / _pick_record(names, fs)
+                names = await run_in_threadpool(save_uploads, form.getlist("files"), Path(tmp))
+                target = Path(tmp) / pick_record(names, fs)
                 result = await _while_connected(request, service.classify_path, target, fs, lead=lead, hide=tmp)
         return JSONResponse(result)
 
