@@ -101,7 +101,7 @@ class WidthStudy(Study):
 
         return {"lstm_units": IntDistribution(1, 64)}
 
-    def answer(self, complete, close, margin):
+    def answer(self, complete, close, margin, reference):
         return [f"Toy answer over {len(complete)} variants."]
 
 

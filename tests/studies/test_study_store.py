@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ecgrhythm.studies import Budget, import_csv, study_rows, summarise, write_report
+from ecgrhythm.studies import FULL_BUDGET_MODEL, Budget, import_csv, study_rows, summarise, write_report
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "studies"
 
@@ -81,6 +82,13 @@ def test_import_refuses_conflicts_and_skips_what_is_recorded(tmp_path):
     assert len(study_rows("length", store)[0]) == len(rows)
 
 
+def _full_budget_config(config: str) -> str:
+    """A published row's config with the shipped network, as full-budget runs record it."""
+    parsed = json.loads(config)
+    parsed["model"] = {**parsed["model"], **json.loads(json.dumps(FULL_BUDGET_MODEL.to_dict()))}
+    return json.dumps(parsed, sort_keys=True)
+
+
 def test_report_shows_budgets_side_by_side(tmp_path):
     """Runs of a second budget (folds of a cross-validation, one seed) get their own answer and table, the larger budget first."""
     rows, fields = _published("length")
@@ -94,19 +102,22 @@ def test_report_shows_budgets_side_by_side(tmp_path):
             "fold": r["seed"],
             "seed": "0",
             "epochs": "15",
-            "train_records": "4800",
-            "val_records": "1200",
+            "train_records": str(5799 + int(r["seed"] == "2")),  # folds differ by a record: still one budget
+            "val_records": "1450",
             "val_cinc_score": f"{float(r['val_cinc_score']) + 0.3:.5f}",
+            "config": _full_budget_config(r["config"]),
         }
         for r in rows
     ]
     assert import_csv("length", _write(tmp_path / "full.csv", full, fields), store, setup, info) == len(rows)
+    with pytest.raises(ValueError, match="not what this version runs"):  # a fold row with the reduced budget's network
+        import_csv("length", _write(tmp_path / "small-net.csv", [{**full[0], "config": rows[0]["config"]}], fields), tmp_path / "x.db", setup, info)
     paths = write_report("length", tmp_path / "out", store)
     text = paths["md"].read_text()
-    big, small = text.index("### 15 epochs, 4,800 training records (3 folds)"), text.index("### 4 epochs, 2,000 training records (3 seeds)")
+    big, small = text.index("### 15 epochs, 5,799-5,800 training records (3 folds)"), text.index("### 4 epochs, 2,000 training records (3 seeds)")
     assert big < small and text.count("### 15 epochs") == 2  # in the answer and in the results
     assert "Paired fold by fold with `bucket_mask`" in text and "(mean ± SD over 3 folds)" in text
-    assert "- Also run: 15 epochs, 4,800 training records (3 folds)." in text
+    assert "- Full budget (15 epochs, 5,799-5,800 training records (3 folds)): each run is one fold of `ecgrhythm crossval`" in text
     by_budget = {}
     for r in csv.DictReader(io.StringIO(paths["csv"].read_text())):
         by_budget.setdefault(r["epochs"], set()).add(r["fold"])
@@ -117,7 +128,7 @@ def test_report_shows_budgets_side_by_side(tmp_path):
         for r in full if epochs == "15" else rows:
             means.setdefault(r["variant"], []).append(float(r["val_cinc_score"]))
         best[epochs] = max(means, key=lambda v: np.mean(means[v]))
-    assert f"The best mean at 15 epochs ({best['15']}) is the same as at 4 epochs ({best['4']})." in text
+    assert f"The best mean at 15 epochs ({best['15']}) is the same setting as at 4 epochs ({best['4']})." in text
 
 
 def test_summary_pairs_runs_by_seed_with_the_reference():

@@ -38,6 +38,13 @@ def add_parser(sub):
         help="record the runs of a published STUDY.csv in the store (the setup is worked out from "
         "--data, --epochs, --train-records and --margin as for a run); rows that conflict with recorded runs are refused",
     )
+    p.add_argument(
+        "--import-crossval",
+        metavar="DIR",
+        nargs="+",
+        help="record the finished folds of these `ecgrhythm crossval` folders as full-budget runs (each folder's recipe must be "
+        "the shipped recipe with one of the study's changes; the study must be in the store already), then write the report",
+    )
 
 
 def run(args):
@@ -67,11 +74,16 @@ def run(args):
         made = import_runs(args.name, args.import_csv, common.data_dir(args.data), storage=args.store, budget=budget, margin=args.margin)
         print(f"{args.name}: {made} runs imported into {args.store}; write the report with --report-only")
         return 0
+    if args.import_crossval:
+        from ..studies import import_crossval
+
+        made = import_crossval(args.name, args.import_crossval, args.store, machine=args.device)
+        print(f"{args.name}: {made} full-budget runs imported into {args.store}")
     if args.note:
         from ..studies import add_note
 
         add_note(args.name, args.note, args.store)
-    if not args.report_only and not args.note:
+    if not args.report_only and not args.note and not args.import_crossval:
         common.enable_compilation_cache()
         made = run_study(
             args.name,

@@ -19,10 +19,16 @@ stopped (the run that was interrupted starts again). :func:`write_report`
 turns the recorded runs into `<study>.csv`, `<study>.md` and `<study>.png`;
 :func:`import_runs` rebuilds a store's runs from such a CSV.
 
+Full-budget runs are the folds of `ecgrhythm crossval` folders that trained the
+shipped recipe with one study change (every training record of the fold, as many
+epochs as the recipe says, the best epoch chosen on the fold as `train` does);
+:func:`import_crossval` records their finished folds, replicated by fold. A report
+gives each budget its own answer and table, the full budget first.
+
 Modules: `base` (budget, variant, the study class and its registry), `strategies`
 (the length strategies and their registry), `normalization`, `length`, `depth`
-(one study each), `runner` (data, one run, the loop), `store` (Optuna), `stats`
-and `report`. A new study is a `Study` subclass with `@register_study`; a new
+(one study each), `runner` (data, one run, the loop), `fullbudget` (crossval folds
+as runs), `store` (Optuna), `stats` and `report`. A new study is a `Study` subclass with `@register_study`; a new
 length strategy a `LengthStrategy` subclass with `@register_length`.
 
 Example:
@@ -34,8 +40,9 @@ Example:
 from __future__ import annotations
 
 from . import depth, length, normalization  # noqa: F401  (registers the studies)
-from .base import BASE_MODEL, STUDIES, STUDY_FS, Budget, Study, Variant, register_study
+from .base import BASE_MODEL, FULL_BUDGET_MODEL, STUDIES, STUDY_FS, Budget, Study, Variant, register_study
 from .depth import chosen_depth, depth_plan, depth_variant
+from .fullbudget import crossval_runs, import_crossval
 from .report import write_report
 from .runner import StudyData, import_runs, load_study_data, run_study, run_variant
 from .stats import answer, summarise
@@ -52,6 +59,9 @@ __all__ = [
     "LengthStrategy",
     "register_length",
     "BASE_MODEL",
+    "FULL_BUDGET_MODEL",
+    "crossval_runs",
+    "import_crossval",
     "STUDY_FS",
     "StudyData",
     "load_study_data",

@@ -16,13 +16,16 @@ import numpy as np
 from ..config import ModelConfig, TrainConfig
 from ..preprocessing import bandpass, normalize
 
-__all__ = ["Budget", "Variant", "Study", "STUDIES", "register_study", "BASE_MODEL", "STUDY_FS", "MAX_SEED", "pm"]
+__all__ = ["Budget", "Variant", "Study", "STUDIES", "register_study", "BASE_MODEL", "FULL_BUDGET_MODEL", "STUDY_FS", "MAX_SEED", "pm"]
 
 MAX_SEED = 10**6
 # The network and rate every study starts from, fixed here so that changing a default of `train`
 # does not change what a study command measures: one BiLSTM layer of 64 units after six conv blocks, at 150 Hz.
 BASE_MODEL = ModelConfig(conv_filters=(16, 32, 48, 64, 96, 128), conv_kernel=7, lstm_layers=1, lstm_units=64, bidirectional=True, dropout=0.3)
 STUDY_FS = 150.0
+# The network of the full-budget runs: the shipped model's (models/cinc2017), fixed here for the same reason.
+# Full-budget runs are `ecgrhythm crossval` folds trained with the shipped recipe and one change (see `fullbudget`).
+FULL_BUDGET_MODEL = ModelConfig(conv_filters=(8, 16, 24, 32, 48, 64), conv_kernel=7, lstm_layers=2, lstm_units=64, bidirectional=True, dropout=0.3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +107,9 @@ class Study:
         question: what the study answers.
         factor: what changes between runs, in words.
         reference: the variant that is ecgrhythm's default (or the procedure's start).
+
+    The runs on cross-validation folds (the full budget) train the shipped recipe with one change:
+    :meth:`full_budget_variants` are those changes and :meth:`full_budget_reference` the shipped recipe itself.
     """
 
     name: ClassVar[str]
@@ -123,8 +129,21 @@ class Study:
         """The Optuna distribution of each parameter in the variants' `params`."""
         raise NotImplementedError
 
-    def answer(self, complete: list[dict], close: list[dict], margin: float) -> list[str]:
-        """Lines the study adds to the report's answer, from the summaries of the complete variants and those within the margin."""
+    def full_budget_variants(self) -> list[Variant]:
+        """The variants as full-budget runs make them: on the shipped network (`FULL_BUDGET_MODEL`) by default."""
+        return [dataclasses.replace(v, model=FULL_BUDGET_MODEL) for v in self.variants()]
+
+    def full_budget_reference(self) -> str:
+        """The full-budget variant that is the shipped recipe (the reference of the full-budget runs)."""
+        return self.reference
+
+    def same_setting(self, a: dict, b: dict) -> bool:
+        """Whether two variants' configs (as in the report rows) set the study's factor alike, across budgets."""
+        return {k: v for k, v in a.items() if k != "model"} == {k: v for k, v in b.items() if k != "model"}
+
+    def answer(self, complete: list[dict], close: list[dict], margin: float, reference: str) -> list[str]:
+        """Lines the study adds to the report's answer, from the summaries of the complete variants and those within
+        the margin, given the budget's `reference` variant."""
         return []
 
     def compared(self, setup: dict) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .base import BASE_MODEL, Study, Variant, pm, register_study
+from .base import BASE_MODEL, FULL_BUDGET_MODEL, Study, Variant, pm, register_study
 
 __all__ = ["DepthStudy", "depth_variant", "depth_plan", "chosen_depth", "FRONT_ENDS", "DEFAULT_FRONT_END", "MAX_LAYERS"]
 
@@ -25,6 +25,13 @@ def depth_variant(layers: int, units: int = 64, bidirectional: bool = True, fron
     params = {"lstm_layers": layers, "lstm_units": units, "bidirectional": bidirectional, "front_end": front_end}
     model = dataclasses.replace(BASE_MODEL, conv_filters=FRONT_ENDS[front_end], lstm_layers=layers, lstm_units=units, bidirectional=bidirectional)
     return Variant(name, params, model=model)
+
+
+def _full_budget_variant() -> Variant:
+    """The shipped network as a depth variant."""
+    m = FULL_BUDGET_MODEL
+    front_end = next(name for name, filters in FRONT_ENDS.items() if filters == m.conv_filters)
+    return depth_variant(m.lstm_layers, m.lstm_units, m.bidirectional, front_end)
 
 
 def depth_plan(means: dict[str, float], margin: float) -> list[Variant]:
@@ -59,11 +66,11 @@ def depth_plan(means: dict[str, float], margin: float) -> list[Variant]:
     return plan
 
 
-def chosen_depth(means: dict[str, float], margin: float) -> int:
-    """The number of layers at which the adding stopped (the deeper network did not beat it by `margin`)."""
+def chosen_depth(means: dict[str, float], margin: float, front_end: str = DEFAULT_FRONT_END) -> int:
+    """The number of layers at which the adding stopped (the deeper network did not beat it by `margin`, or was not run)."""
     layers = 1
     while layers < MAX_LAYERS:
-        a, b = depth_variant(layers).name, depth_variant(layers + 1).name
+        a, b = depth_variant(layers, front_end=front_end).name, depth_variant(layers + 1, front_end=front_end).name
         if a not in means or b not in means or means[b] <= means[a] + margin:
             break
         layers += 1
@@ -84,6 +91,16 @@ class DepthStudy(Study):
     def plan(self, means, margin):
         return depth_plan(means, margin)
 
+    def full_budget_variants(self):
+        return self.variants()  # the shipped network is among them (front end 8-64)
+
+    def same_setting(self, a, b):
+        keys = ("lstm_layers", "lstm_units", "bidirectional")  # the front end differs between the budgets' networks
+        return all(a.get(k) == b.get(k) for k in keys)
+
+    def full_budget_reference(self):
+        return _full_budget_variant().name
+
     def distributions(self):
         from optuna.distributions import CategoricalDistribution, IntDistribution
 
@@ -94,11 +111,13 @@ class DepthStudy(Study):
             "front_end": CategoricalDistribution(list(FRONT_ENDS)),
         }
 
-    def answer(self, complete, close, margin):
+    def answer(self, complete, close, margin, reference):
         means = {s["variant"]: s["mean"] for s in complete}
-        lines = [
-            f"Adding layers stopped at **{chosen_depth(means, margin)}** LSTM layer(s): the next layer did not raise the mean by more than {margin:g}."
-        ]
+        front_end = next((s["config"]["front_end"] for s in complete if s["variant"] == reference), DEFAULT_FRONT_END)
+        layers = chosen_depth(means, margin, front_end)
+        deeper = depth_variant(layers + 1, front_end=front_end).name
+        why = f"the next layer did not raise the mean by more than {margin:g}" if deeper in means else f"{layers + 1} layers were not run"
+        lines = [f"Adding layers stopped at **{layers}** LSTM layer(s): {why}."]
         lstm = [s for s in close if s["config"].get("lstm_layers", 1) > 0]
         if lstm:
             lean = min(lstm, key=lambda s: s["parameters"])

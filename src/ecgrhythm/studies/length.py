@@ -23,7 +23,7 @@ class LengthStudy(Study):
 
         return {"length": CategoricalDistribution(list(LENGTHS))}
 
-    def answer(self, complete, close, margin):
+    def answer(self, complete, close, margin, reference):
         fast = max(close, key=lambda s: s["inference_records_per_s"])
         return [f"Fastest at inference among those: **{fast['variant']}** ({fast['inference_records_per_s']:.0f} records/s)."]
 

@@ -46,16 +46,24 @@ def write_report(name: str, out_dir, storage=DEFAULT_STORE, *, command: str = ""
     writer.writerows(rows)
     paths = {"csv": out_dir / f"{name}.csv", "md": out_dir / f"{name}.md", "png": out_dir / f"{name}.png"}
     atomic_write_text(paths["csv"], text.getvalue())
-    budgets = {b: (runs, summarise(runs, STUDIES[name].reference)) for b, runs in by_budget(rows).items()}
+    budgets = {b: (runs, summarise(runs, _reference(name, runs))) for b, runs in by_budget(rows).items()}
     with atomic_write(paths["png"], "wb") as f:
         f.write(_figure(name, budgets))
     atomic_write_text(paths["md"], _markdown(name, rows, budgets, setup, command, notes, min_seeds))
     return paths
 
 
+def _reference(name: str, runs: list[dict]) -> str:
+    """The variant the runs of one budget are compared with: the shipped recipe for full-budget (fold) runs."""
+    study = STUDIES[name]
+    return study.full_budget_reference() if replicate_word(runs) == "fold" else study.reference
+
+
 def _budget_title(budget: tuple[int, int], runs: list[dict]) -> str:
     word = replicate_word(runs)
-    return f"{budget[0]} epochs, {budget[1]:,} training records ({len({(r.get('fold'), r['seed']) for r in runs})} {word}s)"
+    lo, hi = min(r["train_records"] for r in runs), max(r["train_records"] for r in runs)
+    records = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
+    return f"{budget[0]} epochs, {records} training records ({len({(r.get('fold'), r['seed']) for r in runs})} {word}s)"
 
 
 def _figure(name: str, budgets: dict) -> bytes:
@@ -89,21 +97,22 @@ def _figure(name: str, budgets: dict) -> bytes:
 
 def _answers(name: str, budgets: dict, margin: float, min_seeds: int) -> list[str]:
     """The answer section's lines: one answer, or one per budget (the largest first) and whether the best variant changed."""
-    answers = {b: answer(name, summary, margin, min_seeds, replicate_word(rows)) for b, (rows, summary) in budgets.items()}
+    answers = {b: answer(name, summary, margin, min_seeds, replicate_word(rows), _reference(name, rows)) for b, (rows, summary) in budgets.items()}
     if len(budgets) == 1:
         return [*answers.values(), ""]
     lines = []
     for b, (rows, _) in budgets.items():
         lines += [f"### {_budget_title(b, rows)}", "", answers[b], ""]
-    best = {b: max(summary, key=lambda s: s["mean"])["variant"] for b, (_, summary) in budgets.items()}
+    study = STUDIES[name]
+    best = {b: max(summary, key=lambda s: s["mean"]) for b, (_, summary) in budgets.items()}
     (big, top), *others = best.items()
-    for b, v in others:
-        verb = "the same as" if v == top else "not the same as"
-        lines += [f"The best mean at {big[0]} epochs ({top}) is {verb} at {b[0]} epochs ({v}).", ""]
+    for b, s in others:
+        verb = "the same setting as" if study.same_setting(s["config"], top["config"]) else "not the same setting as"
+        lines += [f"The best mean at {big[0]} epochs ({top['variant']}) is {verb} at {b[0]} epochs ({s['variant']}).", ""]
     return lines
 
 
-def _table(budget, rows, summary, reference, several: bool) -> list[str]:
+def _table(budget, rows, summary, reference: str, several: bool) -> list[str]:
     lines = [f"### {_budget_title(budget, rows)}", ""] if several else []
     lines += [
         f"| variant | runs | CinC score | vs {reference} | F1 N | F1 A | F1 O | F1 ~ | parameters | s/epoch | inference records/s |",
@@ -116,6 +125,18 @@ def _table(budget, rows, summary, reference, several: bool) -> list[str]:
             f"| {s['parameters']:,} | {s['seconds_per_epoch']:.1f} | {s['inference_records_per_s']:.0f} |"
         )
     return lines + ([""] if several else [])
+
+
+def _full_budget_lines(name: str, runs: list[dict]) -> str:
+    folds = sorted({r["fold"] for r in runs})
+    return (
+        f"- Full budget ({_budget_title((runs[0]['epochs'], 0), runs)}): each run is one fold of `ecgrhythm crossval` "
+        f"(folds {', '.join(map(str, folds))} of its seeded stratified folds), trained with the shipped model's recipe and the variant's "
+        f"one change (`{STUDIES[name].full_budget_reference()}` is the shipped recipe itself) on every record of the other folds, "
+        "for the epochs shown, with the fold as its validation records: the best epoch is chosen on the fold, as `ecgrhythm train` "
+        "chooses it on its validation records, so every full-budget score is slightly optimistic, for every variant alike. "
+        "The runs are paired fold by fold. Commands: `scripts/full_budget_runs.sh`, then `scripts/full_budget_import.sh`."
+    )
 
 
 def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
@@ -146,12 +167,12 @@ def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
         f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds, so one run slowed by other load on the machine does not move them. "
         f"One row per run is in [`{name}.csv`]({name}.csv).",
         "",
-        f"The column *vs {study.reference}* is the mean difference from `{study.reference}` with the same seed, and the p-value of a "
-        "paired t-test over the seeds (rough with 3 seeds, and not corrected for the number of variants).",
+        "The column *vs ...* is the mean difference from the budget's reference with the same seed (or fold), and the p-value of a "
+        "paired t-test over them (rough with 3 replicates, and not corrected for the number of variants).",
         "",
     ]
     for b, (runs, summary) in budgets.items():
-        lines += _table(b, runs, summary, study.reference, several)
+        lines += _table(b, runs, summary, _reference(name, runs), several)
     if several:
         lines.pop()
     lines += [
@@ -170,7 +191,12 @@ def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
         f"Adam {budget.get('learning_rate'):g} on a cosine decay, balanced class weights; scored after the last epoch. "
         "The budget is reduced so that a study fits in hours on a 2-core CPU: scores are below those of a full training, "
         "and the study compares settings, not final models.",
-        *(f"- Also run: {_budget_title(b, runs)}." for b, (runs, _) in budgets.items() if b != (epochs, setup.get("n_train"))),
+        *(
+            f"- Also run: {_budget_title(b, runs)}."
+            for b, (runs, _) in budgets.items()
+            if b != (epochs, setup.get("n_train")) and replicate_word(runs) == "seed"
+        ),
+        *(_full_budget_lines(name, runs) for b, (runs, _) in budgets.items() if replicate_word(runs) == "fold"),
         f"- Seeds: {', '.join(str(s) for s in sorted({r['seed'] for r in rows}))} (weights and windows; the split stays fixed).",
         f"- Margin: {margin:g} in mean CinC score.",
         ("- s/epoch leaves out the first epoch (it includes compiling). " if epochs > 1 else "- s/epoch includes compiling (one epoch per run). ")

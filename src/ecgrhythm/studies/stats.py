@@ -13,15 +13,16 @@ import math
 import numpy as np
 
 from .base import STUDIES, pm
+from .store import budget_key
 
 __all__ = ["by_budget", "replicate_word", "summarise", "answer"]
 
 
 def by_budget(rows: list[dict]) -> dict[tuple[int, int], list[dict]]:
-    """Rows grouped by budget `(epochs, train_records)`, the largest budget first."""
+    """Rows grouped by budget (see :func:`~ecgrhythm.studies.store.budget_key`), the most epochs first."""
     groups: dict[tuple[int, int], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["epochs"], r["train_records"]), []).append(r)
+        groups.setdefault(budget_key(r["epochs"], r["train_records"], r.get("fold")), []).append(r)
     return dict(sorted(groups.items(), reverse=True))
 
 
@@ -83,11 +84,12 @@ def _paired(pairs) -> tuple[float, float]:
     return float(diff.mean()), float(ttest_rel(a, b).pvalue)
 
 
-def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3, word: str = "seed") -> str:
+def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3, word: str = "seed", reference: str | None = None) -> str:
     """The plain answer the summary supports, by the study's stated rule.
 
     Only variants run with every replicate of the study (and at least `min_seeds`) take part;
-    `word` names the replicates (`"seed"` or `"fold"`).
+    `word` names the replicates (`"seed"` or `"fold"`); `reference` is the variant the others are
+    compared with (default: the study's reference).
     """
     seeds = set().union(*(s["seeds"] for s in summary)) if summary else set()
     if len(seeds) < min_seeds:
@@ -104,7 +106,7 @@ def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3, wo
         f"Within the margin of {margin:g} of it: {close_names}. "
         f"The largest {word}-to-{word} SD of any variant is {spread:.3f}; differences smaller than that are not evidence.",
     ]
-    reference = STUDIES[name].reference
+    reference = reference or STUDIES[name].reference
     clear = [s for s in complete if not math.isnan(s.get("p", float("nan"))) and s["p"] < 0.05]
     if clear:
         lines.append(
@@ -114,7 +116,7 @@ def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3, wo
         )
     elif any(s["variant"] == reference for s in complete):
         lines.append(f"Paired {word} by {word} with `{reference}`, no variant differs clearly (paired t-test p < 0.05).")
-    lines += STUDIES[name].answer(complete, close, margin)
+    lines += STUDIES[name].answer(complete, close, margin, reference)
     if len(complete) < len(summary):
         lines.append(f"Variants not yet run with all {len(seeds)} {word}s are left out of this answer.")
     return "\n".join(lines)

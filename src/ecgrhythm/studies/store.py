@@ -28,6 +28,7 @@ __all__ = [
     "open_study",
     "recorded",
     "run_key",
+    "budget_key",
     "budget_of",
     "means",
     "record_run",
@@ -35,6 +36,7 @@ __all__ = [
     "study_rows",
     "add_note",
     "import_csv",
+    "add_runs",
 ]
 
 DEFAULT_STORE = Path("runs") / "studies" / "studies.db"
@@ -111,9 +113,16 @@ def recorded(study) -> list:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
+def budget_key(epochs: int, train_records: int, fold) -> tuple[int, int]:
+    """What tells the budgets apart: `(epochs, train_records)` for runs on the fixed split, `(epochs, 0)` for
+    runs on cross-validation folds (their folds differ by a record or two in size but are one budget)."""
+    return int(epochs), 0 if fold is not None else int(train_records)
+
+
 def budget_of(trial) -> tuple[int, int]:
-    """`(epochs, train_records)` of a recorded run: what tells the budgets apart."""
-    return trial.user_attrs["epochs"], trial.user_attrs["train_records"]
+    """The budget of a recorded run (see :func:`budget_key`)."""
+    a = trial.user_attrs
+    return budget_key(a["epochs"], a["train_records"], a.get("fold"))
 
 
 def run_key(trial) -> tuple:
@@ -230,40 +239,57 @@ def import_csv(name: str, path, storage, setup: dict, info: dict) -> int:
     """
     study = open_study(name, open_store(storage), setup, info)
     known = {v.name: v for v in STUDIES[name].variants()}
+    full = {v.name: v for v in STUDIES[name].full_budget_variants()}
     with open(path, newline="") as f:
-        parsed = [_parse_row(name, row, known, setup, f"{path} line {i}") for i, row in enumerate(csv.DictReader(f), start=2)]
+        parsed = [_parse_row(name, row, known, full, setup, f"{path} line {i}") for i, row in enumerate(csv.DictReader(f), start=2)]
+    return add_runs(study, name, parsed, "import into another --store, or remove the row")
+
+
+def add_runs(study, name: str, runs, remedy: str) -> int:
+    """Record `runs` (`(where, variant, seed, attrs)` each) in `study`, skipping those already recorded with the same measurements.
+
+    Returns:
+        The number of runs added.
+
+    Raises:
+        ValueError: a run is recorded (or listed twice) with other measurements (`where` and `remedy` say which and what to do).
+            Nothing is added then.
+    """
     existing = {run_key(t): (t.params["seed"], t.user_attrs) for t in recorded(study)}
     new = {}
-    for where, variant, seed, attrs in parsed:
+    for where, variant, seed, attrs in runs:
         attrs = json.loads(json.dumps(attrs))  # as the store gives them back (lists, not tuples)
-        key = (variant.name, seed, attrs["fold"], attrs["epochs"], attrs["train_records"])
+        key = (variant.name, seed, attrs["fold"], *budget_key(attrs["epochs"], attrs["train_records"], attrs["fold"]))
         before = existing.get(key) or new.get(key)
         if before is not None:
-            differ = sorted(k for k in {*attrs, *before[1]} if before[1].get(k) != attrs.get(k))
+            differ = sorted(k for k in {*attrs, *before[-1]} if before[-1].get(k) != attrs.get(k))
             if differ:
-                raise ValueError(
-                    f"{where}: run {variant.name!r} seed {seed} is recorded in the store with other {', '.join(differ)}: "
-                    "import into another --store, or remove the row"
-                )
+                raise ValueError(f"{where}: run {variant.name!r} seed {seed} is recorded in the store with other {', '.join(differ)}: {remedy}")
             continue
-        new[key] = (seed, attrs)
+        new[key] = (variant, seed, attrs)
     now = datetime.datetime.now()
-    for seed, attrs in new.values():
-        record_run(study, name, known[attrs["variant"]], seed, attrs, now, now)
+    for variant, seed, attrs in new.values():
+        record_run(study, name, variant, seed, attrs, now, now)
     return len(new)
 
 
-def _parse_row(name: str, row: dict, known: dict, setup: dict, where: str):
-    """`(where, variant, seed, attrs)` of one CSV row, checked against the variant and the setup."""
+def _parse_row(name: str, row: dict, known: dict, full: dict, setup: dict, where: str):
+    """`(where, variant, seed, attrs)` of one CSV row, checked against the variant and the setup.
+
+    A row with a fold is a full-budget run, checked against the study's full-budget variant of that name.
+    """
     try:
-        variant = known[row["variant"]]
+        fold = int(row["fold"]) if row.get("fold") else None
+        variant = (full if fold is not None else known)[row["variant"]]
     except KeyError:
-        raise ValueError(f"{where}: unknown {name} variant {row.get('variant')!r}; known: {sorted(known)}") from None
+        choices = sorted(full if row.get("fold") else known)
+        raise ValueError(f"{where}: unknown {name} variant {row.get('variant')!r}; known: {choices}") from None
+    except ValueError as e:
+        raise ValueError(f"{where}: not a study CSV row ({e}); expected the columns {CSV_COLUMNS}") from None
     try:
         config = json.loads(row["config"])
         model = ModelConfig.from_dict(config.pop("model"))
         seed = int(row["seed"])
-        fold = int(row["fold"]) if row.get("fold") else None
         measured = {k: float(row[k]) for k in _FLOATS} | {k: int(row[k]) for k in _INTS}
     except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"{where}: not a study CSV row ({e}); expected the columns {CSV_COLUMNS}") from None
