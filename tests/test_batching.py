@@ -63,6 +63,21 @@ def test_window_sequence_pads_short_records():
     assert sorted(w.tolist()) == [1.0, 2.0]
 
 
+def test_window_sequence_takes_a_record_as_long_as_the_window_or_a_little_shorter_whole(real_signals):
+    from ecgrhythm.preprocessing import crop_or_pad
+
+    window = 4544  # 30 s at 150 Hz (4,500 samples) rounded up to a multiple of 64
+    exact, short = crop_or_pad(real_signals[0], window, window), crop_or_pad(real_signals[1], 4500, 4500)
+    seq = WindowSequence([exact, short], [0, 1], window=window, batch_size=2, seed=3)
+    for epoch in range(3):
+        seq.set_epoch(epoch)
+        inputs, y = seq[0]
+        for row, label in enumerate(y.tolist()):
+            signal = (exact, short)[label]
+            np.testing.assert_array_equal(inputs["signal"][row, : len(signal)], signal)
+            assert inputs["mask"][row].sum() == len(signal) and inputs["mask"][row, : len(signal)].all()
+
+
 def test_inference_batches_cover_every_signal_once(real_signals):
     buckets = bucket_lengths(150.0, 64)
     seen = []

@@ -268,3 +268,14 @@ def test_a_record_named_twice_is_classified_once(tmp_path, cinc2017_dir, tiny_mo
     header, signal = cinc2017_dir / "A00001.hea", cinc2017_dir / "A00001.mat"
     assert main(["classify", str(header), str(signal), str(header), "--model", str(tiny_model_dir), "-o", str(out)]) == 0
     assert [row.split(",")[0] for row in out.read_text().splitlines()[1:]] == ["A00001"]
+
+
+def test_fixed_length_option_of_train_and_crossval(tmp_path, capsys):
+    for command in ("train", "crossval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--fixed-length SECONDS" in capsys.readouterr().out
+        assert main([command, "--data", str(tmp_path / "no-data"), "--output", str(tmp_path / "out"), "--fixed-length", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"ecgrhythm {command}: error: Invalid argument `fixed_length_s`") and err.count("\n") == 1
+        assert not (tmp_path / "out").exists()

@@ -179,3 +179,20 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
     assert len(RhythmClassifier.load(tmp_path / "ensemble").networks_) == 2
     split = load_split(tmp_path / "ensemble")  # every record trained some member: none is held out
     assert sorted(split["train"]) == sorted(read_folds(out).labels) and split["val"] == []
+
+
+def test_a_fixed_length_is_part_of_the_crossval_recipe(tmp_path, cinc2017_dir, capsys):
+    from ecgrhythm.cli import main
+
+    out = tmp_path / "fixed"
+    recipe = ["--data", str(cinc2017_dir), "--output", str(out), "--folds", "2", "--limit", str(LIMIT), "--fs", "100", "--quiet", "--folds-only"]
+    assert main(["crossval", *recipe, "--fixed-length", "30"]) == 0
+    assert json.loads((out / "crossval.json").read_text())["preprocess"]["fixed_length_s"] == 30
+    assert main(["crossval", *recipe, "--fixed-length", "30"]) == 0
+    capsys.readouterr()
+    for other in (["--fixed-length", "20"], []):
+        assert main(["crossval", *recipe, *other]) == 2
+        assert "other settings (preprocess differ)" in capsys.readouterr().err
+    whole = tmp_path / "whole"
+    run_crossval(cinc2017_dir, whole, folds_only=True, **RECIPE)
+    assert "fixed_length_s" not in json.loads((whole / "crossval.json").read_text())["preprocess"], "recipes without one are written as before"

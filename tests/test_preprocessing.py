@@ -228,3 +228,35 @@ def test_resample_designs_its_filter_once_and_matches_resample_poly_exactly():
         expected = resample_poly(x, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
         for _ in range(2):  # the cached filter is not scaled twice
             assert np.array_equal(resample(x, fs, 150.0), expected)
+
+
+# --------------------------------------------------------------------------- fixed input length
+
+
+def test_fixed_length_config_round_trips_and_old_configs_load_unchanged():
+    import json
+    from pathlib import Path
+
+    fixed = PreprocessConfig(fs=150.0, fixed_length_s=30)
+    assert fixed.to_dict()["fixed_length_s"] == 30 and fixed.fixed_samples == 4500
+    assert PreprocessConfig.from_dict(json.loads(json.dumps(fixed.to_dict()))) == fixed
+    shipped = json.loads((Path(__file__).resolve().parents[1] / "models" / "cinc2017" / "config.json").read_text())["preprocess"]
+    assert "fixed_length_s" not in shipped, "the shipped folder predates fixed lengths"
+    old = PreprocessConfig.from_dict(shipped)
+    assert old.fixed_length_s is None and old.fixed_samples is None
+    assert json.loads(json.dumps(old.to_dict())) == shipped, "a config without a fixed length writes the same dict as before"
+    for bad in (0, -30, float("nan"), 3601, True, "30"):
+        with pytest.raises(ValueError, match="fixed_length_s"):
+            PreprocessConfig(fixed_length_s=bad)
+
+
+@pytest.mark.parametrize(("name", "whole_samples"), [("A00014", 2785), ("A00003", 9000)])  # 18.6 s and 60 s at 300 Hz
+def test_fixed_length_crops_or_zero_pads_the_preprocessed_record(cinc2017_dir, name, whole_samples):
+    record = read_record(cinc2017_dir / f"{name}.hea")
+    whole = preprocess(record, PreprocessConfig(fs=150.0))
+    out = preprocess(record, PreprocessConfig(fs=150.0, fixed_length_s=30))
+    assert len(whole) == whole_samples
+    assert out.dtype == np.float32 and out.shape == (round(30 * 150.0), 1)
+    kept = min(len(whole), len(out))
+    np.testing.assert_array_equal(out[:kept], whole[:kept])  # normalised over the whole record, then cut
+    assert (out[kept:] == 0).all() and np.count_nonzero(out[:kept]) > 0.99 * kept  # zeros only after the record's end

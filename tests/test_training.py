@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ecgrhythm.labelled import stratified_split
+from ecgrhythm.records import read_record
 from ecgrhythm.training import class_weights, cosine_learning_rate
 
 TINY_ARGS = [
@@ -293,3 +294,59 @@ def test_augmented_training_resumes_to_the_same_weights_and_records_its_augmenta
         np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
     recorded = json.loads((whole / "config.json").read_text())["metadata"]["train_config"]["augment"]
     assert recorded == list(tc.augment)
+
+
+@pytest.fixture(scope="module")
+def fixed_model_dir(tmp_path_factory, cinc2017_dir):
+    """A tiny model trained for 1 epoch by `ecgrhythm train --fixed-length 30` on 48 real records."""
+    from ecgrhythm.cli import main
+
+    out = tmp_path_factory.mktemp("fixed") / "model"
+    assert main(["train", "--data", str(cinc2017_dir), "--output", str(out), *TINY_ARGS, "--epochs", "1", "--fixed-length", "30"]) == 0
+    return out
+
+
+def test_a_fixed_length_model_trains_on_and_classifies_its_fixed_input(fixed_model_dir, cinc2017_dir):
+    from ecgrhythm.batching import window_length
+    from ecgrhythm.config import PreprocessConfig, TrainConfig
+    from ecgrhythm.inference import RhythmClassifier
+    from ecgrhythm.preprocessing import preprocess
+    from ecgrhythm.training import training_window
+
+    config = json.loads((fixed_model_dir / "config.json").read_text())
+    assert config["preprocess"]["fixed_length_s"] == 30 and config["metadata"]["epochs_run"] == 1
+    tc = TrainConfig(window_s=10.0)
+    assert training_window(PreprocessConfig(fs=100.0, fixed_length_s=30), tc, 16) == 3008  # 3,000 samples rounded up
+    assert training_window(PreprocessConfig(fs=100.0), tc, 16) == window_length(10.0, 100.0, 16)
+    clf = RhythmClassifier.load(fixed_model_dir)
+    assert clf.preprocess_.fixed_length_s == 30
+    records = [cinc2017_dir / "A00014.hea", cinc2017_dir / "A00003.hea"]  # 18.6 s and 60 s
+    signals = [clf.prepare(read_record(p)) for p in records]
+    assert [s.shape for s in signals] == [(3000, 1), (3000, 1)]
+    np.testing.assert_array_equal(signals[1], preprocess(read_record(records[1]), PreprocessConfig(fs=100.0))[:3000])
+    prediction = clf.predict_records(records)
+    assert set(prediction.labels) <= set(clf.classes_)
+    np.testing.assert_allclose(prediction.probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_paths_that_need_whole_records_refuse_a_fixed_length_model(fixed_model_dir, cinc2017_dir, tmp_path, capsys):
+    from ecgrhythm.cli import main
+    from ecgrhythm.episodes import record_episodes
+    from ecgrhythm.export import export_onnx
+    from ecgrhythm.inference import RhythmClassifier
+
+    clf = RhythmClassifier.load(fixed_model_dir)
+    record = read_record(cinc2017_dir / "A00003.hea")
+    expected = f"{fixed_model_dir}: .* needs whole records, but this model crops or zero-pads every record to its first 30 s"
+    with pytest.raises(ValueError, match=expected):
+        record_episodes(clf, record)
+    with pytest.raises(ValueError, match=expected):
+        clf.predict_segments(record, 10.0)
+    with pytest.raises(ValueError, match=expected):
+        export_onnx(fixed_model_dir, tmp_path / "m.onnx", verify=False)
+    assert not (tmp_path / "m.onnx").exists()
+    out = tmp_path / "episodes.csv"
+    assert main(["episodes", str(cinc2017_dir / "A00003.hea"), "--output", str(out), "--model", str(fixed_model_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"ecgrhythm episodes: error: {fixed_model_dir}: ecgrhythm episodes needs whole records" in err and "--fixed-length" in err
+    assert not out.exists()

@@ -78,7 +78,10 @@ def _window_sequence_class():
         """Training batches of random windows, reshuffled every epoch from a seed.
 
         Each epoch, every record contributes one window of `window` samples at a
-        random start (records shorter than the window are padded and masked).
+        random start. A record as long as the window, or shorter, starts at 0:
+        it is taken whole, the samples it lacks padded and masked (so a fixed
+        input a few samples short of a window that is a multiple of the
+        downsampling factor trains exactly as it is classified).
         Batches are full (the last partial batch is dropped), so one shape compiles.
 
         Args:

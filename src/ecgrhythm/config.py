@@ -20,6 +20,7 @@ __all__ = [
     "NORMALIZATIONS",
     "CLASS_WEIGHTINGS",
     "MAX_MODEL_FS",
+    "MAX_FIXED_LENGTH_S",
     "DEFAULT_NETWORK",
     "default_data_dir",
     "checkout_root",
@@ -30,6 +31,7 @@ __all__ = [
 NORMALIZATIONS = ("zscore", "minmax", "robust", "none")
 CLASS_WEIGHTINGS = ("balanced", "none")
 MAX_MODEL_FS = 2000.0  # Hz: far above any ECG model's need; bounds what a config.json can make inference allocate
+MAX_FIXED_LENGTH_S = 3600.0  # seconds: a fixed input length beyond an hour (where long records are streamed) is a mistake
 DEFAULT_NETWORK = "cnn_lstm"  # the network of model folders whose config.json names none
 
 
@@ -66,12 +68,19 @@ class PreprocessConfig(_Config):
             `None` for no filter. `high_hz` must stay below `fs / 2`.
         leads: lead names the model expects, or `None` to take the record's
             leads as they come (single-lead models).
+        fixed_length_s: crop or zero-pad every record to this many seconds;
+            the zeros are part of the input, not masked (the common advice:
+            30 s, i.e. 9,000 samples at 300 Hz), at most `MAX_FIXED_LENGTH_S`;
+            `None` (default) keeps whole records. `to_dict` leaves it out
+            when `None`, so the configs, recipes and checkpoints written
+            before it existed still compare equal.
     """
 
     fs: float = 150.0
     normalization: str = "zscore"
     bandpass: tuple[float, float] | None = (0.5, 40.0)
     leads: tuple[str, ...] | None = None
+    fixed_length_s: float | None = None
 
     def __post_init__(self):
         _check(0 < self.fs <= MAX_MODEL_FS, "fs", f"a model sampling rate in Hz above 0 and at most {MAX_MODEL_FS:,.0f}", self.fs)
@@ -79,6 +88,25 @@ class PreprocessConfig(_Config):
         if self.bandpass is not None:
             lo, hi = self.bandpass
             _check(0 <= lo < hi < self.fs / 2, "bandpass", f"(low, high) with 0 <= low < high < fs/2 = {self.fs / 2}", self.bandpass)
+        fixed = self.fixed_length_s
+        _check(
+            fixed is None or (isinstance(fixed, (int, float)) and not isinstance(fixed, bool) and 0 < fixed <= MAX_FIXED_LENGTH_S),
+            "fixed_length_s",
+            f"None or a number of seconds above 0 and at most {MAX_FIXED_LENGTH_S:,.0f}",
+            fixed,
+        )
+        _check(fixed is None or self.fixed_samples >= 1, "fixed_length_s", f"at least one sample at fs={self.fs:g} Hz", fixed)
+
+    def to_dict(self) -> dict:
+        data = super().to_dict()
+        if data["fixed_length_s"] is None:
+            del data["fixed_length_s"]
+        return data
+
+    @property
+    def fixed_samples(self) -> int | None:
+        """`fixed_length_s` in samples at `fs` (rounded), or `None` for whole records."""
+        return None if self.fixed_length_s is None else int(round(self.fixed_length_s * self.fs))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +163,9 @@ class TrainConfig(_Config):
         epochs: maximum number of epochs.
         batch_size: records per training batch.
         window_s: length (seconds) of the random window cut from each record
-            per epoch; shorter records are padded and masked.
+            per epoch; shorter records are padded and masked. Unused for a
+            fixed input length (`PreprocessConfig.fixed_length_s`): each
+            training example is then the whole input.
         learning_rate: initial Adam learning rate, decayed on a cosine to 2% of it
             over `epochs`.
         patience: epochs without a better validation score before stopping.

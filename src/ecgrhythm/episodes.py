@@ -441,7 +441,7 @@ def record_episodes(classifier, record: EcgRecord, lead=None, params: EpisodePar
 
     Raises:
         RecordError: `lead` is not in the record.
-        ValueError: the model takes several leads or has no AF class.
+        ValueError: the model takes several leads, has a fixed input length or has no AF class.
     """
     _check_single_lead(classifier)
     one, name = classifier.choose_lead(record, lead)
@@ -463,7 +463,7 @@ def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = Episo
 
     Raises:
         RecordError: `lead` is not in the record, or a piece cannot be read.
-        ValueError: the model takes several leads or has no AF class.
+        ValueError: the model takes several leads, has a fixed input length or has no AF class.
     """
     _check_single_lead(classifier)
     index = chosen_lead(stream.sig_name, lead, 1, model_leads=classifier.preprocess_.leads, source=stream.header)
@@ -477,8 +477,10 @@ def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = Episo
 
 
 def _check_single_lead(classifier):
+    """Refuse a model that cannot find episodes: several leads, or a fixed input length."""
     if classifier.n_leads_ != 1:
         raise ValueError(f"episodes need a single-lead model; this one takes {classifier.n_leads_} leads")
+    classifier.require_whole_records("finding episodes")
 
 
 def _episodes(classifier, pieces, read_signal, fs, n_samples, record_name, lead, params) -> RecordEpisodes:

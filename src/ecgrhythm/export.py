@@ -240,6 +240,7 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
 
     Raises:
         ModelFolderError: the folder is missing, incomplete or altered.
+        ValueError: the model has a fixed input length (`PreprocessConfig.fixed_length_s`).
         ImportError: `onnx` (or, to verify, `onnxruntime`) is not installed.
         RuntimeError: the graph does not reproduce the network within `tolerance`.
     """
@@ -249,7 +250,9 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
     if output is None or Path(output).suffix != ".onnx":
         raise ValueError(f"Invalid argument `output`: expected a file name ending in .onnx. Received: output={output!r}")
     path = Path(model_dir) if model_dir is not None else default_model_dir()
-    networks = RhythmClassifier.load(path).networks_  # checks the folder and its checksums
+    classifier = RhythmClassifier.load(path)  # checks the folder and its checksums
+    classifier.require_whole_records("ONNX export (the graph's documented preprocessing has no fixed length)")
+    networks = classifier.networks_
     config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     model_bytes = onnx_graph(networks, config).SerializeToString()
     worst = _check_parity(networks, model_bytes, config, tolerance) if verify else None

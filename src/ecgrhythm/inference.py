@@ -340,6 +340,26 @@ class RhythmClassifier:
             )
         return signal
 
+    def require_whole_records(self, use: str) -> None:
+        """Refuse a model with a fixed input length (`preprocess_.fixed_length_s`) for `use`, which needs whole records.
+
+        Such a model sees only the first seconds of a record, so it cannot stream a long record,
+        give a timeline of windows or find episodes; classifying ordinary records works.
+
+        Args:
+            use: what needs whole records, for the message (`"ecgrhythm episodes"`).
+
+        Raises:
+            ValueError: the model crops or pads every record (naming the model folder).
+        """
+        self._check_fitted()
+        fixed = self.preprocess_.fixed_length_s
+        if fixed is not None:
+            raise ValueError(
+                f"{self.model_dir_}: {use} needs whole records, but this model crops or zero-pads every record to its first {fixed:g} s "
+                "(trained with --fixed-length); use a model trained on whole records"
+            )
+
     def choose_lead(self, record: EcgRecord, lead=None) -> tuple[EcgRecord, str | None]:
         """The record this model takes and the name of its lead (`None` for a multi-lead model).
 
@@ -432,8 +452,9 @@ class RhythmClassifier:
         Raises:
             RecordError: the record lacks the leads the model needs.
             NonFiniteOutputError: the network gave NaN or infinite probabilities.
+            ValueError: the model has a fixed input length (:meth:`require_whole_records`).
         """
-        self._check_fitted()
+        self.require_whole_records("a rhythm timeline")
         if not window_s > 0:
             raise ValueError(f"Invalid argument `window_s`: expected a positive number of seconds. Received: window_s={window_s!r}")
         signal = self.prepare(record) if signal is None else signal

@@ -178,7 +178,9 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
     Raises:
         RecordError: the record or `lead` cannot be used, or a piece cannot be read.
         NonFiniteOutputError: the network gave NaN or infinite probabilities.
+        ValueError: the model has a fixed input length (see :meth:`~ecgrhythm.inference.RhythmClassifier.require_whole_records`).
     """
+    classifier.require_whole_records(f"streaming a record over {STREAM_ABOVE_S / 3600:g} h")
     columns, name = stream_columns(classifier, stream, lead)
     config = classifier.preprocess_
     n, center, scale = _normalization(model_rate_pieces(stream, columns, config, piece_s), config.normalization, len(columns))

@@ -1,4 +1,4 @@
-"""Turning a raw record into model input: lead selection, resampling, filtering, normalisation."""
+"""Turning a raw record into model input: lead selection, resampling, filtering, normalisation, and a fixed length if the model has one."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ __all__ = [
     "normalize",
     "normalization",
     "apply_normalization",
+    "crop_or_pad",
     "choose_lead",
     "chosen_lead",
     "lead_index",
@@ -161,16 +162,29 @@ def apply_normalization(signal: np.ndarray, center, scale) -> np.ndarray:
     return _to_float32(x)
 
 
+def crop_or_pad(signal: np.ndarray, kept: int, length: int) -> np.ndarray:
+    """The first `kept` samples of `signal` `(n, n_leads)`, zero-padded to `(length, n_leads)` float32 (the padding is not masked)."""
+    out = np.zeros((length, signal.shape[1]), dtype=np.float32)
+    n = min(len(signal), kept)
+    out[:n] = signal[:n]
+    return out
+
+
 def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
-    """Model input of one record: select leads, resample, filter and normalise.
+    """Model input of one record: select leads, resample, filter, normalise and, for a fixed length, crop or pad.
+
+    A model with `config.fixed_length_s` takes the first `round(fixed_length_s * fs)`
+    samples of the normalised signal, zero-padded at the end (:func:`crop_or_pad`):
+    the statistics of the normalisation are those of the whole record.
 
     Args:
         record: the raw record.
         config: the model's preprocessing.
 
     Returns:
-        float32 array `(n_samples_at_config_fs, n_leads)`, finite for any
-        valid record (flat lines and amplitudes near float32's limit included).
+        float32 array `(n_samples_at_config_fs, n_leads)` (`(config.fixed_samples, n_leads)`
+        for a fixed length), finite for any valid record (flat lines and amplitudes
+        near float32's limit included).
 
     Raises:
         RecordError: the record lacks leads the model needs (named in the
@@ -181,7 +195,10 @@ def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
         signal = resample(signal, record.fs, config.fs)
         if config.bandpass is not None:
             signal = bandpass(signal, config.fs, *config.bandpass)
-        return normalize(signal, config.normalization)
+        signal = normalize(signal, config.normalization)
+        if config.fixed_samples is not None:
+            signal = crop_or_pad(signal, config.fixed_samples, config.fixed_samples)
+        return signal
     except MemoryError:
         raise RecordError(
             record.record_name, f"the record ({record.n_samples} samples x {record.n_leads} leads) is too large to preprocess in memory"

@@ -70,6 +70,7 @@ WINDOW_S = 10.0
 MAX_FILES = 8
 N_EXAMPLES = 8
 _PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
+SERVICE_USE = "the service (its rhythm timeline and episodes)"  # what needs whole records (RhythmClassifier.require_whole_records)
 
 
 class _Service:
@@ -86,6 +87,7 @@ class _Service:
 
         if self.classifier is None:
             self.classifier = RhythmClassifier.load(self.model_dir)
+        self.classifier.require_whole_records(SERVICE_USE)
         self.model_name = self.classifier.model_dir_.resolve().name
         self.examples = self._find_examples()
 
@@ -365,7 +367,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None,
     Raises:
         ModelFolderError: the model folder is missing, incomplete or altered
             (loaded here, before the server starts, so the error is one line).
-        ValueError: a limit or the token is not usable.
+        ValueError: a limit or the token is not usable, or the model has a fixed input length.
     """
     import uvicorn
 
@@ -374,6 +376,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None,
     hosts = default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts
     Limits(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
     classifier = RhythmClassifier.load(model_dir)
+    classifier.require_whole_records(SERVICE_USE)  # before the server starts, so the error is one line
     app = create_app(model_dir, token=token, classifier=classifier, allowed_hosts=hosts, **limits)
     token = os.environ.get(TOKEN_ENV) if token is None else token
     if not token and host not in ("127.0.0.1", "localhost", "::1"):

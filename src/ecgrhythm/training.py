@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import io
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,7 @@ from .labelled import LabelledData, load_labelled, stratified_split
 from .metrics import score_probabilities
 from .saving import LOG_FILE, SPLIT_FILE, split_text
 
-__all__ = ["train", "plan_run", "compile_network", "TrainingPlan", "fit_epoch", "TrainResult"]
+__all__ = ["train", "plan_run", "compile_network", "training_window", "TrainingPlan", "fit_epoch", "TrainResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ def plan_run(
     sequence = WindowSequence(
         [data.signals[i] for i in train_idx],
         y_train,
-        window=window_length(tc.window_s, pre.fs, arch.downsampling),
+        window=training_window(pre, tc, arch.downsampling),
         batch_size=min(tc.batch_size, len(train_idx)),
         sample_weight=sample_weight,
         seed=tc.seed,
@@ -223,6 +224,18 @@ def plan_run(
     model = compile_network(data.signals[0].shape[1], len(data.classes), arch, tc, loss)
     split = split_text([data.names[i] for i in train_idx], [data.names[i] for i in val_idx])
     return TrainingPlan(settings, data, train_idx, val_idx, pre, arch, tc, model, sequence, bucket_lengths(pre.fs, arch.downsampling), split)
+
+
+def training_window(pre: PreprocessConfig, tc: TrainConfig, downsampling: int) -> int:
+    """Samples of the window cut from each training record at `pre.fs`, a multiple of `downsampling`.
+
+    Whole records give random windows of about `tc.window_s` (:func:`~ecgrhythm.batching.window_length`);
+    a fixed input length (`pre.fixed_length_s`) gives the whole input, `pre.fixed_samples` rounded up to a
+    multiple of `downsampling` (the few samples over it padded and masked, as at inference), and `tc.window_s` is unused.
+    """
+    if pre.fixed_samples is None:
+        return window_length(tc.window_s, pre.fs, downsampling)
+    return int(math.ceil(pre.fixed_samples / downsampling)) * downsampling
 
 
 def _named_split(names, val_names) -> tuple[np.ndarray, np.ndarray]:

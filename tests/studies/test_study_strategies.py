@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ecgrhythm.preprocessing import crop_or_pad
 from ecgrhythm.records import read_record
 from ecgrhythm.studies import LENGTHS, Variant
-from ecgrhythm.studies.strategies import advised_length, crop_or_pad, discarded_share, length_strategy, resample_to, window_starts
+from ecgrhythm.studies.strategies import advised_length, discarded_share, length_strategy, resample_to, window_starts
 
 
 def test_crop_pad_keeps_the_first_30_s_and_pads_with_zeros(cinc2017_dir):

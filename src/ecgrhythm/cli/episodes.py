@@ -46,6 +46,7 @@ def run(args):
     if not paths and not failed:
         raise common.no_records(args.paths)
     clf = common.load_classifier(args.model)
+    clf.require_whole_records("ecgrhythm episodes")
     results = []
     for path in paths:
         try:

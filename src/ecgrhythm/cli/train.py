@@ -59,7 +59,7 @@ def add_recipe_options(p):
     t, m, q = TrainConfig(), ModelConfig(), PreprocessConfig()
     p.add_argument("--epochs", type=int, default=t.epochs)
     p.add_argument("--batch-size", type=int, default=t.batch_size)
-    p.add_argument("--window", type=float, default=t.window_s, help="training window in seconds (default %(default)s)")
+    p.add_argument("--window", type=float, default=t.window_s, help="training window in seconds (default %(default)s; unused with --fixed-length)")
     p.add_argument("--learning-rate", type=float, default=t.learning_rate)
     p.add_argument("--patience", type=int, default=t.patience)
     p.add_argument("--val-fraction", type=float, default=t.val_fraction)
@@ -78,6 +78,13 @@ def add_recipe_options(p):
         "--bandpass", type=float, nargs=2, metavar=("LOW", "HIGH"), default=q.bandpass, help="band-pass filter in Hz (default: %(default)s)"
     )
     band.add_argument("--no-bandpass", dest="bandpass", action="store_const", const=None, help="no band-pass filter")
+    p.add_argument(
+        "--fixed-length",
+        type=float,
+        default=q.fixed_length_s,
+        metavar="SECONDS",
+        help="crop or zero-pad every record to SECONDS (the common advice: 30); default: whole records, padding masked",
+    )
     p.add_argument("--conv-filters", default=",".join(map(str, m.conv_filters)), help="filters per conv block, comma-separated")
     p.add_argument("--conv-kernel", type=int, default=m.conv_kernel)
     p.add_argument("--lstm-layers", type=int, default=m.lstm_layers)
@@ -105,7 +112,13 @@ def recipe(args):
     from ..config import ModelConfig, PreprocessConfig, TrainConfig
 
     leads = tuple(v.strip() for v in args.leads.split(",") if v.strip()) if args.leads else None
-    pre = PreprocessConfig(fs=args.fs, normalization=args.normalization, bandpass=tuple(args.bandpass) if args.bandpass else None, leads=leads)
+    pre = PreprocessConfig(
+        fs=args.fs,
+        normalization=args.normalization,
+        bandpass=tuple(args.bandpass) if args.bandpass else None,
+        leads=leads,
+        fixed_length_s=args.fixed_length,
+    )
     classes = args.classes if args.classes in (None, "all", "scored") else tuple(v.strip() for v in args.classes.split(",") if v.strip())
     arch = ModelConfig(
         conv_filters=tuple(int(v) for v in args.conv_filters.split(",")),

@@ -11,13 +11,14 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..preprocessing import crop_or_pad
+
 __all__ = [
     "LengthStrategy",
     "LENGTHS",
     "register_length",
     "length_strategy",
     "advised_length",
-    "crop_or_pad",
     "resample_to",
     "pad_to",
     "window_starts",
@@ -35,14 +36,6 @@ def advised_length(fs: float, downsampling: int) -> tuple[int, int]:
     rounded up to a multiple of the network's downsampling factor."""
     kept = int(round(ADVISED_SAMPLES * fs / ADVISED_FS))
     return kept, int(math.ceil(kept / downsampling) * downsampling)
-
-
-def crop_or_pad(signal: np.ndarray, kept: int, length: int) -> np.ndarray:
-    """The first `kept` samples of `signal` `(n, n_leads)`, zero-padded to `(length, n_leads)` (the padding is not masked)."""
-    out = np.zeros((length, signal.shape[1]), dtype=np.float32)
-    n = min(len(signal), kept)
-    out[:n] = signal[:n]
-    return out
 
 
 def resample_to(signal: np.ndarray, length: int) -> np.ndarray:
