@@ -103,3 +103,24 @@ def test_split_file_round_trip(tmp_path):
     path.write_text('{"train": "A00001"}')
     with pytest.raises(ValueError, match="invalid split file"):
         load_split(tmp_path)
+
+
+def test_evaluate_refuses_an_output_folder_it_reads_or_a_foreign_predictions_csv(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    folder = _labelled_folder(tmp_path, cinc2017_dir, load_split(tiny_model_dir)["val"][:2])
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    link = tmp_path / "data-link"
+    link.symlink_to(folder)
+    for out, what in ((folder, "data folder"), (link, "data folder"), (tiny_model_dir, "model folder")):
+        assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--output {out} is the {what}" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and not (tiny_model_dir / "evaluation.json").exists()
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "predictions.csv").write_text("patient,notes\n1,keep me\n")
+    assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 2
+    assert "predictions.csv exists and is not an ecgrhythm output" in capsys.readouterr().err
+    assert (out / "predictions.csv").read_text() == "patient,notes\n1,keep me\n"
+    (out / "predictions.csv").unlink()  # an earlier evaluate's outputs are replaced on the next run
+    assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 0
+    assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 0

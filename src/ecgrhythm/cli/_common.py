@@ -228,6 +228,31 @@ def refuse_inputs_as_output(out, given, records, flag: str = "--output"):
     return kept
 
 
+def refuse_input_folder_as_output(out_dir, inputs: dict, written, flag: str = "--output"):
+    """Refuse an output folder that is one of the run's input folders, or in which a file we would write is not ours.
+
+    Args:
+        out_dir: the output folder (need not exist).
+        inputs: `{description: path}` of the folders (or files, whose folder counts) the run reads.
+        written: names of the files the run writes into `out_dir`.
+
+    Raises:
+        UsageError: `out_dir` is an input folder (compared by identity, so links count), or one of `written` exists
+            there as a CSV that no ecgrhythm command wrote.
+    """
+    from pathlib import Path
+
+    out = _identity(out_dir)
+    for what, path in inputs.items():
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        if out is not None and _identity(folder) == out:
+            raise UsageError(f"{flag} {out_dir} is the {what} {folder}: the reports would land among its files; give another folder")
+    for name in written:
+        target = Path(out_dir) / name
+        if name.endswith(".csv") and target.is_file() and not _is_our_output(target):
+            raise UsageError(f"{flag} {out_dir}: {target} exists and is not an ecgrhythm output, so it is not replaced; give another folder")
+
+
 def _identity(path):
     """`(device, inode)` of an existing file (through links), else None."""
     try:

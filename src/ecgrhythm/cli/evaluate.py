@@ -48,6 +48,7 @@ def _run_episodes_task(args):
 
     data = common.data_dir(args.data, "cpsc2021-sample")
     clf = common.load_classifier(args.model)
+    _check_output(args.output, data, clf, [])
     common.check_lead(clf, args.lead)
     report = evaluate_episodes_folder(clf, data, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason))
     print(f"model: {report.info['model']}")
@@ -63,6 +64,12 @@ def _run_episodes_task(args):
     return 0
 
 
+def _check_output(out, data, clf, written):
+    """Refuse an `--output` that is the data folder or the model's folder, or whose files we would write are someone else's."""
+    model = getattr(clf, "model_dir_", None) or clf.model_dir
+    common.refuse_input_folder_as_output(out, {"data folder": data, "model folder": model}, written)
+
+
 def run(args):
     from pathlib import Path
 
@@ -74,6 +81,7 @@ def run(args):
         return _run_episodes_task(args)
     data = common.data_dir(args.data)
     clf = common.load_classifier(args.model)
+    _check_output(args.output, data, clf, ["predictions.csv"])
     common.check_lead(clf, args.lead)
     report, prediction, truth = evaluate_folder(
         clf, data, exclude_training=not args.all_records, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason)
