@@ -3,18 +3,13 @@
 "use strict";
 
 (() => {
+  const Paper = window.EcgPaper; // the ECG paper drawing (paper.js, loaded first)
   const CLASS_NAMES = { N: "Normal sinus rhythm", A: "Atrial fibrillation", O: "Other rhythm", "~": "Too noisy to classify" };
   const CLASS_COLORS = { N: "#008a63", A: "#c94f00", O: "#0067a5", "~": "#7a7a7a" };
   const SPARE_COLORS = ["#b8528f", "#8a6d00", "#3d8fc4", "#5b5b9c", "#2f6b2f"];
   const ZOOMS = [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4];
-  const PX_PER_MM = 96 / 25.4; // CSS pixels per millimetre at 100 %
-  const MM_PER_S = 25;
-  const MM_PER_MV = 10;
-  const BAND_H = 26;
   const AF_BAND_H = 12; // the overview's row of AF episodes
   const OVERVIEW_H = 42;
-  const AXIS_H = 20;
-  const PAPER = { bg: "#fffafa", small: "#f5d0d0", big: "#e29c9c", trace: "#111827" };
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -232,8 +227,8 @@
 
   // ---------- drawing ----------
 
-  const pxPerMm = () => PX_PER_MM * ZOOMS[state.zoom];
-  const pxPerS = () => MM_PER_S * pxPerMm();
+  const pxPerMm = () => Paper.PX_PER_MM * ZOOMS[state.zoom];
+  const pxPerS = () => Paper.MM_PER_S * pxPerMm();
   const viewWidth = () => el.view.clientWidth || 800;
   const visibleSpan = () => viewWidth() / pxPerS();
 
@@ -242,150 +237,29 @@
     return r ? Math.max(0, Math.min(t0, r.duration_s - visibleSpan())) : 0;
   }
 
-  function leadRange(values) {
-    // Robust range (0.2 and 99.8 percentiles) of up to 20000 evenly picked samples.
-    const step = Math.max(1, Math.floor(values.length / 20000));
-    const picked = [];
-    for (let i = 0; i < values.length; i += step) picked.push(values[i]);
-    picked.sort((a, b) => a - b);
-    const q = (f) => picked[Math.min(picked.length - 1, Math.floor(f * (picked.length - 1)))];
-    return [q(0.002), q(0.998)];
-  }
-
-  function setupCanvas(canvas, cssW, cssH) {
-    const dpr = window.devicePixelRatio || 1;
-    canvas.style.height = `${cssH}px`;
-    canvas.width = Math.round(cssW * dpr);
-    canvas.height = Math.round(cssH * dpr);
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    return ctx;
-  }
-
   function draw() {
     const r = state.result;
     if (!r) return;
     state.t0 = clampT0(state.t0);
     const sig = r.signal;
     const values = sig.values[state.lead];
-    const mm = pxPerMm();
-    const w = viewWidth();
-    const [lo, hi] = leadRange(values);
-    const heightMm = Math.min(80, Math.max(40, Math.ceil(((hi - lo) * MM_PER_MV + 10) / 5) * 5));
-    const traceH = Math.round(heightMm * mm);
-    const h = traceH + BAND_H + AXIS_H;
-    const ctx = setupCanvas(el.trace, w, h);
-    const t0 = state.t0;
-    const t1 = t0 + w / pxPerS();
-    const mid = (hi + lo) / 2;
-    const yOf = (v) => traceH / 2 - (v - mid) * MM_PER_MV * mm;
-    const xOf = (t) => (t - t0) * pxPerS();
-
-    // ECG paper: 1 mm small squares, 5 mm large squares, aligned to 0 s and 0 mV.
-    ctx.fillStyle = PAPER.bg;
-    ctx.fillRect(0, 0, w, traceH);
-    const y0 = yOf(0);
-    const gridLines = (big) => {
-      ctx.beginPath();
-      const every = big ? 5 : 1;
-      if (!big && mm < 2.5) return; // too dense to see
-      for (let k = Math.ceil(t0 * MM_PER_S / every) * every; k <= t1 * MM_PER_S; k += every) {
-        if (!big && k % 5 === 0) continue;
-        const x = Math.round(xOf(k / MM_PER_S)) + 0.5;
-        ctx.moveTo(x, 0); ctx.lineTo(x, traceH);
-      }
-      const jFirst = Math.ceil(-y0 / mm / every) * every;
-      for (let j = jFirst; y0 + j * mm <= traceH; j += every) {
-        if (!big && j % 5 === 0) continue;
-        const y = Math.round(y0 + j * mm) + 0.5;
-        ctx.moveTo(0, y); ctx.lineTo(w, y);
-      }
-      ctx.strokeStyle = big ? PAPER.big : PAPER.small;
-      ctx.lineWidth = 1;
-      ctx.stroke();
-    };
-    gridLines(false);
-    gridLines(true);
-
-    // The trace: straight segments when zoomed in, min/max per pixel column when zoomed out.
-    ctx.save();
-    ctx.beginPath();
-    ctx.rect(0, 0, w, traceH);
-    ctx.clip();
-    ctx.beginPath();
-    const fs = sig.fs;
-    const i0 = Math.max(0, Math.floor(t0 * fs) - 1);
-    const i1 = Math.min(values.length - 1, Math.ceil(t1 * fs) + 1);
-    if (pxPerS() / fs >= 0.5) {
-      for (let i = i0; i <= i1; i++) {
-        const x = xOf(i / fs), y = yOf(values[i]);
-        if (i === i0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-      }
-    } else {
-      const perCol = fs / pxPerS();
-      for (let col = 0; col < w; col++) {
-        const a = Math.max(0, Math.floor((t0 * fs) + col * perCol));
-        const b = Math.min(values.length, Math.floor((t0 * fs) + (col + 1) * perCol) + 1);
-        if (a >= b) break;
-        let vmin = Infinity, vmax = -Infinity;
-        for (let i = a; i < b; i++) { if (values[i] < vmin) vmin = values[i]; if (values[i] > vmax) vmax = values[i]; }
-        if (col === 0) ctx.moveTo(col, yOf(vmax)); else ctx.lineTo(col, yOf(vmax));
-        ctx.lineTo(col, yOf(vmin));
-      }
-    }
-    ctx.strokeStyle = PAPER.trace;
-    ctx.lineWidth = 1.3;
-    ctx.lineJoin = "round";
-    ctx.stroke();
-    ctx.restore();
-
-    // Calibration label.
-    ctx.fillStyle = "rgba(255,250,250,.85)";
-    ctx.fillRect(6, 6, 150, 18);
-    ctx.fillStyle = "#6b2b2b";
-    ctx.font = "12px system-ui, sans-serif";
-    ctx.textBaseline = "middle";
-    ctx.fillText(`${sig.leads[state.lead]} · 25 mm/s · 10 mm/mV`, 10, 15);
-
-    // Rhythm bands under the trace.
-    const bandTop = traceH;
-    ctx.fillStyle = "#f1f3f6";
-    ctx.fillRect(0, bandTop, w, BAND_H + AXIS_H);
-    ctx.font = "bold 12px system-ui, sans-serif";
-    ctx.textAlign = "center";
-    for (const s of r.segments) {
-      if (s.end_s < t0 || s.start_s > t1) continue;
-      const xa = Math.max(0, xOf(s.start_s)), xb = Math.min(w, xOf(s.end_s));
-      ctx.fillStyle = classColor(s.label);
-      ctx.fillRect(xa, bandTop + 3, Math.max(1, xb - xa - 1), BAND_H - 6);
-      if (xb - xa > 24) {
-        ctx.fillStyle = "#fff";
-        ctx.fillText(xb - xa > 160 ? `${s.label} · ${className(s.label)}` : s.label, (xa + xb) / 2, bandTop + BAND_H / 2);
-      }
-    }
-    // Time axis.
-    const tick = pxPerS() >= 60 ? 1 : pxPerS() >= 12 ? 5 : 30;
-    ctx.fillStyle = "#3d4654";
-    ctx.strokeStyle = "#8a93a0";
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.beginPath();
-    for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) {
-      const x = Math.round(xOf(t)) + 0.5;
-      ctx.moveTo(x, bandTop + BAND_H); ctx.lineTo(x, bandTop + BAND_H + 4);
-      ctx.textAlign = x < 15 ? "left" : "center";
-      ctx.fillText(`${t} s`, x, bandTop + BAND_H + 12);
-    }
-    ctx.stroke();
+    const layout = Paper.layout(values, viewWidth(), pxPerMm(), pxPerS(), state.t0);
+    const ctx = Paper.setupCanvas(el.trace, layout.width, layout.height);
+    Paper.drawGrid(ctx, layout);
+    Paper.drawTrace(ctx, layout, values, sig.fs);
+    Paper.drawCalibration(ctx, sig.leads[state.lead]);
+    Paper.drawBands(ctx, layout, r.segments, classColor, className);
+    Paper.drawTimeAxis(ctx, layout);
 
     drawOverview();
-    updateControls(t1);
+    updateControls(layout.t1);
   }
 
   function drawOverview() {
     const r = state.result;
     const w = el.overview.clientWidth || viewWidth();
     const h = OVERVIEW_H;
-    const ctx = setupCanvas(el.overview, w, h);
+    const ctx = Paper.setupCanvas(el.overview, w, h);
     const sx = w / r.duration_s;
     ctx.fillStyle = "#e8ebf0";
     ctx.fillRect(0, 0, w, h);
