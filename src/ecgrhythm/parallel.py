@@ -118,6 +118,7 @@ def join_processes(coordinator: str, num_processes: int, process_id: int) -> Non
     from keras import distribution
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_enable_preemption_service", False)  # its handler would swallow SIGTERM: a run stops as usual
     logger.info("process %d of %d joining the run coordinated at %s", process_id, num_processes, coordinator)
     distribution.initialize(str(coordinator), num_processes, process_id)
 
