@@ -78,6 +78,23 @@ def test_window_sequence_takes_a_record_as_long_as_the_window_or_a_little_shorte
             assert inputs["mask"][row].sum() == len(signal) and inputs["mask"][row, : len(signal)].all()
 
 
+def test_the_row_blocks_of_the_processes_make_up_the_batch_of_one_process(real_signals):
+    labels, weights = np.arange(len(real_signals)) % 4, np.linspace(0.5, 2.0, len(real_signals))
+    kwargs = dict(window=1472, batch_size=6, sample_weight=weights, seed=3, epoch=2, augment=("scale", "noise"), fs=150.0)
+    whole = WindowSequence(real_signals, labels, **kwargs)
+    blocks = [WindowSequence(real_signals, labels, rows=(i, 3), **kwargs) for i in range(3)]
+    assert [len(b) for b in blocks] == [len(whole)] * 3
+    for index in (0, len(whole) - 1):
+        (x, y, w), parts = whole[index], [b[index] for b in blocks]
+        assert all(len(part[1]) == 2 for part in parts)
+        for key in ("signal", "mask"):
+            np.testing.assert_array_equal(np.concatenate([part[0][key] for part in parts]), x[key])
+        np.testing.assert_array_equal(np.concatenate([part[1] for part in parts]), y)
+        np.testing.assert_array_equal(np.concatenate([part[2] for part in parts]), w)
+    with pytest.raises(ValueError, match="rows"):
+        WindowSequence(real_signals, labels, rows=(3, 3), **kwargs)
+
+
 def test_inference_batches_cover_every_signal_once(real_signals):
     buckets = bucket_lengths(150.0, 64)
     seen = []

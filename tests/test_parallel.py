@@ -1,11 +1,13 @@
-"""Data-parallel training over two forced host devices (a subprocess: XLA_FLAGS must be set before JAX starts)."""
+"""Data-parallel training over two forced host devices, and over two processes (subprocesses: JAX must start afresh)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 SCRIPT = textwrap.dedent("""
@@ -65,4 +67,97 @@ def test_devices_the_machine_does_not_have_are_refused_before_training(tmp_path,
     cmd = [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(tmp_path / "none"), "--output", str(tmp_path / "m"), "--devices", devices]
     result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and message in result.stderr and "--devices" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+TINY_ARGS = [
+    "--fs",
+    "100",
+    "--window",
+    "10",
+    "--conv-filters",
+    "8,8,16,16",
+    "--lstm-units",
+    "8",
+    "--dropout",
+    "0",
+    "--val-fraction",
+    "0.25",
+    "--seed",
+    "0",
+]
+
+
+def _gloo_available() -> bool:
+    """Whether this jaxlib has gloo, the CPU collectives that processes on CPUs exchange gradients with."""
+    from jax._src.lib import _jax
+
+    return hasattr(_jax, "make_gloo_tcp_collectives")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not _gloo_available(), reason="this jaxlib has no gloo CPU collectives, so CPU processes cannot train together")
+def test_two_processes_train_the_model_of_one_process_over_two_devices(tmp_path, cinc2017_dir):
+    """Two local processes of one CPU device each train exactly what one process does over two forced devices."""
+    recipe = ["train", "--data", str(cinc2017_dir), "--limit", "48", "--epochs", "1", "--batch-size", "16", "--quiet", *TINY_ARGS]
+    alone = {k: v for k, v in _env().items() if k != "XLA_FLAGS"}  # one CPU device per process
+    coordinator = f"localhost:{_free_port()}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ecgrhythm.cli", *recipe, "--output", str(tmp_path / "multi"), "--coordinator", coordinator]
+            + ["--num-processes", "2", "--process-id", str(i)],
+            env=alone,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    single = subprocess.run(
+        [sys.executable, "-m", "ecgrhythm.cli", *recipe, "--output", str(tmp_path / "single"), "--devices", "2"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    try:
+        outputs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert single.returncode == 0, single.stderr[-3000:]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    assert "model written to" in outputs[0][0] and "process 0 wrote the model" in outputs[1][0]
+    assert (
+        outputs[0][0].splitlines()[-1].split(";")[0] == outputs[1][0].splitlines()[-1].split(";")[0] == single.stdout.splitlines()[-1].split(";")[0]
+    )
+
+    from ecgrhythm.inference import RhythmClassifier
+
+    multi, one = RhythmClassifier.load(tmp_path / "multi"), RhythmClassifier.load(tmp_path / "single")
+    for a, b in zip(multi.model_.weights, one.model_.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    record = [cinc2017_dir / "A00001.hea"]
+    np.testing.assert_allclose(multi.predict_records(record).probabilities, one.predict_records(record).probabilities, atol=1e-6)
+    assert json.loads((tmp_path / "multi" / "config.json").read_text())["metadata"]["devices"] == 2
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--coordinator", "localhost:1234"], "--coordinator, --num-processes and --process-id go together"),
+        (["--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"], "expected HOST:PORT"),
+        (["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"], "0 <= process id < number of processes"),
+    ],
+)
+def test_a_multi_host_run_named_incompletely_is_refused_before_joining(tmp_path, options, message):
+    cmd = [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(tmp_path / "none"), "--output", str(tmp_path / "m"), *options]
+    result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "m").exists()

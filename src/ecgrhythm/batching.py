@@ -94,9 +94,12 @@ def _window_sequence_class():
             augment: names of the augmentations to apply to every batch (see :mod:`ecgrhythm.augmentation`),
                 drawn from the seed, the epoch and the batch index, so a resumed run sees the same batches.
             fs: sampling rate of the signals in Hz (needed by the augmentations).
+            rows: `(index, count)`: give block `index` of `count` equal blocks of rows of every batch
+                (a process of a multi-process run feeds its own block of the same batches; `count`
+                should divide `batch_size`); default all rows.
         """
 
-        def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0, augment=(), fs=None):
+        def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0, augment=(), fs=None, rows=(0, 1)):
             super().__init__(workers=1, use_multiprocessing=False)
             self.signals = signals
             self.targets = np.asarray(targets)
@@ -108,6 +111,10 @@ def _window_sequence_class():
             self.fs = fs
             if self.augment and not fs:
                 raise ValueError(f"Invalid argument `fs`: augmentations need the sampling rate in Hz. Received: fs={fs!r}")
+            index, count = rows
+            if not 0 <= index < count:
+                raise ValueError(f"Invalid argument `rows`: expected (index, count) with 0 <= index < count. Received: rows={rows!r}")
+            self.rows = slice(index * self.batch_size // count, (index + 1) * self.batch_size // count)
             self.set_epoch(epoch)
 
         def set_epoch(self, epoch: int) -> None:
@@ -125,8 +132,9 @@ def _window_sequence_class():
             idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
             windows = [self.signals[i][self.starts[i] : self.starts[i] + self.window] for i in idx]
             x, mask = pad_batch(windows, self.window)
-            if self.augment:
+            if self.augment:  # drawn for the whole batch, so a block is the same rows as in a run of one process
                 x, mask = augment_batch(x, mask, self.augment, fs=self.fs, rng=np.random.default_rng([self.seed, self.epoch, index, 1]))
+            idx, x, mask = idx[self.rows], x[self.rows], mask[self.rows]
             inputs = {"signal": x, "mask": mask}
             if self.sample_weight is None:
                 return inputs, self.targets[idx]

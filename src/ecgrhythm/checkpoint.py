@@ -68,13 +68,15 @@ class Checkpoint:
         output_dir: the run's model folder; the state lives in `output_dir/checkpoint`.
             A checkpoint that an interrupted final save (of an earlier version)
             left beside it, as `.NAME.checkpoint`, is put back in place.
+        writes: `False` for a process that only reads the checkpoint (not process 0 of a multi-process run).
     """
 
-    def __init__(self, output_dir):
+    def __init__(self, output_dir, writes: bool = True):
         self.output_dir = Path(output_dir)
         self.folder = self.output_dir / CHECKPOINT_DIR
+        self.writes = writes
         aside = self.output_dir.parent / f".{self.output_dir.name}.checkpoint"
-        if not self.has_state and (aside / STATE_FILE).is_file():
+        if writes and not self.has_state and (aside / STATE_FILE).is_file():
             self.output_dir.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(self.folder, ignore_errors=True)
             shutil.move(str(aside), self.folder)
@@ -86,8 +88,9 @@ class Checkpoint:
 
     def begin(self, model, split_text: str) -> RunState:
         """Start a new run: keep its split; the state of a run before its first epoch."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / SPLIT_FILE, split_text)
+        if self.writes:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.folder / SPLIT_FILE, split_text)
         return RunState([], {"epoch": -1, "score": -1.0, "f1": {}, "extras": {}}, [v.numpy() for v in model.variables])
 
     def restore(self, model, settings: dict, split_text: str) -> RunState:
@@ -119,6 +122,8 @@ class Checkpoint:
 
     def save(self, settings: dict, run: RunState, model_values, optimizer_values) -> None:
         """Write the whole state as one file, atomically: a kill leaves the old or the new state."""
+        if not self.writes:
+            return
         state = {"settings": settings, "epoch": run.epoch, "history": run.history, "best": run.best, "train_seconds": run.train_seconds}
         groups = {"model": model_values, "optimizer": optimizer_values, "best": run.best_values}
         arrays = {f"{name}_{i}": np.asarray(a) for name, values in groups.items() for i, a in enumerate(values)}

@@ -30,6 +30,7 @@ from .config import ModelConfig, PreprocessConfig, TrainConfig, portable_path
 from .inference import predict_signals
 from .labelled import LabelledData, load_labelled, stratified_split
 from .metrics import score_probabilities
+from .parallel import process_rows
 from .saving import LOG_FILE, SPLIT_FILE, split_text
 
 __all__ = ["train", "plan_run", "compile_network", "training_window", "TrainingPlan", "fit_epoch", "TrainResult"]
@@ -220,6 +221,7 @@ def plan_run(
         seed=tc.seed,
         augment=tc.augment,
         fs=pre.fs,
+        rows=process_rows(),
     )
     model = compile_network(data.signals[0].shape[1], len(data.classes), arch, tc, loss)
     split = split_text([data.names[i] for i in train_idx], [data.names[i] for i in val_idx])
@@ -284,17 +286,16 @@ def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbo
             t2 - t0,
         )
         checkpoint.save(plan.settings, run, values, [v.numpy() for v in model.optimizer.variables])
-        atomic_write_text(checkpoint.output_dir / LOG_FILE, _log_text(run.history))
+        if checkpoint.writes:
+            atomic_write_text(checkpoint.output_dir / LOG_FILE, _log_text(run.history))
         if on_epoch is not None:
             on_epoch(row)
 
 
 def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started: float, n_devices: int = 1) -> None:
-    """Write the model folder with the best epoch's weights (the checkpoint stays in it)."""
+    """Write the model folder with the network's weights, those of the best epoch (the checkpoint stays in it)."""
     from .saving import save_model_dir
 
-    for var, value in zip(plan.model.variables, run.best_values, strict=True):
-        var.assign(value)
     portable, extras = plan.settings["data"], run.best["extras"]
     metadata = {
         "data": {"name": Path(data_dir).resolve().name, "path": None if Path(portable).is_absolute() else portable},
@@ -373,7 +374,10 @@ def train(
         devices: `None` for one device, or device names from
             :func:`ecgrhythm.parallel.resolve_devices` to train data-parallel over
             (each batch split across them; the count is not part of the
-            run's settings that a resume checks).
+            run's settings that a resume checks). In a multi-process run
+            (:func:`ecgrhythm.parallel.join_processes`) every process calls this
+            with the same arguments; only process 0 writes `output_dir`, and a
+            resume needs the checkpoint visible to every process.
         data: the records of `data_dir` as :func:`~ecgrhythm.labelled.load_labelled` read them with these
             settings, when the caller has them already (several runs on one data set).
         val_names: names of the validation records (the others train); default: a stratified
@@ -384,18 +388,19 @@ def train(
 
     Raises:
         FileExistsError: `output_dir` holds other things, or a checkpoint without `resume`.
-        ValueError: the batch does not split evenly over `devices`.
+        ValueError: the batch does not split evenly over `devices`, or the processes of a
+            multi-process run disagree on the checkpoint to resume from.
     """
-    from .parallel import check_batch_size, data_parallel
+    from .parallel import check_batch_size, data_parallel, is_primary, same_on_every_process
     from .saving import check_output_folder
 
     output_dir = Path(output_dir)
     check_output_folder(output_dir)
-    checkpoint = Checkpoint(output_dir)
+    checkpoint = Checkpoint(output_dir, writes=is_primary())
     if checkpoint.folder.exists() and not resume:
         raise FileExistsError(f"{checkpoint.folder} exists: pass --resume to continue that run, or choose another --output")
     started = time.perf_counter()
-    with data_parallel(devices):  # the network is built, trained and saved with its variables on the devices
+    with data_parallel(devices):  # the network is built and trained with its variables on the devices
         plan = plan_run(
             data_dir,
             preprocess_config or PreprocessConfig(),
@@ -409,10 +414,18 @@ def train(
             val_names=val_names,
         )
         check_batch_size(plan.sequence.batch_size, devices)
-        if resume and checkpoint.has_state:
+        resuming = resume and checkpoint.has_state
+        # every process has checked the output folder before process 0 writes into it
+        same_on_every_process(resuming, f"whether {checkpoint.folder} holds a run to resume (every process must see it)")
+        if resuming:
             run = checkpoint.restore(plan.model, plan.settings, plan.split_text)
         else:
             run = checkpoint.begin(plan.model, plan.split_text)
+        same_on_every_process(run.epoch, f"the last finished epoch in {checkpoint.folder}")
         _run_epochs(plan, checkpoint, run, verbose, on_epoch)
+        for var, value in zip(plan.model.variables, run.best_values, strict=True):
+            var.assign(value)
+    if checkpoint.writes:  # outside the distribution: the network that is saved is built without collective steps
         _save(plan, run, data_dir, output_dir, started, len(devices or ()) or 1)
+    same_on_every_process(run.best["epoch"], "the best epoch")  # no process returns before process 0 has written the model
     return TrainResult(output_dir, run.best["epoch"] + 1, run.best["score"], run.best["f1"], run.history)

@@ -24,6 +24,10 @@ def add_parser(sub):
         help="train data-parallel over N devices (or all: auto), each batch "
         "split across them; on a CPU force N host devices with XLA_FLAGS=--xla_force_host_platform_device_count=N",
     )
+    several = p.add_argument_group("several hosts", "run the same command on every host, each with its own --process-id")
+    several.add_argument("--coordinator", metavar="HOST:PORT", help="join a multi-host run: process 0 listens at this address (default: one process)")
+    several.add_argument("--num-processes", type=int, metavar="N", help="processes (hosts) in the run, with --coordinator")
+    several.add_argument("--process-id", type=int, metavar="I", help="this process, 0 to N-1 (0 writes the model), with --coordinator")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
 
@@ -142,12 +146,26 @@ def recipe(args):
     return pre, arch, tc, classes
 
 
+def _join(args) -> bool:
+    """Join the multi-host run that --coordinator, --num-processes and --process-id name; whether there is one."""
+    given = [args.coordinator is not None, args.num_processes is not None, args.process_id is not None]
+    if not any(given):
+        return False
+    if not all(given):
+        raise common.UsageError("--coordinator, --num-processes and --process-id go together: pass all three on every host, or none")
+    from ..parallel import join_processes
+
+    join_processes(args.coordinator, args.num_processes, args.process_id)
+    return True
+
+
 def run(args):
-    from ..parallel import resolve_devices
+    from ..parallel import is_primary, resolve_devices
     from ..training import train
 
     pre, arch, tc, classes = recipe(args)
-    devices = resolve_devices(args.devices)
+    several = _join(args)
+    devices = resolve_devices("auto" if several and args.devices is None else args.devices)
     if not args.quiet:
         _show_progress(train.__module__)
     result = train(
@@ -164,5 +182,6 @@ def run(args):
         verbose=0 if args.quiet else 1,
         devices=devices,
     )
-    print(f"best validation score {result.best_score:.4f} at epoch {result.best_epoch}; model written to {result.model_dir}")
+    written = f"model written to {result.model_dir}" if is_primary() else f"process 0 wrote the model to {result.model_dir} on its host"
+    print(f"best validation score {result.best_score:.4f} at epoch {result.best_epoch}; {written}")
     return 0
