@@ -350,3 +350,35 @@ def test_paths_that_need_whole_records_refuse_a_fixed_length_model(fixed_model_d
     err = capsys.readouterr().err
     assert f"ecgrhythm episodes: error: {fixed_model_dir}: ecgrhythm episodes needs whole records" in err and "--fixed-length" in err
     assert not out.exists()
+
+
+def test_training_on_every_record_keeps_the_last_epoch_and_resumes(tmp_path, cinc2017_dir, caplog):
+    """--val-fraction 0: no validation, no early stopping, the last epoch's weights; a stopped run resumes to them."""
+    import dataclasses
+    import logging
+
+    from conftest import TINY_TRAIN
+
+    from ecgrhythm.inference import RhythmClassifier
+
+    tc = dataclasses.replace(TINY_TRAIN, val_fraction=0.0, patience=0)  # patience 0 would stop a validated run after epoch 2
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    with caplog.at_level(logging.INFO, logger="ecgrhythm.training"):
+        result = _tiny(cinc2017_dir, whole, train_config=dataclasses.replace(tc, epochs=3))
+    assert result.best_epoch == 3 and result.best_score is None and len(result.history) == 3
+    assert "no validation records (every record trains)" in caplog.text
+    meta = json.loads((whole / "config.json").read_text())["metadata"]
+    assert meta["n_val"] == 0 and meta["n_train"] == 64 and meta["best_epoch"] == meta["epochs_run"] == 3 and meta["val_cinc_score"] is None
+    split = json.loads((whole / "split.json").read_text())
+    assert len(split["train"]) == 64 and split["val"] == []
+    log = (whole / "training_log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,loss,val_cinc_score") and all(row.split(",")[2] == "" for row in log[1:])
+    with np.load(whole / "checkpoint" / "state.npz", allow_pickle=False) as state:  # the kept ("best") weights are the last epoch's
+        kept = sorted(k for k in state.files if k.startswith("best_"))
+        assert kept and all(np.array_equal(state[k], state[k.replace("best_", "model_")]) for k in kept)
+    assert RhythmClassifier.load(whole).predict_records([read_record(cinc2017_dir / "A00001.hea")]).labels[0] in "NAO~"
+    with pytest.raises(_Stop):
+        _tiny(cinc2017_dir, broken, train_config=dataclasses.replace(tc, epochs=3), on_epoch=_stop_after_first_epoch)
+    _tiny(cinc2017_dir, broken, train_config=dataclasses.replace(tc, epochs=3), resume=True)
+    for (name_a, a), (_, b) in zip(_weights(whole), _weights(broken), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)

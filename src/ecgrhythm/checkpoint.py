@@ -35,7 +35,8 @@ class RunState:
 
     Attributes:
         history: one log row (dict) per finished epoch.
-        best: `{"epoch": 0-based or -1, "score", "f1", "extras"}` of the best epoch so far.
+        best: `{"epoch": 0-based or -1, "score", "f1", "extras"}` of the best epoch so far (the last one, with
+            `score` None, in a run without validation records).
         best_values: the network's variable values at the best epoch.
         epoch: the last finished epoch (0-based), -1 before the first.
         train_seconds: training and validation time over all sessions.
@@ -117,7 +118,8 @@ class Checkpoint:
         _assign(model.variables, groups["model"])
         _assign(model.optimizer.variables, groups["optimizer"])
         run = RunState(state["history"], state["best"], groups["best"], state["epoch"], state["train_seconds"])
-        logger.info("resuming at epoch %d (best %.4f at epoch %d)", run.epoch + 2, run.best["score"], run.best["epoch"] + 1)
+        best = "no validation" if run.best["score"] is None else f"best {run.best['score']:.4f} at epoch {run.best['epoch'] + 1}"
+        logger.info("resuming at epoch %d (%s)", run.epoch + 2, best)
         return run
 
     def save(self, settings: dict, run: RunState, model_values, optimizer_values) -> None:

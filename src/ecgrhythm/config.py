@@ -169,7 +169,9 @@ class TrainConfig(_Config):
         learning_rate: initial Adam learning rate, decayed on a cosine to 2% of it
             over `epochs`.
         patience: epochs without a better validation score before stopping.
-        val_fraction: share of records held out (stratified) for validation.
+        val_fraction: share of records held out (stratified) for validation, or 0 to train on
+            every record for all `epochs` and keep the last epoch (no validation, no early
+            stopping: choose `epochs` by cross-validation).
         class_weighting: `"balanced"` (inverse class frequency) or `"none"`.
         seed: seed of the split, the weights and the windows.
         augment: augmentations of the training windows, names from
@@ -191,7 +193,7 @@ class TrainConfig(_Config):
         _check(self.batch_size >= 1, "batch_size", "a positive integer", self.batch_size)
         _check(self.window_s >= 2, "window_s", "at least 2 seconds", self.window_s)
         _check(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
-        _check(0 < self.val_fraction < 1, "val_fraction", "a fraction in (0, 1)", self.val_fraction)
+        _check(0 <= self.val_fraction < 1, "val_fraction", "a fraction in [0, 1)", self.val_fraction)
         _check(self.class_weighting in CLASS_WEIGHTINGS, "class_weighting", f"one of {CLASS_WEIGHTINGS}", self.class_weighting)
         _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
         _check(set(self.augment) <= set(AUGMENTATIONS), "augment", f"names from {AUGMENTATIONS}", self.augment)

@@ -205,11 +205,13 @@ def stratified_split(labels, val_fraction: float, seed: int):
     """Seeded split of record indices into `(train_idx, val_idx)`.
 
     Stratified by class for one label per record; for multi-hot labels
-    `(n, n_classes)` a plain seeded random split.
+    `(n, n_classes)` a plain seeded random split. A `val_fraction` of 0 puts every record in training.
     """
     from sklearn.model_selection import train_test_split
 
     labels = np.asarray(labels)
     idx = np.arange(len(labels))
+    if val_fraction == 0:
+        return idx, idx[:0]
     train_idx, val_idx = train_test_split(idx, test_size=val_fraction, stratify=labels if labels.ndim == 1 else None, random_state=seed)
     return np.sort(train_idx), np.sort(val_idx)

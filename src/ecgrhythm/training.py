@@ -91,11 +91,14 @@ def fit_epoch(model, sequence: WindowSequence, epoch: int, config: TrainConfig, 
 
 @dataclasses.dataclass
 class TrainResult:
-    """What a training run produced: the model folder, its best validation scores and its history."""
+    """What a training run produced: the model folder, its best validation scores and its history.
+
+    Without validation records `best_epoch` is the last epoch and `best_score` is None.
+    """
 
     model_dir: Path
     best_epoch: int
-    best_score: float
+    best_score: float | None
     val_f1: dict
     history: list
 
@@ -210,6 +213,8 @@ def plan_run(
         data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
     pre, arch = data.preprocess, dataclasses.replace(arch, multilabel=data.multilabel)
     train_idx, val_idx = stratified_split(data.targets, tc.val_fraction, tc.seed) if val_names is None else _named_split(data.names, val_names)
+    if data.multilabel and not len(val_idx):
+        raise ValueError("a multi-label model tunes its decision thresholds on validation records: give a val_fraction above 0")
     y_train = data.targets[train_idx]
     loss, sample_weight = _loss(y_train, len(data.classes), data.multilabel, tc.class_weighting)
     sequence = WindowSequence(
@@ -259,32 +264,35 @@ def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbo
     """Train from the epoch after `run.epoch` until the last one or early stopping; checkpoint and log each epoch."""
     tc, model = plan.train_config, plan.model
     for epoch in range(run.epoch + 1, tc.epochs):
-        if run.best["epoch"] >= 0 and epoch - run.best["epoch"] > tc.patience:
+        if run.best["score"] is not None and run.best["epoch"] >= 0 and epoch - run.best["epoch"] > tc.patience:
             logger.info("stopping early: no better validation score in %d epochs", tc.patience)
             break
         t0 = time.perf_counter()
         logger.info("Epoch %d/%d", epoch + 1, tc.epochs)
         fit = fit_epoch(model, plan.sequence, epoch, tc, verbose=verbose)
         t1 = time.perf_counter()
-        score, f1, extras = plan.validate()
+        score, f1, extras = plan.validate() if len(plan.val_idx) else (None, {}, {})  # no validation: the last epoch is kept
         t2 = time.perf_counter()
         run.train_seconds += t2 - t0
-        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), plan.score_name: round(score, 5)}
+        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), plan.score_name: None if score is None else round(score, 5)}
         row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
         row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
         run.history.append(row)
         run.epoch = epoch
         values = [v.numpy() for v in model.variables]
-        if score > run.best["score"]:
+        if score is None or score > run.best["score"]:
             run.best, run.best_values = {"epoch": epoch, "score": score, "f1": f1, "extras": extras}, values
-        logger.info(
-            "  val %s %.4f (best %.4f at epoch %d); %.0f s",
-            "macro F1" if plan.data.multilabel else "CinC score",
-            score,
-            run.best["score"],
-            run.best["epoch"] + 1,
-            t2 - t0,
-        )
+        if score is None:
+            logger.info("  no validation records (every record trains); %.0f s", t2 - t0)
+        else:
+            logger.info(
+                "  val %s %.4f (best %.4f at epoch %d); %.0f s",
+                "macro F1" if plan.data.multilabel else "CinC score",
+                score,
+                run.best["score"],
+                run.best["epoch"] + 1,
+                t2 - t0,
+            )
         checkpoint.save(plan.settings, run, values, [v.numpy() for v in model.optimizer.variables])
         if checkpoint.writes:
             atomic_write_text(checkpoint.output_dir / LOG_FILE, _log_text(run.history))

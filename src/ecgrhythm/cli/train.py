@@ -66,7 +66,13 @@ def add_recipe_options(p):
     p.add_argument("--window", type=float, default=t.window_s, help="training window in seconds (default %(default)s; unused with --fixed-length)")
     p.add_argument("--learning-rate", type=float, default=t.learning_rate)
     p.add_argument("--patience", type=int, default=t.patience)
-    p.add_argument("--val-fraction", type=float, default=t.val_fraction)
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=t.val_fraction,
+        help="share of records held out for validation (default %(default)s); 0 trains on every record for all --epochs "
+        "and keeps the last epoch (choose --epochs by crossval)",
+    )
     p.add_argument("--class-weighting", choices=CLASS_WEIGHTINGS, default=t.class_weighting)
     p.add_argument("--seed", type=int, default=t.seed)
     p.add_argument(
@@ -183,5 +189,8 @@ def run(args):
         devices=devices,
     )
     written = f"model written to {result.model_dir}" if is_primary() else f"process 0 wrote the model to {result.model_dir} on its host"
-    print(f"best validation score {result.best_score:.4f} at epoch {result.best_epoch}; {written}")
+    if result.best_score is None:
+        print(f"trained {result.best_epoch} epochs on every record (no validation records; the last epoch kept); {written}")
+    else:
+        print(f"best validation score {result.best_score:.4f} at epoch {result.best_epoch}; {written}")
     return 0

@@ -52,6 +52,8 @@ class Budget:
 
     def __post_init__(self):
         self.train_config(0)  # the same checks as training
+        if self.val_fraction == 0:
+            raise ValueError("Invalid argument `val_fraction`: a study scores every run on its validation records; expected a fraction in (0, 1)")
         if self.train_records < 2:
             raise ValueError(f"Invalid argument `train_records`: expected at least 2. Received: train_records={self.train_records!r}")
 
