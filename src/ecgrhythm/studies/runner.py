@@ -25,7 +25,7 @@ from .strategies import discarded_share, length_strategy
 if TYPE_CHECKING:
     from ..labelled import LabelledData
 
-__all__ = ["StudyData", "load_study_data", "run_variant", "run_study", "import_runs"]
+__all__ = ["StudyData", "load_study_data", "fit_variant", "run_variant", "run_study", "import_runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,27 +85,26 @@ def load_study_data(data_dir, budget: Budget, fs: float = STUDY_FS) -> StudyData
     return StudyData(records, np.arange(len(train_idx)), np.arange(len(train_idx), len(used)), str(Path(data_dir).resolve()), fingerprint, discards)
 
 
-def run_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *, signals=None, verbose: int = 0) -> dict:
-    """Train and score one run.
+def fit_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *, signals=None, verbose: int = 0):
+    """Train one run of `variant` with `seed` on the study's training records.
 
     Args:
         signals: the signals already normalised for `variant` (computed if `None`).
 
     Returns:
-        The run's measurements: `val_cinc_score`, `f1_<class>`, `parameters`,
-        `train_seconds`, `seconds_per_epoch`, `inference_records_per_s`, ...
+        `(model, strategy, signals, epoch_seconds, final_loss)`: the trained network, the variant's length
+        strategy, the normalised signals of every record and the seconds of each epoch.
     """
     import keras
 
     from ..batching import WindowSequence
-    from ..metrics import score_probabilities
     from ..training import class_weights, compile_network, fit_epoch
 
     records = data.records
     signals = variant.signals(records.signals, data.fs, data.train_idx) if signals is None else signals
     tc = budget.train_config(seed)
     strategy = length_strategy(variant.length, data.fs, variant.model.downsampling, tc.window_s)
-    y_train, y_val = records.targets[data.train_idx], records.targets[data.val_idx]
+    y_train = records.targets[data.train_idx]
     train_signals, window = strategy.training([signals[i] for i in data.train_idx])
     weights = class_weights(y_train, len(records.classes), tc.class_weighting)[y_train]
     sequence = WindowSequence(train_signals, y_train, window=window, batch_size=min(tc.batch_size, len(y_train)), sample_weight=weights, seed=seed)
@@ -116,16 +115,29 @@ def run_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *,
         t0 = time.perf_counter()
         fit = fit_epoch(model, sequence, epoch, tc, verbose=verbose)
         epoch_seconds.append(time.perf_counter() - t0)
+    return model, strategy, signals, epoch_seconds, float(fit.history["loss"][-1])
+
+
+def run_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *, signals=None, verbose: int = 0) -> dict:
+    """Train and score one run (see :func:`fit_variant`).
+
+    Returns:
+        The run's measurements: `val_cinc_score`, `f1_<class>`, `parameters`,
+        `train_seconds`, `seconds_per_epoch`, `inference_records_per_s`, ...
+    """
+    from ..metrics import score_probabilities
+
+    model, strategy, signals, epoch_seconds, final_loss = fit_variant(data, variant, seed, budget, signals=signals, verbose=verbose)
     val_signals = [signals[i] for i in data.val_idx]
     probs = strategy.predict(model, val_signals)  # compiles the shapes it needs
     t0 = time.perf_counter()
     strategy.predict(model, val_signals)
     inference_seconds = time.perf_counter() - t0
-    score, f1, _ = score_probabilities(y_val, probs, records.classes)
+    score, f1, _ = score_probabilities(data.records.targets[data.val_idx], probs, data.records.classes)
     return {
         "val_cinc_score": round(score, 5),
         **{f"f1_{c}": round(v, 5) for c, v in f1.items()},
-        "final_loss": round(float(fit.history["loss"][-1]), 5),
+        "final_loss": round(final_loss, 5),
         "parameters": int(model.count_params()),
         "train_seconds": round(sum(epoch_seconds), 1),
         # the first epoch includes compiling: the per-epoch time leaves it out when there are others
