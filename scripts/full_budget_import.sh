@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Record the finished folds of the full-budget runs (scripts/full_budget_runs.sh) in the study store
 # and rewrite docs/studies/<study>.{csv,md,png} with both budgets. The store is rebuilt from the
-# published CSVs first, so this works on a fresh checkout with only runs/full-budget/ present.
+# published CSVs first (and the notes from docs/studies/notes/), so this works on a fresh checkout
+# with only runs/full-budget/ present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -15,6 +16,7 @@ import() {  # study, then the crossval folders of its full-budget variants
     for d in "$@"; do [ -f "$OUT/$d/crossval.json" ] && dirs+=("$OUT/$d"); done
     .venv/bin/ecgrhythm study "$study" --data "$DATA" --store "$STORE" --import-csv "docs/studies/$study.csv"
     .venv/bin/ecgrhythm study "$study" --store "$STORE" --import-crossval "${dirs[@]}"
+    .venv/bin/ecgrhythm study "$study" --store "$STORE" --notes-file "docs/studies/notes/$study.txt"
 }
 import normalization shipped minmax none
 import length shipped crop_pad

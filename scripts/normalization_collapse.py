@@ -18,7 +18,7 @@ Test, without retraining anything else:
 
 Writes docs/studies/normalization-collapse.json and .png. Run from the checkout:
 
-    .venv/bin/python scripts/normalization_collapse.py [--data DIR] [--full-budget runs/full-budget]
+    .venv/bin/python scripts/normalization_collapse.py [--data DIR] [--full-budget runs/full-budget] [--curves-only]
 """
 
 from __future__ import annotations
@@ -157,11 +157,15 @@ def main(argv=None) -> int:
     p.add_argument("--full-budget", default="runs/full-budget", help="folder of the full-budget crossval runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default="docs/studies/normalization-collapse", help="path of the .json and .png, without suffix")
+    p.add_argument("--curves-only", action="store_true", help="reuse the reduced-budget results of the existing JSON; only reread the curves")
     args = p.parse_args(argv)
     data = Path(args.data) if args.data else default_data_dir() / "cinc2017"
-    reduced = reduced_budget(data, args.seed)
-    curves = full_budget_curves(Path(args.full_budget))
     out = Path(args.output)
+    if args.curves_only:  # keep the reduced-budget part of the last run, redraw with the full-budget runs finished since
+        reduced = json.loads(out.with_suffix(".json").read_text())["reduced_budget"]
+    else:
+        reduced = reduced_budget(data, args.seed)
+    curves = full_budget_curves(Path(args.full_budget))
     result = {"seed": args.seed, "machine": describe(), "reduced_budget": reduced, "full_budget_val_cinc_per_epoch": curves}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=1) + "\n")

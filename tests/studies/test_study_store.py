@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgrhythm.studies import FULL_BUDGET_MODEL, Budget, import_csv, study_rows, summarise, write_report
+from ecgrhythm.studies import FULL_BUDGET_MODEL, Budget, add_note, import_csv, study_rows, summarise, write_report
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "studies"
 
@@ -80,6 +80,9 @@ def test_import_refuses_conflicts_and_skips_what_is_recorded(tmp_path):
     with pytest.raises(ValueError, match=r"the setup has .*--epochs"):
         import_csv("length", DOCS / "length.csv", tmp_path / "other.db", {**setup, "budget": dataclasses.asdict(Budget(epochs=9))}, info)
     assert len(study_rows("length", store)[0]) == len(rows)
+    for _ in range(2):  # a note kept once, however often it is given
+        add_note("length", "Runs shared the CPU.", store)
+    assert study_rows("length", store)[1]["notes"] == ["Runs shared the CPU."]
 
 
 def _full_budget_config(config: str) -> str:

@@ -33,6 +33,12 @@ def add_parser(sub):
     p.add_argument("--report-only", action="store_true", help="only write the report from the runs already recorded")
     p.add_argument("--note", help="keep this note with the study in the store (its reports list the notes), then write the report")
     p.add_argument(
+        "--notes-file",
+        metavar="FILE",
+        help="keep each paragraph of this text file (paragraphs are separated by blank lines) as a note, "
+        "skipping those already kept, then write the report",
+    )
+    p.add_argument(
         "--import-csv",
         metavar="FILE",
         help="record the runs of a published STUDY.csv in the store (the setup is worked out from "
@@ -79,11 +85,19 @@ def run(args):
 
         made = import_crossval(args.name, args.import_crossval, args.store, machine=args.device)
         print(f"{args.name}: {made} full-budget runs imported into {args.store}")
-    if args.note:
+    notes = [args.note] if args.note else []
+    if args.notes_file:
+        try:
+            text = open(args.notes_file, encoding="utf-8").read()
+        except OSError as exc:
+            raise common.UsageError(f"--notes-file {args.notes_file}: {exc.strerror or exc}") from None
+        notes += [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+    if notes:
         from ..studies import add_note
 
-        add_note(args.name, args.note, args.store)
-    if not args.report_only and not args.note and not args.import_crossval:
+        for note in notes:
+            add_note(args.name, note, args.store)
+    if not args.report_only and not notes and not args.import_crossval:
         common.enable_compilation_cache()
         made = run_study(
             args.name,

@@ -216,9 +216,14 @@ def _replicate_order(replicate: tuple) -> tuple:
 
 
 def add_note(name: str, text: str, storage=DEFAULT_STORE) -> None:
-    """Keep a note with study `name` in the store (what a reader of its report should know); reports list the notes."""
+    """Keep a note with study `name` in the store (what a reader of its report should know); reports list the notes.
+
+    A note already kept is not added twice.
+    """
     study = open_study(name, open_store(storage))
-    study.set_user_attr("notes", [*study.user_attrs.get("notes", []), text.strip()])
+    kept = study.user_attrs.get("notes", [])
+    if text.strip() not in kept:
+        study.set_user_attr("notes", [*kept, text.strip()])
 
 
 def import_csv(name: str, path, storage, setup: dict, info: dict) -> int:
