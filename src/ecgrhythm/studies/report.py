@@ -104,11 +104,16 @@ def _answers(name: str, budgets: dict, margin: float, min_seeds: int) -> list[st
     for b, (rows, _) in budgets.items():
         lines += [f"### {_budget_title(b, rows)}", "", answers[b], ""]
     study = STUDIES[name]
-    best = {b: max(summary, key=lambda s: s["mean"]) for b, (_, summary) in budgets.items()}
-    (big, top), *others = best.items()
-    for b, s in others:
+    (big, (_, first)), *others = budgets.items()
+    for b, (_, summary) in others:  # compared among the settings run at both budgets
+        shared = [s for s in summary if any(study.same_setting(s["config"], t["config"]) for t in first)]
+        mine = [t for t in first if any(study.same_setting(s["config"], t["config"]) for s in summary)]
+        if not shared or not mine:
+            continue
+        top, s = max(mine, key=lambda t: t["mean"]), max(shared, key=lambda s: s["mean"])
         verb = "the same setting as" if study.same_setting(s["config"], top["config"]) else "not the same setting as"
-        lines += [f"The best mean at {big[0]} epochs ({top['variant']}) is {verb} at {b[0]} epochs ({s['variant']}).", ""]
+        among = "" if len(shared) == len(summary) else f"Among the {len(shared)} settings run at both budgets, t"
+        lines += [f"{among or 'T'}he best mean at {big[0]} epochs ({top['variant']}) is {verb} at {b[0]} epochs ({s['variant']}).", ""]
     return lines
 
 
@@ -135,7 +140,9 @@ def _full_budget_lines(name: str, runs: list[dict]) -> str:
         f"one change (`{STUDIES[name].full_budget_reference()}` is the shipped recipe itself) on every record of the other folds, "
         "for the epochs shown, with the fold as its validation records: the best epoch is chosen on the fold, as `ecgrhythm train` "
         "chooses it on its validation records, so every full-budget score is slightly optimistic, for every variant alike. "
-        "The runs are paired fold by fold. Commands: `scripts/full_budget_runs.sh`, then `scripts/full_budget_import.sh`."
+        f"Training seed {', '.join(str(s) for s in sorted({r['seed'] for r in runs}))}; the runs are paired fold by fold. Their s/epoch is the "
+        "median fit time of an epoch and their records/s the fold's records over the median validation pass, both from the fold's "
+        "training log. Commands: `scripts/full_budget_runs.sh`, then `scripts/full_budget_import.sh`."
     )
 
 
@@ -164,7 +171,7 @@ def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
     lines += [
         "## Results",
         "",
-        f"Mean (± sample SD) over seeds of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds, so one run slowed by other load on the machine does not move them. "
+        f"Mean (± sample SD) over seeds (or folds) of the validation CinC score (mean F1 of N, A and O); F1 per class are means; s/epoch and inference records/s are medians over seeds (or folds), so one run slowed by other load on the machine does not move them. "
         f"One row per run is in [`{name}.csv`]({name}.csv).",
         "",
         "The column *vs ...* is the mean difference from the budget's reference with the same seed (or fold), and the p-value of a "
@@ -185,9 +192,9 @@ def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
         "",
         "## How it was measured",
         "",
-        f"- Data: `{Path(setup.get('data', '?')).name}`, one split (seed {budget.get('split_seed')}): every run trains on the same "
+        f"- Reduced budget, data: `{Path(setup.get('data', '?')).name}`, one split (seed {budget.get('split_seed')}): every run trains on the same "
         f"{setup.get('n_train')} records (a stratified subset of the training part) and is scored on the same {setup.get('n_val')} validation records.",
-        f"- Budget: {budget.get('epochs')} epochs of random {budget.get('window_s'):g} s windows, batch {budget.get('batch_size')}, "
+        f"- Reduced budget: {budget.get('epochs')} epochs of random {budget.get('window_s'):g} s windows, batch {budget.get('batch_size')}, "
         f"Adam {budget.get('learning_rate'):g} on a cosine decay, balanced class weights; scored after the last epoch. "
         "The budget is reduced so that a study fits in hours on a 2-core CPU: scores are below those of a full training, "
         "and the study compares settings, not final models.",
@@ -197,7 +204,8 @@ def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
             if b != (epochs, setup.get("n_train")) and replicate_word(runs) == "seed"
         ),
         *(_full_budget_lines(name, runs) for b, (runs, _) in budgets.items() if replicate_word(runs) == "fold"),
-        f"- Seeds: {', '.join(str(s) for s in sorted({r['seed'] for r in rows}))} (weights and windows; the split stays fixed).",
+        f"- Seeds of the reduced budget: {', '.join(str(s) for s in sorted({r['seed'] for r in rows if r.get('fold') is None}))} "
+        "(weights and windows; the split stays fixed).",
         f"- Margin: {margin:g} in mean CinC score.",
         ("- s/epoch leaves out the first epoch (it includes compiling). " if epochs > 1 else "- s/epoch includes compiling (one epoch per run). ")
         + "Inference records/s is a second, warm pass over the validation records: the strategy's input transform and the network, not reading the files.",
