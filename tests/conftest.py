@@ -42,6 +42,8 @@ def cpsc2021_dir() -> Path:
 TINY_PREPROCESS = PreprocessConfig(fs=100.0)
 TINY_MODEL = ModelConfig(conv_filters=(8, 8, 16, 16), lstm_units=8, dropout=0.0)
 TINY_TRAIN = TrainConfig(epochs=2, batch_size=16, window_s=10.0, val_fraction=0.25, seed=0)
+# The tiny network, its rate and window as command-line options of train and crossval.
+TINY_CLI = ["--fs", "100", "--window", "10", "--conv-filters", "8,8,16,16", "--lstm-units", "8", "--dropout", "0"]
 
 
 @pytest.fixture(scope="session")

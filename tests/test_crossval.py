@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
+from conftest import TINY_CLI, TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
 
 from ecgrhythm.crossval import FOLDS_FILE, OOF_FILE, fold_dir, make_folds, read_folds, read_oof, run_crossval
 from ecgrhythm.crossval_report import summarise, t_interval, write_candidates, write_report
@@ -141,18 +141,9 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
         "2",
         "--limit",
         str(LIMIT),
-        "--fs",
-        "100",
-        "--conv-filters",
-        "8,8,16,16",
-        "--lstm-units",
-        "8",
-        "--dropout",
-        "0",
+        *TINY_CLI,
         "--epochs",
         "1",
-        "--window",
-        "10",
         "--results",
         str(results),
         "--quiet",

@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import TINY_CLI
 
 SCRIPT = textwrap.dedent("""
     import json, sys
@@ -70,22 +71,7 @@ def test_devices_the_machine_does_not_have_are_refused_before_training(tmp_path,
     assert not (tmp_path / "m").exists()
 
 
-TINY_ARGS = [
-    "--fs",
-    "100",
-    "--window",
-    "10",
-    "--conv-filters",
-    "8,8,16,16",
-    "--lstm-units",
-    "8",
-    "--dropout",
-    "0",
-    "--val-fraction",
-    "0.25",
-    "--seed",
-    "0",
-]
+TINY_ARGS = [*TINY_CLI, "--val-fraction", "0.25", "--seed", "0"]
 
 
 def _gloo_available() -> bool:
