@@ -15,7 +15,9 @@ import() {  # study, then the crossval folders of its full-budget variants
     local dirs=()
     for d in "$@"; do [ -f "$OUT/$d/crossval.json" ] && dirs+=("$OUT/$d"); done
     .venv/bin/ecgrhythm study "$study" --data "$DATA" --store "$STORE" --import-csv "docs/studies/$study.csv"
-    .venv/bin/ecgrhythm study "$study" --store "$STORE" --import-crossval "${dirs[@]}"
+    if [ ${#dirs[@]} -gt 0 ]; then
+        .venv/bin/ecgrhythm study "$study" --store "$STORE" --import-crossval "${dirs[@]}"
+    fi
     .venv/bin/ecgrhythm study "$study" --store "$STORE" --notes-file "docs/studies/notes/$study.txt"
 }
 import normalization shipped minmax none

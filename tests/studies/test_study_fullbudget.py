@@ -73,6 +73,13 @@ def test_a_crossval_of_another_recipe_or_other_folds_is_refused(two_recipes, tmp
         crossval_variant("depth", {**recipe, "train": {**recipe["train"], "batch_size": 16}}, "x")
     with pytest.raises(ValueError, match="not the shipped recipe with one change of the length study"):
         crossval_variant("length", {**recipe, "model": {**recipe["model"], "lstm_layers": 1}}, "x")
+    two_changes = {**recipe, "preprocess": {**recipe["preprocess"], "normalization": "minmax", "bandpass": [0.5, 40.0]}}
+    with pytest.raises(ValueError, match="one change of the normalization study"):  # minmax/bandpass is a variant, but two changes away
+        crossval_variant("normalization", two_changes, "x")
+    with pytest.raises(ValueError, match="one change of the depth study"):
+        crossval_variant("depth", {**recipe, "model": {**recipe["model"], "lstm_layers": 4, "lstm_units": 128}}, "x")
+    assert crossval_variant("depth", {**recipe, "model": {**recipe["model"], "lstm_layers": 0}}, "x").name == "no LSTM, conv 6 blocks 8-64"
+    assert crossval_variant("depth", {**recipe, "train": {**recipe["train"], "val_fraction": 0.3}}, "x").name.startswith("2xBiLSTM64")
     other = tmp_path / "other-folds"
     shutil.copytree(shipped, other)
     folds = json.loads((other / "folds.json").read_text())

@@ -38,13 +38,14 @@ def add_parser(sub):
         help="keep each paragraph of this text file (paragraphs are separated by blank lines) as a note, "
         "skipping those already kept, then write the report",
     )
-    p.add_argument(
+    imports = p.add_mutually_exclusive_group()
+    imports.add_argument(
         "--import-csv",
         metavar="FILE",
         help="record the runs of a published STUDY.csv in the store (the setup is worked out from "
         "--data, --epochs, --train-records and --margin as for a run); rows that conflict with recorded runs are refused",
     )
-    p.add_argument(
+    imports.add_argument(
         "--import-crossval",
         metavar="DIR",
         nargs="+",

@@ -116,8 +116,11 @@ class DepthStudy(Study):
         front_end = next((s["config"]["front_end"] for s in complete if s["variant"] == reference), DEFAULT_FRONT_END)
         layers = chosen_depth(means, margin, front_end)
         deeper = depth_variant(layers + 1, front_end=front_end).name
-        why = f"the next layer did not raise the mean by more than {margin:g}" if deeper in means else f"{layers + 1} layers were not run"
-        lines = [f"Adding layers stopped at **{layers}** LSTM layer(s): {why}."]
+        if depth_variant(layers, front_end=front_end).name not in means:
+            lines = [f"Adding layers: not answered yet, {layers} LSTM layer(s) on this front end were not run with every replicate."]
+        else:
+            why = f"the next layer did not raise the mean by more than {margin:g}" if deeper in means else f"{layers + 1} layers were not run"
+            lines = [f"Adding layers stopped at **{layers}** LSTM layer(s): {why}."]
         lstm = [s for s in close if s["config"].get("lstm_layers", 1) > 0]
         if lstm:
             lean = min(lstm, key=lambda s: s["parameters"])

@@ -28,8 +28,10 @@ __all__ = ["crossval_variant", "crossval_runs", "import_crossval", "CROP_PAD_SEC
 # A crossval recipe with this fixed input length runs the length study's `crop_pad`.
 CROP_PAD_SECONDS = ADVISED_SAMPLES / ADVISED_FS
 _LENGTHS = {None: "bucket_mask", CROP_PAD_SECONDS: "crop_pad"}
-# What a full-budget run may change in `train`'s settings besides the variant: the epochs and the seed.
+# What a full-budget run may change in `train`'s settings besides the variant: the epochs and the seed (one seed for
+# all the full-budget runs of a study, so that they pair by fold); crossval ignores the validation fraction.
 _FREE_TRAIN = ("epochs", "seed")
+_IGNORED_TRAIN = ("val_fraction",)
 
 
 def _read_json(path: Path) -> dict:
@@ -51,6 +53,7 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
     try:
         pre, model, train = recipe["preprocess"], ModelConfig.from_dict(recipe["model"]), recipe["train"]
         shipped = json.loads(json.dumps(TrainConfig(**{k: train[k] for k in _FREE_TRAIN}).to_dict()))
+        train, shipped = ({k: v for k, v in d.items() if k not in _IGNORED_TRAIN} for d in (train, shipped))
         bandpass = tuple(pre["bandpass"]) if pre["bandpass"] else None
         length = _LENGTHS.get(pre.get("fixed_length_s"))
         plain = pre["fs"] == STUDY_FS and pre.get("leads") is None and recipe.get("limit") is None
@@ -62,8 +65,10 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
             f"{where}: a full-budget run trains the shipped recipe at {STUDY_FS:g} Hz on every record "
             f"(only {' and '.join(_FREE_TRAIN)} may differ); this one has other settings ({', '.join(differ) or 'rate, leads or --limit'})"
         )
+    reference = next(v for v in study.full_budget_variants() if v.name == study.full_budget_reference())
     for v in study.full_budget_variants():
-        if (v.normalization, v.bandpass, v.length, v.model) == (pre["normalization"], bandpass, length, model):
+        one_change = sum(v.params.get(k) != reference.params.get(k) for k in {*v.params, *reference.params}) <= 1
+        if one_change and (v.normalization, v.bandpass, v.length, v.model) == (pre["normalization"], bandpass, length, model):
             return v
     raise ValueError(f"{where}: its recipe is not the shipped recipe with one change of the {name} study (see `ecgrhythm study {name} --help`)")
 
@@ -88,11 +93,15 @@ def crossval_runs(name: str, folder, machine: str | None = None) -> list[tuple]:
         out = fold_dir(folder, k)
         if not (out / "oof.csv").is_file():
             continue  # not finished
-        meta = _read_json(out / "config.json")["metadata"]
-        log = _log(out / LOG_FILE)
-        fit = [float(r["fit_seconds"]) for r in log]
-        val = [float(r["val_seconds"]) for r in log]
-        best = next(r for r in log if int(r["epoch"]) == int(meta["best_epoch"]))  # 1-based, as the log counts
+        try:
+            meta = _read_json(out / "config.json")["metadata"]
+            log = _log(out / LOG_FILE)
+            fit = [float(r["fit_seconds"]) for r in log]
+            val = [float(r["val_seconds"]) for r in log]
+            best = next(r for r in log if int(r["epoch"]) == int(meta["best_epoch"]))  # 1-based, as the log counts
+            machine = machine or meta["machine"]
+        except (KeyError, ValueError, StopIteration, OSError) as exc:
+            raise ValueError(f"{out}: not a finished crossval fold of this version (its config.json or {LOG_FILE}: {exc!r})") from None
         measured = {
             "val_cinc_score": round(float(meta["val_cinc_score"]), 5),
             **{f"f1_{c}": round(float(v), 5) for c, v in meta["val_f1"].items()},
@@ -109,7 +118,7 @@ def crossval_runs(name: str, folder, machine: str | None = None) -> list[tuple]:
             epochs=epochs,
             train_records=int(meta["n_train"]),
             val_records=int(meta["n_val"]),
-            machine=machine or meta["machine"],
+            machine=machine,
             fold=k,
         )
         runs.append((str(out), variant, seed, attrs))
@@ -127,6 +136,7 @@ def import_crossval(name: str, folders, storage, *, machine: str | None = None) 
     """
     study = open_study(name, open_store(storage))
     paired = study.user_attrs.get("crossval_folds")
+    seeds = {t.params["seed"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("fold") is not None}
     runs = []
     for folder in folders:
         digest = read_folds(folder).digest
@@ -136,7 +146,11 @@ def import_crossval(name: str, folders, storage, *, machine: str | None = None) 
                 "the runs would not pair fold by fold"
             )
         paired = digest
-        runs += crossval_runs(name, folder, machine)
+        found = crossval_runs(name, folder, machine)
+        seeds |= {seed for _, _, seed, _ in found}
+        if len(seeds) > 1:
+            raise ValueError(f"{folder}: the full-budget runs of a study share one training seed (they pair by fold); found seeds {sorted(seeds)}")
+        runs += found
     made = add_runs(study, name, runs, "the fold was trained again with other results; import into another --store")
     study.set_user_attr("crossval_folds", paired)
     return made

@@ -110,9 +110,15 @@ def _answers(name: str, budgets: dict, margin: float, min_seeds: int) -> list[st
         mine = [t for t in first if any(study.same_setting(s["config"], t["config"]) for s in summary)]
         if not shared or not mine:
             continue
+        settings: list[dict] = []
+        for t in mine:
+            if not any(study.same_setting(t["config"], seen) for seen in settings):
+                settings.append(t["config"])
+        if len(settings) < 2:
+            continue  # one setting run at both budgets compares nothing
         top, s = max(mine, key=lambda t: t["mean"]), max(shared, key=lambda s: s["mean"])
         verb = "the same setting as" if study.same_setting(s["config"], top["config"]) else "not the same setting as"
-        among = "" if len(shared) == len(summary) else f"Among the {len(shared)} settings run at both budgets, t"
+        among = "" if len(shared) == len(summary) else "Among the variants run at both budgets, t"
         lines += [f"{among or 'T'}he best mean at {big[0]} epochs ({top['variant']}) is {verb} at {b[0]} epochs ({s['variant']}).", ""]
     return lines
 
@@ -142,7 +148,8 @@ def _full_budget_lines(name: str, runs: list[dict]) -> str:
         "chooses it on its validation records, so every full-budget score is slightly optimistic, for every variant alike. "
         f"Training seed {', '.join(str(s) for s in sorted({r['seed'] for r in runs}))}; the runs are paired fold by fold. Their s/epoch is the "
         "median fit time of an epoch and their records/s the fold's records over the median validation pass, both from the fold's "
-        "training log. Commands: `scripts/full_budget_runs.sh`, then `scripts/full_budget_import.sh`."
+        "training log; their final_loss is the best epoch's and train_seconds includes the validation passes. "
+        "Commands: `scripts/full_budget_runs.sh`, then `scripts/full_budget_import.sh`."
     )
 
 
@@ -158,7 +165,7 @@ def _markdown(name, rows, budgets, setup, command, notes, min_seeds) -> str:
         "",
         f"**Question.** {study.question}",
         "",
-        f"**What changes between runs:** the {study.factor}, and the seed. Everything else is fixed.",
+        f"**What changes between runs:** the {study.factor}, and the seed (or, at full budget, the fold). Everything else is fixed.",
         "",
         "## Answer",
         "",

@@ -206,7 +206,13 @@ def study_rows(name: str, storage=DEFAULT_STORE) -> tuple[list[dict], dict]:
         for v in STUDIES[name].plan(means(runs, replicates), setup.get("margin", 0.01)):
             order.setdefault(v.name, len(order))
     rows = [_row(t, setup) for t in trials]
-    rows.sort(key=lambda r: (r["epochs"], r["train_records"], order.get(r["variant"], len(order)), _replicate_order((r["fold"], r["seed"]))))
+    rows.sort(
+        key=lambda r: (
+            *budget_key(r["epochs"], r["train_records"], r["fold"]),
+            order.get(r["variant"], len(order)),
+            _replicate_order((r["fold"], r["seed"])),
+        )
+    )
     return rows, setup
 
 
