@@ -17,8 +17,6 @@ import statistics
 from pathlib import Path
 
 from ..config import ModelConfig, TrainConfig
-from ..crossval import RECIPE_FILE, fold_dir, read_folds
-from ..saving import LOG_FILE
 from .base import STUDIES, STUDY_FS, Variant
 from .store import add_runs, open_store, open_study, run_attrs
 from .strategies import ADVISED_FS, ADVISED_SAMPLES
@@ -84,6 +82,9 @@ def crossval_runs(name: str, folder, machine: str | None = None) -> list[tuple]:
     Args:
         machine: the rows' machine label (default: the one each fold's model recorded).
     """
+    from ..crossval import RECIPE_FILE, fold_dir, read_folds  # keras: only when runs are imported
+    from ..saving import LOG_FILE
+
     folder = Path(folder)
     recipe = _read_json(folder / RECIPE_FILE)
     variant = crossval_variant(name, recipe, folder)
@@ -134,6 +135,8 @@ def import_crossval(name: str, folders, storage, *, machine: str | None = None) 
     Returns:
         The number of runs added (folds already recorded with the same measurements are skipped).
     """
+    from ..crossval import read_folds
+
     study = open_study(name, open_store(storage))
     paired = study.user_attrs.get("crossval_folds")
     seeds = {t.params["seed"] for t in study.get_trials(deepcopy=False) if t.user_attrs.get("fold") is not None}
