@@ -111,6 +111,78 @@ def test_report_gives_fold_scores_their_interval_and_the_pooled_matrix(crossval_
     assert "| same | 2 |" in table["markdown"].read_text()
 
 
+def test_report_gives_each_folds_last_epoch_score_and_kept_epoch(crossval_dir, tmp_path):
+    paths = write_report(crossval_dir, tmp_path / "baseline")
+    report = json.loads(paths["json"].read_text())
+    for f in report["folds"]:
+        with open(fold_dir(crossval_dir, f["fold"]) / "training_log.csv", newline="") as log_file:
+            log = list(csv.DictReader(log_file))
+        meta = json.loads((fold_dir(crossval_dir, f["fold"]) / "config.json").read_text())["metadata"]
+        assert f["last_epoch"] == int(log[-1]["epoch"]) == meta["epochs_run"]
+        assert f["last_epoch_score"] == pytest.approx(float(log[-1]["val_cinc_score"]))
+        assert f["best_epoch"] == meta["best_epoch"]
+        kept = next(row for row in log if int(row["epoch"]) == f["best_epoch"])
+        assert f["score"] == pytest.approx(float(kept["val_cinc_score"]), abs=1e-5)  # the out-of-fold score is the kept epoch's
+    last = [f["last_epoch_score"] for f in report["folds"]]
+    assert (report["last_epoch_mean"], report["last_epoch_ci95"]) == pytest.approx(t_interval(last))
+    assert report["folds_total"] == FOLDS
+    text = paths["markdown"].read_text()
+    assert f"| {last[0]:.4f} (epoch {report['folds'][0]['last_epoch']}) |" in text and "slightly optimistic" in text
+
+
+def _partial_copy(crossval_dir, out, folds):
+    """A cross-validation folder holding the recipe, the folds and only the finished folds `folds` of `crossval_dir`."""
+    out.mkdir(parents=True)
+    for name in (FOLDS_FILE, "crossval.json"):
+        shutil.copy(crossval_dir / name, out / name)
+    for k in folds:
+        shutil.copytree(fold_dir(crossval_dir, k), fold_dir(out, k))
+    return out
+
+
+def test_a_partial_report_covers_the_finished_folds_and_the_table_shows_it(crossval_dir, tmp_path):
+    full = summarise(crossval_dir)
+    partial = _partial_copy(crossval_dir, tmp_path / "cv" / "half", [0])
+    with pytest.raises(FileNotFoundError, match="unfinished"):
+        summarise(partial)  # without partial=True an unfinished folder is still refused
+    results = tmp_path / "results"
+    paths = write_report(partial, results / "half", partial=True)
+    report = json.loads(paths["json"].read_text())
+    assert report["folds_total"] == FOLDS and [f["fold"] for f in report["folds"]] == [0]
+    assert report["folds"][0] == full["folds"][0] and report["records"] == full["folds"][0]["records"]
+    assert np.sum(report["pooled"]["confusion"]) == full["folds"][0]["records"]
+    assert not (partial / OOF_FILE).exists(), "the pooled oof.csv means every fold is finished"
+    assert "1 of 2 folds" in paths["markdown"].read_text().splitlines()[0]
+    with pytest.raises(FileNotFoundError, match="no fold is finished"):
+        summarise(_partial_copy(crossval_dir, tmp_path / "cv" / "none", []), partial=True)
+
+    # the candidates table pairs the partial recipe on its finished fold and shows it as 1 of 2
+    write_report(crossval_dir, results / "baseline")
+    table = write_candidates(results, reference="baseline")
+    rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
+    assert rows["half"]["folds"] == "1" and rows["half"]["folds_total"] == "2" and rows["half"]["paired_folds"] == "1"
+    assert float(rows["half"]["difference"]) == pytest.approx(0.0, abs=1e-4)
+    assert float(rows["baseline"]["last_epoch_mean"]) == pytest.approx(full["last_epoch_mean"], abs=1e-4)
+    text = table["markdown"].read_text()
+    assert "| half | 1 of 2 |" in text and "| baseline | 2 |" in text
+
+
+def test_candidates_table_reads_reports_written_before_the_last_epoch_score(crossval_dir, tmp_path):
+    write_report(crossval_dir, tmp_path / "baseline")
+    old = json.loads((tmp_path / "baseline" / "report.json").read_text())
+    for key in ("folds_total", "last_epoch_mean", "last_epoch_ci95"):
+        del old[key]
+    old["folds"] = [{k: v for k, v in f.items() if k not in ("best_epoch", "last_epoch", "last_epoch_score")} for f in old["folds"]]
+    old["name"] = "old"
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "report.json").write_text(json.dumps(old))
+    table = write_candidates(tmp_path, reference="baseline")
+    rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
+    assert rows["old"]["last_epoch_mean"] == "" and rows["old"]["folds_total"] == str(FOLDS) and rows["old"]["paired_folds"] == str(FOLDS)
+    assert rows["baseline"]["last_epoch_mean"] != ""
+    assert f"| old | 2 | {old['mean']:.4f} ± {old['ci95']:.4f} |  |" in table["markdown"].read_text()
+
+
 def test_t_interval_half_width():
     mean, half = t_interval([0.80, 0.82, 0.84, 0.86, 0.88])
     assert mean == pytest.approx(0.84) and half == pytest.approx(2.776 * np.std([0.80, 0.82, 0.84, 0.86, 0.88], ddof=1) / np.sqrt(5), rel=1e-3)
@@ -153,6 +225,10 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
     assert "fold 0: 24 records (N 14, A 3, O " in shown and "fold 1: 24 records (N 14, A 3, O " in shown and (out / FOLDS_FILE).is_file()
     assert main(["crossval", *recipe, "--fold", "1"]) == 0
     assert "still to run: [0]" in capsys.readouterr().out and not (results / "tiny-recipe").exists()
+    assert main(["crossval", *recipe, "--fold", "1", "--partial-report"]) == 0  # fold 1 finished: nothing to train
+    assert "partial report (1 of 2 folds)" in capsys.readouterr().out and not (out / OOF_FILE).exists()
+    assert [f["fold"] for f in json.loads((results / "tiny-recipe" / "report.json").read_text())["folds"]] == [1]
+    assert "| tiny-recipe | 1 of 2 |" in (results / "candidates.md").read_text()
     assert main(["crossval", *recipe, "--fold", "0"]) == 0
     assert "cross-validation finished" in capsys.readouterr().out
     report = json.loads((results / "tiny-recipe" / "report.json").read_text())

@@ -3,7 +3,10 @@
 :func:`summarise` scores a finished cross-validation folder (see :mod:`ecgrhythm.crossval`)
 from its out-of-fold probabilities: the score of each fold, their mean with a 95 % t-interval,
 the pooled per-class F1 and confusion matrix, the pooled top-class ECE, and the temperature
-fitted on the out-of-fold probabilities with the ECE it gives. :func:`write_report` writes
+fitted on the out-of-fold probabilities with the ECE it gives. Each fold's score is that of the
+epoch its training kept, chosen on the fold itself; the report adds the score its training log
+shows at the last trained epoch, the estimate for a model trained that long without selection.
+With `partial=True` it reports the folds finished so far ("k of n folds"). :func:`write_report` writes
 that as `report.json` and `report.md` (by default under `docs/results/crossval/<name>/`);
 :func:`write_candidates` regenerates `candidates.md` and `candidates.csv` beside them from
 every recorded report: one row per recipe, with its paired difference per fold from a
@@ -21,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
-from .crossval import OOF_FILE, RECIPE_FILE, read_folds, read_oof
+from .crossval import OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
 from .metrics import apply_temperature, evaluate_predictions, fit_temperature, top_class_calibration
+from .saving import CONFIG_FILE
 
 __all__ = ["summarise", "write_report", "write_candidates", "t_interval", "cross_fitted_temperature", "DEFAULT_RESULTS", "REPORT_FILE"]
 
@@ -54,24 +58,66 @@ def cross_fitted_temperature(probabilities, targets, folds) -> np.ndarray:
     return out
 
 
-def summarise(output, name: str | None = None) -> dict:
+def _finished_oof(output: Path, partial: bool):
+    """`read_oof` of the pooled `oof.csv`, or (`partial`) of the finished folds' `oof.csv` files pooled in fold order."""
+    if not partial:
+        if not (output / OOF_FILE).is_file():
+            raise FileNotFoundError(
+                f"{output / OOF_FILE} not found: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same options "
+                "(or report the finished folds with --partial-report)"
+            )
+        return read_oof(output / OOF_FILE)
+    paths = [fold_dir(output, k) / OOF_FILE for k in range(len(read_folds(output).folds))]
+    parts = [read_oof(p) for p in paths if p.is_file()]
+    if not parts:
+        raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{OOF_FILE}); run at least one fold with 'ecgrhythm crossval --fold K'")
+    if any(part[4] != parts[0][4] for part in parts):
+        raise ValueError(f"{output}: the finished folds' {OOF_FILE} files have different classes; the folder mixes runs, start it again")
+    names, truth = [n for part in parts for n in part[0]], [t for part in parts for t in part[2]]
+    return names, np.concatenate([part[1] for part in parts]), truth, np.concatenate([part[3] for part in parts]), parts[0][4]
+
+
+def _epochs(model_dir: Path) -> dict:
+    """The kept (best) epoch of a fold's training, its last epoch and the validation score the log shows at the last one."""
+    from .training import read_log, score_column
+
+    column = score_column(multilabel=False)  # cross-validation folds hold one label per record
+    try:
+        log = read_log(model_dir)
+        best = int(json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))["metadata"]["best_epoch"])
+        return {"best_epoch": best, "last_epoch": int(log[-1]["epoch"]), "last_epoch_score": float(log[-1][column])}
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"{model_dir}: not a finished fold (its {CONFIG_FILE} or training log: {exc!r}); rerun 'ecgrhythm crossval'") from None
+
+
+def summarise(output, name: str | None = None, *, partial: bool = False) -> dict:
     """The report of a finished cross-validation folder (every fold's `oof.csv` pooled into `oof.csv`), named `name`
-    (default: the folder's name).
+    (default: the folder's name), or with `partial` of the folds finished so far.
+
+    Each fold's score is that of the epoch its training kept, chosen on the fold itself (slightly optimistic);
+    its score at the last trained epoch, read from its training log, is the estimate for a model trained that
+    many epochs and kept at the last (`ecgrhythm train --val-fraction 0`).
+
+    Args:
+        output: the cross-validation folder.
+        name: the recipe's name.
+        partial: report the finished folds (their `foldK/oof.csv` pooled, the folder's `oof.csv` left alone)
+            when others are unfinished.
 
     Returns:
-        JSON-serialisable data: `folds` (records, score and F1 per class of each), `mean`, `ci95` (half-width),
-        `pooled` (score, F1 per class, confusion matrix, ECE), `temperature` (fitted on all out-of-fold
-        probabilities, with the ECE after it and the cross-fitted ECE), the recipe and the folds' digest.
+        JSON-serialisable data: `folds` (records, score, F1 per class, kept and last epoch and the score at the
+        last of each), `folds_total` (the folder's folds, finished or not), `mean`, `ci95` (half-width),
+        `last_epoch_mean`, `last_epoch_ci95`, `pooled` (score, F1 per class, confusion matrix, ECE),
+        `temperature` (fitted on all out-of-fold probabilities, with the ECE after it and the cross-fitted
+        ECE, NaN with one fold), the recipe and the folds' digest.
 
     Raises:
-        FileNotFoundError: the folder has no pooled `oof.csv` yet (some fold is unfinished).
+        FileNotFoundError: the folder has no pooled `oof.csv` yet (some fold is unfinished), or with `partial`
+            no fold is finished.
+        ValueError: a finished fold's folder lacks its training log or metadata.
     """
     output = Path(output)
-    if not (output / OOF_FILE).is_file():
-        raise FileNotFoundError(
-            f"{output / OOF_FILE} not found: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same options"
-        )
-    names, folds, truth, probs, classes = read_oof(output / OOF_FILE)
+    names, folds, truth, probs, classes = _finished_oof(output, partial)
     targets = np.array([classes.index(t) for t in truth])
     predicted = [classes[i] for i in probs.argmax(axis=1)]
     per_fold = []
@@ -79,18 +125,29 @@ def summarise(output, name: str | None = None) -> dict:
         rows = np.flatnonzero(folds == k)
         report = evaluate_predictions([truth[i] for i in rows], [predicted[i] for i in rows], classes)
         per_fold.append(
-            {"fold": int(k), "records": int(len(rows)), "score": report.score if report.score is not None else report.macro_f1, "f1": report.f1}
+            {
+                "fold": int(k),
+                "records": int(len(rows)),
+                "score": report.score if report.score is not None else report.macro_f1,
+                "f1": report.f1,
+                **_epochs(fold_dir(output, k)),
+            }
         )
     mean, half = t_interval([f["score"] for f in per_fold])
+    last_mean, last_half = t_interval([f["last_epoch_score"] for f in per_fold])
     pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
     temperature = fit_temperature(probs, targets)
+    saved = read_folds(output)
     return {
         "name": name or output.resolve().name,
         "score_name": "CinC 2017 score (mean F1 of N, A, O)" if pooled.score is not None else "macro F1",
         "records": len(names),
         "folds": per_fold,
+        "folds_total": len(saved.folds),
         "mean": mean,
         "ci95": half,
+        "last_epoch_mean": last_mean,
+        "last_epoch_ci95": last_half,
         "pooled": {
             "score": pooled.score if pooled.score is not None else pooled.macro_f1,
             "f1": pooled.f1,
@@ -101,31 +158,48 @@ def summarise(output, name: str | None = None) -> dict:
         "temperature": {
             "value": float(temperature),
             "ece_after": top_class_calibration(apply_temperature(probs, temperature), targets).ece,
-            "ece_cross_fitted": top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece,
+            "ece_cross_fitted": top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece
+            if len(per_fold) > 1
+            else math.nan,  # one fold: no other fold to fit on
         },
-        "folds_digest": read_folds(output).digest,
+        "folds_digest": saved.digest,
         "recipe": json.loads((output / RECIPE_FILE).read_text(encoding="utf-8")),
     }
 
 
 def _markdown(summary: dict, command: str) -> str:
     classes = summary["pooled"]["classes"]
+    done, total = len(summary["folds"]), summary["folds_total"]
+    partial = done < total
     lines = [
-        f"# Cross-validation: {summary['name']}",
+        f"# Cross-validation: {summary['name']}" + (f" (partial: {done} of {total} folds)" if partial else ""),
         "",
-        f"{len(summary['folds'])} folds over {summary['records']:,} records; {summary['score_name']}.",
+        (f"{done} of {total} folds (the others unfinished)" if partial else f"{done} folds")
+        + f" over {summary['records']:,} records; {summary['score_name']}.",
         "",
         f"**Mean {summary['mean']:.4f} ± {summary['ci95']:.4f}** (95 % t-interval over folds); pooled out-of-fold score "
         f"{summary['pooled']['score']:.4f}.",
         "",
+        f"At the last trained epoch: mean {summary['last_epoch_mean']:.4f} ± {summary['last_epoch_ci95']:.4f}. Each fold's "
+        "score above is that of the epoch its training kept, chosen on the fold itself (slightly optimistic); the "
+        "last-epoch score is the honest estimate for a model trained that many epochs without selection "
+        "(`ecgrhythm train --val-fraction 0`).",
+        "",
     ]
     if command:
         lines += ["Command:", "", "```", command, "```", ""]
-    lines += ["| fold | records | score | " + " | ".join(f"F1 {c}" for c in classes) + " |", "|" + "---|" * (3 + len(classes))]
+    lines += [
+        "| fold | records | score (kept epoch) | score at last epoch | " + " | ".join(f"F1 {c}" for c in classes) + " |",
+        "|" + "---|" * (4 + len(classes)),
+    ]
     for f in summary["folds"]:
-        lines.append(f"| {f['fold']} | {f['records']} | {f['score']:.4f} | " + " | ".join(f"{f['f1'][c]:.3f}" for c in classes) + " |")
+        lines.append(
+            f"| {f['fold']} | {f['records']} | {f['score']:.4f} (epoch {f['best_epoch']}) | {f['last_epoch_score']:.4f} (epoch {f['last_epoch']}) | "
+            + " | ".join(f"{f['f1'][c]:.3f}" for c in classes)
+            + " |"
+        )
     pooled = summary["pooled"]
-    lines.append("| pooled | {} | {:.4f} | {} |".format(summary["records"], pooled["score"], " | ".join(f"{pooled['f1'][c]:.3f}" for c in classes)))
+    lines.append("| pooled | {} | {:.4f} | | {} |".format(summary["records"], pooled["score"], " | ".join(f"{pooled['f1'][c]:.3f}" for c in classes)))
     lines += [
         "",
         "Pooled confusion matrix (rows: true class, columns: predicted):",
@@ -139,13 +213,13 @@ def _markdown(summary: dict, command: str) -> str:
         "",
         f"Top-class ECE (15 bins) of the out-of-fold probabilities: {pooled['ece']:.4f}. Temperature fitted on them: "
         f"T = {t['value']:.3f}, ECE {t['ece_after']:.4f} after (in-sample); fitted on the other folds for each fold "
-        f"(cross-fitted): ECE {t['ece_cross_fitted']:.4f}.",
+        f"(cross-fitted): ECE {t['ece_cross_fitted']:.4f}" + (" (one fold: nothing to fit on)." if done < 2 else "."),
         "",
     ]
     return "\n".join(lines)
 
 
-def write_report(output, report_dir=None, *, command: str = "", name: str | None = None) -> dict[str, Path]:
+def write_report(output, report_dir=None, *, command: str = "", name: str | None = None, partial: bool = False) -> dict[str, Path]:
     """Write `report.json` and `report.md` of a finished cross-validation folder, atomically.
 
     Args:
@@ -153,11 +227,12 @@ def write_report(output, report_dir=None, *, command: str = "", name: str | None
         report_dir: where to write (default `docs/results/crossval/<name>`).
         command: the command that ran it, quoted in the Markdown.
         name: the recipe's name (default: the folder's name).
+        partial: report the folds finished so far, marked "k of n folds" (see :func:`summarise`).
 
     Returns:
         `{"json": path, "markdown": path}`.
     """
-    summary = summarise(output, name)
+    summary = summarise(output, name, partial=partial)
     summary["command"] = command
     report_dir = Path(report_dir) if report_dir is not None else DEFAULT_RESULTS / summary["name"]
     paths = {"json": report_dir / REPORT_FILE, "markdown": report_dir / "report.md"}
@@ -182,9 +257,10 @@ def _paired(rows: dict, reference: dict) -> tuple[float, float, int]:
 def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str, Path]:
     """Regenerate `candidates.md` and `candidates.csv` from every `*/report.json` under `results_dir`.
 
-    One row per recipe: its name, folds, mean ± 95 % half-width, and its paired difference per fold
-    from the recipe named `reference` with the paired t-test's p-value (blank where the reference is
-    missing or was run on other folds).
+    One row per recipe: its name, folds (finished and in all: a partial report shows "3 of 5"), mean ±
+    95 % half-width, mean at the last trained epoch (blank for reports written before it was recorded),
+    and its paired difference per fold from the recipe named `reference` over the folds both finished,
+    with the paired t-test's p-value (blank where the reference is missing or was run on other folds).
 
     Returns:
         `{"csv": path, "markdown": path}`.
@@ -198,8 +274,10 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
         row = {
             "recipe": r["name"],
             "folds": len(r["folds"]),
+            "folds_total": r.get("folds_total", len(r["folds"])),  # reports before partial ones: every fold
             "mean": round(r["mean"], 4),
             "ci95": round(r["ci95"], 4),
+            "last_epoch_mean": round(r["last_epoch_mean"], 4) if "last_epoch_mean" in r else "",
             "pooled": round(r["pooled"]["score"], 4),
             "ece": round(r["pooled"]["ece"], 4),
             "reference": reference,
@@ -219,16 +297,24 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
         "# Cross-validated recipes",
         "",
         f"One row per recipe run by `ecgrhythm crossval` (regenerated from `*/report.json`); differences are paired by fold "
-        f"against `{reference}` on the same folds (paired t-test).",
+        f"against `{reference}` on the folds both finished (paired t-test). The mean is that of the epochs kept on each "
+        "fold's own records (slightly optimistic); the last-epoch mean is that of models trained the same epochs and kept "
+        'at the last. A partial report shows its finished folds as "3 of 5".',
         "",
-        "| recipe | folds | mean ± 95 % CI | pooled | ECE | difference from reference | p |",
-        "|---|---|---|---|---|---|---|",
+        "| recipe | folds | mean ± 95 % CI | last-epoch mean | pooled | ECE | difference from reference | p |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        diff = "reference" if row["recipe"] == reference else (f"{row['difference']:+.4f}" if row["difference"] != "" else "not paired")
+        diff = (
+            "reference"
+            if row["recipe"] == reference
+            else (f"{row['difference']:+.4f} ({row['paired_folds']} folds)" if row["difference"] != "" else "not paired")
+        )
         p = f"{row['p_value']:.3f}" if row["p_value"] != "" else ""
+        folds = f"{row['folds']} of {row['folds_total']}" if row["folds"] < row["folds_total"] else str(row["folds"])
+        last = f"{row['last_epoch_mean']:.4f}" if row["last_epoch_mean"] != "" else ""
         lines.append(
-            f"| {row['recipe']} | {row['folds']} | {row['mean']:.4f} ± {row['ci95']:.4f} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
+            f"| {row['recipe']} | {folds} | {row['mean']:.4f} ± {row['ci95']:.4f} | {last} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
         )
     paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
     atomic_write_text(paths["csv"], out.getvalue())

@@ -33,7 +33,7 @@ from .metrics import score_probabilities
 from .parallel import process_rows
 from .saving import LOG_FILE, SPLIT_FILE, split_text
 
-__all__ = ["train", "plan_run", "compile_network", "training_window", "TrainingPlan", "fit_epoch", "TrainResult"]
+__all__ = ["train", "plan_run", "compile_network", "training_window", "TrainingPlan", "fit_epoch", "TrainResult", "read_log", "score_column"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +112,24 @@ def _log_text(history: list[dict]) -> str:
     return out.getvalue()
 
 
+def read_log(model_dir) -> list[dict]:
+    """The per-epoch log (`training_log.csv`) of a model folder: one dict per epoch, its values as written (strings).
+
+    Raises:
+        FileNotFoundError: the folder has no log (a model trained by this package writes one).
+    """
+    path = Path(model_dir) / LOG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a model folder trained by 'ecgrhythm train' or 'ecgrhythm crossval'")
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def score_column(multilabel: bool) -> str:
+    """The validation score's column in the training log and its key in the model's metadata."""
+    return "val_macro_f1" if multilabel else "val_cinc_score"
+
+
 def compile_network(n_leads: int, n_classes: int, architecture: ModelConfig, train_config: TrainConfig, loss="sparse_categorical_crossentropy"):
     """Build the network `architecture` names and compile it for training (Adam, optimiser variables built).
 
@@ -173,7 +191,7 @@ class TrainingPlan:
 
     @property
     def score_name(self) -> str:
-        return "val_macro_f1" if self.data.multilabel else "val_cinc_score"
+        return score_column(self.data.multilabel)
 
     def validate(self):
         """`(score, F1 per class, extras)` of the network on the validation records (see :func:`score_probabilities`)."""

@@ -16,7 +16,7 @@ def add_parser(sub):
         help="cross-validate a training recipe: one resumable training per fold, out-of-fold probabilities, a report",
         description="Split the labelled records into seeded stratified folds (saved as OUTPUT/folds.json), train one model per fold "
         "with that fold as its validation records (OUTPUT/foldK/), keep every record's out-of-fold probabilities (OUTPUT/oof.csv) and, "
-        "once every fold is finished, write the report and regenerate the candidates table. Rerunning continues: finished folds are "
+        "once every fold is finished (or, with --partial-report, the folds finished so far), write the report and regenerate the candidates table. Rerunning continues: finished folds are "
         "not trained again, an interrupted one resumes from its checkpoint.",
     )
     p.add_argument("--data", help="folder of records with a REFERENCE.csv (default: the shared CinC 2017 data)")
@@ -33,6 +33,11 @@ def add_parser(sub):
         "--reference", default="baseline", help="recipe the candidates table compares each recipe with, fold by fold (default %(default)s)"
     )
     train_command.add_recipe_options(p)
+    p.add_argument(
+        "--partial-report",
+        action="store_true",
+        help="when other folds are unfinished, still write the report of the finished ones (marked 'k of n folds') and regenerate the candidates table",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch lines")
 
 
@@ -75,10 +80,12 @@ def run(args):
     unfinished = [k for k in range(args.folds) if k not in result.finished]
     if unfinished:
         print(f"folds finished: {result.finished}; still to run: {unfinished} (rerun with the same options)")
-        return 0
+        if not args.partial_report:
+            return 0
     name = args.name or Path(args.output).resolve().name
     command = "ecgrhythm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["crossval"] else ""
-    paths = write_report(args.output, Path(args.results) / name, command=command, name=name)
+    paths = write_report(args.output, Path(args.results) / name, command=command, name=name, partial=bool(unfinished))
     table = write_candidates(args.results, reference=args.reference)
-    print(f"cross-validation finished; report written to {paths['markdown']} and {paths['json']}; candidates table {table['markdown']}")
+    done = f"partial report ({len(result.finished)} of {args.folds} folds)" if unfinished else "cross-validation finished; report"
+    print(f"{done} written to {paths['markdown']} and {paths['json']}; candidates table {table['markdown']}")
     return 0

@@ -11,7 +11,6 @@ study variant is refused, and so are folds other than those already recorded.
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 from pathlib import Path
@@ -71,11 +70,6 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
     raise ValueError(f"{where}: its recipe is not the shipped recipe with one change of the {name} study (see `ecgrhythm study {name} --help`)")
 
 
-def _log(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def crossval_runs(name: str, folder, machine: str | None = None) -> list[tuple]:
     """The finished folds of one crossval folder as runs of study `name`: `(where, variant, seed, attrs)` each.
 
@@ -84,6 +78,7 @@ def crossval_runs(name: str, folder, machine: str | None = None) -> list[tuple]:
     """
     from ..crossval import RECIPE_FILE, fold_dir, read_folds  # keras: only when runs are imported
     from ..saving import LOG_FILE
+    from ..training import read_log
 
     folder = Path(folder)
     recipe = _read_json(folder / RECIPE_FILE)
@@ -96,7 +91,7 @@ def crossval_runs(name: str, folder, machine: str | None = None) -> list[tuple]:
             continue  # not finished
         try:
             meta = _read_json(out / "config.json")["metadata"]
-            log = _log(out / LOG_FILE)
+            log = read_log(out)
             fit = [float(r["fit_seconds"]) for r in log]
             val = [float(r["val_seconds"]) for r in log]
             best = next(r for r in log if int(r["epoch"]) == int(meta["best_epoch"]))  # 1-based, as the log counts
