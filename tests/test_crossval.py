@@ -143,13 +143,22 @@ def _partial_copy(crossval_dir, out, folds):
 def test_a_partial_report_covers_the_finished_folds_and_the_table_shows_it(crossval_dir, tmp_path):
     full = summarise(crossval_dir)
     partial = _partial_copy(crossval_dir, tmp_path / "cv" / "half", [0])
+    # the tiny network may score 0 at every epoch: give the copy's last logged epoch its own score to follow
+    log_path = fold_dir(partial, 0) / "training_log.csv"
+    log = list(csv.DictReader(log_path.open(newline="")))
+    log[-1]["val_cinc_score"] = str(float(log[-1]["val_cinc_score"]) + 0.125)
+    with log_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(log[0]))
+        writer.writeheader()
+        writer.writerows(log)
     with pytest.raises(FileNotFoundError, match="unfinished"):
         summarise(partial)  # without partial=True an unfinished folder is still refused
     results = tmp_path / "results"
     paths = write_report(partial, results / "half", partial=True)
     report = json.loads(paths["json"].read_text())
     assert report["folds_total"] == FOLDS and [f["fold"] for f in report["folds"]] == [0]
-    assert report["folds"][0] == full["folds"][0] and report["records"] == full["folds"][0]["records"]
+    assert report["folds"][0] == {**full["folds"][0], "last_epoch_score": full["folds"][0]["last_epoch_score"] + 0.125}
+    assert report["last_epoch_mean"] == report["folds"][0]["last_epoch_score"] and report["records"] == full["folds"][0]["records"]
     assert np.sum(report["pooled"]["confusion"]) == full["folds"][0]["records"]
     assert not (partial / OOF_FILE).exists(), "the pooled oof.csv means every fold is finished"
     assert "1 of 2 folds" in paths["markdown"].read_text().splitlines()[0]
@@ -163,8 +172,9 @@ def test_a_partial_report_covers_the_finished_folds_and_the_table_shows_it(cross
     assert rows["half"]["folds"] == "1" and rows["half"]["folds_total"] == "2" and rows["half"]["paired_folds"] == "1"
     assert float(rows["half"]["difference"]) == pytest.approx(0.0, abs=1e-4)
     assert float(rows["baseline"]["last_epoch_mean"]) == pytest.approx(full["last_epoch_mean"], abs=1e-4)
+    assert float(rows["half"]["last_epoch_mean"]) == pytest.approx(report["last_epoch_mean"], abs=1e-4)
     text = table["markdown"].read_text()
-    assert "| half | 1 of 2 |" in text and "| baseline | 2 |" in text
+    assert "| half | 1 of 2 |" in text and "| baseline | 2 |" in text and "(1 fold)" in text
 
 
 def test_candidates_table_reads_reports_written_before_the_last_epoch_score(crossval_dir, tmp_path):

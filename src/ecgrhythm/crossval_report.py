@@ -167,6 +167,11 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
     }
 
 
+def _interval(mean: float, half: float) -> str:
+    """`mean ± half` for Markdown; one fold has no interval."""
+    return f"{mean:.4f} (one fold: no interval)" if math.isnan(half) else f"{mean:.4f} ± {half:.4f}"
+
+
 def _markdown(summary: dict, command: str) -> str:
     classes = summary["pooled"]["classes"]
     done, total = len(summary["folds"]), summary["folds_total"]
@@ -177,10 +182,10 @@ def _markdown(summary: dict, command: str) -> str:
         (f"{done} of {total} folds (the others unfinished)" if partial else f"{done} folds")
         + f" over {summary['records']:,} records; {summary['score_name']}.",
         "",
-        f"**Mean {summary['mean']:.4f} ± {summary['ci95']:.4f}** (95 % t-interval over folds); pooled out-of-fold score "
+        f"**Mean {_interval(summary['mean'], summary['ci95'])}** (95 % t-interval over folds); pooled out-of-fold score "
         f"{summary['pooled']['score']:.4f}.",
         "",
-        f"At the last trained epoch: mean {summary['last_epoch_mean']:.4f} ± {summary['last_epoch_ci95']:.4f}. Each fold's "
+        f"At the last trained epoch: mean {_interval(summary['last_epoch_mean'], summary['last_epoch_ci95'])}. Each fold's "
         "score above is that of the epoch its training kept, chosen on the fold itself (slightly optimistic); the "
         "last-epoch score is the honest estimate for a model trained that many epochs without selection "
         "(`ecgrhythm train --val-fraction 0`).",
@@ -308,13 +313,17 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
         diff = (
             "reference"
             if row["recipe"] == reference
-            else (f"{row['difference']:+.4f} ({row['paired_folds']} folds)" if row["difference"] != "" else "not paired")
+            else (
+                f"{row['difference']:+.4f} ({row['paired_folds']} fold{'s' if row['paired_folds'] > 1 else ''})"
+                if row["difference"] != ""
+                else "not paired"
+            )
         )
         p = f"{row['p_value']:.3f}" if row["p_value"] != "" else ""
         folds = f"{row['folds']} of {row['folds_total']}" if row["folds"] < row["folds_total"] else str(row["folds"])
         last = f"{row['last_epoch_mean']:.4f}" if row["last_epoch_mean"] != "" else ""
         lines.append(
-            f"| {row['recipe']} | {folds} | {row['mean']:.4f} ± {row['ci95']:.4f} | {last} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
+            f"| {row['recipe']} | {folds} | {_interval(row['mean'], row['ci95'])} | {last} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
         )
     paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
     atomic_write_text(paths["csv"], out.getvalue())
