@@ -78,14 +78,17 @@ def _finished_oof(output: Path, partial: bool):
 
 
 def _epochs(model_dir: Path) -> dict:
-    """The kept (best) epoch of a fold's training, its last epoch and the validation score the log shows at the last one."""
+    """The kept (best) epoch of a fold's training, its last epoch and the validation score the log shows at the last one;
+    `None` each for the fold of an ensemble (:mod:`ecgrhythm.crossval_ensemble`), whose networks have a training log each."""
     from .training import read_log, score_column
 
     column = score_column(multilabel=False)  # cross-validation folds hold one label per record
     try:
+        metadata = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))["metadata"]
+        if "ensemble_of" in metadata:  # written by saving.assemble_ensemble
+            return {"best_epoch": None, "last_epoch": None, "last_epoch_score": None}
         log = read_log(model_dir)
-        best = int(json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))["metadata"]["best_epoch"])
-        return {"best_epoch": best, "last_epoch": int(log[-1]["epoch"]), "last_epoch_score": float(log[-1][column])}
+        return {"best_epoch": int(metadata["best_epoch"]), "last_epoch": int(log[-1]["epoch"]), "last_epoch_score": float(log[-1][column])}
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise ValueError(f"{model_dir}: not a finished fold (its {CONFIG_FILE} or training log: {exc!r}); rerun 'ecgrhythm crossval'") from None
 
@@ -109,7 +112,9 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         last of each), `folds_total` (the folder's folds, finished or not), `mean`, `ci95` (half-width),
         `last_epoch_mean`, `last_epoch_ci95`, `pooled` (score, F1 per class, confusion matrix, ECE),
         `temperature` (fitted on all out-of-fold probabilities, with the ECE after it and the cross-fitted
-        ECE, NaN with one fold), the recipe and the folds' digest.
+        ECE, NaN with one fold), the recipe and the folds' digest. The folds of an ensemble of cross-validations
+        (:mod:`ecgrhythm.crossval_ensemble`) have no single training log: their epochs, last-epoch scores and
+        `last_epoch_mean`, `last_epoch_ci95` are `None`.
 
     Raises:
         FileNotFoundError: the folder has no pooled `oof.csv` yet (some fold is unfinished), or with `partial`
@@ -134,7 +139,8 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
             }
         )
     mean, half = t_interval([f["score"] for f in per_fold])
-    last_mean, last_half = t_interval([f["last_epoch_score"] for f in per_fold])
+    last = [f["last_epoch_score"] for f in per_fold]
+    last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble has no last epoch
     pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
     temperature = fit_temperature(probs, targets)
     saved = read_folds(output)
@@ -188,7 +194,10 @@ def _markdown(summary: dict, command: str) -> str:
         f"At the last trained epoch: mean {_interval(summary['last_epoch_mean'], summary['last_epoch_ci95'])}. Each fold's "
         "score above is that of the epoch its training kept, chosen on the fold itself (slightly optimistic); the "
         "last-epoch score is the honest estimate for a model trained that many epochs without selection "
-        "(`ecgrhythm train --val-fraction 0`).",
+        "(`ecgrhythm train --val-fraction 0`)."
+        if summary["last_epoch_mean"] is not None
+        else "Each fold's model averages several networks (an ensemble of cross-validations), each kept at the epoch its "
+        "training chose on the fold itself (slightly optimistic); there is no single training log, so no kept or last epoch.",
         "",
     ]
     if command:
@@ -198,11 +207,9 @@ def _markdown(summary: dict, command: str) -> str:
         "|" + "---|" * (4 + len(classes)),
     ]
     for f in summary["folds"]:
-        lines.append(
-            f"| {f['fold']} | {f['records']} | {f['score']:.4f} (epoch {f['best_epoch']}) | {f['last_epoch_score']:.4f} (epoch {f['last_epoch']}) | "
-            + " | ".join(f"{f['f1'][c]:.3f}" for c in classes)
-            + " |"
-        )
+        kept = f"{f['score']:.4f}" + (f" (epoch {f['best_epoch']})" if f["best_epoch"] is not None else "")
+        last = f"{f['last_epoch_score']:.4f} (epoch {f['last_epoch']})" if f["last_epoch_score"] is not None else ""
+        lines.append(f"| {f['fold']} | {f['records']} | {kept} | {last} | " + " | ".join(f"{f['f1'][c]:.3f}" for c in classes) + " |")
     pooled = summary["pooled"]
     lines.append("| pooled | {} | {:.4f} | | {} |".format(summary["records"], pooled["score"], " | ".join(f"{pooled['f1'][c]:.3f}" for c in classes)))
     lines += [
@@ -263,7 +270,8 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
     """Regenerate `candidates.md` and `candidates.csv` from every `*/report.json` under `results_dir`.
 
     One row per recipe: its name, folds (finished and in all: a partial report shows "3 of 5"), mean ±
-    95 % half-width, mean at the last trained epoch (blank for reports written before it was recorded),
+    95 % half-width, mean at the last trained epoch (blank for reports written before it was recorded, and for
+    ensembles of cross-validations),
     and its paired difference per fold from the recipe named `reference` over the folds both finished,
     with the paired t-test's p-value (blank where the reference is missing or was run on other folds).
 
@@ -282,7 +290,7 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
             "folds_total": r.get("folds_total", len(r["folds"])),  # reports before partial ones: every fold
             "mean": round(r["mean"], 4),
             "ci95": round(r["ci95"], 4),
-            "last_epoch_mean": round(r["last_epoch_mean"], 4) if "last_epoch_mean" in r else "",
+            "last_epoch_mean": round(r["last_epoch_mean"], 4) if r.get("last_epoch_mean") is not None else "",
             "pooled": round(r["pooled"]["score"], 4),
             "ece": round(r["pooled"]["ece"], 4),
             "reference": reference,

@@ -1,0 +1,163 @@
+"""Cross-validation of an ensemble: the fold models of several cross-validations on the same folds, averaged.
+
+:func:`average_crossvals` takes cross-validation folders (see :mod:`ecgrhythm.crossval`) run on the
+same folds, for example one recipe trained with two seeds, and writes a folder of the same layout::
+
+    crossval.json        {"ensemble_of": [{"folder": member folder's name, "recipe": its crossval.json}, ...]}
+    folds.json           the members' folds
+    fold0/ ... foldK/    for each fold finished in every member: one model folder averaging the members'
+                         networks of that fold (:func:`ecgrhythm.saving.assemble_ensemble`), and its
+                         `oof.csv`, the members' out-of-fold probabilities of the fold averaged record by record
+    oof.csv              every record's averaged out-of-fold probabilities, once every fold is there
+
+Each fold's ensemble never saw its fold's records (no member did), so its out-of-fold probabilities
+are an estimate of the ensemble recipe as honest as those of one network; they are the probabilities
+its model folder predicts on those records. :mod:`ecgrhythm.crossval_report` reports the folder as it
+reports any cross-validation. Rerunning with the same members adds the folds finished since; other
+members are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from ._io import atomic_write_text
+from .crossval import OOF_FILE, RECIPE_FILE, CrossvalResult, _claim, _pool, fold_dir, oof_text, read_folds, read_oof
+from .saving import MAX_MEMBERS, assemble_ensemble
+
+__all__ = ["average_crossvals", "ENSEMBLE_KEY"]
+
+logger = logging.getLogger(__name__)
+
+ENSEMBLE_KEY = "ensemble_of"  # the key of an ensemble's crossval.json
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _read_recipe(member: Path) -> dict:
+    path = member / RECIPE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {member} is not a cross-validation folder (pass folders written by 'ecgrhythm crossval')")
+    try:
+        recipe = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a cross-validation recipe ({exc})") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: not a cross-validation recipe (expected a JSON object)")
+    if ENSEMBLE_KEY in recipe:
+        raise ValueError(f"{member} is itself an ensemble of cross-validations: pass the cross-validation folders of single networks")
+    return recipe
+
+
+def _check_members(members: list[Path], output: Path) -> tuple[list, list[dict]]:
+    """`(folds of each member, recipe of each)`, refusing members that cannot be averaged fold by fold or an `output` among them."""
+    if not 2 <= len(members) <= MAX_MEMBERS:
+        raise ValueError(f"Invalid argument `member_dirs`: expected 2 to {MAX_MEMBERS} cross-validation folders. Received: {len(members)}")
+    for i, member in enumerate(members):
+        if _same_folder(member, output):
+            raise ValueError(f"the output folder {output} is the member {member}: write the ensemble to another folder")
+        if any(_same_folder(member, other) for other in members[:i]):
+            raise ValueError(f"{member} is given twice: an ensemble averages different cross-validations")
+    folds = [read_folds(m) for m in members]
+    recipes = [_read_recipe(m) for m in members]
+    first = members[0]
+    for member, f, recipe in zip(members[1:], folds[1:], recipes[1:]):
+        if f.digest != folds[0].digest:
+            raise ValueError(
+                f"{member}: its folds ({member / 'folds.json'}) differ from those of {first}; cross-validate every member "
+                "on the same records with the same --folds and --fold-seed"
+            )
+        if f.classes != folds[0].classes:
+            raise ValueError(f"{member}: its classes {list(f.classes)} differ from those of {first} {list(folds[0].classes)}")
+        for key in ("preprocess", "model"):  # assemble_ensemble needs them equal: refuse before writing anything
+            if recipe.get(key) != recipes[0].get(key):
+                raise ValueError(
+                    f"{member}: its {key!r} settings differ from those of {first}; an ensemble's networks share preprocessing and architecture"
+                )
+    return folds, recipes
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an `output` that exists and is neither empty nor a cross-validation folder."""
+    if not output.exists() and not output.is_symlink():
+        return
+    if not output.is_dir():
+        raise FileExistsError(f"output folder {output} is a file, not a folder: choose a new or empty folder")
+    if (output / RECIPE_FILE).is_file():
+        return  # a cross-validation folder: _claim checks that it averages the same members
+    names = sorted(os.listdir(output))
+    if names:
+        raise FileExistsError(
+            f"output folder {output} holds {len(names):,} other {'entry' if len(names) == 1 else 'entries'} such as {', '.join(names[:3])}, "
+            f"and is not a cross-validation folder ({RECIPE_FILE}): nothing was written; choose a new or empty folder"
+        )
+
+
+def _averaged_oof(members: list[Path], k: int) -> str:
+    """The text of fold `k`'s `oof.csv`: the members' rows averaged per record, in the first member's order."""
+    paths = [fold_dir(m, k) / OOF_FILE for m in members]
+    names, _, truth, first, classes = read_oof(paths[0])
+    total = first.copy()
+    for path in paths[1:]:
+        other_names, _, other_truth, probs, other_classes = read_oof(path)
+        if other_classes != classes:
+            raise ValueError(f"{path}: its classes {other_classes} differ from those of {paths[0]} {classes}")
+        if sorted(other_names) != sorted(names) or len(set(other_names)) != len(other_names):
+            differ = sorted(set(names) ^ set(other_names))
+            raise ValueError(
+                f"{path}: its records differ from those of {paths[0]} (such as {', '.join(differ[:3]) or 'a repeated record'}); "
+                "the member's fold folder was altered: rerun its cross-validation into a new folder"
+            )
+        index = {n: i for i, n in enumerate(other_names)}
+        if [other_truth[index[n]] for n in names] != truth:
+            raise ValueError(f"{path}: its true labels differ from those of {paths[0]}; the cross-validations were run on other labels")
+        total += probs[[index[n] for n in names]]
+    return oof_text(names, k, truth, total / len(paths), classes)
+
+
+def average_crossvals(member_dirs, output) -> CrossvalResult:
+    """Write the cross-validation of the ensemble of `member_dirs`: each fold's networks averaged, and their out-of-fold probabilities.
+
+    The members are cross-validation folders, finished or not, on the same folds (same `folds.json` digest)
+    with the same classes, preprocessing and architecture. Every fold finished in all members is averaged
+    (see the module docstring); the pooled `oof.csv` is written once every fold is. Rerunning with the same
+    members averages the folds finished since and leaves the others as they are.
+
+    Args:
+        member_dirs: 2 to :data:`ecgrhythm.saving.MAX_MEMBERS` cross-validation folders.
+        output: the folder to write: new or empty, or an earlier output of this function with the same members.
+
+    Returns:
+        A :class:`ecgrhythm.crossval.CrossvalResult`: `finished` the folds averaged so far, `trained` those this call
+        averaged, `oof_path` the pooled `oof.csv` (or `None` while some fold is unfinished in a member).
+
+    Raises:
+        ValueError: too few or too many members, members on other folds or with other classes or settings,
+            a member given twice or as `output`, mismatched records in a fold, or an `output` averaging other members.
+        FileNotFoundError: a member is not a cross-validation folder.
+        FileExistsError: `output` holds other things and is not a cross-validation folder.
+    """
+    members, output = [Path(d) for d in member_dirs], Path(output)
+    folds, recipes = _check_members(members, output)
+    _check_output(output)
+    _claim(output, {ENSEMBLE_KEY: [{"folder": m.resolve().name, "recipe": r} for m, r in zip(members, recipes)]}, folds[0])
+    n_folds, averaged = len(folds[0].folds), []
+    for k in range(n_folds):
+        if (fold_dir(output, k) / OOF_FILE).is_file() or not all((fold_dir(m, k) / OOF_FILE).is_file() for m in members):
+            continue
+        logger.info("fold %d of %d: averaging the networks of %d cross-validations", k + 1, n_folds, len(members))
+        text = _averaged_oof(members, k)
+        assemble_ensemble([fold_dir(m, k) for m in members], fold_dir(output, k))
+        atomic_write_text(fold_dir(output, k) / OOF_FILE, text)  # last: the fold reads as finished once it is there
+        averaged.append(k)
+    finished = [k for k in range(n_folds) if (fold_dir(output, k) / OOF_FILE).is_file()]
+    oof_path = _pool(output, n_folds) if len(finished) == n_folds else None
+    return CrossvalResult(output, folds[0], finished, averaged, oof_path)

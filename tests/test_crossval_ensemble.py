@@ -1,0 +1,175 @@
+"""Cross-validation of an ensemble: two tiny cross-validations (training seeds 0 and 1) on the same CinC 2017 folds, averaged."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
+
+from ecgrhythm.crossval import FOLDS_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof, run_crossval
+from ecgrhythm.crossval_ensemble import average_crossvals
+from ecgrhythm.crossval_report import summarise, write_candidates, write_report
+from ecgrhythm.labelled import load_labelled
+
+LIMIT = 48
+FOLDS = 2
+RECIPE = {"preprocess_config": TINY_PREPROCESS, "model_config": TINY_MODEL, "train_config": TINY_TRAIN, "limit": LIMIT, "n_folds": FOLDS}
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory, cinc2017_dir):
+    """The tiny recipe cross-validated twice on the same folds: training seed 0 (`baseline`) and seed 1 (`seed1`)."""
+    root = tmp_path_factory.mktemp("members")
+    run_crossval(cinc2017_dir, root / "baseline", **RECIPE)
+    run_crossval(cinc2017_dir, root / "seed1", **{**RECIPE, "train_config": dataclasses.replace(TINY_TRAIN, seed=1)})
+    return [root / "baseline", root / "seed1"]
+
+
+@pytest.fixture(scope="module")
+def ensemble(members, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ensembles") / "ensemble"
+    result = average_crossvals(members, out)
+    assert result.finished == result.trained == [0, 1] and result.oof_path == out / OOF_FILE
+    return out
+
+
+def _partial_copy(crossval_dir, out, folds):
+    """A cross-validation folder holding the recipe, the folds and only the finished folds `folds` of `crossval_dir`."""
+    out.mkdir(parents=True)
+    for name in (FOLDS_FILE, RECIPE_FILE):
+        shutil.copy(crossval_dir / name, out / name)
+    for k in folds:
+        shutil.copytree(fold_dir(crossval_dir, k), fold_dir(out, k))
+    return out
+
+
+def _rows(path):
+    names, folds, truth, probs, classes = read_oof(path)
+    return {n: (int(k), t, p) for n, k, t, p in zip(names, folds, truth, probs)}, classes
+
+
+def test_averaged_oof_is_the_members_mean_and_what_each_fold_ensemble_predicts(members, ensemble, cinc2017_dir):
+    from ecgrhythm.inference import RhythmClassifier
+
+    ours, classes = _rows(ensemble / OOF_FILE)
+    (a, _), (b, _) = (_rows(m / OOF_FILE) for m in members)
+    assert len(ours) == LIMIT and set(ours) == set(a) == set(b) and classes == ["N", "A", "O", "~"]
+    assert not np.allclose([a[n][2] for n in a], [b[n][2] for n in a], atol=1e-3), "the two seeds' networks should differ"
+    for name, (k, truth, probs) in ours.items():
+        assert (k, truth) == a[name][:2] == b[name][:2]
+        np.testing.assert_allclose(probs, (a[name][2] + b[name][2]) / 2, atol=1e-6)
+    assert (ensemble / FOLDS_FILE).read_text() == (members[0] / FOLDS_FILE).read_text()
+    recipe = json.loads((ensemble / RECIPE_FILE).read_text())
+    assert recipe == {"ensemble_of": [{"folder": m.name, "recipe": json.loads((m / RECIPE_FILE).read_text())} for m in members]}
+    # each fold's model folder predicts on its fold's records the probabilities the estimate is made of
+    data = load_labelled(cinc2017_dir, TINY_PREPROCESS, limit=LIMIT)
+    index = {n: i for i, n in enumerate(data.names)}
+    for k, names in enumerate(read_folds(ensemble).folds):
+        clf = RhythmClassifier.load(fold_dir(ensemble, k))
+        assert len(clf.networks_) == 2
+        predicted = clf.predict_proba([data.signals[index[n]] for n in names])
+        np.testing.assert_allclose(predicted, [ours[n][2] for n in names], atol=1e-5)
+
+
+def test_members_that_cannot_be_averaged_and_outputs_that_are_not_ours_are_refused(members, ensemble, tmp_path, cinc2017_dir):
+    other_folds = tmp_path / "other-folds"
+    run_crossval(cinc2017_dir, other_folds, folds_only=True, **{**RECIPE, "fold_seed": 1})
+    with pytest.raises(ValueError, match=r"other-folds: its folds .* differ from those of .*baseline"):
+        average_crossvals([members[0], other_folds], tmp_path / "out")
+    other_classes = _partial_copy(members[1], tmp_path / "other-classes", [])
+    folds = json.loads((other_classes / FOLDS_FILE).read_text())
+    folds["classes"] = ["N", "A", "O", "X"]
+    (other_classes / FOLDS_FILE).write_text(json.dumps(folds))
+    with pytest.raises(ValueError, match=r"other-classes: its classes \['N', 'A', 'O', 'X'\] differ"):
+        average_crossvals([members[0], other_classes], tmp_path / "out")
+    with pytest.raises(ValueError, match="expected 2 to 5"):
+        average_crossvals(members[:1], tmp_path / "out")
+    with pytest.raises(ValueError, match="is given twice"):
+        average_crossvals([members[0], members[0]], tmp_path / "out")
+    with pytest.raises(ValueError, match="is the member"):
+        average_crossvals(members, members[1])
+    with pytest.raises(ValueError, match="itself an ensemble"):
+        average_crossvals([members[0], ensemble], tmp_path / "out")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        average_crossvals(members, tmp_path / "busy")
+    with pytest.raises(ValueError, match="other settings"):
+        average_crossvals(members, other_folds)  # the folder of another cross-validation
+    assert sorted(p.name for p in other_folds.iterdir()) == sorted([FOLDS_FILE, RECIPE_FILE])
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in (tmp_path / "busy").iterdir()) == ["notes.txt"]
+
+
+def test_a_rerun_adds_the_folds_finished_since_and_is_then_idempotent(members, ensemble, tmp_path):
+    seed1 = _partial_copy(members[1], tmp_path / "members" / "seed1", [1])  # fold 0 of the second member unfinished
+    out = tmp_path / "ensemble"
+    first = average_crossvals([members[0], seed1], out)
+    assert first.finished == first.trained == [1] and first.oof_path is None
+    assert not fold_dir(out, 0).exists() and not (out / OOF_FILE).exists()
+    shutil.copytree(fold_dir(members[1], 0), fold_dir(seed1, 0))  # the member's fold 0 finishes
+    second = average_crossvals([members[0], seed1], out)
+    assert second.trained == [0] and second.finished == [0, 1] and second.oof_path == out / OOF_FILE
+    assert (out / OOF_FILE).read_text() == (ensemble / OOF_FILE).read_text()
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    stamps = {p: p.stat().st_mtime_ns for p in files if p.name != OOF_FILE}
+    assert average_crossvals([members[0], seed1], out).trained == []
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps, "a finished fold is not written again"
+    with pytest.raises(ValueError, match="other settings"):
+        average_crossvals([seed1, members[0]], out)  # other members (here: in another order) are refused
+
+
+def test_report_and_candidates_table_pair_the_ensemble_with_a_member(members, ensemble, tmp_path):
+    results = tmp_path / "results"
+    write_report(members[0], results / "baseline")
+    paths = write_report(ensemble, results / "ensemble", command="ecgrhythm ensemble --crossval ...")
+    report = json.loads(paths["json"].read_text())
+    base = summarise(members[0])
+    assert [f["fold"] for f in report["folds"]] == [0, 1] and report["records"] == LIMIT
+    assert all(f["best_epoch"] is None and f["last_epoch"] is None and f["last_epoch_score"] is None for f in report["folds"])
+    assert report["last_epoch_mean"] is None and report["recipe"]["ensemble_of"][1]["folder"] == "seed1"
+    text = paths["markdown"].read_text()
+    assert f"| 0 | {report['folds'][0]['records']} | {report['folds'][0]['score']:.4f} |  |" in text and "no single training log" in text
+    table = write_candidates(results, reference="baseline")
+    rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
+    expected = np.mean([f["score"] - g["score"] for f, g in zip(report["folds"], base["folds"])])
+    assert float(rows["ensemble"]["difference"]) == pytest.approx(expected, abs=1e-4) and rows["ensemble"]["paired_folds"] == "2"
+    assert rows["ensemble"]["last_epoch_mean"] == "" and rows["baseline"]["last_epoch_mean"] != ""
+    assert f"| ensemble | 2 | {report['mean']:.4f} ± {report['ci95']:.4f} |  | {report['pooled']['score']:.4f} |" in table["markdown"].read_text()
+
+
+def test_ensemble_command_with_crossval_reports_partially_then_fully_and_calibrates(members, tmp_path, capsys):
+    from ecgrhythm.cli import main
+    from ecgrhythm.inference import RhythmClassifier
+
+    seed1 = _partial_copy(members[1], tmp_path / "members" / "seed1", [0])
+    out, results = tmp_path / "seeds", tmp_path / "results"
+    command = ["ensemble", "--crossval", str(members[0]), str(seed1), "--output", str(out), "--results", str(results)]
+    assert main(command) == 0
+    shown = capsys.readouterr().out
+    assert "folds averaged: [0]" in shown and f"fold 1: unfinished in {seed1}" in shown and not (results / "seeds").exists()
+    assert main([*command, "--partial-report", "--name", "two-seeds"]) == 0
+    assert "partial report (1 of 2 folds)" in capsys.readouterr().out
+    assert [f["fold"] for f in json.loads((results / "two-seeds" / "report.json").read_text())["folds"]] == [0]
+    assert "| two-seeds | 1 of 2 |" in (results / "candidates.md").read_text()
+    shutil.copytree(fold_dir(members[1], 1), fold_dir(seed1, 1))
+    assert main(command) == 0
+    assert "report written to" in capsys.readouterr().out
+    report = json.loads((results / "seeds" / "report.json").read_text())
+    assert len(report["folds"]) == 2 and report["command"] == "" and (out / OOF_FILE).is_file()
+
+    model = tmp_path / "model"
+    shutil.copytree(fold_dir(out, 0), model)
+    assert main(["calibrate", str(model), "--crossval", str(out)]) == 0
+    assert "temperature" in capsys.readouterr().out
+    assert RhythmClassifier.load(model).temperature_ == pytest.approx(report["temperature"]["value"])
+
+    assert main(["ensemble", str(fold_dir(members[0], 0)), str(fold_dir(members[1], 0)), "--output", str(tmp_path / "m"), "--name", "x"]) == 2
+    assert "--name apply to --crossval only" in capsys.readouterr().err and not (tmp_path / "m").exists()
+    assert main(["ensemble", "--crossval", str(members[0]), "--output", str(tmp_path / "one")]) == 2
+    assert "expected 2 to 5 cross-validation folders" in capsys.readouterr().err
