@@ -9,16 +9,13 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
+from conftest import TINY_PREPROCESS, TINY_TRAIN
+from test_crossval import LIMIT, RECIPE, _partial_copy
 
 from ecgrhythm.crossval import FOLDS_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof, run_crossval
 from ecgrhythm.crossval_ensemble import average_crossvals
 from ecgrhythm.crossval_report import summarise, write_candidates, write_report
 from ecgrhythm.labelled import load_labelled
-
-LIMIT = 48
-FOLDS = 2
-RECIPE = {"preprocess_config": TINY_PREPROCESS, "model_config": TINY_MODEL, "train_config": TINY_TRAIN, "limit": LIMIT, "n_folds": FOLDS}
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +32,6 @@ def ensemble(members, tmp_path_factory):
     out = tmp_path_factory.mktemp("ensembles") / "ensemble"
     result = average_crossvals(members, out)
     assert result.finished == result.trained == [0, 1] and result.oof_path == out / OOF_FILE
-    return out
-
-
-def _partial_copy(crossval_dir, out, folds):
-    """A cross-validation folder holding the recipe, the folds and only the finished folds `folds` of `crossval_dir`."""
-    out.mkdir(parents=True)
-    for name in (FOLDS_FILE, RECIPE_FILE):
-        shutil.copy(crossval_dir / name, out / name)
-    for k in folds:
-        shutil.copytree(fold_dir(crossval_dir, k), fold_dir(out, k))
     return out
 
 
