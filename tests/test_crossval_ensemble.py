@@ -82,6 +82,13 @@ def test_members_that_cannot_be_averaged_and_outputs_that_are_not_ours_are_refus
         average_crossvals(members, members[1])
     with pytest.raises(ValueError, match="itself an ensemble"):
         average_crossvals([members[0], ensemble], tmp_path / "out")
+    altered = _partial_copy(members[1], tmp_path / "altered", [0])
+    rows = (fold_dir(altered, 0) / OOF_FILE).read_text().splitlines(keepends=True)
+    (fold_dir(altered, 0) / OOF_FILE).write_text("".join(rows[:-1]))  # a record's row lost
+    dropped = rows[-1].split(",")[0]
+    with pytest.raises(ValueError, match=rf"altered/fold0/oof.csv: its records differ from those of .* \(such as {dropped}\)"):
+        average_crossvals([members[0], altered], tmp_path / "altered-ensemble")
+    assert not fold_dir(tmp_path / "altered-ensemble", 0).exists()
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="notes.txt"):
