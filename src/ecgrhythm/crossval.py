@@ -33,7 +33,21 @@ from .config import ModelConfig, PreprocessConfig, TrainConfig
 from .labelled import LabelledData, load_labelled
 from .saving import CHECKSUM_FILE
 
-__all__ = ["make_folds", "Folds", "read_folds", "run_crossval", "CrossvalResult", "read_oof", "fold_dir", "FOLDS_FILE", "OOF_FILE", "RECIPE_FILE"]
+__all__ = [
+    "make_folds",
+    "Folds",
+    "read_folds",
+    "run_crossval",
+    "CrossvalResult",
+    "read_oof",
+    "oof_text",
+    "pool_oof",
+    "claim_folder",
+    "fold_dir",
+    "FOLDS_FILE",
+    "OOF_FILE",
+    "RECIPE_FILE",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +156,7 @@ def _recipe(pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, n_fold
     }
 
 
-def _claim(output: Path, recipe: dict, folds: Folds) -> None:
+def claim_folder(output: Path, recipe: dict, folds: Folds) -> None:
     """Write the recipe and the folds into `output`, or check that those there are the same."""
     output.mkdir(parents=True, exist_ok=True)
     recipe_path, folds_path = output / RECIPE_FILE, output / FOLDS_FILE
@@ -269,7 +283,7 @@ def run_crossval(
     pre, arch, tc = preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig()
     data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit)
     folds = make_folds(data, n_folds, fold_seed)
-    _claim(output, _recipe(pre, arch, tc, n_folds=n_folds, fold_seed=fold_seed, limit=limit, labels=labels, classes=classes), folds)
+    claim_folder(output, _recipe(pre, arch, tc, n_folds=n_folds, fold_seed=fold_seed, limit=limit, labels=labels, classes=classes), folds)
     trained = []
     for k in [] if folds_only else chosen:
         model_dir = fold_dir(output, k)
@@ -298,11 +312,11 @@ def run_crossval(
         probs = _fold_probabilities(model_dir, data, folds.folds[k])
         atomic_write_text(model_dir / OOF_FILE, oof_text(folds.folds[k], k, [folds.labels[n] for n in folds.folds[k]], probs, data.classes))
     finished = [k for k in range(n_folds) if (fold_dir(output, k) / OOF_FILE).is_file()]
-    oof_path = _pool(output, n_folds) if len(finished) == n_folds else None
+    oof_path = pool_oof(output, n_folds) if len(finished) == n_folds else None
     return CrossvalResult(output, folds, finished, trained, oof_path)
 
 
-def _pool(output: Path, n_folds: int) -> Path:
+def pool_oof(output: Path, n_folds: int) -> Path:
     """Write `output/oof.csv`: the rows of every fold's `oof.csv`, in fold order."""
     parts = [(fold_dir(output, k) / OOF_FILE).read_text(encoding="utf-8").splitlines(keepends=True) for k in range(n_folds)]
     atomic_write_text(output / OOF_FILE, "".join([parts[0][0], *(line for part in parts for line in part[1:])]))

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 
 from ._io import atomic_write_text
-from .crossval import OOF_FILE, RECIPE_FILE, CrossvalResult, _claim, _pool, fold_dir, oof_text, read_folds, read_oof
+from .crossval import OOF_FILE, RECIPE_FILE, CrossvalResult, claim_folder, fold_dir, oof_text, pool_oof, read_folds, read_oof
 from .saving import MAX_MEMBERS, assemble_ensemble
 
 __all__ = ["average_crossvals", "ENSEMBLE_KEY"]
@@ -148,7 +148,7 @@ def average_crossvals(member_dirs, output) -> CrossvalResult:
     members, output = [Path(d) for d in member_dirs], Path(output)
     folds, recipes = _check_members(members, output)
     _check_output(output)
-    _claim(output, {ENSEMBLE_KEY: [{"folder": m.resolve().name, "recipe": r} for m, r in zip(members, recipes)]}, folds[0])
+    claim_folder(output, {ENSEMBLE_KEY: [{"folder": m.resolve().name, "recipe": r} for m, r in zip(members, recipes)]}, folds[0])
     n_folds, averaged = len(folds[0].folds), []
     for k in range(n_folds):
         if (fold_dir(output, k) / OOF_FILE).is_file() or not all((fold_dir(m, k) / OOF_FILE).is_file() for m in members):
@@ -159,5 +159,5 @@ def average_crossvals(member_dirs, output) -> CrossvalResult:
         atomic_write_text(fold_dir(output, k) / OOF_FILE, text)  # last: the fold reads as finished once it is there
         averaged.append(k)
     finished = [k for k in range(n_folds) if (fold_dir(output, k) / OOF_FILE).is_file()]
-    oof_path = _pool(output, n_folds) if len(finished) == n_folds else None
+    oof_path = pool_oof(output, n_folds) if len(finished) == n_folds else None
     return CrossvalResult(output, folds[0], finished, averaged, oof_path)
