@@ -4,6 +4,7 @@ from hand_made import CLASSES, HAND_CM
 from hand_made import labels_from as _labels_from
 
 from ecgrhythm.metrics import (
+    MIN_PREDICTED_ROWS,
     apply_temperature,
     cinc2017_score,
     confusion_matrix,
@@ -117,7 +118,12 @@ def test_calibration_refuses_bad_inputs():
 def _over_confident(n_records=200, n_classes=4, confidence=0.95, accuracy=0.7, seed=0):
     """Probabilities whose top class always has `confidence` but is right for only `accuracy` of the records."""
     rng = np.random.default_rng(seed)
-    top = rng.integers(0, n_classes, n_records)
+    return _predicting(rng.integers(0, n_classes, n_records), n_classes, confidence, accuracy, rng)
+
+
+def _predicting(top, n_classes, confidence, accuracy, rng):
+    """Rows whose top class `top` `(n_records,)` has `confidence`, right for the first `accuracy` of them (the others: another class)."""
+    n_records = len(top)
     probs = np.full((n_records, n_classes), (1 - confidence) / (n_classes - 1))
     probs[np.arange(n_records), top] = confidence
     wrong = np.arange(n_records) >= round(accuracy * n_records)
@@ -138,6 +144,37 @@ def test_temperature_scaling_lowers_the_ece_of_over_confident_probabilities():
     per_class = fit_temperature(probs, targets, per_class=True)
     assert per_class.shape == (4,) and (per_class > 1).all()
     assert top_class_calibration(apply_temperature(probs, per_class), targets).ece < 0.05
+
+
+def test_a_temperature_per_predicted_class_keeps_every_label_and_calibrates_each_predicted_class():
+    rng = np.random.default_rng(0)
+    parts = [
+        _predicting(np.zeros(300, dtype=int), 4, 0.7, 0.95, rng),  # predicted N: under-confident
+        _predicting(rng.integers(1, 3, 200), 4, 0.95, 0.7, rng),  # predicted A or O: over-confident
+        _predicting(np.full(MIN_PREDICTED_ROWS - 1, 3), 4, 0.95, 0.7, rng),  # ~: too rarely predicted to fit
+    ]
+    probs, targets = np.vstack([p for p, _ in parts]), np.concatenate([t for _, t in parts])
+    by_predicted = fit_temperature(probs, targets, per_predicted_class=True)
+    assert by_predicted.shape == (4,) and by_predicted[0] < 1 < by_predicted[1] and by_predicted[2] > 1 and by_predicted[3] == 1.0
+    scaled = apply_temperature(probs, by_predicted, per_predicted_class=True)
+    np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
+    assert (scaled.argmax(axis=1) == probs.argmax(axis=1)).all()
+    np.testing.assert_allclose(scaled[-(MIN_PREDICTED_ROWS - 1) :], probs[-(MIN_PREDICTED_ROWS - 1) :], atol=1e-12)  # T = 1: unchanged
+    unscaled = top_class_calibration(probs, targets).ece
+    single = top_class_calibration(apply_temperature(probs, fit_temperature(probs, targets)), targets).ece
+    assert top_class_calibration(scaled, targets).ece < 0.02 < min(single, unscaled) / 5  # one temperature cannot fix both directions
+    # a class never predicted keeps T = 1; tied rows keep their first maximum, whatever their temperatures
+    never = fit_temperature(probs[:500], targets[:500], per_predicted_class=True)
+    assert never[3] == 1.0 and never[0] == pytest.approx(by_predicted[0], rel=1e-3)
+    ties = np.array([[0.4, 0.4, 0.1, 0.1], [0.1, 0.3, 0.3, 0.3], [0.25, 0.25, 0.25, 0.25]])
+    for temperature in ([0.2, 5.0, 1.0, 1.0], [5.0, 0.2, 3.0, 0.5]):
+        tied = apply_temperature(ties, temperature, per_predicted_class=True)
+        assert (tied.argmax(axis=1) == ties.argmax(axis=1)).all()
+        np.testing.assert_allclose(tied[:, :2][0], tied[0, 0])  # still tied
+    with pytest.raises(ValueError, match="exclusive"):
+        fit_temperature(probs, targets, per_class=True, per_predicted_class=True)
+    with pytest.raises(ValueError, match="one per predicted class"):
+        apply_temperature(probs, 1.5, per_predicted_class=True)
 
 
 def test_temperature_one_is_the_identity_and_calibrated_probabilities_keep_it():

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from .crossval import OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
-from .metrics import apply_temperature, evaluate_predictions, fit_temperature, top_class_calibration
+from .metrics import MIN_PREDICTED_ROWS, apply_temperature, evaluate_predictions, fit_temperature, top_class_calibration
 from .saving import CONFIG_FILE
 
 __all__ = ["summarise", "write_report", "write_candidates", "t_interval", "cross_fitted_temperature", "DEFAULT_RESULTS", "REPORT_FILE"]
@@ -45,17 +45,34 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
     return float(values.mean()), float(t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def cross_fitted_temperature(probabilities, targets, folds) -> np.ndarray:
+def cross_fitted_temperature(probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False) -> np.ndarray:
     """Probabilities `(n, n_classes)` with each fold's rows scaled by a temperature fitted on the other folds' rows.
 
     The ECE of these is an honest estimate of the ECE after scaling (the temperature never saw the records it scales).
+    `per_class` and `per_predicted_class` choose the kind of temperature, as in :func:`ecgrhythm.metrics.fit_temperature`.
     """
     probabilities, targets, folds = np.asarray(probabilities, dtype=float), np.asarray(targets), np.asarray(folds)
     out = np.empty_like(probabilities)
     for k in np.unique(folds):
         held = folds == k
-        out[held] = apply_temperature(probabilities[held], fit_temperature(probabilities[~held], targets[~held]))
+        temperature = fit_temperature(probabilities[~held], targets[~held], per_class=per_class, per_predicted_class=per_predicted_class)
+        out[held] = apply_temperature(probabilities[held], temperature, per_predicted_class=per_predicted_class)
     return out
+
+
+def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = False) -> dict:
+    """`value` (the temperature fitted on every row: a number, or one per predicted class), `ece_after` (in-sample)
+    and `ece_cross_fitted` (NaN with one fold: no other fold to fit on)."""
+    temperature = fit_temperature(probs, targets, per_predicted_class=per_predicted_class)
+    return {
+        "value": temperature.tolist(),
+        "ece_after": top_class_calibration(apply_temperature(probs, temperature, per_predicted_class=per_predicted_class), targets).ece,
+        "ece_cross_fitted": top_class_calibration(
+            cross_fitted_temperature(probs, targets, folds, per_predicted_class=per_predicted_class), targets
+        ).ece
+        if len(np.unique(folds)) > 1
+        else math.nan,
+    }
 
 
 def _finished_oof(output: Path, partial: bool):
@@ -112,7 +129,8 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         last of each), `folds_total` (the folder's folds, finished or not), `mean`, `ci95` (half-width),
         `last_epoch_mean`, `last_epoch_ci95`, `pooled` (score, F1 per class, confusion matrix, ECE),
         `temperature` (fitted on all out-of-fold probabilities, with the ECE after it and the cross-fitted
-        ECE, NaN with one fold), the recipe and the folds' digest. The folds of an ensemble of cross-validations
+        ECE, NaN with one fold; its `per_predicted_class` holds the same for one temperature per predicted
+        class, in the order of `pooled.classes`), the recipe and the folds' digest. The folds of an ensemble of cross-validations
         (:mod:`ecgrhythm.crossval_ensemble`) have no single training log: their epochs, last-epoch scores and
         `last_epoch_mean`, `last_epoch_ci95` are `None`.
 
@@ -142,7 +160,6 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
     last = [f["last_epoch_score"] for f in per_fold]
     last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble has no last epoch
     pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
-    temperature = fit_temperature(probs, targets)
     saved = read_folds(output)
     return {
         "name": name or output.resolve().name,
@@ -162,11 +179,8 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
             "ece": pooled.ece,
         },
         "temperature": {
-            "value": float(temperature),
-            "ece_after": top_class_calibration(apply_temperature(probs, temperature), targets).ece,
-            "ece_cross_fitted": top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece
-            if len(per_fold) > 1
-            else math.nan,  # one fold: no other fold to fit on
+            **_temperature_summary(probs, targets, folds),
+            "per_predicted_class": _temperature_summary(probs, targets, folds, per_predicted_class=True),
         },
         "folds_digest": saved.digest,
         "recipe": json.loads((output / RECIPE_FILE).read_text(encoding="utf-8")),
@@ -226,6 +240,14 @@ def _markdown(summary: dict, command: str) -> str:
         f"Top-class ECE (15 bins) of the out-of-fold probabilities: {pooled['ece']:.4f}. Temperature fitted on them: "
         f"T = {t['value']:.3f}, ECE {t['ece_after']:.4f} after (in-sample); fitted on the other folds for each fold "
         f"(cross-fitted): ECE {t['ece_cross_fitted']:.4f}" + (" (one fold: nothing to fit on)." if done < 2 else "."),
+        "",
+    ]
+    by_class = t["per_predicted_class"]
+    shown = ", ".join(f"{c} {v:.3f}" for c, v in zip(classes, by_class["value"]))
+    lines += [
+        f"One temperature per predicted class (each row scaled by that of its argmax, so every label is kept; T = 1 for a class "
+        f"predicted fewer than {MIN_PREDICTED_ROWS} times): {shown}, ECE {by_class['ece_after']:.4f} after (in-sample), "
+        f"{by_class['ece_cross_fitted']:.4f} cross-fitted" + (" (one fold: nothing to fit on)." if done < 2 else "."),
         "",
     ]
     return "\n".join(lines)

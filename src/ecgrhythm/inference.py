@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import bucket_for, bucket_lengths, inference_batches
-from .metrics import apply_temperature
+from .metrics import TEMPERATURE_BY_PREDICTED_CLASS, apply_temperature
 from .preprocessing import choose_lead, preprocess
 from .records import EcgRecord, RecordError, read_record, validate_signal
 
@@ -252,6 +252,8 @@ class RhythmClassifier:
         networks_: every network of the folder; their probabilities are averaged.
         temperature_: the folder's temperature, one number or one per class (1.0: none); probabilities
             are `softmax(log p / T)` of the networks' mean `p` (see :func:`ecgrhythm.metrics.apply_temperature`).
+        temperature_by_: None (one temperature, or each class's column by its own), or "predicted_class"
+            (each row by the temperature of its predicted class, which keeps every label).
         classes_: class names, the columns of every probability array.
         preprocess_: the model's :class:`~ecgrhythm.config.PreprocessConfig`.
         architecture_: its :class:`~ecgrhythm.config.ModelConfig`.
@@ -288,7 +290,7 @@ class RhythmClassifier:
         networks, config = clf._load_model()
         clf.model_dir_ = Path(model_dir) if model_dir is not None else default_model_dir()
         clf.networks_, clf.model_ = networks, networks[0]
-        clf.temperature_ = config["temperature"]
+        clf.temperature_, clf.temperature_by_ = config["temperature"], config["temperature_by"]
         clf.classes_ = list(config["classes"])
         clf.preprocess_ = config["preprocess"]
         clf.architecture_ = config["model"]
@@ -394,7 +396,7 @@ class RhythmClassifier:
             return np.zeros((0, len(self.classes_)))
         probs = np.mean([predict_signals(network, signals, self.buckets_, self.batch_size) for network in self.networks_], axis=0)
         if self.temperature_ != 1.0 and np.isfinite(probs).all():
-            probs = apply_temperature(probs, self.temperature_)
+            probs = apply_temperature(probs, self.temperature_, per_predicted_class=self.temperature_by_ == TEMPERATURE_BY_PREDICTED_CLASS)
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
             raise NonFiniteOutputError(

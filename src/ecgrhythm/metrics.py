@@ -39,10 +39,14 @@ __all__ = [
     "fit_temperature",
     "apply_temperature",
     "ECE_BINS",
+    "MIN_PREDICTED_ROWS",
+    "TEMPERATURE_BY_PREDICTED_CLASS",
 ]
 
 CINC2017_SCORED = ("N", "A", "O")
 ECE_BINS = 15
+MIN_PREDICTED_ROWS = 10  # rows of a predicted class below which fit_temperature(per_predicted_class=True) keeps T = 1
+TEMPERATURE_BY_PREDICTED_CLASS = "predicted_class"  # a model's "temperature_by" for apply_temperature(..., per_predicted_class=True)
 
 
 def confusion_matrix(y_true, y_pred, classes) -> np.ndarray:
@@ -414,13 +418,16 @@ def _log_probabilities(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, 1e-12, None))
 
 
-def apply_temperature(probabilities, temperature) -> np.ndarray:
+def apply_temperature(probabilities, temperature, *, per_predicted_class: bool = False) -> np.ndarray:
     """Probabilities scaled by a temperature: `softmax(log(p) / T)`.
 
     Args:
         probabilities: probabilities `(n_records, n_classes)`.
         temperature: one positive temperature, or one per class `(n_classes,)`;
             T > 1 softens the probabilities, T < 1 sharpens them, T = 1 keeps them.
+        per_predicted_class: `temperature` has one entry per class and each row is scaled as a whole
+            by the entry of its predicted class (its argmax), which therefore stays the argmax;
+            otherwise a per-class temperature scales each column by its own entry.
 
     Returns:
         float array `(n_records, n_classes)` whose rows sum to 1.
@@ -429,36 +436,63 @@ def apply_temperature(probabilities, temperature) -> np.ndarray:
     temperature = np.asarray(temperature, dtype=float)
     if probs.ndim != 2:
         raise ValueError(f"Invalid argument `probabilities`: expected an array (n_records, n_classes). Received: shape {probs.shape}")
-    if temperature.shape not in ((), (probs.shape[1],)) or not np.all(temperature > 0):
-        raise ValueError(f"Invalid argument `temperature`: expected one positive number or {probs.shape[1]}. Received: {temperature.tolist()}")
+    shapes = ((probs.shape[1],),) if per_predicted_class else ((), (probs.shape[1],))
+    if temperature.shape not in shapes or not np.all(temperature > 0):
+        expected = (
+            f"{probs.shape[1]} positive numbers (one per predicted class)" if per_predicted_class else f"one positive number or {probs.shape[1]}"
+        )
+        raise ValueError(f"Invalid argument `temperature`: expected {expected}. Received: {temperature.tolist()}")
+    if per_predicted_class:
+        temperature = temperature[probs.argmax(axis=1)][:, None]
     return np.exp(_scaled_log_probabilities(_log_probabilities(probs), temperature))
 
 
-def fit_temperature(probabilities, targets, *, per_class: bool = False) -> np.ndarray:
-    """The temperature that minimises the negative log-likelihood of `apply_temperature(probabilities, T)`.
-
-    Fitted on log T (so T stays positive) by L-BFGS-B, within 0.02 <= T <= 50.
-    Fit it on records the network was not trained on (validation or out-of-fold).
-
-    Args:
-        probabilities: predicted probabilities `(n_records, n_classes)`.
-        targets: true class index of each record `(n_records,)`.
-        per_class: fit one temperature per class instead of one for all.
-
-    Returns:
-        float array: shape `()` (one temperature) or `(n_classes,)`.
-    """
+def _nll_temperature(log_probs: np.ndarray, targets: np.ndarray, size: int) -> np.ndarray:
+    """The `size` temperatures (one, or one per class) that minimise the NLL of `softmax(log_probs / T)`."""
     from scipy.optimize import minimize
 
-    probs, targets = _single_label_inputs(probabilities, targets)
-    log_probs = _log_probabilities(probs)
     rows = np.arange(len(targets))
 
     def nll(log_t):
         return -_scaled_log_probabilities(log_probs, np.exp(log_t))[rows, targets].mean()
 
-    size = probs.shape[1] if per_class else 1
     limit = np.log(50.0)
-    result = minimize(nll, np.zeros(size), method="L-BFGS-B", bounds=[(-limit, limit)] * size)
-    temperature = np.exp(result.x)
+    return np.exp(minimize(nll, np.zeros(size), method="L-BFGS-B", bounds=[(-limit, limit)] * size).x)
+
+
+def fit_temperature(probabilities, targets, *, per_class: bool = False, per_predicted_class: bool = False) -> np.ndarray:
+    """The temperature that minimises the negative log-likelihood of `apply_temperature(probabilities, T)`.
+
+    Fitted on log T (so T stays positive) by L-BFGS-B, within 0.02 <= T <= 50.
+    Fit it on records the network was not trained on (validation or out-of-fold).
+
+    With `per_predicted_class` (top-label calibration conditioned on the predicted class, Gupta & Ramdas,
+    ICLR 2022), entry k is the single temperature fitted on the rows whose argmax is k; a class predicted
+    for fewer than :data:`MIN_PREDICTED_ROWS` rows (or never) gets 1.0, its rows left unscaled.
+
+    Args:
+        probabilities: predicted probabilities `(n_records, n_classes)`.
+        targets: true class index of each record `(n_records,)`.
+        per_class: fit one temperature per class (column) instead of one for all.
+        per_predicted_class: fit one temperature per predicted class, for
+            `apply_temperature(..., per_predicted_class=True)`; exclusive with `per_class`.
+
+    Returns:
+        float array: shape `()` (one temperature) or `(n_classes,)`.
+    """
+    if per_class and per_predicted_class:
+        raise ValueError("Invalid arguments: `per_class` and `per_predicted_class` are exclusive; pass at most one")
+    probs, targets = _single_label_inputs(probabilities, targets)
+    log_probs = _log_probabilities(probs)
+    if per_predicted_class:
+        predicted = probs.argmax(axis=1)
+        return np.array(
+            [
+                _nll_temperature(log_probs[predicted == k], targets[predicted == k], 1)[0]
+                if np.count_nonzero(predicted == k) >= MIN_PREDICTED_ROWS
+                else 1.0
+                for k in range(probs.shape[1])
+            ]
+        )
+    temperature = _nll_temperature(log_probs, targets, probs.shape[1] if per_class else 1)
     return temperature if per_class else temperature.reshape(())

@@ -23,6 +23,7 @@ import numpy as np
 from .batching import bucket_lengths
 from .config import ModelConfig, PreprocessConfig
 from .inference import RhythmClassifier
+from .metrics import TEMPERATURE_BY_PREDICTED_CLASS
 
 __all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "METADATA_KEYS", "EXTRA"]
 
@@ -40,11 +41,13 @@ METADATA_KEYS = (
     "decision",  # "argmax" (one label) or "threshold" (every class >= its threshold)
     "thresholds",  # per-class thresholds of a multi-label model
     "temperature",  # calibration temperature of the probabilities (1: none; one, or one per class); applied after the graph
+    "temperature_by",  # null: one temperature, or each class's column by its own; "predicted_class": each row by its argmax's
     "downsampling",  # input steps must be a multiple of it
     "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
     "networks",  # networks averaged in the graph
     "config.json",  # the model folder's config.json
 )
+OPTIONAL_METADATA = {"temperature_by": None}  # keys added after format 1 was first written, and their value in older files
 
 
 class OnnxModelError(ValueError):
@@ -79,6 +82,7 @@ def metadata_from_config(config: dict, n_networks: int = 1) -> dict:
         "decision": "threshold" if architecture.multilabel else "argmax",
         "thresholds": [float(t) for t in config.get("thresholds") or [0.5] * len(classes)],
         "temperature": config.get("temperature", 1.0),
+        "temperature_by": config.get("temperature_by"),
         "downsampling": architecture.downsampling,
         "buckets": list(bucket_lengths(preprocess.fs, architecture.downsampling)),
         "networks": int(n_networks),
@@ -107,11 +111,11 @@ def _session(path):
 
 
 def _decode(raw: dict, path) -> dict:
-    missing = [k for k in METADATA_KEYS if k not in raw]
+    missing = [k for k in METADATA_KEYS if k not in raw and k not in OPTIONAL_METADATA]
     if missing:
         raise OnnxModelError(f"{path}: not an ecgrhythm ONNX model (metadata {', '.join(missing)} missing); export one with 'ecgrhythm export'")
     try:
-        meta = {k: json.loads(raw[k]) for k in METADATA_KEYS}
+        meta = {k: json.loads(raw[k]) if k in raw else OPTIONAL_METADATA[k] for k in METADATA_KEYS}
     except ValueError as exc:
         raise OnnxModelError(f"{path}: damaged metadata ({exc}); export the model again") from None
     if meta["ecgrhythm_format"] != FORMAT:
@@ -168,5 +172,11 @@ class OnnxClassifier(RhythmClassifier):
         except (KeyError, TypeError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: invalid model configuration in its metadata: {exc}") from None
         config.setdefault("temperature", 1.0)  # applied by predict_proba, as for a model folder
+        config.setdefault("temperature_by", None)
+        if config["temperature_by"] not in (None, TEMPERATURE_BY_PREDICTED_CLASS):
+            raise OnnxModelError(
+                f'{self.model_dir}: invalid "temperature_by" in its metadata: expected "{TEMPERATURE_BY_PREDICTED_CLASS}" or null. '
+                f"Received: {config['temperature_by']!r}; export the model again"
+            )
         self.onnx_metadata_ = meta
         return [_OrtNetwork(session)], config

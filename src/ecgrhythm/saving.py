@@ -16,7 +16,9 @@ whose probabilities are averaged: `config.json` then lists their weights files
 as `"members"` (the first is `model.weights.h5`; absent means that file alone);
 :func:`assemble_ensemble` writes such a folder. An optional `"temperature"`
 (one number, or one per class; absent means 1) scales the probabilities as
-`softmax(log p / T)`; :func:`set_temperature` writes it into a folder. A new folder is written to a temporary sibling and
+`softmax(log p / T)`; with `"temperature_by": "predicted_class"` it holds one per class and each
+row is scaled by the entry of its predicted class, which keeps every label (absent: each class's
+column by its own entry); :func:`set_temperature` writes both into a folder. A new folder is written to a temporary sibling and
 renamed into place, so it is either complete or absent; saving into an existing
 model folder replaces its files one by one with `checksums.json` last (until
 then the folder reads as incomplete) and leaves any other file in it alone.
@@ -37,6 +39,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from .config import ModelConfig, PreprocessConfig
+from .metrics import TEMPERATURE_BY_PREDICTED_CLASS
 from .models import build_network
 
 __all__ = [
@@ -197,15 +200,20 @@ def _members(path: Path, config: dict) -> list[str]:
 
 
 def _temperature(path: Path, config: dict):
-    """A folder's temperature: 1.0 when absent, else one positive number or one per class."""
-    value = config.get("temperature", 1.0)
-    array = np.asarray(value, dtype=float) if isinstance(value, (int, float, list)) and not isinstance(value, bool) else None
-    if array is None or array.shape not in ((), (len(config["classes"]),)) or not np.all(np.isfinite(array) & (array > 0)):
+    """A folder's `(temperature, temperature_by)`: the temperature is 1.0 when absent, else one positive number
+    or one per class; `temperature_by` is None (absent) or "predicted_class" (then one temperature per class)."""
+    value, by = config.get("temperature", 1.0), config.get("temperature_by")
+    if by not in (None, TEMPERATURE_BY_PREDICTED_CLASS):
         raise ModelFolderError(
-            f'{path}: invalid "temperature" in {CONFIG_FILE}: expected one positive number or one per class '
-            f"({len(config['classes'])}). Received: {value!r}"
+            f'{path}: invalid "temperature_by" in {CONFIG_FILE}: expected "{TEMPERATURE_BY_PREDICTED_CLASS}" or no such key. '
+            f"Received: {by!r}; write the temperature again with 'ecgrhythm calibrate'"
         )
-    return float(array) if array.ndim == 0 else array.tolist()
+    array = np.asarray(value, dtype=float) if isinstance(value, (int, float, list)) and not isinstance(value, bool) else None
+    n_classes = len(config["classes"])
+    if array is None or array.shape not in (((n_classes,),) if by else ((), (n_classes,))) or not np.all(np.isfinite(array) & (array > 0)):
+        expected = f'one per class ({n_classes}), as "temperature_by" is {by!r}' if by else f"one positive number or one per class ({n_classes})"
+        raise ModelFolderError(f'{path}: invalid "temperature" in {CONFIG_FILE}: expected {expected}. Received: {value!r}')
+    return (float(array) if array.ndim == 0 else array.tolist()), by
 
 
 def _read_config(path: Path) -> dict:
@@ -225,7 +233,7 @@ def _read_config(path: Path) -> dict:
                 raise ModelFolderError(f"{path}: not a complete model folder ({name} is missing)")
             if _sha256(path / name) != sums.get(name):
                 raise ModelFolderError(f"{path}: {name} does not match its checksum; the model folder was altered or damaged")
-        config["temperature"] = _temperature(path, config)
+        config["temperature"], config["temperature_by"] = _temperature(path, config)
         PreprocessConfig.from_dict(config["preprocess"])
         ModelConfig.from_dict(config["model"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -240,8 +248,8 @@ def load_networks(path):
 
     Returns:
         `(networks, config)`: the `keras.Model` of each member with its weights (one for a plain folder),
-        and the parsed `config.json` with `preprocess` and `model` as config objects and `temperature` set
-        (1.0 when the folder has none).
+        and the parsed `config.json` with `preprocess` and `model` as config objects, `temperature` set
+        (1.0 when the folder has none) and `temperature_by` set (None when absent, else "predicted_class").
 
     Raises:
         ModelFolderError: files are missing, checksums do not match, or the format is unknown.
@@ -287,7 +295,8 @@ def assemble_ensemble(model_dirs, output) -> Path:
 
     The folders must be plain model folders (one network each) with the same classes, preprocessing,
     architecture and leads; the first gives `config.json`, and its metadata records each member's folder
-    name and metadata. The temperature, if any, is left out: fit one on the ensemble's own probabilities.
+    name and metadata. The temperature (and its `temperature_by`), if any, is left out: fit one on the
+    ensemble's own probabilities.
     When every folder has a `split.json`, the ensemble's counts as training records those any member trained
     on, and as validation records those every member validated on and none trained on (for the models of
     all the folds of a cross-validation: every record trained, none left to validate).
@@ -316,7 +325,7 @@ def assemble_ensemble(model_dirs, output) -> Path:
             if config[key] != configs[0][key]:
                 raise ValueError(f"{d}: its {key!r} differs from that of {model_dirs[0]}; an ensemble's networks must match")
     names = [WEIGHTS_FILE, *(f"member{i}.weights.h5" for i in range(1, len(model_dirs)))]
-    config = {k: v for k, v in configs[0].items() if k != "temperature"}
+    config = {k: v for k, v in configs[0].items() if k not in ("temperature", "temperature_by")}
     config["members"] = names
     config["metadata"] = {"ensemble_of": [{"folder": d.name, "metadata": c.get("metadata", {})} for d, c in zip(model_dirs, configs)]}
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -336,8 +345,12 @@ def assemble_ensemble(model_dirs, output) -> Path:
     return output
 
 
-def set_temperature(path, temperature) -> Path:
+def set_temperature(path, temperature, *, per_predicted_class: bool = False) -> Path:
     """Write `temperature` (one positive number, or one per class) into a model folder's `config.json`.
+
+    With `per_predicted_class`, `temperature` has one entry per class, applied to the rows predicted as that
+    class (`"temperature_by": "predicted_class"`, see :func:`ecgrhythm.metrics.apply_temperature`); without,
+    that key is removed.
 
     `config.json` and `checksums.json` are replaced together (the folder reads as incomplete in between,
     never as altered); the weights are not touched.
@@ -354,10 +367,14 @@ def set_temperature(path, temperature) -> Path:
     config = _read_config(path)
     if ModelConfig.from_dict(config["model"]).multilabel:
         raise ValueError(f"{path} is a multi-label model: temperature scaling of softmax probabilities does not apply to it")
-    array = np.asarray(temperature, dtype=float)
-    if array.shape not in ((), (len(config["classes"]),)) or not np.all(np.isfinite(array) & (array > 0)):
-        raise ValueError(f"Invalid argument `temperature`: expected one positive number or {len(config['classes'])}. Received: {array.tolist()}")
+    array, n_classes = np.asarray(temperature, dtype=float), len(config["classes"])
+    if array.shape not in (((n_classes,),) if per_predicted_class else ((), (n_classes,))) or not np.all(np.isfinite(array) & (array > 0)):
+        expected = f"{n_classes} positive numbers (one per predicted class)" if per_predicted_class else f"one positive number or {n_classes}"
+        raise ValueError(f"Invalid argument `temperature`: expected {expected}. Received: {array.tolist()}")
     config["temperature"] = array.tolist()
+    config.pop("temperature_by", None)
+    if per_predicted_class:
+        config["temperature_by"] = TEMPERATURE_BY_PREDICTED_CLASS
     tmp = _new_sibling(path)
     try:
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

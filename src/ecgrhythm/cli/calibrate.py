@@ -8,13 +8,17 @@ from __future__ import annotations
 
 
 def add_parser(sub):
+    from ..metrics import MIN_PREDICTED_ROWS
+
     p = sub.add_parser(
         "calibrate",
         help="fit temperature scaling on held-out probabilities and write it into a model folder",
         description="Fit the temperature T that minimises the negative log-likelihood of softmax(log p / T) on OUTPUT/oof.csv of a finished "
         "'ecgrhythm crossval', or on the predictions.csv 'ecgrhythm evaluate' wrote for records the model never trained on, and write it "
         'into MODEL_DIR/config.json ("temperature"; checksums kept consistent). The model\'s probabilities are then scaled by it; '
-        "'ecgrhythm evaluate' shows the ECE. The cross-fitted ECE (T fitted on the other folds of the records) is the honest estimate.",
+        "'ecgrhythm evaluate' shows the ECE. The cross-fitted ECE (T fitted on the other folds of the records) is the honest estimate. "
+        "--per-predicted-class fits one T per class on the records predicted as that class and scales each record by that of its "
+        "predicted class, which keeps every label (and so the score) while correcting under- and over-confident classes apart.",
     )
     p.add_argument("model", metavar="MODEL_DIR", help="the model folder to calibrate (trained with the cross-validated recipe)")
     source = p.add_mutually_exclusive_group(required=True)
@@ -24,7 +28,14 @@ def add_parser(sub):
         metavar="FILE.csv",
         help="an 'ecgrhythm evaluate' predictions.csv of records the model never trained on (its held-out score: no --all-records)",
     )
-    p.add_argument("--per-class", action="store_true", help="one temperature per class instead of one for all")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--per-class", action="store_true", help="one temperature per class (each column scaled by its own) instead of one for all")
+    mode.add_argument(
+        "--per-predicted-class",
+        action="store_true",
+        help="one temperature per predicted class: each record scaled by that of its argmax, which keeps every label "
+        f"(T = 1 for a class predicted fewer than {MIN_PREDICTED_ROWS} times)",
+    )
 
 
 def run(args):
@@ -53,15 +64,17 @@ def run(args):
             f"{args.model} has the classes {config['classes']}, {oof} has {classes}: calibrate a model of the cross-validated recipe"
         )
     targets = np.array([classes.index(t) for t in truth])
-    temperature = fit_temperature(probs, targets, per_class=args.per_class)
+    mode = {"per_class": args.per_class, "per_predicted_class": args.per_predicted_class}
+    temperature = fit_temperature(probs, targets, **mode)
     before = top_class_calibration(probs, targets).ece
-    after = top_class_calibration(apply_temperature(probs, temperature), targets).ece
-    cross = top_class_calibration(cross_fitted_temperature(probs, targets, folds), targets).ece if not args.per_class else None
-    set_temperature(args.model, temperature)
+    after = top_class_calibration(apply_temperature(probs, temperature, per_predicted_class=args.per_predicted_class), targets).ece
+    cross = top_class_calibration(cross_fitted_temperature(probs, targets, folds, **mode), targets).ece
+    set_temperature(args.model, temperature, per_predicted_class=args.per_predicted_class)
     shown = np.round(np.atleast_1d(temperature), 4).tolist()
+    kind = " (by predicted class)" if args.per_predicted_class else ""
     print(
-        f"temperature {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; held-out ECE "
-        f"{before:.4f} before, {after:.4f} after" + (f" ({cross:.4f} cross-fitted)" if cross is not None else "")
+        f"temperature{kind} {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; held-out ECE "
+        f"{before:.4f} before, {after:.4f} after ({cross:.4f} cross-fitted)"
     )
     return 0
 
