@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 
 import numpy as np
@@ -51,9 +53,39 @@ def test_temperature_is_saved_with_consistent_checksums_and_applied(tiny_model_d
         RhythmClassifier.load(folder)
 
 
+def test_a_temperature_per_predicted_class_is_saved_applied_and_keeps_every_label(tiny_model_dir, tmp_path, records):
+    plain = RhythmClassifier.load(tiny_model_dir).predict_records(records)
+    folder = tmp_path / "by-predicted"
+    shutil.copytree(tiny_model_dir, folder)
+    by_predicted = [0.5, 2.0, 3.0, 1.0]
+    set_temperature(folder, by_predicted, per_predicted_class=True)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["temperature"] == by_predicted and config["temperature_by"] == "predicted_class"
+    clf = RhythmClassifier.load(folder)  # checksums verified
+    assert clf.temperature_ == by_predicted and clf.temperature_by_ == "predicted_class"
+    got = clf.predict_records(records)
+    np.testing.assert_allclose(got.probabilities, apply_temperature(plain.probabilities, by_predicted, per_predicted_class=True), atol=1e-6)
+    assert np.abs(got.probabilities - apply_temperature(plain.probabilities, by_predicted)).max() > 1e-3  # not the per-class scaling
+    assert got.labels == plain.labels
+    with pytest.raises(ValueError, match="one per predicted class"):
+        set_temperature(folder, 2.0, per_predicted_class=True)
+    assert load_model_dir(assemble_ensemble([folder], tmp_path / "ensemble"))[1]["temperature_by"] is None  # dropped with the temperature
+    set_temperature(folder, by_predicted)  # written again without the mode: one temperature per class (column)
+    assert "temperature_by" not in json.loads((folder / "config.json").read_text()) and RhythmClassifier.load(folder).temperature_by_ is None
+    for edit, problem in (
+        ({"temperature_by": "argmax"}, '"temperature_by"'),
+        ({"temperature": 2.0, "temperature_by": "predicted_class"}, '"temperature"'),
+    ):
+        (folder / "config.json").write_text(json.dumps({**config, **edit}))  # edited by hand, checksum updated
+        sums = json.loads((folder / "checksums.json").read_text())
+        (folder / "checksums.json").write_text(json.dumps({**sums, "config.json": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()}))
+        with pytest.raises(ModelFolderError, match=re.escape(f"{folder}: invalid {problem} in config.json")):
+            RhythmClassifier.load(folder)
+
+
 def test_a_folder_without_temperature_or_members_loads_as_before(tiny_model_dir):
     clf = RhythmClassifier.load(tiny_model_dir)
-    assert clf.temperature_ == 1.0 and len(clf.networks_) == 1 and clf.model_ is clf.networks_[0]
+    assert clf.temperature_ == 1.0 and clf.temperature_by_ is None and len(clf.networks_) == 1 and clf.model_ is clf.networks_[0]
 
 
 def test_cross_fitted_temperature_lowers_the_ece_of_over_confident_probabilities():
