@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from ecgrhythm.export import export_onnx, onnx_graph
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.onnx_model import METADATA_KEYS, OnnxClassifier, OnnxModelError, read_onnx_metadata
 from ecgrhythm.records import read_record
+from ecgrhythm.saving import set_temperature
 
 pytest.importorskip("onnx")  # the onnx extra: ecgrhythm's modules import onnx and onnxruntime only when used
 pytest.importorskip("onnxruntime")
@@ -77,6 +79,32 @@ def test_metadata_read_back(onnx_file, tiny_model_dir, keras_clf, onnx_clf):
     # The classifier takes its whole configuration from the file.
     assert onnx_clf.preprocess_ == keras_clf.preprocess_ and onnx_clf.architecture_ == keras_clf.architecture_
     assert onnx_clf.n_leads_ == keras_clf.n_leads_ and onnx_clf.buckets_ == keras_clf.buckets_
+
+
+def test_a_calibrated_folder_exports_its_temperature_and_files_without_the_mode_load_as_before(
+    tiny_model_dir, onnx_file, onnx_clf, cinc2017_dir, tmp_path
+):
+    import onnx
+
+    records = [cinc2017_dir / f"{n}.hea" for n in CINC]
+    folder = tmp_path / "calibrated"
+    shutil.copytree(tiny_model_dir, folder)
+    set_temperature(folder, [0.5, 2.0, 3.0, 1.5], per_predicted_class=True)
+    path, _ = export_onnx(folder, tmp_path / "calibrated.onnx")
+    meta = read_onnx_metadata(path)
+    assert meta["temperature"] == [0.5, 2.0, 3.0, 1.5] and meta["temperature_by"] == "predicted_class"
+    expected, got = RhythmClassifier.load(folder).predict_records(records), OnnxClassifier.load(path).predict_records(records)
+    np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-3, rtol=0)
+    assert got.labels == expected.labels and OnnxClassifier.load(path).temperature_by_ == "predicted_class"
+    # A file exported before "temperature_by" existed (no such metadata) loads and predicts as before.
+    model = onnx.load(onnx_file)
+    kept = [p for p in model.metadata_props if p.key != "temperature_by"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    old = tmp_path / "old.onnx"
+    onnx.save(model, old)
+    assert read_onnx_metadata(old)["temperature_by"] is None
+    np.testing.assert_allclose(OnnxClassifier.load(old).predict_records(records).probabilities, onnx_clf.predict_records(records).probabilities)
 
 
 def test_classify_with_onnxruntime_alone(onnx_file, keras_clf, cinc2017_dir, tmp_path):
