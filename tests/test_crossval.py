@@ -182,6 +182,7 @@ def test_candidates_table_reads_reports_written_before_the_last_epoch_score(cros
     old = json.loads((tmp_path / "baseline" / "report.json").read_text())
     for key in ("folds_total", "last_epoch_mean", "last_epoch_ci95"):
         del old[key]
+    del old["temperature"]["per_predicted_class"]
     old["folds"] = [{k: v for k, v in f.items() if k not in ("best_epoch", "last_epoch", "last_epoch_score")} for f in old["folds"]]
     old["name"] = "old"
     (tmp_path / "old").mkdir()
@@ -252,6 +253,16 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
     assert main(["calibrate", str(model), "--crossval", str(out)]) == 0
     assert "temperature" in capsys.readouterr().out
     assert RhythmClassifier.load(model).temperature_ == pytest.approx(report["temperature"]["value"])
+    assert main(["calibrate", str(model), "--crossval", str(out), "--per-predicted-class"]) == 0
+    shown = capsys.readouterr().out
+    assert "temperature (by predicted class)" in shown and "cross-fitted" in shown
+    calibrated = RhythmClassifier.load(model)
+    assert calibrated.temperature_by_ == "predicted_class"
+    assert calibrated.temperature_ == pytest.approx(report["temperature"]["per_predicted_class"]["value"])
+    assert "One temperature per predicted class" in (results / "tiny-recipe" / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["calibrate", str(model), "--crossval", str(out), "--per-class", "--per-predicted-class"])
+    assert "not allowed with argument" in capsys.readouterr().err
     assert main(["ensemble", str(fold_dir(out, 0)), str(fold_dir(out, 1)), "--output", str(tmp_path / "ensemble")]) == 0
     assert len(RhythmClassifier.load(tmp_path / "ensemble").networks_) == 2
     split = load_split(tmp_path / "ensemble")  # every record trained some member: none is held out
