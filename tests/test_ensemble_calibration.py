@@ -10,9 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
+from ecgrhythm.calibration import apply_temperature, top_class_calibration
 from ecgrhythm.crossval_report import cross_fitted_temperature
 from ecgrhythm.inference import RhythmClassifier
-from ecgrhythm.metrics import apply_temperature, top_class_calibration
 from ecgrhythm.saving import MAX_MEMBERS, ModelFolderError, assemble_ensemble, load_model_dir, save_model_dir, set_temperature
 
 

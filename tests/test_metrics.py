@@ -4,16 +4,12 @@ from hand_made import CLASSES, HAND_CM
 from hand_made import labels_from as _labels_from
 
 from ecgrhythm.metrics import (
-    MIN_PREDICTED_ROWS,
-    apply_temperature,
     cinc2017_score,
     confusion_matrix,
     evaluate_predictions,
     f1_per_class,
-    fit_temperature,
     multilabel_report,
     score_probabilities,
-    top_class_calibration,
     tune_thresholds,
 )
 
@@ -81,110 +77,6 @@ def test_score_probabilities_scores_the_arg_max_class():
     # predicted N, A, A, ~: F1 N 1, A 2/3, O 0 -> (1 + 2/3 + 0) / 3
     assert score == pytest.approx(5 / 9) and f1["~"] == 1.0
     assert extras["val_confusion"][2] == [0, 1, 0, 0]
-
-
-def test_ece_of_records_each_alone_in_its_bin():
-    # Top-class probabilities 0.9 (right), 0.75 (wrong), 0.7 (right), 0.65 (right) fall in bins 13, 11, 10 and 9 of 15:
-    # ECE = (|1 - 0.9| + |0 - 0.75| + |1 - 0.7| + |1 - 0.65|) / 4 = (0.1 + 0.75 + 0.3 + 0.35) / 4 = 0.375
-    probs = [[0.9, 0.1], [0.75, 0.25], [0.3, 0.7], [0.35, 0.65]]
-    calibration = top_class_calibration(probs, [0, 1, 1, 1])
-    assert calibration.ece == pytest.approx(0.375)
-    assert calibration.count.tolist() == [0] * 9 + [1, 1, 1, 0, 1, 0]
-    assert calibration.accuracy[11] == 0.0 and calibration.confidence[10] == pytest.approx(0.7)
-    assert np.isnan(calibration.confidence[0]) and calibration.edges[[0, -1]].tolist() == [0.0, 1.0]
-    data = calibration.to_dict()
-    assert data["confidence"][0] is None and data["count"][13] == 1 and data["bins"] == 15
-
-
-def test_ece_averages_within_a_bin():
-    # 0.9 (right) and 0.92 (wrong) share bin 13 (0.867, 0.933]: accuracy 1/2, confidence 0.91 -> gap 0.41, weight 2/3;
-    # 0.5 (right, ties go to the first class) in bin 7 (0.467, 0.533]: gap 0.5, weight 1/3. ECE = 0.82/3 + 0.5/3 = 0.44
-    probs = [[0.9, 0.1, 0.0], [0.04, 0.04, 0.92], [0.5, 0.5, 0.0]]
-    calibration = top_class_calibration(probs, [0, 1, 0])
-    assert calibration.ece == pytest.approx((2 * 0.41 + 0.5) / 3)
-    assert calibration.accuracy[13] == 0.5 and calibration.confidence[13] == pytest.approx(0.91)
-    assert top_class_calibration(probs, [0, 2, 0], n_bins=1).ece == pytest.approx(abs(1 - (0.9 + 0.92 + 0.5) / 3))
-
-
-def test_calibration_refuses_bad_inputs():
-    with pytest.raises(ValueError, match="targets.shape"):
-        top_class_calibration([[0.5, 0.5]], [0, 1])
-    with pytest.raises(ValueError, match="class indices 0 to 1"):
-        top_class_calibration([[0.5, 0.5]], [2])
-    with pytest.raises(ValueError, match="n_bins"):
-        top_class_calibration([[0.5, 0.5]], [0], n_bins=0)
-
-
-def _over_confident(n_records=200, n_classes=4, confidence=0.95, accuracy=0.7, seed=0):
-    """Probabilities whose top class always has `confidence` but is right for only `accuracy` of the records."""
-    rng = np.random.default_rng(seed)
-    return _predicting(rng.integers(0, n_classes, n_records), n_classes, confidence, accuracy, rng)
-
-
-def _predicting(top, n_classes, confidence, accuracy, rng):
-    """Rows whose top class `top` `(n_records,)` has `confidence`, right for the first `accuracy` of them (the others: another class)."""
-    n_records = len(top)
-    probs = np.full((n_records, n_classes), (1 - confidence) / (n_classes - 1))
-    probs[np.arange(n_records), top] = confidence
-    wrong = np.arange(n_records) >= round(accuracy * n_records)
-    targets = np.where(wrong, (top + 1 + rng.integers(0, n_classes - 1, n_records)) % n_classes, top)
-    return probs, targets
-
-
-def test_temperature_scaling_lowers_the_ece_of_over_confident_probabilities():
-    probs, targets = _over_confident()
-    before = top_class_calibration(probs, targets).ece
-    assert before == pytest.approx(0.95 - 0.7)
-    temperature = fit_temperature(probs, targets)
-    assert temperature.shape == () and temperature > 1  # over-confident: softened
-    scaled = apply_temperature(probs, temperature)
-    np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
-    assert (scaled.argmax(axis=1) == probs.argmax(axis=1)).all()  # one temperature keeps every decision
-    assert top_class_calibration(scaled, targets).ece < 0.01 < before
-    per_class = fit_temperature(probs, targets, per_class=True)
-    assert per_class.shape == (4,) and (per_class > 1).all()
-    assert top_class_calibration(apply_temperature(probs, per_class), targets).ece < 0.05
-
-
-def test_a_temperature_per_predicted_class_keeps_every_label_and_calibrates_each_predicted_class():
-    rng = np.random.default_rng(0)
-    parts = [
-        _predicting(np.zeros(300, dtype=int), 4, 0.7, 0.95, rng),  # predicted N: under-confident
-        _predicting(rng.integers(1, 3, 200), 4, 0.95, 0.7, rng),  # predicted A or O: over-confident
-        _predicting(np.full(MIN_PREDICTED_ROWS - 1, 3), 4, 0.95, 0.7, rng),  # ~: too rarely predicted to fit
-    ]
-    probs, targets = np.vstack([p for p, _ in parts]), np.concatenate([t for _, t in parts])
-    by_predicted = fit_temperature(probs, targets, per_predicted_class=True)
-    assert by_predicted.shape == (4,) and by_predicted[0] < 1 < by_predicted[1] and by_predicted[2] > 1 and by_predicted[3] == 1.0
-    scaled = apply_temperature(probs, by_predicted, per_predicted_class=True)
-    np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
-    assert (scaled.argmax(axis=1) == probs.argmax(axis=1)).all()
-    np.testing.assert_allclose(scaled[-(MIN_PREDICTED_ROWS - 1) :], probs[-(MIN_PREDICTED_ROWS - 1) :], atol=1e-12)  # T = 1: unchanged
-    unscaled = top_class_calibration(probs, targets).ece
-    single = top_class_calibration(apply_temperature(probs, fit_temperature(probs, targets)), targets).ece
-    assert top_class_calibration(scaled, targets).ece < 0.02 < min(single, unscaled) / 5  # one temperature cannot fix both directions
-    # a class never predicted keeps T = 1; tied rows keep their first maximum, whatever their temperatures
-    never = fit_temperature(probs[:500], targets[:500], per_predicted_class=True)
-    assert never[3] == 1.0 and never[0] == pytest.approx(by_predicted[0], rel=1e-3)
-    ties = np.array([[0.4, 0.4, 0.1, 0.1], [0.1, 0.3, 0.3, 0.3], [0.25, 0.25, 0.25, 0.25]])
-    for temperature in ([0.2, 5.0, 1.0, 1.0], [5.0, 0.2, 3.0, 0.5]):
-        tied = apply_temperature(ties, temperature, per_predicted_class=True)
-        assert (tied.argmax(axis=1) == ties.argmax(axis=1)).all()
-        np.testing.assert_allclose(tied[:, :2][0], tied[0, 0])  # still tied
-    with pytest.raises(ValueError, match="exclusive"):
-        fit_temperature(probs, targets, per_class=True, per_predicted_class=True)
-    with pytest.raises(ValueError, match="one per predicted class"):
-        apply_temperature(probs, 1.5, per_predicted_class=True)
-
-
-def test_temperature_one_is_the_identity_and_calibrated_probabilities_keep_it():
-    probs, targets = _over_confident(n_classes=2, confidence=0.7, accuracy=0.7)
-    np.testing.assert_allclose(apply_temperature(probs, 1.0), probs, atol=1e-12)
-    assert fit_temperature(probs, targets) == pytest.approx(1.0, abs=0.01)
-    with pytest.raises(ValueError, match="temperature"):
-        apply_temperature(probs, [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="temperature"):
-        apply_temperature(probs, 0.0)
 
 
 def test_evaluate_predictions_with_probabilities_reports_the_ece():

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
+from .calibration import MIN_PREDICTED_ROWS, apply_temperature, fit_temperature, top_class_calibration
 from .crossval import OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
-from .metrics import MIN_PREDICTED_ROWS, apply_temperature, evaluate_predictions, fit_temperature, top_class_calibration
+from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
 
 __all__ = ["summarise", "write_report", "write_candidates", "t_interval", "cross_fitted_temperature", "DEFAULT_RESULTS", "REPORT_FILE"]
@@ -49,7 +50,7 @@ def cross_fitted_temperature(probabilities, targets, folds, *, per_class: bool =
     """Probabilities `(n, n_classes)` with each fold's rows scaled by a temperature fitted on the other folds' rows.
 
     The ECE of these is an honest estimate of the ECE after scaling (the temperature never saw the records it scales).
-    `per_class` and `per_predicted_class` choose the kind of temperature, as in :func:`ecgrhythm.metrics.fit_temperature`.
+    `per_class` and `per_predicted_class` choose the kind of temperature, as in :func:`ecgrhythm.calibration.fit_temperature`.
     """
     probabilities, targets, folds = np.asarray(probabilities, dtype=float), np.asarray(targets), np.asarray(folds)
     out = np.empty_like(probabilities)

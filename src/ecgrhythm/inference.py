@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import bucket_for, bucket_lengths, inference_batches
-from .metrics import TEMPERATURE_BY_PREDICTED_CLASS, apply_temperature
+from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, apply_temperature
 from .preprocessing import choose_lead, preprocess
 from .records import EcgRecord, RecordError, read_record, validate_signal
 
@@ -251,7 +251,7 @@ class RhythmClassifier:
         model_: the Keras network (the first of an ensemble's).
         networks_: every network of the folder; their probabilities are averaged.
         temperature_: the folder's temperature, one number or one per class (1.0: none); probabilities
-            are `softmax(log p / T)` of the networks' mean `p` (see :func:`ecgrhythm.metrics.apply_temperature`).
+            are `softmax(log p / T)` of the networks' mean `p` (see :func:`ecgrhythm.calibration.apply_temperature`).
         temperature_by_: None (one temperature, or each class's column by its own), or "predicted_class"
             (each row by the temperature of its predicted class, which keeps every label).
         classes_: class names, the columns of every probability array.

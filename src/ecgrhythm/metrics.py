@@ -1,13 +1,14 @@
-"""Scores of predictions: the CinC 2017 score, per-class and multi-label metrics, calibration.
+"""Scores of predictions: the CinC 2017 score, per-class and multi-label metrics.
 
 Pure functions of labels and probabilities: no files, no figures (those are in
-:mod:`ecgrhythm.reports`).
+:mod:`ecgrhythm.reports`); the calibration of probabilities (top-class ECE,
+temperature scaling) is in :mod:`ecgrhythm.calibration`.
 
 The CinC 2017 score is the mean F1 of the classes N (normal), A (atrial
 fibrillation) and O (other rhythm), where F1 of a class is
 `2 * TP / (true count + predicted count)`; the noise class `~` is reported but
-not scored. The calibration of single-label probabilities is measured by the
-top-class expected calibration error (ECE) and improved by temperature scaling.
+not scored. :func:`evaluate_predictions` also reports the top-class ECE of the
+probabilities it is given.
 
 Example:
 >>> report = evaluate_predictions(["N", "N", "A", "O"], ["N", "A", "A", "O"], ["N", "A", "O", "~"])
@@ -23,6 +24,8 @@ import dataclasses
 
 import numpy as np
 
+from .calibration import Calibration, top_class_calibration
+
 __all__ = [
     "confusion_matrix",
     "f1_per_class",
@@ -34,19 +37,9 @@ __all__ = [
     "multilabel_report",
     "tune_thresholds",
     "score_probabilities",
-    "Calibration",
-    "top_class_calibration",
-    "fit_temperature",
-    "apply_temperature",
-    "ECE_BINS",
-    "MIN_PREDICTED_ROWS",
-    "TEMPERATURE_BY_PREDICTED_CLASS",
 ]
 
 CINC2017_SCORED = ("N", "A", "O")
-ECE_BINS = 15
-MIN_PREDICTED_ROWS = 10  # rows of a predicted class below which fit_temperature(per_predicted_class=True) keeps T = 1
-TEMPERATURE_BY_PREDICTED_CLASS = "predicted_class"  # a model's "temperature_by" for apply_temperature(..., per_predicted_class=True)
 
 
 def confusion_matrix(y_true, y_pred, classes) -> np.ndarray:
@@ -133,7 +126,7 @@ def evaluate_predictions(y_true, y_pred, classes, *, probabilities=None, info: d
         classes: class names; every label must be one of them.
         probabilities: optional predicted probabilities `(n_records, n_classes)`,
             columns in the order of `classes`; given, the report holds their
-            top-class calibration (see :func:`top_class_calibration`).
+            top-class calibration (see :func:`~ecgrhythm.calibration.top_class_calibration`).
         info: context stored with the report (JSON-serialisable).
 
     Returns:
@@ -326,173 +319,3 @@ def score_probabilities(targets, probs, classes, multilabel: bool = False):
     pred = [classes[i] for i in probs.argmax(axis=1)]
     cm = confusion_matrix([classes[i] for i in targets], pred, classes)
     return cinc2017_score(cm, classes), f1_per_class(cm, classes), {"val_confusion": cm.tolist()}
-
-
-@dataclasses.dataclass
-class Calibration:
-    """Top-class calibration of single-label probabilities, by equal-width confidence bins.
-
-    A record falls in bin `b` when its top-class probability lies in
-    `(edges[b], edges[b + 1]]` (the first bin also holds 0).
-
-    Attributes:
-        ece: expected calibration error, `sum_b count[b] / n * |accuracy[b] - confidence[b]|`.
-        edges: bin edges `(n_bins + 1,)`, from 0 to 1.
-        confidence: mean top-class probability of the records of each bin `(n_bins,)` (NaN where empty).
-        accuracy: share of those records whose top class is the true class `(n_bins,)` (NaN where empty).
-        count: records in each bin `(n_bins,)`.
-    """
-
-    ece: float
-    edges: np.ndarray
-    confidence: np.ndarray
-    accuracy: np.ndarray
-    count: np.ndarray
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable data; empty bins have `None` for confidence and accuracy."""
-        listed = lambda values: [None if np.isnan(v) else float(v) for v in values]  # noqa: E731
-        return {
-            "ece": self.ece,
-            "bins": len(self.count),
-            "edges": np.asarray(self.edges).tolist(),
-            "confidence": listed(self.confidence),
-            "accuracy": listed(self.accuracy),
-            "count": np.asarray(self.count).tolist(),
-        }
-
-
-def _single_label_inputs(probabilities, targets) -> tuple[np.ndarray, np.ndarray]:
-    probs = np.asarray(probabilities, dtype=float)
-    targets = np.asarray(targets)
-    if probs.ndim != 2 or targets.shape != (len(probs),) or not len(probs):
-        raise ValueError(
-            "Invalid arguments `probabilities` and `targets`: expected probabilities (n_records, n_classes) and one class index "
-            f"per record (n_records,), n_records > 0. Received: probabilities.shape={probs.shape}, targets.shape={targets.shape}"
-        )
-    if not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0 or targets.max() >= probs.shape[1]:
-        received = np.unique(targets)[:10].tolist()
-        raise ValueError(f"Invalid argument `targets`: expected class indices 0 to {probs.shape[1] - 1}. Received: {received}")
-    return probs, targets
-
-
-def top_class_calibration(probabilities, targets, n_bins: int = ECE_BINS) -> Calibration:
-    """Expected calibration error of the top class, with the per-bin values of a reliability diagram.
-
-    Args:
-        probabilities: predicted probabilities `(n_records, n_classes)`.
-        targets: true class index of each record `(n_records,)`.
-        n_bins: number of equal-width confidence bins over [0, 1].
-
-    Returns:
-        A :class:`Calibration`.
-
-    Example:
-    >>> calibration = top_class_calibration([[0.9, 0.1], [0.25, 0.75]], [0, 0])
-    >>> round(calibration.ece, 3)  # (|1 - 0.9| + |0 - 0.75|) / 2
-    0.425
-    """
-    probs, targets = _single_label_inputs(probabilities, targets)
-    if int(n_bins) != n_bins or n_bins < 1:
-        raise ValueError(f"Invalid argument `n_bins`: expected a positive integer. Received: n_bins={n_bins!r}")
-    n_bins = int(n_bins)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == targets).astype(float)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_confidence = np.bincount(bins, weights=confidence, minlength=n_bins) / count
-        accuracy = np.bincount(bins, weights=correct, minlength=n_bins) / count
-    gaps = np.abs(np.nan_to_num(accuracy) - np.nan_to_num(mean_confidence))
-    return Calibration(float(np.sum(count / len(probs) * gaps)), edges, mean_confidence, accuracy, count)
-
-
-def _scaled_log_probabilities(log_probs: np.ndarray, temperature) -> np.ndarray:
-    scaled = log_probs / temperature
-    scaled = scaled - scaled.max(axis=1, keepdims=True)
-    return scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
-
-
-def _log_probabilities(probs: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(probs, 1e-12, None))
-
-
-def apply_temperature(probabilities, temperature, *, per_predicted_class: bool = False) -> np.ndarray:
-    """Probabilities scaled by a temperature: `softmax(log(p) / T)`.
-
-    Args:
-        probabilities: probabilities `(n_records, n_classes)`.
-        temperature: one positive temperature, or one per class `(n_classes,)`;
-            T > 1 softens the probabilities, T < 1 sharpens them, T = 1 keeps them.
-        per_predicted_class: `temperature` has one entry per class and each row is scaled as a whole
-            by the entry of its predicted class (its argmax), which therefore stays the argmax;
-            otherwise a per-class temperature scales each column by its own entry.
-
-    Returns:
-        float array `(n_records, n_classes)` whose rows sum to 1.
-    """
-    probs = np.asarray(probabilities, dtype=float)
-    temperature = np.asarray(temperature, dtype=float)
-    if probs.ndim != 2:
-        raise ValueError(f"Invalid argument `probabilities`: expected an array (n_records, n_classes). Received: shape {probs.shape}")
-    shapes = ((probs.shape[1],),) if per_predicted_class else ((), (probs.shape[1],))
-    if temperature.shape not in shapes or not np.all(temperature > 0):
-        expected = (
-            f"{probs.shape[1]} positive numbers (one per predicted class)" if per_predicted_class else f"one positive number or {probs.shape[1]}"
-        )
-        raise ValueError(f"Invalid argument `temperature`: expected {expected}. Received: {temperature.tolist()}")
-    if per_predicted_class:
-        temperature = temperature[probs.argmax(axis=1)][:, None]
-    return np.exp(_scaled_log_probabilities(_log_probabilities(probs), temperature))
-
-
-def _nll_temperature(log_probs: np.ndarray, targets: np.ndarray, size: int) -> np.ndarray:
-    """The `size` temperatures (one, or one per class) that minimise the NLL of `softmax(log_probs / T)`."""
-    from scipy.optimize import minimize
-
-    rows = np.arange(len(targets))
-
-    def nll(log_t):
-        return -_scaled_log_probabilities(log_probs, np.exp(log_t))[rows, targets].mean()
-
-    limit = np.log(50.0)
-    return np.exp(minimize(nll, np.zeros(size), method="L-BFGS-B", bounds=[(-limit, limit)] * size).x)
-
-
-def fit_temperature(probabilities, targets, *, per_class: bool = False, per_predicted_class: bool = False) -> np.ndarray:
-    """The temperature that minimises the negative log-likelihood of `apply_temperature(probabilities, T)`.
-
-    Fitted on log T (so T stays positive) by L-BFGS-B, within 0.02 <= T <= 50.
-    Fit it on records the network was not trained on (validation or out-of-fold).
-
-    With `per_predicted_class` (top-label calibration conditioned on the predicted class, Gupta & Ramdas,
-    ICLR 2022), entry k is the single temperature fitted on the rows whose argmax is k; a class predicted
-    for fewer than :data:`MIN_PREDICTED_ROWS` rows (or never) gets 1.0, its rows left unscaled.
-
-    Args:
-        probabilities: predicted probabilities `(n_records, n_classes)`.
-        targets: true class index of each record `(n_records,)`.
-        per_class: fit one temperature per class (column) instead of one for all.
-        per_predicted_class: fit one temperature per predicted class, for
-            `apply_temperature(..., per_predicted_class=True)`; exclusive with `per_class`.
-
-    Returns:
-        float array: shape `()` (one temperature) or `(n_classes,)`.
-    """
-    if per_class and per_predicted_class:
-        raise ValueError("Invalid arguments: `per_class` and `per_predicted_class` are exclusive; pass at most one")
-    probs, targets = _single_label_inputs(probabilities, targets)
-    log_probs = _log_probabilities(probs)
-    if per_predicted_class:
-        predicted = probs.argmax(axis=1)
-        return np.array(
-            [
-                _nll_temperature(log_probs[predicted == k], targets[predicted == k], 1)[0]
-                if np.count_nonzero(predicted == k) >= MIN_PREDICTED_ROWS
-                else 1.0
-                for k in range(probs.shape[1])
-            ]
-        )
-    temperature = _nll_temperature(log_probs, targets, probs.shape[1] if per_class else 1)
-    return temperature if per_class else temperature.reshape(())

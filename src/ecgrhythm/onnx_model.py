@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .batching import bucket_lengths
+from .calibration import TEMPERATURE_BY_PREDICTED_CLASS
 from .config import ModelConfig, PreprocessConfig
 from .inference import RhythmClassifier
-from .metrics import TEMPERATURE_BY_PREDICTED_CLASS
 
 __all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "METADATA_KEYS", "EXTRA"]
 

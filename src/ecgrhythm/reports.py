@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write, atomic_write_text
-from .metrics import CINC2017_SCORED, Calibration, MultilabelReport
+from .calibration import Calibration
+from .metrics import CINC2017_SCORED, MultilabelReport
 
 __all__ = ["format_report", "write_report", "draw_reliability", "REPORT_JSON", "REPORT_FIGURE"]
 
@@ -149,7 +150,7 @@ def draw_reliability(ax, calibration: Calibration, label: str | None = None) -> 
 
     Args:
         ax: a matplotlib `Axes`.
-        calibration: the bins, from :func:`ecgrhythm.metrics.top_class_calibration`.
+        calibration: the bins, from :func:`ecgrhythm.calibration.top_class_calibration`.
         label: legend label of the bars (default: the ECE).
     """
     edges, count = np.asarray(calibration.edges), np.asarray(calibration.count)

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
+from .calibration import TEMPERATURE_BY_PREDICTED_CLASS
 from .config import ModelConfig, PreprocessConfig
-from .metrics import TEMPERATURE_BY_PREDICTED_CLASS
 from .models import build_network
 
 __all__ = [
@@ -349,7 +349,7 @@ def set_temperature(path, temperature, *, per_predicted_class: bool = False) -> 
     """Write `temperature` (one positive number, or one per class) into a model folder's `config.json`.
 
     With `per_predicted_class`, `temperature` has one entry per class, applied to the rows predicted as that
-    class (`"temperature_by": "predicted_class"`, see :func:`ecgrhythm.metrics.apply_temperature`); without,
+    class (`"temperature_by": "predicted_class"`, see :func:`ecgrhythm.calibration.apply_temperature`); without,
     that key is removed.
 
     `config.json` and `checksums.json` are replaced together (the folder reads as incomplete in between,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    from ..metrics import MIN_PREDICTED_ROWS
+    from ..calibration import MIN_PREDICTED_ROWS
 
     p = sub.add_parser(
         "calibrate",
@@ -43,9 +43,9 @@ def run(args):
 
     import numpy as np
 
+    from ..calibration import apply_temperature, fit_temperature, top_class_calibration
     from ..crossval import OOF_FILE, read_oof
     from ..crossval_report import cross_fitted_temperature
-    from ..metrics import apply_temperature, fit_temperature, top_class_calibration
     from ..saving import load_model_dir, set_temperature
     from . import _common as common
 
