@@ -92,6 +92,26 @@ def test_streamed_windows_equal_whole_signal_windows(shipped, cpsc2021_dir):
     assert short.starts_s.tolist() == [0.0] and short.ends_s.tolist() == [6.0]
 
 
+def test_windows_take_the_networks_own_probabilities_not_the_record_temperature(shipped, cpsc2021_dir, tmp_path):
+    """The shipped folder's temperature (fitted on whole records) is left out of episode windows: a copy without it gives the same windows."""
+    from ecgrhythm.saving import set_temperature
+
+    assert shipped.temperature_ is not None and np.any(np.asarray(shipped.temperature_) != 1.0)
+    plain_dir = tmp_path / "plain"
+    shutil.copytree(shipped.model_dir_, plain_dir)
+    set_temperature(plain_dir, 1.0)
+    plain = RhythmClassifier.load(plain_dir)
+    record = read_record(cpsc2021_dir / "data_92_12.hea")
+    signal = record.signal[:, 0]
+
+    def windows(clf):
+        return collect_windows(iter_window_probabilities(clf, [signal], record.fs, lead="I"), clf.classes_, record.duration_s).probabilities
+
+    np.testing.assert_allclose(windows(shipped), windows(plain), atol=1e-6)
+    prepared = shipped.prepare(record)
+    assert not np.allclose(shipped.predict_proba([prepared]), plain.predict_proba([prepared]))  # whole records are scaled
+
+
 @pytest.mark.parametrize("name", ["data_92_12", "data_8_4", "data_21_7"])
 def test_episodes_cover_a_real_record_exactly(shipped, cpsc2021_dir, name):
     from ecgrhythm.annotations import read_rhythm_annotations

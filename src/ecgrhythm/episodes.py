@@ -22,6 +22,10 @@ Then a record whose AF burden reaches `persistent_burden` (0.85) is AF
 throughout: persistent AF in the CPSC 2021 sense (the sample's paroxysmal
 records reach 0.64, its persistent ones lose stretches of a few windows).
 
+The windows' probabilities are the networks' own: a model folder's temperature,
+fitted on whole records, is not applied to them (the HMM's settings below were
+fitted without one).
+
 How the parameters (`EpisodeParams` defaults) were fitted, with the shipped
 model: window probabilities were computed once at a 1 s hop and reused at
 hops of 2 and 5 s. A grid over `refine_s` (3-6 s), `irregularity` (0.1-0.2),
@@ -236,7 +240,7 @@ def iter_window_probabilities(
 
     def flush():
         if pending:
-            probs = classifier.predict_proba([s for _, _, s in pending])
+            probs = classifier.predict_proba([s for _, _, s in pending], calibrated=False)  # the episode settings were fitted on these
             yield from ((a / fs, b / fs, p) for (a, b, _), p in zip(pending, probs))
             pending.clear()
 

@@ -370,15 +370,17 @@ class RhythmClassifier:
         self._check_fitted()
         return choose_lead(record, lead, self.n_leads_, model_leads=self.preprocess_.leads)
 
-    def predict_proba(self, signals) -> np.ndarray:
+    def predict_proba(self, signals, *, calibrated: bool = True) -> np.ndarray:
         """Probabilities of already preprocessed signals (see :meth:`prepare`).
 
         Args:
             signals: list of float32 arrays `(n_i, n_leads_)` at the model's rate.
+            calibrated: scale by the folder's temperature (fitted on whole records); `False` gives the
+                networks' own probabilities, which the AF episode model was fitted on.
 
         Returns:
-            float array `(len(signals), n_classes)`: the mean over the folder's networks, scaled by its temperature;
-            rows sum to 1 for a softmax model.
+            float array `(len(signals), n_classes)`: the mean over the folder's networks, scaled by its temperature
+            unless `calibrated` is false; rows sum to 1 for a softmax model.
 
         Raises:
             ValueError: a signal does not have the shape the model takes.
@@ -395,15 +397,29 @@ class RhythmClassifier:
         if not signals:
             return np.zeros((0, len(self.classes_)))
         probs = np.mean([predict_signals(network, signals, self.buckets_, self.batch_size) for network in self.networks_], axis=0)
-        if self.temperature_ != 1.0 and np.isfinite(probs).all():
-            probs = apply_temperature(probs, self.temperature_, per_predicted_class=self.temperature_by_ == TEMPERATURE_BY_PREDICTED_CLASS)
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
             raise NonFiniteOutputError(
                 f"the model gave non-finite probabilities ({probs[bad[0]].tolist()}) for {len(bad)} of {len(signals)} signal(s), "
                 f"the first being signals[{bad[0]}]: the model folder may be damaged or the signal holds extreme values"
             )
-        return probs
+        return self.calibrate(probs) if calibrated else probs
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Whole-record probabilities scaled by the folder's temperature (unchanged without one).
+
+        :meth:`predict_proba` applies it; a caller that averages uncalibrated pieces of one record
+        (`predict_proba(..., calibrated=False)`) applies it once to the average.
+
+        Args:
+            probabilities: float array `(n_records, n_classes)`.
+
+        Returns:
+            float array of the same shape.
+        """
+        if self.temperature_ == 1.0:
+            return probabilities
+        return apply_temperature(probabilities, self.temperature_, per_predicted_class=self.temperature_by_ == TEMPERATURE_BY_PREDICTED_CLASS)
 
     def labels_from_proba(self, probabilities: np.ndarray) -> list[str]:
         """The label of each row: the most probable class, or for a multi-label

@@ -188,7 +188,7 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
     probs, weights, chunks = [], [], []
 
     def flush():
-        probs.append(classifier.predict_proba(chunks))
+        probs.append(classifier.predict_proba(chunks, calibrated=False))  # the temperature applies to the record's average
         weights.extend(map(len, chunks))
         chunks.clear()
 
@@ -205,4 +205,4 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
         flush()
     if k != len(bounds) - 1:
         raise RecordError(stream.header, f"the record gave {offset + len(buffer)} samples at {config.fs:g} Hz on a second reading, not {n}")
-    return average_by_owner(np.concatenate(probs), np.zeros(len(weights), int), weights, 1)[0], name
+    return classifier.calibrate(average_by_owner(np.concatenate(probs), np.zeros(len(weights), int), weights, 1))[0], name
