@@ -168,7 +168,7 @@ def test_work_for_a_client_that_left_stops_before_the_model(server, client, monk
             outcomes.append(type(exc))
             raise
 
-    monkeypatch.setattr(service.classifier, "predict_proba", lambda signals: calls.append(1) or original_predict(signals))
+    monkeypatch.setattr(service.classifier, "predict_proba", lambda signals, **kwargs: calls.append(1) or original_predict(signals, **kwargs))
     monkeypatch.setattr(service, "classify_record", classify_record)
     with service._lock:
         with socket.create_connection(_address(server[0]), timeout=10) as sock:
