@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 
 __all__ = [
+    "checked_temperature",
     "Calibration",
     "top_class_calibration",
     "fit_temperature",
@@ -31,6 +32,30 @@ __all__ = [
 ECE_BINS = 15
 MIN_PREDICTED_ROWS = 10  # rows of a predicted class below which fit_temperature(per_predicted_class=True) keeps T = 1
 TEMPERATURE_BY_PREDICTED_CLASS = "predicted_class"  # a model's "temperature_by" for apply_temperature(..., per_predicted_class=True)
+
+
+def checked_temperature(value, by, n_classes: int, source: str):
+    """A stored temperature and its `temperature_by`, validated (model folders and exported files store both).
+
+    Args:
+        value: the stored temperature: one positive number, or one per class.
+        by: None, or `TEMPERATURE_BY_PREDICTED_CLASS` (then one temperature per class).
+        n_classes: the model's number of classes.
+        source: where they were stored, for the error message (`config.json`, an ONNX file's metadata).
+
+    Returns:
+        `(temperature, by)`: a float or a list of `n_classes` floats, and `by`.
+
+    Raises:
+        ValueError: `invalid "temperature_by" in SOURCE: ...` or `invalid "temperature" in SOURCE: ...`.
+    """
+    if by not in (None, TEMPERATURE_BY_PREDICTED_CLASS):
+        raise ValueError(f'invalid "temperature_by" in {source}: expected "{TEMPERATURE_BY_PREDICTED_CLASS}" or none. Received: {by!r}')
+    array = np.asarray(value, dtype=float) if isinstance(value, (int, float, list)) and not isinstance(value, bool) else None
+    if array is None or array.shape not in (((n_classes,),) if by else ((), (n_classes,))) or not np.all(np.isfinite(array) & (array > 0)):
+        expected = f'one per class ({n_classes}), as "temperature_by" is {by!r}' if by else f"one positive number or one per class ({n_classes})"
+        raise ValueError(f'invalid "temperature" in {source}: expected {expected}. Received: {value!r}')
+    return (float(array) if array.ndim == 0 else array.tolist()), by
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .batching import bucket_lengths
-from .calibration import TEMPERATURE_BY_PREDICTED_CLASS
+from .calibration import checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .inference import RhythmClassifier
 
@@ -171,12 +171,11 @@ class OnnxClassifier(RhythmClassifier):
             config["model"] = ModelConfig.from_dict(config["model"])
         except (KeyError, TypeError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: invalid model configuration in its metadata: {exc}") from None
-        config.setdefault("temperature", 1.0)  # applied by predict_proba, as for a model folder
-        config.setdefault("temperature_by", None)
-        if config["temperature_by"] not in (None, TEMPERATURE_BY_PREDICTED_CLASS):
-            raise OnnxModelError(
-                f'{self.model_dir}: invalid "temperature_by" in its metadata: expected "{TEMPERATURE_BY_PREDICTED_CLASS}" or null. '
-                f"Received: {config['temperature_by']!r}; export the model again"
+        try:  # applied by predict_proba, as for a model folder
+            config["temperature"], config["temperature_by"] = checked_temperature(
+                config.get("temperature", 1.0), config.get("temperature_by"), len(config["classes"]), "its metadata"
             )
+        except (KeyError, ValueError) as exc:
+            raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
         self.onnx_metadata_ = meta
         return [_OrtNetwork(session)], config

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
-from .calibration import TEMPERATURE_BY_PREDICTED_CLASS
+from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
 
@@ -199,23 +199,6 @@ def _members(path: Path, config: dict) -> list[str]:
     return members
 
 
-def _temperature(path: Path, config: dict):
-    """A folder's `(temperature, temperature_by)`: the temperature is 1.0 when absent, else one positive number
-    or one per class; `temperature_by` is None (absent) or "predicted_class" (then one temperature per class)."""
-    value, by = config.get("temperature", 1.0), config.get("temperature_by")
-    if by not in (None, TEMPERATURE_BY_PREDICTED_CLASS):
-        raise ModelFolderError(
-            f'{path}: invalid "temperature_by" in {CONFIG_FILE}: expected "{TEMPERATURE_BY_PREDICTED_CLASS}" or no such key. '
-            f"Received: {by!r}; write the temperature again with 'ecgrhythm calibrate'"
-        )
-    array = np.asarray(value, dtype=float) if isinstance(value, (int, float, list)) and not isinstance(value, bool) else None
-    n_classes = len(config["classes"])
-    if array is None or array.shape not in (((n_classes,),) if by else ((), (n_classes,))) or not np.all(np.isfinite(array) & (array > 0)):
-        expected = f'one per class ({n_classes}), as "temperature_by" is {by!r}' if by else f"one positive number or one per class ({n_classes})"
-        raise ModelFolderError(f'{path}: invalid "temperature" in {CONFIG_FILE}: expected {expected}. Received: {value!r}')
-    return (float(array) if array.ndim == 0 else array.tolist()), by
-
-
 def _read_config(path: Path) -> dict:
     """`config.json` of a complete model folder whose files match their checksums, as stored (JSON values)."""
     for name in (CONFIG_FILE, WEIGHTS_FILE, CHECKSUM_FILE):
@@ -233,7 +216,12 @@ def _read_config(path: Path) -> dict:
                 raise ModelFolderError(f"{path}: not a complete model folder ({name} is missing)")
             if _sha256(path / name) != sums.get(name):
                 raise ModelFolderError(f"{path}: {name} does not match its checksum; the model folder was altered or damaged")
-        config["temperature"], config["temperature_by"] = _temperature(path, config)
+        try:
+            config["temperature"], config["temperature_by"] = checked_temperature(
+                config.get("temperature", 1.0), config.get("temperature_by"), len(config["classes"]), CONFIG_FILE
+            )
+        except ValueError as exc:
+            raise ModelFolderError(f"{path}: {exc}; write the temperature again with 'ecgrhythm calibrate'") from None
         PreprocessConfig.from_dict(config["preprocess"])
         ModelConfig.from_dict(config["model"])
     except (ValueError, KeyError, TypeError) as exc:
