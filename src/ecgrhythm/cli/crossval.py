@@ -51,7 +51,6 @@ def run(args):
     from pathlib import Path
 
     from ..crossval import run_crossval
-    from ..crossval_report import write_candidates, write_report
     from ..training import train
 
     pre, arch, tc, classes = train_command.recipe(args)
@@ -82,10 +81,20 @@ def run(args):
         print(f"folds finished: {result.finished}; still to run: {unfinished} (rerun with the same options)")
         if not args.partial_report:
             return 0
-    name = args.name or Path(args.output).resolve().name
-    command = "ecgrhythm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["crossval"] else ""
-    paths = write_report(args.output, Path(args.results) / name, command=command, name=name, partial=bool(unfinished))
-    table = write_candidates(args.results, reference=args.reference)
     done = f"partial report ({len(result.finished)} of {args.folds} folds)" if unfinished else "cross-validation finished; report"
-    print(f"{done} written to {paths['markdown']} and {paths['json']}; candidates table {table['markdown']}")
+    write_reports(args.output, args.name, args.results, args.reference, partial=bool(unfinished), done=done)
     return 0
+
+
+def write_reports(output, name, results, reference: str, *, partial: bool, done: str) -> None:
+    """Write the report of the cross-validation folder `output` (named `name`, default its folder's name) under
+    `results`, regenerate the candidates table there against `reference`, and say so, beginning with `done`."""
+    from pathlib import Path
+
+    from ..crossval_report import write_candidates, write_report
+
+    name = name or Path(output).resolve().name
+    command = "ecgrhythm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] in (["crossval"], ["ensemble"]) else ""
+    paths = write_report(output, Path(results) / name, command=command, name=name, partial=partial)
+    table = write_candidates(results, reference=reference)
+    print(f"{done} written to {paths['markdown']} and {paths['json']}; candidates table {table['markdown']}")

@@ -4,8 +4,6 @@ cross-validation of such an ensemble from cross-validations run on the same fold
 from __future__ import annotations
 
 import os
-import shlex
-import sys
 
 from . import _common as common
 
@@ -64,11 +62,10 @@ def run(args):
 
 
 def _run_crossval(args):
-    from pathlib import Path
-
     from ..crossval import OOF_FILE, fold_dir
     from ..crossval_ensemble import average_crossvals
-    from ..crossval_report import DEFAULT_RESULTS, write_candidates, write_report
+    from ..crossval_report import DEFAULT_RESULTS
+    from .crossval import write_reports
 
     result = average_crossvals(args.models, args.output)
     n_folds = len(result.folds.folds)
@@ -80,11 +77,7 @@ def _run_crossval(args):
     if missing and (not args.partial_report or not result.finished):
         print("rerun this command once those folds are finished" + (" (no fold to report yet)" if args.partial_report else ""))
         return 0
-    name = args.name or Path(args.output).resolve().name
-    results = Path(args.results) if args.results is not None else DEFAULT_RESULTS
-    command = "ecgrhythm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["ensemble"] else ""
-    paths = write_report(args.output, results / name, command=command, name=name, partial=bool(missing))
-    table = write_candidates(results, reference=args.reference or "baseline")
+    results = args.results if args.results is not None else DEFAULT_RESULTS
     done = f"partial report ({len(result.finished)} of {n_folds} folds)" if missing else "report"
-    print(f"{done} written to {paths['markdown']} and {paths['json']}; candidates table {table['markdown']}")
+    write_reports(args.output, args.name, results, args.reference or "baseline", partial=bool(missing), done=done)
     return 0
