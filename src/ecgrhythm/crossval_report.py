@@ -188,9 +188,20 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
     }
 
 
-def _interval(mean: float, half: float) -> str:
-    """`mean ± half` for Markdown; one fold has no interval."""
-    return f"{mean:.4f} (one fold: no interval)" if math.isnan(half) else f"{mean:.4f} ± {half:.4f}"
+def _interval(mean: float, half: float | None) -> str:
+    """`mean ± half` for Markdown; one fold has no interval (NaN in memory, null in `report.json`)."""
+    return f"{mean:.4f} (one fold: no interval)" if half is None or math.isnan(half) else f"{mean:.4f} ± {half:.4f}"
+
+
+def _strict_json(value):
+    """`value` with every NaN float replaced by None, so that `json.dumps` writes standard JSON (null)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
 
 
 def _markdown(summary: dict, command: str) -> str:
@@ -271,7 +282,7 @@ def write_report(output, report_dir=None, *, command: str = "", name: str | None
     summary["command"] = command
     report_dir = Path(report_dir) if report_dir is not None else DEFAULT_RESULTS / summary["name"]
     paths = {"json": report_dir / REPORT_FILE, "markdown": report_dir / "report.md"}
-    atomic_write_text(paths["json"], json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(paths["json"], json.dumps(_strict_json(summary), indent=2, allow_nan=False) + "\n")
     atomic_write_text(paths["markdown"], _markdown(summary, command))
     return paths
 
@@ -312,7 +323,7 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
             "folds": len(r["folds"]),
             "folds_total": r.get("folds_total", len(r["folds"])),  # reports before partial ones: every fold
             "mean": round(r["mean"], 4),
-            "ci95": round(r["ci95"], 4),
+            "ci95": round(r["ci95"], 4) if r["ci95"] is not None else "",  # null: one fold
             "last_epoch_mean": round(r["last_epoch_mean"], 4) if r.get("last_epoch_mean") is not None else "",
             "pooled": round(r["pooled"]["score"], 4),
             "ece": round(r["pooled"]["ece"], 4),
@@ -323,7 +334,8 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
         }
         if ref is not None and r["name"] != reference and r["folds_digest"] == ref["folds_digest"]:
             diff, p, n = _paired(r, ref)
-            row.update(difference=round(diff, 4), p_value="" if math.isnan(p) else round(p, 4), paired_folds=n)
+            if n:  # no fold in common: not paired
+                row.update(difference=round(diff, 4), p_value="" if math.isnan(p) else round(p, 4), paired_folds=n)
         rows.append(row)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["recipe"])
@@ -353,8 +365,9 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
         p = f"{row['p_value']:.3f}" if row["p_value"] != "" else ""
         folds = f"{row['folds']} of {row['folds_total']}" if row["folds"] < row["folds_total"] else str(row["folds"])
         last = f"{row['last_epoch_mean']:.4f}" if row["last_epoch_mean"] != "" else ""
+        half = row["ci95"] if row["ci95"] != "" else None
         lines.append(
-            f"| {row['recipe']} | {folds} | {_interval(row['mean'], row['ci95'])} | {last} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
+            f"| {row['recipe']} | {folds} | {_interval(row['mean'], half)} | {last} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
         )
     paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
     atomic_write_text(paths["csv"], out.getvalue())
