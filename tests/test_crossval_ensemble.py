@@ -167,3 +167,30 @@ def test_ensemble_command_with_crossval_reports_partially_then_fully_and_calibra
     assert "--name apply to --crossval only" in capsys.readouterr().err and not (tmp_path / "m").exists()
     assert main(["ensemble", "--crossval", str(members[0]), "--output", str(tmp_path / "one")]) == 2
     assert "expected 2 to 5 cross-validation folders" in capsys.readouterr().err
+
+
+def test_calibrate_fits_on_finished_folds_and_leaves_out_the_models_validation_records(members, tmp_path, capsys):
+    from ecgrhythm.calibration import fit_temperature
+    from ecgrhythm.cli import main
+    from ecgrhythm.inference import RhythmClassifier
+
+    names, folds, truth, probs, classes = read_oof(members[0] / OOF_FILE)
+    fold0 = folds == 0
+    expected = fit_temperature(probs[fold0], np.array([classes.index(t) for t in np.array(truth)[fold0]]), per_predicted_class=True)
+    model = tmp_path / "fold1-model"  # fold 1's network: it validated on fold 1, so only fold 0's rows may calibrate it
+    shutil.copytree(fold_dir(members[0], 1), model)
+    assert main(["calibrate", str(model), "--crossval", str(members[0]), "--per-predicted-class", "--leave-out-validation"]) == 0
+    shown = capsys.readouterr().out
+    assert f"left out {int((~fold0).sum())} rows" in shown and "one fold: no cross-fitted ECE" in shown
+    np.testing.assert_allclose(RhythmClassifier.load(model).temperature_, expected, rtol=1e-6)
+
+    half = _partial_copy(members[0], tmp_path / "half", [0])  # fold 1 unfinished: no pooled oof.csv
+    assert main(["calibrate", str(model), "--crossval", str(half)]) == 2
+    assert "--partial" in capsys.readouterr().err
+    assert main(["calibrate", str(model), "--crossval", str(half), "--partial", "--per-predicted-class"]) == 0
+    np.testing.assert_allclose(RhythmClassifier.load(model).temperature_, expected, rtol=1e-6)
+    only_fold1 = _partial_copy(members[0], tmp_path / "other-half", [1])
+    assert main(["calibrate", str(model), "--crossval", str(only_fold1), "--partial", "--leave-out-validation"]) == 2
+    assert "nothing is left to fit on" in capsys.readouterr().err
+    assert main(["calibrate", str(model), "--predictions", str(members[0] / OOF_FILE), "--partial"]) == 2
+    assert "--partial applies to --crossval only" in capsys.readouterr().err

@@ -76,7 +76,7 @@ def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = F
     }
 
 
-def _finished_oof(output: Path, partial: bool):
+def finished_oof(output: Path, partial: bool):
     """`read_oof` of the pooled `oof.csv`, or (`partial`) of the finished folds' `oof.csv` files pooled in fold order."""
     if not partial:
         if not (output / OOF_FILE).is_file():
@@ -141,7 +141,7 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         ValueError: a finished fold's folder lacks its training log or metadata.
     """
     output = Path(output)
-    names, folds, truth, probs, classes = _finished_oof(output, partial)
+    names, folds, truth, probs, classes = finished_oof(output, partial)
     targets = np.array([classes.index(t) for t in truth])
     predicted = [classes[i] for i in probs.argmax(axis=1)]
     per_fold = []

@@ -28,6 +28,17 @@ def add_parser(sub):
         metavar="FILE.csv",
         help="an 'ecgrhythm evaluate' predictions.csv of records the model never trained on (its held-out score: no --all-records)",
     )
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="with --crossval: fit on the folds finished so far (their fold*/oof.csv) while others are unfinished",
+    )
+    p.add_argument(
+        "--leave-out-validation",
+        action="store_true",
+        help="leave out the rows of the records MODEL_DIR validates on (its split.json), for example when the model is one fold's "
+        "networks: 'ecgrhythm evaluate' then measures the calibration on records the temperature was not fitted on",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--per-class", action="store_true", help="one temperature per class (each column scaled by its own) instead of one for all")
     mode.add_argument(
@@ -44,21 +55,35 @@ def run(args):
     import numpy as np
 
     from ..calibration import apply_temperature, fit_temperature, top_class_calibration
-    from ..crossval import OOF_FILE, read_oof
-    from ..crossval_report import cross_fitted_temperature
-    from ..saving import load_model_dir, set_temperature
+    from ..crossval import OOF_FILE
+    from ..crossval_report import cross_fitted_temperature, finished_oof
+    from ..saving import load_model_dir, load_split, set_temperature
     from . import _common as common
 
+    if args.partial and not args.crossval:
+        raise common.UsageError("--partial applies to --crossval only")
     if args.crossval:
         oof = Path(args.crossval) / OOF_FILE
-        if not oof.is_file():
-            raise common.UsageError(f"{oof} not found: pass the folder of a finished 'ecgrhythm crossval' (--crossval DIR)")
-        _, folds, truth, probs, classes = read_oof(oof)
+        if not oof.is_file() and not args.partial:
+            raise common.UsageError(
+                f"{oof} not found: pass the folder of a finished 'ecgrhythm crossval' (--crossval DIR), or fit on its finished folds with --partial"
+            )
+        try:
+            names, folds, truth, probs, classes = finished_oof(Path(args.crossval), args.partial)
+        except (FileNotFoundError, ValueError) as exc:
+            raise common.UsageError(str(exc)) from None
     else:
         oof = Path(args.predictions)
-        truth, probs, classes = _read_predictions(oof)
+        names, truth, probs, classes = _read_predictions(oof)
         folds = np.random.default_rng(0).permutation(len(truth)) % CROSS_FIT_FOLDS  # seeded folds for the cross-fitted ECE
     _, config = load_model_dir(args.model)
+    if args.leave_out_validation:
+        validation = set((load_split(args.model) or {"val": []})["val"])
+        keep = np.array([n not in validation for n in names])
+        if not keep.any():
+            raise common.UsageError(f"every row of {args.crossval or oof} is a validation record of {args.model}: nothing is left to fit on")
+        print(f"left out {int((~keep).sum())} rows of {args.model}'s validation records; fitting on {int(keep.sum())}")
+        folds, truth, probs = folds[keep], [t for t, k in zip(truth, keep) if k], probs[keep]
     if list(config["classes"]) != classes:
         raise common.UsageError(
             f"{args.model} has the classes {config['classes']}, {oof} has {classes}: calibrate a model of the cross-validated recipe"
@@ -68,13 +93,16 @@ def run(args):
     temperature = fit_temperature(probs, targets, **mode)
     before = top_class_calibration(probs, targets).ece
     after = top_class_calibration(apply_temperature(probs, temperature, per_predicted_class=args.per_predicted_class), targets).ece
-    cross = top_class_calibration(cross_fitted_temperature(probs, targets, folds, **mode), targets).ece
+    if len(np.unique(folds)) > 1:
+        cross = f"{top_class_calibration(cross_fitted_temperature(probs, targets, folds, **mode), targets).ece:.4f} cross-fitted"
+    else:
+        cross = "one fold: no cross-fitted ECE"
     set_temperature(args.model, temperature, per_predicted_class=args.per_predicted_class)
     shown = np.round(np.atleast_1d(temperature), 4).tolist()
     kind = " (by predicted class)" if args.per_predicted_class else ""
     print(
         f"temperature{kind} {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; held-out ECE "
-        f"{before:.4f} before, {after:.4f} after ({cross:.4f} cross-fitted)"
+        f"{before:.4f} before, {after:.4f} after ({cross})"
     )
     return 0
 
@@ -83,7 +111,7 @@ CROSS_FIT_FOLDS = 5
 
 
 def _read_predictions(path):
-    """`(true labels, probabilities (n, n_classes), classes)` of an `ecgrhythm evaluate` predictions.csv."""
+    """`(records, true labels, probabilities (n, n_classes), classes)` of an `ecgrhythm evaluate` predictions.csv."""
     import csv
 
     import numpy as np
@@ -105,4 +133,4 @@ def _read_predictions(path):
         probs = np.array([[float(r[c]) for c in classes] for r in rows])
     except (TypeError, ValueError):
         raise common.UsageError(f"--predictions {path}: a probability is not a number") from None
-    return [r["true_label"] for r in rows], probs, classes
+    return [r["record"] for r in rows], [r["true_label"] for r in rows], probs, classes
