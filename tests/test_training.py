@@ -361,7 +361,7 @@ def test_training_on_every_record_keeps_the_last_epoch_and_resumes(tmp_path, cin
 
     from ecgrhythm.inference import RhythmClassifier
 
-    tc = dataclasses.replace(TINY_TRAIN, val_fraction=0.0, patience=0)  # patience 0 would stop a validated run after epoch 2
+    tc = dataclasses.replace(TINY_TRAIN, val_fraction=0.0, patience=1)  # patience 1 would stop a validated run that stopped improving
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     with caplog.at_level(logging.INFO, logger="ecgrhythm.training"):
         result = _tiny(cinc2017_dir, whole, train_config=dataclasses.replace(tc, epochs=3))
@@ -382,3 +382,30 @@ def test_training_on_every_record_keeps_the_last_epoch_and_resumes(tmp_path, cin
     _tiny(cinc2017_dir, broken, train_config=dataclasses.replace(tc, epochs=3), resume=True)
     for (name_a, a), (_, b) in zip(_weights(whole), _weights(broken), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6, err_msg=name_a)
+
+
+def test_early_stopping_ends_a_run_patience_epochs_after_its_best_and_is_off_by_default(tmp_path, cinc2017_dir):
+    import dataclasses
+
+    from conftest import TINY_TRAIN
+
+    from ecgrhythm.config import TrainConfig
+
+    assert TrainConfig().patience is None
+    tc = dataclasses.replace(TINY_TRAIN, epochs=5)
+    full = _tiny(cinc2017_dir, tmp_path / "full", train_config=tc)
+    assert len(full.history) == 5  # no patience: every epoch, the best kept
+    scores = [row["val_cinc_score"] for row in full.history]
+    best, stop = 0, None  # the epochs a patience of 1 keeps: until the first epoch no better than the best before it
+    for i in range(1, len(scores)):
+        if scores[i] > scores[best]:
+            best = i
+        else:
+            stop = i + 1
+            break
+    assert stop is not None and stop < 5, f"the tiny run improved every epoch: the test needs a plateau ({scores})"
+    stopped = _tiny(cinc2017_dir, tmp_path / "stopped", train_config=dataclasses.replace(tc, patience=1))
+    assert [row["val_cinc_score"] for row in stopped.history] == scores[:stop]
+    assert stopped.best_score == max(scores[:stop])
+    with pytest.raises(ValueError, match="patience"):
+        TrainConfig(patience=0)

@@ -282,7 +282,7 @@ def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbo
     """Train from the epoch after `run.epoch` until the last one or early stopping; checkpoint and log each epoch."""
     tc, model = plan.train_config, plan.model
     for epoch in range(run.epoch + 1, tc.epochs):
-        if run.best["score"] is not None and run.best["epoch"] >= 0 and epoch - run.best["epoch"] > tc.patience:
+        if tc.patience is not None and run.best["score"] is not None and run.best["epoch"] >= 0 and epoch - run.best["epoch"] > tc.patience:
             logger.info("stopping early: no better validation score in %d epochs", tc.patience)
             break
         t0 = time.perf_counter()

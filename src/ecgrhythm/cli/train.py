@@ -65,7 +65,12 @@ def add_recipe_options(p):
     p.add_argument("--batch-size", type=int, default=t.batch_size)
     p.add_argument("--window", type=float, default=t.window_s, help="training window in seconds (default %(default)s; unused with --fixed-length)")
     p.add_argument("--learning-rate", type=float, default=t.learning_rate)
-    p.add_argument("--patience", type=int, default=t.patience)
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=t.patience,
+        help="stop after N epochs without a better validation score (default: train every epoch and keep the best)",
+    )
     p.add_argument(
         "--val-fraction",
         type=float,
