@@ -100,11 +100,15 @@ def test_shipped_model_folder_without_a_network_name_loads_as_the_cnn_lstm(cinc2
     assert "network" not in config["model"], "the shipped folder predates network names"
     clf = RhythmClassifier.load(shipped)
     assert clf.architecture_.network == "cnn_lstm" and clf.model_.name == "ecgrhythm_cnn_lstm"
-    direct = build_lstm_classifier(1, 4, ModelConfig.from_dict(config["model"]))
-    direct.load_weights(shipped / "model.weights.h5")
     paths = [cinc2017_dir / f"A0000{i}.hea" for i in range(1, 6)]
     signals = [preprocess(read_record(p), PreprocessConfig.from_dict(config["preprocess"])) for p in paths]
-    expected = clf.calibrate(predict_signals(direct, signals, clf.buckets_))  # the folder's temperature, as the classifier applies it
+    members = []  # the folder's networks (one, or several averaged), each built and loaded directly
+    for weights in config.get("members", ["model.weights.h5"]):
+        direct = build_lstm_classifier(1, 4, ModelConfig.from_dict(config["model"]))
+        direct.load_weights(shipped / weights)
+        members.append(predict_signals(direct, signals, clf.buckets_))
+    assert len(clf.networks_) == len(members)
+    expected = clf.calibrate(np.mean(members, axis=0))  # the folder's temperature, as the classifier applies it
     np.testing.assert_allclose(clf.predict_records(paths).probabilities, expected, atol=1e-6)
 
 
