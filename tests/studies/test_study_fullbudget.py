@@ -69,8 +69,10 @@ def test_a_crossval_of_another_recipe_or_other_folds_is_refused(two_recipes, tmp
     assert import_crossval("depth", [shipped], store) == 2  # the shipped network is the depth study's 2xBiLSTM64 on the 8-64 front end
     assert {r["variant"] for r in study_rows("depth", store)[0]} == {"2xBiLSTM64, conv 6 blocks 8-64"}
     recipe = json.loads((shipped / RECIPE_FILE).read_text())
-    with pytest.raises(ValueError, match=r"only epochs and seed may differ.*batch_size"):
+    with pytest.raises(ValueError, match=r"only epochs, seed and patience may differ.*batch_size"):
         crossval_variant("depth", {**recipe, "train": {**recipe["train"], "batch_size": 16}}, "x")
+    old_default = {**recipe, "train": {**recipe["train"], "patience": 12}}  # the runs of docs/studies: train's patience then
+    assert crossval_variant("depth", old_default, "x").name == "2xBiLSTM64, conv 6 blocks 8-64"
     with pytest.raises(ValueError, match="not the shipped recipe with one change of the length study"):
         crossval_variant("length", {**recipe, "model": {**recipe["model"], "lstm_layers": 1}}, "x")
     two_changes = {**recipe, "preprocess": {**recipe["preprocess"], "normalization": "minmax", "bandpass": [0.5, 40.0]}}

@@ -25,9 +25,11 @@ __all__ = ["crossval_variant", "crossval_runs", "import_crossval", "CROP_PAD_SEC
 # A crossval recipe with this fixed input length runs the length study's `crop_pad`.
 CROP_PAD_SECONDS = ADVISED_SAMPLES / ADVISED_FS
 _LENGTHS = {None: "bucket_mask", CROP_PAD_SECONDS: "crop_pad"}
-# What a full-budget run may change in `train`'s settings besides the variant: the epochs and the seed (one seed for
-# all the full-budget runs of a study, so that they pair by fold); crossval ignores the validation fraction.
-_FREE_TRAIN = ("epochs", "seed")
+# What a full-budget run may change in `train`'s settings besides the variant: the epochs, the seed (one seed for
+# all the full-budget runs of a study, so that they pair by fold) and the early-stopping patience, which like the
+# epochs sets how long it trains (the runs of docs/studies had `train`'s patience of 12 of their day); crossval
+# ignores the validation fraction.
+_FREE_TRAIN = ("epochs", "seed", "patience")
 _IGNORED_TRAIN = ("val_fraction",)
 
 
@@ -60,7 +62,7 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
         differ = sorted(k for k in {*train, *shipped} if train.get(k) != shipped.get(k))
         raise ValueError(
             f"{where}: a full-budget run trains the shipped recipe at {STUDY_FS:g} Hz on every record "
-            f"(only {' and '.join(_FREE_TRAIN)} may differ); this one has other settings ({', '.join(differ) or 'rate, leads or --limit'})"
+            f"(only {', '.join(_FREE_TRAIN[:-1])} and {_FREE_TRAIN[-1]} may differ); this one has other settings ({', '.join(differ) or 'rate, leads or --limit'})"
         )
     reference = next(v for v in study.full_budget_variants() if v.name == study.full_budget_reference())
     for v in study.full_budget_variants():
