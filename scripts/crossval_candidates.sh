@@ -27,9 +27,9 @@ crossval baseline --no-bandpass --patience 12                      # the single 
 crossval patience40 --no-bandpass --patience 40 --fold 0 --fold 4 --partial-report
 # The candidates: one change each, paired with the baseline on folds 0-2 (where its patience never acted).
 REF=(--no-bandpass --patience 40 --reference baseline)
-candidate seed1 "${REF[@]}" --seed 1                                # a second network for the two-seed ensemble
+crossval seed1 "${REF[@]}" --seed 1                                 # a second network for the two-seed ensemble
 .venv/bin/ecgrhythm ensemble --crossval runs/crossval/baseline runs/crossval/seed1 --output runs/crossval/seeds2 \
-    --reference baseline --partial-report
+    --reference baseline
 candidate augment "${REF[@]}" --augment flip,scale,noise,wander     # sign flips, amplitude, noise, baseline wander
 candidate none "${REF[@]}" --normalization none                     # unscaled input (+0.009 at the study's 15 epochs)
 candidate bandpass --patience 40 --reference baseline               # the band-pass filter, train's default
