@@ -356,10 +356,13 @@ def set_temperature(path, temperature, *, per_predicted_class: bool = False) -> 
     if ModelConfig.from_dict(config["model"]).multilabel:
         raise ValueError(f"{path} is a multi-label model: temperature scaling of softmax probabilities does not apply to it")
     array, n_classes = np.asarray(temperature, dtype=float), len(config["classes"])
-    if array.shape not in (((n_classes,),) if per_predicted_class else ((), (n_classes,))) or not np.all(np.isfinite(array) & (array > 0)):
+    try:  # the rule a stored temperature is read back with
+        config["temperature"], _ = checked_temperature(
+            array.tolist(), TEMPERATURE_BY_PREDICTED_CLASS if per_predicted_class else None, n_classes, "the argument"
+        )
+    except ValueError:
         expected = f"{n_classes} positive numbers (one per predicted class)" if per_predicted_class else f"one positive number or {n_classes}"
-        raise ValueError(f"Invalid argument `temperature`: expected {expected}. Received: {array.tolist()}")
-    config["temperature"] = array.tolist()
+        raise ValueError(f"Invalid argument `temperature`: expected {expected}. Received: {array.tolist()}") from None
     config.pop("temperature_by", None)
     if per_predicted_class:
         config["temperature_by"] = TEMPERATURE_BY_PREDICTED_CLASS
