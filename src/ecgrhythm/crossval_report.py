@@ -29,7 +29,16 @@ from .crossval import OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
 from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
 
-__all__ = ["summarise", "write_report", "write_candidates", "t_interval", "cross_fitted_temperature", "DEFAULT_RESULTS", "REPORT_FILE"]
+__all__ = [
+    "summarise",
+    "write_report",
+    "write_candidates",
+    "t_interval",
+    "cross_fitted_temperature",
+    "cross_fitted_ece",
+    "DEFAULT_RESULTS",
+    "REPORT_FILE",
+]
 
 DEFAULT_RESULTS = Path("docs") / "results" / "crossval"
 REPORT_FILE = "report.json"
@@ -61,6 +70,14 @@ def cross_fitted_temperature(probabilities, targets, folds, *, per_class: bool =
     return out
 
 
+def cross_fitted_ece(probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False) -> float:
+    """Top-class ECE of :func:`cross_fitted_temperature`'s probabilities: NaN with one fold (no other fold to fit on)."""
+    if len(np.unique(folds)) < 2:
+        return math.nan
+    scaled = cross_fitted_temperature(probabilities, targets, folds, per_class=per_class, per_predicted_class=per_predicted_class)
+    return top_class_calibration(scaled, targets).ece
+
+
 def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = False) -> dict:
     """`value` (the temperature fitted on every row: a number, or one per predicted class), `ece_after` (in-sample)
     and `ece_cross_fitted` (NaN with one fold: no other fold to fit on)."""
@@ -68,11 +85,7 @@ def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = F
     return {
         "value": temperature.tolist(),
         "ece_after": top_class_calibration(apply_temperature(probs, temperature, per_predicted_class=per_predicted_class), targets).ece,
-        "ece_cross_fitted": top_class_calibration(
-            cross_fitted_temperature(probs, targets, folds, per_predicted_class=per_predicted_class), targets
-        ).ece
-        if len(np.unique(folds)) > 1
-        else math.nan,
+        "ece_cross_fitted": cross_fitted_ece(probs, targets, folds, per_predicted_class=per_predicted_class),
     }
 
 

@@ -56,7 +56,7 @@ def run(args):
 
     from ..calibration import apply_temperature, fit_temperature, top_class_calibration
     from ..crossval import OOF_FILE
-    from ..crossval_report import cross_fitted_temperature, finished_oof
+    from ..crossval_report import cross_fitted_ece, finished_oof
     from ..saving import load_model_dir, load_split, set_temperature
     from . import _common as common
 
@@ -93,10 +93,8 @@ def run(args):
     temperature = fit_temperature(probs, targets, **mode)
     before = top_class_calibration(probs, targets).ece
     after = top_class_calibration(apply_temperature(probs, temperature, per_predicted_class=args.per_predicted_class), targets).ece
-    if len(np.unique(folds)) > 1:
-        cross = f"{top_class_calibration(cross_fitted_temperature(probs, targets, folds, **mode), targets).ece:.4f} cross-fitted"
-    else:
-        cross = "one fold: no cross-fitted ECE"
+    cross = cross_fitted_ece(probs, targets, folds, **mode)
+    cross = "one fold: no cross-fitted ECE" if np.isnan(cross) else f"{cross:.4f} cross-fitted"
     set_temperature(args.model, temperature, per_predicted_class=args.per_predicted_class)
     shown = np.round(np.atleast_1d(temperature), 4).tolist()
     kind = " (by predicted class)" if args.per_predicted_class else ""
