@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from pathlib import Path
 
 import numpy as np
 
 from ecgrhythm.annotations import read_rhythm_annotations
-from ecgrhythm.episode_evaluation import score_record
+from ecgrhythm.episode_evaluation import annotated_records, score_record
 from ecgrhythm.episodes import EpisodeParams, collect_windows, episodes_from_windows, iter_window_probabilities
 from ecgrhythm.inference import RhythmClassifier
-from ecgrhythm.records import find_records, read_record
+from ecgrhythm.records import read_record
 
 GRID = {
     "switch_prob": (0.01, 0.05),
@@ -71,7 +70,7 @@ def main():
     parser.add_argument("models", nargs="+", metavar="MODEL_DIR")
     parser.add_argument("--data", default="../shared/data/cpsc2021-sample", help="WFDB records with .atr rhythm annotations")
     args = parser.parse_args()
-    paths = [p for p in find_records([Path(args.data)]) if p.suffix == ".hea" and p.with_suffix(".atr").is_file()]
+    paths = annotated_records(args.data)
     patients = np.array([p.stem.rsplit("_", 1)[0] for p in paths])
     grid = [EpisodeParams(**dict(zip(GRID, values))) for values in itertools.product(*GRID.values())]
     default = grid.index(EpisodeParams())

@@ -23,7 +23,15 @@ from .episodes import EpisodeParams, record_episodes
 from .inference import default_model_dir
 from .records import RecordError, find_records, read_record
 
-__all__ = ["EpisodeReport", "evaluate_episodes_folder", "score_record", "format_episode_report", "write_episode_report", "BOUNDARY_TOLERANCE_S"]
+__all__ = [
+    "EpisodeReport",
+    "annotated_records",
+    "evaluate_episodes_folder",
+    "score_record",
+    "format_episode_report",
+    "write_episode_report",
+    "BOUNDARY_TOLERANCE_S",
+]
 
 BOUNDARY_TOLERANCE_S = 3.0
 REPORT_JSON, REPORT_FIGURE = "episodes.json", "episodes.png"
@@ -88,6 +96,18 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
+def annotated_records(data_dir) -> list[Path]:
+    """The WFDB headers of a folder's records that have a `.atr` rhythm annotation file beside them.
+
+    Raises:
+        ValueError: there is none.
+    """
+    paths = [p for p in find_records([Path(data_dir)]) if p.suffix.lower() == ".hea" and p.with_suffix(".atr").is_file()]
+    if not paths:
+        raise ValueError(f"{data_dir}: no WFDB record with a .atr rhythm annotation file; pass a folder such as the cpsc2021 sample")
+    return paths
+
+
 def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: EpisodeParams | None = None, on_failure=None) -> EpisodeReport:
     """Find the AF episodes of every annotated record of a folder and score them.
 
@@ -103,9 +123,7 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
     """
     data_dir = Path(data_dir)
     params = params if params is not None else EpisodeParams()
-    paths = [p for p in find_records([data_dir]) if p.suffix.lower() == ".hea" and p.with_suffix(".atr").is_file()]
-    if not paths:
-        raise ValueError(f"{data_dir}: no WFDB record with a .atr rhythm annotation file; pass a folder such as the cpsc2021 sample")
+    paths = annotated_records(data_dir)
     rows, failures = [], []
     for path in paths:
         try:
