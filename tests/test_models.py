@@ -88,24 +88,32 @@ def test_long_records_are_classified_in_chunks(clf, two_signals):
     np.testing.assert_allclose(whole[0], expected, atol=1e-5)
 
 
-def test_shipped_model_folder_without_a_network_name_loads_as_the_cnn_lstm(cinc2017_dir):
+def test_a_model_folder_without_a_network_name_loads_as_the_cnn_lstm(cinc2017_dir, tmp_path):
+    """Folders written before network names (the shipped one until it was replaced) load as the CNN + LSTM."""
+    import hashlib
     import json
+    import shutil
     from pathlib import Path
 
     from ecgrhythm.config import PreprocessConfig
     from ecgrhythm.preprocessing import preprocess
 
-    shipped = Path(__file__).resolve().parents[1] / "models" / "cinc2017"
-    config = json.loads((shipped / "config.json").read_text())
-    assert "network" not in config["model"], "the shipped folder predates network names"
-    clf = RhythmClassifier.load(shipped)
+    folder = tmp_path / "old"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "models" / "cinc2017", folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["model"]["network"]
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    sums = json.loads((folder / "checksums.json").read_text())
+    sums["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
+    (folder / "checksums.json").write_text(json.dumps(sums))
+    clf = RhythmClassifier.load(folder)
     assert clf.architecture_.network == "cnn_lstm" and clf.model_.name == "ecgrhythm_cnn_lstm"
     paths = [cinc2017_dir / f"A0000{i}.hea" for i in range(1, 6)]
     signals = [preprocess(read_record(p), PreprocessConfig.from_dict(config["preprocess"])) for p in paths]
     members = []  # the folder's networks (one, or several averaged), each built and loaded directly
     for weights in config.get("members", ["model.weights.h5"]):
         direct = build_lstm_classifier(1, 4, ModelConfig.from_dict(config["model"]))
-        direct.load_weights(shipped / weights)
+        direct.load_weights(folder / weights)
         members.append(predict_signals(direct, signals, clf.buckets_))
     assert len(clf.networks_) == len(members)
     expected = clf.calibrate(np.mean(members, axis=0))  # the folder's temperature, as the classifier applies it
