@@ -225,8 +225,8 @@ def with_rr_channel(signal: np.ndarray, filtered: np.ndarray, config: Preprocess
     """`signal` `(n, n_leads)` with the :func:`rr_intervals` of `filtered`'s first lead appended when `config.rr_channel`.
 
     Args:
-        signal: the normalised model input, float32 `(n, n_leads)`.
-        filtered: the same samples before normalisation (resampled and band-passed), `(n, n_leads)`.
+        signal: the model input so far, float32 `(n, n_leads)`.
+        filtered: the same samples resampled and band-passed but not normalised, `(n, n_leads)`.
         config: the model's preprocessing.
 
     Returns:
