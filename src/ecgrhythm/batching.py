@@ -101,7 +101,9 @@ def _window_sequence_class():
                 should divide `batch_size`); default all rows.
         """
 
-        def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0, augment=(), fs=None, interval_channels=0, rows=(0, 1)):
+        def __init__(
+            self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0, augment=(), fs=None, interval_channels=0, rows=(0, 1)
+        ):
             super().__init__(workers=1, use_multiprocessing=False)
             self.signals = signals
             self.targets = np.asarray(targets)
