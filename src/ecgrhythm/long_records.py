@@ -26,7 +26,7 @@ A model with an RR channel (`PreprocessConfig.rr_channel`) gets it piece by
 piece in the second pass, from the beats of each piece on its own
 (:func:`~ecgrhythm.preprocessing.with_rr_channel`). The beat detector adapts
 its thresholds from the start of what it is given, so on noisy stretches its
-beats may differ from those of a whole read for up to about 20 s after a piece
+beats may differ from those of a whole read for up to about 25 s around a piece
 boundary (on the cpsc2021 sample cut into 45 s pieces, 6 % of the RR samples
 differed; giving the detector the margins too did no better, 7 %). Those
 samples are the only ones that can differ from a whole read.
