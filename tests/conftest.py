@@ -56,6 +56,17 @@ def tiny_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_rr_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
+    """The tiny network trained with `ecgrhythm train --rr-channel` (and every augmentation) on the same 64 records."""
+    from ecgrhythm.cli import main
+
+    out = tmp_path_factory.mktemp("models") / "tiny_rr"
+    args = ["--limit", "64", "--epochs", "2", "--batch-size", "16", "--val-fraction", "0.25", "--augment", "flip,scale,noise,wander,stretch"]
+    assert main(["train", "--data", str(cinc2017_dir), "--output", str(out), *TINY_CLI, *args, "--rr-channel"]) == 0
+    return out
+
+
 FIRST_SIX = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"]
 
 

@@ -73,3 +73,44 @@ def test_window_sequence_augments_reproducibly_by_epoch_and_batch(batch):
     np.testing.assert_array_equal(one[0][0]["mask"], plain[0][0]["mask"])
     with pytest.raises(ValueError, match="`fs`"):
         WindowSequence(signals, np.arange(3), window=1000, batch_size=3, augment=("flip",))
+
+
+@pytest.fixture(scope="module")
+def rr_batch(cinc2017_dir):
+    """The records of `batch` with their RR channel (the last of 2 channels), padded to 40 s."""
+    config = PreprocessConfig(fs=FS, rr_channel=True)
+    signals = [preprocess(read_record(cinc2017_dir / f"{n}.hea"), config) for n in ("A00005", "A00001", "A00006")]
+    return pad_batch(signals, 4000)
+
+
+@pytest.mark.parametrize("kind", ["flip", "scale", "noise", "wander"])
+def test_waveform_augmentations_leave_the_rr_channel_alone(rr_batch, batch, kind):
+    x, mask = rr_batch
+    y, m = augment_batch(x.copy(), mask.copy(), (kind,), fs=FS, rng=np.random.default_rng(3), interval_channels=1)
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_array_equal(m, mask)
+    np.testing.assert_array_equal(y[:, :, 1], x[:, :, 1])
+    assert not np.array_equal(y[:, :, 0], x[:, :, 0])
+    # the lead gets exactly what it gets in a batch without the RR channel, from the same draws
+    alone, _ = augment_batch(batch[0].copy(), batch[1].copy(), (kind,), fs=FS, rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(y[:, :, :1], alone)
+
+
+def test_stretch_stretches_the_rr_channel_in_time_and_scales_its_intervals(rr_batch):
+    x, mask = rr_batch
+    y, m = augment_batch(x, mask, ("stretch",), fs=FS, rng=np.random.default_rng(1), interval_channels=1)
+    factors = np.random.default_rng(1).uniform(0.9, 1.1, size=len(x))  # the draws of the stretch
+    for i, factor in enumerate(factors):
+        n, k = int(mask[i].sum()), int(m[i].sum())
+        rr_in, rr_out = x[i, :n, 1], y[i, :k, 1]
+        assert rr_out.max() == pytest.approx(factor * rr_in.max(), rel=1e-5) and rr_out.min() >= factor * rr_in.min() * (1 - 1e-5)
+        if k < len(mask[i]):  # not cut at the window: the stretched length follows the factor
+            assert k == round(n * factor)
+    assert np.all(y[~m] == 0)
+
+
+def test_interval_channels_must_leave_a_lead(rr_batch):
+    x, mask = rr_batch
+    for bad in (2, -1):
+        with pytest.raises(ValueError, match="`interval_channels`"):
+            augment_batch(x, mask, ("flip",), fs=FS, rng=np.random.default_rng(0), interval_channels=bad)

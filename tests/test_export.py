@@ -109,8 +109,11 @@ def test_a_calibrated_folder_exports_its_temperature_and_files_without_the_mode_
 
 def test_classify_with_onnxruntime_alone(onnx_file, keras_clf, cinc2017_dir, tmp_path):
     """`ecgrhythm classify --model FILE.onnx` in a fresh interpreter: same CSV labels, no Keras and no JAX imported."""
-    out = tmp_path / "onnx.csv"
-    paths = [str(cinc2017_dir / f"{n}.hea") for n in CINC]
+    _classify_in_a_fresh_interpreter(onnx_file, keras_clf, [str(cinc2017_dir / f"{n}.hea") for n in CINC], tmp_path / "onnx.csv")
+
+
+def _classify_in_a_fresh_interpreter(onnx_file, keras_clf, paths, out):
+    """Run `ecgrhythm classify --model onnx_file` in a new Python: it imports neither Keras nor JAX and writes `keras_clf`'s results."""
     script = (
         "import sys; from ecgrhythm.cli import main; "
         f"rc = main(['classify', *{paths!r}, '--model', {str(onnx_file)!r}, '--output', {str(out)!r}]); "
@@ -180,3 +183,28 @@ def test_export_and_load_errors_name_the_file_and_the_fix(tmp_path, capsys, tiny
     )
     with pytest.raises(OnnxModelError, match="foreign.onnx: not an ecgrhythm ONNX model .*export one with 'ecgrhythm export'"):
         OnnxClassifier.load(foreign)
+
+
+def test_a_model_with_the_rr_channel_exports_and_classifies_as_its_folder(tiny_rr_model_dir, onnx_file, cinc2017_dir, tmp_path):
+    import onnx
+
+    path, difference = export_onnx(tiny_rr_model_dir, tmp_path / "rr.onnx")
+    assert difference < 1e-4
+    meta = read_onnx_metadata(path)
+    assert meta["rr_channel"] is True and meta["n_leads"] == 1 and meta["config.json"]["preprocess"]["rr_channel"] is True
+    assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[2].dim_value == 2  # the lead, then the RR channel
+    keras_rr, onnx_rr = RhythmClassifier.load(tiny_rr_model_dir), OnnxClassifier.load(path)
+    assert onnx_rr.preprocess_ == keras_rr.preprocess_ and onnx_rr.n_channels_ == 2
+    records = [read_record(cinc2017_dir / f"{n}.hea") for n in CINC]
+    expected, got = keras_rr.predict_records(records), onnx_rr.predict_records(records)
+    np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-3, rtol=0)
+    assert got.labels == expected.labels
+    _classify_in_a_fresh_interpreter(path, keras_rr, [str(cinc2017_dir / f"{n}.hea") for n in CINC], tmp_path / "rr.csv")
+    # Files exported before the key existed have no rr_channel metadata: read as false.
+    assert read_onnx_metadata(onnx_file)["rr_channel"] is False
+    model = onnx.load(onnx_file)
+    kept = [p for p in model.metadata_props if p.key != "rr_channel"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, tmp_path / "old.onnx")
+    assert read_onnx_metadata(tmp_path / "old.onnx")["rr_channel"] is False

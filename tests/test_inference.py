@@ -137,3 +137,25 @@ def test_non_finite_model_output_is_an_error_of_that_record(tiny_model_dir, path
     prediction, failures = classify_files(broken, paths[:2])
     assert prediction.names == [] and [p for p, _ in failures] == [str(p) for p in paths[:2]]
     assert all("non-finite probabilities" in reason for _, reason in failures)
+
+
+def test_a_model_trained_with_the_rr_channel_saves_reloads_and_classifies_real_records(tiny_rr_model_dir, tiny_model_dir, cinc2017_dir):
+    config = json.loads((tiny_rr_model_dir / "config.json").read_text())
+    assert config["preprocess"]["rr_channel"] is True and config["n_leads"] == 1  # config.json counts leads; the network takes 2 channels
+    rr = RhythmClassifier.load(tiny_rr_model_dir)
+    assert rr.preprocess_.rr_channel and rr.n_leads_ == 1 and rr.n_channels_ == 2
+    assert rr.model_.input["signal"].shape[-1] == 2
+    record = read_record(cinc2017_dir / "A00004.hea")
+    signal = rr.prepare(record)
+    assert signal.shape == (round(record.n_samples * 100 / 300), 2) and signal[:, 1].min() >= 0.2  # seconds between beats
+    prediction = rr.predict_records([record])
+    assert prediction.names == ["A00004"] and prediction.labels[0] in rr.classes_
+    np.testing.assert_allclose(prediction.probabilities, rr.predict_proba([signal]))
+    with pytest.raises(ValueError, match=r"\(n_samples, 2\)"):  # the lead alone is not this model's input
+        rr.predict_proba([signal[:, :1]])
+    segments = rr.predict_segments(record, 10.0)
+    assert len(segments) == 3 and segments[-1].end_s == pytest.approx(record.duration_s)
+    # A folder written before the option (its config.json has no such key) loads with it off.
+    assert "rr_channel" not in json.loads((tiny_model_dir / "config.json").read_text())["preprocess"]
+    plain = RhythmClassifier.load(tiny_model_dir)
+    assert not plain.preprocess_.rr_channel and plain.n_channels_ == plain.n_leads_ == 1 and plain.prepare(record).shape[1] == 1

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from ecgrhythm import preprocessing
 from ecgrhythm.config import PreprocessConfig
-from ecgrhythm.preprocessing import bandpass, normalize, preprocess, resample
+from ecgrhythm.preprocessing import RR_RANGE_S, bandpass, normalize, preprocess, resample, rr_intervals
 from ecgrhythm.records import EcgRecord, RecordError, read_record
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -202,16 +202,19 @@ def _signals(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(_signals(), st.sampled_from(METHODS), st.sampled_from([None, (0.5, 40.0)]), st.sampled_from([100.0, 150.0]))
-def test_preprocess_is_finite_with_the_right_shape_for_any_finite_input(signal_fs, method, bandpass_hz, target):
+@given(_signals(), st.sampled_from(METHODS), st.sampled_from([None, (0.5, 40.0)]), st.sampled_from([100.0, 150.0]), st.booleans())
+def test_preprocess_is_finite_with_the_right_shape_for_any_finite_input(signal_fs, method, bandpass_hz, target, rr_channel):
     fs, signal = signal_fs
     record = _record(signal, fs=fs)
-    out = preprocess(record, PreprocessConfig(fs=target, normalization=method, bandpass=bandpass_hz))
-    assert out.dtype == np.float32 and out.shape[1] == signal.shape[1]
+    out = preprocess(record, PreprocessConfig(fs=target, normalization=method, bandpass=bandpass_hz, rr_channel=rr_channel))
+    assert out.dtype == np.float32 and out.shape[1] == signal.shape[1] + rr_channel
     assert abs(out.shape[0] - signal.shape[0] * target / fs) <= 1
     assert np.isfinite(out).all()
     if method == "minmax":
-        assert np.abs(out).max() <= 1.0 + 1e-6
+        assert np.abs(out[:, : signal.shape[1]]).max() <= 1.0 + 1e-6
+    if rr_channel:  # seconds within the clipping range, or zeros without beats
+        rr = out[:, -1]
+        assert np.all((rr == 0) | ((rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1])))
 
 
 def test_resample_designs_its_filter_once_and_matches_resample_poly_exactly():
@@ -260,3 +263,67 @@ def test_fixed_length_crops_or_zero_pads_the_preprocessed_record(cinc2017_dir, n
     kept = min(len(whole), len(out))
     np.testing.assert_array_equal(out[:kept], whole[:kept])  # normalised over the whole record, then cut
     assert (out[kept:] == 0).all() and np.count_nonzero(out[:kept]) > 0.99 * kept  # zeros only after the record's end
+
+
+# --------------------------------------------------------------------------- RR-interval channel
+
+
+@pytest.mark.parametrize("name", ["A00001", "A00004"])  # normal rhythm, AF (REFERENCE.csv)
+def test_rr_channel_holds_the_intervals_between_the_detected_beats_of_a_real_record(cinc2017_dir, name):
+    from sleepecg import detect_heartbeats
+
+    record = read_record(cinc2017_dir / f"{name}.hea")
+    config = PreprocessConfig(fs=150.0, rr_channel=True)
+    out = preprocess(record, config)
+    plain = preprocess(record, PreprocessConfig(fs=150.0))
+    assert out.shape == (len(plain), 2) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, :1], plain)  # the lead is untouched, the RR channel follows it
+    filtered = bandpass(resample(record.signal, record.fs, 150.0), 150.0, *config.bandpass)[:, 0]
+    beats = detect_heartbeats(filtered.astype(np.float64), 150.0)
+    assert len(beats) > 10, "a 30-60 s record has beats"
+    rr = out[:, 1]
+    for a, b in zip(beats[:-1], beats[1:]):  # between two beats: their distance in seconds
+        np.testing.assert_allclose(rr[a:b], np.clip((b - a) / 150.0, *RR_RANGE_S), rtol=1e-6)
+    np.testing.assert_allclose(rr[: beats[0]], rr[beats[0]])  # before the first beat: the first interval
+    np.testing.assert_allclose(rr[beats[-1] :], rr[beats[-2]])  # from the last beat on: the last interval
+    assert np.isfinite(rr).all() and RR_RANGE_S[0] <= rr.min() and rr.max() <= RR_RANGE_S[1]
+    if name == "A00004":  # AF: irregular intervals
+        assert np.std(np.diff(beats)) / np.mean(np.diff(beats)) > 0.1
+
+
+def test_rr_channel_is_cropped_and_padded_with_a_fixed_length(cinc2017_dir):
+    record = read_record(cinc2017_dir / "A00014.hea")  # 18.6 s
+    whole = preprocess(record, PreprocessConfig(fs=150.0, rr_channel=True))
+    fixed = preprocess(record, PreprocessConfig(fs=150.0, rr_channel=True, fixed_length_s=30))
+    assert fixed.shape == (4500, 2)
+    np.testing.assert_array_equal(fixed[: len(whole)], whole)
+    assert (fixed[len(whole) :] == 0).all() and (fixed[: len(whole), 1] > 0).all()
+
+
+def test_rr_intervals_of_hand_made_beats_and_of_signals_without_beats():
+    t = np.arange(3000) / 150.0
+    spikes = np.exp(-(((t % 0.8) - 0.4) ** 2) / 2e-4)  # a beat every 0.8 s, at 0.4 s + k * 0.8 s
+    rr = rr_intervals(spikes, 150.0)
+    assert rr.shape == (3000,) and rr.dtype == np.float32
+    np.testing.assert_allclose(rr, 0.8, atol=1 / 150.0)
+    slow = np.exp(-(((t % 5.0) - 2.0) ** 2) / 2e-4)  # beats 5 s apart: clipped to the range's top
+    assert rr_intervals(slow, 150.0).max() == np.float32(RR_RANGE_S[1])
+    for no_beats in (np.zeros(3000), np.full(3000, 7.5), spikes[:100], np.zeros(0)):  # flat, constant, under 1 s, empty
+        out = rr_intervals(no_beats, 150.0)
+        assert out.shape == no_beats.shape and not out.any()
+
+
+def test_rr_channel_config_round_trips_and_old_configs_load_with_it_off():
+    import json
+
+    on = PreprocessConfig(rr_channel=True)
+    assert on.to_dict()["rr_channel"] is True and PreprocessConfig.from_dict(json.loads(json.dumps(on.to_dict()))) == on
+    assert on.n_channels(1) == 2 and on.interval_channels == 1
+    off = PreprocessConfig()
+    assert "rr_channel" not in off.to_dict(), "a config without the channel writes the same dict as before"
+    old = {"fs": 150.0, "normalization": "zscore", "bandpass": [0.5, 40.0], "leads": None}  # a config.json written before the key
+    loaded = PreprocessConfig.from_dict(old)
+    assert loaded.rr_channel is False and loaded.n_channels(3) == 3
+    for bad in ({"rr_channel": 1}, {"rr_channel": "yes"}, {"rr_channel": True, "fs": 50.0, "bandpass": None}):
+        with pytest.raises(ValueError, match="rr_channel"):
+            PreprocessConfig(**bad)

@@ -315,3 +315,15 @@ def test_token_protects_everything_but_health(tiny_model_dir, monkeypatch):
 def test_serve_refuses_a_folder_without_a_model(tmp_path):
     with pytest.raises(ValueError, match="not a complete model folder"):
         serve("127.0.0.1", 0, tmp_path, None)
+
+
+def test_a_model_with_the_rr_channel_is_served_as_it_classifies(tiny_rr_model_dir, cinc2017_dir, upload_tmp):
+    app = create_app(tiny_rr_model_dir, token="", max_upload_bytes=LIMIT)
+    header = cinc2017_dir / "A00004.hea"
+    with background_server(app) as url, httpx.Client(base_url=url, timeout=120) as c:
+        r = c.post("/v1/classify", files=_files(header, cinc2017_dir / "A00004.mat"))
+        rr = app.state.service.classifier  # loaded at startup
+    assert r.status_code == 200, r.text
+    assert rr.n_channels_ == 2
+    _assert_matches(r.json(), rr, header)
+    _assert_segments_cover(r.json())

@@ -11,6 +11,11 @@ inversion); amplitude, noise and baseline wander vary between devices and
 contacts; heart rate varies between people (a small time stretch changes
 the rate, not the rhythm's regularity).
 
+Interval channels (`PreprocessConfig.rr_channel`: the last channels, holding RR
+intervals in seconds) are not a waveform: sign, amplitude, noise and wander
+leave them alone, and a time stretch stretches them in time and scales their
+values by the same factor (a slower rate has longer intervals).
+
 Example:
 >>> import numpy as np
 >>> x, mask = np.ones((2, 8, 1), np.float32), np.ones((2, 8), bool)
@@ -55,8 +60,9 @@ def _wander(x, mask, fs, rng):
     return x + (size * np.sin(2 * np.pi * freq * t[None, :] + phase)).astype(np.float32)[:, :, None], mask
 
 
-def _stretch(x, mask, fs, rng):
+def _stretch(x, mask, fs, rng, interval_channels):
     out, new_mask = np.zeros_like(x), np.zeros_like(mask)
+    first_interval = x.shape[2] - interval_channels
     length = x.shape[1]
     for i, factor in enumerate(rng.uniform(*STRETCH_RANGE, size=len(x))):
         n = int(mask[i].sum())
@@ -67,34 +73,48 @@ def _stretch(x, mask, fs, rng):
         where = np.linspace(0, n - 1, int(round(n * factor)))[:m]
         for lead in range(x.shape[2]):
             out[i, :m, lead] = np.interp(where, np.arange(n), x[i, :n, lead])
+        out[i, :m, first_interval:] *= np.float32(factor)
         new_mask[i, :m] = True
     return out, new_mask
 
 
-_AUGMENTERS = {"flip": _flip, "scale": _scale, "noise": _noise, "wander": _wander, "stretch": _stretch}
-AUGMENTATIONS = tuple(_AUGMENTERS)
+_WAVEFORM_AUGMENTERS = {"flip": _flip, "scale": _scale, "noise": _noise, "wander": _wander}  # act on the lead channels only
+AUGMENTATIONS = (*_WAVEFORM_AUGMENTERS, "stretch")
 
 
-def augment_batch(x: np.ndarray, mask: np.ndarray, kinds, *, fs: float, rng: np.random.Generator):
+def augment_batch(x: np.ndarray, mask: np.ndarray, kinds, *, fs: float, rng: np.random.Generator, interval_channels: int = 0):
     """Apply the augmentations `kinds` (in the order of `AUGMENTATIONS`) to a padded batch.
 
     Args:
-        x: float32 `(batch, length, n_leads)`, padding zero.
+        x: float32 `(batch, length, n_channels)`, padding zero: the leads, then `interval_channels` channels of intervals.
         mask: bool `(batch, length)`, True for real samples (a prefix of each row).
         kinds: names from `AUGMENTATIONS`.
         fs: sampling rate of `x` in Hz (for baseline wander).
         rng: the random generator (seeded by the caller, so runs repeat).
+        interval_channels: how many of the last channels hold intervals in seconds
+            (`PreprocessConfig.interval_channels`): only `"stretch"` changes them, scaling them by its factor.
 
     Returns:
         `(x, mask)` of the same shapes and dtypes; padded steps are zero.
 
     Raises:
-        ValueError: an unknown augmentation name.
+        ValueError: an unknown augmentation name, or `interval_channels` outside 0 to `n_channels - 1`.
     """
     unknown = sorted(set(kinds) - set(AUGMENTATIONS))
     if unknown:
         raise ValueError(f"Invalid argument `kinds`: expected names from {AUGMENTATIONS}. Received: kinds={list(kinds)!r}")
+    leads = x.shape[2] - interval_channels
+    if not 0 <= interval_channels < x.shape[2]:
+        raise ValueError(
+            f"Invalid argument `interval_channels`: expected 0 to {x.shape[2] - 1} for a batch of {x.shape[2]} channels. "
+            f"Received: interval_channels={interval_channels!r}"
+        )
     for name in AUGMENTATIONS:
-        if name in kinds:
-            x, mask = _AUGMENTERS[name](x, mask, fs, rng)
+        if name not in kinds:
+            continue
+        if name == "stretch":
+            x, mask = _stretch(x, mask, fs, rng, interval_channels)
+        else:
+            waveform, mask = _WAVEFORM_AUGMENTERS[name](x[:, :, :leads], mask, fs, rng)
+            x = np.concatenate([waveform, x[:, :, leads:]], axis=2) if interval_channels else waveform
     return (x * mask[:, :, None]).astype(np.float32, copy=False), mask

@@ -94,12 +94,16 @@ def _window_sequence_class():
             augment: names of the augmentations to apply to every batch (see :mod:`ecgrhythm.augmentation`),
                 drawn from the seed, the epoch and the batch index, so a resumed run sees the same batches.
             fs: sampling rate of the signals in Hz (needed by the augmentations).
+            interval_channels: how many of the last channels hold RR intervals, not waveform
+                (`PreprocessConfig.interval_channels`; see :func:`~ecgrhythm.augmentation.augment_batch`).
             rows: `(index, count)`: give block `index` of `count` equal blocks of rows of every batch
                 (a process of a multi-process run feeds its own block of the same batches; `count`
                 should divide `batch_size`); default all rows.
         """
 
-        def __init__(self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0, augment=(), fs=None, rows=(0, 1)):
+        def __init__(
+            self, signals, targets, *, window, batch_size, sample_weight=None, seed=0, epoch=0, augment=(), fs=None, interval_channels=0, rows=(0, 1)
+        ):
             super().__init__(workers=1, use_multiprocessing=False)
             self.signals = signals
             self.targets = np.asarray(targets)
@@ -109,6 +113,7 @@ def _window_sequence_class():
             self.seed = seed
             self.augment = tuple(augment)
             self.fs = fs
+            self.interval_channels = int(interval_channels)
             if self.augment and not fs:
                 raise ValueError(f"Invalid argument `fs`: augmentations need the sampling rate in Hz. Received: fs={fs!r}")
             index, count = rows
@@ -133,7 +138,8 @@ def _window_sequence_class():
             windows = [self.signals[i][self.starts[i] : self.starts[i] + self.window] for i in idx]
             x, mask = pad_batch(windows, self.window)
             if self.augment:  # drawn for the whole batch, so a block is the same rows as in a run of one process
-                x, mask = augment_batch(x, mask, self.augment, fs=self.fs, rng=np.random.default_rng([self.seed, self.epoch, index, 1]))
+                rng = np.random.default_rng([self.seed, self.epoch, index, 1])
+                x, mask = augment_batch(x, mask, self.augment, fs=self.fs, rng=rng, interval_channels=self.interval_channels)
             idx, x, mask = idx[self.rows], x[self.rows], mask[self.rows]
             inputs = {"signal": x, "mask": mask}
             if self.sample_weight is None:

@@ -21,6 +21,7 @@ __all__ = [
     "CLASS_WEIGHTINGS",
     "MAX_MODEL_FS",
     "MAX_FIXED_LENGTH_S",
+    "MIN_RR_FS",
     "DEFAULT_NETWORK",
     "default_data_dir",
     "checkout_root",
@@ -31,6 +32,7 @@ __all__ = [
 NORMALIZATIONS = ("zscore", "minmax", "robust", "none")
 CLASS_WEIGHTINGS = ("balanced", "none")
 MAX_MODEL_FS = 2000.0  # Hz: far above any ECG model's need; bounds what a config.json can make inference allocate
+MIN_RR_FS = 60.0  # Hz: the beat detector of `rr_channel` (sleepecg) filters 5-30 Hz, which needs a rate above 60 Hz
 MAX_FIXED_LENGTH_S = 3600.0  # seconds: a fixed input length beyond an hour (where long records are streamed) is a mistake
 DEFAULT_NETWORK = "cnn_lstm"  # the network of model folders whose config.json names none
 
@@ -74,6 +76,11 @@ class PreprocessConfig(_Config):
             `None` (default) keeps whole records. `to_dict` leaves it out
             when `None`, so the configs, recipes and checkpoints written
             before it existed still compare equal.
+        rr_channel: append one input channel after the leads holding the
+            RR-interval sequence in seconds (see
+            :func:`ecgrhythm.preprocessing.rr_intervals`), from the beats of the
+            first lead. Default `False`; `to_dict` leaves it out when `False`,
+            so configs written before it existed load and compare as before.
     """
 
     fs: float = 150.0
@@ -81,6 +88,7 @@ class PreprocessConfig(_Config):
     bandpass: tuple[float, float] | None = (0.5, 40.0)
     leads: tuple[str, ...] | None = None
     fixed_length_s: float | None = None
+    rr_channel: bool = False
 
     def __post_init__(self):
         _check(0 < self.fs <= MAX_MODEL_FS, "fs", f"a model sampling rate in Hz above 0 and at most {MAX_MODEL_FS:,.0f}", self.fs)
@@ -96,12 +104,27 @@ class PreprocessConfig(_Config):
             fixed,
         )
         _check(fixed is None or self.fixed_samples >= 1, "fixed_length_s", f"at least one sample at fs={self.fs:g} Hz", fixed)
+        _check(isinstance(self.rr_channel, bool), "rr_channel", "True or False", self.rr_channel)
+        _check(
+            not self.rr_channel or self.fs > MIN_RR_FS, "rr_channel", f"False at fs={self.fs:g} Hz (the beat detector needs fs > {MIN_RR_FS:g})", True
+        )
 
     def to_dict(self) -> dict:
         data = super().to_dict()
         if data["fixed_length_s"] is None:
             del data["fixed_length_s"]
+        if not data["rr_channel"]:
+            del data["rr_channel"]
         return data
+
+    @property
+    def interval_channels(self) -> int:
+        """Channels of RR intervals that preprocessing appends after the leads: 1 with `rr_channel`, else 0."""
+        return int(self.rr_channel)
+
+    def n_channels(self, n_leads: int) -> int:
+        """Input channels of a network taking `n_leads` leads: the leads, then `interval_channels`."""
+        return n_leads + self.interval_channels
 
     @property
     def fixed_samples(self) -> int | None:

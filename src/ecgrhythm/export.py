@@ -12,7 +12,8 @@ dependency at export time is `onnx` (plus `onnxruntime` to verify).
 
 Variable length: one graph with a dynamic time axis, not one graph per
 bucket. Its inputs are the Keras model's: `signal` float32
-`(batch, steps, n_leads)` and `mask` bool `(batch, steps)`, with `steps` a
+`(batch, steps, n_channels)` (the leads, then the RR channel of a model trained
+with `--rr-channel`) and `mask` bool `(batch, steps)`, with `steps` a
 multiple of the `downsampling` factor and each mask row a prefix of True (the
 end padding :func:`ecgrhythm.batching.pad_batch` builds): the LSTM reads
 `sequence_lens` = the number of kept steps after downsampling. One graph
@@ -178,14 +179,14 @@ def onnx_graph(networks, config: dict):
         config: the folder's `config.json`, as parsed JSON.
 
     Returns:
-        An `onnx.ModelProto` with inputs `signal` float32 `(batch, steps, n_leads)`
+        An `onnx.ModelProto` with inputs `signal` float32 `(batch, steps, n_channels)` (`PreprocessConfig.n_channels(n_leads)`)
         and `mask` bool `(batch, steps)`, output `probabilities` `(batch, n_classes)`,
         and the metadata of :func:`ecgrhythm.onnx_model.metadata_from_config`.
     """
     onnx = require("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    architecture, n_leads, n_classes = ModelConfig.from_dict(config["model"]), int(config["n_leads"]), len(config["classes"])
+    architecture, n_channels, n_classes = ModelConfig.from_dict(config["model"]), _n_channels(config), len(config["classes"])
     g = _Graph(helper, numpy_helper)
     keep = g.op("Cast", [INPUT_MASK], "keep", to=TensorProto.FLOAT)
     outputs = [_network(g, model, architecture, INPUT_SIGNAL, keep) for model in networks]
@@ -195,7 +196,7 @@ def onnx_graph(networks, config: dict):
         g.nodes,
         "ecgrhythm",
         [
-            helper.make_tensor_value_info(INPUT_SIGNAL, TensorProto.FLOAT, ["batch", "steps", n_leads]),
+            helper.make_tensor_value_info(INPUT_SIGNAL, TensorProto.FLOAT, ["batch", "steps", n_channels]),
             helper.make_tensor_value_info(INPUT_MASK, TensorProto.BOOL, ["batch", "steps"]),
         ],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", n_classes])],
@@ -208,6 +209,11 @@ def onnx_graph(networks, config: dict):
     return model
 
 
+def _n_channels(config: dict) -> int:
+    """Input channels of the network of a `config.json` (parsed JSON): its leads, then any RR channel."""
+    return PreprocessConfig.from_dict(config["preprocess"]).n_channels(int(config["n_leads"]))
+
+
 def _check_parity(networks, model_bytes, config, tolerance):
     """Run the Keras networks and the ONNX graph on one padded batch of several lengths; raise if they differ."""
     ort = require("onnxruntime")
@@ -215,7 +221,7 @@ def _check_parity(networks, model_bytes, config, tolerance):
     length = bucket_lengths(PreprocessConfig.from_dict(config["preprocess"]).fs, downsampling)[0]
     rng = np.random.default_rng(0)
     sizes = [length, length // 2 + 1, downsampling - 1, 1]  # full, half, shorter than one downsampled step
-    x, mask = pad_batch([rng.standard_normal((n, int(config["n_leads"]))).astype(np.float32) for n in sizes], length)
+    x, mask = pad_batch([rng.standard_normal((n, _n_channels(config))).astype(np.float32) for n in sizes], length)
     expected = np.mean([np.asarray(m.predict_on_batch({"signal": x, "mask": mask})) for m in networks], axis=0)
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT], {INPUT_SIGNAL: x, INPUT_MASK: mask})[0]

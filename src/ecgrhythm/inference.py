@@ -258,6 +258,7 @@ class RhythmClassifier:
         preprocess_: the model's :class:`~ecgrhythm.config.PreprocessConfig`.
         architecture_: its :class:`~ecgrhythm.config.ModelConfig`.
         n_leads_: leads the model takes.
+        n_channels_: input channels of its network: the leads, then any RR channel (`preprocess_.n_channels(n_leads_)`).
         metadata_: facts about its training (`config.json` metadata).
         thresholds_: per-class decision thresholds (multi-label models; 0.5 otherwise).
         buckets_: padded lengths (samples) of inference batches.
@@ -295,6 +296,7 @@ class RhythmClassifier:
         clf.preprocess_ = config["preprocess"]
         clf.architecture_ = config["model"]
         clf.n_leads_ = int(config["n_leads"])
+        clf.n_channels_ = clf.preprocess_.n_channels(clf.n_leads_)
         clf.thresholds_ = np.asarray(config.get("thresholds") or [0.5] * len(clf.classes_), dtype=float)
         clf.metadata_ = config.get("metadata", {})
         clf.buckets_ = bucket_lengths(clf.preprocess_.fs, clf.architecture_.downsampling)
@@ -326,7 +328,8 @@ class RhythmClassifier:
         (:meth:`choose_lead` says which).
 
         Returns:
-            float32 array `(n_samples_at_model_fs, n_leads_)`.
+            float32 array `(n_samples_at_model_fs, n_channels_)`: the leads, then the RR channel of a model
+            trained with it (`preprocess_.rr_channel`).
 
         Raises:
             RecordError: the record lacks the leads the model needs, or `lead`.
@@ -334,10 +337,11 @@ class RhythmClassifier:
         self._check_fitted()
         record, _ = self.choose_lead(record, lead)
         signal = preprocess(record, self.preprocess_)
-        if signal.shape[1] != self.n_leads_:
+        leads = signal.shape[1] - self.preprocess_.interval_channels
+        if leads != self.n_leads_:
             raise RecordError(
                 record.record_name,
-                f"the record has {signal.shape[1]} leads ({', '.join(record.sig_name)}) but the model takes {self.n_leads_}; "
+                f"the record has {leads} leads ({', '.join(record.sig_name)}) but the model takes {self.n_leads_}; "
                 f"classify records with {self.n_leads_} lead(s), or use a model trained on these leads",
             )
         return signal
@@ -374,7 +378,7 @@ class RhythmClassifier:
         """Probabilities of already preprocessed signals (see :meth:`prepare`).
 
         Args:
-            signals: list of float32 arrays `(n_i, n_leads_)` at the model's rate.
+            signals: list of float32 arrays `(n_i, n_channels_)` at the model's rate.
             calibrated: scale by the folder's temperature (fitted on whole records); `False` gives the
                 networks' own probabilities, which the AF episode model was fitted on.
 
@@ -389,9 +393,9 @@ class RhythmClassifier:
         self._check_fitted()
         signals = list(signals)
         for i, s in enumerate(signals):
-            if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[1] != self.n_leads_ or len(s) == 0:
+            if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[1] != self.n_channels_ or len(s) == 0:
                 raise ValueError(
-                    f"Invalid argument `signals`: expected arrays of shape (n_samples, {self.n_leads_}) from `prepare`. "
+                    f"Invalid argument `signals`: expected arrays of shape (n_samples, {self.n_channels_}) from `prepare`. "
                     f"Received: signals[{i}] with shape {getattr(s, 'shape', None)}"
                 )
         if not signals:

@@ -33,7 +33,8 @@ INPUT_SIGNAL, INPUT_MASK, OUTPUT = "signal", "mask", "probabilities"
 METADATA_KEYS = (
     "ecgrhythm_format",  # 1
     "classes",  # class names, the columns of `probabilities`
-    "n_leads",  # input channels
+    "n_leads",  # leads: the graph's input channels, plus one with rr_channel
+    "rr_channel",  # true: one more input channel after the leads, the RR intervals (s) of the first lead (preprocessing.rr_intervals)
     "leads",  # lead names the model expects, or null (take the record's single lead)
     "fs",  # sampling rate (Hz) of the input
     "bandpass",  # [low_hz, high_hz] of a 3rd-order Butterworth band-pass run forwards and backwards (sosfiltfilt), or null
@@ -47,7 +48,7 @@ METADATA_KEYS = (
     "networks",  # networks averaged in the graph
     "config.json",  # the model folder's config.json
 )
-OPTIONAL_METADATA = {"temperature_by": None}  # keys added after format 1 was first written, and their value in older files
+OPTIONAL_METADATA = {"temperature_by": None, "rr_channel": False}  # keys added after format 1 was first written, and their value in older files
 
 
 class OnnxModelError(ValueError):
@@ -75,6 +76,7 @@ def metadata_from_config(config: dict, n_networks: int = 1) -> dict:
         "ecgrhythm_format": FORMAT,
         "classes": classes,
         "n_leads": int(config["n_leads"]),
+        "rr_channel": preprocess.rr_channel,
         "leads": None if preprocess.leads is None else list(preprocess.leads),
         "fs": float(preprocess.fs),
         "bandpass": None if preprocess.bandpass is None else list(preprocess.bandpass),

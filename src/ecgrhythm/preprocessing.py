@@ -1,8 +1,10 @@
-"""Turning a raw record into model input: lead selection, resampling, filtering, normalisation, and a fixed length if the model has one."""
+"""Turning a raw record into model input: lead selection, resampling, filtering, normalisation, an optional RR-interval
+channel, and a fixed length if the model has one."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from fractions import Fraction
 
@@ -19,6 +21,9 @@ __all__ = [
     "normalization",
     "apply_normalization",
     "crop_or_pad",
+    "rr_intervals",
+    "with_rr_channel",
+    "RR_RANGE_S",
     "choose_lead",
     "chosen_lead",
     "lead_index",
@@ -26,11 +31,14 @@ __all__ = [
     "PREFERRED_LEAD",
 ]
 
+logger = logging.getLogger(__name__)
+
 PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
 _EPS = 1e-6
 _F32_MAX = float(np.finfo(np.float32).max)
 # Above this magnitude, filtering in float32 may overflow: such signals are filtered in float64.
 _HEADROOM = 1e30
+RR_RANGE_S = (0.2, 3.0)  # seconds: RR intervals are clipped to it (300 to 20 beats per minute), so a missed beat stays bounded
 
 
 def _peak(signal: np.ndarray) -> float:
@@ -170,20 +178,82 @@ def crop_or_pad(signal: np.ndarray, kept: int, length: int) -> np.ndarray:
     return out
 
 
+def rr_intervals(lead: np.ndarray, fs: float) -> np.ndarray:
+    """The RR-interval sequence of one lead, sample by sample: the input channel of `PreprocessConfig.rr_channel`.
+
+    Beats are detected with `sleepecg.detect_heartbeats` (Pan-Tompkins with adaptive thresholds; it filters
+    5-30 Hz itself, so `fs` must exceed 60 Hz). Each sample holds the length in seconds of the interval between
+    the two consecutive beats that enclose it, `(peak[k + 1] - peak[k]) / fs` for `peak[k] <= i < peak[k + 1]`
+    (piecewise constant), the first interval before the first beat and the last from the last beat on,
+    clipped to `RR_RANGE_S`. The values are seconds, not centred: 0 means "no beats", the value of the
+    padding, and a time stretch by a factor scales them by the same factor.
+
+    Args:
+        lead: array `(n_samples,)`, any units (finite).
+        fs: its sampling rate in Hz.
+
+    Returns:
+        float32 array `(n_samples,)` in seconds, within `RR_RANGE_S`; zeros when the lead is shorter than
+        1 s, flat, or has fewer than 2 detected beats.
+
+    Example:
+    >>> t = np.arange(1500) / 150.0
+    >>> rr = rr_intervals(np.exp(-((t % 0.8 - 0.4) ** 2) / 2e-4), 150.0)  # a spike every 0.8 s
+    >>> round(float(rr[600]), 3), rr.shape
+    (0.8, (1500,))
+    """
+    x = np.asarray(lead, dtype=np.float64).ravel()
+    out = np.zeros(len(x), dtype=np.float32)
+    peak = _peak(x - x[0]) if len(x) else 0.0
+    if len(x) < fs or not peak > 0:
+        return out
+    from sleepecg import detect_heartbeats
+
+    try:
+        beats = np.unique(detect_heartbeats((x - x[0]) / peak, fs))  # unit scale: squaring cannot overflow
+    except ValueError as exc:  # too few samples for its filter, or flat after filtering
+        logger.info("no beats in a %.1f s lead (%s)", len(x) / fs, exc)
+        return out
+    if len(beats) < 2:
+        return out
+    intervals = np.clip(np.diff(beats) / fs, *RR_RANGE_S).astype(np.float32)
+    which = np.searchsorted(beats, np.arange(len(x)), side="right") - 1
+    return intervals[np.clip(which, 0, len(intervals) - 1)]
+
+
+def with_rr_channel(signal: np.ndarray, filtered: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """`signal` `(n, n_leads)` with the :func:`rr_intervals` of `filtered`'s first lead appended when `config.rr_channel`.
+
+    Args:
+        signal: the model input so far, float32 `(n, n_leads)`.
+        filtered: the same samples resampled and band-passed but not normalised, `(n, n_leads)`.
+        config: the model's preprocessing.
+
+    Returns:
+        float32 `(n, config.n_channels(n_leads))`: `signal` itself without `rr_channel`.
+    """
+    if not config.rr_channel:
+        return signal
+    return np.concatenate([signal, rr_intervals(filtered[:, 0], config.fs)[:, None]], axis=1)
+
+
 def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
     """Model input of one record: select leads, resample, filter, normalise and, for a fixed length, crop or pad.
 
     A model with `config.fixed_length_s` takes the first `round(fixed_length_s * fs)`
     samples of the normalised signal, zero-padded at the end (:func:`crop_or_pad`):
     the statistics of the normalisation are those of the whole record.
+    With `config.rr_channel`, one more channel follows the leads: the :func:`rr_intervals`
+    of the first lead after resampling and band-pass (before normalisation), computed on
+    the whole record before any crop or pad (:func:`with_rr_channel`).
 
     Args:
         record: the raw record.
         config: the model's preprocessing.
 
     Returns:
-        float32 array `(n_samples_at_config_fs, n_leads)` (`(config.fixed_samples, n_leads)`
-        for a fixed length), finite for any valid record (flat lines and amplitudes
+        float32 array `(n_samples_at_config_fs, config.n_channels(n_leads))` (`config.fixed_samples`
+        rows for a fixed length), finite for any valid record (flat lines and amplitudes
         near float32's limit included).
 
     Raises:
@@ -195,7 +265,7 @@ def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
         signal = resample(signal, record.fs, config.fs)
         if config.bandpass is not None:
             signal = bandpass(signal, config.fs, *config.bandpass)
-        signal = normalize(signal, config.normalization)
+        signal = with_rr_channel(normalize(signal, config.normalization), signal, config)
         if config.fixed_samples is not None:
             signal = crop_or_pad(signal, config.fixed_samples, config.fixed_samples)
         return signal

@@ -2,7 +2,8 @@
 
 Layout of a model folder::
 
-    config.json          classes, preprocessing, architecture (its network's name), training metadata
+    config.json          classes, leads (`n_leads`; the network takes `PreprocessConfig.n_channels(n_leads)` channels),
+                         preprocessing, architecture (its network's name), training metadata
     model.weights.h5     Keras weights (no code: loading runs nothing from the file)
     member1.weights.h5   ... further networks of an ensemble (optional; see below)
     checksums.json       SHA-256 of config.json and every weights file, verified on load
@@ -140,10 +141,11 @@ def save_model_dir(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_sibling(path)
     try:
-        n_leads = int(model.input["signal"].shape[-1])
+        n_channels = int(model.input["signal"].shape[-1])
+        n_leads = n_channels - preprocess.interval_channels  # config.json counts the leads; the RR channel follows them
         if getattr(model, "optimizer", None) is not None:
             # a compiled model would also save its optimizer state: ship the weights alone
-            clean = build_network(n_leads, len(classes), architecture)
+            clean = build_network(n_channels, len(classes), architecture)
             clean.set_weights(model.get_weights())
             model = clean
         model.save_weights(tmp / WEIGHTS_FILE)
@@ -249,7 +251,7 @@ def load_networks(path):
     networks = []
     for name in _members(path, config):
         try:
-            network = build_network(config["n_leads"], len(config["classes"]), config["model"])
+            network = build_network(config["preprocess"].n_channels(config["n_leads"]), len(config["classes"]), config["model"])
         except ValueError as exc:
             raise ModelFolderError(f"{path}: {exc}") from None
         network.load_weights(path / name)

@@ -244,6 +244,7 @@ def plan_run(
         seed=tc.seed,
         augment=tc.augment,
         fs=pre.fs,
+        interval_channels=pre.interval_channels,
         rows=process_rows(),
     )
     model = compile_network(data.signals[0].shape[1], len(data.classes), arch, tc, loss)

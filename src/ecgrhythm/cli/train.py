@@ -100,6 +100,11 @@ def add_recipe_options(p):
         metavar="SECONDS",
         help="crop or zero-pad every record to SECONDS (the common advice: 30); default: whole records, padding masked",
     )
+    p.add_argument(
+        "--rr-channel",
+        action="store_true",
+        help="give the network one more input channel after the leads: the RR interval (s) of the beats of the first lead",
+    )
     p.add_argument("--conv-filters", default=",".join(map(str, m.conv_filters)), help="filters per conv block, comma-separated")
     p.add_argument("--conv-kernel", type=int, default=m.conv_kernel)
     p.add_argument("--lstm-layers", type=int, default=m.lstm_layers)
@@ -133,6 +138,7 @@ def recipe(args):
         bandpass=tuple(args.bandpass) if args.bandpass else None,
         leads=leads,
         fixed_length_s=args.fixed_length,
+        rr_channel=args.rr_channel,
     )
     classes = args.classes if args.classes in (None, "all", "scored") else tuple(v.strip() for v in args.classes.split(",") if v.strip())
     arch = ModelConfig(
