@@ -71,6 +71,8 @@ def test_a_crossval_of_another_recipe_or_other_folds_is_refused(two_recipes, tmp
     recipe = json.loads((shipped / RECIPE_FILE).read_text())
     with pytest.raises(ValueError, match=r"only epochs, seed and patience may differ.*batch_size"):
         crossval_variant("depth", {**recipe, "train": {**recipe["train"], "batch_size": 16}}, "x")
+    with pytest.raises(ValueError, match="other settings.*RR channel"):  # an input the studies never varied
+        crossval_variant("normalization", {**recipe, "preprocess": {**recipe["preprocess"], "rr_channel": True}}, "x")
     old_default = {**recipe, "train": {**recipe["train"], "patience": 12}}  # the runs of docs/studies: train's patience then
     assert crossval_variant("depth", old_default, "x").name == "2xBiLSTM64, conv 6 blocks 8-64"
     with pytest.raises(ValueError, match="not the shipped recipe with one change of the length study"):

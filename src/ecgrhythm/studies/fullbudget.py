@@ -55,14 +55,14 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
         train, shipped = ({k: v for k, v in d.items() if k not in _IGNORED_TRAIN} for d in (train, shipped))
         bandpass = tuple(pre["bandpass"]) if pre["bandpass"] else None
         length = _LENGTHS.get(pre.get("fixed_length_s"))
-        plain = pre["fs"] == STUDY_FS and pre.get("leads") is None and recipe.get("limit") is None
+        plain = pre["fs"] == STUDY_FS and pre.get("leads") is None and not pre.get("rr_channel", False) and recipe.get("limit") is None
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: not a crossval recipe ({exc})") from None
     if not plain or train != shipped or recipe.get("labels") not in ("auto", "reference") or recipe.get("classes") is not None:
         differ = sorted(k for k in {*train, *shipped} if train.get(k) != shipped.get(k))
         raise ValueError(
             f"{where}: a full-budget run trains the shipped recipe at {STUDY_FS:g} Hz on every record "
-            f"(only {', '.join(_FREE_TRAIN[:-1])} and {_FREE_TRAIN[-1]} may differ); this one has other settings ({', '.join(differ) or 'rate, leads or --limit'})"
+            f"(only {', '.join(_FREE_TRAIN[:-1])} and {_FREE_TRAIN[-1]} may differ); this one has other settings ({', '.join(differ) or 'rate, leads, RR channel or --limit'})"
         )
     reference = next(v for v in study.full_budget_variants() if v.name == study.full_budget_reference())
     for v in study.full_budget_variants():
