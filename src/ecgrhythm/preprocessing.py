@@ -4,7 +4,6 @@ channel, and a fixed length if the model has one."""
 from __future__ import annotations
 
 import functools
-import logging
 import math
 from fractions import Fraction
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from .config import PreprocessConfig
 from .records import EcgRecord, RecordError
+from .rpeaks import detect_beats
 
 __all__ = [
     "preprocess",
@@ -30,8 +30,6 @@ __all__ = [
     "model_columns",
     "PREFERRED_LEAD",
 ]
-
-logger = logging.getLogger(__name__)
 
 PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
 _EPS = 1e-6
@@ -181,8 +179,8 @@ def crop_or_pad(signal: np.ndarray, kept: int, length: int) -> np.ndarray:
 def rr_intervals(lead: np.ndarray, fs: float) -> np.ndarray:
     """The RR-interval sequence of one lead, sample by sample: the input channel of `PreprocessConfig.rr_channel`.
 
-    Beats are detected with `sleepecg.detect_heartbeats` (Pan-Tompkins with adaptive thresholds; it filters
-    5-30 Hz itself, so `fs` must exceed 60 Hz). Each sample holds the length in seconds of the interval between
+    Beats are detected with sleepecg's detector (:func:`ecgrhythm.rpeaks.detect_beats`; it filters 5-30 Hz
+    itself, so `fs` must exceed 60 Hz). Each sample holds the length in seconds of the interval between
     the two consecutive beats that enclose it, `(peak[k + 1] - peak[k]) / fs` for `peak[k] <= i < peak[k + 1]`
     (piecewise constant), the first interval before the first beat and the last from the last beat on,
     clipped to `RR_RANGE_S`. The values are seconds, not centred: 0 means "no beats", the value of the
@@ -202,22 +200,11 @@ def rr_intervals(lead: np.ndarray, fs: float) -> np.ndarray:
     >>> round(float(rr[600]), 3), rr.shape
     (0.8, (1500,))
     """
-    x = np.asarray(lead, dtype=np.float64).ravel()
-    out = np.zeros(len(x), dtype=np.float32)
-    peak = _peak(x - x[0]) if len(x) else 0.0
-    if len(x) < fs or not peak > 0:
-        return out
-    from sleepecg import detect_heartbeats
-
-    try:
-        beats = np.unique(detect_heartbeats((x - x[0]) / peak, fs))  # unit scale: squaring cannot overflow
-    except ValueError as exc:  # too few samples for its filter, or flat after filtering
-        logger.info("no beats in a %.1f s lead (%s)", len(x) / fs, exc)
-        return out
+    n, beats = np.size(lead), detect_beats(lead, fs)
     if len(beats) < 2:
-        return out
+        return np.zeros(n, dtype=np.float32)
     intervals = np.clip(np.diff(beats) / fs, *RR_RANGE_S).astype(np.float32)
-    which = np.searchsorted(beats, np.arange(len(x)), side="right") - 1
+    which = np.searchsorted(beats, np.arange(n), side="right") - 1
     return intervals[np.clip(which, 0, len(intervals) - 1)]
 
 
