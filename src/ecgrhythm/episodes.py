@@ -225,7 +225,9 @@ def iter_window_probabilities(
     the signal (it may overlap the one before more than the others do); a
     signal shorter than a window is one window. Each window is preprocessed
     on its own (:meth:`RhythmClassifier.prepare`), as the model's training
-    records were. At most one window plus one piece of samples and
+    records were: its normalisation, and the RR channel of a model with one
+    (from the window's own beats, so the intervals at its edges may differ
+    from those of the whole record). At most one window plus one piece of samples and
     `batch_windows` windows are held at a time.
 
     Args:
