@@ -324,6 +324,7 @@ def test_rr_channel_config_round_trips_and_old_configs_load_with_it_off():
     old = {"fs": 150.0, "normalization": "zscore", "bandpass": [0.5, 40.0], "leads": None}  # a config.json written before the key
     loaded = PreprocessConfig.from_dict(old)
     assert loaded.rr_channel is False and loaded.n_channels(3) == 3
-    for bad in ({"rr_channel": 1}, {"rr_channel": "yes"}, {"rr_channel": True, "fs": 50.0, "bandpass": None}):
+    assert PreprocessConfig(rr_channel=True, fs=100.0, bandpass=None).n_channels(1) == 2  # the lowest rate sleepecg recommends
+    for bad in ({"rr_channel": 1}, {"rr_channel": "yes"}, {"rr_channel": True, "fs": 99.0, "bandpass": None}):
         with pytest.raises(ValueError, match="rr_channel"):
             PreprocessConfig(**bad)

@@ -32,7 +32,7 @@ __all__ = [
 NORMALIZATIONS = ("zscore", "minmax", "robust", "none")
 CLASS_WEIGHTINGS = ("balanced", "none")
 MAX_MODEL_FS = 2000.0  # Hz: far above any ECG model's need; bounds what a config.json can make inference allocate
-MIN_RR_FS = 60.0  # Hz: the beat detector of `rr_channel` (sleepecg) filters 5-30 Hz, which needs a rate above 60 Hz
+MIN_RR_FS = 100.0  # Hz: the beat detector of `rr_channel` (sleepecg) filters 5-30 Hz; its authors recommend 100 Hz or more
 MAX_FIXED_LENGTH_S = 3600.0  # seconds: a fixed input length beyond an hour (where long records are streamed) is a mistake
 DEFAULT_NETWORK = "cnn_lstm"  # the network of model folders whose config.json names none
 
@@ -106,7 +106,10 @@ class PreprocessConfig(_Config):
         _check(fixed is None or self.fixed_samples >= 1, "fixed_length_s", f"at least one sample at fs={self.fs:g} Hz", fixed)
         _check(isinstance(self.rr_channel, bool), "rr_channel", "True or False", self.rr_channel)
         _check(
-            not self.rr_channel or self.fs > MIN_RR_FS, "rr_channel", f"False at fs={self.fs:g} Hz (the beat detector needs fs > {MIN_RR_FS:g})", True
+            not self.rr_channel or self.fs >= MIN_RR_FS,
+            "rr_channel",
+            f"False at fs={self.fs:g} Hz (the beat detector needs fs >= {MIN_RR_FS:g})",
+            True,
         )
 
     def to_dict(self) -> dict:

@@ -180,7 +180,7 @@ def rr_intervals(lead: np.ndarray, fs: float) -> np.ndarray:
     """The RR-interval sequence of one lead, sample by sample: the input channel of `PreprocessConfig.rr_channel`.
 
     Beats are detected with sleepecg's detector (:func:`ecgrhythm.rpeaks.detect_beats`; it filters 5-30 Hz
-    itself, so `fs` must exceed 60 Hz). Each sample holds the length in seconds of the interval between
+    itself; `PreprocessConfig` asks for `fs` of 100 Hz or more, as sleepecg's authors recommend). Each sample holds the length in seconds of the interval between
     the two consecutive beats that enclose it, `(peak[k + 1] - peak[k]) / fs` for `peak[k] <= i < peak[k + 1]`
     (piecewise constant), the first interval before the first beat and the last from the last beat on,
     clipped to `RR_RANGE_S`. The values are seconds, not centred: 0 means "no beats", the value of the

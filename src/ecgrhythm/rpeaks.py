@@ -51,7 +51,7 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
     Args:
         signal: array `(n_samples,)`, any units (finite); it is scaled to a unit peak
             first, so that the detector's squaring cannot overflow.
-        fs: sampling rate in Hz, above 60 (the detector filters 5-30 Hz).
+        fs: sampling rate in Hz, 100 or more as sleepecg's authors recommend (it filters 5-30 Hz).
 
     Returns:
         int array `(n_beats,)`, increasing; empty when the stretch is shorter than
