@@ -15,7 +15,7 @@ import json
 import statistics
 from pathlib import Path
 
-from ..config import ModelConfig, TrainConfig
+from ..config import ModelConfig, PreprocessConfig, TrainConfig
 from .base import STUDIES, STUDY_FS, Variant
 from .store import add_runs, open_store, open_study, run_attrs
 from .strategies import ADVISED_FS, ADVISED_SAMPLES
@@ -30,6 +30,9 @@ _LENGTHS = {None: "bucket_mask", CROP_PAD_SECONDS: "crop_pad"}
 # epochs sets how long it trains (the runs of docs/studies had `train`'s patience of 12 of their day); crossval
 # ignores the validation fraction.
 _FREE_TRAIN = ("epochs", "seed", "patience")
+# The preprocessing the studies' variants change; a full-budget run keeps the rest as `PreprocessConfig` at STUDY_FS
+# has it (the rate, every lead, no RR channel, and any setting added later).
+_VARIED_PREPROCESS = ("normalization", "bandpass", "fixed_length_s")
 _IGNORED_TRAIN = ("val_fraction",)
 
 
@@ -40,6 +43,11 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} not found: give a folder that `ecgrhythm crossval` wrote") from None
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not readable as JSON ({exc})") from None
+
+
+def _fixed_preprocess(config: PreprocessConfig) -> dict:
+    """`config`'s settings other than those the studies vary."""
+    return {k: v for k, v in config.to_dict().items() if k not in _VARIED_PREPROCESS}
 
 
 def crossval_variant(name: str, recipe: dict, where) -> Variant:
@@ -55,7 +63,8 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
         train, shipped = ({k: v for k, v in d.items() if k not in _IGNORED_TRAIN} for d in (train, shipped))
         bandpass = tuple(pre["bandpass"]) if pre["bandpass"] else None
         length = _LENGTHS.get(pre.get("fixed_length_s"))
-        plain = pre["fs"] == STUDY_FS and pre.get("leads") is None and not pre.get("rr_channel", False) and recipe.get("limit") is None
+        fixed = _fixed_preprocess(PreprocessConfig.from_dict({**pre, "fs": pre["fs"]}))  # a recipe names its rate
+        plain = fixed == _fixed_preprocess(PreprocessConfig(fs=STUDY_FS)) and recipe.get("limit") is None
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: not a crossval recipe ({exc})") from None
     if not plain or train != shipped or recipe.get("labels") not in ("auto", "reference") or recipe.get("classes") is not None:
