@@ -119,6 +119,32 @@ def test_an_ensemble_folder_averages_its_members(tiny_model_dir, other_member, t
         RhythmClassifier.load(out)
 
 
+def test_episode_windows_of_an_ensemble_come_from_its_first_network_unless_all_are_asked_for(tiny_model_dir, other_member, tmp_path, records):
+    from ecgrhythm.episodes import EpisodeParams, collect_windows, iter_window_probabilities
+    from ecgrhythm.records import read_record
+
+    out = assemble_ensemble([tiny_model_dir, other_member], tmp_path / "ensemble")
+    set_temperature(out, 2.0)
+    record = read_record(records[0])
+    signal = record.signal[:, 0]
+
+    def windows(clf, params=None):
+        return collect_windows(
+            iter_window_probabilities(clf, [signal], record.fs, params=params or EpisodeParams()), clf.classes_, record.duration_s
+        ).probabilities
+
+    first, second, ensemble = (RhythmClassifier.load(p) for p in (tiny_model_dir, other_member, out))
+    a, b = windows(first), windows(second)
+    assert len(a) > 5 and np.abs(a - b).max() > 1e-3
+    np.testing.assert_allclose(windows(ensemble), a, atol=1e-6)  # the default: the first network, without the temperature
+    np.testing.assert_allclose(windows(ensemble, EpisodeParams(networks=None)), (a + b) / 2, atol=1e-6)
+    prepared = ensemble.prepare(record)
+    with pytest.raises(ValueError, match="fitted on all its networks"):
+        ensemble.predict_proba([prepared], networks=1)  # the temperature belongs to the mean of both
+    with pytest.raises(ValueError, match="networks"):
+        EpisodeParams(networks=0)
+
+
 def test_ensembles_of_other_architectures_or_too_many_members_are_refused(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match=f"1 to {MAX_MEMBERS}"):
         assemble_ensemble([tiny_model_dir] * (MAX_MEMBERS + 1), tmp_path / "big")

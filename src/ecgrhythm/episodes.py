@@ -22,9 +22,11 @@ Then a record whose AF burden reaches `persistent_burden` (0.85) is AF
 throughout: persistent AF in the CPSC 2021 sense (the sample's paroxysmal
 records reach 0.64, its persistent ones lose stretches of a few windows).
 
-The windows' probabilities are the networks' own: a model folder's temperature,
+The windows' probabilities are the network's own: a model folder's temperature,
 fitted on whole records, is not applied to them (the HMM's settings below were
-fitted without one).
+fitted without one), and a folder of several networks finds episodes with its
+first network only (`EpisodeParams.networks`), since the settings were fitted
+on one network's probabilities.
 
 How the parameters (`EpisodeParams` defaults) were fitted, with the network
 shipped before the present one (seed 0): window probabilities were computed once at a 1 s hop and reused at
@@ -94,6 +96,10 @@ class EpisodeParams:
         pull: cost per second of moving a change away from where the windows put it.
         min_af_beats: shortest AF episode, in beats.
         persistent_burden: AF burden from which the whole record is AF (persistent AF in the CPSC 2021 sense).
+        networks: the windows' probabilities are the mean of the model folder's first `networks` networks
+            (`None`: all). The settings were fitted on one network's probabilities, so an ensemble folder
+            finds episodes with its first network (and at its speed); an ONNX file's graph, which averages
+            its networks, counts as one.
     """
 
     window_s: float = 10.0
@@ -107,6 +113,7 @@ class EpisodeParams:
     pull: float = 0.2
     min_af_beats: int = 5
     persistent_burden: float = 0.85
+    networks: int | None = 1
 
     def __post_init__(self):
         for name in ("window_s", "hop_s", "refine_s", "irregularity", "emission_scale"):
@@ -123,7 +130,7 @@ class EpisodeParams:
             raise ValueError(
                 f"Invalid argument `persistent_burden`: expected a share in (0, 1]. Received: persistent_burden={self.persistent_burden!r}"
             )
-        for name in ("batch_windows", "min_af_beats"):
+        for name in ("batch_windows", "min_af_beats") + (("networks",) if self.networks is not None else ()):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
@@ -245,7 +252,8 @@ def iter_window_probabilities(
 
     def flush():
         if pending:
-            probs = classifier.predict_proba([s for _, _, s in pending], calibrated=False)  # the episode settings were fitted on these
+            # the episode settings were fitted on one network's own probabilities
+            probs = classifier.predict_proba([s for _, _, s in pending], calibrated=False, networks=params.networks)
             yield from ((a / fs, b / fs, p) for (a, b, _), p in zip(pending, probs))
             pending.clear()
 

@@ -374,23 +374,33 @@ class RhythmClassifier:
         self._check_fitted()
         return choose_lead(record, lead, self.n_leads_, model_leads=self.preprocess_.leads)
 
-    def predict_proba(self, signals, *, calibrated: bool = True) -> np.ndarray:
+    def predict_proba(self, signals, *, calibrated: bool = True, networks: int | None = None) -> np.ndarray:
         """Probabilities of already preprocessed signals (see :meth:`prepare`).
 
         Args:
             signals: list of float32 arrays `(n_i, n_channels_)` at the model's rate.
             calibrated: scale by the folder's temperature (fitted on whole records); `False` gives the
                 networks' own probabilities, which the AF episode model was fitted on.
+            networks: average only the folder's first `networks` networks (`None`: all of them). The
+                temperature was fitted on all of them: pass `calibrated=False` with a subset.
 
         Returns:
             float array `(len(signals), n_classes)`: the mean over the folder's networks, scaled by its temperature
             unless `calibrated` is false; rows sum to 1 for a softmax model.
 
         Raises:
-            ValueError: a signal does not have the shape the model takes.
+            ValueError: a signal does not have the shape the model takes, or `networks` is not a positive
+                whole number (or is one with `calibrated`).
             NonFiniteOutputError: the network gave NaN or infinite probabilities for a signal.
         """
         self._check_fitted()
+        members = self.networks_
+        if networks is not None:
+            if isinstance(networks, bool) or not isinstance(networks, (int, np.integer)) or networks < 1:
+                raise ValueError(f"Invalid argument `networks`: expected a positive integer or None. Received: networks={networks!r}")
+            members = members[:networks]
+            if calibrated and len(members) < len(self.networks_):
+                raise ValueError("Invalid argument `networks`: the folder's temperature was fitted on all its networks; pass calibrated=False")
         signals = list(signals)
         for i, s in enumerate(signals):
             if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[1] != self.n_channels_ or len(s) == 0:
@@ -400,7 +410,7 @@ class RhythmClassifier:
                 )
         if not signals:
             return np.zeros((0, len(self.classes_)))
-        probs = np.mean([predict_signals(network, signals, self.buckets_, self.batch_size) for network in self.networks_], axis=0)
+        probs = np.mean([predict_signals(network, signals, self.buckets_, self.batch_size) for network in members], axis=0)
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
             raise NonFiniteOutputError(
