@@ -13,6 +13,7 @@ import pytest
 from ecgrhythm.calibration import apply_temperature, top_class_calibration
 from ecgrhythm.crossval_report import cross_fitted_temperature
 from ecgrhythm.inference import RhythmClassifier
+from ecgrhythm.records import read_record
 from ecgrhythm.saving import MAX_MEMBERS, ModelFolderError, assemble_ensemble, load_model_dir, save_model_dir, set_temperature
 
 
@@ -112,6 +113,8 @@ def test_an_ensemble_folder_averages_its_members(tiny_model_dir, other_member, t
     ensemble = RhythmClassifier.load(out)
     assert len(ensemble.networks_) == 2
     np.testing.assert_allclose(ensemble.predict_records(records).probabilities, (a + b) / 2, atol=1e-6)
+    prepared = [ensemble.prepare(read_record(r)) for r in records]  # the first network, which ran both, has its own weights back
+    np.testing.assert_allclose(ensemble.predict_proba(prepared, calibrated=False, networks=1), a, atol=1e-6)
     set_temperature(out, 2.0)  # a calibrated ensemble scales the mean
     np.testing.assert_allclose(RhythmClassifier.load(out).predict_records(records).probabilities, apply_temperature((a + b) / 2, 2.0), atol=1e-6)
     (out / "member1.weights.h5").write_bytes((out / "member1.weights.h5").read_bytes()[:-8])
@@ -121,7 +124,6 @@ def test_an_ensemble_folder_averages_its_members(tiny_model_dir, other_member, t
 
 def test_episode_windows_of_an_ensemble_come_from_its_first_network_unless_all_are_asked_for(tiny_model_dir, other_member, tmp_path, records):
     from ecgrhythm.episodes import EpisodeParams, collect_windows, iter_window_probabilities
-    from ecgrhythm.records import read_record
 
     out = assemble_ensemble([tiny_model_dir, other_member], tmp_path / "ensemble")
     set_temperature(out, 2.0)

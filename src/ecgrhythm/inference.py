@@ -1,7 +1,7 @@
 """Classifying records with a trained model, in bounded memory, from Python.
 
 Batches have a fixed number of rows and one of a few padded lengths, so JAX
-compiles the network once per length. Classifying many files, chunk by chunk
+compiles the network once per length (an ensemble's networks share it). Classifying many files, chunk by chunk
 in bounded memory, is :mod:`ecgrhythm.streaming`.
 
 Example:
@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +250,8 @@ class RhythmClassifier:
     Attributes (after `load`):
         model_dir_: the model folder that was loaded.
         model_: the Keras network (the first of an ensemble's).
-        networks_: every network of the folder; their probabilities are averaged.
+        networks_: every network of the folder; their probabilities are averaged (each run with the first one's
+            compiled function, which takes their weights in turn).
         temperature_: the folder's temperature, one number or one per class (1.0: none); probabilities
             are `softmax(log p / T)` of the networks' mean `p` (see :func:`ecgrhythm.calibration.apply_temperature`).
         temperature_by_: None (one temperature, or each class's column by its own), or "predicted_class"
@@ -267,6 +269,7 @@ class RhythmClassifier:
     def __init__(self, model_dir=None, *, batch_size: int = BATCH_SIZE):
         self.model_dir = model_dir
         self.batch_size = batch_size
+        self._swap_lock = threading.Lock()  # an ensemble's members run in turn on its first network
 
     @classmethod
     def load(cls, model_dir=None, **kwargs) -> RhythmClassifier:
@@ -410,7 +413,7 @@ class RhythmClassifier:
                 )
         if not signals:
             return np.zeros((0, len(self.classes_)))
-        probs = np.mean([predict_signals(network, signals, self.buckets_, self.batch_size) for network in members], axis=0)
+        probs = self._mean_probabilities(members, signals)
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
             raise NonFiniteOutputError(
@@ -418,6 +421,29 @@ class RhythmClassifier:
                 f"the first being signals[{bad[0]}]: the model folder may be damaged or the signal holds extreme values"
             )
         return self.calibrate(probs) if calibrated else probs
+
+    def _mean_probabilities(self, members, signals) -> np.ndarray:
+        """The mean of `members`' probabilities, every member run by the first one's compiled function.
+
+        JAX compiles a network's function once per input shape and per network object, seconds each
+        on a small CPU. The members share one architecture (:func:`ecgrhythm.saving.assemble_ensemble`),
+        so the first network takes each other member's weights in turn and gets its own back after:
+        each shape compiles once for the whole ensemble.
+        """
+        runner = members[0]
+        if len(members) == 1:
+            return predict_signals(runner, signals, self.buckets_, self.batch_size)
+        with self._swap_lock:
+            own = runner.get_weights()
+            try:
+                outs = []
+                for k, network in enumerate(members):
+                    if k:
+                        runner.set_weights(network.get_weights())
+                    outs.append(predict_signals(runner, signals, self.buckets_, self.batch_size))
+            finally:
+                runner.set_weights(own)
+        return np.mean(outs, axis=0)
 
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
         """Whole-record probabilities scaled by the folder's temperature (unchanged without one).
