@@ -5,7 +5,8 @@ out-of-fold score (and an ensemble's, from `ecgrhythm ensemble --crossval`) is s
 fold's `checkpoint/` holds the network's weights after its last epoch, chosen by nothing. This script puts
 those weights into each member's fold network, classifies the fold's records, and prints per fold the score
 of each member and of their average, with the means and 95 % intervals over the folds finished in every
-member: an estimate of what the recipe scores on new records. A member's last-epoch score equals the one its
+member: an estimate of what the recipe scores on new records. Last, the average's paired difference from
+each member (t-test over the folds). A member's last-epoch score equals the one its
 training log shows for that epoch (the script checks that the kept weights are those of the fold's folder
 first, so the weights go where they belong).
 
@@ -20,9 +21,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import ttest_rel
 
 from ecgrhythm.checkpoint import STATE_FILE
-from ecgrhythm.crossval import fold_dir, read_folds
+from ecgrhythm.crossval import OOF_FILE, fold_dir, read_folds
 from ecgrhythm.crossval_report import t_interval
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.metrics import cinc2017_score, confusion_matrix
@@ -54,7 +56,7 @@ def main() -> None:
         if read_folds(member).digest != folds.digest:
             raise SystemExit(f"{member}: other folds than {args.members[0]}")
     classes = list(folds.classes)
-    done = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / CHECKPOINT_DIR / STATE_FILE).is_file() for m in args.members)]
+    done = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in args.members)]  # finished folds
     scores = {name: [] for name in [m.name for m in args.members] + ["average"]}
     for k in done:
         names = folds.folds[k]
@@ -70,6 +72,10 @@ def main() -> None:
     for name, values in scores.items():
         mean, half = t_interval(values)
         print(f"{name}: last-epoch mean {mean:.4f} ± {half:.4f} over folds {done}")
+    for member in args.members:
+        diff = np.subtract(scores["average"], scores[member.name])
+        p = ttest_rel(scores["average"], scores[member.name]).pvalue if len(done) > 1 else float("nan")
+        print(f"average - {member.name}: {diff.mean():+.4f} paired (p {p:.3f}), higher on {int((diff > 0).sum())} of {len(done)} folds")
 
 
 def _score(truth, probabilities, classes) -> float:
