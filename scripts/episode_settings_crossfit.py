@@ -3,7 +3,8 @@
 The episode finder's settings (`EpisodeParams` defaults) were fitted with the shipped network on the 18
 records of the cpsc2021 sample, and its score there (2.111) is scored on the same records. To compare
 networks fairly, this script scores every record under a grid of settings (window probabilities computed
-once per record, at the default window and hop), then, for each of the sample's patients (the record name
+once per record, at the default window and hop, from a folder's first network as `episodes` does, or from all
+its networks averaged with `--all-networks`), then, for each of the sample's patients (the record name
 before its last `_`), picks the settings with the best mean CPSC 2021 score on the other patients' records
 and scores that patient's records with them: a leave-one-patient-out fit. It prints, per network, the
 score (and the mean AF burden error) at the default settings, the best in-sample score of the grid (and the settings that give it) and the
@@ -37,15 +38,18 @@ GRID = {
 }
 
 
-def record_scores(model, paths, grid) -> tuple[np.ndarray, np.ndarray]:
-    """CPSC 2021 score and AF burden error, each `(n_records, n_settings)`, of one network's episodes under each setting."""
+def record_scores(model, paths, grid, networks: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
+    """CPSC 2021 score and AF burden error, each `(n_records, n_settings)`, of one model's episodes under each setting.
+
+    The windows' probabilities are those of the model's first `networks` networks (`None`: all), as `EpisodeParams.networks`.
+    """
     clf = RhythmClassifier.load(model)
     scores, burden_errors = np.zeros((len(paths), len(grid))), np.zeros((len(paths), len(grid)))
     for i, path in enumerate(paths):
         record, truth = read_record(path), read_rhythm_annotations(path)
         one, lead = clf.choose_lead(record, None)
         signal = one.signal[:, 0]
-        stream = iter_window_probabilities(clf, [signal], one.fs, lead=lead, params=EpisodeParams())
+        stream = iter_window_probabilities(clf, [signal], one.fs, lead=lead, params=EpisodeParams(networks=networks))
         windows = collect_windows(stream, clf.classes_, one.n_samples / one.fs)
 
         def read(a, b, signal=signal):
@@ -71,6 +75,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", metavar="MODEL_DIR")
     parser.add_argument("--data", default="../shared/data/cpsc2021-sample", help="WFDB records with .atr rhythm annotations")
+    parser.add_argument(
+        "--all-networks", action="store_true", help="average every network of a folder in the windows (default: its first, as `episodes` does)"
+    )
     args = parser.parse_args()
     paths = annotated_records(args.data)
     patients = np.array([p.stem.rsplit("_", 1)[0] for p in paths])
@@ -78,7 +85,7 @@ def main():
     default = grid.index(EpisodeParams())
     print(f"{len(paths)} records of {len(np.unique(patients))} patients; {len(grid)} settings")
     for model in args.models:
-        scores, burden_errors = record_scores(model, paths, grid)
+        scores, burden_errors = record_scores(model, paths, grid, None if args.all_networks else 1)
         rows = np.arange(len(paths))
         crossfit = leave_one_patient_out(scores, patients)
         best = int(np.argmax(scores.mean(axis=0)))
