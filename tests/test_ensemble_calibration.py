@@ -143,8 +143,33 @@ def test_episode_windows_of_an_ensemble_come_from_its_first_network_unless_all_a
     prepared = ensemble.prepare(record)
     with pytest.raises(ValueError, match="fitted on all its networks"):
         ensemble.predict_proba([prepared], networks=1)  # the temperature belongs to the mean of both
-    with pytest.raises(ValueError, match="networks"):
-        EpisodeParams(networks=0)
+    for bad in (0, 3, True, 1.5):
+        with pytest.raises(ValueError, match="networks"):
+            ensemble.predict_proba([prepared], calibrated=False, networks=bad)
+    for bad in (0, True, 1.5):
+        with pytest.raises(ValueError, match="networks"):
+            EpisodeParams(networks=bad)
+
+
+def test_a_member_failing_mid_swap_leaves_the_first_network_its_own_weights(tiny_model_dir, other_member, tmp_path, records, monkeypatch):
+    from ecgrhythm import inference
+
+    ensemble = RhythmClassifier.load(assemble_ensemble([tiny_model_dir, other_member], tmp_path / "ensemble"))
+    prepared = [ensemble.prepare(read_record(r)) for r in records]
+    first = ensemble.predict_proba(prepared, calibrated=False, networks=1)
+    real, calls = inference.predict_signals, []
+
+    def second_call_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second member, run on the first network with its weights
+            raise RuntimeError("member failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "predict_signals", second_call_fails)
+    with pytest.raises(RuntimeError, match="member failed"):
+        ensemble.predict_proba(prepared, calibrated=False)
+    monkeypatch.setattr(inference, "predict_signals", real)
+    np.testing.assert_allclose(ensemble.predict_proba(prepared, calibrated=False, networks=1), first, atol=1e-6)
 
 
 def test_ensembles_of_other_architectures_or_too_many_members_are_refused(tiny_model_dir, tmp_path):

@@ -132,7 +132,7 @@ class EpisodeParams:
             )
         for name in ("batch_windows", "min_af_beats") + (("networks",) if self.networks is not None else ()):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
 
 

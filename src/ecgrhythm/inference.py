@@ -392,8 +392,8 @@ class RhythmClassifier:
             unless `calibrated` is false; rows sum to 1 for a softmax model.
 
         Raises:
-            ValueError: a signal does not have the shape the model takes, or `networks` is not a positive
-                whole number (or is one with `calibrated`).
+            ValueError: a signal does not have the shape the model takes, or `networks` is not a whole number
+                from 1 to the number of networks (or is fewer than all with `calibrated`).
             NonFiniteOutputError: the network gave NaN or infinite probabilities for a signal.
         """
         self._check_fitted()
@@ -401,6 +401,8 @@ class RhythmClassifier:
         if networks is not None:
             if isinstance(networks, bool) or not isinstance(networks, (int, np.integer)) or networks < 1:
                 raise ValueError(f"Invalid argument `networks`: expected a positive integer or None. Received: networks={networks!r}")
+            if networks > len(members):
+                raise ValueError(f"Invalid argument `networks`: the model has {len(members)} network(s). Received: networks={networks!r}")
             members = members[:networks]
             if calibrated and len(members) < len(self.networks_):
                 raise ValueError("Invalid argument `networks`: the folder's temperature was fitted on all its networks; pass calibrated=False")
@@ -428,12 +430,15 @@ class RhythmClassifier:
         JAX compiles a network's function once per input shape and per network object, seconds each
         on a small CPU. The members share one architecture (:func:`ecgrhythm.saving.assemble_ensemble`),
         so the first network takes each other member's weights in turn and gets its own back after:
-        each shape compiles once for the whole ensemble.
+        each shape compiles once for the whole ensemble. In a folder of several networks every call holds
+        a lock, so that a call running the first network alone never sees another member's weights.
         """
         runner = members[0]
-        if len(members) == 1:
+        if len(self.networks_) == 1:
             return predict_signals(runner, signals, self.buckets_, self.batch_size)
         with self._swap_lock:
+            if len(members) == 1:
+                return predict_signals(runner, signals, self.buckets_, self.batch_size)
             own = runner.get_weights()
             try:
                 outs = []
