@@ -30,7 +30,7 @@ REF=(--no-bandpass --patience 40 --reference baseline)
 crossval seed1 "${REF[@]}" --seed 1                                 # a second network for the two-seed ensemble
 .venv/bin/ecgrhythm ensemble --crossval runs/crossval/baseline runs/crossval/seed1 --output runs/crossval/seeds2 \
     --reference baseline
-# The recipe shipped now is seed1's (its fold 0). Later candidates change one thing from it and are paired with it.
+# seed1's recipe was then shipped (its fold 0). Later candidates change one thing from it and are paired with it.
 # (An augmentation run with seed 0, paired with the baseline, was stopped after 6 epochs for this pairing.)
 REF1=(--no-bandpass --patience 40 --seed 1 --reference seed1)
 candidate seed1-rr "${REF1[@]}" --rr-channel                              # the RR-interval channel beside the waveform
@@ -41,6 +41,6 @@ crossval seed1-augment "${REF1[@]}" --augment flip,scale,noise,wander
     --reference seed1
 .venv/bin/ecgrhythm ensemble --crossval runs/crossval/baseline runs/crossval/seed1 runs/crossval/seed1-augment \
     --output runs/crossval/seeds2+augment --reference seed1
-# A second augmented network (seed 2), for ensembles of four or five
+# A second augmented network (seed 2), for ensembles of three or four
 crossval seed2-augment --no-bandpass --patience 40 --seed 2 --reference seed1 --augment flip,scale,noise,wander
 candidate seed1-none "${REF1[@]}" --normalization none                    # unscaled input (+0.009 at the study's 15 epochs)

@@ -35,7 +35,10 @@ from ecgrhythm.saving import CHECKPOINT_DIR
 def last_epoch_network(model_dir: Path) -> RhythmClassifier:
     """The fold's network with the weights of its last epoch (from its checkpoint)."""
     clf = RhythmClassifier.load(model_dir)
-    with np.load(model_dir / CHECKPOINT_DIR / STATE_FILE, allow_pickle=False) as state:
+    path = model_dir / CHECKPOINT_DIR / STATE_FILE
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: pass the cross-validation folders of single networks ('ecgrhythm crossval'), not ensembles")
+    with np.load(path, allow_pickle=False) as state:
         kept = [state[f"best_{i}"] for i in range(len(clf.model_.variables))]
         last = [state[f"model_{i}"] for i in range(len(clf.model_.variables))]
     for variable, value in zip(clf.model_.variables, kept, strict=True):
@@ -57,6 +60,8 @@ def main() -> None:
             raise SystemExit(f"{member}: other folds than {args.members[0]}")
     classes = list(folds.classes)
     done = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in args.members)]  # finished folds
+    if not done:
+        raise SystemExit(f"no fold is finished in every one of {[str(m) for m in args.members]}: run their cross-validations first")
     scores = {name: [] for name in [m.name for m in args.members] + ["average"]}
     for k in done:
         names = folds.folds[k]
