@@ -208,3 +208,73 @@ def test_a_model_with_the_rr_channel_exports_and_classifies_as_its_folder(tiny_r
     model.metadata_props.extend(kept)
     onnx.save(model, tmp_path / "old.onnx")
     assert read_onnx_metadata(tmp_path / "old.onnx")["rr_channel"] is False
+
+
+@pytest.fixture(scope="module")
+def ensemble_dir(tiny_model_dir, tmp_path_factory):
+    """A folder of two networks: the tiny model, then a copy whose output layer's weights are scaled by 3."""
+    from ecgrhythm.saving import assemble_ensemble, load_model_dir, save_model_dir
+
+    model, config = load_model_dir(tiny_model_dir)
+    dense = model.get_layer("probabilities")
+    dense.kernel.assign(np.asarray(dense.kernel) * 3.0)
+    root = tmp_path_factory.mktemp("ensemble")
+    save_model_dir(model, root / "scaled", classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"])
+    return assemble_ensemble([tiny_model_dir, root / "scaled"], root / "ensemble")
+
+
+def test_an_exported_ensemble_finds_episodes_with_its_first_network_as_its_folder(ensemble_dir, tmp_path, cinc2017_dir):
+    from ecgrhythm.episodes import EpisodeParams, collect_windows, iter_window_probabilities
+
+    path, difference = export_onnx(ensemble_dir, tmp_path / "ensemble.onnx")  # parity checked on both outputs
+    assert difference < 1e-4
+    assert read_onnx_metadata(path)["networks"] == 2
+    assert read_onnx_metadata(path)["outputs"] == {"probabilities": 2, "first_probabilities": 1}
+    keras_ens, onnx_ens = RhythmClassifier.load(ensemble_dir), OnnxClassifier.load(path)
+    assert len(onnx_ens.networks_) == 2
+    record = read_record(cinc2017_dir / f"{CINC[2]}.hea")
+    signals = [onnx_ens.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC]
+    first = keras_ens.predict_proba(signals, calibrated=False, networks=1)
+    mean = keras_ens.predict_proba(signals, calibrated=False)
+    assert np.abs(first - mean).max() > 1e-2  # the networks differ
+    np.testing.assert_allclose(onnx_ens.predict_proba(signals, calibrated=False, networks=1), first, atol=1e-4)
+    np.testing.assert_allclose(onnx_ens.predict_proba(signals, calibrated=False), mean, atol=1e-4)
+    with pytest.raises(ValueError, match="fitted on all its networks"):
+        onnx_ens.predict_proba(signals, networks=1)
+    with pytest.raises(ValueError, match="the model has 2 network"):
+        onnx_ens.predict_proba(signals, calibrated=False, networks=3)
+
+    def windows(clf, params=None):
+        pieces = iter_window_probabilities(clf, [record.signal[:, 0]], record.fs, params=params or EpisodeParams())
+        return collect_windows(pieces, clf.classes_, record.duration_s).probabilities
+
+    expected = windows(keras_ens)
+    assert len(expected) > 20
+    np.testing.assert_allclose(windows(onnx_ens), expected, atol=1e-4)
+    assert np.abs(windows(onnx_ens, EpisodeParams(networks=None)) - expected).max() > 1e-2  # all networks: another answer
+
+
+def test_an_ensemble_file_exported_before_the_first_network_output_refuses_to_run_it_alone(ensemble_dir, tmp_path, cinc2017_dir):
+    import onnx
+
+    path, _ = export_onnx(ensemble_dir, tmp_path / "new.onnx")
+    model = onnx.load(path)
+    # As exported before: the mean as the only output, and no "outputs" metadata.
+    kept_nodes = [n for n in model.graph.node if "first_probabilities" not in n.output]
+    del model.graph.node[:]
+    model.graph.node.extend(kept_nodes)
+    kept_outputs = [o for o in model.graph.output if o.name != "first_probabilities"]
+    del model.graph.output[:]
+    model.graph.output.extend(kept_outputs)
+    kept_props = [p for p in model.metadata_props if p.key != "outputs"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept_props)
+    old = tmp_path / "old.onnx"
+    onnx.save(model, old)
+    assert read_onnx_metadata(old)["outputs"] is None and [o.name for o in onnx.load(old).graph.output] == ["probabilities"]
+
+    clf, new = OnnxClassifier.load(old), OnnxClassifier.load(path)
+    signals = [clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC]
+    np.testing.assert_allclose(clf.predict_proba(signals), new.predict_proba(signals), atol=1e-6)  # the mean, as before
+    with pytest.raises(ValueError, match=r"old\.onnx: this ONNX file's graph gives the mean of its 2 networks only.*export it again"):
+        clf.predict_proba(signals, calibrated=False, networks=1)

@@ -98,8 +98,8 @@ class EpisodeParams:
         persistent_burden: AF burden from which the whole record is AF (persistent AF in the CPSC 2021 sense).
         networks: the windows' probabilities are the mean of the model folder's first `networks` networks
             (`None`: all). The settings were fitted on one network's probabilities, so an ensemble folder
-            finds episodes with its first network (and at its speed); an ONNX file's graph, which averages
-            its networks, counts as one.
+            finds episodes with its first network (and at its speed), as does its ONNX file (the graph's
+            first network's output).
     """
 
     window_s: float = 10.0

@@ -46,7 +46,8 @@ What failed (tried on the shipped model, Keras 3.15.1, JAX 0.10.2, jax2onnx 0.17
 Every export is checked number by number: :func:`export_onnx` runs the Keras
 network and the ONNX graph (onnxruntime) on the same padded batch of
 several lengths and refuses to write a file whose probabilities differ by
-more than `tolerance`.
+more than `tolerance` (every output: a folder of several networks gets
+`first_probabilities`, its first network's own, beside their mean).
 
 Metadata (`metadata_props`, every value a JSON text) is read back with
 :func:`ecgrhythm.onnx_model.read_onnx_metadata`; keys are listed in
@@ -63,7 +64,7 @@ import numpy as np
 from ._io import atomic_write
 from .batching import bucket_lengths, pad_batch
 from .config import ModelConfig, PreprocessConfig
-from .onnx_model import INPUT_MASK, INPUT_SIGNAL, OUTPUT, metadata_from_config, require
+from .onnx_model import FIRST_OUTPUT, INPUT_MASK, INPUT_SIGNAL, OUTPUT, graph_outputs, metadata_from_config, require
 
 __all__ = ["export_onnx", "onnx_graph", "OPSET"]
 
@@ -180,7 +181,8 @@ def onnx_graph(networks, config: dict):
 
     Returns:
         An `onnx.ModelProto` with inputs `signal` float32 `(batch, steps, n_channels)` (`PreprocessConfig.n_channels(n_leads)`)
-        and `mask` bool `(batch, steps)`, output `probabilities` `(batch, n_classes)`,
+        and `mask` bool `(batch, steps)`, output `probabilities` `(batch, n_classes)` (the networks' mean) and, with
+        several networks, `first_probabilities` `(batch, n_classes)` (the first network's own, which AF episodes use),
         and the metadata of :func:`ecgrhythm.onnx_model.metadata_from_config`.
     """
     onnx = require("onnx")
@@ -192,6 +194,8 @@ def onnx_graph(networks, config: dict):
     outputs = [_network(g, model, architecture, INPUT_SIGNAL, keep) for model in networks]
     last = outputs[0] if len(outputs) == 1 else g.op("Mean", outputs, "ensemble")
     g.nodes.append(helper.make_node("Identity", [last], [OUTPUT]))
+    if len(outputs) > 1:
+        g.nodes.append(helper.make_node("Identity", [outputs[0]], [FIRST_OUTPUT]))
     graph = helper.make_graph(
         g.nodes,
         "ecgrhythm",
@@ -199,7 +203,7 @@ def onnx_graph(networks, config: dict):
             helper.make_tensor_value_info(INPUT_SIGNAL, TensorProto.FLOAT, ["batch", "steps", n_channels]),
             helper.make_tensor_value_info(INPUT_MASK, TensorProto.BOOL, ["batch", "steps"]),
         ],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", n_classes])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", n_classes]) for name in graph_outputs(len(networks))],
         g.initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ecgrhythm")
@@ -215,20 +219,29 @@ def _n_channels(config: dict) -> int:
 
 
 def _check_parity(networks, model_bytes, config, tolerance):
-    """Run the Keras networks and the ONNX graph on one padded batch of several lengths; raise if they differ."""
+    """Run the Keras networks and the ONNX graph on one padded batch of several lengths; raise if any output differs.
+
+    Returns:
+        The largest difference, over the mean output and (several networks) the first network's output.
+    """
     ort = require("onnxruntime")
     downsampling = ModelConfig.from_dict(config["model"]).downsampling
     length = bucket_lengths(PreprocessConfig.from_dict(config["preprocess"]).fs, downsampling)[0]
     rng = np.random.default_rng(0)
     sizes = [length, length // 2 + 1, downsampling - 1, 1]  # full, half, shorter than one downsampled step
     x, mask = pad_batch([rng.standard_normal((n, _n_channels(config))).astype(np.float32) for n in sizes], length)
-    expected = np.mean([np.asarray(m.predict_on_batch({"signal": x, "mask": mask})) for m in networks], axis=0)
+    each = [np.asarray(m.predict_on_batch({"signal": x, "mask": mask})) for m in networks]
+    expected = {OUTPUT: np.mean(each, axis=0), FIRST_OUTPUT: each[0]}
+    names = list(graph_outputs(len(networks)))
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT], {INPUT_SIGNAL: x, INPUT_MASK: mask})[0]
-    worst = float(np.max(np.abs(got - expected)))
-    if not worst <= tolerance:
-        raise RuntimeError(f"the ONNX graph differs from the Keras network by {worst:.2e} (more than {tolerance:.0e}); not written")
-    return worst
+    got = dict(zip(names, session.run(names, {INPUT_SIGNAL: x, INPUT_MASK: mask})))
+    differences = {name: float(np.max(np.abs(got[name] - expected[name]))) for name in names}
+    for name, difference in differences.items():
+        if not difference <= tolerance:
+            raise RuntimeError(
+                f"the ONNX graph's output {name} differs from the Keras network(s) by {difference:.2e} (more than {tolerance:.0e}); not written"
+            )
+    return max(differences.values())
 
 
 def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: float = PARITY_TOLERANCE) -> tuple[Path, float | None]:

@@ -23,13 +23,14 @@ import numpy as np
 from .batching import bucket_lengths
 from .calibration import checked_temperature
 from .config import ModelConfig, PreprocessConfig
-from .inference import RhythmClassifier
+from .inference import RhythmClassifier, predict_signals
 
-__all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "METADATA_KEYS", "EXTRA"]
+__all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "graph_outputs", "METADATA_KEYS", "EXTRA"]
 
 FORMAT = 1
 EXTRA = "onnx"  # the optional dependency group: pip install "ecgrhythm[onnx]"
 INPUT_SIGNAL, INPUT_MASK, OUTPUT = "signal", "mask", "probabilities"
+FIRST_OUTPUT = "first_probabilities"  # a file of several networks: the first one's own probabilities (AF episodes use it)
 METADATA_KEYS = (
     "ecgrhythm_format",  # 1
     "classes",  # class names, the columns of `probabilities`
@@ -46,9 +47,14 @@ METADATA_KEYS = (
     "downsampling",  # input steps must be a multiple of it
     "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
     "networks",  # networks averaged in the graph
+    "outputs",  # each graph output -> how many of the first networks it averages: {"probabilities": networks[, "first_probabilities": 1]}
     "config.json",  # the model folder's config.json
 )
-OPTIONAL_METADATA = {"temperature_by": None, "rr_channel": False}  # keys added after format 1 was first written, and their value in older files
+OPTIONAL_METADATA = {
+    "temperature_by": None,
+    "rr_channel": False,
+    "outputs": None,
+}  # keys added after format 1 was first written, and their value in older files
 
 
 class OnnxModelError(ValueError):
@@ -88,8 +94,14 @@ def metadata_from_config(config: dict, n_networks: int = 1) -> dict:
         "downsampling": architecture.downsampling,
         "buckets": list(bucket_lengths(preprocess.fs, architecture.downsampling)),
         "networks": int(n_networks),
+        "outputs": graph_outputs(n_networks),
         "config.json": config,
     }
+
+
+def graph_outputs(n_networks: int) -> dict[str, int]:
+    """The outputs of the graph of `n_networks` networks, each with how many of the first networks it averages."""
+    return {OUTPUT: int(n_networks), **({FIRST_OUTPUT: 1} if n_networks > 1 else {})}
 
 
 def read_onnx_metadata(path) -> dict:
@@ -126,15 +138,19 @@ def _decode(raw: dict, path) -> dict:
 
 
 class _OrtNetwork:
-    """An onnxruntime session seen through the two members of a Keras model that inference uses.
+    """One output of an onnxruntime session seen through the two members of a Keras model that inference uses.
+
+    Args:
+        session: the file's onnxruntime session.
+        name: the graph output it gives.
 
     Attributes:
-        output: the graph's output (`.shape[-1]` is the number of classes).
+        output: the graph's output `name` (`.shape[-1]` is the number of classes).
     """
 
-    def __init__(self, session):
+    def __init__(self, session, name: str = OUTPUT):
         self.session = session
-        self.output = session.get_outputs()[0]
+        self.output = next(o for o in session.get_outputs() if o.name == name)
 
     def predict_on_batch(self, inputs) -> np.ndarray:
         """Probabilities `(batch, n_classes)` of `{"signal": (batch, steps, leads), "mask": (batch, steps)}`.
@@ -145,7 +161,7 @@ class _OrtNetwork:
         x, mask = inputs[INPUT_SIGNAL], inputs[INPUT_MASK]
         rows = int(np.count_nonzero(mask.any(axis=1)))
         out = np.zeros((len(x), self.output.shape[-1]), dtype=np.float32)
-        out[:rows] = self.session.run([OUTPUT], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]
+        out[:rows] = self.session.run([self.output.name], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]
         return out
 
 
@@ -158,8 +174,12 @@ class OnnxClassifier(RhythmClassifier):
         chunk_size: records read and held at a time by `classify_files`.
 
     Attributes (after `load`): those of `RhythmClassifier`, read from
-    the file's metadata, with `model_` the onnxruntime network and
-    `onnx_metadata_` the decoded metadata (:func:`read_onnx_metadata`).
+    the file's metadata, with `onnx_metadata_` the decoded metadata
+    (:func:`read_onnx_metadata`) and `networks_` one entry per network of the
+    file (metadata "networks"): `networks_[k]` runs the graph output that
+    averages its first `k + 1` networks, or is None where the graph has no
+    such output (an ensemble's first network alone in files exported before
+    `first_probabilities`). `predict_proba(networks=n)` runs `networks_[n - 1]`.
     """
 
     def _load_model(self):
@@ -180,4 +200,28 @@ class OnnxClassifier(RhythmClassifier):
         except (KeyError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
         self.onnx_metadata_ = meta
-        return [_OrtNetwork(session)], config
+        return self._networks(session, meta), config
+
+    def _networks(self, session, meta) -> list:
+        """`networks_` (see the class) from the metadata "networks" and "outputs" (older files: the mean only)."""
+        count = meta["networks"]
+        outputs = meta["outputs"] if meta["outputs"] is not None else {OUTPUT: count}
+        names = {o.name for o in session.get_outputs()}
+        valid = isinstance(count, int) and count >= 1 and isinstance(outputs, dict) and outputs.get(OUTPUT) == count
+        if not valid or any(name not in names or not isinstance(n, int) or not 1 <= n <= count for name, n in outputs.items()):
+            raise OnnxModelError(
+                f"{self.model_dir}: metadata networks={count!r} and outputs={outputs!r} do not match the graph's outputs "
+                f"{sorted(names)}; export the model again"
+            )
+        by_count = {n: name for name, n in outputs.items()}
+        return [_OrtNetwork(session, by_count[k]) if k in by_count else None for k in range(1, count + 1)]
+
+    def _mean_probabilities(self, members, signals) -> np.ndarray:
+        """The probabilities of the graph output that averages `members`, the file's first `len(members)` networks."""
+        network = members[-1]
+        if network is None:
+            raise ValueError(
+                f"{self.model_dir}: this ONNX file's graph gives the mean of its {len(self.networks_)} networks only, not that of "
+                f"its first {len(members)}; export it again with 'ecgrhythm export' (its graph then has the first network's output too)"
+            )
+        return predict_signals(network, signals, self.buckets_, self.batch_size)
