@@ -57,6 +57,21 @@ def tiny_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_member(tmp_path_factory, tiny_model_dir) -> Path:
+    """A second network of the tiny model's architecture, for ensembles: its output layer's weights scaled by 3."""
+    import numpy as np
+
+    from ecgrhythm.saving import load_model_dir, save_model_dir
+
+    model, config = load_model_dir(tiny_model_dir)
+    dense = model.get_layer("probabilities")
+    dense.kernel.assign(np.asarray(dense.kernel) * 3.0)
+    out = tmp_path_factory.mktemp("members") / "scaled"
+    save_model_dir(model, out, classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"seed": 1})
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_rr_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
     """The tiny network trained with `ecgrhythm train --rr-channel` (and every augmentation) on the same 64 records."""
     from ecgrhythm.cli import main

@@ -22,17 +22,6 @@ def records(cinc2017_dir):
     return sorted(cinc2017_dir.glob("A0000*.hea"))[:6]
 
 
-@pytest.fixture(scope="module")
-def other_member(tmp_path_factory, tiny_model_dir):
-    """A second network of the tiny model's architecture: its output layer's weights scaled by 3."""
-    model, config = load_model_dir(tiny_model_dir)
-    dense = model.get_layer("probabilities")
-    dense.kernel.assign(np.asarray(dense.kernel) * 3.0)
-    out = tmp_path_factory.mktemp("members") / "scaled"
-    save_model_dir(model, out, classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"seed": 1})
-    return out
-
-
 def test_temperature_is_saved_with_consistent_checksums_and_applied(tiny_model_dir, tmp_path, records):
     plain = RhythmClassifier.load(tiny_model_dir).predict_records(records).probabilities
     folder = tmp_path / "calibrated"

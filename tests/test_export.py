@@ -211,16 +211,11 @@ def test_a_model_with_the_rr_channel_exports_and_classifies_as_its_folder(tiny_r
 
 
 @pytest.fixture(scope="module")
-def ensemble_dir(tiny_model_dir, tmp_path_factory):
-    """A folder of two networks: the tiny model, then a copy whose output layer's weights are scaled by 3."""
-    from ecgrhythm.saving import assemble_ensemble, load_model_dir, save_model_dir
+def ensemble_dir(tiny_model_dir, other_member, tmp_path_factory):
+    """A folder of two networks: the tiny model, then the copy whose output layer's weights are scaled by 3."""
+    from ecgrhythm.saving import assemble_ensemble
 
-    model, config = load_model_dir(tiny_model_dir)
-    dense = model.get_layer("probabilities")
-    dense.kernel.assign(np.asarray(dense.kernel) * 3.0)
-    root = tmp_path_factory.mktemp("ensemble")
-    save_model_dir(model, root / "scaled", classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"])
-    return assemble_ensemble([tiny_model_dir, root / "scaled"], root / "ensemble")
+    return assemble_ensemble([tiny_model_dir, other_member], tmp_path_factory.mktemp("ensemble") / "ensemble")
 
 
 def test_an_exported_ensemble_finds_episodes_with_its_first_network_as_its_folder(ensemble_dir, tmp_path, cinc2017_dir):
