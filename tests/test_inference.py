@@ -126,6 +126,10 @@ def test_predict_segments_is_the_timeline_of_consecutive_windows(clf, cinc2017_d
     assert [round(s.end_s - s.start_s, 3) for s in clf.predict_segments(record, 7.0, signal=prepared)] == [7.5] * 4
     with pytest.raises(ValueError, match="`window_s`"):
         clf.predict_segments(record, 0)
+    whole, together = clf.predict_with_segments(record, 10.0, signal=prepared)  # one call of the networks: the same numbers
+    np.testing.assert_allclose(whole, clf.predict_proba([prepared])[0], atol=1e-6)
+    np.testing.assert_allclose([s.probabilities for s in together], [s.probabilities for s in segments], atol=1e-6)
+    assert [(s.start_s, s.end_s, s.label) for s in together] == [(s.start_s, s.end_s, s.label) for s in segments]
 
 
 def test_non_finite_model_output_is_an_error_of_that_record(tiny_model_dir, paths):

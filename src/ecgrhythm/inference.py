@@ -517,12 +517,32 @@ class RhythmClassifier:
             NonFiniteOutputError: the network gave NaN or infinite probabilities.
             ValueError: the model has a fixed input length (:meth:`require_whole_records`).
         """
+        return self._timeline(record, window_s, signal, with_record=False)[1]
+
+    def predict_with_segments(self, record: EcgRecord, window_s: float, *, signal: np.ndarray | None = None) -> tuple[np.ndarray, list[Segment]]:
+        """The record's probabilities and its rhythm timeline (:meth:`predict_segments`) from one call of the networks.
+
+        The same numbers as :meth:`predict_proba` on the prepared record and :meth:`predict_segments`,
+        with the networks run once over the record and its windows together (an ensemble swaps its
+        weights once, not twice).
+
+        Returns:
+            `(probabilities, segments)`: float array `(n_classes,)` and the segments in time order.
+
+        Raises:
+            As :meth:`predict_segments`.
+        """
+        return self._timeline(record, window_s, signal, with_record=True)
+
+    def _timeline(self, record: EcgRecord, window_s: float, signal, *, with_record: bool) -> tuple[np.ndarray | None, list[Segment]]:
         self.require_whole_records("a rhythm timeline")
         if not window_s > 0:
             raise ValueError(f"Invalid argument `window_s`: expected a positive number of seconds. Received: window_s={window_s!r}")
         signal = self.prepare(record) if signal is None else signal
         bounds = window_bounds(len(signal), int(round(window_s * self.preprocess_.fs)))
-        probs = self.predict_proba([signal[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+        windows = [signal[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        probs = self.predict_proba([signal, *windows] if with_record else windows)
+        whole, probs = (probs[0], probs[1:]) if with_record else (None, probs)
         times = bounds / len(signal) * record.duration_s
         labels = self.labels_from_proba(probs)
-        return [Segment(float(times[i]), float(times[i + 1]), label, probs[i]) for i, label in enumerate(labels)]
+        return whole, [Segment(float(times[i]), float(times[i + 1]), label, probs[i]) for i, label in enumerate(labels)]

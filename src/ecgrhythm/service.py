@@ -169,8 +169,7 @@ class _Service:
             _stop_if(cancelled)
         try:
             _stop_if(cancelled)
-            probs = clf.predict_proba([prepared])[0]
-            segments = clf.predict_segments(one, WINDOW_S, signal=prepared)
+            probs, segments = clf.predict_with_segments(one, WINDOW_S, signal=prepared)
             episodes = episodes_payload(clf, one)
         finally:
             self._lock.release()
