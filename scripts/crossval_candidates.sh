@@ -43,4 +43,7 @@ crossval seed1-augment "${REF1[@]}" --augment flip,scale,noise,wander
     --output runs/crossval/seeds2+augment --reference seed1
 # A second augmented network (seed 2), for ensembles of three or four
 crossval seed2-augment --no-bandpass --patience 40 --seed 2 --reference seed1 --augment flip,scale,noise,wander
+# The two shipped networks' recipes with seed2-augment's (three networks; partial until seed2-augment finishes)
+.venv/bin/ecgrhythm ensemble --crossval runs/crossval/seed1 runs/crossval/seed1-augment runs/crossval/seed2-augment \
+    --output runs/crossval/seed1+augment2 --partial-report --reference seed1
 candidate seed1-none "${REF1[@]}" --normalization none                    # unscaled input (+0.009 at the study's 15 epochs)
