@@ -46,4 +46,6 @@ crossval seed2-augment --no-bandpass --patience 40 --seed 2 --reference seed1 --
 # The two shipped networks' recipes with seed2-augment's (three networks; partial until seed2-augment finishes)
 .venv/bin/ecgrhythm ensemble --crossval runs/crossval/seed1 runs/crossval/seed1-augment runs/crossval/seed2-augment \
     --output runs/crossval/seed1+augment2 --partial-report --reference seed1
+.venv/bin/ecgrhythm ensemble --crossval runs/crossval/seed1 runs/crossval/seed2-augment --output runs/crossval/seed1+augment-seed2 \
+    --partial-report --reference seed1    # the shipped pairing with the other augmented seed
 candidate seed1-none "${REF1[@]}" --normalization none                    # unscaled input (+0.009 at the study's 15 epochs)
