@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ecgrhythm import inference
-from ecgrhythm.inference import NotFittedError, RhythmClassifier, _batch_buckets, predict_signals
+from ecgrhythm.inference import NotFittedError, RhythmClassifier
 from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.saving import ModelFolderError, load_model_dir
 from ecgrhythm.streaming import classify_files
@@ -33,24 +33,6 @@ def test_fast_loading_gives_the_saved_weights(clf, tiny_model_dir):
         assert a.path.split("/")[0] == b.path.split("/")[0]
         np.testing.assert_array_equal(np.asarray(a.value), np.asarray(b.value))
     assert all(v.value is not None for v in clf.model_.variables)
-
-
-def test_merging_small_buckets():
-    buckets = (100, 200, 300, 400)
-    # 100: 3 signals (< 4) merge into 200; 200: 5 stay; 300: none; 400: 1 (largest in use) stays.
-    assert _batch_buckets([50] * 3 + [150] * 5 + [400], buckets, min_count=4) == (200, 400)
-    # Only small groups: everything rides in the largest bucket in use.
-    assert _batch_buckets([50, 150, 250], buckets, min_count=4) == (300,)
-    assert _batch_buckets([50] * 4, buckets, min_count=4) == (100,)
-    assert _batch_buckets([], buckets, min_count=4) == buckets
-
-
-def test_batched_prediction_equals_one_record_at_a_time(clf, paths):
-    signals = [clf.prepare(read_record(p)) for p in paths]
-    together = predict_signals(clf.model_, signals, clf.buckets_)  # all in the largest bucket in use
-    alone = np.concatenate([predict_signals(clf.model_, [s], clf.buckets_) for s in signals])  # each in its own bucket
-    np.testing.assert_allclose(together, alone, atol=1e-5)
-    np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_a_single_lead_model_takes_lead_i_of_a_real_two_lead_record(clf, cpsc2021_dir):

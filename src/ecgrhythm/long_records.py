@@ -16,10 +16,10 @@ probabilities that classifying the whole record would, in two passes over it:
    (mean and variance merged piece by piece; for `robust`, percentiles of at
    most `ROBUST_VALUES` evenly spaced values per lead).
 2. The same pieces, normalised with those statistics, are cut into the chunks
-   :func:`~ecgrhythm.inference.predict_signals` would cut the whole signal into
-   (:func:`~ecgrhythm.inference.chunk_bounds`) and classified
+   :func:`~ecgrhythm.forward.predict_signals` would cut the whole signal into
+   (:func:`~ecgrhythm.forward.chunk_bounds`) and classified
    `CHUNKS_PER_CALL` at a time; the record's probabilities are the
-   length-weighted mean over the chunks (:func:`~ecgrhythm.inference.average_by_owner`),
+   length-weighted mean over the chunks (:func:`~ecgrhythm.forward.average_by_owner`),
    as for a record read whole.
 
 A model with an RR channel (`PreprocessConfig.rr_channel`) gets it piece by
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inference import average_by_owner, chunk_bounds
+from .forward import average_by_owner, chunk_bounds
 from .preprocessing import apply_normalization, bandpass, chosen_lead, model_columns, normalization, resample, with_rr_channel
 from .records import RecordError, header_length, header_of, open_wfdb, reads_in_pieces
 

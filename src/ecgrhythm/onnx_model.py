@@ -23,7 +23,8 @@ import numpy as np
 from .batching import bucket_lengths
 from .calibration import checked_temperature
 from .config import ModelConfig, PreprocessConfig
-from .inference import RhythmClassifier, predict_signals
+from .forward import predict_signals
+from .inference import RhythmClassifier
 
 __all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "graph_outputs", "METADATA_KEYS", "EXTRA"]
 

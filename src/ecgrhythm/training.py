@@ -27,7 +27,7 @@ from ._machine import describe as describe_machine
 from .batching import WindowSequence, bucket_lengths, window_length
 from .checkpoint import Checkpoint, RunState
 from .config import ModelConfig, PreprocessConfig, TrainConfig, portable_path
-from .inference import predict_signals
+from .forward import predict_signals
 from .labelled import LabelledData, load_labelled, stratified_split
 from .metrics import score_probabilities
 from .parallel import process_rows

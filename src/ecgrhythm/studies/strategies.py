@@ -128,7 +128,7 @@ class _FixedInput(LengthStrategy):
         return [self.fixed_input(s) for s in signals], self.fixed
 
     def predict(self, model, signals):
-        from ..inference import predict_signals
+        from ..forward import predict_signals
 
         return predict_signals(model, [self.fixed_input(s) for s in signals], (self.fixed,))
 
@@ -158,7 +158,7 @@ class BucketMask(LengthStrategy):
     description = "pad each batch to a length bucket and mask the padding (ecgrhythm's default)"
 
     def predict(self, model, signals):
-        from ..inference import predict_signals
+        from ..forward import predict_signals
 
         return predict_signals(model, signals, self.buckets)
 
@@ -172,7 +172,7 @@ class Windows(LengthStrategy):
         return [pad_to(s, self.window) for s in signals], self.window
 
     def predict(self, model, signals):
-        from ..inference import average_by_owner, predict_signals
+        from ..forward import average_by_owner, predict_signals
 
         windows, owners = [], []
         for i, s in enumerate(signals):
