@@ -63,7 +63,7 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
         train, shipped = ({k: v for k, v in d.items() if k not in _IGNORED_TRAIN} for d in (train, shipped))
         bandpass = tuple(pre["bandpass"]) if pre["bandpass"] else None
         length = _LENGTHS.get(pre.get("fixed_length_s"))
-        fixed = _fixed_preprocess(PreprocessConfig.from_dict({**pre, "fs": pre["fs"]}))  # a recipe names its rate
+        fixed = _fixed_preprocess(PreprocessConfig.from_dict(pre))
         plain = fixed == _fixed_preprocess(PreprocessConfig(fs=STUDY_FS)) and recipe.get("limit") is None
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: not a crossval recipe ({exc})") from None
