@@ -40,6 +40,7 @@ from pathlib import Path
 
 from . import __version__
 from ._io import atomic_write, atomic_write_text
+from ._validation import check_positive_int
 from .records import RecordError, read_reference
 
 __all__ = ["download", "DATASETS", "DownloadError", "DownloadResult"]
@@ -127,12 +128,9 @@ def download(
     """
     if name not in DATASETS:
         raise ValueError(f"Invalid argument `name`: expected one of {sorted(DATASETS)}. Received: name={name!r}")
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"Invalid argument `limit`: expected a positive integer or None. Received: limit={limit!r}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"Invalid argument `workers`: expected a positive integer. Received: workers={workers!r}")
-    if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, int) or max_file_bytes < 1:
-        raise ValueError(f"Invalid argument `max_file_bytes`: expected a positive integer. Received: max_file_bytes={max_file_bytes!r}")
+    check_positive_int("limit", limit, optional=True)
+    check_positive_int("workers", workers)
+    check_positive_int("max_file_bytes", max_file_bytes)
     base = (base_url or DATASETS[name]).rstrip("/") + "/"
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
         raise ValueError(f"Invalid argument `base_url`: expected an http:// or https:// URL. Received: base_url={base_url!r}")

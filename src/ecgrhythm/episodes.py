@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .episode_metrics import RECORD_CLASSES
 from .preprocessing import chosen_lead
 from .records import EcgRecord
@@ -130,10 +131,9 @@ class EpisodeParams:
             raise ValueError(
                 f"Invalid argument `persistent_burden`: expected a share in (0, 1]. Received: persistent_burden={self.persistent_burden!r}"
             )
-        for name in ("batch_windows", "min_af_beats") + (("networks",) if self.networks is not None else ()):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
+        check_positive_int("batch_windows", self.batch_windows)
+        check_positive_int("min_af_beats", self.min_af_beats)
+        check_positive_int("networks", self.networks, optional=True)
 
 
 @dataclasses.dataclass(frozen=True)

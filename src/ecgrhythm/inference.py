@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .batching import bucket_lengths
 from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, apply_temperature
 from .forward import BATCH_SIZE, average_by_owner, chunk_bounds, predict_signals, split_long
@@ -211,10 +212,7 @@ class RhythmClassifier:
             ValueError: `batch_size` is not a positive integer.
         """
         clf = cls(model_dir, **kwargs)
-        for name in ("batch_size",):
-            value = getattr(clf, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
+        check_positive_int("batch_size", clf.batch_size)
         networks, config = clf._load_model()
         clf.model_dir_ = Path(model_dir) if model_dir is not None else default_model_dir()
         clf.networks_, clf.model_ = networks, networks[0]
@@ -323,8 +321,7 @@ class RhythmClassifier:
         self._check_fitted()
         members = self.networks_
         if networks is not None:
-            if isinstance(networks, bool) or not isinstance(networks, (int, np.integer)) or networks < 1:
-                raise ValueError(f"Invalid argument `networks`: expected a positive integer or None. Received: networks={networks!r}")
+            check_positive_int("networks", networks)
             if networks > len(members):
                 raise ValueError(f"Invalid argument `networks`: the model has {len(members)} network(s). Received: networks={networks!r}")
             members = members[:networks]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
+from ._validation import check_positive_int
 from .config import DEFAULT_NETWORK, ModelConfig
 
 __all__ = ["NETWORKS", "register_network", "build_network", "build_lstm_classifier", "MaskedConvBlock", "DownsampleMask", "MaskedGlobalPooling"]
@@ -44,8 +45,7 @@ class MaskedConvBlock(layers.Layer):
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"Invalid argument `filters`: expected a positive integer. Received: filters={filters!r}")
+        check_positive_int("filters", filters)
         self.filters = filters
         self.kernel_size = kernel_size
         self.conv1 = layers.Conv1D(filters, kernel_size, padding="same", use_bias=False)

@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .inference import Prediction
 from .streaming import classify_files
 
@@ -142,9 +143,8 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=Non
         ValueError: `workers` or `batch_records` is not a positive integer.
     """
     ray = require_ray()
-    for name, value in (("workers", workers), ("batch_records", batch_records)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
+    check_positive_int("workers", workers, optional=True)
+    check_positive_int("batch_records", batch_records, optional=True)
     paths = [str(p) for p in paths]
     if not paths:
         return

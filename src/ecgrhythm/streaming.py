@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .inference import Prediction
 from .long_records import classify_stream, open_long_record, should_stream
 from .records import RecordError, read_record
@@ -66,8 +67,7 @@ def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None
         ValueError: `chunk_samples` is not a positive integer, or `lead` is given for a multi-lead model.
     """
     classifier.predict_proba([])  # raises NotFittedError before any file is read
-    if not isinstance(chunk_samples, int) or isinstance(chunk_samples, bool) or chunk_samples < 1:
-        raise ValueError(f"Invalid argument `chunk_samples`: expected a positive integer. Received: chunk_samples={chunk_samples!r}")
+    check_positive_int("chunk_samples", chunk_samples)
     if lead is not None and classifier.n_leads_ != 1:
         raise ValueError(f"Invalid argument `lead`: the model takes {classifier.n_leads_} leads, so no lead is chosen. Received: lead={lead!r}")
     stop = threading.Event()  # set when the caller stops early (Ctrl-C, a write error)
