@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install ecgrhythm with its study, onnx, test and ray extras (idempotent). Sourced by main.sh and test.sh.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
