@@ -6,13 +6,16 @@ fold's `checkpoint/` holds the network's weights after its last epoch, chosen by
 those weights into each member's fold network, classifies the fold's records, and prints per fold the score
 of each member and of their average, with the means and 95 % intervals over the folds finished in every
 member: an estimate of what the recipe scores on new records. Last, the average's paired difference from
-each member (t-test over the folds). A member's last-epoch score equals the one its
+each member (t-test over the folds). With `--oof DIR` it writes the average's out-of-fold probabilities to
+`DIR/oof.csv` in the cross-validation format, so that `ecgrhythm calibrate MODEL --crossval DIR` fits a
+temperature for networks kept at their last epoch (those trained on every record). A member's last-epoch score equals the one its
 training log shows for that epoch (the script checks that the kept weights are those of the fold's folder
 first, so the weights go where they belong).
 
 About 10 s per member and fold on a 2-core CPU. Example:
 
-    .venv/bin/python scripts/last_epoch_ensemble.py runs/crossval/seed1 runs/crossval/seed1-augment --data ../shared/data/cinc2017
+    .venv/bin/python scripts/last_epoch_ensemble.py runs/crossval/seed1 runs/crossval/seed1-augment --data ../shared/data/cinc2017 \
+        --oof runs/crossval/seed1+augment-last
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
+from ecgrhythm._io import atomic_write_text
 from ecgrhythm.checkpoint import STATE_FILE
-from ecgrhythm.crossval import OOF_FILE, fold_dir, read_folds
+from ecgrhythm.crossval import OOF_FILE, fold_dir, oof_text, read_folds
 from ecgrhythm.crossval_report import t_interval
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.metrics import cinc2017_score, confusion_matrix
@@ -53,7 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("members", nargs="+", type=Path, help="cross-validation folders run on the same folds")
     parser.add_argument("--data", type=Path, required=True, help="the records' folder")
+    parser.add_argument("--oof", type=Path, metavar="DIR", help="write the average's out-of-fold probabilities to DIR/oof.csv (a new file)")
     args = parser.parse_args()
+    if args.oof is not None and (args.oof / OOF_FILE).exists():
+        raise SystemExit(f"{args.oof / OOF_FILE} exists: choose another --oof folder")
     folds = read_folds(args.members[0])
     for member in args.members[1:]:
         if read_folds(member).digest != folds.digest:
@@ -62,7 +69,10 @@ def main() -> None:
     done = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in args.members)]  # finished folds
     if not done:
         raise SystemExit(f"no fold is finished in every one of {[str(m) for m in args.members]}: run their cross-validations first")
+    if args.oof is not None and len(done) < len(folds.folds):
+        raise SystemExit(f"--oof needs every fold finished in every member; finished in all: {done}")
     scores = {name: [] for name in [m.name for m in args.members] + ["average"]}
+    rows = []
     for k in done:
         names = folds.folds[k]
         truth = [folds.labels[n] for n in names]
@@ -73,10 +83,16 @@ def main() -> None:
             probs.append(clf.predict_proba([clf.prepare(r) for r in records], calibrated=False))
             scores[member.name].append(_score(truth, probs[-1], classes))
         scores["average"].append(_score(truth, np.mean(probs, axis=0), classes))
+        rows.append(oof_text(names, k, truth, np.mean(probs, axis=0), classes).split("\n", 1)[1])
         print(f"fold {k}: " + ", ".join(f"{name} {values[-1]:.4f}" for name, values in scores.items()), flush=True)
     for name, values in scores.items():
         mean, half = t_interval(values)
         print(f"{name}: last-epoch mean {mean:.4f} ± {half:.4f} over folds {done}")
+    if args.oof is not None:
+        args.oof.mkdir(parents=True, exist_ok=True)
+        header = oof_text([], 0, [], np.zeros((0, len(classes))), classes)
+        atomic_write_text(args.oof / OOF_FILE, header + "".join(rows))
+        print(f"wrote the average's out-of-fold probabilities to {args.oof / OOF_FILE}")
     for member in args.members:
         diff = np.subtract(scores["average"], scores[member.name])
         p = ttest_rel(scores["average"], scores[member.name]).pvalue if len(done) > 1 else float("nan")
