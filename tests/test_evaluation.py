@@ -69,6 +69,27 @@ def test_evaluate_without_split_file_says_the_score_is_not_held_out(tmp_path, ci
     assert "has no split.json" in caplog.text
 
 
+def test_a_model_trained_on_every_record_is_scored_on_them_and_says_so(tmp_path, cinc2017_dir, tiny_model_dir, capsys, caplog):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model, ignore=shutil.ignore_patterns("checkpoint"))
+    split = load_split(tiny_model_dir)
+    write_split(model, split["train"] + split["val"], [])  # as `train --val-fraction 0` writes it
+    folder = _labelled_folder(tmp_path, cinc2017_dir, split["train"][:2] + split["val"][:1])
+    out = tmp_path / "r"
+    assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "scored 3 records, including any the model was trained on (the model trained on every one of them): NOT a held-out score" in (
+        captured.out
+    )
+    assert "trained on every one of the 3 labelled records" in caplog.text
+    info = json.loads((out / "evaluation.json").read_text())["info"]
+    assert info["held_out"] is False and info["all_records_trained"] is True and info["excluded_training_records"] == 0
+
+    # The model's held-out records, when the folder has any, are still the only ones scored.
+    assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 0
+    assert "excluded 2 records the model was trained on" in capsys.readouterr().out
+
+
 def test_evaluate_errors_are_one_line(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model, ignore=shutil.ignore_patterns("checkpoint"))

@@ -25,7 +25,10 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     """Classify the labelled records of a folder and score them.
 
     By default the records the model was trained on (`split.json["train"]` in
-    its folder) are left out, so the score is a held-out score.
+    its folder) are left out, so the score is a held-out score. When the model
+    trained on every labelled record of the folder (a model trained on all
+    records, `val_fraction=0`), they are all scored, with a warning, and
+    `info["held_out"]` is false.
 
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.RhythmClassifier`.
@@ -68,11 +71,21 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         raise ValueError(f"{data_dir}: none of its records is labelled (REFERENCE.csv or header 'Dx:' codes); pass a folder of labelled records")
     model_dir = classifier.model_dir_
     split = load_split(model_dir)
-    excluded = 0
+    excluded, all_trained = 0, False
     if exclude_training and split is not None:
         trained = set(split["train"])
         kept = [p for p in paths if p.stem not in trained]
-        excluded, paths = len(paths) - len(kept), kept
+        all_trained = not kept
+        if all_trained:  # a model trained on every record (val_fraction 0): nothing here is held out
+            logger.warning(
+                "%s trained on every one of the %d labelled records of %s, so all are scored: NOT a held-out score "
+                "(a cross-validation of the model's recipe estimates that)",
+                model_dir,
+                len(paths),
+                data_dir,
+            )
+        else:
+            excluded, paths = len(paths) - len(kept), kept
     elif split is None:
         logger.warning(
             "%s has no %s: the records the model was trained on are unknown, so the score may not be a held-out score", model_dir, SPLIT_FILE
@@ -109,7 +122,8 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     info = {
         "data": str(data_dir),
         "model": str(model_dir),
-        "held_out": bool(split is not None and exclude_training),
+        "held_out": bool(split is not None and exclude_training and not all_trained),
+        "all_records_trained": all_trained,
         "labelled_records": len(paths) + excluded + len(folder.failures),
         "excluded_training_records": excluded,
         "failed_records": len(failures),

@@ -95,7 +95,12 @@ def run(args):
             f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)"
         )
     else:
-        why = "--all-records" if args.all_records else "the model folder has no split.json"
+        if args.all_records:
+            why = "--all-records"
+        elif info["all_records_trained"]:
+            why = "the model trained on every one of them"
+        else:
+            why = "the model folder has no split.json"
         print(
             f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
             f"({info['failed_records']} could not be scored)"
