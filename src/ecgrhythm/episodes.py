@@ -23,27 +23,14 @@ throughout: persistent AF in the CPSC 2021 sense (the sample's paroxysmal
 records reach 0.64, its persistent ones lose stretches of a few windows).
 
 The windows' probabilities are the network's own: a model folder's temperature,
-fitted on whole records, is not applied to them (the HMM's settings below were
+fitted on whole records, is not applied to them (the HMM's settings were
 fitted without one), and a folder of several networks finds episodes with its
 first network only (`EpisodeParams.networks`), since the settings were fitted
 on one network's probabilities.
 
-How the parameters (`EpisodeParams` defaults) were fitted, with the network
-shipped before the present one (seed 0): window probabilities were computed once at a 1 s hop and reused at
-hops of 2 and 5 s. A grid over `refine_s` (3-6 s), `irregularity` (0.1-0.2),
-`pull` (0.2-1), `switch_prob` (0.01, 0.05) and `emission_scale` (0.5, 1)
-maximised the CPSC 2021 score (:mod:`ecgrhythm.episode_metrics`) on the 18
-records of the cpsc2021 sample, lead I: 1.40 before fitting, 2.11 after
-(flat within 0.1 around the chosen values). The same values were checked on
-16 long records joined end to end from CinC 2017 records of that network's
-validation split (N and A records, 300 Hz, truth known), where they
-give an AF burden error of 7.6 points and a boundary F1 within 3 s of 0.75
-(0.61 without moving changes onto beats; 0.66 at a 5 s hop). A higher
-`switch_prob` suits those joins (a change every 30 s) slightly better and
-the real recordings worse, so 0.01 was kept. No held-out data was used.
-The present network scores 1.64 there with these settings, and 1.75 with
-settings fitted on 5 of the sample's 6 patients and scored on the sixth in
-turn (`scripts/episode_settings_crossfit.py`; the earlier network: 1.60).
+The `EpisodeParams` defaults were fitted on the 18 records of the cpsc2021
+sample with an earlier network; `docs/results/cpsc2021-episodes/README.md`
+says how, and what each shipped network scores with them.
 """
 
 from __future__ import annotations
