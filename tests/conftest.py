@@ -57,6 +57,18 @@ def tiny_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def onnx_file(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model exported with `ecgrhythm export` (skipped without the onnx extra)."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from ecgrhythm.export import export_onnx
+
+    path, difference = export_onnx(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+    assert difference < 1e-4
+    return path
+
+
+@pytest.fixture(scope="session")
 def other_member(tmp_path_factory, tiny_model_dir) -> Path:
     """A second network of the tiny model's architecture, for ensembles: its output layer's weights scaled by 3."""
     import numpy as np

@@ -1,6 +1,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from ecgrhythm.cli import main
@@ -65,7 +66,7 @@ def test_evaluate_without_split_file_says_the_score_is_not_held_out(tmp_path, ci
     folder = _labelled_folder(tmp_path, cinc2017_dir, load_split(tiny_model_dir)["train"][:2])
     assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(tmp_path / "r")]) == 0
     captured = capsys.readouterr()
-    assert "the model folder has no split.json): NOT a held-out score" in captured.out
+    assert f"{model} has no split.json): NOT a held-out score" in captured.out
     assert "has no split.json" in caplog.text
 
 
@@ -78,9 +79,7 @@ def test_a_model_trained_on_every_record_is_scored_on_them_and_says_so(tmp_path,
     out = tmp_path / "r"
     assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "scored 3 records, including any the model was trained on (the model trained on every one of them): NOT a held-out score" in (
-        captured.out
-    )
+    assert "scored 3 records, including any the model was trained on (the model trained on every one of them): NOT a held-out score" in (captured.out)
     assert "trained on every one of the 3 labelled records" in caplog.text
     info = json.loads((out / "evaluation.json").read_text())["info"]
     assert info["held_out"] is False and info["all_records_trained"] is True and info["excluded_training_records"] == 0
@@ -98,6 +97,9 @@ def test_evaluate_errors_are_one_line(tmp_path, cinc2017_dir, tiny_model_dir, ca
     assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "split.json: invalid split file" in err and len(err.strip().splitlines()) == 1
+    assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(tmp_path / "r"), "--all-records"]) == 0  # as it says
+    assert "scored 1 records" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "r")
     assert main(["evaluate", "--data", str(tmp_path / "nowhere"), "--model", str(tiny_model_dir)]) == 2
     assert "REFERENCE.csv" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
@@ -145,3 +147,73 @@ def test_evaluate_refuses_an_output_folder_it_reads_or_a_foreign_predictions_csv
     (out / "predictions.csv").unlink()  # an earlier evaluate's outputs are replaced on the next run
     assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 0
     assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 0
+
+
+def _rewritten(onnx_file, out, key, value=None):
+    """A copy of an exported file whose metadata `key` is the JSON text `value` (None: no such key, as in older exports)."""
+    import onnx
+
+    model = onnx.load(onnx_file)
+    kept = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    if value is not None:
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, out)
+    return out
+
+
+def test_evaluate_an_onnx_file_leaves_out_its_training_records_as_its_folder(tmp_path, cinc2017_dir, tiny_model_dir, onnx_file, capsys):
+    split = load_split(tiny_model_dir)
+    folder = _labelled_folder(tmp_path, cinc2017_dir, split["train"][:3] + split["val"][:5])
+    reports = {}
+    for model in (tiny_model_dir, onnx_file):
+        out = tmp_path / model.name
+        assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(out)]) == 0
+        reports[model.suffix] = json.loads((out / "evaluation.json").read_text()), (out / "predictions.csv").read_text().splitlines()
+    assert "excluded 3 records the model was trained on (split in its metadata); scored 5 held-out records" in capsys.readouterr().out
+    (folder_report, folder_rows), (onnx_report, onnx_rows) = reports[""], reports[".onnx"]
+    assert onnx_report["info"]["held_out"] is True and onnx_report["info"]["excluded_training_records"] == 3
+    assert onnx_report["info"]["model"] == str(onnx_file) and onnx_report["n_records"] == folder_report["n_records"] == 5
+    assert [r.split(",")[:3] for r in onnx_rows] == [r.split(",")[:3] for r in folder_rows]  # same records, labels and truth
+    assert sorted(r.split(",")[0] for r in onnx_rows[1:]) == sorted(split["val"][:5])
+    got = np.array([[float(v) for v in r.split(",")[4:]] for r in onnx_rows[1:]])
+    expected = np.array([[float(v) for v in r.split(",")[4:]] for r in folder_rows[1:]])
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    assert onnx_report["score"] == pytest.approx(folder_report["score"]) and onnx_report["ece"] == pytest.approx(folder_report["ece"], abs=1e-3)
+
+
+def test_evaluate_an_onnx_file_without_a_split_or_with_every_record_trained(tmp_path, cinc2017_dir, tiny_model_dir, onnx_file, capsys, caplog):
+    split = load_split(tiny_model_dir)
+    folder = _labelled_folder(tmp_path, cinc2017_dir, split["train"][:2] + split["val"][:1])
+    old = _rewritten(onnx_file, tmp_path / "old.onnx", "split")  # exported before the metadata carried the split
+    assert main(["evaluate", "--data", str(folder), "--model", str(old), "--output", str(tmp_path / "r")]) == 0
+    assert f"{old} has no split in its metadata): NOT a held-out score" in capsys.readouterr().out
+    assert f"{old} has no split in its metadata: the records the model was trained on are unknown" in caplog.text
+    info = json.loads((tmp_path / "r" / "evaluation.json").read_text())["info"]
+    assert info["held_out"] is False and info["excluded_training_records"] == 0 and info["labelled_records"] == 3
+
+    every = json.dumps({"train": split["train"] + split["val"], "val": []})  # as exported from a `train --val-fraction 0` folder
+    trained = _rewritten(onnx_file, tmp_path / "every.onnx", "split", every)
+    assert main(["evaluate", "--data", str(folder), "--model", str(trained), "--output", str(tmp_path / "r")]) == 0
+    assert "(the model trained on every one of them): NOT a held-out score" in capsys.readouterr().out
+    assert f"{trained} trained on every one of the 3 labelled records" in caplog.text
+    info = json.loads((tmp_path / "r" / "evaluation.json").read_text())["info"]
+    assert info["held_out"] is False and info["all_records_trained"] is True
+
+
+def test_a_damaged_split_in_onnx_metadata_fails_clearly(tmp_path, cinc2017_dir, onnx_file, capsys):
+    folder = _labelled_folder(tmp_path, cinc2017_dir, ["A00001"])
+    for value, message in (
+        ('{"train": "A00001"}', "bad.onnx: invalid split in its metadata (expected {'train': [names], 'val': [names]}); export the model again"),
+        ('{"train": ["A00001"', "bad.onnx: damaged metadata"),
+    ):
+        bad = _rewritten(onnx_file, tmp_path / "bad.onnx", "split", value)
+        assert main(["evaluate", "--data", str(folder), "--model", str(bad), "--output", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    # As the message says, --all-records scores every record without the split (damaged JSON stops the file loading at all).
+    bad = _rewritten(onnx_file, tmp_path / "bad.onnx", "split", '{"train": "A00001"}')
+    assert main(["evaluate", "--data", str(folder), "--model", str(bad), "--output", str(tmp_path / "r"), "--all-records"]) == 0
+    assert "scored 1 records, including any the model was trained on (--all-records)" in capsys.readouterr().out

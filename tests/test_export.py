@@ -15,7 +15,7 @@ from ecgrhythm.export import export_onnx, onnx_graph
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.onnx_model import METADATA_KEYS, OnnxClassifier, OnnxModelError, read_onnx_metadata
 from ecgrhythm.records import read_record
-from ecgrhythm.saving import set_temperature
+from ecgrhythm.saving import load_split, set_temperature
 
 pytest.importorskip("onnx")  # the onnx extra: ecgrhythm's modules import onnx and onnxruntime only when used
 pytest.importorskip("onnxruntime")
@@ -23,13 +23,6 @@ pytest.importorskip("onnxruntime")
 # Real records: 10 s (padded into the first bucket), 44 s (padded into the 45 s bucket), 60 s.
 CINC = ["A00093", "A00245", "A00395"]
 LONG = "data_101_9"  # CPSC 2021, 249 s: longer than the largest bucket (65 s), classified in chunks
-
-
-@pytest.fixture(scope="module")
-def onnx_file(tiny_model_dir, tmp_path_factory):
-    path, difference = export_onnx(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
-    assert difference < 1e-4
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +66,10 @@ def test_metadata_read_back(onnx_file, tiny_model_dir, keras_clf, onnx_clf):
     assert meta["bandpass"] == config["preprocess"]["bandpass"] and meta["leads"] == config["preprocess"]["leads"]
     assert meta["buckets"] == list(keras_clf.buckets_) and meta["downsampling"] == 2 ** len(config["model"]["conv_filters"])
     assert meta["temperature"] == 1.0 and meta["decision"] == "argmax" and meta["networks"] == 1
+    # The folder's split travels with the file (evaluate leaves out its training records, see test_evaluation).
+    split = load_split(tiny_model_dir)
+    assert meta["split"] == split and len(split["train"]) == 48 and len(split["val"]) == 16
+    assert onnx_clf.training_split() == keras_clf.training_split() == split
     # The same metadata as plain ONNX metadata_props (readable from any language), every value JSON.
     props = {p.key: json.loads(p.value) for p in onnx.load(onnx_file).metadata_props}
     assert set(props) == set(METADATA_KEYS) and props == meta
@@ -224,6 +221,8 @@ def test_an_exported_ensemble_finds_episodes_with_its_first_network_as_its_folde
     path, difference = export_onnx(ensemble_dir, tmp_path / "ensemble.onnx")  # parity checked on both outputs
     assert difference < 1e-4
     assert read_onnx_metadata(path)["networks"] == 2
+    assert load_split(ensemble_dir) is None and read_onnx_metadata(path)["split"] is None  # its second network has no split
+    assert OnnxClassifier.load(path).training_split() is None
     assert read_onnx_metadata(path)["outputs"] == {"probabilities": 2, "first_probabilities": 1}
     keras_ens, onnx_ens = RhythmClassifier.load(ensemble_dir), OnnxClassifier.load(path)
     assert len(onnx_ens.networks_) == 2

@@ -14,7 +14,6 @@ import numpy as np
 from .labelled import read_folder_labels
 from .labels import class_names_of, dx_mapping
 from .metrics import evaluate_predictions, multilabel_report
-from .saving import SPLIT_FILE, load_split
 
 __all__ = ["evaluate_folder"]
 
@@ -24,14 +23,15 @@ logger = logging.getLogger(__name__)
 def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: float | None = None, lead=None, on_failure=None):
     """Classify the labelled records of a folder and score them.
 
-    By default the records the model was trained on (`split.json["train"]` in
-    its folder) are left out, so the score is a held-out score. When the model
+    By default the records the model was trained on (`classifier.training_split()["train"]`:
+    its folder's `split.json`, or an ONNX file's metadata) are left out, so the score is a held-out score. When the model
     trained on every labelled record of the folder (a model trained on all
     records, `val_fraction=0`), they are all scored, with a warning, and
     `info["held_out"]` is false.
 
     Args:
-        classifier: a loaded :class:`~ecgrhythm.inference.RhythmClassifier`.
+        classifier: a loaded :class:`~ecgrhythm.inference.RhythmClassifier` (or
+            :class:`~ecgrhythm.onnx_model.OnnxClassifier`).
         data_dir: folder with records and `REFERENCE.csv` (`record,label` rows), or, for a
             multi-label model, records whose headers carry SNOMED-CT `# Dx:` codes.
         exclude_training: leave out the model's training records.
@@ -51,7 +51,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
 
     Raises:
         RecordError: the folder or its `REFERENCE.csv` cannot be read.
-        ValueError: no labelled record could be scored, or `split.json` is invalid.
+        ValueError: no labelled record could be scored, or the model's split (`split.json`, or its metadata) is invalid.
     """
     from .inference import Prediction
     from .streaming import iter_classify_files
@@ -70,9 +70,9 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     if not paths:
         raise ValueError(f"{data_dir}: none of its records is labelled (REFERENCE.csv or header 'Dx:' codes); pass a folder of labelled records")
     model_dir = classifier.model_dir_
-    split = load_split(model_dir)
+    split = classifier.training_split() if exclude_training else None  # --all-records scores even a model with an invalid split
     excluded, all_trained = 0, False
-    if exclude_training and split is not None:
+    if split is not None:
         trained = set(split["train"])
         kept = [p for p in paths if p.stem not in trained]
         all_trained = not kept
@@ -86,9 +86,11 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
             )
         else:
             excluded, paths = len(paths) - len(kept), kept
-    elif split is None:
+    elif exclude_training:
         logger.warning(
-            "%s has no %s: the records the model was trained on are unknown, so the score may not be a held-out score", model_dir, SPLIT_FILE
+            "%s has no %s: the records the model was trained on are unknown, so the score may not be a held-out score",
+            model_dir,
+            classifier.split_source,
         )
     failures = []
 
@@ -122,7 +124,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     info = {
         "data": str(data_dir),
         "model": str(model_dir),
-        "held_out": bool(split is not None and exclude_training and not all_trained),
+        "held_out": bool(split is not None and not all_trained),
         "all_records_trained": all_trained,
         "labelled_records": len(paths) + excluded + len(folder.failures),
         "excluded_training_records": excluded,

@@ -51,7 +51,10 @@ more than `tolerance` (every output: a folder of several networks gets
 
 Metadata (`metadata_props`, every value a JSON text) is read back with
 :func:`ecgrhythm.onnx_model.read_onnx_metadata`; keys are listed in
-:data:`ecgrhythm.onnx_model.METADATA_KEYS`.
+:data:`ecgrhythm.onnx_model.METADATA_KEYS`. They include the folder's
+`split.json` (record names only, ~60 KB for all of CinC 2017), so that
+`ecgrhythm evaluate --model FILE.onnx` leaves out the records the model was
+trained on, as it does for the folder.
 """
 
 from __future__ import annotations
@@ -171,13 +174,14 @@ def _network(g: _Graph, model, architecture, signal: str, keep: str) -> str:
     return g.op("Sigmoid" if architecture.multilabel else "Softmax", [logits], "probs", **({} if architecture.multilabel else {"axis": -1}))
 
 
-def onnx_graph(networks, config: dict):
+def onnx_graph(networks, config: dict, split: dict | None = None):
     """The ONNX model of one or more networks of the same model folder.
 
     Args:
         networks: Keras models from :func:`ecgrhythm.saving.load_model_dir`
             (several networks: one graph whose output is their mean).
         config: the folder's `config.json`, as parsed JSON.
+        split: the folder's split (:func:`ecgrhythm.saving.load_split`), kept in the metadata, or None.
 
     Returns:
         An `onnx.ModelProto` with inputs `signal` float32 `(batch, steps, n_channels)` (`PreprocessConfig.n_channels(n_leads)`)
@@ -208,7 +212,7 @@ def onnx_graph(networks, config: dict):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ecgrhythm")
     model.ir_version = min(model.ir_version, 8)  # readable by onnxruntime 1.14 and later
-    helper.set_model_props(model, {k: json.dumps(v) for k, v in metadata_from_config(config, n_networks=len(networks)).items()})
+    helper.set_model_props(model, {k: json.dumps(v) for k, v in metadata_from_config(config, n_networks=len(networks), split=split).items()})
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -245,7 +249,7 @@ def _check_parity(networks, model_bytes, config, tolerance):
 
 
 def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: float = PARITY_TOLERANCE) -> tuple[Path, float | None]:
-    """Write a model folder as one `.onnx` file (atomically).
+    """Write a model folder as one `.onnx` file (atomically), with its `split.json` (if any) in the metadata.
 
     Args:
         model_dir: model folder (default: the shipped `models/cinc2017`).
@@ -259,12 +263,12 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
 
     Raises:
         ModelFolderError: the folder is missing, incomplete or altered.
-        ValueError: the model has a fixed input length (`PreprocessConfig.fixed_length_s`).
+        ValueError: the model has a fixed input length (`PreprocessConfig.fixed_length_s`), or its `split.json` is invalid.
         ImportError: `onnx` (or, to verify, `onnxruntime`) is not installed.
         RuntimeError: the graph does not reproduce the network within `tolerance`.
     """
     from .inference import RhythmClassifier, default_model_dir
-    from .saving import CONFIG_FILE
+    from .saving import CONFIG_FILE, load_split
 
     if output is None or Path(output).suffix != ".onnx":
         raise ValueError(f"Invalid argument `output`: expected a file name ending in .onnx. Received: output={output!r}")
@@ -273,7 +277,8 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
     classifier.require_whole_records("ONNX export (the graph's documented preprocessing has no fixed length)")
     networks = classifier.networks_
     config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    model_bytes = onnx_graph(networks, config).SerializeToString()
+    split = load_split(path, fix="repair or delete it, then export again")  # kept so that evaluate leaves out its training records
+    model_bytes = onnx_graph(networks, config, split).SerializeToString()
     worst = _check_parity(networks, model_bytes, config, tolerance) if verify else None
     with atomic_write(output, "wb") as f:
         f.write(model_bytes)

@@ -241,6 +241,27 @@ class RhythmClassifier:
         except Exception as exc:
             raise ModelFolderError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
 
+    @property
+    def split_source(self) -> str:
+        """Where :meth:`training_split` reads the split, for messages (`"split.json"`)."""
+        from .saving import SPLIT_FILE
+
+        return SPLIT_FILE
+
+    def training_split(self) -> dict[str, list[str]] | None:
+        """The records the model was trained and validated on: its folder's `split.json` (:func:`ecgrhythm.saving.load_split`).
+
+        Returns:
+            `{"train": [names], "val": [names]}`, or None when the folder has no `split.json`.
+
+        Raises:
+            ValueError: `split.json` is not such a mapping (naming the file).
+        """
+        from .saving import load_split
+
+        self._check_fitted()
+        return load_split(self.model_dir_)
+
     def _check_fitted(self):
         if not hasattr(self, "model_"):
             raise NotFittedError("This RhythmClassifier has no model yet. Call 'load' to create one: RhythmClassifier.load(model_dir).")

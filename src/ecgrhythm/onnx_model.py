@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import checked_split
 from .batching import bucket_lengths
 from .calibration import checked_temperature
 from .config import ModelConfig, PreprocessConfig
@@ -50,11 +51,13 @@ METADATA_KEYS = (
     "networks",  # networks averaged in the graph
     "outputs",  # each graph output -> how many of the first networks it averages: {"probabilities": networks[, "first_probabilities": 1]}
     "config.json",  # the model folder's config.json
+    "split",  # the folder's split.json, {"train": [names], "val": [names]} (the records it was trained and validated on), or null
 )
 OPTIONAL_METADATA = {
     "temperature_by": None,
     "rr_channel": False,
     "outputs": None,
+    "split": None,
 }  # keys added after format 1 was first written, and their value in older files
 
 
@@ -70,8 +73,13 @@ def require(module: str):
         raise ImportError(f"{module} is not installed; install the ONNX extra: pip install 'ecgrhythm[{EXTRA}]'") from None
 
 
-def metadata_from_config(config: dict, n_networks: int = 1) -> dict:
+def metadata_from_config(config: dict, n_networks: int = 1, split: dict | None = None) -> dict:
     """The metadata of an exported model, from its folder's `config.json` (as parsed JSON).
+
+    Args:
+        config: the folder's `config.json`.
+        n_networks: networks averaged in the graph.
+        split: the folder's split (:func:`ecgrhythm.saving.load_split`), or None when it has none.
 
     Returns:
         A dict keyed by :data:`METADATA_KEYS`; the exporter stores each value as JSON text.
@@ -97,6 +105,7 @@ def metadata_from_config(config: dict, n_networks: int = 1) -> dict:
         "networks": int(n_networks),
         "outputs": graph_outputs(n_networks),
         "config.json": config,
+        "split": split,
     }
 
 
@@ -181,7 +190,10 @@ class OnnxClassifier(RhythmClassifier):
     averages its first `k + 1` networks, or is None where the graph has no
     such output (an ensemble's first network alone in files exported before
     `first_probabilities`). `predict_proba(networks=n)` runs `networks_[n - 1]`.
+    `training_split()` gives the split its folder had (metadata "split").
     """
+
+    split_source = "split in its metadata"  # where training_split() reads the split, for messages
 
     def _load_model(self):
         if self.model_dir is None:
@@ -202,6 +214,28 @@ class OnnxClassifier(RhythmClassifier):
             raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
         self.onnx_metadata_ = meta
         return self._networks(session, meta), config
+
+    def training_split(self) -> dict[str, list[str]] | None:
+        """The records the model was trained and validated on: the split its folder had when exported (metadata "split").
+
+        Returns:
+            `{"train": [names], "val": [names]}`, or None when unknown (a folder without `split.json`, or a file exported
+            before the metadata carried it).
+
+        Raises:
+            OnnxModelError: the metadata's split is not such a mapping (naming the file).
+        """
+        self._check_fitted()
+        split = self.onnx_metadata_["split"]
+        if split is None:
+            return None
+        try:
+            return checked_split(split)
+        except ValueError as exc:
+            raise OnnxModelError(
+                f"{self.model_dir_}: invalid split in its metadata ({exc}); export the model again from its folder, "
+                "or score every record with --all-records"
+            ) from None
 
     def _networks(self, session, meta) -> list:
         """`networks_` (see the class) from the metadata "networks" and "outputs" (older files: the mean only)."""

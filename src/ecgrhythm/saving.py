@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
+from ._validation import checked_split
 from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
@@ -398,8 +399,12 @@ def write_split(folder, train_names, val_names) -> Path:
     return path
 
 
-def load_split(model_dir) -> dict[str, list[str]] | None:
+def load_split(model_dir, *, fix: str = "repair it, or score every record with --all-records") -> dict[str, list[str]] | None:
     """The train/validation split a model folder records (`split.json`, written by training).
+
+    Args:
+        model_dir: the model folder.
+        fix: how to get past an invalid `split.json`, for the error message.
 
     Returns:
         `{"train": [names], "val": [names]}`, or `None` when the folder has no `split.json`.
@@ -411,9 +416,6 @@ def load_split(model_dir) -> dict[str, list[str]] | None:
     if not path.is_file():
         return None
     try:
-        split = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(split, dict) or not all(isinstance(split.get(k, []), list) for k in ("train", "val")):
-            raise ValueError("expected {'train': [names], 'val': [names]}")
-        return {k: [str(v) for v in split.get(k, [])] for k in ("train", "val")}
+        return checked_split(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: invalid split file ({exc}); repair it, or score every record with --all-records") from None
+        raise ValueError(f"{path}: invalid split file ({exc}); {fix}") from None

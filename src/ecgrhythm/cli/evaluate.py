@@ -14,12 +14,13 @@ def add_parser(sub):
         help="score a model on a labelled folder (CinC 2017 score)",
         description="Classify the labelled records of a folder (REFERENCE.csv) and report the CinC 2017 score, "
         "per-class F1, the confusion matrix and the top-class calibration error (ECE, 15 bins, with a reliability diagram). "
-        "Records the model was trained on (split.json in the model folder) are left out unless --all-records is given, "
+        "Records the model was trained on (split.json in the model folder, or the split in an ONNX file's metadata) "
+        "are left out unless --all-records is given, "
         "so the default score is a held-out score. The exit status is 1 if some labelled records could not be scored "
         "(the outputs are still written, without them), 2 if none could.",
     )
     p.add_argument("--data", metavar="DIR", help="folder with records and REFERENCE.csv (default: the shared CinC 2017 data)")
-    p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="model folder or .onnx file (default: the shipped models/cinc2017)")
     p.add_argument(
         "--output",
         metavar="DIR",
@@ -91,7 +92,7 @@ def run(args):
     print(f"data: {info['data']} ({info['labelled_records']} labelled records)")
     if info["held_out"]:
         print(
-            f"excluded {info['excluded_training_records']} records the model was trained on (split.json); "
+            f"excluded {info['excluded_training_records']} records the model was trained on ({clf.split_source}); "
             f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)"
         )
     else:
@@ -100,7 +101,7 @@ def run(args):
         elif info["all_records_trained"]:
             why = "the model trained on every one of them"
         else:
-            why = "the model folder has no split.json"
+            why = f"{info['model']} has no {clf.split_source}"
         print(
             f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
             f"({info['failed_records']} could not be scored)"
