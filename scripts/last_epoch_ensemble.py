@@ -59,8 +59,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the records' folder")
     parser.add_argument("--oof", type=Path, metavar="DIR", help="write the average's out-of-fold probabilities to DIR/oof.csv (a new file)")
     args = parser.parse_args()
-    if args.oof is not None and (args.oof / OOF_FILE).exists():
-        raise SystemExit(f"{args.oof / OOF_FILE} exists: choose another --oof folder")
+    if args.oof is not None and (args.oof.exists() and not args.oof.is_dir() or (args.oof / OOF_FILE).exists()):
+        raise SystemExit(f"--oof {args.oof}: a file, or a folder that already holds {OOF_FILE}; choose another folder")
     folds = read_folds(args.members[0])
     for member in args.members[1:]:
         if read_folds(member).digest != folds.digest:

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-DATA=${DATA:-../shared/data/cinc2017}
+DATA=${DATA:-${ECGRHYTHM_DATA:-../shared/data}/cinc2017}
 ALL=(--data "$DATA" --val-fraction 0 --epochs 40 --no-bandpass --seed 1 --quiet --resume)
 .venv/bin/ecgrhythm train "${ALL[@]}" --output runs/final/seed1-augment --augment flip,scale,noise,wander
 .venv/bin/ecgrhythm train "${ALL[@]}" --output runs/final/seed1

@@ -79,7 +79,7 @@ def test_a_model_trained_on_every_record_is_scored_on_them_and_says_so(tmp_path,
     out = tmp_path / "r"
     assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "scored 3 records, including any the model was trained on (the model trained on every one of them): NOT a held-out score" in (captured.out)
+    assert "scored 3 records, every one of which the model was trained on: NOT a held-out score" in captured.out
     assert "trained on every one of the 3 labelled records" in caplog.text
     info = json.loads((out / "evaluation.json").read_text())["info"]
     assert info["held_out"] is False and info["all_records_trained"] is True and info["excluded_training_records"] == 0
@@ -87,6 +87,11 @@ def test_a_model_trained_on_every_record_is_scored_on_them_and_says_so(tmp_path,
     # The model's held-out records, when the folder has any, are still the only ones scored.
     assert main(["evaluate", "--data", str(folder), "--model", str(tiny_model_dir), "--output", str(out)]) == 0
     assert "excluded 2 records the model was trained on" in capsys.readouterr().out
+    # A model with validation records, on a folder of its training records only: the same, not an error.
+    (tmp_path / "trained").mkdir()
+    only_trained = _labelled_folder(tmp_path / "trained", cinc2017_dir, split["train"][:2])
+    assert main(["evaluate", "--data", str(only_trained), "--model", str(tiny_model_dir), "--output", str(out)]) == 0
+    assert "scored 2 records, every one of which the model was trained on" in capsys.readouterr().out
 
 
 def test_evaluate_errors_are_one_line(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
@@ -196,7 +201,7 @@ def test_evaluate_an_onnx_file_without_a_split_or_with_every_record_trained(tmp_
     every = json.dumps({"train": split["train"] + split["val"], "val": []})  # as exported from a `train --val-fraction 0` folder
     trained = _rewritten(onnx_file, tmp_path / "every.onnx", "split", every)
     assert main(["evaluate", "--data", str(folder), "--model", str(trained), "--output", str(tmp_path / "r")]) == 0
-    assert "(the model trained on every one of them): NOT a held-out score" in capsys.readouterr().out
+    assert "every one of which the model was trained on: NOT a held-out score" in capsys.readouterr().out
     assert f"{trained} trained on every one of the 3 labelled records" in caplog.text
     info = json.loads((tmp_path / "r" / "evaluation.json").read_text())["info"]
     assert info["held_out"] is False and info["all_records_trained"] is True

@@ -244,7 +244,7 @@ def test_fixed_length_config_round_trips_and_old_configs_load_unchanged():
     assert fixed.to_dict()["fixed_length_s"] == 30 and fixed.fixed_samples == 4500
     assert PreprocessConfig.from_dict(json.loads(json.dumps(fixed.to_dict()))) == fixed
     shipped = json.loads((Path(__file__).resolve().parents[1] / "models" / "cinc2017" / "config.json").read_text())["preprocess"]
-    assert "fixed_length_s" not in shipped, "the shipped folder predates fixed lengths"
+    assert "fixed_length_s" not in shipped, "the shipped folder takes whole records"
     old = PreprocessConfig.from_dict(shipped)
     assert old.fixed_length_s is None and old.fixed_samples is None
     assert json.loads(json.dumps(old.to_dict())) == shipped, "a config without a fixed length writes the same dict as before"

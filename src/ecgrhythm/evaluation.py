@@ -25,9 +25,9 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
 
     By default the records the model was trained on (`classifier.training_split()["train"]`:
     its folder's `split.json`, or an ONNX file's metadata) are left out, so the score is a held-out score. When the model
-    trained on every labelled record of the folder (a model trained on all
-    records, `val_fraction=0`), they are all scored, with a warning, and
-    `info["held_out"]` is false.
+    trained on every labelled record of the folder (a model trained on all records, `val_fraction=0`, on its own
+    data; or any model on a folder of its training records only), they are all scored, with a warning, and
+    `info["held_out"]` is false (`info["all_records_trained"]` true).
 
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.RhythmClassifier` (or

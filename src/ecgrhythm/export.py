@@ -52,7 +52,7 @@ more than `tolerance` (every output: a folder of several networks gets
 Metadata (`metadata_props`, every value a JSON text) is read back with
 :func:`ecgrhythm.onnx_model.read_onnx_metadata`; keys are listed in
 :data:`ecgrhythm.onnx_model.METADATA_KEYS`. They include the folder's
-`split.json` (record names only, ~60 KB for all of CinC 2017), so that
+`split.json` (record names only, about 73 KB for all of CinC 2017), so that
 `ecgrhythm evaluate --model FILE.onnx` leaves out the records the model was
 trained on, as it does for the folder.
 """

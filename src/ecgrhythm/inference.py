@@ -341,8 +341,8 @@ class RhythmClassifier:
         """
         self._check_fitted()
         members = self.networks_
+        check_positive_int("networks", networks, optional=True)
         if networks is not None:
-            check_positive_int("networks", networks)
             if networks > len(members):
                 raise ValueError(f"Invalid argument `networks`: the model has {len(members)} network(s). Received: networks={networks!r}")
             members = members[:networks]

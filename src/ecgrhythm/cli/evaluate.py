@@ -98,14 +98,18 @@ def run(args):
     else:
         if args.all_records:
             why = "--all-records"
-        elif info["all_records_trained"]:
-            why = "the model trained on every one of them"
         else:
             why = f"{info['model']} has no {clf.split_source}"
-        print(
-            f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
-            f"({info['failed_records']} could not be scored)"
-        )
+        if info["all_records_trained"]:
+            print(
+                f"scored {report.n_records} records, every one of which the model was trained on: NOT a held-out score; a cross-validation "
+                f"of its recipe estimates that (see its model card) ({info['failed_records']} could not be scored)"
+            )
+        else:
+            print(
+                f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
+                f"({info['failed_records']} could not be scored)"
+            )
     print()
     print(format_report(report))
     print()
