@@ -148,3 +148,34 @@ def test_a_model_with_the_rr_channel_streams_it_piece_by_piece(tiny_rr_model_dir
     differ = np.flatnonzero(~np.isclose(per_piece, signal[:, 1]))
     assert len(differ) < 0.2 * len(signal)
     assert np.abs(differ[:, None] - starts[None, :]).min(axis=1).max() <= 30 * rr.preprocess_.fs  # within 30 s of a piece boundary
+
+
+def test_a_fixed_length_model_takes_a_long_records_first_seconds(tmp_path, cinc2017_dir, cpsc2021_dir):
+    import dataclasses
+
+    from conftest import TINY_MODEL, TINY_TRAIN
+
+    from ecgrhythm.config import PreprocessConfig
+    from ecgrhythm.training import train
+
+    out = tmp_path / "fixed"
+    pre = PreprocessConfig(fs=100.0, fixed_length_s=30.0)
+    train(
+        cinc2017_dir, out, preprocess_config=pre, model_config=TINY_MODEL, train_config=dataclasses.replace(TINY_TRAIN, epochs=1), limit=32, verbose=0
+    )
+    fixed = RhythmClassifier.load(out)
+    path = cpsc2021_dir / "data_84_1.hea"  # 8.7 minutes
+    whole = fixed.predict_proba([fixed.prepare(read_record(path))])[0]
+    fed = []
+    predict = fixed.predict_proba
+    fixed.predict_proba = lambda signals, **kw: fed.extend(signals) or predict(signals, **kw)
+    with open_long_record(path) as stream:
+        probs, lead = classify_stream(fixed, stream, piece_s=13.0)  # the first 30 s span three pieces
+    assert lead == "I" and [s.shape for s in fed] == [(3000, 1)] and np.abs(probs - whole).max() < 1e-5
+    fixed.predict_proba = predict
+    header = _write_long(tmp_path, cpsc2021_dir, hours=1.05)  # streamed, not read whole
+    assert should_stream(header)
+    prediction, failures = classify_files(fixed, [header])
+    expected = fixed.predict_records([read_record(header)])
+    assert failures == [] and prediction.names == ["long"]
+    assert np.abs(prediction.probabilities - expected.probabilities).max() < 1e-5

@@ -295,8 +295,8 @@ class RhythmClassifier:
     def require_whole_records(self, use: str) -> None:
         """Refuse a model with a fixed input length (`preprocess_.fixed_length_s`) for `use`, which needs whole records.
 
-        Such a model sees only the first seconds of a record, so it cannot stream a long record,
-        give a timeline of windows or find episodes; classifying ordinary records works.
+        Such a model sees only the first seconds of a record, so it cannot give a timeline of windows
+        or find episodes; classifying records of any length works (a long one by its first seconds).
 
         Args:
             use: what needs whole records, for the message (`"ecgrhythm episodes"`).

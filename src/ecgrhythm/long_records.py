@@ -22,6 +22,10 @@ probabilities that classifying the whole record would, in two passes over it:
    length-weighted mean over the chunks (:func:`~ecgrhythm.forward.average_by_owner`),
    as for a record read whole.
 
+A model with a fixed input length (`PreprocessConfig.fixed_length_s`) takes
+the first that many seconds of the normalised record, as a whole read gives
+them: the second pass stops once it has them.
+
 A model with an RR channel (`PreprocessConfig.rr_channel`) gets it piece by
 piece in the second pass, from the beats of each piece on its own
 (:func:`~ecgrhythm.preprocessing.with_rr_channel`). The beat detector adapts
@@ -45,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from .forward import average_by_owner, chunk_bounds
-from .preprocessing import apply_normalization, bandpass, chosen_lead, model_columns, normalization, resample, with_rr_channel
+from .preprocessing import apply_normalization, bandpass, chosen_lead, crop_or_pad, model_columns, normalization, resample, with_rr_channel
 from .records import RecordError, header_length, header_of, open_wfdb, reads_in_pieces
 
 __all__ = ["should_stream", "open_long_record", "stream_columns", "model_rate_pieces", "classify_stream", "STREAM_ABOVE_S", "PIECE_S", "MARGIN_S"]
@@ -144,6 +148,18 @@ def model_rate_pieces(stream, columns, config, piece_s: float = PIECE_S):
         yield x[(a - lo) * up // down : (b - lo) * up // down if b < n else len(x)]
 
 
+def _first_samples(stream, columns, config, piece_s: float, center, scale) -> np.ndarray:
+    """The first `config.fixed_samples` of the normalised record, zero-padded at the end, as a whole read crops them."""
+    held, parts = 0, []
+    for x in model_rate_pieces(stream, columns, config, piece_s):
+        parts.append(with_rr_channel(x if center is None else apply_normalization(x, center, scale), x, config))
+        held += len(x)
+        if held >= config.fixed_samples:
+            break
+    joined = np.concatenate(parts) if parts else np.zeros((0, config.n_channels(len(columns))), np.float32)
+    return crop_or_pad(joined, config.fixed_samples, config.fixed_samples)
+
+
 def _normalization(pieces, method: str, n_leads: int):
     """`(n_samples, center, scale)` of the joined `pieces` for :func:`~ecgrhythm.preprocessing.normalization` (`None`s for `"none"`)."""
     n, mean, m2 = 0, np.zeros(n_leads), np.zeros(n_leads)
@@ -187,12 +203,12 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
     Raises:
         RecordError: the record or `lead` cannot be used, or a piece cannot be read.
         NonFiniteOutputError: the network gave NaN or infinite probabilities.
-        ValueError: the model has a fixed input length (see :meth:`~ecgrhythm.inference.RhythmClassifier.require_whole_records`).
     """
-    classifier.require_whole_records(f"streaming a record over {STREAM_ABOVE_S / 3600:g} h")
     columns, name = stream_columns(classifier, stream, lead)
     config = classifier.preprocess_
     n, center, scale = _normalization(model_rate_pieces(stream, columns, config, piece_s), config.normalization, len(columns))
+    if config.fixed_samples is not None:
+        return classifier.predict_proba([_first_samples(stream, columns, config, piece_s, center, scale)])[0], name
     bounds = chunk_bounds(n, classifier.buckets_[-1])
     probs, weights, chunks = [], [], []
 
