@@ -148,12 +148,18 @@ def model_rate_pieces(stream, columns, config, piece_s: float = PIECE_S):
         yield x[(a - lo) * up // down : (b - lo) * up // down if b < n else len(x)]
 
 
+def _input_pieces(stream, columns, config, piece_s: float, center, scale):
+    """The second pass: :func:`model_rate_pieces` normalised with the first pass's statistics, with the RR channel if the model has one."""
+    for x in model_rate_pieces(stream, columns, config, piece_s):
+        yield with_rr_channel(x if center is None else apply_normalization(x, center, scale), x, config)
+
+
 def _first_samples(stream, columns, config, piece_s: float, center, scale) -> np.ndarray:
     """The first `config.fixed_samples` of the normalised record, zero-padded at the end, as a whole read crops them."""
     held, parts = 0, []
-    for x in model_rate_pieces(stream, columns, config, piece_s):
-        parts.append(with_rr_channel(x if center is None else apply_normalization(x, center, scale), x, config))
-        held += len(x)
+    for piece in _input_pieces(stream, columns, config, piece_s, center, scale):
+        parts.append(piece)
+        held += len(piece)
         if held >= config.fixed_samples:
             break
     joined = np.concatenate(parts) if parts else np.zeros((0, config.n_channels(len(columns))), np.float32)
@@ -218,8 +224,7 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
         chunks.clear()
 
     buffer, offset, k = np.zeros((0, config.n_channels(len(columns))), np.float32), 0, 0
-    for x in model_rate_pieces(stream, columns, config, piece_s):
-        piece = with_rr_channel(x if center is None else apply_normalization(x, center, scale), x, config)
+    for piece in _input_pieces(stream, columns, config, piece_s, center, scale):
         buffer = np.concatenate([buffer, piece])
         while k < len(bounds) - 1 and bounds[k + 1] <= offset + len(buffer):
             chunks.append(np.ascontiguousarray(buffer[bounds[k] - offset : bounds[k + 1] - offset]))
