@@ -95,21 +95,17 @@ def run(args):
             f"excluded {info['excluded_training_records']} records the model was trained on ({clf.split_source}); "
             f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)"
         )
+    elif info["all_records_trained"]:
+        print(
+            f"scored {report.n_records} records, every one of which the model was trained on: NOT a held-out score; a cross-validation "
+            f"of its recipe estimates that (see its model card) ({info['failed_records']} could not be scored)"
+        )
     else:
-        if args.all_records:
-            why = "--all-records"
-        else:
-            why = f"{info['model']} has no {clf.split_source}"
-        if info["all_records_trained"]:
-            print(
-                f"scored {report.n_records} records, every one of which the model was trained on: NOT a held-out score; a cross-validation "
-                f"of its recipe estimates that (see its model card) ({info['failed_records']} could not be scored)"
-            )
-        else:
-            print(
-                f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
-                f"({info['failed_records']} could not be scored)"
-            )
+        why = "--all-records" if args.all_records else f"{info['model']} has no {clf.split_source}"
+        print(
+            f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
+            f"({info['failed_records']} could not be scored)"
+        )
     print()
     print(format_report(report))
     print()
