@@ -28,7 +28,7 @@ from scipy.stats import ttest_rel
 
 from ecgrhythm._io import atomic_write_text
 from ecgrhythm.checkpoint import STATE_FILE
-from ecgrhythm.crossval import OOF_FILE, fold_dir, oof_text, read_folds
+from ecgrhythm.crossval import OOF_FILE, fold_dir, oof_text, pooled_oof_text, read_folds
 from ecgrhythm.crossval_report import t_interval
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.metrics import cinc2017_score, confusion_matrix
@@ -72,7 +72,7 @@ def main() -> None:
     if args.oof is not None and len(done) < len(folds.folds):
         raise SystemExit(f"--oof needs every fold finished in every member; finished in all: {done}")
     scores = {name: [] for name in [m.name for m in args.members] + ["average"]}
-    rows = []
+    texts = []  # each fold's out-of-fold CSV of the average
     for k in done:
         names = folds.folds[k]
         truth = [folds.labels[n] for n in names]
@@ -82,16 +82,16 @@ def main() -> None:
             clf = last_epoch_network(fold_dir(member, k))
             probs.append(clf.predict_proba([clf.prepare(r) for r in records], calibrated=False))
             scores[member.name].append(_score(truth, probs[-1], classes))
-        scores["average"].append(_score(truth, np.mean(probs, axis=0), classes))
-        rows.append(oof_text(names, k, truth, np.mean(probs, axis=0), classes).split("\n", 1)[1])
+        average = np.mean(probs, axis=0)
+        scores["average"].append(_score(truth, average, classes))
+        texts.append(oof_text(names, k, truth, average, classes))
         print(f"fold {k}: " + ", ".join(f"{name} {values[-1]:.4f}" for name, values in scores.items()), flush=True)
     for name, values in scores.items():
         mean, half = t_interval(values)
         print(f"{name}: last-epoch mean {mean:.4f} ± {half:.4f} over folds {done}")
     if args.oof is not None:
         args.oof.mkdir(parents=True, exist_ok=True)
-        header = oof_text([], 0, [], np.zeros((0, len(classes))), classes)
-        atomic_write_text(args.oof / OOF_FILE, header + "".join(rows))
+        atomic_write_text(args.oof / OOF_FILE, pooled_oof_text(texts))
         print(f"wrote the average's out-of-fold probabilities to {args.oof / OOF_FILE}")
     for member in args.members:
         diff = np.subtract(scores["average"], scores[member.name])

@@ -41,6 +41,7 @@ __all__ = [
     "CrossvalResult",
     "read_oof",
     "oof_text",
+    "pooled_oof_text",
     "pool_oof",
     "claim_folder",
     "fold_dir",
@@ -318,6 +319,11 @@ def run_crossval(
 
 def pool_oof(output: Path, n_folds: int) -> Path:
     """Write `output/oof.csv`: the rows of every fold's `oof.csv`, in fold order."""
-    parts = [(fold_dir(output, k) / OOF_FILE).read_text(encoding="utf-8").splitlines(keepends=True) for k in range(n_folds)]
-    atomic_write_text(output / OOF_FILE, "".join([parts[0][0], *(line for part in parts for line in part[1:])]))
+    atomic_write_text(output / OOF_FILE, pooled_oof_text([(fold_dir(output, k) / OOF_FILE).read_text(encoding="utf-8") for k in range(n_folds)]))
     return output / OOF_FILE
+
+
+def pooled_oof_text(texts) -> str:
+    """One out-of-fold CSV text from several (:func:`oof_text`, one per fold, same classes): the first header, then every row in order."""
+    parts = [text.splitlines(keepends=True) for text in texts]
+    return "".join([parts[0][0], *(line for part in parts for line in part[1:])])
