@@ -1,7 +1,17 @@
 import numpy as np
 import pytest
 
-from ecgrhythm.calibration import MIN_PREDICTED_ROWS, apply_temperature, fit_temperature, top_class_calibration
+from ecgrhythm.calibration import (
+    MIN_PREDICTED_ROWS,
+    apply_class_prior,
+    apply_temperature,
+    calibrate_probabilities,
+    checked_class_prior,
+    class_frequencies,
+    fit_temperature,
+    top_class_calibration,
+)
+from ecgrhythm.crossval_report import cross_fitted_prior
 
 
 def test_ece_of_records_each_alone_in_its_bin():
@@ -106,3 +116,50 @@ def test_temperature_one_is_the_identity_and_calibrated_probabilities_keep_it():
         apply_temperature(probs, [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="temperature"):
         apply_temperature(probs, 0.0)
+
+
+def _balanced_network_outputs(n: int, prior, seed: int = 0):
+    """Records of classes drawn with `prior`, each a 1-D feature x ~ Normal(class index, 1), with the outputs an ideal
+    network trained with balanced class weights gives (the posterior under equal priors: the normalised likelihoods),
+    and the true posterior under `prior`."""
+    rng = np.random.default_rng(seed)
+    targets = rng.choice(len(prior), size=n, p=prior)
+    x = rng.normal(targets.astype(float), 1.0)
+    likelihood = np.exp(-0.5 * (x[:, None] - np.arange(len(prior))[None, :]) ** 2)
+    balanced = likelihood / likelihood.sum(axis=1, keepdims=True)
+    posterior = likelihood * prior / (likelihood * prior).sum(axis=1, keepdims=True)
+    return targets, balanced, posterior
+
+
+def test_the_class_prior_gives_a_balanced_networks_outputs_back_the_posterior_under_the_training_prior():
+    prior = np.array([0.6, 0.09, 0.28, 0.03])  # about CinC 2017's N, A, O, ~
+    targets, balanced, posterior = _balanced_network_outputs(20_000, prior)
+    frequencies = class_frequencies(targets, 4)
+    np.testing.assert_allclose(frequencies, prior, atol=0.01)
+    corrected = apply_class_prior(balanced, frequencies)
+    np.testing.assert_allclose(corrected.sum(axis=1), 1.0)
+    assert np.abs(corrected - posterior).max() < 0.02 and np.abs(balanced - posterior).max() > 0.3
+    accuracy = lambda probs: np.mean(probs.argmax(axis=1) == targets)  # noqa: E731
+    assert accuracy(corrected) > accuracy(balanced) + 0.05  # the Bayes decision under the real prior
+    assert top_class_calibration(corrected, targets).ece < 0.02 < top_class_calibration(balanced, targets).ece
+    # Cross-fitted, each fold corrected by the other folds' frequencies: the same, as every fold has the same prior.
+    folds = np.arange(len(targets)) % 5
+    np.testing.assert_allclose(cross_fitted_prior(balanced, targets, folds), corrected, atol=0.01)
+    # A model's calibration applies the prior first, then the temperature.
+    np.testing.assert_allclose(calibrate_probabilities(balanced, class_prior=frequencies, temperature=2.0), apply_temperature(corrected, 2.0))
+    assert calibrate_probabilities(balanced) is balanced
+
+
+def test_prior_correction_refuses_what_is_not_a_prior():
+    with pytest.raises(ValueError, match=r"classes \[2\] have no record"):
+        class_frequencies([0, 1, 3, 3], 4)
+    with pytest.raises(ValueError, match="expected class indices 0 to 3"):
+        class_frequencies([0, 4], 4)
+    for prior in ([0.5, 0.5, 0.0], [0.5, 0.5], [0.5, -0.1, 0.6]):
+        with pytest.raises(ValueError, match="one positive prior per class"):
+            apply_class_prior([[0.2, 0.3, 0.5]], prior)
+    assert checked_class_prior(None, 3, "config.json") is None
+    assert checked_class_prior([0.5, 0.25, 0.25], 3, "config.json") == [0.5, 0.25, 0.25]
+    for value in ([0.5, 0.5, 0.5], [0.5, 0.5], [True, 0.5, 0.5], "0.3 0.3 0.4", [0.0, 0.5, 0.5], 1.0):
+        with pytest.raises(ValueError, match='invalid "class_prior" in config.json'):
+            checked_class_prior(value, 3, "config.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import shutil
 
@@ -266,6 +267,19 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
     assert calibrated.temperature_by_ == "predicted_class"
     assert calibrated.temperature_ == pytest.approx(report["temperature"]["per_predicted_class"]["value"])
     assert "One temperature per predicted class" in (results / "tiny-recipe" / "report.md").read_text()
+    assert main(["calibrate", str(model), "--crossval", str(out), "--per-predicted-class", "--prior-correction"]) == 0
+    shown = capsys.readouterr().out
+    assert "before -> after the prior correction" in shown and "class prior [" in shown
+    labels = list(read_folds(out).labels.values())
+    frequencies = [labels.count(c) / len(labels) for c in ["N", "A", "O", "~"]]
+    assert RhythmClassifier.load(model).class_prior_ == pytest.approx(frequencies)
+    config = json.loads((model / "config.json").read_text())
+    config["metadata"]["train_config"]["class_weighting"] = "none"  # a network that learnt the prior itself
+    (model / "config.json").write_text(json.dumps(config))
+    sums = json.loads((model / "checksums.json").read_text())
+    (model / "checksums.json").write_text(json.dumps({**sums, "config.json": hashlib.sha256((model / "config.json").read_bytes()).hexdigest()}))
+    assert main(["calibrate", str(model), "--crossval", str(out), "--prior-correction"]) == 2
+    assert "balanced class weights" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["calibrate", str(model), "--crossval", str(out), "--per-class", "--per-predicted-class"])
     assert "not allowed with argument" in capsys.readouterr().err

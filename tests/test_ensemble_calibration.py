@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
-from ecgrhythm.calibration import apply_temperature, top_class_calibration
+from ecgrhythm.calibration import apply_class_prior, apply_temperature, top_class_calibration
 from ecgrhythm.crossval_report import cross_fitted_temperature
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.records import read_record
-from ecgrhythm.saving import MAX_MEMBERS, ModelFolderError, assemble_ensemble, load_model_dir, save_model_dir, set_temperature
+from ecgrhythm.saving import MAX_MEMBERS, ModelFolderError, assemble_ensemble, load_model_dir, save_model_dir, set_calibration
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +26,16 @@ def test_temperature_is_saved_with_consistent_checksums_and_applied(tiny_model_d
     plain = RhythmClassifier.load(tiny_model_dir).predict_records(records).probabilities
     folder = tmp_path / "calibrated"
     shutil.copytree(tiny_model_dir, folder)
-    set_temperature(folder, 2.5)
+    set_calibration(folder, 2.5)
     clf = RhythmClassifier.load(folder)  # checksums verified
     assert clf.temperature_ == 2.5 and json.loads((folder / "config.json").read_text())["temperature"] == 2.5
     np.testing.assert_allclose(clf.predict_records(records).probabilities, apply_temperature(plain, 2.5), atol=1e-6)
     assert clf.predict_records(records).probabilities.max(axis=1).mean() < plain.max(axis=1).mean()  # softer
     per_class = [1.0, 2.0, 0.5, 3.0]
-    set_temperature(folder, per_class)
+    set_calibration(folder, per_class)
     np.testing.assert_allclose(RhythmClassifier.load(folder).predict_records(records).probabilities, apply_temperature(plain, per_class), atol=1e-6)
     with pytest.raises(ValueError, match="temperature"):
-        set_temperature(folder, [1.0, 2.0])
+        set_calibration(folder, [1.0, 2.0])
     config = json.loads((folder / "config.json").read_text())
     config["temperature"] = 1.5  # edited by hand: the checksum no longer matches
     (folder / "config.json").write_text(json.dumps(config))
@@ -48,7 +48,7 @@ def test_a_temperature_per_predicted_class_is_saved_applied_and_keeps_every_labe
     folder = tmp_path / "by-predicted"
     shutil.copytree(tiny_model_dir, folder)
     by_predicted = [0.5, 2.0, 3.0, 1.0]
-    set_temperature(folder, by_predicted, per_predicted_class=True)
+    set_calibration(folder, by_predicted, per_predicted_class=True)
     config = json.loads((folder / "config.json").read_text())
     assert config["temperature"] == by_predicted and config["temperature_by"] == "predicted_class"
     clf = RhythmClassifier.load(folder)  # checksums verified
@@ -58,9 +58,9 @@ def test_a_temperature_per_predicted_class_is_saved_applied_and_keeps_every_labe
     assert np.abs(got.probabilities - apply_temperature(plain.probabilities, by_predicted)).max() > 1e-3  # not the per-class scaling
     assert got.labels == plain.labels
     with pytest.raises(ValueError, match="one per predicted class"):
-        set_temperature(folder, 2.0, per_predicted_class=True)
+        set_calibration(folder, 2.0, per_predicted_class=True)
     assert load_model_dir(assemble_ensemble([folder], tmp_path / "ensemble"))[1]["temperature_by"] is None  # dropped with the temperature
-    set_temperature(folder, by_predicted)  # written again without the mode: one temperature per class (column)
+    set_calibration(folder, by_predicted)  # written again without the mode: one temperature per class (column)
     assert "temperature_by" not in json.loads((folder / "config.json").read_text()) and RhythmClassifier.load(folder).temperature_by_ is None
     for edit, problem in (
         ({"temperature_by": "argmax"}, '"temperature_by"'),
@@ -71,6 +71,32 @@ def test_a_temperature_per_predicted_class_is_saved_applied_and_keeps_every_labe
         (folder / "checksums.json").write_text(json.dumps({**sums, "config.json": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()}))
         with pytest.raises(ModelFolderError, match=re.escape(f"{folder}: invalid {problem} in config.json")):
             RhythmClassifier.load(folder)
+
+
+def test_a_class_prior_is_saved_applied_before_the_temperature_and_dropped_by_an_ensemble(tiny_model_dir, tmp_path, records):
+    plain = RhythmClassifier.load(tiny_model_dir).predict_records(records).probabilities
+    folder = tmp_path / "prior"
+    shutil.copytree(tiny_model_dir, folder)
+    prior = [0.59, 0.09, 0.28, 0.04]
+    set_calibration(folder, [0.9, 1.4, 1.3, 1.1], per_predicted_class=True, class_prior=prior)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["class_prior"] == prior and config["temperature_by"] == "predicted_class"
+    clf = RhythmClassifier.load(folder)  # checksums verified
+    assert clf.class_prior_ == prior
+    expected = apply_temperature(apply_class_prior(plain, prior), [0.9, 1.4, 1.3, 1.1], per_predicted_class=True)
+    np.testing.assert_allclose(clf.predict_records(records).probabilities, expected, atol=1e-6)
+    assert np.abs(expected - apply_temperature(plain, [0.9, 1.4, 1.3, 1.1], per_predicted_class=True)).max() > 1e-2
+    assert load_model_dir(assemble_ensemble([folder], tmp_path / "ensemble"))[1]["class_prior"] is None
+    for bad in ([0.5, 0.5], [0.5, 0.5, 0.5, 0.5]):
+        with pytest.raises(ValueError, match="Invalid argument `class_prior`"):
+            set_calibration(folder, 1.0, class_prior=bad)
+    set_calibration(folder, 1.0)  # written again without a prior: none is kept
+    assert "class_prior" not in json.loads((folder / "config.json").read_text()) and RhythmClassifier.load(folder).class_prior_ is None
+    (folder / "config.json").write_text(json.dumps({**config, "class_prior": [0.5, 0.5, 0.5, 0.5]}))  # edited by hand, checksum updated
+    sums = json.loads((folder / "checksums.json").read_text())
+    (folder / "checksums.json").write_text(json.dumps({**sums, "config.json": hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()}))
+    with pytest.raises(ModelFolderError, match=re.escape(f'{folder}: invalid "class_prior" in config.json')):
+        RhythmClassifier.load(folder)
 
 
 def test_a_folder_without_temperature_or_members_loads_as_before(tiny_model_dir):
@@ -104,7 +130,7 @@ def test_an_ensemble_folder_averages_its_members(tiny_model_dir, other_member, t
     np.testing.assert_allclose(ensemble.predict_records(records).probabilities, (a + b) / 2, atol=1e-6)
     prepared = [ensemble.prepare(read_record(r)) for r in records]  # the first network, which ran both, has its own weights back
     np.testing.assert_allclose(ensemble.predict_proba(prepared, calibrated=False, networks=1), a, atol=1e-6)
-    set_temperature(out, 2.0)  # a calibrated ensemble scales the mean
+    set_calibration(out, 2.0)  # a calibrated ensemble scales the mean
     np.testing.assert_allclose(RhythmClassifier.load(out).predict_records(records).probabilities, apply_temperature((a + b) / 2, 2.0), atol=1e-6)
     (out / "member1.weights.h5").write_bytes((out / "member1.weights.h5").read_bytes()[:-8])
     with pytest.raises(ModelFolderError, match="member1.weights.h5 does not match its checksum"):
@@ -115,7 +141,7 @@ def test_episode_windows_of_an_ensemble_come_from_its_first_network_unless_all_a
     from ecgrhythm.episodes import EpisodeParams, collect_windows, iter_window_probabilities
 
     out = assemble_ensemble([tiny_model_dir, other_member], tmp_path / "ensemble")
-    set_temperature(out, 2.0)
+    set_calibration(out, 2.0)
     record = read_record(records[0])
     signal = record.signal[:, 0]
 

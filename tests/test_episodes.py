@@ -94,12 +94,12 @@ def test_streamed_windows_equal_whole_signal_windows(shipped, cpsc2021_dir):
 
 def test_windows_take_the_networks_own_probabilities_not_the_record_temperature(shipped, cpsc2021_dir, tmp_path):
     """The shipped folder's temperature (fitted on whole records) is left out of episode windows: a copy without it gives the same windows."""
-    from ecgrhythm.saving import set_temperature
+    from ecgrhythm.saving import set_calibration
 
     assert shipped.temperature_ is not None and np.any(np.asarray(shipped.temperature_) != 1.0)
     plain_dir = tmp_path / "plain"
     shutil.copytree(shipped.model_dir_, plain_dir)
-    set_temperature(plain_dir, 1.0)
+    set_calibration(plain_dir, 1.0)
     plain = RhythmClassifier.load(plain_dir)
     record = read_record(cpsc2021_dir / "data_92_12.hea")
     signal = record.signal[:, 0]

@@ -15,7 +15,7 @@ from ecgrhythm.export import export_onnx, onnx_graph
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.onnx_model import METADATA_KEYS, OnnxClassifier, OnnxModelError, read_onnx_metadata
 from ecgrhythm.records import read_record
-from ecgrhythm.saving import load_split, set_temperature
+from ecgrhythm.saving import load_split, set_calibration
 
 pytest.importorskip("onnx")  # the onnx extra: ecgrhythm's modules import onnx and onnxruntime only when used
 pytest.importorskip("onnxruntime")
@@ -86,21 +86,22 @@ def test_a_calibrated_folder_exports_its_temperature_and_files_without_the_mode_
     records = [cinc2017_dir / f"{n}.hea" for n in CINC]
     folder = tmp_path / "calibrated"
     shutil.copytree(tiny_model_dir, folder)
-    set_temperature(folder, [0.5, 2.0, 3.0, 1.5], per_predicted_class=True)
+    set_calibration(folder, [0.5, 2.0, 3.0, 1.5], per_predicted_class=True, class_prior=[0.6, 0.1, 0.25, 0.05])
     path, _ = export_onnx(folder, tmp_path / "calibrated.onnx")
     meta = read_onnx_metadata(path)
     assert meta["temperature"] == [0.5, 2.0, 3.0, 1.5] and meta["temperature_by"] == "predicted_class"
+    assert meta["class_prior"] == [0.6, 0.1, 0.25, 0.05] and OnnxClassifier.load(path).class_prior_ == meta["class_prior"]
     expected, got = RhythmClassifier.load(folder).predict_records(records), OnnxClassifier.load(path).predict_records(records)
     np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-3, rtol=0)
     assert got.labels == expected.labels and OnnxClassifier.load(path).temperature_by_ == "predicted_class"
-    # A file exported before "temperature_by" existed (no such metadata) loads and predicts as before.
+    # A file exported before "temperature_by" and "class_prior" existed (no such metadata) loads and predicts as before.
     model = onnx.load(onnx_file)
-    kept = [p for p in model.metadata_props if p.key != "temperature_by"]
+    kept = [p for p in model.metadata_props if p.key not in ("temperature_by", "class_prior")]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     old = tmp_path / "old.onnx"
     onnx.save(model, old)
-    assert read_onnx_metadata(old)["temperature_by"] is None
+    assert read_onnx_metadata(old)["temperature_by"] is None and read_onnx_metadata(old)["class_prior"] is None
     np.testing.assert_allclose(OnnxClassifier.load(old).predict_records(records).probabilities, onnx_clf.predict_records(records).probabilities)
 
 

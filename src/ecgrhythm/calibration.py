@@ -1,10 +1,16 @@
-"""Calibration of single-label probabilities: the top-class ECE and temperature scaling.
+"""Calibration of single-label probabilities: the top-class ECE, prior correction and temperature scaling.
 
 :func:`top_class_calibration` measures the top-class expected calibration error
 (ECE) over equal-width confidence bins, with the per-bin values of a reliability
 diagram (a :class:`Calibration`); :func:`fit_temperature` fits one temperature,
 one per class, or one per predicted class by negative log-likelihood, and
 :func:`apply_temperature` scales probabilities by it (`softmax(log(p) / T)`).
+:func:`apply_class_prior` multiplies probabilities by the class frequencies of the
+training records and renormalises: a network trained with balanced class weights
+estimates the posterior under equal class priors, and this gives it back under
+the training records' priors (Saerens, Latinne & Decaestecker, Neural Computation
+2002), which moves labels from rare classes to common ones where the network is
+unsure. :func:`calibrate_probabilities` applies a model's prior, then its temperature.
 Pure functions of probabilities and class indices: no files, no figures.
 
 Example:
@@ -20,6 +26,10 @@ import numpy as np
 
 __all__ = [
     "checked_temperature",
+    "checked_class_prior",
+    "class_frequencies",
+    "apply_class_prior",
+    "calibrate_probabilities",
     "Calibration",
     "top_class_calibration",
     "fit_temperature",
@@ -56,6 +66,81 @@ def checked_temperature(value, by, n_classes: int, source: str):
         expected = f'one per class ({n_classes}), as "temperature_by" is {by!r}' if by else f"one positive number or one per class ({n_classes})"
         raise ValueError(f'invalid "temperature" in {source}: expected {expected}. Received: {value!r}')
     return (float(array) if array.ndim == 0 else array.tolist()), by
+
+
+def checked_class_prior(value, n_classes: int, source: str):
+    """A stored class prior, validated (model folders and exported files store it as `"class_prior"`).
+
+    Args:
+        value: None (no prior correction), or one positive number per class, summing to 1.
+        n_classes: the model's number of classes.
+        source: where it was stored, for the error message.
+
+    Returns:
+        None, or a list of `n_classes` floats.
+
+    Raises:
+        ValueError: `invalid "class_prior" in SOURCE: ...`.
+    """
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=float) if isinstance(value, list) and all(_is_number(v) for v in value) else None
+    if array is None or array.shape != (n_classes,) or not np.all(np.isfinite(array) & (array > 0)) or abs(array.sum() - 1) > 1e-6:
+        raise ValueError(f'invalid "class_prior" in {source}: expected none, or {n_classes} positive numbers summing to 1. Received: {value!r}')
+    return array.tolist()
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def class_frequencies(targets, n_classes: int) -> np.ndarray:
+    """The share of each class among `targets` (class indices): a prior for :func:`apply_class_prior`.
+
+    Raises:
+        ValueError: no targets, an index out of range, or a class without any record (its prior would be 0,
+            and the class never predicted).
+    """
+    targets = np.asarray(targets)
+    if not len(targets) or not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0 or targets.max() >= n_classes:
+        raise ValueError(f"Invalid argument `targets`: expected class indices 0 to {n_classes - 1}, at least one. Received: {targets[:10].tolist()}")
+    counts = np.bincount(targets, minlength=n_classes)
+    if not counts.all():
+        raise ValueError(f"Invalid argument `targets`: classes {np.flatnonzero(counts == 0).tolist()} have no record, so no prior")
+    return counts / counts.sum()
+
+
+def apply_class_prior(probabilities, prior) -> np.ndarray:
+    """Probabilities multiplied by a class prior and renormalised: `p * prior / sum(p * prior)`.
+
+    For a network trained with balanced class weights (each class weighted by the inverse of its frequency),
+    whose outputs estimate the posterior under equal class priors, `prior` = the training records' class
+    frequencies gives the posterior under those frequencies (:func:`class_frequencies`).
+
+    Example:
+    >>> apply_class_prior([[0.5, 0.5]], [0.8, 0.2]).round(2)
+    array([[0.8, 0.2]])
+    """
+    probs, prior = np.asarray(probabilities, dtype=float), np.asarray(prior, dtype=float)
+    if probs.ndim != 2 or prior.shape != (probs.shape[1],) or not np.all(prior > 0):
+        raise ValueError(
+            f"Invalid arguments: expected probabilities (n_records, n_classes) and one positive prior per class. "
+            f"Received: probabilities.shape={probs.shape}, prior={prior.tolist()}"
+        )
+    weighted = probs * prior
+    return weighted / weighted.sum(axis=1, keepdims=True)
+
+
+def calibrate_probabilities(probabilities, *, class_prior=None, temperature=1.0, temperature_by=None) -> np.ndarray:
+    """A model's calibration of its probabilities: its class prior (if any), then its temperature (if not 1).
+
+    The arguments are those of a model's configuration (:func:`checked_class_prior`, :func:`checked_temperature`).
+    """
+    if class_prior is not None:
+        probabilities = apply_class_prior(probabilities, class_prior)
+    if np.all(np.asarray(temperature) == 1.0):
+        return probabilities
+    return apply_temperature(probabilities, temperature, per_predicted_class=temperature_by == TEMPERATURE_BY_PREDICTED_CLASS)
 
 
 @dataclasses.dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
-from .calibration import MIN_PREDICTED_ROWS, apply_temperature, fit_temperature, top_class_calibration
+from .calibration import MIN_PREDICTED_ROWS, apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
 from .crossval import OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
 from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
@@ -35,6 +35,9 @@ __all__ = [
     "write_candidates",
     "t_interval",
     "cross_fitted_temperature",
+    "cross_fitted_prior",
+    "fold_reports",
+    "score_of",
     "cross_fitted_ece",
     "DEFAULT_RESULTS",
     "REPORT_FILE",
@@ -76,6 +79,35 @@ def cross_fitted_ece(probabilities, targets, folds, *, per_class: bool = False, 
         return math.nan
     scaled = cross_fitted_temperature(probabilities, targets, folds, per_class=per_class, per_predicted_class=per_predicted_class)
     return top_class_calibration(scaled, targets).ece
+
+
+def cross_fitted_prior(probabilities, targets, folds) -> np.ndarray:
+    """Probabilities `(n, n_classes)` with each fold's rows multiplied by the class frequencies of the other folds'
+    records (:func:`ecgrhythm.calibration.apply_class_prior`): its score and ECE are honest estimates of the prior
+    correction's (the prior never counted the records it corrects). With one fold, that fold's own frequencies."""
+    probabilities, targets, folds = np.asarray(probabilities, dtype=float), np.asarray(targets), np.asarray(folds)
+    out = np.empty_like(probabilities)
+    for k in np.unique(folds):
+        held = folds == k
+        others = ~held if (~held).any() else held
+        out[held] = apply_class_prior(probabilities[held], class_frequencies(targets[others], probabilities.shape[1]))
+    return out
+
+
+def fold_reports(probabilities, targets, folds, classes) -> list:
+    """`(fold, EvaluationReport)` of each fold's argmax labels, in fold order (a report's score: :func:`score_of`)."""
+    probabilities, targets, folds = np.asarray(probabilities), np.asarray(targets), np.asarray(folds)
+    reports = []
+    for k in sorted(set(folds.tolist())):
+        rows = folds == k
+        truth = [classes[i] for i in targets[rows]]
+        reports.append((int(k), evaluate_predictions(truth, [classes[i] for i in probabilities[rows].argmax(axis=1)], classes)))
+    return reports
+
+
+def score_of(report) -> float:
+    """The CinC 2017 score of an evaluation, or its macro F1 where the classes lack N, A or O."""
+    return report.score if report.score is not None else report.macro_f1
 
 
 def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = False) -> dict:
@@ -157,19 +189,10 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
     names, folds, truth, probs, classes = finished_oof(output, partial)
     targets = np.array([classes.index(t) for t in truth])
     predicted = [classes[i] for i in probs.argmax(axis=1)]
-    per_fold = []
-    for k in sorted(set(folds.tolist())):
-        rows = np.flatnonzero(folds == k)
-        report = evaluate_predictions([truth[i] for i in rows], [predicted[i] for i in rows], classes)
-        per_fold.append(
-            {
-                "fold": int(k),
-                "records": int(len(rows)),
-                "score": report.score if report.score is not None else report.macro_f1,
-                "f1": report.f1,
-                **_epochs(fold_dir(output, k)),
-            }
-        )
+    per_fold = [
+        {"fold": k, "records": report.n_records, "score": score_of(report), "f1": report.f1, **_epochs(fold_dir(output, k))}
+        for k, report in fold_reports(probs, targets, folds, classes)
+    ]
     mean, half = t_interval([f["score"] for f in per_fold])
     last = [f["last_epoch_score"] for f in per_fold]
     last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble has no last epoch
@@ -186,7 +209,7 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         "last_epoch_mean": last_mean,
         "last_epoch_ci95": last_half,
         "pooled": {
-            "score": pooled.score if pooled.score is not None else pooled.macro_f1,
+            "score": score_of(pooled),
             "f1": pooled.f1,
             "classes": classes,
             "confusion": pooled.confusion.tolist(),

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._validation import check_positive_int
 from .batching import bucket_lengths
-from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, apply_temperature
+from .calibration import calibrate_probabilities
 from .forward import BATCH_SIZE, average_by_owner, chunk_bounds, predict_signals, split_long
 from .preprocessing import choose_lead, preprocess
 from .records import EcgRecord, RecordError, read_record, validate_signal
@@ -181,6 +181,8 @@ class RhythmClassifier:
             are `softmax(log p / T)` of the networks' mean `p` (see :func:`ecgrhythm.calibration.apply_temperature`).
         temperature_by_: None (one temperature, or each class's column by its own), or "predicted_class"
             (each row by the temperature of its predicted class, which keeps every label).
+        class_prior_: None, or the class frequencies of the training records that the networks' mean is multiplied by
+            (and renormalised) before the temperature (see :func:`ecgrhythm.calibration.apply_class_prior`).
         classes_: class names, the columns of every probability array.
         preprocess_: the model's :class:`~ecgrhythm.config.PreprocessConfig`.
         architecture_: its :class:`~ecgrhythm.config.ModelConfig`.
@@ -217,6 +219,7 @@ class RhythmClassifier:
         clf.model_dir_ = Path(model_dir) if model_dir is not None else default_model_dir()
         clf.networks_, clf.model_ = networks, networks[0]
         clf.temperature_, clf.temperature_by_ = config["temperature"], config["temperature_by"]
+        clf.class_prior_ = config["class_prior"]
         clf.classes_ = list(config["classes"])
         clf.preprocess_ = config["preprocess"]
         clf.architecture_ = config["model"]
@@ -393,7 +396,7 @@ class RhythmClassifier:
         return np.mean(outs, axis=0)
 
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
-        """Whole-record probabilities scaled by the folder's temperature (unchanged without one).
+        """Whole-record probabilities corrected by the folder's class prior, then scaled by its temperature (unchanged without them).
 
         :meth:`predict_proba` applies it; a caller that averages uncalibrated pieces of one record
         (`predict_proba(..., calibrated=False)`) applies it once to the average.
@@ -404,9 +407,9 @@ class RhythmClassifier:
         Returns:
             float array of the same shape.
         """
-        if self.temperature_ == 1.0:
-            return probabilities
-        return apply_temperature(probabilities, self.temperature_, per_predicted_class=self.temperature_by_ == TEMPERATURE_BY_PREDICTED_CLASS)
+        return calibrate_probabilities(
+            probabilities, class_prior=self.class_prior_, temperature=self.temperature_, temperature_by=self.temperature_by_
+        )
 
     def labels_from_proba(self, probabilities: np.ndarray) -> list[str]:
         """The label of each row: the most probable class, or for a multi-label

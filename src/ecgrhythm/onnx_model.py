@@ -22,7 +22,7 @@ import numpy as np
 
 from ._validation import checked_split
 from .batching import bucket_lengths
-from .calibration import checked_temperature
+from .calibration import checked_class_prior, checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .forward import predict_signals
 from .inference import RhythmClassifier
@@ -46,6 +46,7 @@ METADATA_KEYS = (
     "thresholds",  # per-class thresholds of a multi-label model
     "temperature",  # calibration temperature of the probabilities (1: none; one, or one per class); applied after the graph
     "temperature_by",  # null: one temperature, or each class's column by its own; "predicted_class": each row by its argmax's
+    "class_prior",  # null, or per-class factors the probabilities are multiplied by (then renormalised) before the temperature
     "downsampling",  # input steps must be a multiple of it
     "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
     "networks",  # networks averaged in the graph
@@ -55,6 +56,7 @@ METADATA_KEYS = (
 )
 OPTIONAL_METADATA = {
     "temperature_by": None,
+    "class_prior": None,
     "rr_channel": False,
     "outputs": None,
     "split": None,
@@ -100,6 +102,7 @@ def metadata_from_config(config: dict, n_networks: int = 1, split: dict | None =
         "thresholds": [float(t) for t in config.get("thresholds") or [0.5] * len(classes)],
         "temperature": config.get("temperature", 1.0),
         "temperature_by": config.get("temperature_by"),
+        "class_prior": config.get("class_prior"),
         "downsampling": architecture.downsampling,
         "buckets": list(bucket_lengths(preprocess.fs, architecture.downsampling)),
         "networks": int(n_networks),
@@ -210,6 +213,7 @@ class OnnxClassifier(RhythmClassifier):
             config["temperature"], config["temperature_by"] = checked_temperature(
                 config.get("temperature", 1.0), config.get("temperature_by"), len(config["classes"]), "its metadata"
             )
+            config["class_prior"] = checked_class_prior(config.get("class_prior"), len(config["classes"]), "its metadata")
         except (KeyError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
         self.onnx_metadata_ = meta

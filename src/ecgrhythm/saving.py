@@ -19,7 +19,9 @@ as `"members"` (the first is `model.weights.h5`; absent means that file alone);
 (one number, or one per class; absent means 1) scales the probabilities as
 `softmax(log p / T)`; with `"temperature_by": "predicted_class"` it holds one per class and each
 row is scaled by the entry of its predicted class, which keeps every label (absent: each class's
-column by its own entry); :func:`set_temperature` writes both into a folder. A new folder is written to a temporary sibling and
+column by its own entry). An optional `"class_prior"` (one positive number per class, summing to 1) multiplies
+the probabilities before the temperature (see :func:`ecgrhythm.calibration.apply_class_prior`);
+:func:`set_calibration` writes them into a folder. A new folder is written to a temporary sibling and
 renamed into place, so it is either complete or absent; saving into an existing
 model folder replaces its files one by one with `checksums.json` last (until
 then the folder reads as incomplete) and leaves any other file in it alone.
@@ -40,7 +42,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from ._validation import checked_split
-from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, checked_temperature
+from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, checked_class_prior, checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
 
@@ -59,7 +61,8 @@ __all__ = [
     "write_split",
     "split_text",
     "assemble_ensemble",
-    "set_temperature",
+    "set_calibration",
+    "CALIBRATION_KEYS",
     "MAX_MEMBERS",
 ]
 
@@ -69,6 +72,7 @@ CHECKSUM_FILE = "checksums.json"
 LOG_FILE = "training_log.csv"
 CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
+CALIBRATION_KEYS = ("temperature", "temperature_by", "class_prior")  # written by set_calibration, fitted for the folder's networks
 MAX_MEMBERS = 5  # networks averaged by one model folder at most
 
 
@@ -223,8 +227,9 @@ def _read_config(path: Path) -> dict:
             config["temperature"], config["temperature_by"] = checked_temperature(
                 config.get("temperature", 1.0), config.get("temperature_by"), len(config["classes"]), CONFIG_FILE
             )
+            config["class_prior"] = checked_class_prior(config.get("class_prior"), len(config["classes"]), CONFIG_FILE)
         except ValueError as exc:
-            raise ModelFolderError(f"{path}: {exc}; write the temperature again with 'ecgrhythm calibrate'") from None
+            raise ModelFolderError(f"{path}: {exc}; write the calibration again with 'ecgrhythm calibrate'") from None
         PreprocessConfig.from_dict(config["preprocess"])
         ModelConfig.from_dict(config["model"])
     except (ValueError, KeyError, TypeError) as exc:
@@ -240,7 +245,8 @@ def load_networks(path):
     Returns:
         `(networks, config)`: the `keras.Model` of each member with its weights (one for a plain folder),
         and the parsed `config.json` with `preprocess` and `model` as config objects, `temperature` set
-        (1.0 when the folder has none) and `temperature_by` set (None when absent, else "predicted_class").
+        (1.0 when the folder has none), `temperature_by` set (None when absent, else "predicted_class") and
+        `class_prior` set (None when absent).
 
     Raises:
         ModelFolderError: files are missing, checksums do not match, or the format is unknown.
@@ -286,8 +292,8 @@ def assemble_ensemble(model_dirs, output) -> Path:
 
     The folders must be plain model folders (one network each) with the same classes, preprocessing,
     architecture and leads; the first gives `config.json`, and its metadata records each member's folder
-    name and metadata. The temperature (and its `temperature_by`), if any, is left out: fit one on the
-    ensemble's own probabilities.
+    name and metadata. The calibration (`temperature`, `temperature_by`, `class_prior`), if any, is left out: fit
+    one on the ensemble's own probabilities.
     When every folder has a `split.json`, the ensemble's counts as training records those any member trained
     on, and as validation records those every member validated on and none trained on (for the models of
     all the folds of a cross-validation: every record trained, none left to validate).
@@ -316,7 +322,7 @@ def assemble_ensemble(model_dirs, output) -> Path:
             if config[key] != configs[0][key]:
                 raise ValueError(f"{d}: its {key!r} differs from that of {model_dirs[0]}; an ensemble's networks must match")
     names = [WEIGHTS_FILE, *(f"member{i}.weights.h5" for i in range(1, len(model_dirs)))]
-    config = {k: v for k, v in configs[0].items() if k not in ("temperature", "temperature_by")}
+    config = {k: v for k, v in configs[0].items() if k not in CALIBRATION_KEYS}
     config["members"] = names
     config["metadata"] = {"ensemble_of": [{"folder": d.name, "metadata": c.get("metadata", {})} for d, c in zip(model_dirs, configs)]}
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -336,12 +342,14 @@ def assemble_ensemble(model_dirs, output) -> Path:
     return output
 
 
-def set_temperature(path, temperature, *, per_predicted_class: bool = False) -> Path:
-    """Write `temperature` (one positive number, or one per class) into a model folder's `config.json`.
+def set_calibration(path, temperature, *, per_predicted_class: bool = False, class_prior=None) -> Path:
+    """Write a calibration into a model folder's `config.json`: a temperature, and optionally a class prior.
 
-    With `per_predicted_class`, `temperature` has one entry per class, applied to the rows predicted as that
-    class (`"temperature_by": "predicted_class"`, see :func:`ecgrhythm.calibration.apply_temperature`); without,
-    that key is removed.
+    `temperature` is one positive number, or one per class. With `per_predicted_class`, it has one entry per
+    class, applied to the rows predicted as that class (`"temperature_by": "predicted_class"`, see
+    :func:`ecgrhythm.calibration.apply_temperature`); without, that key is removed. `class_prior` (one positive
+    number per class, summing to 1) multiplies the probabilities before the temperature
+    (:func:`ecgrhythm.calibration.apply_class_prior`); None removes any the folder had.
 
     `config.json` and `checksums.json` are replaced together (the folder reads as incomplete in between,
     never as altered); the weights are not touched.
@@ -351,13 +359,13 @@ def set_temperature(path, temperature, *, per_predicted_class: bool = False) -> 
 
     Raises:
         ModelFolderError: the folder is incomplete or altered.
-        ValueError: the temperature is not positive, has the wrong length, or the model is multi-label
-            (its sigmoid outputs are not scaled this way).
+        ValueError: the temperature is not positive or has the wrong length, the prior is not a distribution
+            over the classes, or the model is multi-label (its sigmoid outputs are not calibrated this way).
     """
     path = Path(path)
     config = _read_config(path)
     if ModelConfig.from_dict(config["model"]).multilabel:
-        raise ValueError(f"{path} is a multi-label model: temperature scaling of softmax probabilities does not apply to it")
+        raise ValueError(f"{path} is a multi-label model: temperature scaling and prior correction of softmax probabilities do not apply to it")
     array, n_classes = np.asarray(temperature, dtype=float), len(config["classes"])
     try:  # the rule a stored temperature is read back with
         config["temperature"], _ = checked_temperature(
@@ -366,9 +374,17 @@ def set_temperature(path, temperature, *, per_predicted_class: bool = False) -> 
     except ValueError:
         expected = f"{n_classes} positive numbers (one per predicted class)" if per_predicted_class else f"one positive number or {n_classes}"
         raise ValueError(f"Invalid argument `temperature`: expected {expected}. Received: {array.tolist()}") from None
-    config.pop("temperature_by", None)
+    prior = None if class_prior is None else np.asarray(class_prior, dtype=float).tolist()
+    try:
+        prior = checked_class_prior(prior, n_classes, "the argument")
+    except ValueError:
+        raise ValueError(f"Invalid argument `class_prior`: expected {n_classes} positive numbers summing to 1. Received: {prior}") from None
+    for key in ("temperature_by", "class_prior"):
+        config.pop(key, None)
     if per_predicted_class:
         config["temperature_by"] = TEMPERATURE_BY_PREDICTED_CLASS
+    if prior is not None:
+        config["class_prior"] = prior
     tmp = _new_sibling(path)
     try:
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

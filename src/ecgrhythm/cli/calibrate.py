@@ -1,7 +1,9 @@
 """`ecgrhythm calibrate`: write a temperature into a model folder, fitted on probabilities of records it never trained on.
 
 Those are a cross-validation's out-of-fold probabilities (`--crossval`), or the `predictions.csv` that
-`ecgrhythm evaluate` writes for the records a model held out (`--predictions`).
+`ecgrhythm evaluate` writes for the records a model held out (`--predictions`). With `--prior-correction`
+the probabilities are first multiplied by the class frequencies of those records (the prior that balanced
+class weights took out of the training), which changes labels: the command prints the score before and after.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ def add_parser(sub):
         help="leave out the rows of the records MODEL_DIR validates on (its split.json), for example when the model is one fold's "
         "networks: 'ecgrhythm evaluate' then measures the calibration on records the temperature was not fitted on",
     )
+    p.add_argument(
+        "--prior-correction",
+        action="store_true",
+        help="multiply the probabilities by the class frequencies of the records fitted on, before the temperature (written as "
+        '"class_prior"): the posterior under the training prior for networks trained with balanced class weights (the default), '
+        "whose outputs assume equal class priors. It moves unsure records to common classes; the cross-fitted score before and "
+        "after is printed",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--per-class", action="store_true", help="one temperature per class (each column scaled by its own) instead of one for all")
     mode.add_argument(
@@ -54,10 +64,10 @@ def run(args):
 
     import numpy as np
 
-    from ..calibration import apply_temperature, fit_temperature, top_class_calibration
+    from ..calibration import apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
     from ..crossval import OOF_FILE
-    from ..crossval_report import cross_fitted_ece, finished_oof
-    from ..saving import load_model_dir, load_split, set_temperature
+    from ..crossval_report import cross_fitted_ece, cross_fitted_prior, finished_oof
+    from ..saving import load_model_dir, load_split, set_calibration
     from . import _common as common
 
     if args.partial and not args.crossval:
@@ -90,22 +100,62 @@ def run(args):
         )
     targets = np.array([classes.index(t) for t in truth])
     mode = {"per_class": args.per_class, "per_predicted_class": args.per_predicted_class}
-    temperature = fit_temperature(probs, targets, **mode)
     before = top_class_calibration(probs, targets).ece
+    prior = None
+    if args.prior_correction:
+        _check_balanced(args.model, config)
+        try:
+            prior = class_frequencies(targets, len(classes))
+        except ValueError as exc:
+            raise common.UsageError(f"--prior-correction: {oof}: {exc}") from None
+        corrected = cross_fitted_prior(probs, targets, folds)
+        print(_prior_scores(probs, corrected, targets, folds, classes))
+        probs = apply_class_prior(probs, prior)
+    temperature = fit_temperature(probs, targets, **mode)
     after = top_class_calibration(apply_temperature(probs, temperature, per_predicted_class=args.per_predicted_class), targets).ece
-    cross = cross_fitted_ece(probs, targets, folds, **mode)
+    cross = cross_fitted_ece(corrected if args.prior_correction else probs, targets, folds, **mode)
     cross = "one fold: no cross-fitted ECE" if np.isnan(cross) else f"{cross:.4f} cross-fitted"
-    set_temperature(args.model, temperature, per_predicted_class=args.per_predicted_class)
+    set_calibration(args.model, temperature, per_predicted_class=args.per_predicted_class, class_prior=prior)
     shown = np.round(np.atleast_1d(temperature), 4).tolist()
     kind = " (by predicted class)" if args.per_predicted_class else ""
+    with_prior = f"class prior {np.round(prior, 4).tolist()} and " if args.prior_correction else ""
     print(
-        f"temperature{kind} {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; held-out ECE "
-        f"{before:.4f} before, {after:.4f} after ({cross})"
+        f"{with_prior}temperature{kind} {shown[0] if temperature.ndim == 0 else shown} written to {Path(args.model) / 'config.json'}; "
+        f"held-out ECE {before:.4f} before, {after:.4f} after ({cross})"
     )
     return 0
 
 
 CROSS_FIT_FOLDS = 5
+
+
+def _check_balanced(model, config):
+    """Refuse --prior-correction for a model whose networks were trained without balanced class weights."""
+    from . import _common as common
+
+    metadata = config.get("metadata", {})
+    members = [m.get("metadata", {}) for m in metadata.get("ensemble_of", [])] or [metadata]
+    weightings = {m.get("train_config", {}).get("class_weighting") for m in members}
+    if weightings - {"balanced", None}:
+        raise common.UsageError(
+            f"--prior-correction applies to networks trained with balanced class weights; {model} has networks trained with "
+            f"class_weighting {sorted(w for w in weightings if w)}, whose outputs already hold the training prior"
+        )
+
+
+def _prior_scores(raw, corrected, targets, folds, classes) -> str:
+    """Per fold and in mean, the score of the argmax labels before and after the cross-fitted prior correction."""
+    import numpy as np
+
+    from ..crossval_report import fold_reports, score_of
+
+    pairs = [
+        (score_of(a), score_of(b))
+        for (k, a), (_, b) in zip(fold_reports(raw, targets, folds, classes), fold_reports(corrected, targets, folds, classes))
+    ]
+    per_fold = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in pairs)
+    mean_a, mean_b = np.mean(pairs, axis=0)
+    return f"score by fold before -> after the prior correction (cross-fitted: each fold's prior from the other folds): {per_fold}; mean {mean_a:.4f} -> {mean_b:.4f}"
 
 
 def _read_predictions(path):
