@@ -5,9 +5,10 @@ classes were equally frequent. Multiplying by the training records' class freque
 the probabilities under the real frequencies (`ecgrhythm.calibration.apply_class_prior`). This script scores, for
 each out-of-fold file given, every fold's argmax labels before and after that correction, each fold corrected by
 the frequencies of the *other* folds' records (so no fold's labels decide its own correction), with the mean and
-95 % interval over the folds and the paired difference (t-test). Then the pooled top-class ECE: as it is, after
-the correction alone, and after the correction and one temperature per predicted class (both cross-fitted), the
-calibration `calibrate --prior-correction --per-predicted-class` writes. Seconds on a CPU. Example:
+95 % interval over the folds, the paired difference (t-test) and the pooled F1 of each class. Then the pooled
+top-class ECE: as it is, after the correction alone, and after the correction and one temperature per predicted
+class (both cross-fitted), the calibration `calibrate --prior-correction --per-predicted-class` writes. Seconds
+on a CPU. Example:
 
     .venv/bin/python scripts/prior_correction.py runs/crossval/seed1+augment2-last runs/crossval/seed1
 """
@@ -23,6 +24,7 @@ from scipy.stats import ttest_rel
 from ecgrhythm.calibration import top_class_calibration
 from ecgrhythm.crossval import OOF_FILE, read_oof
 from ecgrhythm.crossval_report import cross_fitted_ece, cross_fitted_prior, fold_reports, score_of, t_interval
+from ecgrhythm.metrics import evaluate_predictions
 
 
 def main() -> None:
@@ -43,6 +45,8 @@ def main() -> None:
         print("  before: " + ", ".join(f"{s:.4f}" for s in before) + " | mean {:.4f} ± {:.4f}".format(*t_interval(before)))
         print("  after:  " + ", ".join(f"{s:.4f}" for s in after) + " | mean {:.4f} ± {:.4f}".format(*t_interval(after)))
         print(f"  paired difference {diff.mean():+.4f} (p {p:.3f}), higher on {int((diff > 0).sum())} of {len(diff)} folds")
+        pooled = [evaluate_predictions(truth, [classes[i] for i in q.argmax(axis=1)], classes) for q in (probs, corrected)]
+        print("  pooled F1 before -> after: " + ", ".join(f"{c} {pooled[0].f1[c]:.3f} -> {pooled[1].f1[c]:.3f}" for c in classes))
         ece_raw = top_class_calibration(probs, targets).ece
         ece_prior = top_class_calibration(corrected, targets).ece
         ece_both = cross_fitted_ece(corrected, targets, folds, per_predicted_class=True)

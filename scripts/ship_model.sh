@@ -2,7 +2,8 @@
 # The shipped model (models/cinc2017): the three recipes cross-validation chose (scripts/crossval_candidates.sh:
 # seed1-augment, seed1 and seed2-augment), each trained on all 7,249 CinC 2017 records for the 40 epochs their
 # cross-validations ran, averaged, and calibrated on the same recipes' out-of-fold probabilities at the last epoch
-# (the fold networks' last-epoch weights, as the final networks keep theirs). About 30 minutes per network on an
+# (the fold networks' last-epoch weights, as the final networks keep theirs): the records' class frequencies, which
+# the balanced class weights took out of the training (--prior-correction), then one temperature per predicted class. About 30 minutes per network on an
 # idle 2-core CPU; rerunning resumes an interrupted training. Writes runs/final/ and runs/ship/ (a new folder);
 # copy runs/ship's files into models/cinc2017, whose MODEL_CARD.md stays.
 set -euo pipefail
@@ -20,4 +21,4 @@ if [ ! -f runs/crossval/seed1+augment2-last/oof.csv ]; then
 fi
 # The first network finds the AF episodes (EpisodeParams.networks = 1): the augmented seed-1 one
 .venv/bin/ecgrhythm ensemble runs/final/seed1-augment runs/final/seed1 runs/final/seed2-augment --output runs/ship
-.venv/bin/ecgrhythm calibrate runs/ship --crossval runs/crossval/seed1+augment2-last --per-predicted-class
+.venv/bin/ecgrhythm calibrate runs/ship --crossval runs/crossval/seed1+augment2-last --per-predicted-class --prior-correction
