@@ -6,9 +6,9 @@ the probabilities under the real frequencies (`ecgrhythm.calibration.apply_class
 each out-of-fold file given, every fold's argmax labels before and after that correction, each fold corrected by
 the frequencies of the *other* folds' records (so no fold's labels decide its own correction), with the mean and
 95 % interval over the folds, the paired difference (t-test) and the pooled F1 of each class. Then the pooled
-top-class ECE: as it is, after the correction alone, and after the correction and one temperature per predicted
-class (both cross-fitted), the calibration `calibrate --prior-correction --per-predicted-class` writes. Seconds
-on a CPU. Example:
+top-class ECE and the log-loss (mean negative log-probability of the true class): as it is, after the correction
+alone, and after the correction and one temperature per predicted class (both cross-fitted), the calibration
+`calibrate --prior-correction --per-predicted-class` writes. Seconds on a CPU. Example:
 
     .venv/bin/python scripts/prior_correction.py runs/crossval/seed1+augment2-last runs/crossval/seed1
 """
@@ -23,7 +23,7 @@ from scipy.stats import ttest_rel
 
 from ecgrhythm.calibration import top_class_calibration
 from ecgrhythm.crossval import OOF_FILE, read_oof
-from ecgrhythm.crossval_report import cross_fitted_ece, cross_fitted_prior, fold_reports, score_of, t_interval
+from ecgrhythm.crossval_report import cross_fitted_prior, cross_fitted_temperature, prior_correction_scores, t_interval
 from ecgrhythm.metrics import evaluate_predictions
 
 
@@ -37,8 +37,7 @@ def main() -> None:
         _, folds, truth, probs, classes = read_oof(folder / OOF_FILE)
         targets = np.array([classes.index(t) for t in truth])
         corrected = cross_fitted_prior(probs, targets, folds)
-        before = [score_of(r) for _, r in fold_reports(probs, targets, folds, classes)]
-        after = [score_of(r) for _, r in fold_reports(corrected, targets, folds, classes)]
+        before, after = prior_correction_scores(probs, targets, folds, classes)
         diff = np.subtract(after, before)
         p = ttest_rel(after, before).pvalue if len(before) > 1 else float("nan")
         print(f"{folder.name} ({len(targets)} records, {len(before)} folds)")
@@ -47,12 +46,11 @@ def main() -> None:
         print(f"  paired difference {diff.mean():+.4f} (p {p:.3f}), higher on {int((diff > 0).sum())} of {len(diff)} folds")
         pooled = [evaluate_predictions(truth, [classes[i] for i in q.argmax(axis=1)], classes) for q in (probs, corrected)]
         print("  pooled F1 before -> after: " + ", ".join(f"{c} {pooled[0].f1[c]:.3f} -> {pooled[1].f1[c]:.3f}" for c in classes))
-        ece_raw = top_class_calibration(probs, targets).ece
-        ece_prior = top_class_calibration(corrected, targets).ece
-        ece_both = cross_fitted_ece(corrected, targets, folds, per_predicted_class=True)
-        print(
-            f"  top-class ECE: {ece_raw:.4f} as it is, {ece_prior:.4f} after the correction, {ece_both:.4f} after it and a temperature per predicted class"
-        )
+        both = cross_fitted_temperature(probs, targets, folds, per_predicted_class=True, class_prior=True)
+        eces = [top_class_calibration(q, targets).ece for q in (probs, corrected, both)]
+        losses = [-np.log(np.clip(q[np.arange(len(targets)), targets], 1e-12, None)).mean() for q in (probs, corrected, both)]
+        print("  top-class ECE: {:.4f} as it is, {:.4f} after the correction, {:.4f} after it and a temperature per predicted class".format(*eces))
+        print("  log-loss: {:.4f} as it is, {:.4f} after the correction, {:.4f} after it and the temperatures".format(*losses))
 
 
 if __name__ == "__main__":

@@ -145,6 +145,13 @@ def test_the_class_prior_gives_a_balanced_networks_outputs_back_the_posterior_un
     # Cross-fitted, each fold corrected by the other folds' frequencies: the same, as every fold has the same prior.
     folds = np.arange(len(targets)) % 5
     np.testing.assert_allclose(cross_fitted_prior(balanced, targets, folds), corrected, atol=0.01)
+    # Folds of different class mixes: each fold's rows get exactly the other folds' frequencies, never their own.
+    folds = np.arange(len(targets)) % 3
+    folds[(targets == 0) & (folds == 2)] = 0  # fold 2 holds no N record, fold 0 twice its share
+    crossed = cross_fitted_prior(balanced, targets, folds)
+    for k in range(3):
+        others = class_frequencies(targets[folds != k], 4)
+        np.testing.assert_allclose(crossed[folds == k], apply_class_prior(balanced[folds == k], others))
     # A model's calibration applies the prior first, then the temperature.
     np.testing.assert_allclose(calibrate_probabilities(balanced, class_prior=frequencies, temperature=2.0), apply_temperature(corrected, 2.0))
     assert calibrate_probabilities(balanced) is balanced
@@ -160,6 +167,9 @@ def test_prior_correction_refuses_what_is_not_a_prior():
             apply_class_prior([[0.2, 0.3, 0.5]], prior)
     assert checked_class_prior(None, 3, "config.json") is None
     assert checked_class_prior([0.5, 0.25, 0.25], 3, "config.json") == [0.5, 0.25, 0.25]
-    for value in ([0.5, 0.5, 0.5], [0.5, 0.5], [True, 0.5, 0.5], "0.3 0.3 0.4", [0.0, 0.5, 0.5], 1.0):
+    assert checked_class_prior([0.5953, 0.0888, 0.2832, 0.0326], 4, "config.json")[3] == 0.0326  # rounded by hand: sum 0.9999
+    for value in ([0.5, 0.5, 0.5], [0.5, 0.5], [True, 0.5, 0.5], "0.3 0.3 0.4", ["0.3", "0.3", "0.4"], [0.0, 0.5, 0.5], [np.nan, 0.5, 0.5], 1.0):
         with pytest.raises(ValueError, match='invalid "class_prior" in config.json'):
             checked_class_prior(value, 3, "config.json")
+    with pytest.raises(ValueError, match=r"\(sum 1.5\)"):
+        checked_class_prior([0.5, 0.5, 0.5], 3, "config.json")

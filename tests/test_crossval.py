@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CLI, TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
 
+from ecgrhythm.calibration import apply_class_prior, fit_temperature
 from ecgrhythm.crossval import FOLDS_FILE, OOF_FILE, fold_dir, make_folds, read_folds, read_oof, run_crossval
 from ecgrhythm.crossval_report import summarise, t_interval, write_candidates, write_report
 from ecgrhythm.labelled import load_labelled
@@ -273,6 +274,10 @@ def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys
     labels = list(read_folds(out).labels.values())
     frequencies = [labels.count(c) / len(labels) for c in ["N", "A", "O", "~"]]
     assert RhythmClassifier.load(model).class_prior_ == pytest.approx(frequencies)
+    _, _, truth, probs, classes = read_oof(out / OOF_FILE)  # the temperatures are fitted on the corrected probabilities
+    targets = np.array([classes.index(t) for t in truth])
+    fitted = fit_temperature(apply_class_prior(probs, frequencies), targets, per_predicted_class=True)
+    assert RhythmClassifier.load(model).temperature_ == pytest.approx(fitted.tolist())
     config = json.loads((model / "config.json").read_text())
     config["metadata"]["train_config"]["class_weighting"] = "none"  # a network that learnt the prior itself
     (model / "config.json").write_text(json.dumps(config))

@@ -87,7 +87,7 @@ def test_a_class_prior_is_saved_applied_before_the_temperature_and_dropped_by_an
     np.testing.assert_allclose(clf.predict_records(records).probabilities, expected, atol=1e-6)
     assert np.abs(expected - apply_temperature(plain, [0.9, 1.4, 1.3, 1.1], per_predicted_class=True)).max() > 1e-2
     assert load_model_dir(assemble_ensemble([folder], tmp_path / "ensemble"))[1]["class_prior"] is None
-    for bad in ([0.5, 0.5], [0.5, 0.5, 0.5, 0.5]):
+    for bad in ([0.5, 0.5], [0.5, 0.5, 0.5, 0.5], ["a"] * 4, ["0.25"] * 4, {}, 0.25):
         with pytest.raises(ValueError, match="Invalid argument `class_prior`"):
             set_calibration(folder, 1.0, class_prior=bad)
     set_calibration(folder, 1.0)  # written again without a prior: none is kept

@@ -92,11 +92,12 @@ def test_streamed_windows_equal_whole_signal_windows(shipped, cpsc2021_dir):
     assert short.starts_s.tolist() == [0.0] and short.ends_s.tolist() == [6.0]
 
 
-def test_windows_take_the_networks_own_probabilities_not_the_record_temperature(shipped, cpsc2021_dir, tmp_path):
-    """The shipped folder's temperature (fitted on whole records) is left out of episode windows: a copy without it gives the same windows."""
+def test_windows_take_the_networks_own_probabilities_not_the_record_calibration(shipped, cpsc2021_dir, tmp_path):
+    """The shipped folder's calibration (class prior and temperature, fitted on whole records) is left out of episode windows:
+    a copy without it gives the same windows."""
     from ecgrhythm.saving import set_calibration
 
-    assert shipped.temperature_ is not None and np.any(np.asarray(shipped.temperature_) != 1.0)
+    assert np.any(np.asarray(shipped.temperature_) != 1.0) and shipped.class_prior_ is not None
     plain_dir = tmp_path / "plain"
     shutil.copytree(shipped.model_dir_, plain_dir)
     set_calibration(plain_dir, 1.0)

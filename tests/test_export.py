@@ -94,6 +94,13 @@ def test_a_calibrated_folder_exports_its_temperature_and_files_without_the_mode_
     expected, got = RhythmClassifier.load(folder).predict_records(records), OnnxClassifier.load(path).predict_records(records)
     np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-3, rtol=0)
     assert got.labels == expected.labels and OnnxClassifier.load(path).temperature_by_ == "predicted_class"
+    model = onnx.load(path)  # a hand-edited prior in the embedded config.json names the file
+    for prop in model.metadata_props:
+        if prop.key == "config.json":
+            prop.value = json.dumps({**json.loads(prop.value), "class_prior": [0.5, 0.5, 0.5, 0.5]})
+    onnx.save(model, tmp_path / "bad-prior.onnx")
+    with pytest.raises(OnnxModelError, match=r'bad-prior.onnx: invalid "class_prior" in its metadata.*\(sum 2\)'):
+        OnnxClassifier.load(tmp_path / "bad-prior.onnx")
     # A file exported before "temperature_by" and "class_prior" existed (no such metadata) loads and predicts as before.
     model = onnx.load(onnx_file)
     kept = [p for p in model.metadata_props if p.key not in ("temperature_by", "class_prior")]

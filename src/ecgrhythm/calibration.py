@@ -21,6 +21,7 @@ array([[0.6667, 0.3333]])
 from __future__ import annotations
 
 import dataclasses
+import numbers
 
 import numpy as np
 
@@ -36,11 +37,13 @@ __all__ = [
     "apply_temperature",
     "ECE_BINS",
     "MIN_PREDICTED_ROWS",
+    "PRIOR_SUM_TOLERANCE",
     "TEMPERATURE_BY_PREDICTED_CLASS",
 ]
 
 ECE_BINS = 15
 MIN_PREDICTED_ROWS = 10  # rows of a predicted class below which fit_temperature(per_predicted_class=True) keeps T = 1
+PRIOR_SUM_TOLERANCE = 1e-3  # how far a stored class prior's sum may be from 1 (priors rounded by hand)
 TEMPERATURE_BY_PREDICTED_CLASS = "predicted_class"  # a model's "temperature_by" for apply_temperature(..., per_predicted_class=True)
 
 
@@ -69,10 +72,11 @@ def checked_temperature(value, by, n_classes: int, source: str):
 
 
 def checked_class_prior(value, n_classes: int, source: str):
-    """A stored class prior, validated (model folders and exported files store it as `"class_prior"`).
+    """A class prior, validated (model folders and exported files store it as `"class_prior"`).
 
     Args:
-        value: None (no prior correction), or one positive number per class, summing to 1.
+        value: None (no prior correction), or a list of one positive number per class, summing to 1 (within
+            :data:`PRIOR_SUM_TOLERANCE`: :func:`apply_class_prior` renormalises anyway).
         n_classes: the model's number of classes.
         source: where it was stored, for the error message.
 
@@ -84,14 +88,14 @@ def checked_class_prior(value, n_classes: int, source: str):
     """
     if value is None:
         return None
-    array = np.asarray(value, dtype=float) if isinstance(value, list) and all(_is_number(v) for v in value) else None
-    if array is None or array.shape != (n_classes,) or not np.all(np.isfinite(array) & (array > 0)) or abs(array.sum() - 1) > 1e-6:
-        raise ValueError(f'invalid "class_prior" in {source}: expected none, or {n_classes} positive numbers summing to 1. Received: {value!r}')
+    numbers_only = isinstance(value, list) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+    array = np.asarray(value, dtype=float) if numbers_only else None
+    if array is None or array.shape != (n_classes,) or not np.all(np.isfinite(array) & (array > 0)) or abs(array.sum() - 1) > PRIOR_SUM_TOLERANCE:
+        total = f" (sum {array.sum():.6g})" if array is not None and array.shape == (n_classes,) else ""
+        raise ValueError(
+            f'invalid "class_prior" in {source}: expected none, or {n_classes} positive numbers summing to 1. Received: {value!r}{total}'
+        )
     return array.tolist()
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def class_frequencies(targets, n_classes: int) -> np.ndarray:

@@ -36,6 +36,7 @@ __all__ = [
     "t_interval",
     "cross_fitted_temperature",
     "cross_fitted_prior",
+    "prior_correction_scores",
     "fold_reports",
     "score_of",
     "cross_fitted_ece",
@@ -58,27 +59,42 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
     return float(values.mean()), float(t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def cross_fitted_temperature(probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False) -> np.ndarray:
+def cross_fitted_temperature(
+    probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False, class_prior: bool = False
+) -> np.ndarray:
     """Probabilities `(n, n_classes)` with each fold's rows scaled by a temperature fitted on the other folds' rows.
 
     The ECE of these is an honest estimate of the ECE after scaling (the temperature never saw the records it scales).
     `per_class` and `per_predicted_class` choose the kind of temperature, as in :func:`ecgrhythm.calibration.fit_temperature`.
+    With `class_prior`, every row is first multiplied by the class frequencies of the other folds' records
+    (:func:`ecgrhythm.calibration.apply_class_prior`), and the temperature is fitted on those corrected rows:
+    `ecgrhythm calibrate --prior-correction`, with no fold's labels used for its own rows.
     """
     probabilities, targets, folds = np.asarray(probabilities, dtype=float), np.asarray(targets), np.asarray(folds)
     out = np.empty_like(probabilities)
     for k in np.unique(folds):
         held = folds == k
-        temperature = fit_temperature(probabilities[~held], targets[~held], per_class=per_class, per_predicted_class=per_predicted_class)
-        out[held] = apply_temperature(probabilities[held], temperature, per_predicted_class=per_predicted_class)
+        fitted = _with_prior_of(probabilities, targets, ~held) if class_prior else probabilities
+        temperature = fit_temperature(fitted[~held], targets[~held], per_class=per_class, per_predicted_class=per_predicted_class)
+        out[held] = apply_temperature(fitted[held], temperature, per_predicted_class=per_predicted_class)
     return out
 
 
-def cross_fitted_ece(probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False) -> float:
+def cross_fitted_ece(
+    probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False, class_prior: bool = False
+) -> float:
     """Top-class ECE of :func:`cross_fitted_temperature`'s probabilities: NaN with one fold (no other fold to fit on)."""
     if len(np.unique(folds)) < 2:
         return math.nan
-    scaled = cross_fitted_temperature(probabilities, targets, folds, per_class=per_class, per_predicted_class=per_predicted_class)
+    scaled = cross_fitted_temperature(
+        probabilities, targets, folds, per_class=per_class, per_predicted_class=per_predicted_class, class_prior=class_prior
+    )
     return top_class_calibration(scaled, targets).ece
+
+
+def _with_prior_of(probabilities: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Every row of `probabilities` multiplied by the class frequencies of `targets[rows]`, renormalised."""
+    return apply_class_prior(probabilities, class_frequencies(targets[rows], probabilities.shape[1]))
 
 
 def cross_fitted_prior(probabilities, targets, folds) -> np.ndarray:
@@ -89,9 +105,14 @@ def cross_fitted_prior(probabilities, targets, folds) -> np.ndarray:
     out = np.empty_like(probabilities)
     for k in np.unique(folds):
         held = folds == k
-        others = ~held if (~held).any() else held
-        out[held] = apply_class_prior(probabilities[held], class_frequencies(targets[others], probabilities.shape[1]))
+        out[held] = _with_prior_of(probabilities, targets, ~held if (~held).any() else held)[held]
     return out
+
+
+def prior_correction_scores(probabilities, targets, folds, classes) -> tuple[list[float], list[float]]:
+    """Each fold's score (:func:`score_of`) of the argmax labels before and after :func:`cross_fitted_prior`, in fold order."""
+    corrected = cross_fitted_prior(probabilities, targets, folds)
+    return tuple([score_of(report) for _, report in fold_reports(probs, targets, folds, classes)] for probs in (probabilities, corrected))
 
 
 def fold_reports(probabilities, targets, folds, classes) -> list:

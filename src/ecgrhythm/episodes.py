@@ -22,9 +22,9 @@ Then a record whose AF burden reaches `persistent_burden` (0.85) is AF
 throughout: persistent AF in the CPSC 2021 sense (the sample's paroxysmal
 records reach 0.64, its persistent ones lose stretches of a few windows).
 
-The windows' probabilities are the network's own: a model folder's temperature,
-fitted on whole records, is not applied to them (the HMM's settings were
-fitted without one), and a folder of several networks finds episodes with its
+The windows' probabilities are the network's own: a model folder's calibration
+(class prior and temperature), fitted on whole records, is not applied to them
+(the HMM's settings were fitted without one), and a folder of several networks finds episodes with its
 first network only (`EpisodeParams.networks`), since the settings were fitted
 on one network's probabilities.
 

@@ -328,14 +328,15 @@ class RhythmClassifier:
 
         Args:
             signals: list of float32 arrays `(n_i, n_channels_)` at the model's rate.
-            calibrated: scale by the folder's temperature (fitted on whole records); `False` gives the
-                networks' own probabilities, which the AF episode model was fitted on.
+            calibrated: apply the folder's calibration, its class prior then its temperature (fitted on whole
+                records; :meth:`calibrate`); `False` gives the networks' own probabilities, which the AF episode
+                model was fitted on.
             networks: average only the folder's first `networks` networks (`None`: all of them). The
-                temperature was fitted on all of them: pass `calibrated=False` with a subset.
+                calibration was fitted on all of them: pass `calibrated=False` with a subset.
 
         Returns:
-            float array `(len(signals), n_classes)`: the mean over the folder's networks, scaled by its temperature
-            unless `calibrated` is false; rows sum to 1 for a softmax model.
+            float array `(len(signals), n_classes)`: the mean over the folder's networks, calibrated unless
+            `calibrated` is false; rows sum to 1 for a softmax model.
 
         Raises:
             ValueError: a signal does not have the shape the model takes, or `networks` is not a whole number
@@ -350,7 +351,7 @@ class RhythmClassifier:
                 raise ValueError(f"Invalid argument `networks`: the model has {len(members)} network(s). Received: networks={networks!r}")
             members = members[:networks]
             if calibrated and len(members) < len(self.networks_):
-                raise ValueError("Invalid argument `networks`: the folder's temperature was fitted on all its networks; pass calibrated=False")
+                raise ValueError("Invalid argument `networks`: the folder's calibration was fitted on all its networks; pass calibrated=False")
         signals = list(signals)
         for i, s in enumerate(signals):
             if not isinstance(s, np.ndarray) or s.ndim != 2 or s.shape[1] != self.n_channels_ or len(s) == 0:

@@ -219,7 +219,7 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
     probs, weights, chunks = [], [], []
 
     def flush():
-        probs.append(classifier.predict_proba(chunks, calibrated=False))  # the temperature applies to the record's average
+        probs.append(classifier.predict_proba(chunks, calibrated=False))  # the calibration applies to the record's average
         weights.extend(map(len, chunks))
         chunks.clear()
 

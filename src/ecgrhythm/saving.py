@@ -231,7 +231,8 @@ def _read_config(path: Path) -> dict:
         except ValueError as exc:
             raise ModelFolderError(f"{path}: {exc}; write the calibration again with 'ecgrhythm calibrate'") from None
         PreprocessConfig.from_dict(config["preprocess"])
-        ModelConfig.from_dict(config["model"])
+        if ModelConfig.from_dict(config["model"]).multilabel and config["class_prior"] is not None:
+            raise ModelFolderError(f'{path}: invalid "class_prior" in {CONFIG_FILE}: a multi-label model\'s sigmoid outputs take none; remove it')
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, ModelFolderError):
             raise
@@ -374,12 +375,12 @@ def set_calibration(path, temperature, *, per_predicted_class: bool = False, cla
     except ValueError:
         expected = f"{n_classes} positive numbers (one per predicted class)" if per_predicted_class else f"one positive number or {n_classes}"
         raise ValueError(f"Invalid argument `temperature`: expected {expected}. Received: {array.tolist()}") from None
-    prior = None if class_prior is None else np.asarray(class_prior, dtype=float).tolist()
+    prior = class_prior.tolist() if isinstance(class_prior, np.ndarray) else class_prior
     try:
-        prior = checked_class_prior(prior, n_classes, "the argument")
-    except ValueError:
-        raise ValueError(f"Invalid argument `class_prior`: expected {n_classes} positive numbers summing to 1. Received: {prior}") from None
-    for key in ("temperature_by", "class_prior"):
+        prior = checked_class_prior(None if prior is None else list(prior), n_classes, "the argument")
+    except (TypeError, ValueError):
+        raise ValueError(f"Invalid argument `class_prior`: expected {n_classes} positive numbers summing to 1. Received: {class_prior!r}") from None
+    for key in CALIBRATION_KEYS[1:]:
         config.pop(key, None)
     if per_predicted_class:
         config["temperature_by"] = TEMPERATURE_BY_PREDICTED_CLASS

@@ -1,9 +1,10 @@
-"""`ecgrhythm calibrate`: write a temperature into a model folder, fitted on probabilities of records it never trained on.
+"""`ecgrhythm calibrate`: write a calibration into a model folder, fitted on probabilities of records it never trained on.
 
 Those are a cross-validation's out-of-fold probabilities (`--crossval`), or the `predictions.csv` that
 `ecgrhythm evaluate` writes for the records a model held out (`--predictions`). With `--prior-correction`
 the probabilities are first multiplied by the class frequencies of those records (the prior that balanced
-class weights took out of the training), which changes labels: the command prints the score before and after.
+class weights took out of the training), which changes labels: the command prints the score before and after;
+the temperature is then fitted on the corrected probabilities.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ def add_parser(sub):
 
     p = sub.add_parser(
         "calibrate",
-        help="fit temperature scaling on held-out probabilities and write it into a model folder",
+        help="fit temperature scaling (and optionally a class prior) on held-out probabilities and write it into a model folder",
         description="Fit the temperature T that minimises the negative log-likelihood of softmax(log p / T) on OUTPUT/oof.csv of a finished "
         "'ecgrhythm crossval', or on the predictions.csv 'ecgrhythm evaluate' wrote for records the model never trained on, and write it "
         'into MODEL_DIR/config.json ("temperature"; checksums kept consistent). The model\'s probabilities are then scaled by it; '
         "'ecgrhythm evaluate' shows the ECE. The cross-fitted ECE (T fitted on the other folds of the records) is the honest estimate. "
         "--per-predicted-class fits one T per class on the records predicted as that class and scales each record by that of its "
-        "predicted class, which keeps every label (and so the score) while correcting under- and over-confident classes apart.",
+        "predicted class, which keeps every label (and so the score) while correcting under- and over-confident classes apart. "
+        "--prior-correction first multiplies the probabilities by the records' class frequencies, which does change labels.",
     )
     p.add_argument("model", metavar="MODEL_DIR", help="the model folder to calibrate (trained with the cross-validated recipe)")
     source = p.add_mutually_exclusive_group(required=True)
@@ -66,7 +68,7 @@ def run(args):
 
     from ..calibration import apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
     from ..crossval import OOF_FILE
-    from ..crossval_report import cross_fitted_ece, cross_fitted_prior, finished_oof
+    from ..crossval_report import cross_fitted_ece, finished_oof
     from ..saving import load_model_dir, load_split, set_calibration
     from . import _common as common
 
@@ -101,19 +103,18 @@ def run(args):
     targets = np.array([classes.index(t) for t in truth])
     mode = {"per_class": args.per_class, "per_predicted_class": args.per_predicted_class}
     before = top_class_calibration(probs, targets).ece
-    prior = None
+    raw, prior = probs, None
     if args.prior_correction:
         _check_balanced(args.model, config)
         try:
             prior = class_frequencies(targets, len(classes))
         except ValueError as exc:
             raise common.UsageError(f"--prior-correction: {oof}: {exc}") from None
-        corrected = cross_fitted_prior(probs, targets, folds)
-        print(_prior_scores(probs, corrected, targets, folds, classes))
+        print(_prior_scores(probs, targets, folds, classes))
         probs = apply_class_prior(probs, prior)
     temperature = fit_temperature(probs, targets, **mode)
     after = top_class_calibration(apply_temperature(probs, temperature, per_predicted_class=args.per_predicted_class), targets).ece
-    cross = cross_fitted_ece(corrected if args.prior_correction else probs, targets, folds, **mode)
+    cross = cross_fitted_ece(raw, targets, folds, **mode, class_prior=args.prior_correction)
     cross = "one fold: no cross-fitted ECE" if np.isnan(cross) else f"{cross:.4f} cross-fitted"
     set_calibration(args.model, temperature, per_predicted_class=args.per_predicted_class, class_prior=prior)
     shown = np.round(np.atleast_1d(temperature), 4).tolist()
@@ -143,19 +144,18 @@ def _check_balanced(model, config):
         )
 
 
-def _prior_scores(raw, corrected, targets, folds, classes) -> str:
+def _prior_scores(probs, targets, folds, classes) -> str:
     """Per fold and in mean, the score of the argmax labels before and after the cross-fitted prior correction."""
     import numpy as np
 
-    from ..crossval_report import fold_reports, score_of
+    from ..crossval_report import prior_correction_scores
 
-    pairs = [
-        (score_of(a), score_of(b))
-        for (k, a), (_, b) in zip(fold_reports(raw, targets, folds, classes), fold_reports(corrected, targets, folds, classes))
-    ]
-    per_fold = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in pairs)
-    mean_a, mean_b = np.mean(pairs, axis=0)
-    return f"score by fold before -> after the prior correction (cross-fitted: each fold's prior from the other folds): {per_fold}; mean {mean_a:.4f} -> {mean_b:.4f}"
+    before, after = prior_correction_scores(probs, targets, folds, classes)
+    per_fold = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in zip(before, after))
+    return (
+        "score by fold before -> after the prior correction (cross-fitted: each fold's prior from the other folds): "
+        f"{per_fold}; mean {np.mean(before):.4f} -> {np.mean(after):.4f}"
+    )
 
 
 def _read_predictions(path):
