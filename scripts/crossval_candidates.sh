@@ -48,4 +48,7 @@ crossval seed2-augment --no-bandpass --patience 40 --seed 2 --reference seed1 --
     --output runs/crossval/seed1+augment2 --partial-report --reference seed1
 .venv/bin/ecgrhythm ensemble --crossval runs/crossval/seed1 runs/crossval/seed2-augment --output runs/crossval/seed1+augment-seed2 \
     --partial-report --reference seed1    # the shipped pairing with the other augmented seed
+# seed1-augment trained 60 epochs instead of 40 (the cosine decay stretched over 60; never stopping early), to be
+# compared at the last epoch with the prior correction (scripts/last_epoch_ensemble.py, scripts/prior_correction.py)
+candidate seed1-augment-e60 --no-bandpass --seed 1 --reference seed1 --augment flip,scale,noise,wander --epochs 60 --patience 60
 candidate seed1-none "${REF1[@]}" --normalization none                    # unscaled input (+0.009 at the study's 15 epochs)
