@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,13 @@ def test_a_calibrated_folder_exports_its_temperature_and_files_without_the_mode_
     onnx.save(model, tmp_path / "bad-prior.onnx")
     with pytest.raises(OnnxModelError, match=r'bad-prior.onnx: invalid "class_prior" in its metadata.*\(sum 2\)'):
         OnnxClassifier.load(tmp_path / "bad-prior.onnx")
+    model = onnx.load(path)  # the top-level key other tools read says something else than the classifier would apply
+    for prop in model.metadata_props:
+        if prop.key == "class_prior":
+            prop.value = json.dumps([0.25, 0.25, 0.25, 0.25])
+    onnx.save(model, tmp_path / "other-prior.onnx")
+    with pytest.raises(OnnxModelError, match=re.escape("other-prior.onnx: its metadata's ['class_prior'] differ from its config.json's")):
+        OnnxClassifier.load(tmp_path / "other-prior.onnx")
     # A file exported before "temperature_by" and "class_prior" existed (no such metadata) loads and predicts as before.
     model = onnx.load(onnx_file)
     kept = [p for p in model.metadata_props if p.key not in ("temperature_by", "class_prior")]

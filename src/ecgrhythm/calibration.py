@@ -26,6 +26,7 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "CALIBRATION_KEYS",
     "checked_temperature",
     "checked_class_prior",
     "class_frequencies",
@@ -43,6 +44,7 @@ __all__ = [
 
 ECE_BINS = 15
 MIN_PREDICTED_ROWS = 10  # rows of a predicted class below which fit_temperature(per_predicted_class=True) keeps T = 1
+CALIBRATION_KEYS = ("temperature", "temperature_by", "class_prior")  # a model's calibration, as config.json and ONNX metadata store it
 PRIOR_SUM_TOLERANCE = 1e-3  # how far a stored class prior's sum may be from 1 (priors rounded by hand)
 TEMPERATURE_BY_PREDICTED_CLASS = "predicted_class"  # a model's "temperature_by" for apply_temperature(..., per_predicted_class=True)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._validation import checked_split
 from .batching import bucket_lengths
-from .calibration import checked_class_prior, checked_temperature
+from .calibration import CALIBRATION_KEYS, checked_class_prior, checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .forward import predict_signals
 from .inference import RhythmClassifier
@@ -216,6 +216,9 @@ class OnnxClassifier(RhythmClassifier):
             config["class_prior"] = checked_class_prior(config.get("class_prior"), len(config["classes"]), "its metadata")
         except (KeyError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
+        differ = [key for key in CALIBRATION_KEYS if meta[key] != config[key]]  # other tools read the top-level keys
+        if differ:
+            raise OnnxModelError(f"{self.model_dir}: its metadata's {differ} differ from its config.json's; export the model again")
         self.onnx_metadata_ = meta
         return self._networks(session, meta), config
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from ._validation import checked_split
-from .calibration import TEMPERATURE_BY_PREDICTED_CLASS, checked_class_prior, checked_temperature
+from .calibration import CALIBRATION_KEYS, TEMPERATURE_BY_PREDICTED_CLASS, checked_class_prior, checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
 
@@ -62,7 +62,6 @@ __all__ = [
     "split_text",
     "assemble_ensemble",
     "set_calibration",
-    "CALIBRATION_KEYS",
     "MAX_MEMBERS",
 ]
 
@@ -72,7 +71,6 @@ CHECKSUM_FILE = "checksums.json"
 LOG_FILE = "training_log.csv"
 CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
-CALIBRATION_KEYS = ("temperature", "temperature_by", "class_prior")  # written by set_calibration, fitted for the folder's networks
 MAX_MEMBERS = 5  # networks averaged by one model folder at most
 
 
