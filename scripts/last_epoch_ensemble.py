@@ -8,7 +8,9 @@ of each member and of their average, with the means and 95 % intervals over the 
 member: an estimate of what the recipe scores on new records. Last, the average's paired difference from
 each member (t-test over the folds). With `--oof DIR` it writes the average's out-of-fold probabilities to
 `DIR/oof.csv` in the cross-validation format, so that `ecgrhythm calibrate MODEL --crossval DIR` fits a
-temperature for networks kept at their last epoch (those trained on every record). A member's last-epoch score equals the one its
+temperature for networks kept at their last epoch (those trained on every record); with `--partial` too, it writes
+the folds finished in every member (a candidate run on folds 0-2, for `scripts/prior_correction.py`). A member's
+last-epoch score equals the one its
 training log shows for that epoch (the script checks that the kept weights are those of the fold's folder
 first, so the weights go where they belong).
 
@@ -58,6 +60,12 @@ def main() -> None:
     parser.add_argument("members", nargs="+", type=Path, help="cross-validation folders run on the same folds")
     parser.add_argument("--data", type=Path, required=True, help="the records' folder")
     parser.add_argument("--oof", type=Path, metavar="DIR", help="write the average's out-of-fold probabilities to DIR/oof.csv (a new file)")
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="with --oof: write the folds finished in every member (a candidate's folds 0-2, for scripts/prior_correction.py); "
+        "not for calibrating a shipped model, which needs them all",
+    )
     args = parser.parse_args()
     if args.oof is not None and (args.oof.exists() and not args.oof.is_dir() or (args.oof / OOF_FILE).exists()):
         raise SystemExit(f"--oof {args.oof}: a file, or a folder that already holds {OOF_FILE}; choose another folder")
@@ -69,8 +77,8 @@ def main() -> None:
     done = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in args.members)]  # finished folds
     if not done:
         raise SystemExit(f"no fold is finished in every one of {[str(m) for m in args.members]}: run their cross-validations first")
-    if args.oof is not None and len(done) < len(folds.folds):
-        raise SystemExit(f"--oof needs every fold finished in every member; finished in all: {done}")
+    if args.oof is not None and len(done) < len(folds.folds) and not args.partial:
+        raise SystemExit(f"--oof needs every fold finished in every member (or --partial); finished in all: {done}")
     scores = {name: [] for name in [m.name for m in args.members] + ["average"]}
     texts = []  # each fold's out-of-fold CSV of the average
     for k in done:

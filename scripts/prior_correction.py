@@ -46,6 +46,11 @@ def main() -> None:
         print(f"  paired difference {diff.mean():+.4f} (p {p:.3f}), higher on {int((diff > 0).sum())} of {len(diff)} folds")
         pooled = [evaluate_predictions(truth, [classes[i] for i in q.argmax(axis=1)], classes) for q in (probs, corrected)]
         print("  pooled F1 before -> after: " + ", ".join(f"{c} {pooled[0].f1[c]:.3f} -> {pooled[1].f1[c]:.3f}" for c in classes))
+        if len(before) < 2:  # no other fold to fit the temperatures on
+            print(
+                f"  top-class ECE: {top_class_calibration(probs, targets).ece:.4f} as it is, {top_class_calibration(corrected, targets).ece:.4f} after the correction"
+            )
+            continue
         both = cross_fitted_temperature(probs, targets, folds, per_predicted_class=True, class_prior=True)
         eces = [top_class_calibration(q, targets).ece for q in (probs, corrected, both)]
         losses = [-np.log(np.clip(q[np.arange(len(targets)), targets], 1e-12, None)).mean() for q in (probs, corrected, both)]
