@@ -9,7 +9,8 @@ member: an estimate of what the recipe scores on new records. Last, the average'
 each member (t-test over the folds). With `--oof DIR` it writes the average's out-of-fold probabilities to
 `DIR/oof.csv` in the cross-validation format, so that `ecgrhythm calibrate MODEL --crossval DIR` fits a
 temperature for networks kept at their last epoch (those trained on every record); with `--partial` too, it writes
-the folds finished in every member (a candidate run on folds 0-2, for `scripts/prior_correction.py`). A member's
+the folds finished in every member to `DIR/oof-partial.csv` instead (a candidate run on folds 0-2, for
+`scripts/prior_correction.py`; a name `calibrate` does not read). A member's
 last-epoch score equals the one its training log shows for that epoch (the script checks that the kept weights
 are those of the fold's folder first, so the weights go where they belong).
 
@@ -35,6 +36,8 @@ from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.metrics import cinc2017_score, confusion_matrix
 from ecgrhythm.records import read_record
 from ecgrhythm.saving import CHECKPOINT_DIR
+
+PARTIAL_OOF_FILE = "oof-partial.csv"  # --oof --partial: some folds only
 
 
 def last_epoch_network(model_dir: Path) -> RhythmClassifier:
@@ -62,12 +65,15 @@ def main() -> None:
     parser.add_argument(
         "--partial",
         action="store_true",
-        help="with --oof: write the folds finished in every member (a candidate's folds 0-2, for scripts/prior_correction.py); "
-        "not for calibrating a shipped model, which needs them all",
+        help=f"with --oof: write the folds finished in every member to DIR/{PARTIAL_OOF_FILE} (a candidate's folds 0-2, for "
+        "scripts/prior_correction.py), a file 'ecgrhythm calibrate' does not read: a shipped model's calibration needs every fold",
     )
     args = parser.parse_args()
-    if args.oof is not None and (args.oof.exists() and not args.oof.is_dir() or (args.oof / OOF_FILE).exists()):
-        raise SystemExit(f"--oof {args.oof}: a file, or a folder that already holds {OOF_FILE}; choose another folder")
+    if args.partial and args.oof is None:
+        parser.error("--partial applies to --oof only")
+    written = PARTIAL_OOF_FILE if args.partial else OOF_FILE
+    if args.oof is not None and (args.oof.exists() and not args.oof.is_dir() or (args.oof / written).exists()):
+        raise SystemExit(f"--oof {args.oof}: a file, or a folder that already holds {written}; choose another folder")
     folds = read_folds(args.members[0])
     for member in args.members[1:]:
         if read_folds(member).digest != folds.digest:
@@ -98,8 +104,8 @@ def main() -> None:
         print(f"{name}: last-epoch mean {mean:.4f} ± {half:.4f} over folds {done}")
     if args.oof is not None:
         args.oof.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.oof / OOF_FILE, pooled_oof_text(texts))
-        print(f"wrote the average's out-of-fold probabilities to {args.oof / OOF_FILE}")
+        atomic_write_text(args.oof / written, pooled_oof_text(texts))
+        print(f"wrote the average's out-of-fold probabilities of folds {done} to {args.oof / written}")
     for member in args.members:
         diff = np.subtract(scores["average"], scores[member.name])
         p = ttest_rel(scores["average"], scores[member.name]).pvalue if len(done) > 1 else float("nan")

@@ -4,7 +4,8 @@ A network trained with balanced class weights (`train`'s default) estimates each
 classes were equally frequent. Multiplying by the training records' class frequencies and renormalising gives
 the probabilities under the real frequencies (`ecgrhythm.calibration.apply_class_prior`). This script scores, for
 each out-of-fold file given, every fold's argmax labels before and after that correction, each fold corrected by
-the frequencies of the *other* folds' records (so no fold's labels decide its own correction), with the mean and
+the frequencies of the *other* folds' records (so no fold's labels decide its own correction; a file of one fold
+is corrected by its own, and says so), with the mean and
 95 % interval over the folds, the paired difference (t-test) and the pooled F1 of each class. Then the pooled
 top-class ECE and the log-loss (mean negative log-probability of the true class): as it is, after the correction
 alone, and after the correction and one temperature per predicted class (both cross-fitted), the calibration
@@ -30,17 +31,22 @@ from ecgrhythm.metrics import evaluate_predictions
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "folders", nargs="+", type=Path, help="folders holding an oof.csv (a cross-validation's, or scripts/last_epoch_ensemble.py --oof's)"
+        "sources",
+        nargs="+",
+        type=Path,
+        help="folders holding an oof.csv (a cross-validation's, or scripts/last_epoch_ensemble.py --oof's), or out-of-fold CSV files "
+        "(last_epoch_ensemble.py --oof DIR --partial's DIR/oof-partial.csv)",
     )
     args = parser.parse_args()
-    for folder in args.folders:
-        _, folds, truth, probs, classes = read_oof(folder / OOF_FILE)
+    for source in args.sources:
+        _, folds, truth, probs, classes = read_oof(source if source.is_file() else source / OOF_FILE)
         targets = np.array([classes.index(t) for t in truth])
         corrected = cross_fitted_prior(probs, targets, folds)
         before, after = prior_correction_scores(probs, targets, folds, classes)
         diff = np.subtract(after, before)
         p = ttest_rel(after, before).pvalue if len(before) > 1 else float("nan")
-        print(f"{folder.name} ({len(targets)} records, {len(before)} folds)")
+        own = ", one fold: corrected by its own frequencies, not cross-fitted" if len(before) < 2 else ""
+        print(f"{source.parent.name if source.is_file() else source.name} ({len(targets)} records, {len(before)} folds{own})")
         print("  before: " + ", ".join(f"{s:.4f}" for s in before) + " | mean {:.4f} ± {:.4f}".format(*t_interval(before)))
         print("  after:  " + ", ".join(f"{s:.4f}" for s in after) + " | mean {:.4f} ± {:.4f}".format(*t_interval(after)))
         print(f"  paired difference {diff.mean():+.4f} (p {p:.3f}), higher on {int((diff > 0).sum())} of {len(diff)} folds")

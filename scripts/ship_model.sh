@@ -3,8 +3,8 @@
 # seed1-augment, seed1 and seed2-augment), each trained on all 7,249 CinC 2017 records for the 40 epochs their
 # cross-validations ran, averaged, and calibrated on the same recipes' out-of-fold probabilities at the last epoch
 # (the fold networks' last-epoch weights, as the final networks keep theirs): the records' class frequencies, which
-# the balanced class weights took out of the training (--prior-correction), then one temperature per predicted class. About 30 minutes per network on an
-# idle 2-core CPU; rerunning resumes an interrupted training. Writes runs/final/ and runs/ship/ (a new folder);
+# the balanced class weights took out of the training (--prior-correction), then one temperature per predicted class.
+# About 25 to 30 minutes per network on an idle 2-core CPU; rerunning resumes an interrupted training. Writes runs/final/ and runs/ship/ (a new folder);
 # copy runs/ship's files into models/cinc2017, whose MODEL_CARD.md stays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
