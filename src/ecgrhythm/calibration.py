@@ -29,6 +29,7 @@ __all__ = [
     "CALIBRATION_KEYS",
     "checked_temperature",
     "checked_class_prior",
+    "checked_calibration",
     "class_frequencies",
     "apply_class_prior",
     "calibrate_probabilities",
@@ -98,6 +99,26 @@ def checked_class_prior(value, n_classes: int, source: str):
             f'invalid "class_prior" in {source}: expected none, or {n_classes} positive numbers summing to 1. Received: {value!r}{total}'
         )
     return array.tolist()
+
+
+def checked_calibration(config: dict, source: str) -> dict:
+    """The calibration a model configuration stores (:data:`CALIBRATION_KEYS`), validated, with its defaults filled in.
+
+    Args:
+        config: a model's parsed `config.json` (model folders) or its copy in an exported file's metadata.
+        source: where it was stored, for the error messages.
+
+    Returns:
+        `{"temperature": ..., "temperature_by": ..., "class_prior": ...}` as :func:`checked_temperature` and
+        :func:`checked_class_prior` give them (1.0 and None where absent).
+
+    Raises:
+        KeyError: the configuration has no `"classes"`.
+        ValueError: `invalid "temperature" in SOURCE: ...`, or the same for `"temperature_by"` or `"class_prior"`.
+    """
+    n_classes = len(config["classes"])
+    temperature, by = checked_temperature(config.get("temperature", 1.0), config.get("temperature_by"), n_classes, source)
+    return {"temperature": temperature, "temperature_by": by, "class_prior": checked_class_prior(config.get("class_prior"), n_classes, source)}
 
 
 def class_frequencies(targets, n_classes: int) -> np.ndarray:

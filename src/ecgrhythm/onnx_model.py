@@ -22,7 +22,7 @@ import numpy as np
 
 from ._validation import checked_split
 from .batching import bucket_lengths
-from .calibration import CALIBRATION_KEYS, checked_class_prior, checked_temperature
+from .calibration import CALIBRATION_KEYS, checked_calibration
 from .config import ModelConfig, PreprocessConfig
 from .forward import predict_signals
 from .inference import RhythmClassifier
@@ -210,10 +210,7 @@ class OnnxClassifier(RhythmClassifier):
         except (KeyError, TypeError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: invalid model configuration in its metadata: {exc}") from None
         try:  # applied by predict_proba, as for a model folder
-            config["temperature"], config["temperature_by"] = checked_temperature(
-                config.get("temperature", 1.0), config.get("temperature_by"), len(config["classes"]), "its metadata"
-            )
-            config["class_prior"] = checked_class_prior(config.get("class_prior"), len(config["classes"]), "its metadata")
+            config.update(checked_calibration(config, "its metadata"))
         except (KeyError, ValueError) as exc:
             raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
         differ = [key for key in CALIBRATION_KEYS if meta[key] != config[key]]  # other tools read the top-level keys

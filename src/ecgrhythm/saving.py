@@ -42,7 +42,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from ._validation import checked_split
-from .calibration import CALIBRATION_KEYS, TEMPERATURE_BY_PREDICTED_CLASS, checked_class_prior, checked_temperature
+from .calibration import CALIBRATION_KEYS, TEMPERATURE_BY_PREDICTED_CLASS, checked_calibration, checked_class_prior, checked_temperature
 from .config import ModelConfig, PreprocessConfig
 from .models import build_network
 
@@ -222,10 +222,7 @@ def _read_config(path: Path) -> dict:
             if _sha256(path / name) != sums.get(name):
                 raise ModelFolderError(f"{path}: {name} does not match its checksum; the model folder was altered or damaged")
         try:
-            config["temperature"], config["temperature_by"] = checked_temperature(
-                config.get("temperature", 1.0), config.get("temperature_by"), len(config["classes"]), CONFIG_FILE
-            )
-            config["class_prior"] = checked_class_prior(config.get("class_prior"), len(config["classes"]), CONFIG_FILE)
+            config.update(checked_calibration(config, CONFIG_FILE))
         except ValueError as exc:
             raise ModelFolderError(f"{path}: {exc}; write the calibration again with 'ecgrhythm calibrate'") from None
         PreprocessConfig.from_dict(config["preprocess"])
