@@ -10,9 +10,9 @@ each member (t-test over the folds). With `--oof DIR` it writes the average's ou
 `DIR/oof.csv` in the cross-validation format, so that `ecgrhythm calibrate MODEL --crossval DIR` fits a
 temperature for networks kept at their last epoch (those trained on every record); with `--partial` too, it writes
 the folds finished in every member to `DIR/oof-partial.csv` instead (a candidate run on folds 0-2, for
-`scripts/prior_correction.py`; a name `calibrate` does not read). A member's
-last-epoch score equals the one its training log shows for that epoch (the script checks that the kept weights
-are those of the fold's folder first, so the weights go where they belong).
+`scripts/prior_correction.py`; a name `calibrate` does not read). A member's last-epoch score equals the one
+its training log shows for that epoch (the script checks that the kept weights are those of the fold's folder
+first, so the weights go where they belong).
 
 About 10 s per member and fold on a 2-core CPU. Example:
 
