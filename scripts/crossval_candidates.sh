@@ -52,4 +52,9 @@ crossval seed2-augment --no-bandpass --patience 40 --seed 2 --reference seed1 --
 # at the last epoch with the prior correction (scripts/last_epoch_ensemble.py, scripts/prior_correction.py): -0.003
 # on folds 0-2 (+0.004 at the kept epochs), so not run on folds 3-4
 candidate seed1-augment-e60 --no-bandpass --seed 1 --reference seed1 --augment flip,scale,noise,wander --epochs 60 --patience 60
-candidate seed1-none "${REF1[@]}" --normalization none                    # unscaled input (+0.009 at the study's 15 epochs)
+# Unscaled input (+0.009 at the normalisation study's 15 epochs): at the last epoch -0.008 alone on folds 0-2, and as a
+# fourth network -0.0007 with the prior correction (+0.0036 without); so not run on folds 3-4
+candidate seed1-none "${REF1[@]}" --normalization none
+# 30-s training windows instead of 20 (the records are 9 to 61 s, most of them 30 s): a training option, so the network
+# can join the shipped ones in one model folder, which the unscaled one cannot (its preprocessing differs)
+candidate seed1-w30 "${REF1[@]}" --window 30
