@@ -39,7 +39,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     for source in args.sources:
-        _, folds, truth, probs, classes = read_oof(source if source.is_file() else source / OOF_FILE)
+        path = source if source.is_file() else source / OOF_FILE
+        if not path.is_file():
+            raise SystemExit(f"{source}: neither an out-of-fold CSV file nor a folder holding {OOF_FILE}")
+        _, folds, truth, probs, classes = read_oof(path)
         targets = np.array([classes.index(t) for t in truth])
         corrected = cross_fitted_prior(probs, targets, folds)
         before, after = prior_correction_scores(probs, targets, folds, classes)
