@@ -56,5 +56,6 @@ candidate seed1-augment-e60 --no-bandpass --seed 1 --reference seed1 --augment f
 # fourth network -0.0007 with the prior correction (+0.0036 without); so not run on folds 3-4
 candidate seed1-none "${REF1[@]}" --normalization none
 # 30-s training windows instead of 20 (the records are 9 to 61 s, most of them 30 s): a training option, so the network
-# can join the shipped ones in one model folder, which the unscaled one cannot (its preprocessing differs)
+# could join the shipped ones in one model folder, which the unscaled one cannot (its preprocessing differs). At the
+# last epoch -0.006 alone on folds 0-2, and as a fourth network -0.0044 with the prior correction; so not run on folds 3-4
 candidate seed1-w30 "${REF1[@]}" --window 30
