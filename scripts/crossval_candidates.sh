@@ -59,3 +59,5 @@ candidate seed1-none "${REF1[@]}" --normalization none
 # could join the shipped ones in one model folder, which the unscaled one cannot (its preprocessing differs). At the
 # last epoch -0.006 alone on folds 0-2, and as a fourth network -0.0044 with the prior correction; so not run on folds 3-4
 candidate seed1-w30 "${REF1[@]}" --window 30
+# Time stretches (0.9 to 1.1) added to the augmentations: the one the issue lists that was not yet cross-validated
+candidate seed1-augment-stretch "${REF1[@]}" --augment flip,scale,noise,wander,stretch
