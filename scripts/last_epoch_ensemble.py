@@ -14,6 +14,11 @@ the folds finished in every member to `DIR/oof-partial.csv` instead (a candidate
 its training log shows for that epoch (the script checks that the kept weights are those of the fold's folder
 first, so the weights go where they belong).
 
+`ecgrhythm crossval` now writes each fold's last-epoch probabilities itself (`foldK/oof-last.csv`, also for folds
+finished before, when rerun), `ecgrhythm ensemble --crossval` averages them, and their reports give the last-epoch
+scores with and without the prior correction; this script gives the same numbers, member by member, and was
+used for the outputs in `docs/results/crossval/last-epoch/`.
+
 About 10 s per member and fold on a 2-core CPU. Example:
 
     .venv/bin/python scripts/last_epoch_ensemble.py runs/crossval/seed1 runs/crossval/seed1-augment --data ../shared/data/cinc2017 \
@@ -29,32 +34,12 @@ import numpy as np
 from scipy.stats import ttest_rel
 
 from ecgrhythm._io import atomic_write_text
-from ecgrhythm.checkpoint import STATE_FILE
-from ecgrhythm.crossval import OOF_FILE, fold_dir, oof_text, pooled_oof_text, read_folds
+from ecgrhythm.crossval import OOF_FILE, fold_dir, last_epoch_network, oof_text, pooled_oof_text, read_folds
 from ecgrhythm.crossval_report import t_interval
-from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.metrics import cinc2017_score, confusion_matrix
 from ecgrhythm.records import read_record
-from ecgrhythm.saving import CHECKPOINT_DIR
 
 PARTIAL_OOF_FILE = "oof-partial.csv"  # --oof --partial: some folds only
-
-
-def last_epoch_network(model_dir: Path) -> RhythmClassifier:
-    """The fold's network with the weights of its last epoch (from its checkpoint)."""
-    clf = RhythmClassifier.load(model_dir)
-    path = model_dir / CHECKPOINT_DIR / STATE_FILE
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: pass the cross-validation folders of single networks ('ecgrhythm crossval'), not ensembles")
-    with np.load(path, allow_pickle=False) as state:
-        kept = [state[f"best_{i}"] for i in range(len(clf.model_.variables))]
-        last = [state[f"model_{i}"] for i in range(len(clf.model_.variables))]
-    for variable, value in zip(clf.model_.variables, kept, strict=True):
-        if "seed_generator" not in variable.path and not np.array_equal(np.asarray(variable), value):  # dropout's seeds are not saved
-            raise ValueError(f"{model_dir}: its checkpoint's kept weights are not the folder's; the checkpoint belongs to another run")
-    for variable, value in zip(clf.model_.variables, last, strict=True):
-        variable.assign(value)
-    return clf
 
 
 def main() -> None:
@@ -92,7 +77,10 @@ def main() -> None:
         records = [read_record(args.data / f"{n}.hea") for n in names]
         probs = []
         for member in args.members:
-            clf = last_epoch_network(fold_dir(member, k))
+            try:
+                clf = last_epoch_network(fold_dir(member, k))
+            except (FileNotFoundError, ValueError) as exc:
+                raise SystemExit(f"{exc}; pass the cross-validation folders of single networks ('ecgrhythm crossval'), not ensembles") from None
             probs.append(clf.predict_proba([clf.prepare(r) for r in records], calibrated=False))
             scores[member.name].append(_score(truth, probs[-1], classes))
         average = np.mean(probs, axis=0)

@@ -13,8 +13,8 @@ import pytest
 from conftest import TINY_CLI, TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
 
 from ecgrhythm.calibration import apply_class_prior, fit_temperature
-from ecgrhythm.crossval import FOLDS_FILE, OOF_FILE, fold_dir, make_folds, read_folds, read_oof, run_crossval
-from ecgrhythm.crossval_report import summarise, t_interval, write_candidates, write_report
+from ecgrhythm.crossval import FOLDS_FILE, LAST_OOF_FILE, OOF_FILE, fold_dir, make_folds, read_folds, read_oof, run_crossval
+from ecgrhythm.crossval_report import score_of, summarise, t_interval, write_candidates, write_report
 from ecgrhythm.labelled import load_labelled
 from ecgrhythm.metrics import evaluate_predictions
 
@@ -67,6 +67,24 @@ def test_every_record_gets_one_out_of_fold_probability_row(crossval_dir, cinc201
         assert config["metadata"]["n_val"] == rows.sum()
 
 
+def _log(model_dir):
+    with open(model_dir / "training_log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_each_fold_also_gives_the_probabilities_of_its_last_epoch(crossval_dir):
+    names, folds, truth, probs, classes = read_oof(crossval_dir / OOF_FILE)
+    last_names, last_folds, last_truth, last, last_classes = read_oof(crossval_dir / LAST_OOF_FILE)
+    assert (last_names, last_folds.tolist(), last_truth, last_classes) == (names, folds.tolist(), truth, classes)
+    for k in range(FOLDS):
+        rows = folds == k
+        report = evaluate_predictions(np.array(truth)[rows], [classes[i] for i in last[rows].argmax(axis=1)], classes)
+        log = _log(fold_dir(crossval_dir, k))
+        assert score_of(report) == pytest.approx(float(log[-1]["val_cinc_score"]), abs=1e-6)  # the score the log shows at the last epoch
+        kept_last = json.loads((fold_dir(crossval_dir, k) / "config.json").read_text())["metadata"]["best_epoch"] == int(log[-1]["epoch"])
+        assert np.allclose(last[rows], probs[rows], atol=1e-6) == kept_last, "the last epoch's weights, not the kept ones"
+
+
 def test_a_half_done_crossval_trains_only_what_is_missing_and_matches(crossval_dir, tmp_path, cinc2017_dir):
     out = tmp_path / "resumed"
     first = run_crossval(cinc2017_dir, out, only=[0], **RECIPE)
@@ -87,6 +105,21 @@ def test_a_half_done_crossval_trains_only_what_is_missing_and_matches(crossval_d
     assert (out / FOLDS_FILE).read_text() == (crossval_dir / FOLDS_FILE).read_text()
     np.testing.assert_allclose(read_oof(out / OOF_FILE)[3], read_oof(crossval_dir / OOF_FILE)[3], atol=1e-5)
     assert run_crossval(cinc2017_dir, out, **RECIPE).trained == []
+    assert (out / LAST_OOF_FILE).read_text() == (crossval_dir / LAST_OOF_FILE).read_text()
+    # folds finished before the last epoch's probabilities were written get them on a rerun, without training
+    expected = (fold_dir(out, 1) / LAST_OOF_FILE).read_text()
+    for path in (fold_dir(out, 1) / LAST_OOF_FILE, out / LAST_OOF_FILE):
+        path.unlink()
+    assert run_crossval(cinc2017_dir, out, **RECIPE).trained == [] and weights.stat().st_mtime_ns == stamp
+    assert (fold_dir(out, 1) / LAST_OOF_FILE).read_text() == expected and (out / LAST_OOF_FILE).is_file()
+    # a fold whose checkpoint is gone has none: the report leaves out the prior-corrected last epoch, not the log's
+    shutil.rmtree(fold_dir(out, 1) / "checkpoint")
+    for path in (fold_dir(out, 1) / LAST_OOF_FILE, out / LAST_OOF_FILE):
+        path.unlink()
+    assert run_crossval(cinc2017_dir, out, **RECIPE).trained == []
+    assert not (fold_dir(out, 1) / LAST_OOF_FILE).exists() and not (out / LAST_OOF_FILE).exists()
+    report = summarise(out)
+    assert report["last_epoch_prior_mean"] is None and all(f["last_epoch_score"] is not None for f in report["folds"])
     with pytest.raises(ValueError, match="other settings"):
         run_crossval(cinc2017_dir, out, **{**RECIPE, "train_config": dataclasses.replace(TINY_TRAIN, epochs=3)})
 
@@ -104,12 +137,17 @@ def test_report_gives_fold_scores_their_interval_and_the_pooled_matrix(crossval_
     shutil.copytree(tmp_path / "baseline", tmp_path / "same")
     other = json.loads((tmp_path / "same" / "report.json").read_text())
     other["name"] = "same"
-    other["folds"] = [{**f, "score": f["score"] + 0.01 * (i + 1)} for i, f in enumerate(other["folds"])]
+    other["folds"] = [
+        {**f, "score": f["score"] + 0.01 * (i + 1), "last_epoch_prior_score": f["last_epoch_prior_score"] - 0.02 * (i + 1)}
+        for i, f in enumerate(other["folds"])
+    ]
     (tmp_path / "same" / "report.json").write_text(json.dumps(other))
     table = write_candidates(tmp_path, reference="baseline")
     rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
     assert set(rows) == {"baseline", "same"} and rows["baseline"]["difference"] == ""
     assert float(rows["same"]["difference"]) == pytest.approx(0.015, abs=1e-4) and rows["same"]["p_value"] != ""
+    assert float(rows["same"]["prior_difference"]) == pytest.approx(-0.03, abs=1e-4) and rows["same"]["prior_paired_folds"] == "2"
+    assert rows["baseline"]["last_epoch_prior_mean"] != "" and rows["baseline"]["prior_difference"] == ""
     assert "| same | 2 |" in table["markdown"].read_text()
 
 
@@ -130,6 +168,18 @@ def test_report_gives_each_folds_last_epoch_score_and_kept_epoch(crossval_dir, t
     assert report["folds_total"] == FOLDS
     text = paths["markdown"].read_text()
     assert f"| {last[0]:.4f} (epoch {report['folds'][0]['last_epoch']}) |" in text and "slightly optimistic" in text
+    # with the prior correction: each fold's last-epoch probabilities times the other fold's class frequencies
+    _, folds, truth, probs, classes = read_oof(crossval_dir / LAST_OOF_FILE)
+    for f in report["folds"]:
+        rows = folds == f["fold"]
+        other = [t for t, own in zip(truth, rows) if not own]
+        corrected = apply_class_prior(probs[rows], [other.count(c) / len(other) for c in classes])
+        expected = evaluate_predictions(np.array(truth)[rows], [classes[i] for i in corrected.argmax(axis=1)], classes)
+        assert f["last_epoch_prior_score"] == pytest.approx(score_of(expected))
+    prior = [f["last_epoch_prior_score"] for f in report["folds"]]
+    assert (report["last_epoch_prior_mean"], report["last_epoch_prior_ci95"]) == pytest.approx(t_interval(prior))
+    assert 0 <= report["last_epoch_ece"] <= 1 and 0 <= report["last_epoch_calibrated_ece"] <= 1
+    assert f"| {prior[0]:.4f} |" in text and "At the last epoch with the prior correction" in text
 
 
 def _partial_copy(crossval_dir, out, folds):
@@ -182,16 +232,18 @@ def test_a_partial_report_covers_the_finished_folds_and_the_table_shows_it(cross
 def test_candidates_table_reads_reports_written_before_the_last_epoch_score(crossval_dir, tmp_path):
     write_report(crossval_dir, tmp_path / "baseline")
     old = json.loads((tmp_path / "baseline" / "report.json").read_text())
-    for key in ("folds_total", "last_epoch_mean", "last_epoch_ci95"):
+    for key in ("folds_total", "last_epoch_mean", "last_epoch_ci95", "last_epoch_prior_mean", "last_epoch_prior_ci95"):
         del old[key]
     del old["temperature"]["per_predicted_class"]
-    old["folds"] = [{k: v for k, v in f.items() if k not in ("best_epoch", "last_epoch", "last_epoch_score")} for f in old["folds"]]
+    dropped = ("best_epoch", "last_epoch", "last_epoch_score", "last_epoch_prior_score")
+    old["folds"] = [{k: v for k, v in f.items() if k not in dropped} for f in old["folds"]]
     old["name"] = "old"
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "report.json").write_text(json.dumps(old))
     table = write_candidates(tmp_path, reference="baseline")
     rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
     assert rows["old"]["last_epoch_mean"] == "" and rows["old"]["folds_total"] == str(FOLDS) and rows["old"]["paired_folds"] == str(FOLDS)
+    assert rows["old"]["last_epoch_prior_mean"] == "" and rows["old"]["prior_difference"] == ""
     assert rows["baseline"]["last_epoch_mean"] != ""
     assert f"| old | 2 | {old['mean']:.4f} ± {old['ci95']:.4f} |  |" in table["markdown"].read_text()
 

@@ -12,9 +12,9 @@ import pytest
 from conftest import TINY_PREPROCESS, TINY_TRAIN
 from test_crossval import LIMIT, RECIPE, _partial_copy
 
-from ecgrhythm.crossval import FOLDS_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof, run_crossval
+from ecgrhythm.crossval import FOLDS_FILE, LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof, run_crossval
 from ecgrhythm.crossval_ensemble import average_crossvals
-from ecgrhythm.crossval_report import summarise, write_candidates, write_report
+from ecgrhythm.crossval_report import prior_correction_scores, summarise, write_candidates, write_report
 from ecgrhythm.labelled import load_labelled
 
 
@@ -110,7 +110,7 @@ def test_a_rerun_adds_the_folds_finished_since_and_is_then_idempotent(members, e
     assert second.trained == [0] and second.finished == [0, 1] and second.oof_path == out / OOF_FILE
     assert (out / OOF_FILE).read_text() == (ensemble / OOF_FILE).read_text()
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    stamps = {p: p.stat().st_mtime_ns for p in files if p.name != OOF_FILE}
+    stamps = {p: p.stat().st_mtime_ns for p in files if p not in (out / OOF_FILE, out / LAST_OOF_FILE)}  # the pooled files are rewritten
     assert average_crossvals([members[0], seed1], out).trained == []
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps, "a finished fold is not written again"
@@ -125,16 +125,43 @@ def test_report_and_candidates_table_pair_the_ensemble_with_a_member(members, en
     report = json.loads(paths["json"].read_text())
     base = summarise(members[0])
     assert [f["fold"] for f in report["folds"]] == [0, 1] and report["records"] == LIMIT
-    assert all(f["best_epoch"] is None and f["last_epoch"] is None and f["last_epoch_score"] is None for f in report["folds"])
-    assert report["last_epoch_mean"] is None and report["recipe"]["ensemble_of"][1]["folder"] == "seed1"
+    assert (
+        all(f["best_epoch"] is None and f["last_epoch"] is None for f in report["folds"]) and report["recipe"]["ensemble_of"][1]["folder"] == "seed1"
+    )
+    # the last epochs: the members' last-epoch probabilities averaged, scored as they are and prior-corrected
+    last, _ = _rows(ensemble / LAST_OOF_FILE)
+    (a, _), (b, _) = (_rows(m / LAST_OOF_FILE) for m in members)
+    assert set(last) == set(a) == set(b) and len(last) == LIMIT
+    for name, (_, _, probs) in last.items():
+        np.testing.assert_allclose(probs, (a[name][2] + b[name][2]) / 2, atol=1e-6)
+    names, folds, truth, probs, classes = read_oof(ensemble / LAST_OOF_FILE)
+    targets = np.array([classes.index(t) for t in truth])
+    for f, before, after in zip(report["folds"], *prior_correction_scores(probs, targets, folds, classes)):
+        assert (f["last_epoch_score"], f["last_epoch_prior_score"]) == pytest.approx((before, after))
+    assert report["last_epoch_mean"] == pytest.approx(np.mean([f["last_epoch_score"] for f in report["folds"]]))
     text = paths["markdown"].read_text()
-    assert f"| 0 | {report['folds'][0]['records']} | {report['folds'][0]['score']:.4f} |  |" in text and "no single training log" in text
+    row = f"| 0 | {report['folds'][0]['records']} | {report['folds'][0]['score']:.4f} | {report['folds'][0]['last_epoch_score']:.4f} |"
+    assert row in text and "no single training log" not in text
     table = write_candidates(results, reference="baseline")
     rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
     expected = np.mean([f["score"] - g["score"] for f, g in zip(report["folds"], base["folds"])])
     assert float(rows["ensemble"]["difference"]) == pytest.approx(expected, abs=1e-4) and rows["ensemble"]["paired_folds"] == "2"
-    assert rows["ensemble"]["last_epoch_mean"] == "" and rows["baseline"]["last_epoch_mean"] != ""
-    assert f"| ensemble | 2 | {report['mean']:.4f} ± {report['ci95']:.4f} |  | {report['pooled']['score']:.4f} |" in table["markdown"].read_text()
+    expected = np.mean([f["last_epoch_prior_score"] - g["last_epoch_prior_score"] for f, g in zip(report["folds"], base["folds"])])
+    assert float(rows["ensemble"]["prior_difference"]) == pytest.approx(expected, abs=1e-4) and rows["ensemble"]["prior_paired_folds"] == "2"
+    assert float(rows["ensemble"]["last_epoch_prior_mean"]) == pytest.approx(report["last_epoch_prior_mean"], abs=1e-4)
+    assert f"| ensemble | 2 | {report['mean']:.4f} ± {report['ci95']:.4f} | {report['last_epoch_mean']:.4f} |" in table["markdown"].read_text()
+
+    # an ensemble of cross-validations without last-epoch probabilities (run before them) has no last epoch
+    old = [_partial_copy(m, tmp_path / "old" / m.name, [0, 1]) for m in members]
+    for member in old:
+        for k in (0, 1):
+            (fold_dir(member, k) / LAST_OOF_FILE).unlink()
+    average_crossvals(old, tmp_path / "old-ensemble")
+    report = summarise(tmp_path / "old-ensemble")
+    assert all(f["last_epoch_score"] is None and "last_epoch_prior_score" not in f for f in report["folds"])
+    assert report["last_epoch_mean"] is None and report["last_epoch_prior_mean"] is None
+    assert not (tmp_path / "old-ensemble" / LAST_OOF_FILE).exists()
+    assert "no single training log" in write_report(tmp_path / "old-ensemble", results / "old")["markdown"].read_text()
 
 
 def test_ensemble_command_with_crossval_reports_partially_then_fully_and_calibrates(members, tmp_path, capsys):
@@ -194,3 +221,14 @@ def test_calibrate_fits_on_finished_folds_and_leaves_out_the_models_validation_r
     assert "nothing is left to fit on" in capsys.readouterr().err
     assert main(["calibrate", str(model), "--predictions", str(members[0] / OOF_FILE), "--partial"]) == 2
     assert "--partial applies to --crossval only" in capsys.readouterr().err
+
+    # --last-epoch: fitted on the fold networks' last epochs (a model trained on every record keeps its last)
+    _, _, last_truth, last, _ = read_oof(members[0] / LAST_OOF_FILE)
+    assert last_truth == truth and not np.allclose(last, probs, atol=1e-4), "the tiny networks' kept epoch is the first of two"
+    assert main(["calibrate", str(model), "--crossval", str(members[0]), "--last-epoch", "--per-predicted-class"]) == 0
+    expected = fit_temperature(last, np.array([classes.index(t) for t in truth]), per_predicted_class=True)
+    np.testing.assert_allclose(RhythmClassifier.load(model).temperature_, expected, rtol=1e-6)
+    assert main(["calibrate", str(model), "--crossval", str(half), "--last-epoch"]) == 2
+    assert "oof-last.csv not found" in capsys.readouterr().err
+    assert main(["calibrate", str(model), "--predictions", str(members[0] / OOF_FILE), "--last-epoch"]) == 2
+    assert "--last-epoch applies to --crossval only" in capsys.readouterr().err

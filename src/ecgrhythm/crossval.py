@@ -7,11 +7,15 @@ Layout of a cross-validation folder::
     fold0/ ... foldK/    one model folder per fold (see :mod:`ecgrhythm.saving`), trained on the other
                          folds with this fold as its validation records (early stopping and the best
                          epoch chosen on it, as `ecgrhythm train` does); `foldK/oof.csv` holds the
-                         fold's out-of-fold probabilities once the fold is finished
+                         fold's out-of-fold probabilities once the fold is finished, and
+                         `foldK/oof-last.csv` those of the network's last epoch (from its checkpoint):
+                         what a network trained that many epochs and kept at the last scores
     oof.csv              every record's out-of-fold probabilities, once every fold is finished
+    oof-last.csv         the same at each network's last epoch
 
-Rerunning continues: a finished fold (its `oof.csv` written) is not trained again, an interrupted
-one resumes from its checkpoint, and a rerun with another recipe or other folds is refused. The
+Rerunning continues: a finished fold (its `oof.csv` written) is not trained again (its
+`oof-last.csv` is written if missing), an interrupted one resumes from its checkpoint, and a rerun
+with another recipe or other folds is refused. The
 report of a finished cross-validation is :mod:`ecgrhythm.crossval_report`.
 """
 
@@ -31,7 +35,7 @@ import numpy as np
 from ._io import atomic_write_text
 from .config import ModelConfig, PreprocessConfig, TrainConfig
 from .labelled import LabelledData, load_labelled
-from .saving import CHECKSUM_FILE
+from .saving import CHECKPOINT_DIR, CHECKSUM_FILE
 
 __all__ = [
     "make_folds",
@@ -47,7 +51,9 @@ __all__ = [
     "fold_dir",
     "FOLDS_FILE",
     "OOF_FILE",
+    "LAST_OOF_FILE",
     "RECIPE_FILE",
+    "last_epoch_network",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +61,7 @@ logger = logging.getLogger(__name__)
 FOLDS_FILE = "folds.json"
 RECIPE_FILE = "crossval.json"
 OOF_FILE = "oof.csv"
+LAST_OOF_FILE = "oof-last.csv"  # the out-of-fold probabilities of each fold network's last epoch
 
 
 @dataclasses.dataclass
@@ -229,11 +236,46 @@ class CrossvalResult:
     oof_path: Path | None
 
 
-def _fold_probabilities(model_dir: Path, data: LabelledData, names) -> np.ndarray:
+def last_epoch_network(model_dir):
+    """The fold network of `model_dir` with the weights of its last epoch, from its checkpoint.
+
+    A fold's model folder keeps the epoch chosen on the fold itself; its `checkpoint/` also holds the weights
+    after the last epoch, chosen by nothing, which are those a training on every record keeps
+    (`ecgrhythm train --val-fraction 0`).
+
+    Returns:
+        A :class:`ecgrhythm.inference.RhythmClassifier`.
+
+    Raises:
+        FileNotFoundError: the folder has no checkpoint (not a single network's fold folder, or its checkpoint was removed).
+        ValueError: the checkpoint's kept weights are not the folder's (it belongs to another run).
+    """
+    from .checkpoint import STATE_FILE
     from .inference import RhythmClassifier
 
+    model_dir = Path(model_dir)
+    path = model_dir / CHECKPOINT_DIR / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {model_dir} is not the fold folder of a single network trained by 'ecgrhythm crossval'")
+    clf = RhythmClassifier.load(model_dir)
+    variables = clf.model_.variables
+    with np.load(path, allow_pickle=False) as state:
+        kept = [state[f"best_{i}"] for i in range(len(variables))]
+        last = [state[f"model_{i}"] for i in range(len(variables))]
+    for variable, value in zip(variables, kept, strict=True):
+        if "seed_generator" not in variable.path and not np.array_equal(np.asarray(variable), value):  # dropout's seeds are not saved
+            raise ValueError(f"{model_dir}: its checkpoint's kept weights are not the folder's; the checkpoint belongs to another run")
+    for variable, value in zip(variables, last, strict=True):
+        variable.assign(value)
+    return clf
+
+
+def _write_fold_oof(model_dir: Path, filename: str, clf, data: LabelledData, folds: Folds, k: int) -> None:
+    """Write `model_dir/filename`: `clf`'s probabilities (uncalibrated) of fold `k`'s records."""
     index = {n: i for i, n in enumerate(data.names)}
-    return RhythmClassifier.load(model_dir).predict_proba([data.signals[index[n]] for n in names])
+    names = folds.folds[k]
+    probs = clf.predict_proba([data.signals[index[n]] for n in names], calibrated=False)
+    atomic_write_text(model_dir / filename, oof_text(names, k, [folds.labels[n] for n in names], probs, data.classes))
 
 
 def run_crossval(
@@ -275,6 +317,7 @@ def run_crossval(
     Raises:
         ValueError: settings or folds differ from those the folder was started with, or `only` names no fold.
     """
+    from .inference import RhythmClassifier
     from .training import train
 
     output = Path(output)
@@ -288,39 +331,68 @@ def run_crossval(
     trained = []
     for k in [] if folds_only else chosen:
         model_dir = fold_dir(output, k)
-        if (model_dir / OOF_FILE).is_file():
-            continue
-        if not (model_dir / CHECKSUM_FILE).is_file():  # a model folder is finished once its checksums are written
-            logger.info(
-                "fold %d of %d: training on %d records, validating on %d", k + 1, n_folds, len(data.names) - len(folds.folds[k]), len(folds.folds[k])
-            )
-            train(
-                data_dir,
-                model_dir,
-                preprocess_config=pre,
-                model_config=arch,
-                train_config=tc,
-                resume=True,
-                limit=limit,
-                labels=labels,
-                classes=classes,
-                verbose=verbose,
-                data=data,
-                val_names=folds.folds[k],
-                on_epoch=None if on_epoch is None else (lambda row, k=k: on_epoch(k, row)),
-            )
-            trained.append(k)
-        probs = _fold_probabilities(model_dir, data, folds.folds[k])
-        atomic_write_text(model_dir / OOF_FILE, oof_text(folds.folds[k], k, [folds.labels[n] for n in folds.folds[k]], probs, data.classes))
+        if not (model_dir / OOF_FILE).is_file():
+            if not (model_dir / CHECKSUM_FILE).is_file():  # a model folder is finished once its checksums are written
+                logger.info(
+                    "fold %d of %d: training on %d records, validating on %d",
+                    k + 1,
+                    n_folds,
+                    len(data.names) - len(folds.folds[k]),
+                    len(folds.folds[k]),
+                )
+                train(
+                    data_dir,
+                    model_dir,
+                    preprocess_config=pre,
+                    model_config=arch,
+                    train_config=tc,
+                    resume=True,
+                    limit=limit,
+                    labels=labels,
+                    classes=classes,
+                    verbose=verbose,
+                    data=data,
+                    val_names=folds.folds[k],
+                    on_epoch=None if on_epoch is None else (lambda row, k=k: on_epoch(k, row)),
+                )
+                trained.append(k)
+            _write_fold_oof(model_dir, OOF_FILE, RhythmClassifier.load(model_dir), data, folds, k)  # the fold reads as finished
+        if not (model_dir / LAST_OOF_FILE).is_file():  # also for folds finished before this file was written
+            _write_last_epoch_oof(model_dir, data, folds, k)
     finished = [k for k in range(n_folds) if (fold_dir(output, k) / OOF_FILE).is_file()]
-    oof_path = pool_oof(output, n_folds) if len(finished) == n_folds else None
-    return CrossvalResult(output, folds, finished, trained, oof_path)
+    return CrossvalResult(output, folds, finished, trained, pool_oof(output, n_folds))
 
 
-def pool_oof(output: Path, n_folds: int) -> Path:
-    """Write `output/oof.csv`: the rows of every fold's `oof.csv`, in fold order."""
-    atomic_write_text(output / OOF_FILE, pooled_oof_text([(fold_dir(output, k) / OOF_FILE).read_text(encoding="utf-8") for k in range(n_folds)]))
+def _write_last_epoch_oof(model_dir: Path, data: LabelledData, folds: Folds, k: int) -> None:
+    """Write the fold's `oof-last.csv` (:func:`last_epoch_network`), or log why not where the fold has no checkpoint."""
+    try:
+        clf = last_epoch_network(model_dir)
+    except FileNotFoundError as exc:
+        logger.warning("fold %d: no %s written: %s", k, LAST_OOF_FILE, exc)
+        return
+    _write_fold_oof(model_dir, LAST_OOF_FILE, clf, data, folds, k)
+
+
+def pool_oof(output: Path, n_folds: int) -> Path | None:
+    """Write `output/oof.csv` once every fold's `oof.csv` is there (their rows in fold order), and then
+    `output/oof-last.csv` if every fold has its `oof-last.csv`.
+
+    Returns:
+        The pooled `oof.csv`, or `None` while some fold is unfinished.
+    """
+    if not _pool(output, n_folds, OOF_FILE):
+        return None
+    _pool(output, n_folds, LAST_OOF_FILE)
     return output / OOF_FILE
+
+
+def _pool(output: Path, n_folds: int, filename: str) -> bool:
+    """Write `output/filename` from every fold's file of that name, if all are there; whether it did."""
+    paths = [fold_dir(output, k) / filename for k in range(n_folds)]
+    if not all(path.is_file() for path in paths):
+        return False
+    atomic_write_text(output / filename, pooled_oof_text([path.read_text(encoding="utf-8") for path in paths]))
+    return True
 
 
 def pooled_oof_text(texts) -> str:

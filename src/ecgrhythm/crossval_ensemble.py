@@ -7,8 +7,10 @@ same folds, for example one recipe trained with two seeds, and writes a folder o
     folds.json           the members' folds
     fold0/ ... foldK/    for each fold finished in every member: one model folder averaging the members'
                          networks of that fold (:func:`ecgrhythm.saving.assemble_ensemble`), and its
-                         `oof.csv`, the members' out-of-fold probabilities of the fold averaged record by record
+                         `oof.csv`, the members' out-of-fold probabilities of the fold averaged record by record,
+                         and `oof-last.csv`, the same of the members' last epochs where every member has them
     oof.csv              every record's averaged out-of-fold probabilities, once every fold is there
+    oof-last.csv         the same of the last epochs
 
 Each fold's ensemble never saw its fold's records (no member did), so its out-of-fold probabilities
 are an estimate of the ensemble recipe as honest as those of one network; they are the probabilities
@@ -25,7 +27,7 @@ import os
 from pathlib import Path
 
 from ._io import atomic_write_text
-from .crossval import OOF_FILE, RECIPE_FILE, CrossvalResult, claim_folder, fold_dir, oof_text, pool_oof, read_folds, read_oof
+from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, CrossvalResult, claim_folder, fold_dir, oof_text, pool_oof, read_folds, read_oof
 from .saving import MAX_MEMBERS, assemble_ensemble
 
 __all__ = ["average_crossvals", "ENSEMBLE_KEY"]
@@ -101,9 +103,9 @@ def _check_output(output: Path) -> None:
         )
 
 
-def _averaged_oof(members: list[Path], k: int) -> str:
-    """The text of fold `k`'s `oof.csv`: the members' rows averaged per record, in the first member's order."""
-    paths = [fold_dir(m, k) / OOF_FILE for m in members]
+def _averaged_oof(members: list[Path], k: int, filename: str = OOF_FILE) -> str:
+    """The text of fold `k`'s `filename` (`oof.csv` or `oof-last.csv`): the members' rows averaged per record, in the first member's order."""
+    paths = [fold_dir(m, k) / filename for m in members]
     names, _, truth, first, classes = read_oof(paths[0])
     total = first.copy()
     for path in paths[1:]:
@@ -151,13 +153,16 @@ def average_crossvals(member_dirs, output) -> CrossvalResult:
     claim_folder(output, {ENSEMBLE_KEY: [{"folder": m.resolve().name, "recipe": r} for m, r in zip(members, recipes)]}, folds[0])
     n_folds, averaged = len(folds[0].folds), []
     for k in range(n_folds):
-        if (fold_dir(output, k) / OOF_FILE).is_file() or not all((fold_dir(m, k) / OOF_FILE).is_file() for m in members):
+        if not all((fold_dir(m, k) / OOF_FILE).is_file() for m in members):
             continue
-        logger.info("fold %d of %d: averaging the networks of %d cross-validations", k + 1, n_folds, len(members))
-        text = _averaged_oof(members, k)
-        assemble_ensemble([fold_dir(m, k) for m in members], fold_dir(output, k))
-        atomic_write_text(fold_dir(output, k) / OOF_FILE, text)  # last: the fold reads as finished once it is there
-        averaged.append(k)
+        if not (fold_dir(output, k) / OOF_FILE).is_file():
+            logger.info("fold %d of %d: averaging the networks of %d cross-validations", k + 1, n_folds, len(members))
+            text = _averaged_oof(members, k)
+            assemble_ensemble([fold_dir(m, k) for m in members], fold_dir(output, k))
+            atomic_write_text(fold_dir(output, k) / OOF_FILE, text)  # the fold reads as finished once it is there
+            averaged.append(k)
+        if not (fold_dir(output, k) / LAST_OOF_FILE).is_file() and all((fold_dir(m, k) / LAST_OOF_FILE).is_file() for m in members):
+            atomic_write_text(fold_dir(output, k) / LAST_OOF_FILE, _averaged_oof(members, k, LAST_OOF_FILE))
     finished = [k for k in range(n_folds) if (fold_dir(output, k) / OOF_FILE).is_file()]
-    oof_path = pool_oof(output, n_folds) if len(finished) == n_folds else None
+    oof_path = pool_oof(output, n_folds)
     return CrossvalResult(output, folds[0], finished, averaged, oof_path)

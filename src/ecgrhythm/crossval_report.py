@@ -5,7 +5,8 @@ from its out-of-fold probabilities: the score of each fold, their mean with a 95
 the pooled per-class F1 and confusion matrix, the pooled top-class ECE, and the temperature
 fitted on the out-of-fold probabilities with the ECE it gives. Each fold's score is that of the
 epoch its training kept, chosen on the fold itself; the report adds the score its training log
-shows at the last trained epoch, the estimate for a model trained that long without selection.
+shows at the last trained epoch, the estimate for a model trained that long without selection, and
+that score after the prior correction, the estimate for such a model calibrated as the shipped one.
 With `partial=True` it reports the folds finished so far ("k of n folds"). :func:`write_report` writes
 that as `report.json` and `report.md` (by default under `docs/results/crossval/<name>/`);
 :func:`write_candidates` regenerates `candidates.md` and `candidates.csv` beside them from
@@ -25,7 +26,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from .calibration import MIN_PREDICTED_ROWS, apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
-from .crossval import OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
+from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
 from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
 
@@ -142,23 +143,44 @@ def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = F
     }
 
 
-def finished_oof(output: Path, partial: bool):
-    """`read_oof` of the pooled `oof.csv`, or (`partial`) of the finished folds' `oof.csv` files pooled in fold order."""
+def finished_oof(output: Path, partial: bool, filename: str = OOF_FILE):
+    """`read_oof` of the pooled `filename` (`oof.csv`, or `oof-last.csv`), or (`partial`) of the finished folds' files of that
+    name pooled in fold order."""
     if not partial:
-        if not (output / OOF_FILE).is_file():
+        if not (output / filename).is_file():
             raise FileNotFoundError(
-                f"{output / OOF_FILE} not found: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same options "
+                f"{output / filename} not found: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same options "
                 "(or report the finished folds with --partial-report)"
             )
-        return read_oof(output / OOF_FILE)
-    paths = [fold_dir(output, k) / OOF_FILE for k in range(len(read_folds(output).folds))]
+        return read_oof(output / filename)
+    paths = [fold_dir(output, k) / filename for k in range(len(read_folds(output).folds))]
     parts = [read_oof(p) for p in paths if p.is_file()]
     if not parts:
-        raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{OOF_FILE}); run at least one fold with 'ecgrhythm crossval --fold K'")
+        raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{filename}); run at least one fold with 'ecgrhythm crossval --fold K'")
     if any(part[4] != parts[0][4] for part in parts):
-        raise ValueError(f"{output}: the finished folds' {OOF_FILE} files have different classes; the folder mixes runs, start it again")
+        raise ValueError(f"{output}: the finished folds' {filename} files have different classes; the folder mixes runs, start it again")
     names, truth = [n for part in parts for n in part[0]], [t for part in parts for t in part[2]]
     return names, np.concatenate([part[1] for part in parts]), truth, np.concatenate([part[3] for part in parts]), parts[0][4]
+
+
+def _last_epoch(output: Path, folds: list[int]) -> dict | None:
+    """Scores of the last-epoch out-of-fold probabilities (`oof-last.csv`) of the finished `folds`, or `None` where a
+    finished fold has none (written before them, or an ensemble of cross-validations without them): each fold's score
+    as they are and after the prior correction (:func:`prior_correction_scores`), the top-class ECE as they are and
+    after the shipped calibration (the prior correction and one temperature per predicted class, cross-fitted)."""
+    if not all((fold_dir(output, k) / LAST_OOF_FILE).is_file() for k in folds):
+        return None
+    _, fold_of, truth, probs, classes = finished_oof(output, True, LAST_OOF_FILE)  # each fold's own file
+    if sorted(set(fold_of.tolist())) != folds:  # a fold's file without its oof.csv (written first, then interrupted)
+        return None
+    targets = np.array([classes.index(t) for t in truth])
+    before, after = prior_correction_scores(probs, targets, fold_of, classes)
+    calibrated = (
+        top_class_calibration(cross_fitted_temperature(probs, targets, fold_of, per_predicted_class=True, class_prior=True), targets).ece
+        if len(folds) > 1
+        else math.nan  # no other fold to fit on
+    )
+    return {"scores": before, "prior_scores": after, "ece": top_class_calibration(probs, targets).ece, "calibrated_ece": calibrated}
 
 
 def _epochs(model_dir: Path) -> dict:
@@ -183,7 +205,10 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
 
     Each fold's score is that of the epoch its training kept, chosen on the fold itself (slightly optimistic);
     its score at the last trained epoch, read from its training log, is the estimate for a model trained that
-    many epochs and kept at the last (`ecgrhythm train --val-fraction 0`).
+    many epochs and kept at the last (`ecgrhythm train --val-fraction 0`). Where every finished fold has its
+    last epoch's probabilities (`oof-last.csv`), the report adds their score after the prior correction (each
+    fold's probabilities multiplied by the other folds' class frequencies): the estimate for such a model
+    calibrated by `ecgrhythm calibrate --prior-correction`, as the shipped model is.
 
     Args:
         output: the cross-validation folder.
@@ -192,14 +217,18 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
             when others are unfinished.
 
     Returns:
-        JSON-serialisable data: `folds` (records, score, F1 per class, kept and last epoch and the score at the
-        last of each), `folds_total` (the folder's folds, finished or not), `mean`, `ci95` (half-width),
-        `last_epoch_mean`, `last_epoch_ci95`, `pooled` (score, F1 per class, confusion matrix, ECE),
+        JSON-serialisable data: `folds` (records, score, F1 per class, kept and last epoch, the score at the
+        last and, with `oof-last.csv`, `last_epoch_prior_score`), `folds_total` (the folder's folds, finished or
+        not), `mean`, `ci95` (half-width), `last_epoch_mean`, `last_epoch_ci95`, `last_epoch_prior_mean`,
+        `last_epoch_prior_ci95`, `last_epoch_ece` (top-class ECE of the last epochs' probabilities) and
+        `last_epoch_calibrated_ece` (after the prior correction and one temperature per predicted class, both
+        fitted on the other folds; NaN with one fold), all `None` without `oof-last.csv`, `pooled` (score, F1
+        per class, confusion matrix, ECE),
         `temperature` (fitted on all out-of-fold probabilities, with the ECE after it and the cross-fitted
         ECE, NaN with one fold; its `per_predicted_class` holds the same for one temperature per predicted
         class, in the order of `pooled.classes`), the recipe and the folds' digest. The folds of an ensemble of cross-validations
-        (:mod:`ecgrhythm.crossval_ensemble`) have no single training log: their epochs, last-epoch scores and
-        `last_epoch_mean`, `last_epoch_ci95` are `None`.
+        (:mod:`ecgrhythm.crossval_ensemble`) have no single training log: their epochs are `None`, and their
+        last-epoch scores are those of the members' last epochs averaged (`oof-last.csv`), else `None`.
 
     Raises:
         FileNotFoundError: the folder has no pooled `oof.csv` yet (some fold is unfinished), or with `partial`
@@ -215,8 +244,15 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         for k, report in fold_reports(probs, targets, folds, classes)
     ]
     mean, half = t_interval([f["score"] for f in per_fold])
+    last_epoch = _last_epoch(output, [f["fold"] for f in per_fold])
+    if last_epoch is not None:
+        for f, score, prior_score in zip(per_fold, last_epoch["scores"], last_epoch["prior_scores"]):
+            if f["last_epoch_score"] is None:  # an ensemble's folds: no training log, their members' last epochs averaged
+                f["last_epoch_score"] = score
+            f["last_epoch_prior_score"] = prior_score
     last = [f["last_epoch_score"] for f in per_fold]
-    last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble has no last epoch
+    last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble without oof-last.csv
+    prior_mean, prior_half = t_interval(last_epoch["prior_scores"]) if last_epoch is not None else (None, None)
     pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
     saved = read_folds(output)
     return {
@@ -229,6 +265,10 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         "ci95": half,
         "last_epoch_mean": last_mean,
         "last_epoch_ci95": last_half,
+        "last_epoch_prior_mean": prior_mean,
+        "last_epoch_prior_ci95": prior_half,
+        "last_epoch_ece": None if last_epoch is None else last_epoch["ece"],
+        "last_epoch_calibrated_ece": None if last_epoch is None else last_epoch["calibrated_ece"],
         "pooled": {
             "score": score_of(pooled),
             "f1": pooled.f1,
@@ -283,18 +323,37 @@ def _markdown(summary: dict, command: str) -> str:
         "training chose on the fold itself (slightly optimistic); there is no single training log, so no kept or last epoch.",
         "",
     ]
+    if summary.get("last_epoch_prior_mean") is not None:
+        lines += [
+            f"**At the last epoch with the prior correction: mean {_interval(summary['last_epoch_prior_mean'], summary['last_epoch_prior_ci95'])}**: "
+            "each fold's last-epoch probabilities multiplied by the class frequencies of the other folds' records, the "
+            "estimate for a model trained on every record and calibrated by `ecgrhythm calibrate --prior-correction`. "
+            f"Top-class ECE of the last epochs' probabilities {summary['last_epoch_ece']:.4f}; after the prior correction and "
+            f"one temperature per predicted class, both fitted on the other folds, {summary['last_epoch_calibrated_ece']:.4f}"
+            + (" (one fold: nothing to fit on)." if done < 2 else "."),
+            "",
+        ]
     if command:
         lines += ["Command:", "", "```", command, "```", ""]
     lines += [
-        "| fold | records | score (kept epoch) | score at last epoch | " + " | ".join(f"F1 {c}" for c in classes) + " |",
-        "|" + "---|" * (4 + len(classes)),
+        "| fold | records | score (kept epoch) | score at last epoch | last epoch, prior-corrected | "
+        + " | ".join(f"F1 {c}" for c in classes)
+        + " |",
+        "|" + "---|" * (5 + len(classes)),
     ]
     for f in summary["folds"]:
         kept = f"{f['score']:.4f}" + (f" (epoch {f['best_epoch']})" if f["best_epoch"] is not None else "")
-        last = f"{f['last_epoch_score']:.4f} (epoch {f['last_epoch']})" if f["last_epoch_score"] is not None else ""
-        lines.append(f"| {f['fold']} | {f['records']} | {kept} | {last} | " + " | ".join(f"{f['f1'][c]:.3f}" for c in classes) + " |")
+        last = (
+            f"{f['last_epoch_score']:.4f}" + (f" (epoch {f['last_epoch']})" if f["last_epoch"] is not None else "")
+            if f["last_epoch_score"] is not None
+            else ""
+        )
+        prior = f"{f['last_epoch_prior_score']:.4f}" if f.get("last_epoch_prior_score") is not None else ""
+        lines.append(f"| {f['fold']} | {f['records']} | {kept} | {last} | {prior} | " + " | ".join(f"{f['f1'][c]:.3f}" for c in classes) + " |")
     pooled = summary["pooled"]
-    lines.append("| pooled | {} | {:.4f} | | {} |".format(summary["records"], pooled["score"], " | ".join(f"{pooled['f1'][c]:.3f}" for c in classes)))
+    lines.append(
+        "| pooled | {} | {:.4f} | | | {} |".format(summary["records"], pooled["score"], " | ".join(f"{pooled['f1'][c]:.3f}" for c in classes))
+    )
     lines += [
         "",
         "Pooled confusion matrix (rows: true class, columns: predicted):",
@@ -344,17 +403,28 @@ def write_report(output, report_dir=None, *, command: str = "", name: str | None
     return paths
 
 
-def _paired(rows: dict, reference: dict) -> tuple[float, float, int]:
-    """`(mean difference, p of the paired t-test, folds)` of a recipe's fold scores minus the reference's."""
+def _paired(rows: dict, reference: dict, key: str = "score") -> tuple[float, float, int]:
+    """`(mean difference, p of the paired t-test, folds)` of a recipe's fold scores `key` minus the reference's, over the
+    folds where both have it."""
     from scipy.stats import ttest_rel
 
-    ours = {f["fold"]: f["score"] for f in rows["folds"]}
-    theirs = {f["fold"]: f["score"] for f in reference["folds"]}
+    ours = {f["fold"]: f[key] for f in rows["folds"] if f.get(key) is not None}
+    theirs = {f["fold"]: f[key] for f in reference["folds"] if f.get(key) is not None}
     common = sorted(set(ours) & set(theirs))
     a, b = np.array([ours[k] for k in common]), np.array([theirs[k] for k in common])
     if len(common) < 2 or np.allclose(a, b):
         return float((a - b).mean()) if common else math.nan, math.nan, len(common)
     return float((a - b).mean()), float(ttest_rel(a, b).pvalue), len(common)
+
+
+def _difference_cell(row: dict, reference: str, prefix: str) -> str:
+    """The table's cell of a row's paired difference `prefix + "difference"` from the reference."""
+    if row["recipe"] == reference:
+        return "reference"
+    if row[f"{prefix}difference"] == "":
+        return "not paired" if not prefix else ""
+    n = row[f"{prefix}paired_folds"]
+    return f"{row[f'{prefix}difference']:+.4f} ({n} fold{'s' if n > 1 else ''})"
 
 
 def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str, Path]:
@@ -363,8 +433,10 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
     One row per recipe: its name, folds (finished and in all: a partial report shows "3 of 5"), mean ±
     95 % half-width, mean at the last trained epoch (blank for reports written before it was recorded, and for
     ensembles of cross-validations),
-    and its paired difference per fold from the recipe named `reference` over the folds both finished,
-    with the paired t-test's p-value (blank where the reference is missing or was run on other folds).
+    mean at the last epoch with the prior correction (blank for reports written before it), and its paired
+    differences per fold from the recipe named `reference` over the folds both finished, of the scores and of the
+    prior-corrected last-epoch scores, with the paired t-test's p-values (blank where the reference is missing,
+    was run on other folds or lacks those scores).
 
     Returns:
         `{"csv": path, "markdown": path}`.
@@ -382,17 +454,24 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
             "mean": round(r["mean"], 4),
             "ci95": round(r["ci95"], 4) if r["ci95"] is not None else "",  # null: one fold
             "last_epoch_mean": round(r["last_epoch_mean"], 4) if r.get("last_epoch_mean") is not None else "",
+            "last_epoch_prior_mean": round(r["last_epoch_prior_mean"], 4) if r.get("last_epoch_prior_mean") is not None else "",
             "pooled": round(r["pooled"]["score"], 4),
             "ece": round(r["pooled"]["ece"], 4),
             "reference": reference,
             "difference": "",
             "p_value": "",
             "paired_folds": "",
+            "prior_difference": "",
+            "prior_p_value": "",
+            "prior_paired_folds": "",
         }
         if ref is not None and r["name"] != reference and r["folds_digest"] == ref["folds_digest"]:
-            diff, p, n = _paired(r, ref)
-            if n:  # no fold in common: not paired
-                row.update(difference=round(diff, 4), p_value="" if math.isnan(p) else round(p, 4), paired_folds=n)
+            for key, prefix in (("score", ""), ("last_epoch_prior_score", "prior_")):
+                diff, p, n = _paired(r, ref, key)
+                if n:  # no fold in common: not paired
+                    row.update(
+                        {f"{prefix}difference": round(diff, 4), f"{prefix}p_value": "" if math.isnan(p) else round(p, 4), f"{prefix}paired_folds": n}
+                    )
         rows.append(row)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["recipe"])
@@ -404,27 +483,23 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
         f"One row per recipe run by `ecgrhythm crossval` (regenerated from `*/report.json`); differences are paired by fold "
         f"against `{reference}` on the folds both finished (paired t-test). The mean is that of the epochs kept on each "
         "fold's own records (slightly optimistic); the last-epoch mean is that of models trained the same epochs and kept "
-        'at the last. A partial report shows its finished folds as "3 of 5".',
+        "at the last, and the prior-corrected one that of those models with the prior correction (each fold's probabilities "
+        "multiplied by the other folds' class frequencies), the shipped model's recipe, paired with the reference where both "
+        'have it (reports written before it was recorded leave it blank). A partial report shows its finished folds as "3 of 5".',
         "",
-        "| recipe | folds | mean ± 95 % CI | last-epoch mean | pooled | ECE | difference from reference | p |",
-        "|---|---|---|---|---|---|---|---|",
+        "| recipe | folds | mean ± 95 % CI | last-epoch mean | last epoch, prior-corrected | pooled | ECE | difference from reference | p "
+        "| difference, last epoch prior-corrected | p |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        diff = (
-            "reference"
-            if row["recipe"] == reference
-            else (
-                f"{row['difference']:+.4f} ({row['paired_folds']} fold{'s' if row['paired_folds'] > 1 else ''})"
-                if row["difference"] != ""
-                else "not paired"
-            )
-        )
-        p = f"{row['p_value']:.3f}" if row["p_value"] != "" else ""
+        diff, prior_diff = (_difference_cell(row, reference, prefix) for prefix in ("", "prior_"))
+        p, prior_p = (f"{row[key]:.3f}" if row[key] != "" else "" for key in ("p_value", "prior_p_value"))
         folds = f"{row['folds']} of {row['folds_total']}" if row["folds"] < row["folds_total"] else str(row["folds"])
-        last = f"{row['last_epoch_mean']:.4f}" if row["last_epoch_mean"] != "" else ""
+        last, prior = (f"{row[key]:.4f}" if row[key] != "" else "" for key in ("last_epoch_mean", "last_epoch_prior_mean"))
         half = row["ci95"] if row["ci95"] != "" else None
         lines.append(
-            f"| {row['recipe']} | {folds} | {_interval(row['mean'], half)} | {last} | {row['pooled']:.4f} | {row['ece']:.4f} | {diff} | {p} |"
+            f"| {row['recipe']} | {folds} | {_interval(row['mean'], half)} | {last} | {prior} | {row['pooled']:.4f} | {row['ece']:.4f} "
+            f"| {diff} | {p} | {prior_diff} | {prior_p} |"
         )
     paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
     atomic_write_text(paths["csv"], out.getvalue())

@@ -38,6 +38,12 @@ def add_parser(sub):
         help="with --crossval: fit on the folds finished so far (their fold*/oof.csv) while others are unfinished",
     )
     p.add_argument(
+        "--last-epoch",
+        action="store_true",
+        help="with --crossval: fit on the probabilities of each fold network's last epoch (oof-last.csv), for a model trained on "
+        "every record and kept at its last epoch (train --val-fraction 0), instead of those of the kept epochs (oof.csv)",
+    )
+    p.add_argument(
         "--leave-out-validation",
         action="store_true",
         help="leave out the rows of the records MODEL_DIR validates on (its split.json), for example when the model is one fold's "
@@ -67,21 +73,24 @@ def run(args):
     import numpy as np
 
     from ..calibration import apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
-    from ..crossval import OOF_FILE
+    from ..crossval import LAST_OOF_FILE, OOF_FILE
     from ..crossval_report import cross_fitted_ece, finished_oof
     from ..saving import load_model_dir, load_split, set_calibration
     from . import _common as common
 
-    if args.partial and not args.crossval:
-        raise common.UsageError("--partial applies to --crossval only")
+    for flag, given in (("--partial", args.partial), ("--last-epoch", args.last_epoch)):
+        if given and not args.crossval:
+            raise common.UsageError(f"{flag} applies to --crossval only")
     if args.crossval:
-        oof = Path(args.crossval) / OOF_FILE
+        filename = LAST_OOF_FILE if args.last_epoch else OOF_FILE
+        oof = Path(args.crossval) / filename
         if not oof.is_file() and not args.partial:
             raise common.UsageError(
                 f"{oof} not found: pass the folder of a finished 'ecgrhythm crossval' (--crossval DIR), or fit on its finished folds with --partial"
+                + (" (cross-validations run before it was written get it when 'ecgrhythm crossval' is rerun)" if args.last_epoch else "")
             )
         try:
-            names, folds, truth, probs, classes = finished_oof(Path(args.crossval), args.partial)
+            names, folds, truth, probs, classes = finished_oof(Path(args.crossval), args.partial, filename)
         except (FileNotFoundError, ValueError) as exc:
             raise common.UsageError(str(exc)) from None
     else:
