@@ -35,7 +35,7 @@ from scipy.stats import ttest_rel
 
 from ecgrhythm._io import atomic_write_text
 from ecgrhythm.crossval import OOF_FILE, fold_dir, last_epoch_network, oof_text, pooled_oof_text, read_folds
-from ecgrhythm.crossval_report import t_interval
+from ecgrhythm.crossval_scores import t_interval
 from ecgrhythm.metrics import cinc2017_score, confusion_matrix
 from ecgrhythm.records import read_record
 
@@ -79,8 +79,10 @@ def main() -> None:
         for member in args.members:
             try:
                 clf = last_epoch_network(fold_dir(member, k))
-            except (FileNotFoundError, ValueError) as exc:
+            except FileNotFoundError as exc:
                 raise SystemExit(f"{exc}; pass the cross-validation folders of single networks ('ecgrhythm crossval'), not ensembles") from None
+            except ValueError as exc:
+                raise SystemExit(str(exc)) from None
             probs.append(clf.predict_proba([clf.prepare(r) for r in records], calibrated=False))
             scores[member.name].append(_score(truth, probs[-1], classes))
         average = np.mean(probs, axis=0)

@@ -24,7 +24,7 @@ from scipy.stats import ttest_rel
 
 from ecgrhythm.calibration import top_class_calibration
 from ecgrhythm.crossval import OOF_FILE, read_oof
-from ecgrhythm.crossval_report import cross_fitted_prior, cross_fitted_temperature, prior_correction_scores, t_interval
+from ecgrhythm.crossval_scores import cross_fitted_prior, cross_fitted_temperature, prior_correction_scores, t_interval
 from ecgrhythm.metrics import evaluate_predictions
 
 

@@ -11,7 +11,7 @@ from ecgrhythm.calibration import (
     fit_temperature,
     top_class_calibration,
 )
-from ecgrhythm.crossval_report import cross_fitted_prior
+from ecgrhythm.crossval_scores import cross_fitted_prior
 
 
 def test_ece_of_records_each_alone_in_its_bin():

@@ -14,7 +14,8 @@ from conftest import TINY_CLI, TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
 
 from ecgrhythm.calibration import apply_class_prior, fit_temperature
 from ecgrhythm.crossval import FOLDS_FILE, LAST_OOF_FILE, OOF_FILE, fold_dir, make_folds, read_folds, read_oof, run_crossval
-from ecgrhythm.crossval_report import score_of, summarise, t_interval, write_candidates, write_report
+from ecgrhythm.crossval_report import finished_oof, summarise, write_candidates, write_report
+from ecgrhythm.crossval_scores import score_of, t_interval
 from ecgrhythm.labelled import load_labelled
 from ecgrhythm.metrics import evaluate_predictions
 
@@ -105,21 +106,31 @@ def test_a_half_done_crossval_trains_only_what_is_missing_and_matches(crossval_d
     assert (out / FOLDS_FILE).read_text() == (crossval_dir / FOLDS_FILE).read_text()
     np.testing.assert_allclose(read_oof(out / OOF_FILE)[3], read_oof(crossval_dir / OOF_FILE)[3], atol=1e-5)
     assert run_crossval(cinc2017_dir, out, **RECIPE).trained == []
-    assert (out / LAST_OOF_FILE).read_text() == (crossval_dir / LAST_OOF_FILE).read_text()
+    np.testing.assert_allclose(read_oof(out / LAST_OOF_FILE)[3], read_oof(crossval_dir / LAST_OOF_FILE)[3], atol=1e-5)
     # folds finished before the last epoch's probabilities were written get them on a rerun, without training
-    expected = (fold_dir(out, 1) / LAST_OOF_FILE).read_text()
+    expected = read_oof(fold_dir(out, 1) / LAST_OOF_FILE)[3]
     for path in (fold_dir(out, 1) / LAST_OOF_FILE, out / LAST_OOF_FILE):
         path.unlink()
     assert run_crossval(cinc2017_dir, out, **RECIPE).trained == [] and weights.stat().st_mtime_ns == stamp
-    assert (fold_dir(out, 1) / LAST_OOF_FILE).read_text() == expected and (out / LAST_OOF_FILE).is_file()
-    # a fold whose checkpoint is gone has none: the report leaves out the prior-corrected last epoch, not the log's
-    shutil.rmtree(fold_dir(out, 1) / "checkpoint")
-    for path in (fold_dir(out, 1) / LAST_OOF_FILE, out / LAST_OOF_FILE):
-        path.unlink()
-    assert run_crossval(cinc2017_dir, out, **RECIPE).trained == []
-    assert not (fold_dir(out, 1) / LAST_OOF_FILE).exists() and not (out / LAST_OOF_FILE).exists()
-    report = summarise(out)
-    assert report["last_epoch_prior_mean"] is None and all(f["last_epoch_score"] is not None for f in report["folds"])
+    np.testing.assert_allclose(read_oof(fold_dir(out, 1) / LAST_OOF_FILE)[3], expected, atol=1e-6)
+    assert (out / LAST_OOF_FILE).is_file()
+    # a fold whose checkpoint is another run's, or gone, gets none, and the rest goes on: the report leaves out the
+    # prior-corrected last epoch (not the log's) and says how to get it
+    state = fold_dir(out, 1) / "checkpoint" / "state.npz"
+    for broken in ("another run's", "gone"):
+        if broken == "gone":
+            shutil.rmtree(fold_dir(out, 1) / "checkpoint")
+        else:
+            shutil.copy(fold_dir(out, 0) / "checkpoint" / "state.npz", state)
+        (fold_dir(out, 1) / LAST_OOF_FILE).unlink(missing_ok=True)
+        (out / OOF_FILE).unlink()
+        result = run_crossval(cinc2017_dir, out, **RECIPE)
+        assert result.trained == [] and result.oof_path == out / OOF_FILE and (out / OOF_FILE).is_file(), broken
+        assert not (fold_dir(out, 1) / LAST_OOF_FILE).exists(), broken
+        report = summarise(out)
+        assert report["last_epoch_prior_mean"] is None and all(f["last_epoch_score"] is not None for f in report["folds"])
+    with pytest.raises(FileNotFoundError, match=r"fold\(s\) \[1\] are finished but have no oof-last.csv"):
+        finished_oof(out, False, LAST_OOF_FILE)
     with pytest.raises(ValueError, match="other settings"):
         run_crossval(cinc2017_dir, out, **{**RECIPE, "train_config": dataclasses.replace(TINY_TRAIN, epochs=3)})
 
@@ -179,7 +190,9 @@ def test_report_gives_each_folds_last_epoch_score_and_kept_epoch(crossval_dir, t
     prior = [f["last_epoch_prior_score"] for f in report["folds"]]
     assert (report["last_epoch_prior_mean"], report["last_epoch_prior_ci95"]) == pytest.approx(t_interval(prior))
     assert 0 <= report["last_epoch_ece"] <= 1 and 0 <= report["last_epoch_calibrated_ece"] <= 1
-    assert f"| {prior[0]:.4f} |" in text and "At the last epoch with the prior correction" in text
+    first = report["folds"][0]
+    assert f"| {first['last_epoch_score']:.4f} (epoch {first['last_epoch']}) | {prior[0]:.4f} |" in text
+    assert "At the last epoch with the prior correction" in text
 
 
 def _partial_copy(crossval_dir, out, folds):
@@ -209,7 +222,13 @@ def test_a_partial_report_covers_the_finished_folds_and_the_table_shows_it(cross
     paths = write_report(partial, results / "half", partial=True)
     report = json.loads(paths["json"].read_text())
     assert report["folds_total"] == FOLDS and [f["fold"] for f in report["folds"]] == [0]
-    assert report["folds"][0] == {**full["folds"][0], "last_epoch_score": full["folds"][0]["last_epoch_score"] + 0.125}
+    # one fold has no other fold's frequencies to correct it by: no prior-corrected score
+    assert report["folds"][0] == {
+        **full["folds"][0],
+        "last_epoch_score": full["folds"][0]["last_epoch_score"] + 0.125,
+        "last_epoch_prior_score": None,
+    }
+    assert report["last_epoch_prior_mean"] is None and full["last_epoch_prior_mean"] is not None
     assert report["last_epoch_mean"] == report["folds"][0]["last_epoch_score"] and report["records"] == full["folds"][0]["records"]
     assert np.sum(report["pooled"]["confusion"]) == full["folds"][0]["records"]
     assert not (partial / OOF_FILE).exists(), "the pooled oof.csv means every fold is finished"

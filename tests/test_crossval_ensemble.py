@@ -14,7 +14,8 @@ from test_crossval import LIMIT, RECIPE, _partial_copy
 
 from ecgrhythm.crossval import FOLDS_FILE, LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof, run_crossval
 from ecgrhythm.crossval_ensemble import average_crossvals
-from ecgrhythm.crossval_report import prior_correction_scores, summarise, write_candidates, write_report
+from ecgrhythm.crossval_report import summarise, write_candidates, write_report
+from ecgrhythm.crossval_scores import prior_correction_scores
 from ecgrhythm.labelled import load_labelled
 
 
@@ -109,6 +110,7 @@ def test_a_rerun_adds_the_folds_finished_since_and_is_then_idempotent(members, e
     second = average_crossvals([members[0], seed1], out)
     assert second.trained == [0] and second.finished == [0, 1] and second.oof_path == out / OOF_FILE
     assert (out / OOF_FILE).read_text() == (ensemble / OOF_FILE).read_text()
+    assert (out / LAST_OOF_FILE).read_text() == (ensemble / LAST_OOF_FILE).read_text()
     files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     stamps = {p: p.stat().st_mtime_ns for p in files if p not in (out / OOF_FILE, out / LAST_OOF_FILE)}  # the pooled files are rewritten
     assert average_crossvals([members[0], seed1], out).trained == []
@@ -162,6 +164,11 @@ def test_report_and_candidates_table_pair_the_ensemble_with_a_member(members, en
     assert report["last_epoch_mean"] is None and report["last_epoch_prior_mean"] is None
     assert not (tmp_path / "old-ensemble" / LAST_OOF_FILE).exists()
     assert "no single training log" in write_report(tmp_path / "old-ensemble", results / "old")["markdown"].read_text()
+    for member, new in zip(old, members):  # the members' last epochs come later (their crossval rerun): a rerun adds them
+        for k in (0, 1):
+            shutil.copy(fold_dir(new, k) / LAST_OOF_FILE, fold_dir(member, k) / LAST_OOF_FILE)
+    assert average_crossvals(old, tmp_path / "old-ensemble").trained == []
+    np.testing.assert_allclose(read_oof(tmp_path / "old-ensemble" / LAST_OOF_FILE)[3], read_oof(ensemble / LAST_OOF_FILE)[3], atol=1e-6)
 
 
 def test_ensemble_command_with_crossval_reports_partially_then_fully_and_calibrates(members, tmp_path, capsys):
@@ -229,6 +236,6 @@ def test_calibrate_fits_on_finished_folds_and_leaves_out_the_models_validation_r
     expected = fit_temperature(last, np.array([classes.index(t) for t in truth]), per_predicted_class=True)
     np.testing.assert_allclose(RhythmClassifier.load(model).temperature_, expected, rtol=1e-6)
     assert main(["calibrate", str(model), "--crossval", str(half), "--last-epoch"]) == 2
-    assert "oof-last.csv not found" in capsys.readouterr().err
+    assert "fold(s) [1] have no oof-last.csv" in capsys.readouterr().err
     assert main(["calibrate", str(model), "--predictions", str(members[0] / OOF_FILE), "--last-epoch"]) == 2
     assert "--last-epoch applies to --crossval only" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ecgrhythm.calibration import apply_class_prior, apply_temperature, top_class_calibration
-from ecgrhythm.crossval_report import cross_fitted_temperature
+from ecgrhythm.crossval_scores import cross_fitted_temperature
 from ecgrhythm.inference import RhythmClassifier
 from ecgrhythm.records import read_record
 from ecgrhythm.saving import MAX_MEMBERS, ModelFolderError, assemble_ensemble, load_model_dir, save_model_dir, set_calibration

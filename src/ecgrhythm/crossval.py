@@ -13,9 +13,9 @@ Layout of a cross-validation folder::
     oof.csv              every record's out-of-fold probabilities, once every fold is finished
     oof-last.csv         the same at each network's last epoch
 
-Rerunning continues: a finished fold (its `oof.csv` written) is not trained again (its
-`oof-last.csv` is written if missing), an interrupted one resumes from its checkpoint, and a rerun
-with another recipe or other folds is refused. The
+Rerunning continues: a finished fold (its `oof.csv` written) is not trained again (the rerun
+writes its `oof-last.csv` if missing, for the folds it runs), an interrupted one resumes from its
+checkpoint, and a rerun with another recipe or other folds is refused. The
 report of a finished cross-validation is :mod:`ecgrhythm.crossval_report`.
 """
 
@@ -248,7 +248,8 @@ def last_epoch_network(model_dir):
 
     Raises:
         FileNotFoundError: the folder has no checkpoint (not a single network's fold folder, or its checkpoint was removed).
-        ValueError: the checkpoint's kept weights are not the folder's (it belongs to another run).
+        ValueError: the checkpoint is unreadable or does not fit the network, or its kept weights are not the folder's
+            (it belongs to another run).
     """
     from .checkpoint import STATE_FILE
     from .inference import RhythmClassifier
@@ -259,10 +260,15 @@ def last_epoch_network(model_dir):
         raise FileNotFoundError(f"{path} not found: {model_dir} is not the fold folder of a single network trained by 'ecgrhythm crossval'")
     clf = RhythmClassifier.load(model_dir)
     variables = clf.model_.variables
-    with np.load(path, allow_pickle=False) as state:
-        kept = [state[f"best_{i}"] for i in range(len(variables))]
-        last = [state[f"model_{i}"] for i in range(len(variables))]
-    for variable, value in zip(variables, kept, strict=True):
+    try:
+        with np.load(path, allow_pickle=False) as state:
+            kept = [state[f"best_{i}"] for i in range(len(variables))]
+            last = [state[f"model_{i}"] for i in range(len(variables))]
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path}: not a checkpoint of this fold's network ({type(exc).__name__}: {exc})") from None
+    for variable, value, latest in zip(variables, kept, last, strict=True):
+        if np.shape(value) != tuple(variable.shape) or np.shape(latest) != tuple(variable.shape):
+            raise ValueError(f"{path}: not a checkpoint of this fold's network (a weight of another shape)")
         if "seed_generator" not in variable.path and not np.array_equal(np.asarray(variable), value):  # dropout's seeds are not saved
             raise ValueError(f"{model_dir}: its checkpoint's kept weights are not the folder's; the checkpoint belongs to another run")
     for variable, value in zip(variables, last, strict=True):
@@ -364,10 +370,11 @@ def run_crossval(
 
 
 def _write_last_epoch_oof(model_dir: Path, data: LabelledData, folds: Folds, k: int) -> None:
-    """Write the fold's `oof-last.csv` (:func:`last_epoch_network`), or log why not where the fold has no checkpoint."""
+    """Write the fold's `oof-last.csv` (:func:`last_epoch_network`), or log why not where the fold has no usable checkpoint:
+    the file is an extra, which must not stop the fold's `oof.csv` and the report."""
     try:
         clf = last_epoch_network(model_dir)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         logger.warning("fold %d: no %s written: %s", k, LAST_OOF_FILE, exc)
         return
     _write_fold_oof(model_dir, LAST_OOF_FILE, clf, data, folds, k)

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write_text
-from .calibration import MIN_PREDICTED_ROWS, apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
+from .calibration import MIN_PREDICTED_ROWS, apply_temperature, fit_temperature, top_class_calibration
 from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
+from .crossval_scores import cross_fitted_ece, cross_fitted_temperature, fold_reports, prior_correction_scores, score_of, t_interval
 from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
 
@@ -34,13 +35,7 @@ __all__ = [
     "summarise",
     "write_report",
     "write_candidates",
-    "t_interval",
-    "cross_fitted_temperature",
-    "cross_fitted_prior",
-    "prior_correction_scores",
-    "fold_reports",
-    "score_of",
-    "cross_fitted_ece",
+    "finished_oof",
     "DEFAULT_RESULTS",
     "REPORT_FILE",
 ]
@@ -48,88 +43,6 @@ __all__ = [
 DEFAULT_RESULTS = Path("docs") / "results" / "crossval"
 REPORT_FILE = "report.json"
 CANDIDATES = "candidates"
-
-
-def t_interval(values, level: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the two-sided `level` t-interval of the mean of `values` (half-width NaN for one value)."""
-    from scipy.stats import t
-
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), math.nan
-    return float(values.mean()), float(t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-
-
-def cross_fitted_temperature(
-    probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False, class_prior: bool = False
-) -> np.ndarray:
-    """Probabilities `(n, n_classes)` with each fold's rows scaled by a temperature fitted on the other folds' rows.
-
-    The ECE of these is an honest estimate of the ECE after scaling (the temperature never saw the records it scales).
-    `per_class` and `per_predicted_class` choose the kind of temperature, as in :func:`ecgrhythm.calibration.fit_temperature`.
-    With `class_prior`, every row is first multiplied by the class frequencies of the other folds' records
-    (:func:`ecgrhythm.calibration.apply_class_prior`), and the temperature is fitted on those corrected rows:
-    `ecgrhythm calibrate --prior-correction`, with no fold's labels used for its own rows.
-    """
-    probabilities, targets, folds = np.asarray(probabilities, dtype=float), np.asarray(targets), np.asarray(folds)
-    out = np.empty_like(probabilities)
-    for k in np.unique(folds):
-        held = folds == k
-        fitted = _with_prior_of(probabilities, targets, ~held) if class_prior else probabilities
-        temperature = fit_temperature(fitted[~held], targets[~held], per_class=per_class, per_predicted_class=per_predicted_class)
-        out[held] = apply_temperature(fitted[held], temperature, per_predicted_class=per_predicted_class)
-    return out
-
-
-def cross_fitted_ece(
-    probabilities, targets, folds, *, per_class: bool = False, per_predicted_class: bool = False, class_prior: bool = False
-) -> float:
-    """Top-class ECE of :func:`cross_fitted_temperature`'s probabilities: NaN with one fold (no other fold to fit on)."""
-    if len(np.unique(folds)) < 2:
-        return math.nan
-    scaled = cross_fitted_temperature(
-        probabilities, targets, folds, per_class=per_class, per_predicted_class=per_predicted_class, class_prior=class_prior
-    )
-    return top_class_calibration(scaled, targets).ece
-
-
-def _with_prior_of(probabilities: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Every row of `probabilities` multiplied by the class frequencies of `targets[rows]`, renormalised."""
-    return apply_class_prior(probabilities, class_frequencies(targets[rows], probabilities.shape[1]))
-
-
-def cross_fitted_prior(probabilities, targets, folds) -> np.ndarray:
-    """Probabilities `(n, n_classes)` with each fold's rows multiplied by the class frequencies of the other folds'
-    records (:func:`ecgrhythm.calibration.apply_class_prior`): its score and ECE are honest estimates of the prior
-    correction's (the prior never counted the records it corrects). With one fold, that fold's own frequencies."""
-    probabilities, targets, folds = np.asarray(probabilities, dtype=float), np.asarray(targets), np.asarray(folds)
-    out = np.empty_like(probabilities)
-    for k in np.unique(folds):
-        held = folds == k
-        out[held] = _with_prior_of(probabilities, targets, ~held if (~held).any() else held)[held]
-    return out
-
-
-def prior_correction_scores(probabilities, targets, folds, classes) -> tuple[list[float], list[float]]:
-    """Each fold's score (:func:`score_of`) of the argmax labels before and after :func:`cross_fitted_prior`, in fold order."""
-    corrected = cross_fitted_prior(probabilities, targets, folds)
-    return tuple([score_of(report) for _, report in fold_reports(probs, targets, folds, classes)] for probs in (probabilities, corrected))
-
-
-def fold_reports(probabilities, targets, folds, classes) -> list:
-    """`(fold, EvaluationReport)` of each fold's argmax labels, in fold order (a report's score: :func:`score_of`)."""
-    probabilities, targets, folds = np.asarray(probabilities), np.asarray(targets), np.asarray(folds)
-    reports = []
-    for k in sorted(set(folds.tolist())):
-        rows = folds == k
-        truth = [classes[i] for i in targets[rows]]
-        reports.append((int(k), evaluate_predictions(truth, [classes[i] for i in probabilities[rows].argmax(axis=1)], classes)))
-    return reports
-
-
-def score_of(report) -> float:
-    """The CinC 2017 score of an evaluation, or its macro F1 where the classes lack N, A or O."""
-    return report.score if report.score is not None else report.macro_f1
 
 
 def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = False) -> dict:
@@ -144,19 +57,25 @@ def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = F
 
 
 def finished_oof(output: Path, partial: bool, filename: str = OOF_FILE):
-    """`read_oof` of the pooled `filename` (`oof.csv`, or `oof-last.csv`), or (`partial`) of the finished folds' files of that
-    name pooled in fold order."""
-    if not partial:
-        if not (output / filename).is_file():
-            raise FileNotFoundError(
-                f"{output / filename} not found: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same options "
-                "(or report the finished folds with --partial-report)"
-            )
-        return read_oof(output / filename)
+    """`read_oof` of the folds' files `filename` (`oof.csv`, or `oof-last.csv`) pooled in fold order: every fold's, or
+    (`partial`) those of the folds that have one. Read from the folds' own files, so a pooled file left from
+    another state of the folder is never used."""
     paths = [fold_dir(output, k) / filename for k in range(len(read_folds(output).folds))]
-    parts = [read_oof(p) for p in paths if p.is_file()]
-    if not parts:
-        raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{filename}); run at least one fold with 'ecgrhythm crossval --fold K'")
+    missing = [k for k, path in enumerate(paths) if not path.is_file()]
+    if len(missing) == len(paths) or missing and not partial:
+        if filename == LAST_OOF_FILE and all((fold_dir(output, k) / OOF_FILE).is_file() for k in missing):
+            raise FileNotFoundError(
+                f"{output}: fold(s) {missing} are finished but have no {filename} (run before it was written, or without a checkpoint); "
+                "rerun 'ecgrhythm crossval' with the same options and --fold K for each (it reads the fold's checkpoint, it does not train), "
+                "or for an ensemble of cross-validations, its members so, then 'ecgrhythm ensemble --crossval' again"
+            )
+        if partial:
+            raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{filename}); run at least one fold with 'ecgrhythm crossval --fold K'")
+        raise FileNotFoundError(
+            f"{output}: fold(s) {missing} have no {filename}: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same "
+            "options (or report the finished folds with --partial-report)"
+        )
+    parts = [read_oof(path) for path in paths if path.is_file()]
     if any(part[4] != parts[0][4] for part in parts):
         raise ValueError(f"{output}: the finished folds' {filename} files have different classes; the folder mixes runs, start it again")
     names, truth = [n for part in parts for n in part[0]], [t for part in parts for t in part[2]]
@@ -166,21 +85,25 @@ def finished_oof(output: Path, partial: bool, filename: str = OOF_FILE):
 def _last_epoch(output: Path, folds: list[int]) -> dict | None:
     """Scores of the last-epoch out-of-fold probabilities (`oof-last.csv`) of the finished `folds`, or `None` where a
     finished fold has none (written before them, or an ensemble of cross-validations without them): each fold's score
-    as they are and after the prior correction (:func:`prior_correction_scores`), the top-class ECE as they are and
-    after the shipped calibration (the prior correction and one temperature per predicted class, cross-fitted)."""
+    as they are and after the prior correction (:func:`prior_correction_scores`; `None` with one fold, which has no
+    other fold to take the frequencies from), the top-class ECE as they are and after the shipped calibration (the
+    prior correction and one temperature per predicted class, cross-fitted; NaN with one fold)."""
     if not all((fold_dir(output, k) / LAST_OOF_FILE).is_file() for k in folds):
         return None
-    _, fold_of, truth, probs, classes = finished_oof(output, True, LAST_OOF_FILE)  # each fold's own file
-    if sorted(set(fold_of.tolist())) != folds:  # a fold's file without its oof.csv (written first, then interrupted)
-        return None
+    _, fold_of, truth, probs, classes = finished_oof(output, True, LAST_OOF_FILE)
+    rows = np.isin(fold_of, folds)  # the finished folds' (a fold whose oof.csv was removed is not finished)
+    fold_of, truth, probs = fold_of[rows], [t for t, r in zip(truth, rows) if r], probs[rows]
     targets = np.array([classes.index(t) for t in truth])
     before, after = prior_correction_scores(probs, targets, fold_of, classes)
-    calibrated = (
-        top_class_calibration(cross_fitted_temperature(probs, targets, fold_of, per_predicted_class=True, class_prior=True), targets).ece
-        if len(folds) > 1
-        else math.nan  # no other fold to fit on
-    )
-    return {"scores": before, "prior_scores": after, "ece": top_class_calibration(probs, targets).ece, "calibrated_ece": calibrated}
+    if len(folds) < 2:
+        return {"scores": before, "prior_scores": [None] * len(folds), "ece": top_class_calibration(probs, targets).ece, "calibrated_ece": math.nan}
+    calibrated = cross_fitted_temperature(probs, targets, fold_of, per_predicted_class=True, class_prior=True)
+    return {
+        "scores": before,
+        "prior_scores": after,
+        "ece": top_class_calibration(probs, targets).ece,
+        "calibrated_ece": top_class_calibration(calibrated, targets).ece,
+    }
 
 
 def _epochs(model_dir: Path) -> dict:
@@ -200,7 +123,7 @@ def _epochs(model_dir: Path) -> dict:
 
 
 def summarise(output, name: str | None = None, *, partial: bool = False) -> dict:
-    """The report of a finished cross-validation folder (every fold's `oof.csv` pooled into `oof.csv`), named `name`
+    """The report of a finished cross-validation folder (every fold's `oof.csv` written), named `name`
     (default: the folder's name), or with `partial` of the folds finished so far.
 
     Each fold's score is that of the epoch its training kept, chosen on the fold itself (slightly optimistic);
@@ -231,8 +154,7 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         last-epoch scores are those of the members' last epochs averaged (`oof-last.csv`), else `None`.
 
     Raises:
-        FileNotFoundError: the folder has no pooled `oof.csv` yet (some fold is unfinished), or with `partial`
-            no fold is finished.
+        FileNotFoundError: some fold is unfinished (has no `oof.csv`), or with `partial` no fold is finished.
         ValueError: a finished fold's folder lacks its training log or metadata.
     """
     output = Path(output)
@@ -252,7 +174,8 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
             f["last_epoch_prior_score"] = prior_score
     last = [f["last_epoch_score"] for f in per_fold]
     last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble without oof-last.csv
-    prior_mean, prior_half = t_interval(last_epoch["prior_scores"]) if last_epoch is not None else (None, None)
+    prior = None if last_epoch is None else last_epoch["prior_scores"]
+    prior_mean, prior_half = t_interval(prior) if prior is not None and None not in prior else (None, None)
     pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
     saved = read_folds(output)
     return {
@@ -301,6 +224,23 @@ def _strict_json(value):
     return value
 
 
+def _epochs_paragraph(summary: dict) -> str:
+    """The report's words on the kept and the last epochs: those of one network per fold, or of an ensemble's."""
+    last = None if summary["last_epoch_mean"] is None else _interval(summary["last_epoch_mean"], summary["last_epoch_ci95"])
+    if any(f["best_epoch"] is not None for f in summary["folds"]):
+        return (
+            f"At the last trained epoch: mean {last}. Each fold's score above is that of the epoch its training kept, chosen on "
+            "the fold itself (slightly optimistic); the last-epoch score is the honest estimate for a model trained that many "
+            "epochs without selection (`ecgrhythm train --val-fraction 0`)."
+        )
+    return "Each fold's model averages several networks (an ensemble of cross-validations), each kept at the epoch its training chose on " + (
+        "the fold itself (slightly optimistic); there is no single training log, so no kept or last epoch."
+        if last is None
+        else f"the fold itself (slightly optimistic). With the probabilities of their last epochs averaged instead: mean {last}, "
+        "the honest estimate for such networks trained that many epochs without selection."
+    )
+
+
 def _markdown(summary: dict, command: str) -> str:
     classes = summary["pooled"]["classes"]
     done, total = len(summary["folds"]), summary["folds_total"]
@@ -314,13 +254,7 @@ def _markdown(summary: dict, command: str) -> str:
         f"**Mean {_interval(summary['mean'], summary['ci95'])}** (95 % t-interval over folds); pooled out-of-fold score "
         f"{summary['pooled']['score']:.4f}.",
         "",
-        f"At the last trained epoch: mean {_interval(summary['last_epoch_mean'], summary['last_epoch_ci95'])}. Each fold's "
-        "score above is that of the epoch its training kept, chosen on the fold itself (slightly optimistic); the "
-        "last-epoch score is the honest estimate for a model trained that many epochs without selection "
-        "(`ecgrhythm train --val-fraction 0`)."
-        if summary["last_epoch_mean"] is not None
-        else "Each fold's model averages several networks (an ensemble of cross-validations), each kept at the epoch its "
-        "training chose on the fold itself (slightly optimistic); there is no single training log, so no kept or last epoch.",
+        _epochs_paragraph(summary),
         "",
     ]
     if summary.get("last_epoch_prior_mean") is not None:
@@ -329,8 +263,7 @@ def _markdown(summary: dict, command: str) -> str:
             "each fold's last-epoch probabilities multiplied by the class frequencies of the other folds' records, the "
             "estimate for a model trained on every record and calibrated by `ecgrhythm calibrate --prior-correction`. "
             f"Top-class ECE of the last epochs' probabilities {summary['last_epoch_ece']:.4f}; after the prior correction and "
-            f"one temperature per predicted class, both fitted on the other folds, {summary['last_epoch_calibrated_ece']:.4f}"
-            + (" (one fold: nothing to fit on)." if done < 2 else "."),
+            f"one temperature per predicted class, both fitted on the other folds, {summary['last_epoch_calibrated_ece']:.4f}.",
             "",
         ]
     if command:
@@ -432,7 +365,7 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
 
     One row per recipe: its name, folds (finished and in all: a partial report shows "3 of 5"), mean ±
     95 % half-width, mean at the last trained epoch (blank for reports written before it was recorded, and for
-    ensembles of cross-validations),
+    ensembles of cross-validations whose members had no last-epoch probabilities),
     mean at the last epoch with the prior correction (blank for reports written before it), and its paired
     differences per fold from the recipe named `reference` over the folds both finished, of the scores and of the
     prior-corrected last-epoch scores, with the paired t-test's p-values (blank where the reference is missing,

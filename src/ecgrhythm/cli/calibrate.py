@@ -1,6 +1,7 @@
 """`ecgrhythm calibrate`: write a calibration into a model folder, fitted on probabilities of records it never trained on.
 
-Those are a cross-validation's out-of-fold probabilities (`--crossval`), or the `predictions.csv` that
+Those are a cross-validation's out-of-fold probabilities (`--crossval`: its folds' `oof.csv`, or with
+`--last-epoch` their `oof-last.csv`, those of each fold network's last epoch), or the `predictions.csv` that
 `ecgrhythm evaluate` writes for the records a model held out (`--predictions`). With `--prior-correction`
 the probabilities are first multiplied by the class frequencies of those records (the prior that balanced
 class weights took out of the training), which changes labels: the command prints the score before and after;
@@ -16,8 +17,8 @@ def add_parser(sub):
     p = sub.add_parser(
         "calibrate",
         help="fit temperature scaling (and optionally a class prior) on held-out probabilities and write it into a model folder",
-        description="Fit the temperature T that minimises the negative log-likelihood of softmax(log p / T) on OUTPUT/oof.csv of a finished "
-        "'ecgrhythm crossval', or on the predictions.csv 'ecgrhythm evaluate' wrote for records the model never trained on, and write it "
+        description="Fit the temperature T that minimises the negative log-likelihood of softmax(log p / T) on the out-of-fold probabilities of a "
+        "finished 'ecgrhythm crossval' (its folds' oof.csv, or with --last-epoch their oof-last.csv), or on the predictions.csv 'ecgrhythm evaluate' wrote for records the model never trained on, and write it "
         'into MODEL_DIR/config.json ("temperature"; checksums kept consistent). The model\'s probabilities are then scaled by it; '
         "'ecgrhythm evaluate' shows the ECE. The cross-fitted ECE (T fitted on the other folds of the records) is the honest estimate. "
         "--per-predicted-class fits one T per class on the records predicted as that class and scales each record by that of its "
@@ -26,7 +27,9 @@ def add_parser(sub):
     )
     p.add_argument("model", metavar="MODEL_DIR", help="the model folder to calibrate (trained with the cross-validated recipe)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--crossval", metavar="DIR", help="the cross-validation folder whose oof.csv the temperature is fitted on")
+    source.add_argument(
+        "--crossval", metavar="DIR", help="the cross-validation folder whose folds' oof.csv (or oof-last.csv) the temperature is fitted on"
+    )
     source.add_argument(
         "--predictions",
         metavar="FILE.csv",
@@ -35,7 +38,7 @@ def add_parser(sub):
     p.add_argument(
         "--partial",
         action="store_true",
-        help="with --crossval: fit on the folds finished so far (their fold*/oof.csv) while others are unfinished",
+        help="with --crossval: fit on the folds finished so far (their fold*/oof.csv, or oof-last.csv) while others are unfinished",
     )
     p.add_argument(
         "--last-epoch",
@@ -74,7 +77,8 @@ def run(args):
 
     from ..calibration import apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
     from ..crossval import LAST_OOF_FILE, OOF_FILE
-    from ..crossval_report import cross_fitted_ece, finished_oof
+    from ..crossval_report import finished_oof
+    from ..crossval_scores import cross_fitted_ece
     from ..saving import load_model_dir, load_split, set_calibration
     from . import _common as common
 
@@ -82,16 +86,12 @@ def run(args):
         if given and not args.crossval:
             raise common.UsageError(f"{flag} applies to --crossval only")
     if args.crossval:
-        filename = LAST_OOF_FILE if args.last_epoch else OOF_FILE
-        oof = Path(args.crossval) / filename
-        if not oof.is_file() and not args.partial:
-            raise common.UsageError(
-                f"{oof} not found: pass the folder of a finished 'ecgrhythm crossval' (--crossval DIR), or fit on its finished folds with --partial"
-                + (" (cross-validations run before it was written get it when 'ecgrhythm crossval' is rerun)" if args.last_epoch else "")
-            )
+        oof = Path(args.crossval) / (LAST_OOF_FILE if args.last_epoch else OOF_FILE)
         try:
-            names, folds, truth, probs, classes = finished_oof(Path(args.crossval), args.partial, filename)
-        except (FileNotFoundError, ValueError) as exc:
+            names, folds, truth, probs, classes = finished_oof(Path(args.crossval), args.partial, oof.name)
+        except FileNotFoundError as exc:
+            raise common.UsageError(f"{exc}" + ("" if args.partial else "; or fit on the finished folds with calibrate's --partial")) from None
+        except ValueError as exc:
             raise common.UsageError(str(exc)) from None
     else:
         oof = Path(args.predictions)
@@ -157,7 +157,7 @@ def _prior_scores(probs, targets, folds, classes) -> str:
     """Per fold and in mean, the score of the argmax labels before and after the cross-fitted prior correction."""
     import numpy as np
 
-    from ..crossval_report import prior_correction_scores
+    from ..crossval_scores import prior_correction_scores
 
     before, after = prior_correction_scores(probs, targets, folds, classes)
     per_fold = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in zip(before, after))
