@@ -337,31 +337,28 @@ def run_crossval(
     trained = []
     for k in [] if folds_only else chosen:
         model_dir = fold_dir(output, k)
-        if not (model_dir / OOF_FILE).is_file():
-            if not (model_dir / CHECKSUM_FILE).is_file():  # a model folder is finished once its checksums are written
-                logger.info(
-                    "fold %d of %d: training on %d records, validating on %d",
-                    k + 1,
-                    n_folds,
-                    len(data.names) - len(folds.folds[k]),
-                    len(folds.folds[k]),
-                )
-                train(
-                    data_dir,
-                    model_dir,
-                    preprocess_config=pre,
-                    model_config=arch,
-                    train_config=tc,
-                    resume=True,
-                    limit=limit,
-                    labels=labels,
-                    classes=classes,
-                    verbose=verbose,
-                    data=data,
-                    val_names=folds.folds[k],
-                    on_epoch=None if on_epoch is None else (lambda row, k=k: on_epoch(k, row)),
-                )
-                trained.append(k)
+        done = (model_dir / OOF_FILE).is_file()
+        if not done and not (model_dir / CHECKSUM_FILE).is_file():  # a model folder is finished once its checksums are written
+            logger.info(
+                "fold %d of %d: training on %d records, validating on %d", k + 1, n_folds, len(data.names) - len(folds.folds[k]), len(folds.folds[k])
+            )
+            train(
+                data_dir,
+                model_dir,
+                preprocess_config=pre,
+                model_config=arch,
+                train_config=tc,
+                resume=True,
+                limit=limit,
+                labels=labels,
+                classes=classes,
+                verbose=verbose,
+                data=data,
+                val_names=folds.folds[k],
+                on_epoch=None if on_epoch is None else (lambda row, k=k: on_epoch(k, row)),
+            )
+            trained.append(k)
+        if not done:
             _write_fold_oof(model_dir, OOF_FILE, RhythmClassifier.load(model_dir), data, folds, k)  # the fold reads as finished
         if not (model_dir / LAST_OOF_FILE).is_file():  # also for folds finished before this file was written
             _write_last_epoch_oof(model_dir, data, folds, k)

@@ -27,7 +27,7 @@ import numpy as np
 from ._io import atomic_write_text
 from .calibration import MIN_PREDICTED_ROWS, apply_temperature, fit_temperature, top_class_calibration
 from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
-from .crossval_scores import cross_fitted_ece, cross_fitted_temperature, fold_reports, prior_correction_scores, score_of, t_interval
+from .crossval_scores import cross_fitted_ece, fold_reports, prior_correction_scores, score_of, t_interval
 from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
 
@@ -95,14 +95,11 @@ def _last_epoch(output: Path, folds: list[int]) -> dict | None:
     fold_of, truth, probs = fold_of[rows], [t for t, r in zip(truth, rows) if r], probs[rows]
     targets = np.array([classes.index(t) for t in truth])
     before, after = prior_correction_scores(probs, targets, fold_of, classes)
-    if len(folds) < 2:
-        return {"scores": before, "prior_scores": [None] * len(folds), "ece": top_class_calibration(probs, targets).ece, "calibrated_ece": math.nan}
-    calibrated = cross_fitted_temperature(probs, targets, fold_of, per_predicted_class=True, class_prior=True)
     return {
         "scores": before,
-        "prior_scores": after,
+        "prior_scores": after if len(folds) > 1 else [None] * len(folds),
         "ece": top_class_calibration(probs, targets).ece,
-        "calibrated_ece": top_class_calibration(calibrated, targets).ece,
+        "calibrated_ece": cross_fitted_ece(probs, targets, fold_of, per_predicted_class=True, class_prior=True),
     }
 
 
