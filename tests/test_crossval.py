@@ -248,6 +248,40 @@ def test_a_partial_report_covers_the_finished_folds_and_the_table_shows_it(cross
     assert "| half | 1 of 2 |" in text and "| baseline | 2 |" in text and "(1 fold)" in text
 
 
+def test_the_report_keeps_the_run_without_networks_and_a_lost_folder_goes_on_from_it(crossval_dir, tmp_path, cinc2017_dir):
+    half = _partial_copy(crossval_dir, tmp_path / "cv" / "baseline", [0])
+    report_dir = tmp_path / "results" / "baseline"
+    kept = write_report(half, report_dir, partial=True)["run"]
+    fold0 = ["fold0/config.json", "fold0/training_log.csv", f"fold0/{OOF_FILE}", f"fold0/{LAST_OOF_FILE}"]
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == sorted(["crossval.json", FOLDS_FILE, *fold0])
+    for name in ["crossval.json", FOLDS_FILE, *fold0]:
+        assert (kept / name).read_bytes() == (half / name).read_bytes(), name
+    # the report made again from the kept files is the same
+    again = write_report(kept, tmp_path / "again" / "baseline", name="baseline", partial=True)
+    assert again["json"].read_text() == (report_dir / "report.json").read_text()
+
+    # the run folder is lost: the kept files copied back, a rerun trains only the unfinished fold, as the uninterrupted run did
+    shutil.rmtree(half)
+    restored = shutil.copytree(kept, tmp_path / "cv" / "restored")
+    assert run_crossval(cinc2017_dir, restored, **RECIPE).trained == [1]
+    for name in (OOF_FILE, LAST_OOF_FILE):
+        np.testing.assert_allclose(read_oof(restored / name)[3], read_oof(crossval_dir / name)[3], atol=1e-5)
+    # its report keeps the new fold beside the kept one
+    write_report(restored, report_dir)
+    assert (kept / "fold1" / LAST_OOF_FILE).is_file() and json.loads((report_dir / "report.json").read_text())["folds_total"] == 2
+    assert not list(kept.rglob("*.h5")) and not (kept / "fold1" / "checkpoint").exists()
+
+    # another recipe under the same name is refused before anything is written
+    other = _partial_copy(crossval_dir, tmp_path / "cv" / "other", [0])
+    recipe = json.loads((other / "crossval.json").read_text())
+    recipe["fold_seed"] = 7
+    (other / "crossval.json").write_text(json.dumps(recipe))
+    before = {p: p.read_bytes() for p in report_dir.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="another recipe or other folds"):
+        write_report(other, report_dir, partial=True)
+    assert {p: p.read_bytes() for p in report_dir.rglob("*") if p.is_file()} == before
+
+
 def test_candidates_table_reads_reports_written_before_the_last_epoch_score(crossval_dir, tmp_path):
     write_report(crossval_dir, tmp_path / "baseline")
     old = json.loads((tmp_path / "baseline" / "report.json").read_text())

@@ -16,7 +16,10 @@ Layout of a cross-validation folder::
 Rerunning continues: a finished fold (its `oof.csv` written) is not trained again (the rerun
 writes its `oof-last.csv` if missing, for the folds it runs), an interrupted one resumes from its
 checkpoint, and a rerun with another recipe or other folds is refused. The
-report of a finished cross-validation is :mod:`ecgrhythm.crossval_report`.
+report of a finished cross-validation is :mod:`ecgrhythm.crossval_report`; it keeps a copy of the
+folder without its networks (:func:`keep_run`: a few hundred kB), from which the report and the
+calibration can be made again, and which, copied back into a lost folder, lets a rerun go on with the
+folds not yet finished.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_text
+from ._io import atomic_write, atomic_write_text
 from .config import ModelConfig, PreprocessConfig, TrainConfig
 from .labelled import LabelledData, load_labelled
 from .saving import CHECKPOINT_DIR, CHECKSUM_FILE
@@ -54,6 +57,7 @@ __all__ = [
     "LAST_OOF_FILE",
     "RECIPE_FILE",
     "last_epoch_network",
+    "keep_run",
 ]
 
 logger = logging.getLogger(__name__)
@@ -375,6 +379,37 @@ def _write_last_epoch_oof(model_dir: Path, data: LabelledData, folds: Folds, k: 
         logger.warning("fold %d: no %s written: %s", k, LAST_OOF_FILE, exc)
         return
     _write_fold_oof(model_dir, LAST_OOF_FILE, clf, data, folds, k)
+
+
+def keep_run(output, dest) -> list[str]:
+    """Copy what a cross-validation folder's report and calibration read, without its networks, into `dest` (same layout):
+    `crossval.json`, `folds.json`, and of each finished fold its `config.json`, training log, `oof.csv` and `oof-last.csv`.
+
+    Each file is written atomically. Files of `dest` that `output` lacks (folds kept from an earlier run of the same
+    recipe on the same folds) are left as they are, so copying `dest` back into `output` restores every kept fold.
+
+    Returns:
+        The copied files, relative to `dest`.
+
+    Raises:
+        ValueError: `dest` holds the run of another recipe or other folds (nothing is copied).
+    """
+    from .saving import CONFIG_FILE, LOG_FILE
+
+    output, dest = Path(output), Path(dest)
+    for name in (RECIPE_FILE, FOLDS_FILE):
+        kept = dest / name
+        if kept.is_file() and kept.read_bytes() != (output / name).read_bytes():
+            raise ValueError(f"{kept}: kept from another recipe or other folds than {output / name}; keep this run under another name")
+    files = [RECIPE_FILE, FOLDS_FILE]
+    for k in range(len(read_folds(output).folds)):
+        fold = fold_dir(output, k)
+        if (fold / OOF_FILE).is_file():  # finished
+            files += [f"{fold.name}/{name}" for name in (CONFIG_FILE, LOG_FILE, OOF_FILE, LAST_OOF_FILE) if (fold / name).is_file()]
+    for name in files:
+        with atomic_write(dest / name, "wb") as f:
+            f.write((output / name).read_bytes())
+    return files
 
 
 def pool_oof(output: Path, n_folds: int) -> Path | None:

@@ -8,7 +8,8 @@ epoch its training kept, chosen on the fold itself; the report adds the score it
 shows at the last trained epoch, the estimate for a model trained that long without selection, and
 that score after the prior correction, the estimate for such a model calibrated as the shipped one.
 With `partial=True` it reports the folds finished so far ("k of n folds"). :func:`write_report` writes
-that as `report.json` and `report.md` (by default under `docs/results/crossval/<name>/`);
+that as `report.json` and `report.md` (by default under `docs/results/crossval/<name>/`), with the
+folder it reports on, less its networks, in `run/` beside them;
 :func:`write_candidates` regenerates `candidates.md` and `candidates.csv` beside them from
 every recorded report: one row per recipe, with its paired difference per fold from a
 reference recipe run on the same folds.
@@ -26,7 +27,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from .calibration import MIN_PREDICTED_ROWS, apply_temperature, fit_temperature, top_class_calibration
-from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, read_folds, read_oof
+from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, keep_run, read_folds, read_oof
 from .crossval_scores import cross_fitted_ece, fold_reports, prior_correction_scores, score_of, t_interval
 from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
@@ -42,6 +43,7 @@ __all__ = [
 
 DEFAULT_RESULTS = Path("docs") / "results" / "crossval"
 REPORT_FILE = "report.json"
+KEPT_RUN = "run"  # the cross-validation folder without its networks, beside its report
 CANDIDATES = "candidates"
 
 
@@ -312,7 +314,9 @@ def _markdown(summary: dict, command: str) -> str:
 
 
 def write_report(output, report_dir=None, *, command: str = "", name: str | None = None, partial: bool = False) -> dict[str, Path]:
-    """Write `report.json` and `report.md` of a finished cross-validation folder, atomically.
+    """Write `report.json` and `report.md` of a finished cross-validation folder, atomically, and keep beside them
+    (`run/`) the folder without its networks (:func:`ecgrhythm.crossval.keep_run`): the report can be made again from
+    it, `ecgrhythm calibrate --crossval` can fit on it, and copied back into a lost folder it lets a rerun go on.
 
     Args:
         output: the cross-validation folder.
@@ -322,12 +326,16 @@ def write_report(output, report_dir=None, *, command: str = "", name: str | None
         partial: report the folds finished so far, marked "k of n folds" (see :func:`summarise`).
 
     Returns:
-        `{"json": path, "markdown": path}`.
+        `{"json": path, "markdown": path, "run": path}`.
+
+    Raises:
+        ValueError: `report_dir/run` holds the run of another recipe or other folds (nothing is written).
     """
     summary = summarise(output, name, partial=partial)
     summary["command"] = command
     report_dir = Path(report_dir) if report_dir is not None else DEFAULT_RESULTS / summary["name"]
-    paths = {"json": report_dir / REPORT_FILE, "markdown": report_dir / "report.md"}
+    paths = {"json": report_dir / REPORT_FILE, "markdown": report_dir / "report.md", "run": report_dir / KEPT_RUN}
+    keep_run(output, paths["run"])
     atomic_write_text(paths["json"], json.dumps(_strict_json(summary), indent=2, allow_nan=False) + "\n")
     atomic_write_text(paths["markdown"], _markdown(summary, command))
     return paths

@@ -16,8 +16,9 @@ def add_parser(sub):
         help="cross-validate a training recipe: one resumable training per fold, out-of-fold probabilities, a report",
         description="Split the labelled records into seeded stratified folds (saved as OUTPUT/folds.json), train one model per fold "
         "with that fold as its validation records (OUTPUT/foldK/), keep every record's out-of-fold probabilities (OUTPUT/oof.csv) and, "
-        "once every fold is finished (or, with --partial-report, the folds finished so far), write the report and regenerate the candidates table. Rerunning continues: finished folds are "
-        "not trained again, an interrupted one resumes from its checkpoint.",
+        "once every fold is finished (or, with --partial-report, the folds finished so far), write the report, keep the folder without its networks "
+        "beside it (RESULTS/NAME/run/) and regenerate the candidates table. Rerunning continues: finished folds are "
+        "not trained again, an interrupted one resumes from its checkpoint; a lost OUTPUT continues from a copy of the kept run.",
     )
     p.add_argument("--data", help="folder of records with a REFERENCE.csv (default: the shared CinC 2017 data)")
     p.add_argument("--output", required=True, help="cross-validation folder: new, or one this command started with the same options")
@@ -97,4 +98,6 @@ def write_reports(output, name, results, reference: str, *, partial: bool, done:
     command = "ecgrhythm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] in (["crossval"], ["ensemble"]) else ""
     paths = write_report(output, Path(results) / name, command=command, name=name, partial=partial)
     table = write_candidates(results, reference=reference)
-    print(f"{done} written to {paths['markdown']} and {paths['json']}; candidates table {table['markdown']}")
+    print(
+        f"{done} written to {paths['markdown']} and {paths['json']} (the run, less its networks, in {paths['run']}); candidates table {table['markdown']}"
+    )
