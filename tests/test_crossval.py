@@ -299,6 +299,10 @@ def test_candidates_table_reads_reports_written_before_the_last_epoch_score(cros
     assert rows["old"]["last_epoch_prior_mean"] == "" and rows["old"]["prior_difference"] == ""
     assert rows["baseline"]["last_epoch_mean"] != ""
     assert f"| old | 2 | {old['mean']:.4f} ± {old['ci95']:.4f} |  |" in table["markdown"].read_text()
+    # as the reference, such a report is one in the scores' column only: it has no prior-corrected scores to pair with
+    lines = write_candidates(tmp_path, reference="old")["markdown"].read_text().splitlines()
+    old_row, baseline_row = (next(line for line in lines if line.startswith(f"| {name} |")) for name in ("old", "baseline"))
+    assert old_row.endswith("| reference |  |  |  |") and baseline_row.endswith("|  |  |")
 
 
 def test_t_interval_half_width():

@@ -356,9 +356,10 @@ def _paired(rows: dict, reference: dict, key: str = "score") -> tuple[float, flo
 
 
 def _difference_cell(row: dict, reference: str, prefix: str) -> str:
-    """The table's cell of a row's paired difference `prefix + "difference"` from the reference."""
+    """The table's cell of a row's paired difference `prefix + "difference"` from the reference (blank in the prior-corrected
+    column of a reference that has no prior-corrected scores)."""
     if row["recipe"] == reference:
-        return "reference"
+        return "reference" if not prefix or row["last_epoch_prior_mean"] != "" else ""
     if row[f"{prefix}difference"] == "":
         return "not paired" if not prefix else ""
     n = row[f"{prefix}paired_folds"]
