@@ -239,3 +239,21 @@ def test_calibrate_fits_on_finished_folds_and_leaves_out_the_models_validation_r
     assert "fold(s) [1] have no oof-last.csv" in capsys.readouterr().err
     assert main(["calibrate", str(model), "--predictions", str(members[0] / OOF_FILE), "--last-epoch"]) == 2
     assert "--last-epoch applies to --crossval only" in capsys.readouterr().err
+
+
+def test_runs_kept_by_reports_average_into_the_same_estimate_without_networks(members, ensemble, tmp_path):
+    from ecgrhythm.saving import CHECKSUM_FILE
+
+    kept = [write_report(m, tmp_path / "results" / m.name)["run"] for m in members]
+    assert not list(kept[0].rglob(CHECKSUM_FILE)), "a kept run holds no network"
+    for kind, runs in (("kept", kept), ("mixed", [members[0], kept[1]])):
+        out = tmp_path / kind
+        result = average_crossvals(runs, out)
+        assert result.finished == result.trained == [0, 1] and result.oof_path == out / OOF_FILE
+        for name in (OOF_FILE, LAST_OOF_FILE):
+            assert (out / name).read_text() == (ensemble / name).read_text()
+        assert not list(out.rglob(CHECKSUM_FILE)), "without every member's network a fold holds the probabilities only"
+        report, expected = summarise(out), summarise(ensemble)
+        assert [f["score"] for f in report["folds"]] == [f["score"] for f in expected["folds"]]
+        assert report["last_epoch_prior_mean"] == expected["last_epoch_prior_mean"] and report["temperature"] == expected["temperature"]
+        assert all(f["best_epoch"] is None for f in report["folds"])

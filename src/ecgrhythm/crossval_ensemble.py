@@ -8,7 +8,9 @@ same folds, for example one recipe trained with two seeds, and writes a folder o
     fold0/ ... foldK/    for each fold finished in every member: one model folder averaging the members'
                          networks of that fold (:func:`ecgrhythm.saving.assemble_ensemble`), and its
                          `oof.csv`, the members' out-of-fold probabilities of the fold averaged record by record,
-                         and `oof-last.csv`, the same of the members' last epochs where every member has them
+                         and `oof-last.csv`, the same of the members' last epochs where every member has them;
+                         when some member's fold has no network (a run kept by a report, `run/` beside it:
+                         :func:`ecgrhythm.crossval.keep_run`), the probabilities only
     oof.csv              every record's averaged out-of-fold probabilities, once every fold is there
     oof-last.csv         the same of the last epochs
 
@@ -16,7 +18,8 @@ Each fold's ensemble never saw its fold's records (no member did), so its out-of
 are an estimate of the ensemble recipe as honest as those of one network; they are the probabilities
 its model folder predicts on those records. :mod:`ecgrhythm.crossval_report` reports the folder as it
 reports any cross-validation. Rerunning with the same members adds the folds finished since; other
-members are refused.
+members are refused. Kept runs as members let the estimate and the calibration of an ensemble outlive the machines
+that trained its members' cross-validations (each kept run can come from another machine or session).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from ._io import atomic_write_text
 from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, CrossvalResult, claim_folder, fold_dir, oof_text, pool_oof, read_folds, read_oof
-from .saving import MAX_MEMBERS, assemble_ensemble
+from .saving import CHECKSUM_FILE, MAX_MEMBERS, assemble_ensemble
 
 __all__ = ["average_crossvals", "ENSEMBLE_KEY"]
 
@@ -128,8 +131,8 @@ def _averaged_oof(members: list[Path], k: int, filename: str = OOF_FILE) -> str:
 def average_crossvals(member_dirs, output) -> CrossvalResult:
     """Write the cross-validation of the ensemble of `member_dirs`: each fold's networks averaged, and their out-of-fold probabilities.
 
-    The members are cross-validation folders, finished or not, on the same folds (same `folds.json` digest)
-    with the same classes, preprocessing and architecture. Every fold finished in all members is averaged
+    The members are cross-validation folders, finished or not, or runs kept by their reports, on the same folds
+    (same `folds.json` digest) with the same classes, preprocessing and architecture. Every fold finished in all members is averaged
     (see the module docstring); the pooled `oof.csv` is written once every fold is. Rerunning with the same
     members averages the folds finished since and leaves the others as they are.
 
@@ -156,9 +159,14 @@ def average_crossvals(member_dirs, output) -> CrossvalResult:
         if not all((fold_dir(m, k) / OOF_FILE).is_file() for m in members):
             continue
         if not (fold_dir(output, k) / OOF_FILE).is_file():
-            logger.info("fold %d of %d: averaging the networks of %d cross-validations", k + 1, n_folds, len(members))
             text = _averaged_oof(members, k)
-            assemble_ensemble([fold_dir(m, k) for m in members], fold_dir(output, k))
+            if all((fold_dir(m, k) / CHECKSUM_FILE).is_file() for m in members):
+                logger.info("fold %d of %d: averaging the networks of %d cross-validations", k + 1, n_folds, len(members))
+                assemble_ensemble([fold_dir(m, k) for m in members], fold_dir(output, k))
+            else:
+                logger.info(
+                    "fold %d of %d: averaging the probabilities of %d cross-validations (a member kept no network)", k + 1, n_folds, len(members)
+                )
             atomic_write_text(fold_dir(output, k) / OOF_FILE, text)  # the fold reads as finished once it is there
             averaged.append(k)
         if not (fold_dir(output, k) / LAST_OOF_FILE).is_file() and all((fold_dir(m, k) / LAST_OOF_FILE).is_file() for m in members):

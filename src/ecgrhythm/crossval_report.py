@@ -28,6 +28,7 @@ import numpy as np
 from ._io import atomic_write_text
 from .calibration import MIN_PREDICTED_ROWS, apply_temperature, fit_temperature, top_class_calibration
 from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, fold_dir, keep_run, read_folds, read_oof
+from .crossval_ensemble import ENSEMBLE_KEY
 from .crossval_scores import cross_fitted_ece, fold_reports, prior_correction_scores, score_of, t_interval
 from .metrics import evaluate_predictions
 from .saving import CONFIG_FILE
@@ -105,16 +106,16 @@ def _last_epoch(output: Path, folds: list[int]) -> dict | None:
     }
 
 
-def _epochs(model_dir: Path) -> dict:
+def _epochs(model_dir: Path, ensemble: bool) -> dict:
     """The kept (best) epoch of a fold's training, its last epoch and the validation score the log shows at the last one;
-    `None` each for the fold of an ensemble (:mod:`ecgrhythm.crossval_ensemble`), whose networks have a training log each."""
+    `None` each for the fold of an `ensemble` (:mod:`ecgrhythm.crossval_ensemble`), whose networks have a training log each."""
     from .training import read_log, score_column
 
+    if ensemble:
+        return {"best_epoch": None, "last_epoch": None, "last_epoch_score": None}
     column = score_column(multilabel=False)  # cross-validation folds hold one label per record
     try:
         metadata = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))["metadata"]
-        if "ensemble_of" in metadata:  # written by saving.assemble_ensemble
-            return {"best_epoch": None, "last_epoch": None, "last_epoch_score": None}
         log = read_log(model_dir)
         return {"best_epoch": int(metadata["best_epoch"]), "last_epoch": int(log[-1]["epoch"]), "last_epoch_score": float(log[-1][column])}
     except (OSError, ValueError, KeyError, IndexError) as exc:
@@ -160,8 +161,9 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
     names, folds, truth, probs, classes = finished_oof(output, partial)
     targets = np.array([classes.index(t) for t in truth])
     predicted = [classes[i] for i in probs.argmax(axis=1)]
+    recipe = json.loads((output / RECIPE_FILE).read_text(encoding="utf-8"))
     per_fold = [
-        {"fold": k, "records": report.n_records, "score": score_of(report), "f1": report.f1, **_epochs(fold_dir(output, k))}
+        {"fold": k, "records": report.n_records, "score": score_of(report), "f1": report.f1, **_epochs(fold_dir(output, k), ENSEMBLE_KEY in recipe)}
         for k, report in fold_reports(probs, targets, folds, classes)
     ]
     mean, half = t_interval([f["score"] for f in per_fold])
@@ -203,7 +205,7 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
             "per_predicted_class": _temperature_summary(probs, targets, folds, per_predicted_class=True),
         },
         "folds_digest": saved.digest,
-        "recipe": json.loads((output / RECIPE_FILE).read_text(encoding="utf-8")),
+        "recipe": recipe,
     }
 
 

@@ -18,7 +18,8 @@ def add_parser(sub):
         description="Without --crossval: write one model folder (OUTPUT) whose networks are those of the MODEL_DIRs, their probabilities "
         "averaged. With --crossval the folders are cross-validation folders ('ecgrhythm crossval' OUTPUTs, for example one recipe "
         "run with two --seed values) on the same folds (same --folds and --fold-seed): OUTPUT becomes a cross-validation folder whose "
-        "fold K averages the members' fold-K networks, with their out-of-fold probabilities averaged record by record. Folds "
+        "fold K averages the members' fold-K networks, with their out-of-fold probabilities averaged record by record; a member may "
+        "be a run its report kept without networks (REPORT_DIR/run), and then the folds hold the averaged probabilities only. Folds "
         "unfinished in some member are left out until a rerun; once every fold is there (or, with --partial-report, the folds there "
         "so far) the report is written and the candidates table regenerated, as 'ecgrhythm crossval' does.",
     )
