@@ -96,7 +96,7 @@ def main() -> None:
         args.oof.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.oof / written, pooled_oof_text(texts))
         print(f"wrote the average's out-of-fold probabilities of folds {done} to {args.oof / written}")
-    for member in args.members:
+    for member in args.members if len(args.members) > 1 else []:  # one member is its own average: nothing to pair
         diff = np.subtract(scores["average"], scores[member.name])
         p = ttest_rel(scores["average"], scores[member.name]).pvalue if len(done) > 1 else float("nan")
         print(f"average - {member.name}: {diff.mean():+.4f} paired (p {p:.3f}), higher on {int((diff > 0).sum())} of {len(done)} folds")
