@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ def main() -> int:
     parser.add_argument("--like", required=True, help="trained model folder whose classes, preprocessing and architecture to copy")
     parser.add_argument("--lstm-units", type=int, help="LSTM units per direction instead of --like's")
     parser.add_argument("--lstm-layers", type=int, help="LSTM layers instead of --like's")
-    parser.add_argument("--networks", type=int, default=1, help="networks in the folder, 1 to 5 (default %(default)s)")
+    parser.add_argument("--networks", type=int, default=1, help="networks in the folder, 1 to the ensemble limit (default %(default)s)")
     parser.add_argument("--output", required=True, help="model folder to write (a new folder)")
     args = parser.parse_args()
     like, output = Path(args.like), Path(args.output)
@@ -35,14 +34,15 @@ def main() -> int:
         fail(f"--like {like}: not a model folder (no config.json)")
     if output.exists():
         fail(f"--output {output}: exists; choose a new folder")
-    if not 1 <= args.networks <= 5:
-        fail(f"--networks {args.networks}: expected 1 to 5")
 
     import keras
 
     from ecgrhythm.config import ModelConfig, PreprocessConfig
     from ecgrhythm.models import build_network
-    from ecgrhythm.saving import assemble_ensemble, save_model_dir
+    from ecgrhythm.saving import MAX_MEMBERS, assemble_ensemble, save_model_dir
+
+    if not 1 <= args.networks <= MAX_MEMBERS:
+        fail(f"--networks {args.networks}: expected 1 to {MAX_MEMBERS}")
 
     config = json.loads((like / "config.json").read_text(encoding="utf-8"))
     changes = {"lstm_units": args.lstm_units, "lstm_layers": args.lstm_layers}
@@ -55,10 +55,7 @@ def main() -> int:
             network = build_network(config["n_leads"], len(config["classes"]), architecture)
             folders.append(Path(tmp) / f"network{seed}")
             save_model_dir(network, folders[-1], classes=config["classes"], preprocess=preprocess, architecture=architecture)
-        if args.networks == 1:
-            shutil.move(folders[0], output)
-        else:
-            assemble_ensemble(folders, output)
+        assemble_ensemble(folders, output)  # also of one network: the folder is written whole, as any model folder
     print(f"{args.networks} untrained network(s) of {network.count_params():,} parameters each written to {output}")
     return 0
 
