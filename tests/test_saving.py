@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ecgrhythm.inference import RhythmClassifier
-from ecgrhythm.saving import ModelFolderError, load_model_dir, save_model_dir
+from ecgrhythm.saving import ModelFolderError, is_finished, load_model_dir, save_model_dir
 
 
 def test_save_and_load_round_trip(tiny_model_dir, tmp_path, cinc2017_dir):
@@ -32,6 +32,31 @@ def test_saving_over_a_model_folder_replaces_its_files_and_keeps_others(tiny_mod
     assert json.loads((target / "config.json").read_text())["metadata"] == {"note": "again"}
     load_model_dir(target)  # the checksums match the new files
     assert [p.name for p in tmp_path.iterdir()] == ["m"], "no temporary folders are left behind"
+
+
+def test_a_save_stopped_before_its_checksums_leaves_a_folder_that_reads_unfinished(tiny_model_dir, tmp_path, monkeypatch):
+    import ecgrhythm.saving as saving
+
+    model, config = load_model_dir(tiny_model_dir)
+    target = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, target)
+    assert is_finished(target)
+    replace = saving.os.replace
+
+    def stop_at_checksums(src, dst):
+        if str(dst).endswith("checksums.json"):
+            raise KeyboardInterrupt  # the process stopped after the new config and weights were placed
+        replace(src, dst)
+
+    monkeypatch.setattr(saving.os, "replace", stop_at_checksums)
+    with pytest.raises(KeyboardInterrupt):
+        save_model_dir(model, target, classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"n": 2})
+    assert not is_finished(target), "cross-validation retrains such a fold instead of skipping it"
+    with pytest.raises(ModelFolderError, match="checksums.json is missing"):
+        load_model_dir(target)
+    monkeypatch.setattr(saving.os, "replace", replace)
+    save_model_dir(model, target, classes=config["classes"], preprocess=config["preprocess"], architecture=config["model"], metadata={"n": 2})
+    assert is_finished(target) and json.loads((target / "config.json").read_text())["metadata"] == {"n": 2}
 
 
 def test_saving_into_a_folder_of_other_files_is_refused(tiny_model_dir, tmp_path):

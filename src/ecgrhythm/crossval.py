@@ -38,7 +38,7 @@ import numpy as np
 from ._io import atomic_write, atomic_write_text
 from .config import ModelConfig, PreprocessConfig, TrainConfig
 from .labelled import LabelledData, load_labelled
-from .saving import CHECKPOINT_DIR, CHECKSUM_FILE
+from .saving import CHECKPOINT_DIR, is_finished
 
 __all__ = [
     "make_folds",
@@ -342,7 +342,7 @@ def run_crossval(
     for k in [] if folds_only else chosen:
         model_dir = fold_dir(output, k)
         done = (model_dir / OOF_FILE).is_file()
-        if not done and not (model_dir / CHECKSUM_FILE).is_file():  # a model folder is finished once its checksums are written
+        if not done and not is_finished(model_dir):
             logger.info(
                 "fold %d of %d: training on %d records, validating on %d", k + 1, n_folds, len(data.names) - len(folds.folds[k]), len(folds.folds[k])
             )

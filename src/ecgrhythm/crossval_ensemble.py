@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ._io import atomic_write_text
 from .crossval import LAST_OOF_FILE, OOF_FILE, RECIPE_FILE, CrossvalResult, claim_folder, fold_dir, oof_text, pool_oof, read_folds, read_oof
-from .saving import CHECKSUM_FILE, MAX_MEMBERS, assemble_ensemble
+from .saving import MAX_MEMBERS, assemble_ensemble, is_finished
 
 __all__ = ["average_crossvals", "ENSEMBLE_KEY"]
 
@@ -160,7 +160,7 @@ def average_crossvals(member_dirs, output) -> CrossvalResult:
             continue
         if not (fold_dir(output, k) / OOF_FILE).is_file():
             text = _averaged_oof(members, k)
-            if all((fold_dir(m, k) / CHECKSUM_FILE).is_file() for m in members):
+            if all(is_finished(fold_dir(m, k)) for m in members):
                 logger.info("fold %d of %d: averaging the networks of %d cross-validations", k + 1, n_folds, len(members))
                 assemble_ensemble([fold_dir(m, k) for m in members], fold_dir(output, k))
             else:

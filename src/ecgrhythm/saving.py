@@ -63,6 +63,7 @@ __all__ = [
     "assemble_ensemble",
     "set_calibration",
     "MAX_MEMBERS",
+    "is_finished",
 ]
 
 WEIGHTS_FILE = "model.weights.h5"
@@ -89,6 +90,11 @@ def _sha256(path: Path) -> str:
 def _is_model_folder(path: Path) -> bool:
     """Whether `path` is a model folder of ours: finished (config and weights) or a run in progress (checkpoint)."""
     return ((path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()) or (path / CHECKPOINT_DIR).is_dir()
+
+
+def is_finished(path) -> bool:
+    """Whether the model folder at `path` was written to the end: `checksums.json` is placed last (see `_place`)."""
+    return (Path(path) / CHECKSUM_FILE).is_file()
 
 
 def check_output_folder(path) -> None:
