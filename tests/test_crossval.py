@@ -127,10 +127,14 @@ def test_a_half_done_crossval_trains_only_what_is_missing_and_matches(crossval_d
         result = run_crossval(cinc2017_dir, out, **RECIPE)
         assert result.trained == [] and result.oof_path == out / OOF_FILE and (out / OOF_FILE).is_file(), broken
         assert not (fold_dir(out, 1) / LAST_OOF_FILE).exists(), broken
+        assert not (out / LAST_OOF_FILE).exists(), f"{broken}: no pooled last-epoch file holds fold 1's old rows"
         report = summarise(out)
         assert report["last_epoch_prior_mean"] is None and all(f["last_epoch_score"] is not None for f in report["folds"])
     with pytest.raises(FileNotFoundError, match=r"fold\(s\) \[1\] are finished but have no oof-last.csv"):
         finished_oof(out, False, LAST_OOF_FILE)
+    # a fold put aside to be trained again leaves no pooled file holding its old rows
+    (fold_dir(out, 1) / OOF_FILE).rename(tmp_path / "fold1-oof.csv")
+    assert run_crossval(cinc2017_dir, out, only=[0], **RECIPE).oof_path is None and not (out / OOF_FILE).exists()
     with pytest.raises(ValueError, match="other settings"):
         run_crossval(cinc2017_dir, out, **{**RECIPE, "train_config": dataclasses.replace(TINY_TRAIN, epochs=3)})
 

@@ -414,7 +414,8 @@ def keep_run(output, dest) -> list[str]:
 
 def pool_oof(output: Path, n_folds: int) -> Path | None:
     """Write `output/oof.csv` once every fold's `oof.csv` is there (their rows in fold order), and then
-    `output/oof-last.csv` if every fold has its `oof-last.csv`.
+    `output/oof-last.csv` if every fold has its `oof-last.csv`. A pooled file whose folds are not all there (one was
+    removed to be trained again, or lost its last-epoch probabilities) is removed: it would hold what they replace.
 
     Returns:
         The pooled `oof.csv`, or `None` while some fold is unfinished.
@@ -426,9 +427,10 @@ def pool_oof(output: Path, n_folds: int) -> Path | None:
 
 
 def _pool(output: Path, n_folds: int, filename: str) -> bool:
-    """Write `output/filename` from every fold's file of that name, if all are there; whether it did."""
+    """Write `output/filename` from every fold's file of that name, if all are there, else remove it; whether it did."""
     paths = [fold_dir(output, k) / filename for k in range(n_folds)]
     if not all(path.is_file() for path in paths):
+        (output / filename).unlink(missing_ok=True)
         return False
     atomic_write_text(output / filename, pooled_oof_text([path.read_text(encoding="utf-8") for path in paths]))
     return True
