@@ -19,6 +19,7 @@ the other finished folds' records, as `scripts/prior_correction.py` does), then 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ def main() -> None:
                 by_way[way].append(p)
         for way in WAYS:
             probs[way].append(np.mean(by_way[way], axis=0))
-        print(f"fold {k} classified", flush=True)
+        print(f"fold {k} classified", file=sys.stderr, flush=True)  # progress; the results go to stdout
     scores = {}
     for way in WAYS:
         plain, corrected = prior_correction_scores(np.concatenate(probs[way]), targets, fold_of, classes)
