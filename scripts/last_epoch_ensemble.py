@@ -34,7 +34,7 @@ import numpy as np
 from scipy.stats import ttest_rel
 
 from ecgrhythm._io import atomic_write_text
-from ecgrhythm.crossval import OOF_FILE, fold_dir, last_epoch_network, oof_text, pooled_oof_text, read_folds
+from ecgrhythm.crossval import OOF_FILE, finished_in_every, fold_dir, last_epoch_network, oof_text, pooled_oof_text
 from ecgrhythm.crossval_scores import t_interval
 from ecgrhythm.metrics import cinc2017_score, confusion_matrix
 from ecgrhythm.records import read_record
@@ -59,14 +59,11 @@ def main() -> None:
     written = PARTIAL_OOF_FILE if args.partial else OOF_FILE
     if args.oof is not None and (args.oof.exists() and not args.oof.is_dir() or (args.oof / written).exists()):
         raise SystemExit(f"--oof {args.oof}: a file, or a folder that already holds {written}; choose another folder")
-    folds = read_folds(args.members[0])
-    for member in args.members[1:]:
-        if read_folds(member).digest != folds.digest:
-            raise SystemExit(f"{member}: other folds than {args.members[0]}")
+    try:
+        folds, done = finished_in_every(args.members)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     classes = list(folds.classes)
-    done = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in args.members)]  # finished folds
-    if not done:
-        raise SystemExit(f"no fold is finished in every one of {[str(m) for m in args.members]}: run their cross-validations first")
     if args.oof is not None and len(done) < len(folds.folds) and not args.partial:
         raise SystemExit(f"--oof needs every fold finished in every member (or --partial); finished in all: {done}")
     scores = {name: [] for name in [m.name for m in args.members] + ["average"]}

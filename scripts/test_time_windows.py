@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from ecgrhythm.crossval import OOF_FILE, fold_dir, last_epoch_network, read_folds
+from ecgrhythm.crossval import finished_in_every, fold_dir, last_epoch_network
 from ecgrhythm.crossval_scores import prior_correction_scores, t_interval
 from ecgrhythm.records import read_record
 
@@ -63,14 +63,11 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.hop <= args.window:
         parser.error("--hop must be positive and at most --window")
-    folds = read_folds(args.members[0])
-    for member in args.members[1:]:
-        if read_folds(member).digest != folds.digest:
-            raise SystemExit(f"{member}: other folds than {args.members[0]}")
+    try:
+        folds, done = finished_in_every(args.members)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     classes = list(folds.classes)
-    done = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in args.members)]
-    if not done:
-        raise SystemExit(f"no fold is finished in every one of {[str(m) for m in args.members]}: run their cross-validations first")
     probs = {way: [] for way in WAYS}
     targets, fold_of = [], []
     for k in done:

@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY_CLI, TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
 
 from ecgrhythm.calibration import apply_class_prior, fit_temperature
-from ecgrhythm.crossval import FOLDS_FILE, LAST_OOF_FILE, OOF_FILE, fold_dir, make_folds, read_folds, read_oof, run_crossval
+from ecgrhythm.crossval import FOLDS_FILE, LAST_OOF_FILE, OOF_FILE, finished_in_every, fold_dir, make_folds, read_folds, read_oof, run_crossval
 from ecgrhythm.crossval_report import finished_oof, summarise, write_candidates, write_report
 from ecgrhythm.crossval_scores import score_of, t_interval
 from ecgrhythm.labelled import load_labelled
@@ -207,6 +207,20 @@ def _partial_copy(crossval_dir, out, folds):
     for k in folds:
         shutil.copytree(fold_dir(crossval_dir, k), fold_dir(out, k))
     return out
+
+
+def test_the_folds_finished_in_every_member_of_the_same_folds(crossval_dir, tmp_path):
+    half = _partial_copy(crossval_dir, tmp_path / "half", [1])
+    folds, finished = finished_in_every([crossval_dir, half])
+    assert folds.digest == read_folds(crossval_dir).digest and finished == [1]
+    with pytest.raises(ValueError, match="no fold is finished in every one"):
+        finished_in_every([crossval_dir, _partial_copy(crossval_dir, tmp_path / "none", [])])
+    other = _partial_copy(crossval_dir, tmp_path / "other", [0, 1])
+    raw = json.loads((other / FOLDS_FILE).read_text())
+    raw["folds"][0][0], raw["folds"][1][0] = raw["folds"][1][0], raw["folds"][0][0]  # one record in each fold swapped
+    (other / FOLDS_FILE).write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="other folds than"):
+        finished_in_every([crossval_dir, other])
 
 
 def test_a_partial_report_covers_the_finished_folds_and_the_table_shows_it(crossval_dir, tmp_path):

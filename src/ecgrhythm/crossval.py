@@ -50,6 +50,7 @@ __all__ = [
     "oof_text",
     "pooled_oof_text",
     "pool_oof",
+    "finished_in_every",
     "claim_folder",
     "fold_dir",
     "FOLDS_FILE",
@@ -153,6 +154,24 @@ def read_folds(output) -> Folds:
 def fold_dir(output, k: int) -> Path:
     """The model folder of fold `k` (0-based)."""
     return Path(output) / f"fold{k}"
+
+
+def finished_in_every(members) -> tuple[Folds, list[int]]:
+    """`(folds, finished)`: the folds shared by the cross-validation folders `members` and the folds whose `oof.csv`
+    every member has, in order.
+
+    Raises:
+        ValueError: a member has other folds than the first, or no fold is finished in every member.
+    """
+    members = [Path(m) for m in members]
+    folds = read_folds(members[0])
+    for member in members[1:]:
+        if read_folds(member).digest != folds.digest:
+            raise ValueError(f"{member}: other folds than {members[0]}")
+    finished = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in members)]
+    if not finished:
+        raise ValueError(f"no fold is finished in every one of {[str(m) for m in members]}: run their cross-validations first")
+    return folds, finished
 
 
 def _recipe(pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, n_folds: int, fold_seed: int, limit, labels, classes) -> dict:
