@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ecgrhythm._machine import cpu_model
+from ecgrhythm.utils.machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def emit(result: dict, output: str | None) -> None:
     line = json.dumps(result, sort_keys=False)
     print(line, flush=True)
     if output:
-        from ecgrhythm._io import atomic_write_text
+        from ecgrhythm.utils.io import atomic_write_text
 
         atomic_write_text(output, json.dumps(result, indent=2) + "\n")
 

@@ -66,9 +66,9 @@ def end_to_end(folder: Path, model: Path, n: int, extra: list[str]) -> dict:
 
 def in_process(folder: Path, model: Path, repeats: int) -> dict:
     t0 = time.perf_counter()
-    from ecgrhythm.inference import RhythmClassifier
+    from ecgrhythm.inference.classifier import RhythmClassifier
+    from ecgrhythm.inference.streaming import classify_files
     from ecgrhythm.records import find_records
-    from ecgrhythm.streaming import classify_files
 
     t1 = time.perf_counter()
     clf = RhythmClassifier.load(model)

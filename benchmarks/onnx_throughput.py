@@ -76,11 +76,11 @@ def main(argv=None) -> int:
     import numpy as np
     import onnxruntime
 
-    from ecgrhythm.export import export_onnx
-    from ecgrhythm.inference import RhythmClassifier
-    from ecgrhythm.onnx_model import OnnxClassifier
+    from ecgrhythm.export.onnx import export_onnx
+    from ecgrhythm.inference.classifier import RhythmClassifier
+    from ecgrhythm.inference.onnx_backend import OnnxClassifier
+    from ecgrhythm.networks.saving import WEIGHTS_FILE
     from ecgrhythm.records import find_records, read_record
-    from ecgrhythm.saving import WEIGHTS_FILE
 
     records = find_records([data])[: args.n]
     tmp = Path(tempfile.mkdtemp(prefix="ecgrhythm-bench-onnx-"))

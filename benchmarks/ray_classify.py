@@ -34,9 +34,9 @@ from classify_throughput import end_to_end, in_process, link_records, warm_page_
 
 
 def ray_in_process(folder: Path, model: Path, workers: int, batch_records: int | None) -> dict:
-    from ecgrhythm.cli._common import load_classifier
-    from ecgrhythm.inference import RhythmClassifier
-    from ecgrhythm.ray_engine import iter_classify_ray, ray_cluster
+    from ecgrhythm.cli.common import load_classifier
+    from ecgrhythm.inference.classifier import RhythmClassifier
+    from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster
     from ecgrhythm.records import find_records
 
     paths = find_records([folder])

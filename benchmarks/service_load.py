@@ -1,6 +1,6 @@
 """Load test of the HTTP service on loopback: throughput and latency under concurrent uploads.
 
-The server is `ecgrhythm.service.serve` in a child process on 127.0.0.1 (a free
+The server is `ecgrhythm.service.app.serve` in a child process on 127.0.0.1 (a free
 port), started and stopped by this script, unless `--url` names a server that is
 already running on a loopback address. `--concurrency` client threads upload one
 record (`POST /v1/classify`, the `.hea` header with its signal file, or one file
@@ -34,7 +34,7 @@ from _common import REPO, emit, fail, machine
 
 # The server admits as many requests at once as the clients send (its --max-concurrent), so none is refused with 503.
 SERVER_CODE = (
-    "import sys; from ecgrhythm.service import serve; "
+    "import sys; from ecgrhythm.service.app import serve; "
     "serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3], max_concurrent=int(sys.argv[4]))"
 )
 
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
 
     result = {
         "benchmark": "service_load",
-        "server": args.url or "child process on 127.0.0.1 (ecgrhythm.service.serve)",
+        "server": args.url or "child process on 127.0.0.1 (ecgrhythm.service.app.serve)",
         "model": str(Path(args.model).resolve()) if args.model else "default",
         "record": record.stem,
         "upload_bytes": sum(len(content) for _, content in files),

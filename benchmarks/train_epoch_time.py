@@ -1,6 +1,6 @@
 """Training time per epoch with the default configuration, on real records.
 
-Runs `ecgrhythm.training.train` for `--epochs` epochs (default model,
+Runs `ecgrhythm.training.trainer.train` for `--epochs` epochs (default model,
 preprocessing and training settings, so the numbers describe the shipped
 model's training) into a temporary folder, then reads the run's
 `training_log.csv`. The first epoch includes compiling the training step and
@@ -30,7 +30,7 @@ from _common import emit, fail, machine
 
 def epoch_rows(model_dir: Path) -> list[dict]:
     """Per-epoch rows of the run's `training_log.csv` (fit and validation seconds as floats)."""
-    from ecgrhythm.training import LOG_FILE
+    from ecgrhythm.training.trainer import LOG_FILE
 
     with open(model_dir / LOG_FILE, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
         fail(f"--workdir {args.workdir} exists: pass a new folder")
 
     from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
-    from ecgrhythm.training import train
+    from ecgrhythm.training.trainer import train
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ecgrhythm-bench-"))
     tc = TrainConfig(epochs=args.epochs, patience=args.epochs)  # never stop early: every epoch is timed

@@ -38,8 +38,8 @@ def main() -> int:
     import keras
 
     from ecgrhythm.config import ModelConfig, PreprocessConfig
-    from ecgrhythm.models import build_network
-    from ecgrhythm.saving import MAX_MEMBERS, assemble_ensemble, save_model_dir
+    from ecgrhythm.networks.cnn_lstm import build_network
+    from ecgrhythm.networks.saving import MAX_MEMBERS, assemble_ensemble, save_model_dir
 
     if not 1 <= args.networks <= MAX_MEMBERS:
         fail(f"--networks {args.networks}: expected 1 to {MAX_MEMBERS}")

@@ -22,10 +22,10 @@ import itertools
 
 import numpy as np
 
-from ecgrhythm.annotations import read_rhythm_annotations
-from ecgrhythm.episode_evaluation import annotated_records, score_record
-from ecgrhythm.episodes import EpisodeParams, collect_windows, episodes_from_windows, iter_window_probabilities
-from ecgrhythm.inference import RhythmClassifier
+from ecgrhythm.episodes.annotations import read_rhythm_annotations
+from ecgrhythm.episodes.finder import EpisodeParams, collect_windows, episodes_from_windows, iter_window_probabilities
+from ecgrhythm.evaluation.episodes import annotated_records, score_record
+from ecgrhythm.inference.classifier import RhythmClassifier
 from ecgrhythm.records import read_record
 
 GRID = {

@@ -33,11 +33,13 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from ecgrhythm._io import atomic_write_text
-from ecgrhythm.crossval import OOF_FILE, finished_in_every, fold_dir, last_epoch_network, oof_text, pooled_oof_text
-from ecgrhythm.crossval_scores import t_interval
-from ecgrhythm.metrics import cinc2017_score, confusion_matrix
 from ecgrhythm.records import read_record
+from ecgrhythm.scoring.crossval import t_interval
+from ecgrhythm.scoring.metrics import cinc2017_score, confusion_matrix
+from ecgrhythm.training.crossval import last_epoch_network
+from ecgrhythm.training.folds import fold_dir
+from ecgrhythm.training.oof import OOF_FILE, finished_in_every, oof_text, pooled_oof_text
+from ecgrhythm.utils.io import atomic_write_text
 
 PARTIAL_OOF_FILE = "oof-partial.csv"  # --oof --partial: some folds only
 

@@ -63,10 +63,10 @@ def published(name: str, seed: int):
 def reduced_budget(data_dir, seed: int) -> dict:
     import numpy as np
 
-    from ecgrhythm.batching import WindowSequence
-    from ecgrhythm.metrics import score_probabilities
-    from ecgrhythm.studies import STUDIES, Budget, load_study_data
-    from ecgrhythm.studies.runner import fit_variant
+    from ecgrhythm.lab.studies import STUDIES, Budget, load_study_data
+    from ecgrhythm.lab.studies.runner import fit_variant
+    from ecgrhythm.preprocessing.batching import WindowSequence
+    from ecgrhythm.scoring.metrics import score_probabilities
 
     budget = Budget()
     data = load_study_data(data_dir, budget)
@@ -113,7 +113,7 @@ def figure(reduced: dict, curves: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ecgrhythm._io import atomic_write
+    from ecgrhythm.utils.io import atomic_write
 
     fig = Figure(figsize=(11, 4.2), dpi=110)
     FigureCanvasAgg(fig)
@@ -148,9 +148,9 @@ def figure(reduced: dict, curves: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from ecgrhythm._io import atomic_write_text
-    from ecgrhythm._machine import describe
     from ecgrhythm.config import default_data_dir
+    from ecgrhythm.utils.io import atomic_write_text
+    from ecgrhythm.utils.machine import describe
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="CinC 2017 folder (default: the shared data)")

@@ -2,7 +2,7 @@
 
 A network trained with balanced class weights (`train`'s default) estimates each class's probability as if the
 classes were equally frequent. Multiplying by the training records' class frequencies and renormalising gives
-the probabilities under the real frequencies (`ecgrhythm.calibration.apply_class_prior`). This script scores, for
+the probabilities under the real frequencies (`ecgrhythm.scoring.calibration.apply_class_prior`). This script scores, for
 each out-of-fold file given, every fold's argmax labels before and after that correction, each fold corrected by
 the frequencies of the *other* folds' records (so no fold's labels decide its own correction; a file of one fold
 is corrected by its own, and says so), with the mean and
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from ecgrhythm.calibration import top_class_calibration
-from ecgrhythm.crossval import OOF_FILE, read_oof
-from ecgrhythm.crossval_scores import cross_fitted_prior, cross_fitted_temperature, prior_correction_scores, t_interval
-from ecgrhythm.metrics import evaluate_predictions
+from ecgrhythm.scoring.calibration import top_class_calibration
+from ecgrhythm.scoring.crossval import cross_fitted_prior, cross_fitted_temperature, prior_correction_scores, t_interval
+from ecgrhythm.scoring.metrics import evaluate_predictions
+from ecgrhythm.training.oof import OOF_FILE, read_oof
 
 
 def main() -> None:

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import ttest_rel
 
-from ecgrhythm.crossval import finished_in_every, fold_dir, last_epoch_network
-from ecgrhythm.crossval_scores import prior_correction_scores, t_interval
 from ecgrhythm.records import read_record
+from ecgrhythm.scoring.crossval import prior_correction_scores, t_interval
+from ecgrhythm.training.crossval import last_epoch_network
+from ecgrhythm.training.folds import fold_dir
+from ecgrhythm.training.oof import finished_in_every
 
 WAYS = ("whole", "windows", "both")
 

@@ -49,7 +49,7 @@ TINY_CLI = ["--fs", "100", "--window", "10", "--conv-filters", "8,8,16,16", "--l
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, cinc2017_dir) -> Path:
     """A small model trained for 2 epochs on 64 real CinC 2017 records (seconds, not accuracy)."""
-    from ecgrhythm.training import train
+    from ecgrhythm.training.trainer import train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     train(cinc2017_dir, out, preprocess_config=TINY_PREPROCESS, model_config=TINY_MODEL, train_config=TINY_TRAIN, limit=64, verbose=0)
@@ -61,7 +61,7 @@ def onnx_file(tiny_model_dir, tmp_path_factory) -> Path:
     """The tiny model exported with `ecgrhythm export` (skipped without the onnx extra)."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from ecgrhythm.export import export_onnx
+    from ecgrhythm.export.onnx import export_onnx
 
     path, difference = export_onnx(tiny_model_dir, tmp_path_factory.mktemp("onnx") / "tiny.onnx")
     assert difference < 1e-4
@@ -73,7 +73,7 @@ def other_member(tmp_path_factory, tiny_model_dir) -> Path:
     """A second network of the tiny model's architecture, for ensembles: its output layer's weights scaled by 3."""
     import numpy as np
 
-    from ecgrhythm.saving import load_model_dir, save_model_dir
+    from ecgrhythm.networks.saving import load_model_dir, save_model_dir
 
     model, config = load_model_dir(tiny_model_dir)
     dense = model.get_layer("probabilities")
@@ -100,7 +100,7 @@ FIRST_SIX = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00006"]
 @pytest.fixture(scope="module")
 def clf(tiny_model_dir):
     """The tiny model, loaded."""
-    from ecgrhythm.inference import RhythmClassifier
+    from ecgrhythm.inference.classifier import RhythmClassifier
 
     return RhythmClassifier.load(tiny_model_dir)
 

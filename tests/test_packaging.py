@@ -41,7 +41,7 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True, timeout=300)
     script = (
         "import json, ecgrhythm\n"
-        "from ecgrhythm.inference import RhythmClassifier, default_model_dir\n"
+        "from ecgrhythm.inference.classifier import RhythmClassifier, default_model_dir\n"
         "clf = RhythmClassifier.load()\n"
         "print(json.dumps({'package': ecgrhythm.__file__, 'default': str(default_model_dir()), 'loaded': str(clf.model_dir_),"
         " 'classes': clf.classes_}))\n"

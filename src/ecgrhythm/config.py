@@ -11,13 +11,12 @@ import dataclasses
 import os
 from pathlib import Path
 
-from .augmentation import AUGMENTATIONS
-
 __all__ = [
     "PreprocessConfig",
     "ModelConfig",
     "TrainConfig",
     "NORMALIZATIONS",
+    "AUGMENTATIONS",
     "CLASS_WEIGHTINGS",
     "MAX_MODEL_FS",
     "MAX_FIXED_LENGTH_S",
@@ -30,6 +29,7 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("zscore", "minmax", "robust", "none")
+AUGMENTATIONS = ("flip", "scale", "noise", "wander", "stretch")  # in the order `ecgrhythm.preprocessing.augmentation` applies them
 CLASS_WEIGHTINGS = ("balanced", "none")
 MAX_MODEL_FS = 2000.0  # Hz: far above any ECG model's need; bounds what a config.json can make inference allocate
 MIN_RR_FS = 100.0  # Hz: the beat detector of `rr_channel` (sleepecg) filters 5-30 Hz; its authors recommend 100 Hz or more
@@ -78,7 +78,7 @@ class PreprocessConfig(_Config):
             before it existed still compare equal.
         rr_channel: append one input channel after the leads holding the
             RR-interval sequence in seconds (see
-            :func:`ecgrhythm.preprocessing.rr_intervals`), from the beats of the
+            :func:`ecgrhythm.preprocessing.pipeline.rr_intervals`), from the beats of the
             first lead. Default `False`; `to_dict` leaves it out when `False`,
             so configs written before it existed load and compare as before.
     """
@@ -149,7 +149,7 @@ class ModelConfig(_Config):
         bidirectional: whether each LSTM layer reads both directions.
         dropout: dropout rate before the classification head.
         multilabel: sigmoid outputs (several labels per record) instead of softmax.
-        network: name of the network family in :data:`ecgrhythm.models.NETWORKS`
+        network: name of the network family in :data:`ecgrhythm.networks.cnn_lstm.NETWORKS`
             (default `"cnn_lstm"`, the network these fields describe).
     """
 
@@ -204,7 +204,7 @@ class TrainConfig(_Config):
         class_weighting: `"balanced"` (inverse class frequency) or `"none"`.
         seed: seed of the split, the weights and the windows.
         augment: augmentations of the training windows, names from
-            `ecgrhythm.augmentation.AUGMENTATIONS` (default none).
+            `ecgrhythm.preprocessing.augmentation.AUGMENTATIONS` (default none).
     """
 
     epochs: int = 40

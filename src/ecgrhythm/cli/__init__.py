@@ -1,9 +1,13 @@
-"""The `ecgrhythm` command: train, evaluate, classify, episodes, download, serve, study, export, crossval, calibrate, ensemble.
+"""The `ecgrhythm` command: train, evaluate, classify, episodes, download, serve, export, calibrate, and the lab's commands.
 
 The CLI only parses arguments, builds configs and calls the library; errors
-reach the user as one line, never a traceback. Each command is one module of
-this package with `add_parser(subparsers)` and `run(args) -> exit status`,
-registered in `COMMANDS`: a new command is one module plus one line here.
+reach the user as one line, never a traceback. Each command is one module with
+`add_parser(subparsers)` and `run(args) -> exit status`. The product's commands
+are modules of this package, registered in `COMMANDS`: a new command is one
+module plus one line here. Other packages add commands through the entry-point
+group `ecgrhythm.commands` (name = module); the research lab
+(`ecgrhythm.lab`: `study`, `crossval`, `ensemble`) plugs in that way, so the
+product never imports it.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import logging
 import signal
 import sys
 import time
+from importlib.metadata import entry_points
 
-from ._common import (
+from ecgrhythm.cli.common import (
     CACHE_ENV,
     LOG_FORMAT,
     Terminated,
@@ -37,24 +42,30 @@ COMMANDS = {
     "episodes": "episodes",
     "download": "download",
     "serve": "serve",
-    "study": "study",
     "export": "export",
-    "crossval": "crossval",
     "calibrate": "calibrate",
-    "ensemble": "ensemble",
 }
+PLUGIN_GROUP = "ecgrhythm.commands"  # entry points: command name -> module with add_parser and run
 
 
-def _command(name: str):
-    return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+def _plugins() -> dict:
+    """Commands other packages register (entry points of `PLUGIN_GROUP`), by name, after the product's own."""
+    return {ep.name: ep for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name) if ep.name not in COMMANDS}
+
+
+def _command(name: str, plugins: dict):
+    if name in COMMANDS:
+        return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+    return plugins[name].load()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecgrhythm", description="Classify ECG recordings into rhythm classes with Keras LSTM networks.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (and show tracebacks of unexpected errors)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        _command(name).add_parser(sub)
+    plugins = _plugins()
+    for name in [*COMMANDS, *plugins]:
+        _command(name, plugins).add_parser(sub)
     return parser
 
 
@@ -69,7 +80,7 @@ def main(argv=None) -> int:
 
     try:
         with contextlib.nullcontext() if args.command == "serve" else sigterm_unwinds():  # the server stops itself on SIGTERM
-            return _command(args.command).run(args)
+            return _command(args.command, _plugins()).run(args)
     except Terminated:
         print("ecgrhythm: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM

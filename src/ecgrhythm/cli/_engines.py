@@ -7,7 +7,7 @@ import contextlib
 import functools
 import os
 
-from . import _common as common
+import ecgrhythm.cli.common as common
 
 ENGINES = ("local", "ray")
 
@@ -53,11 +53,11 @@ def batches(args, classifier, paths):
     if args.engine != "ray":
         if args.address or args.workers:
             raise common.UsageError("--address and --workers apply to --engine ray only: add --engine ray, or drop them")
-        from ..streaming import iter_classify_files
+        from ecgrhythm.inference.streaming import iter_classify_files
 
         yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead)
         return
-    from ..ray_engine import iter_classify_ray, ray_cluster, require_ray
+    from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster, require_ray
 
     try:
         require_ray()
@@ -88,7 +88,7 @@ def prediction_table(out, classes):
     Raises:
         common.UsageError: Parquet is asked for and pyarrow is not installed.
     """
-    from .._io import atomic_write
+    from ecgrhythm.utils.io import atomic_write
 
     classes = list(classes)
     if not is_parquet(out):

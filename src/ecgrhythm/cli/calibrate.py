@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    from ..calibration import MIN_PREDICTED_ROWS
+    from ecgrhythm.scoring.calibration import MIN_PREDICTED_ROWS
 
     p = sub.add_parser(
         "calibrate",
@@ -75,12 +75,11 @@ def run(args):
 
     import numpy as np
 
-    from ..calibration import apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
-    from ..crossval import LAST_OOF_FILE, OOF_FILE
-    from ..crossval_report import finished_oof
-    from ..crossval_scores import cross_fitted_ece
-    from ..saving import load_model_dir, load_split, set_calibration
-    from . import _common as common
+    import ecgrhythm.cli.common as common
+    from ecgrhythm.networks.saving import load_model_dir, load_split, set_calibration
+    from ecgrhythm.scoring.calibration import apply_class_prior, apply_temperature, class_frequencies, fit_temperature, top_class_calibration
+    from ecgrhythm.scoring.crossval import cross_fitted_ece
+    from ecgrhythm.training.oof import LAST_OOF_FILE, OOF_FILE, finished_oof
 
     for flag, given in (("--partial", args.partial), ("--last-epoch", args.last_epoch)):
         if given and not args.crossval:
@@ -141,7 +140,7 @@ CROSS_FIT_FOLDS = 5
 
 def _check_balanced(model, config):
     """Refuse --prior-correction for a model whose networks were trained without balanced class weights."""
-    from . import _common as common
+    import ecgrhythm.cli.common as common
 
     metadata = config.get("metadata", {})
     members = [m.get("metadata", {}) for m in metadata.get("ensemble_of", [])] or [metadata]
@@ -157,7 +156,7 @@ def _prior_scores(probs, targets, folds, classes) -> str:
     """Per fold and in mean, the score of the argmax labels before and after the cross-fitted prior correction."""
     import numpy as np
 
-    from ..crossval_scores import prior_correction_scores
+    from ecgrhythm.scoring.crossval import prior_correction_scores
 
     before, after = prior_correction_scores(probs, targets, folds, classes)
     per_fold = ", ".join(f"{a:.4f} -> {b:.4f}" for a, b in zip(before, after))
@@ -173,7 +172,7 @@ def _read_predictions(path):
 
     import numpy as np
 
-    from . import _common as common
+    import ecgrhythm.cli.common as common
 
     try:
         with open(path, newline="", encoding="utf-8") as f:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from . import _common as common
-from . import _engines as engines
+import ecgrhythm.cli._engines as engines
+import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):

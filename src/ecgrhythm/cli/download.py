@@ -12,7 +12,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..datasets import download
+    from ecgrhythm.records.download import download
 
     result = download(args.name, args.dest, base_url=args.base_url, limit=args.limit)
     print(f"{len(result.records)} records in {result.folder} ({result.fetched} files fetched, {result.skipped} already there)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from . import _common as common
+import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):
@@ -29,10 +29,10 @@ def run(args):
     import csv
     from pathlib import Path
 
-    from .._io import atomic_write
-    from ..episodes import record_episodes, stream_episodes
-    from ..long_records import open_long_record, should_stream
-    from ..records import RecordError, read_record
+    from ecgrhythm.episodes.finder import record_episodes, stream_episodes
+    from ecgrhythm.inference.long_records import open_long_record, should_stream
+    from ecgrhythm.records import RecordError, read_record
+    from ecgrhythm.utils.io import atomic_write
 
     outputs = [Path(f) for f in (args.output, args.summary) if f]
     for out in outputs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _common as common
+import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):
@@ -41,7 +41,7 @@ def add_parser(sub):
 
 
 def _run_episodes_task(args):
-    from ..episode_evaluation import (
+    from ecgrhythm.evaluation.episodes import (
         evaluate_episodes_folder,
         format_episode_report,
         write_episode_report,
@@ -74,9 +74,9 @@ def _check_output(out, data, clf, written):
 def run(args):
     from pathlib import Path
 
-    from .._io import atomic_write
-    from ..evaluation import evaluate_folder
-    from ..reports import format_report, write_report
+    from ecgrhythm.evaluation.reports import format_report, write_report
+    from ecgrhythm.evaluation.rhythm import evaluate_folder
+    from ecgrhythm.utils.io import atomic_write
 
     if args.task == "episodes":
         return _run_episodes_task(args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import _common as common
+import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):
@@ -18,7 +18,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..export import export_onnx
+    from ecgrhythm.export.onnx import export_onnx
 
     common.enable_compilation_cache()
     try:

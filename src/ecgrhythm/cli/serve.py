@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from . import _common as common
+import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):
-    from .._service_guard import Limits
+    from ecgrhythm.service.guard import Limits
 
     p = sub.add_parser("serve", help="run the web service and its page")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
@@ -62,7 +62,7 @@ def _megabytes(text: str) -> float:
 
 
 def run(args):
-    from ..service import serve
+    from ecgrhythm.service.app import serve
 
     common.enable_compilation_cache()
     serve(

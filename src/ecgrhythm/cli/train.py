@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from . import _common as common
+import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):
@@ -33,8 +33,7 @@ def add_parser(sub):
 
 def add_recipe_options(p):
     """The options of a training recipe (labels, preprocessing, network, training), shared with `crossval`."""
-    from ..augmentation import AUGMENTATIONS
-    from ..config import (
+    from ecgrhythm.config import (
         CLASS_WEIGHTINGS,
         MAX_MODEL_FS,
         NORMALIZATIONS,
@@ -42,7 +41,8 @@ def add_recipe_options(p):
         PreprocessConfig,
         TrainConfig,
     )
-    from ..labels import LABEL_SOURCES
+    from ecgrhythm.preprocessing.augmentation import AUGMENTATIONS
+    from ecgrhythm.records.labels import LABEL_SOURCES
 
     p.add_argument(
         "--labels", choices=LABEL_SOURCES, default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)"
@@ -129,7 +129,7 @@ def _show_progress(logger_name: str) -> None:
 
 def recipe(args):
     """`(preprocess, architecture, train config, classes)` of the recipe options (see :func:`add_recipe_options`)."""
-    from ..config import ModelConfig, PreprocessConfig, TrainConfig
+    from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
 
     leads = tuple(v.strip() for v in args.leads.split(",") if v.strip()) if args.leads else None
     pre = PreprocessConfig(
@@ -170,15 +170,15 @@ def _join(args) -> bool:
         return False
     if not all(given):
         raise common.UsageError("--coordinator, --num-processes and --process-id go together: pass all three on every host, or none")
-    from ..parallel import join_processes
+    from ecgrhythm.training.parallel import join_processes
 
     join_processes(args.coordinator, args.num_processes, args.process_id)
     return True
 
 
 def run(args):
-    from ..parallel import is_primary, resolve_devices
-    from ..training import train
+    from ecgrhythm.training.parallel import is_primary, resolve_devices
+    from ecgrhythm.training.trainer import train
 
     pre, arch, tc, classes = recipe(args)
     several = _join(args)

@@ -36,13 +36,13 @@ from __future__ import annotations
 
 # Each format module registers its suffix on import; this order is the order of `record_suffixes()`.
 # isort: off
-from . import wfdb_reader  # noqa: F401  .hea
-from . import mat_reader  # noqa: F401  .mat
-from . import csv_reader  # noqa: F401  .csv
-from . import npy_reader  # noqa: F401  .npy
+import ecgrhythm.records.wfdb_reader as wfdb_reader  # noqa: F401  .hea
+import ecgrhythm.records.mat_reader as mat_reader  # noqa: F401  .mat
+import ecgrhythm.records.csv_reader as csv_reader  # noqa: F401  .csv
+import ecgrhythm.records.npy_reader as npy_reader  # noqa: F401  .npy
 
 # isort: on
-from .core import (
+from ecgrhythm.records.core import (
     MAX_DURATION_S,
     MAX_STREAM_DURATION_S,
     MIN_DURATION_S,
@@ -53,16 +53,16 @@ from .core import (
     validate_piece,
     validate_signal,
 )
-from .discovery import find_records, record_files
-from .reading import read_record
-from .reference import read_reference
-from .registry import (
+from ecgrhythm.records.discovery import find_records, record_files
+from ecgrhythm.records.reading import read_record
+from ecgrhythm.records.reference import read_reference
+from ecgrhythm.records.registry import (
     describe_suffixes,
     record_suffixes,
     register_reader,
     signal_suffixes,
 )
-from .wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments, reads_in_pieces
+from ecgrhythm.records.wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments, reads_in_pieces
 
 __all__ = [
     "EcgRecord",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import MAX_LEADS, Decoded, RecordError, as_signal
-from .registry import register_reader
+from ecgrhythm.records.core import MAX_LEADS, Decoded, RecordError, as_signal
+from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_csv"]
 

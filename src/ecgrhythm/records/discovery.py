@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .core import RecordError, header_bytes, shown, signal_file_names
-from .registry import HEADER_SUFFIX, record_suffixes, signal_suffixes
+from ecgrhythm.records.core import RecordError, header_bytes, shown, signal_file_names
+from ecgrhythm.records.registry import HEADER_SUFFIX, record_suffixes, signal_suffixes
 
 __all__ = ["find_records", "record_files"]
 

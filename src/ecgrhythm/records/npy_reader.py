@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import Decoded, RecordError, as_signal, check_length
-from .registry import register_reader
+from ecgrhythm.records.core import Decoded, RecordError, as_signal, check_length
+from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_npy"]
 

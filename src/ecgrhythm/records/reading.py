@@ -6,9 +6,9 @@ import math
 import numbers
 from pathlib import Path
 
-from .core import EcgRecord, RecordError, check_file, check_fs, validate_signal
-from .registry import describe_suffixes, reader_for
-from .wfdb_reader import read_wfdb, sibling_header
+from ecgrhythm.records.core import EcgRecord, RecordError, check_file, check_fs, validate_signal
+from ecgrhythm.records.registry import describe_suffixes, reader_for
+from ecgrhythm.records.wfdb_reader import read_wfdb, sibling_header
 
 __all__ = ["read_record"]
 

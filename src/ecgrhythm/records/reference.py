@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .core import RecordError, check_file, shown
+from ecgrhythm.records.core import RecordError, check_file, shown
 
 __all__ = ["read_reference"]
 

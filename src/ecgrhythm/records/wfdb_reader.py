@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import (
+from ecgrhythm.records.core import (
     MAX_DURATION_S,
     MAX_LEADS,
     MAX_STREAM_DURATION_S,
@@ -41,7 +41,7 @@ from .core import (
     signal_file_names,
     validate_piece,
 )
-from .registry import HEADER_SUFFIX, register_reader
+from ecgrhythm.records.registry import HEADER_SUFFIX, register_reader
 
 __all__ = [
     "read_wfdb",

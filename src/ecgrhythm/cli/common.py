@@ -1,0 +1,271 @@
+"""What the commands share: one-line errors, the default data folder, the classifier, the CSV rows, SIGTERM, the compile cache."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+
+logger = logging.getLogger("ecgrhythm")
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+CACHE_ENV = "ECGRHYTHM_JAX_CACHE"
+
+
+def compilation_cache_dir(environ=os.environ):
+    """Where JAX keeps compiled networks between runs: `$ECGRHYTHM_JAX_CACHE`, else
+    `$XDG_CACHE_HOME/ecgrhythm/jax` (`~/.cache/ecgrhythm/jax`); `None` when set to `off`."""
+    from pathlib import Path
+
+    setting = environ.get(CACHE_ENV)
+    if setting is not None:
+        return None if setting.strip().lower() in ("", "0", "off", "false", "no") else Path(setting).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ecgrhythm" / "jax"
+
+
+def enable_compilation_cache():
+    """Reuse compiled networks across runs (saves seconds of start-up per bucket shape on a CPU)."""
+    import keras
+
+    folder = compilation_cache_dir()
+    if folder is None or keras.backend.backend() != "jax":
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+    except Exception as exc:  # a cache is an optimisation, never a reason to fail
+        logger.info("not caching compiled networks in %s: %s", folder, exc)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text, limit: int = 500) -> str:
+    """`text` on one printable line: control characters escaped, at most `limit` characters."""
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failure(command: str, path, reason: str) -> None:
+    verb = "cannot score" if command == "evaluate" else "cannot classify"
+    print(one_line(f"ecgrhythm {command}: {verb} {path}: {reason}"), file=sys.stderr)
+
+
+class UsageError(Exception):
+    """A problem with the command line: reported as one line, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (from `timeout`, `kill`, a service manager): unwinds as Ctrl-C does, so atomic
+    writes remove their temporary files and leave the old output; exit status 143."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere signals cannot be caught)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def data_dir(given, subset="cinc2017"):
+    from pathlib import Path
+
+    from ecgrhythm.config import default_data_dir
+
+    if given:
+        return Path(given)
+    root = default_data_dir()
+    if root is None:
+        raise UsageError(f"no data folder given and no default found: pass --data, or fetch the data with 'ecgrhythm download {subset} DIR'")
+    return root / subset
+
+
+def sampling_rate(text: str) -> float:
+    from ecgrhythm.records import RecordError, check_fs
+
+    try:
+        return check_fs(float(text), "--fs", fix="pass the rate of the files in Hz")
+    except ValueError as exc:  # RecordError is a ValueError
+        raise argparse.ArgumentTypeError(exc.reason if isinstance(exc, RecordError) else f"expected a number, got {text!r}") from None
+
+
+def load_classifier(model):
+    """The classifier of `--model`: onnxruntime alone (no Keras, no JAX) for a `.onnx` file, else Keras on a model folder."""
+    if model is not None and str(model).lower().endswith(".onnx"):
+        from ecgrhythm.inference.onnx_backend import OnnxClassifier
+
+        try:
+            return OnnxClassifier.load(model)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+    from ecgrhythm.inference.classifier import RhythmClassifier
+
+    enable_compilation_cache()
+    return RhythmClassifier.load(model)
+
+
+def write_rows(f, prediction, *, header=True, classes=None, truth=None):
+    """CSV rows `record,label[,true_label],lead,<one probability column per class>` of a prediction (or only the header).
+
+    `lead` is the lead a single-lead model took from the record, empty for a multi-lead model.
+    """
+    import csv
+
+    writer = csv.writer(f)
+    classes = prediction.classes if prediction is not None else classes
+    if header:
+        writer.writerow(["record", "label", *(["true_label"] if truth is not None else []), "lead", *classes])
+    if prediction is None:
+        return
+    for i, (name, label, lead, row) in enumerate(zip(prediction.names, prediction.labels, prediction.leads, prediction.probabilities)):
+        writer.writerow([name, label, *([truth[i]] if truth is not None else []), lead or "", *(f"{p:.6f}" for p in row)])
+
+
+def gather_records(command: str, given) -> tuple[list, int]:
+    """`(record paths, failures)` of the files and folders on the command line; a folder that cannot be listed is reported and counted.
+
+    A record named twice (`A.hea A.mat`, or a file and its folder) is kept once: the first time it is named.
+    """
+    from ecgrhythm.records import RecordError, find_records, header_of
+
+    paths, failed, seen = [], 0, set()
+    for path in given:
+        try:
+            found = find_records([path])
+        except RecordError as exc:
+            failure(command, path, exc.reason)
+            failed += 1
+            continue
+        for record in found:
+            key = (header_of(record) or record).resolve()  # a signal file is the record of its header
+            if key not in seen:
+                seen.add(key)
+                paths.append(record)
+    return paths, failed
+
+
+def no_records(given) -> UsageError:
+    """The error of a command line that names no record at all."""
+    from ecgrhythm.records import describe_suffixes
+
+    return UsageError(f"no records found in {', '.join(map(str, given))}: expected {describe_suffixes()} files")
+
+
+def add_lead_argument(p):
+    p.add_argument(
+        "--lead",
+        metavar="NAME|INDEX",
+        help="lead a single-lead model takes from multi-lead records, by name or 0-based index (default: lead I, else the first lead)",
+    )
+
+
+def check_lead(clf, lead):
+    """Refuse `--lead` for a multi-lead model before any record is read."""
+    if lead is not None and clf.n_leads_ != 1:
+        raise UsageError(f"--lead {lead}: the model takes {clf.n_leads_} leads, so no lead is chosen; leave --lead out")
+
+
+def refuse_inputs_as_output(out, given, records, flag: str = "--output"):
+    """The records to read, less an earlier output of ours at `out`; refuses an `out` the run reads.
+
+    Protected: every file directly in a given folder (records, their signal
+    files, `RECORDS`, label tables) and, for records elsewhere, the record
+    file, the header beside a signal file, and the signal files a header
+    names. Files are compared by identity (device and inode), so a link to an
+    input or a second name of it is refused too. An `out` that does not exist
+    yet, or is not a regular file (`/dev/null`), replaces nothing read.
+
+    Raises:
+        UsageError: `out` is one of those files.
+    """
+    import stat
+    from pathlib import Path
+
+    from ecgrhythm.records import record_files
+
+    try:
+        target = os.stat(out)
+    except OSError:
+        return records
+    if not stat.S_ISREG(target.st_mode):
+        return records
+
+    def is_out(path):
+        return _identity(path) == (target.st_dev, target.st_ino)
+
+    ours = _is_our_output(out)
+    kept = [p for p in records if not (ours and is_out(p))]  # an earlier output is not a record
+    folders = [Path(g) for g in given if Path(g).is_dir()]
+    for folder in [] if ours else folders:
+        if any(map(is_out, folder.iterdir())):
+            raise UsageError(
+                f"{flag} {out} would replace a file of the input folder {folder} (records, signal files, RECORDS, labels): "
+                "write it to a new file or outside the folder"
+            )
+    for record in (r for r in kept if r.parent not in folders):
+        read = record_files(record)
+        if any(map(is_out, read)):
+            raise UsageError(f"{flag} {out} would replace {next(filter(is_out, read))}, a file this run reads (record {record}): write it elsewhere")
+    return kept
+
+
+def refuse_input_folder_as_output(out_dir, inputs: dict, written, flag: str = "--output"):
+    """Refuse an output folder that is one of the run's input folders, or in which a file we would write is not ours.
+
+    Args:
+        out_dir: the output folder (need not exist).
+        inputs: `{description: path}` of the folders (or files, whose folder counts) the run reads.
+        written: names of the files the run writes into `out_dir`.
+
+    Raises:
+        UsageError: `out_dir` is an input folder (compared by identity, so links count), or one of `written` exists
+            there as a CSV that no ecgrhythm command wrote.
+    """
+    from pathlib import Path
+
+    out = _identity(out_dir)
+    for what, path in inputs.items():
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        if out is not None and _identity(folder) == out:
+            raise UsageError(f"{flag} {out_dir} is the {what} {folder}: the reports would land among its files; give another folder")
+    for name in written:
+        target = Path(out_dir) / name
+        if name.endswith(".csv") and target.is_file() and not _is_our_output(target):
+            raise UsageError(f"{flag} {out_dir}: {target} exists and is not an ecgrhythm output, so it is not replaced; give another folder")
+
+
+def _identity(path):
+    """`(device, inode)` of an existing file (through links), else None."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _is_our_output(path) -> bool:
+    """Whether `path` begins like a CSV that an ecgrhythm command writes (`record,label,...`, `record,lead,...`)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline(100).startswith(("record,label,", "record,lead,"))
+    except OSError:
+        return False

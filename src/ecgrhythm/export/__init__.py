@@ -1,0 +1,1 @@
+"""Exporting a model folder as one portable ONNX file (`onnx`)."""

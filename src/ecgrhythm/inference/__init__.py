@@ -1,0 +1,1 @@
+"""Classifying records: the classifier (`classifier`), masked batched forward passes (`forward`), files and folders in a stream (`streaming`), long records read in pieces (`long_records`), the ONNX Runtime backend (`onnx_backend`) and the Ray cluster engine (`ray_engine`)."""

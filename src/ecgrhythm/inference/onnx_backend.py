@@ -1,0 +1,266 @@
+"""Classify with an exported `.onnx` file and onnxruntime alone: no Keras, no JAX.
+
+:class:`OnnxClassifier` is a :class:`~ecgrhythm.inference.classifier.RhythmClassifier`
+whose network is an onnxruntime session: records are read, preprocessed,
+cut, padded into buckets and averaged exactly as with the Keras model, from
+the configuration stored in the file (see :func:`read_onnx_metadata`).
+Importing this module imports neither Keras nor JAX.
+
+Example:
+>>> clf = OnnxClassifier.load("cinc2017.onnx")          # doctest: +SKIP
+>>> clf.predict_records(["A00001.hea"]).labels           # doctest: +SKIP
+['N']
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ecgrhythm.config import ModelConfig, PreprocessConfig
+from ecgrhythm.inference.classifier import RhythmClassifier
+from ecgrhythm.inference.forward import predict_signals
+from ecgrhythm.preprocessing.batching import bucket_lengths
+from ecgrhythm.scoring.calibration import CALIBRATION_KEYS, checked_calibration
+from ecgrhythm.utils.validation import checked_split
+
+__all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "graph_outputs", "METADATA_KEYS", "EXTRA"]
+
+FORMAT = 1
+EXTRA = "onnx"  # the optional dependency group: pip install "ecgrhythm[onnx]"
+INPUT_SIGNAL, INPUT_MASK, OUTPUT = "signal", "mask", "probabilities"
+FIRST_OUTPUT = "first_probabilities"  # a file of several networks: the first one's own probabilities (AF episodes use it)
+METADATA_KEYS = (
+    "ecgrhythm_format",  # 1
+    "classes",  # class names, the columns of `probabilities`
+    "n_leads",  # leads: the graph's input channels, plus one with rr_channel
+    "rr_channel",  # true: one more input channel after the leads, the RR intervals (s) of the first lead (preprocessing.rr_intervals)
+    "leads",  # lead names the model expects, or null (take the record's single lead)
+    "fs",  # sampling rate (Hz) of the input
+    "bandpass",  # [low_hz, high_hz] of a 3rd-order Butterworth band-pass run forwards and backwards (sosfiltfilt), or null
+    "normalization",  # "zscore" | "minmax" | "robust" | "none", per record and lead, after the band-pass
+    "decision",  # "argmax" (one label) or "threshold" (every class >= its threshold)
+    "thresholds",  # per-class thresholds of a multi-label model
+    "temperature",  # calibration temperature of the probabilities (1: none; one, or one per class); applied after the graph
+    "temperature_by",  # null: one temperature, or each class's column by its own; "predicted_class": each row by its argmax's
+    "class_prior",  # null, or per-class factors the probabilities are multiplied by (then renormalised) before the temperature
+    "downsampling",  # input steps must be a multiple of it
+    "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
+    "networks",  # networks averaged in the graph
+    "outputs",  # each graph output -> how many of the first networks it averages: {"probabilities": networks[, "first_probabilities": 1]}
+    "config.json",  # the model folder's config.json
+    "split",  # the folder's split.json, {"train": [names], "val": [names]} (the records it was trained and validated on), or null
+)
+OPTIONAL_METADATA = {
+    "temperature_by": None,
+    "class_prior": None,
+    "rr_channel": False,
+    "outputs": None,
+    "split": None,
+}  # keys added after format 1 was first written, and their value in older files
+
+
+class OnnxModelError(ValueError):
+    """An `.onnx` file that is missing, unreadable, or not written by `ecgrhythm export`."""
+
+
+def require(module: str):
+    """Import an optional dependency, or raise an ImportError that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{module} is not installed; install the ONNX extra: pip install 'ecgrhythm[{EXTRA}]'") from None
+
+
+def metadata_from_config(config: dict, n_networks: int = 1, split: dict | None = None) -> dict:
+    """The metadata of an exported model, from its folder's `config.json` (as parsed JSON).
+
+    Args:
+        config: the folder's `config.json`.
+        n_networks: networks averaged in the graph.
+        split: the folder's split (:func:`ecgrhythm.networks.saving.load_split`), or None when it has none.
+
+    Returns:
+        A dict keyed by :data:`METADATA_KEYS`; the exporter stores each value as JSON text.
+    """
+    preprocess = PreprocessConfig.from_dict(config["preprocess"])
+    architecture = ModelConfig.from_dict(config["model"])
+    classes = list(config["classes"])
+    return {
+        "ecgrhythm_format": FORMAT,
+        "classes": classes,
+        "n_leads": int(config["n_leads"]),
+        "rr_channel": preprocess.rr_channel,
+        "leads": None if preprocess.leads is None else list(preprocess.leads),
+        "fs": float(preprocess.fs),
+        "bandpass": None if preprocess.bandpass is None else list(preprocess.bandpass),
+        "normalization": preprocess.normalization,
+        "decision": "threshold" if architecture.multilabel else "argmax",
+        "thresholds": [float(t) for t in config.get("thresholds") or [0.5] * len(classes)],
+        "temperature": config.get("temperature", 1.0),
+        "temperature_by": config.get("temperature_by"),
+        "class_prior": config.get("class_prior"),
+        "downsampling": architecture.downsampling,
+        "buckets": list(bucket_lengths(preprocess.fs, architecture.downsampling)),
+        "networks": int(n_networks),
+        "outputs": graph_outputs(n_networks),
+        "config.json": config,
+        "split": split,
+    }
+
+
+def graph_outputs(n_networks: int) -> dict[str, int]:
+    """The outputs of the graph of `n_networks` networks, each with how many of the first networks it averages."""
+    return {OUTPUT: int(n_networks), **({FIRST_OUTPUT: 1} if n_networks > 1 else {})}
+
+
+def read_onnx_metadata(path) -> dict:
+    """The metadata of an `.onnx` file written by `ecgrhythm export`, values decoded from JSON.
+
+    Raises:
+        OnnxModelError: the file is missing, unreadable or lacks ecgrhythm's metadata.
+    """
+    return _decode(_session(path).get_modelmeta().custom_metadata_map, path)
+
+
+def _session(path):
+    ort = require("onnxruntime")
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxModelError(f"{path}: ONNX model file not found; write one with 'ecgrhythm export --output {path.name}'")
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception classes)
+        raise OnnxModelError(f"{path}: cannot load the ONNX model ({type(exc).__name__}: {exc})") from None
+
+
+def _decode(raw: dict, path) -> dict:
+    missing = [k for k in METADATA_KEYS if k not in raw and k not in OPTIONAL_METADATA]
+    if missing:
+        raise OnnxModelError(f"{path}: not an ecgrhythm ONNX model (metadata {', '.join(missing)} missing); export one with 'ecgrhythm export'")
+    try:
+        meta = {k: json.loads(raw[k]) if k in raw else OPTIONAL_METADATA[k] for k in METADATA_KEYS}
+    except ValueError as exc:
+        raise OnnxModelError(f"{path}: damaged metadata ({exc}); export the model again") from None
+    if meta["ecgrhythm_format"] != FORMAT:
+        raise OnnxModelError(f"{path}: unknown ecgrhythm ONNX format {meta['ecgrhythm_format']!r}; expected {FORMAT}")
+    return meta
+
+
+class _OrtNetwork:
+    """One output of an onnxruntime session seen through the two members of a Keras model that inference uses.
+
+    Args:
+        session: the file's onnxruntime session.
+        name: the graph output it gives.
+
+    Attributes:
+        output: the graph's output `name` (`.shape[-1]` is the number of classes).
+    """
+
+    def __init__(self, session, name: str = OUTPUT):
+        self.session = session
+        self.output = next(o for o in session.get_outputs() if o.name == name)
+
+    def predict_on_batch(self, inputs) -> np.ndarray:
+        """Probabilities `(batch, n_classes)` of `{"signal": (batch, steps, leads), "mask": (batch, steps)}`.
+
+        All-padding rows (a batch filled up to its fixed size) are not run:
+        onnxruntime has no compiled shapes to keep, and their rows are zeros.
+        """
+        x, mask = inputs[INPUT_SIGNAL], inputs[INPUT_MASK]
+        rows = int(np.count_nonzero(mask.any(axis=1)))
+        out = np.zeros((len(x), self.output.shape[-1]), dtype=np.float32)
+        out[:rows] = self.session.run([self.output.name], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]
+        return out
+
+
+class OnnxClassifier(RhythmClassifier):
+    """A :class:`~ecgrhythm.inference.classifier.RhythmClassifier` on an exported `.onnx` file (onnxruntime only).
+
+    Args:
+        model_dir: the `.onnx` file written by `ecgrhythm export`.
+        batch_size: rows of each batch.
+        chunk_size: records read and held at a time by `classify_files`.
+
+    Attributes (after `load`): those of `RhythmClassifier`, read from
+    the file's metadata, with `onnx_metadata_` the decoded metadata
+    (:func:`read_onnx_metadata`) and `networks_` one entry per network of the
+    file (metadata "networks"): `networks_[k]` runs the graph output that
+    averages its first `k + 1` networks, or is None where the graph has no
+    such output (an ensemble's first network alone in files exported before
+    `first_probabilities`). `predict_proba(networks=n)` runs `networks_[n - 1]`.
+    `training_split()` gives the split its folder had (metadata "split").
+    """
+
+    split_source = "split in its metadata"  # where training_split() reads the split, for messages
+
+    def _load_model(self):
+        if self.model_dir is None:
+            raise OnnxModelError("no .onnx file given; pass the file written by 'ecgrhythm export' (--model FILE.onnx)")
+        session = _session(self.model_dir)
+        meta = _decode(session.get_modelmeta().custom_metadata_map, self.model_dir)
+        config = dict(meta["config.json"])
+        try:
+            config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
+            config["model"] = ModelConfig.from_dict(config["model"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise OnnxModelError(f"{self.model_dir}: invalid model configuration in its metadata: {exc}") from None
+        try:  # applied by predict_proba, as for a model folder
+            config.update(checked_calibration(config, "its metadata"))
+        except (KeyError, ValueError) as exc:
+            raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
+        differ = [key for key in CALIBRATION_KEYS if meta[key] != config[key]]  # other tools read the top-level keys
+        if differ:
+            raise OnnxModelError(f"{self.model_dir}: its metadata's {differ} differ from its config.json's; export the model again")
+        self.onnx_metadata_ = meta
+        return self._networks(session, meta), config
+
+    def training_split(self) -> dict[str, list[str]] | None:
+        """The records the model was trained and validated on: the split its folder had when exported (metadata "split").
+
+        Returns:
+            `{"train": [names], "val": [names]}`, or None when unknown (a folder without `split.json`, or a file exported
+            before the metadata carried it).
+
+        Raises:
+            OnnxModelError: the metadata's split is not such a mapping (naming the file).
+        """
+        self._check_fitted()
+        split = self.onnx_metadata_["split"]
+        if split is None:
+            return None
+        try:
+            return checked_split(split)
+        except ValueError as exc:
+            raise OnnxModelError(
+                f"{self.model_dir_}: invalid split in its metadata ({exc}); export the model again from its folder, "
+                "or score every record with --all-records"
+            ) from None
+
+    def _networks(self, session, meta) -> list:
+        """`networks_` (see the class) from the metadata "networks" and "outputs" (older files: the mean only)."""
+        count = meta["networks"]
+        outputs = meta["outputs"] if meta["outputs"] is not None else {OUTPUT: count}
+        names = {o.name for o in session.get_outputs()}
+        valid = isinstance(count, int) and count >= 1 and isinstance(outputs, dict) and outputs.get(OUTPUT) == count
+        if not valid or any(name not in names or not isinstance(n, int) or not 1 <= n <= count for name, n in outputs.items()):
+            raise OnnxModelError(
+                f"{self.model_dir}: metadata networks={count!r} and outputs={outputs!r} do not match the graph's outputs "
+                f"{sorted(names)}; export the model again"
+            )
+        by_count = {n: name for name, n in outputs.items()}
+        return [_OrtNetwork(session, by_count[k]) if k in by_count else None for k in range(1, count + 1)]
+
+    def _mean_probabilities(self, members, signals) -> np.ndarray:
+        """The probabilities of the graph output that averages `members`, the file's first `len(members)` networks."""
+        network = members[-1]
+        if network is None:
+            raise ValueError(
+                f"{self.model_dir}: this ONNX file's graph gives the mean of its {len(self.networks_)} networks only, not that of "
+                f"its first {len(members)}; export it again with 'ecgrhythm export' (its graph then has the first network's output too)"
+            )
+        return predict_signals(network, signals, self.buckets_, self.batch_size)

@@ -1,0 +1,196 @@
+"""Classifying many record files in memory bounded by samples, keeping going past bad files.
+
+Files are read and prepared in a background thread, in chunks of at most
+`chunk_samples` signal values (samples x leads, at the model's rate) while the
+network classifies the previous chunk, so at most about two chunks' worth of
+samples are held however long the records are: a record longer than the
+budget forms a chunk alone. A WFDB record declaring more than an hour is
+never read whole: it forms a chunk alone and is classified in pieces
+(:func:`ecgrhythm.inference.long_records.classify_stream`, the same probabilities), so
+records up to 14 days are accepted. Any error of one record (unreadable, unusable, or
+probabilities that are not finite) makes that record a failure, never a stop
+or a label. A single-lead model takes one lead of a multi-lead record (`lead`,
+by default lead I, else the first); each prediction says which in `leads`.
+
+Example:
+>>> clf = RhythmClassifier.load()                                  # doctest: +SKIP
+>>> prediction, failures = classify_files(clf, ["A00001.hea"])     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ecgrhythm.inference.classifier import Prediction
+from ecgrhythm.inference.long_records import classify_stream, open_long_record, should_stream
+from ecgrhythm.records import RecordError, read_record
+from ecgrhythm.utils.validation import check_positive_int
+
+__all__ = ["iter_classify_files", "classify_files", "CHUNK_SAMPLES"]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SAMPLES = 2_000_000  # signal values per chunk: 8 MB of float32, about 400 CinC 2017 records at 150 Hz
+
+
+def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES):
+    """Classify files chunk by chunk, keeping going past those that cannot be read or classified.
+
+    A chunk ends before the record that would take its signal values over
+    `chunk_samples`; a record over the budget is a chunk alone. The chunk
+    being classified and the next one, read in a background thread, are all
+    that is held (about `2 * chunk_samples` values, plus the record that did
+    not fit).
+
+    Args:
+        classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`
+            (only its `prepare`, `predict_proba`, `labels_from_proba` and
+            `classes_` are used).
+        paths: record files (see :func:`ecgrhythm.records.find_records` for folders).
+        fs: sampling rate (Hz) of files without a header.
+        lead: lead name or 0-based index a single-lead model takes from
+            multi-lead records (default: lead I, else the first lead).
+        chunk_samples: budget of signal values (samples x leads at the model's rate) per chunk.
+
+    Yields:
+        `(prediction, failures)` per chunk, in input order: a
+        :class:`~ecgrhythm.inference.classifier.Prediction` for the chunk's usable
+        records and `(path, reason)` for the others.
+
+    Raises:
+        NotFittedError: the classifier has no model.
+        ValueError: `chunk_samples` is not a positive integer, or `lead` is given for a multi-lead model.
+    """
+    classifier.predict_proba([])  # raises NotFittedError before any file is read
+    check_positive_int("chunk_samples", chunk_samples)
+    if lead is not None and classifier.n_leads_ != 1:
+        raise ValueError(f"Invalid argument `lead`: the model takes {classifier.n_leads_} leads, so no lead is chosen. Received: lead={lead!r}")
+    stop = threading.Event()  # set when the caller stops early (Ctrl-C, a write error)
+    chunks = _chunks(_read_records(classifier, paths, fs, lead, stop), chunk_samples)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgrhythm-reader") as pool:
+        try:
+            pending = pool.submit(next, chunks, None)
+            while (chunk := pending.result()) is not None:
+                pending = pool.submit(next, chunks, None)  # read the next chunk while this one is classified
+                read, failures = chunk
+                del chunk
+                prediction, failures = _classify_chunk(classifier, read, failures, fs, lead)
+                del read  # drop the signals before waiting for the next chunk
+                yield prediction, failures
+        finally:
+            stop.set()  # the reader drops the rest of its chunk instead of finishing it
+
+
+def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES):
+    """Classify files, keeping going past those that cannot be read or classified.
+
+    Args: as :func:`iter_classify_files`.
+
+    Returns:
+        `(prediction, failures)`: predictions for the usable records, in
+        input order (probabilities `(n_records, n_classes)`), and a list of
+        `(path, reason)` for the others.
+    """
+    names, labels, probs, leads, failures = [], [], [], [], []
+    for prediction, bad in iter_classify_files(classifier, paths, fs=fs, lead=lead, chunk_samples=chunk_samples):
+        names += prediction.names
+        labels += prediction.labels
+        probs.append(prediction.probabilities)
+        leads += prediction.leads
+        failures += bad
+    probs = np.concatenate(probs) if probs else np.zeros((0, len(classifier.classes_)))
+    return Prediction(names, labels, probs, list(classifier.classes_), leads), failures
+
+
+class _Long:
+    """A long WFDB record, classified in pieces when its turn comes (it holds no samples until then)."""
+
+    size = 0
+
+    def __init__(self, path):
+        self.path = path
+
+
+def _read_records(classifier, paths, fs, lead, stop):
+    """Yield `(path, (name, lead, signal))` for each usable record and `(path, reason)` for the others; stops once `stop` is set.
+
+    A long WFDB record is not read here: its `signal` is a :class:`_Long` (and its lead not known yet).
+    """
+    for path in paths:
+        if stop.is_set():
+            return
+        try:
+            if should_stream(path, fs):
+                yield str(path), (Path(path).stem, None, _Long(path))
+                continue
+            record = read_record(path, fs=fs)
+            one, name = classifier.choose_lead(record, lead)
+            yield str(path), (record.record_name, name, classifier.prepare(one))
+        except RecordError as exc:
+            yield str(path), exc.reason
+        except Exception as exc:  # a hostile file must fail alone, never stop the run
+            yield str(path), f"unexpected error while reading ({type(exc).__name__}: {exc})"
+
+
+def _chunks(outcomes, budget: int):
+    """Group `_read_records` outcomes into `([(path, name, lead, signal)], [(path, reason)])` chunks of at most `budget` values.
+
+    A record that would take a non-empty chunk over the budget starts the
+    next chunk; a full chunk is handed over before the next record is read;
+    a long record is a chunk alone; failures hold no samples and join the chunk being built.
+    """
+    read, failures, held = [], [], 0
+    for path, outcome in outcomes:
+        if isinstance(outcome, str):
+            failures.append((path, outcome))
+            continue
+        name, lead, signal = outcome
+        long = isinstance(signal, _Long)
+        if read and (long or held + signal.size > budget):
+            yield read, failures
+            read, failures, held = [], [], 0
+        read.append((path, name, lead, signal))
+        held += signal.size
+        if long or held >= budget:  # full: hand it over before reading on
+            yield read, failures
+            read, failures, held = [], [], 0
+    if read or failures:
+        yield read, failures
+
+
+def _classify_chunk(classifier, read, failures, fs, lead):
+    """Predict a chunk at once; if that fails, record by record so one bad record fails alone.
+
+    A classifier's `predict_proba` raises on probabilities that are not finite
+    (a broken model), so such records become failures rather than labels. A
+    long record (a chunk alone) is read and classified in pieces here.
+    """
+    if len(read) == 1 and isinstance(read[0][3], _Long):
+        path, name, _, long = read[0]
+        try:
+            with open_long_record(long.path, fs) as stream:
+                row, chosen = classify_stream(classifier, stream, lead)
+            read, probs = [(path, name, chosen, None)], row[None]
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, RecordError) else f"cannot be classified ({type(exc).__name__}: {exc})"
+            read, probs, failures = [], np.zeros((0, len(classifier.classes_))), failures + [(path, reason)]
+    else:
+        try:
+            probs = classifier.predict_proba([item[3] for item in read])
+        except Exception as exc:
+            logger.warning("classifying a chunk of %d records failed (%s: %s); retrying record by record", len(read), type(exc).__name__, exc)
+            kept, rows = [], []
+            for item in read:
+                try:
+                    rows.append(classifier.predict_proba([item[3]])[0])
+                    kept.append(item)
+                except Exception as exc_one:
+                    failures = failures + [(item[0], f"cannot be classified ({type(exc_one).__name__}: {exc_one})")]
+            read, probs = kept, np.asarray(rows).reshape(len(rows), len(classifier.classes_))
+    names, leads = [item[1] for item in read], [item[2] for item in read]
+    return Prediction(names, classifier.labels_from_proba(probs), probs, list(classifier.classes_), leads), failures

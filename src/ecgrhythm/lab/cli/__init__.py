@@ -1,0 +1,1 @@
+"""The lab's commands, plugged into `ecgrhythm` by entry points (see `ecgrhythm.cli`)."""

@@ -1,0 +1,1 @@
+"""From a record to network input: the preprocessing pipeline (`pipeline`), R-peaks (`rpeaks`), training augmentation (`augmentation`) and padded, masked batches in a few length buckets (`batching`)."""

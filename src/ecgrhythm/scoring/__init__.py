@@ -1,0 +1,1 @@
+"""Scores, pure and without I/O: the CinC 2017 score and multi-label metrics (`metrics`), calibration (`calibration`), episode metrics (`episodes`), and cross-fitted scores over folds (`crossval`)."""

@@ -1,0 +1,423 @@
+"""HTTP service: classify uploaded ECG records, and a page that draws them.
+
+`ecgrhythm serve` runs :func:`create_app` on uvicorn. Endpoints:
+
+- `GET /health` (and `HEAD`): `{"status": "ok", "model": name, "classes": [...], "max_upload_bytes": n}`
+  (never needs a token).
+- `POST /v1/classify`: multipart form with the field `files` (repeated) holding
+  one record, either a WFDB header with its signal files (`.hea` + `.mat`/`.dat`)
+  or one `.mat`, `.csv` or `.npy` file together with an `fs` field (Hz).
+- `GET /v1/examples` and `GET /v1/examples/{name}`: a few records of the default
+  CinC 2017 data, listed with their reference label, and classified by name.
+- `GET /`: the page (static HTML, JS and CSS from `ecgrhythm/service/static`, nothing
+  fetched from elsewhere).
+
+A classification is `{"record", "label", "probabilities", "classes", "lead", "fs",
+"duration_s", "window_s", "segments", "episodes", "af_burden", "signal"}`: label and probabilities are
+those of :func:`ecgrhythm.inference.streaming.classify_files` for the same file; `lead` is
+the lead a single-lead model took (the form field `lead`, a name or 0-based
+index; by default lead I, else the first); `segments`
+classifies consecutive windows of about `window_s` seconds (a rhythm timeline,
+:meth:`RhythmClassifier.predict_segments`); `episodes` are the rhythm episodes
+covering the record, AF ones to the beat, and `af_burden` the share of time in
+AF (:func:`ecgrhythm.episodes.finder.record_episodes`; both `null` for a model without
+a single lead and an `A` class);
+`signal` is the record in mV at no more than 250 Hz for drawing, with
+`values[i]` the samples of lead `leads[i]`.
+
+Every error is JSON `{"detail": "..."}`: 400 for a malformed request or a `Host`
+header that does not name this server, 403 for a cross-site POST from a web page,
+422 for a record that cannot be read or gives no finite probabilities (naming the
+uploaded file, never a server path), 413 for a body over `max_upload_bytes`
+(checked while it arrives), 408 for a body slower than `body_timeout_s`, 503 with
+`Retry-After` when `max_concurrent` requests are already at work, 401 for a
+missing or wrong bearer token, and a bare 500 for anything unexpected. Work for a
+client that disconnects stops before its turn at the model. The limits and
+checks are in :mod:`ecgrhythm.service.guard`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ecgrhythm import __version__
+from ecgrhythm.records import EcgRecord, RecordError, find_records, read_record, read_reference
+from ecgrhythm.service.guard import BodyTimeout, Guard, Limits, UploadTooLarge, default_allowed_hosts, too_large, uvicorn_config
+from ecgrhythm.service.payload import display_signal, episodes_payload
+from ecgrhythm.service.uploads import hide_folders, parse_fs, pick_record, save_uploads
+
+__all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX_UPLOAD_BYTES"]
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "ECGRHYTHM_TOKEN"
+DEFAULT_MAX_UPLOAD_BYTES = Limits.max_upload_bytes
+WINDOW_S = 10.0
+MAX_FILES = 8
+N_EXAMPLES = 8
+_PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
+SERVICE_USE = "the service (its rhythm timeline and episodes)"  # what needs whole records (RhythmClassifier.require_whole_records)
+
+
+class _Service:
+    """The loaded model and what the endpoints do with it (one per app)."""
+
+    def __init__(self, model_dir, examples_dir, classifier=None):
+        self.model_dir = model_dir
+        self.examples_dir = Path(examples_dir) if examples_dir is not None else None
+        self.classifier = classifier
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        from ecgrhythm.inference.classifier import RhythmClassifier
+
+        if self.classifier is None:
+            self.classifier = RhythmClassifier.load(self.model_dir)
+        self.classifier.require_whole_records(SERVICE_USE)
+        self.model_name = self.classifier.model_dir_.resolve().name
+        self.examples = self._find_examples()
+
+    def _find_examples(self) -> dict[str, tuple[Path, str | None]]:
+        """Up to `N_EXAMPLES` records of the examples folder, two of each reference class first."""
+        folder = self.examples_dir
+        if folder is None:
+            from ecgrhythm.config import default_data_dir
+
+            root = default_data_dir()
+            folder = root / "cinc2017" if root is not None else None
+        if folder is None or not folder.is_dir():
+            return {}
+        paths = [p for p in find_records([folder]) if p.is_file()]
+        reference_file = folder / "REFERENCE.csv"
+        try:
+            labels = read_reference(reference_file) if reference_file.is_file() else {}
+        except RecordError as exc:
+            logger.warning("ignoring example labels: %s", exc)
+            labels = {}
+        per_class = max(1, N_EXAMPLES // max(1, len(set(labels.values()))))
+        chosen, taken = [], {}
+        for path in paths:
+            label = labels.get(path.stem)
+            if taken.get(label, 0) < per_class:
+                chosen.append(path)
+                taken[label] = taken.get(label, 0) + 1
+            if len(chosen) == N_EXAMPLES:
+                break
+        for path in paths:  # fewer classes than slots: fill up in index order
+            if len(chosen) >= N_EXAMPLES:
+                break
+            if path not in chosen:
+                chosen.append(path)
+        chosen.sort(key=paths.index)
+        return {p.stem: (p, labels.get(p.stem)) for p in chosen}
+
+    def classify_path(self, path: Path, fs: float | None, *, lead=None, hide: str | None = None, cancelled: threading.Event | None = None) -> dict:
+        """Read and classify one record file (blocking: call it in a worker thread).
+
+        Args:
+            path: the `.hea` header, or the one signal file.
+            fs: sampling rate of files without a header.
+            lead: lead name or index a single-lead model takes (default: lead I, else the first).
+            hide: a folder whose path is removed from error messages.
+            cancelled: set when the client has gone; the work stops at the next step.
+
+        Raises:
+            fastapi.HTTPException: 422 naming the file when it cannot be read or used,
+                or the model gives no finite probabilities for it.
+            _ClientGone: `cancelled` was set.
+        """
+        from ecgrhythm.inference.classifier import NonFiniteOutputError
+
+        try:
+            record = read_record(path, fs=fs)
+            return self.classify_record(record, cancelled, lead=lead)
+        except RecordError as exc:
+            raise HTTPException(422, f"{Path(exc.path).name}: {hide_folders(exc.reason, hide)}") from None
+        except NonFiniteOutputError as exc:
+            logger.error("%s: %s", path.name, exc)
+            raise HTTPException(422, f"{path.name}: cannot be classified: {hide_folders(str(exc), hide)}") from None
+
+    def classify_record(self, record: EcgRecord, cancelled: threading.Event | None = None, *, lead=None) -> dict:
+        """The response body for one record: label, probabilities, segments, episodes and the signal to draw.
+
+        Only the network's work holds the lock; preparing the signal and the
+        drawing does not, and a request whose client has gone (`cancelled`)
+        stops before it takes the lock.
+        """
+        clf = self.classifier
+        _stop_if(cancelled)
+        if lead is not None and clf.n_leads_ != 1:
+            raise RecordError(record.record_name, f"the model takes {clf.n_leads_} leads, so no lead is chosen: leave the lead field empty")
+        one, lead_name = clf.choose_lead(record, lead)
+        prepared = clf.prepare(one)
+        signal = display_signal(record)
+        while not self._lock.acquire(timeout=0.1):
+            _stop_if(cancelled)
+        try:
+            _stop_if(cancelled)
+            probs, segments = clf.predict_with_segments(one, WINDOW_S, signal=prepared)
+            episodes = episodes_payload(clf, one)
+        finally:
+            self._lock.release()
+        classes = list(clf.classes_)
+        return {
+            "record": record.record_name,
+            "label": clf.labels_from_proba(probs[None])[0],
+            "probabilities": dict(zip(classes, map(float, probs))),
+            "classes": classes,
+            "lead": lead_name,
+            "fs": record.fs,
+            "duration_s": record.duration_s,
+            "window_s": WINDOW_S,
+            "segments": [
+                {
+                    "start_s": round(seg.start_s, 3),
+                    "end_s": round(seg.end_s, 3),
+                    "label": seg.label,
+                    "probabilities": dict(zip(classes, map(float, seg.probabilities))),
+                }
+                for seg in segments
+            ],
+            **episodes,
+            "signal": signal,
+        }
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its record was classified."""
+
+
+def _stop_if(cancelled: threading.Event | None) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise _ClientGone()
+
+
+async def _while_connected(request: Request, fn, *args, **kwargs):
+    """`fn(*args, cancelled=event, **kwargs)` in a worker thread; `event` is set if the client disconnects meanwhile."""
+    cancelled = threading.Event()
+
+    async def watch():
+        while not await request.is_disconnected():
+            await anyio.sleep(0.2)
+        cancelled.set()
+
+    error = None
+    async with anyio.create_task_group() as tasks:  # raised here, an error would come out wrapped in an ExceptionGroup
+        tasks.start_soon(watch)
+        try:
+            result = await run_in_threadpool(fn, *args, cancelled=cancelled, **kwargs)
+        except Exception as exc:
+            error = exc
+        tasks.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result
+
+
+def create_app(
+    model_dir=None,
+    *,
+    token=None,
+    max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
+    examples_dir=None,
+    classifier=None,
+    max_concurrent=Limits.max_concurrent,
+    header_timeout_s=Limits.header_timeout_s,
+    body_timeout_s=Limits.body_timeout_s,
+    keep_alive_s=Limits.keep_alive_s,
+    allowed_hosts=None,
+):
+    """The FastAPI application (see the module docstring for the endpoints).
+
+    The model is loaded once, when the server starts (lifespan); inference runs
+    in a worker thread, one at a time, so the event loop never waits on it.
+
+    Args:
+        model_dir: model folder (default: the shipped CinC 2017 model).
+        token: bearer token required by every endpoint but `/health` and the
+            page's static files; `None` reads `$ECGRHYTHM_TOKEN`, and an empty
+            string (or an unset variable) means no token.
+        max_upload_bytes: largest request body accepted (default 20 MB).
+        examples_dir: folder of example records (default: the CinC 2017 data
+            of :func:`ecgrhythm.config.default_data_dir`); none if missing.
+        classifier: an already loaded `RhythmClassifier` of `model_dir` to use
+            instead of loading the folder at start-up.
+        max_concurrent: requests under `/v1/` at work at once; more get 503 with `Retry-After`.
+        header_timeout_s: seconds a connection may take to send a request head (needs
+            the server of :func:`serve` or :func:`background_server`).
+        body_timeout_s: seconds from a request's start for its body to arrive (408 after).
+        keep_alive_s: seconds an idle connection stays open (the server's setting, like `header_timeout_s`).
+        allowed_hosts: names the `Host` header may give (`"*"` for any); default the loopback names.
+
+    Returns:
+        The FastAPI application; `app.state.service` holds the loaded model and
+        `app.state.limits` the :class:`~ecgrhythm.service.guard.Limits`.
+
+    Raises:
+        ValueError: a limit is not a positive number, or the token has surrounding whitespace.
+    """
+    hosts = default_allowed_hosts("127.0.0.1") if allowed_hosts is None else allowed_hosts
+    limits = Limits(max_upload_bytes, max_concurrent, header_timeout_s, body_timeout_s, keep_alive_s, hosts)
+    source = "token" if token is not None else f"${TOKEN_ENV}"
+    token = os.environ.get(TOKEN_ENV) if token is None else token
+    if token and token != token.strip():
+        raise ValueError(f"the access token ({source}) starts or ends with whitespace, which no client would send: remove it")
+    service = _Service(model_dir, examples_dir, classifier)
+    page = resources.files("ecgrhythm.service").joinpath("static", "index.html").read_text(encoding="utf-8")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await run_in_threadpool(service.load)
+        logger.info("model %s loaded; classes %s", service.model_name, service.classifier.classes_)
+        yield
+
+    app = FastAPI(title="ecgrhythm", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.service = service
+    app.state.limits = limits
+    app.mount("/static", StaticFiles(packages=[("ecgrhythm.service", "static")]), name="static")
+
+    @app.exception_handler(UploadTooLarge)
+    async def upload_too_large(request, exc):
+        return JSONResponse({"detail": too_large(max_upload_bytes)}, status_code=413, headers={"connection": "close"})
+
+    @app.exception_handler(BodyTimeout)
+    async def body_timeout(request, exc):
+        detail = f"the request body did not arrive within {body_timeout_s:g} s (the server's --body-timeout): send it faster, or a shorter record"
+        return JSONResponse({"detail": detail}, status_code=408, headers={"connection": "close"})
+
+    @app.exception_handler(_ClientGone)
+    async def client_gone(request, exc):
+        logger.info("%s %s: the client disconnected; its work was dropped", request.method, request.url.path)
+        return JSONResponse({"detail": "client closed request"}, status_code=499)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc):
+        return JSONResponse({"detail": "internal server error: the server logged the failure"}, status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return HTMLResponse(page)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)
+
+    @app.api_route("/health", methods=["GET", "HEAD"])
+    async def health():
+        return {"status": "ok", "model": service.model_name, "classes": list(service.classifier.classes_), "max_upload_bytes": max_upload_bytes}
+
+    @app.post("/v1/classify")
+    async def classify(request: Request):
+        async with request.form(max_files=MAX_FILES, max_fields=4) as form:
+            fs = parse_fs(form.get("fs"))
+            lead = str(form.get("lead") or "").strip()[:40] or None
+            with tempfile.TemporaryDirectory(prefix="ecgrhythm-upload-") as tmp:
+                names = await run_in_threadpool(save_uploads, form.getlist("files"), Path(tmp))
+                target = Path(tmp) / pick_record(names, fs)
+                result = await _while_connected(request, service.classify_path, target, fs, lead=lead, hide=tmp)
+        return JSONResponse(result)
+
+    @app.get("/v1/examples")
+    async def examples():
+        return {"examples": [{"name": name, "reference": label} for name, (_, label) in service.examples.items()]}
+
+    @app.get("/v1/examples/{name}")
+    async def classify_example(name: str, request: Request):
+        if name not in service.examples:
+            known = ", ".join(service.examples) or "none (no example data on this server)"
+            raise HTTPException(404, f"unknown example {name[:40]!r}: choose one of {known}")
+        path, label = service.examples[name]
+        result = await _while_connected(request, service.classify_path, path, None, hide=str(path.parent))
+        return JSONResponse({**result, "reference": label})
+
+    hint = "the server's --token or $" + TOKEN_ENV
+    app.add_middleware(Guard, token=token, limits=limits, public_paths=_PUBLIC_PATHS, token_hint=hint)
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None, *, allowed_hosts=None, **limits) -> None:
+    """Run the service with uvicorn until interrupted.
+
+    Args:
+        host: address to listen on (`0.0.0.0` for every interface).
+        port: TCP port.
+        model_dir: model folder (default: the shipped model).
+        token: bearer token (default `$ECGRHYTHM_TOKEN`; none if unset).
+        allowed_hosts: names the `Host` header may give (default: the listening
+            address; for a loopback or wildcard address also the loopback names,
+            and for a wildcard this machine's name and addresses).
+        **limits: `max_upload_bytes`, `max_concurrent`, `header_timeout_s`,
+            `body_timeout_s`, `keep_alive_s` (see :func:`create_app`).
+
+    Raises:
+        ModelFolderError: the model folder is missing, incomplete or altered
+            (loaded here, before the server starts, so the error is one line).
+        ValueError: a limit or the token is not usable, or the model has a fixed input length.
+    """
+    import uvicorn
+
+    from ecgrhythm.inference.classifier import RhythmClassifier
+
+    hosts = default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts
+    Limits(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
+    classifier = RhythmClassifier.load(model_dir)
+    classifier.require_whole_records(SERVICE_USE)  # before the server starts, so the error is one line
+    app = create_app(model_dir, token=token, classifier=classifier, allowed_hosts=hosts, **limits)
+    token = os.environ.get(TOKEN_ENV) if token is None else token
+    if not token and host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("serving on %s without an access token: anyone who reaches the port can use it (pass --token or set %s)", host, TOKEN_ENV)
+    uvicorn.Server(uvicorn_config(app, app.state.limits, host=host, port=port, log_level="info")).run()
+
+
+@contextlib.contextmanager
+def background_server(app, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 120.0):
+    """Run an ASGI app with uvicorn in a daemon thread (tests and benchmarks).
+
+    Args:
+        app: the application, e.g. from :func:`create_app`.
+        host: address to bind.
+        port: port, 0 for a free one.
+        timeout: seconds to wait for start-up (the model loads first).
+
+    Yields:
+        The base URL, e.g. `"http://127.0.0.1:45321"`.
+
+    Raises:
+        RuntimeError: the server did not start (its log says why).
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    limits = getattr(getattr(app, "state", None), "limits", None)  # an app of create_app: its timeouts
+    config = uvicorn_config(app, limits, log_level="warning", lifespan="on") if limits else uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="ecgrhythm-server")
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the ecgrhythm server did not start: see the log above")
+            time.sleep(0.02)
+        bound_port = sock.getsockname()[1]
+        yield f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -1,0 +1,309 @@
+"""What stands between the network and the service's endpoints: limits, timeouts and request checks.
+
+:class:`Guard` is the ASGI middleware of :func:`ecgrhythm.service.app.create_app`; :func:`uvicorn_config`
+the uvicorn settings of `ecgrhythm serve` (and of `background_server`), with a protocol that also
+times out the request head. The limits, all in :class:`Limits`:
+
+- `max_upload_bytes`: largest request body (413), checked while it arrives.
+- `max_concurrent`: requests under `/v1/` at work at once; one more gets 503 with `Retry-After`.
+- `header_timeout_s`: seconds a connection may take to send a request's head (line and headers),
+  from when it opens or its previous response ends; then it is closed.
+- `body_timeout_s`: seconds from a request's start for its whole body to arrive (408 after).
+- `keep_alive_s`: seconds an idle connection stays open between requests.
+- `allowed_hosts`: the names the `Host` header may give (400 otherwise; `*` allows any).
+
+Unsafe requests (POST and the like) from a web page of another site are refused (403), with or
+without a token: browsers send `Sec-Fetch-Site` and `Origin`, which must name this server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import json
+import socket
+
+import anyio
+
+__all__ = ["Guard", "Limits", "UploadTooLarge", "BodyTimeout", "default_allowed_hosts", "uvicorn_config", "too_large"]
+
+DRAIN_BYTES = 64 * 2**20
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+RETRY_AFTER_S = 1
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+_SAFE_METHODS = (b"GET", b"HEAD", b"OPTIONS")
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The service's limits (see the module docstring); every one a positive number."""
+
+    max_upload_bytes: int = 20 * 2**20
+    max_concurrent: int = 4
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 120.0
+    keep_alive_s: float = 5.0
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+
+    def __post_init__(self):
+        for name in ("max_upload_bytes", "max_concurrent"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"Invalid argument `{name}`: expected a positive number of seconds. Received: {name}={value!r}")
+        hosts = (self.allowed_hosts,) if isinstance(self.allowed_hosts, str) else tuple(self.allowed_hosts)
+        if not hosts or not all(isinstance(h, str) and h.strip() and h == h.strip() for h in hosts):
+            raise ValueError(
+                f"Invalid argument `allowed_hosts`: expected host names or addresses ('*' for any). Received: allowed_hosts={self.allowed_hosts!r}"
+            )
+        object.__setattr__(self, "allowed_hosts", tuple(h.lower().strip("[]") for h in hosts))
+
+
+def default_allowed_hosts(host: str) -> tuple[str, ...]:
+    """The `Host` names a server listening on `host` answers to: that address, and for a loopback or
+    wildcard address (`0.0.0.0`, `::`) the loopback names; a wildcard adds this machine's name and addresses."""
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_HOSTS:
+        return LOOPBACK_HOSTS
+    if host not in ("0.0.0.0", "::", ""):
+        return (host,)
+    names = {*LOOPBACK_HOSTS, socket.gethostname().lower(), socket.getfqdn().lower()}
+    try:
+        names |= {info[4][0].lower() for info in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    return tuple(sorted(names))
+
+
+class UploadTooLarge(Exception):
+    """The request body grew past the limit while it was being read."""
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive within `body_timeout_s`."""
+
+
+def too_large(max_bytes: int) -> str:
+    return f"the upload is larger than the server's limit of {max_bytes / 2**20:.3g} MB ({max_bytes} bytes): send a shorter record"
+
+
+async def send_json(send, status: int, detail: str, headers=()) -> None:
+    """Send a whole `{"detail": ...}` response through an ASGI `send`."""
+    body = json.dumps({"detail": detail}).encode()
+    length = str(len(body)).encode()
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", length), *headers]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _host_name(value: bytes) -> str:
+    """The name in a `Host` header value or an origin's authority, without the port."""
+    text = value.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text[1 : text.find("]")] if "]" in text else text
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+
+
+class Guard:
+    """ASGI middleware: host and origin checks, the bearer token, concurrency and body limits, security headers.
+
+    The checks run before the application reads any of the body: a declared
+    `Content-Length` over the limit is refused without passing the body on, and
+    a body without one (chunked) is counted as it arrives and refused when it
+    passes the limit. The rest of a refused body is read and dropped (up to
+    `DRAIN_BYTES`, within the body timeout) so that the client, which is still
+    sending, receives the 413 instead of a reset connection.
+
+    Args:
+        app: the ASGI application.
+        token: bearer token required by every path but `public_paths` and `/static/`; `None` for none.
+        limits: the :class:`Limits`.
+        public_paths: paths that never need the token.
+        token_hint: how the server was given its token, for the 401 message.
+    """
+
+    def __init__(self, app, *, token: str | None, limits: Limits, public_paths=(), token_hint: str = "the server's token"):
+        self.app = app
+        self.token = token.encode() if token else None
+        self.limits = limits
+        self.public_paths = tuple(public_paths)
+        self.token_hint = token_hint
+        self.active = 0  # requests under /v1/ at work (one event loop: no lock needed)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_secure(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        headers = dict(scope.get("headers") or [])
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            expects_continue = b"100-continue" in headers.get(b"expect", b"").lower()
+            if refusal[0] == 413 and not expects_continue and int(headers[b"content-length"]) <= self.limits.max_upload_bytes + DRAIN_BYTES:
+                with contextlib.suppress(BodyTimeout):
+                    await self._drain(self._timed(receive, limited=False))
+            return await send_json(send_secure, *refusal)
+        path = scope.get("path", "")
+        if not path.startswith("/v1/"):
+            return await self.app(scope, self._timed(receive), send_secure)
+        if self.active >= self.limits.max_concurrent:
+            detail = f"the server is busy with {self.active} requests (its limit, --max-concurrent): try again in a moment"
+            return await send_json(send_secure, 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+        self.active += 1
+        try:
+            await self.app(scope, self._timed(receive), send_secure)
+        finally:
+            self.active -= 1
+
+    def _refusal(self, scope, headers) -> tuple | None:
+        """`(status, detail, headers)` of a request refused on its head alone, else None."""
+        limits = self.limits
+        host = _host_name(headers.get(b"host", b""))
+        if "*" not in limits.allowed_hosts and host not in limits.allowed_hosts:
+            shown = headers.get(b"host", b"").decode("latin-1")[:80]
+            return (
+                400,
+                f"the Host header {shown!r} does not name this server: use {limits.allowed_hosts[0]}, or start it with --allowed-hosts NAME",
+                (),
+            )
+        if scope.get("method", "GET").encode() not in _SAFE_METHODS:
+            site = headers.get(b"sec-fetch-site", b"").lower()
+            origin = headers.get(b"origin")
+            cross_site = site not in (b"", b"same-origin", b"none")
+            if origin is not None:
+                scheme, _, authority = origin.partition(b"://")
+                cross_site |= scheme.decode("latin-1").lower() != scope.get("scheme", "http") or _host_name(authority) != host
+            if cross_site:
+                return 403, "cross-site request refused: send it from the service's own page or a non-browser client", ()
+        path = scope.get("path", "")
+        if self.token and not (path in self.public_paths or path.startswith("/static/")) and not self._authorised(headers):
+            detail = f"missing or wrong access token: send 'Authorization: Bearer TOKEN' ({self.token_hint})"
+            return 401, detail, [(b"www-authenticate", b"Bearer")]
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return 400, f"invalid Content-Length header {declared.decode('latin-1')[:40]!r}", ()
+            if int(declared) > limits.max_upload_bytes:
+                return 413, too_large(limits.max_upload_bytes), [(b"connection", b"close")]
+        return None
+
+    @staticmethod
+    async def _drain(receive) -> None:
+        """Read and drop the rest of a request body, at most `DRAIN_BYTES` of it."""
+        dropped = 0
+        while dropped <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            dropped += len(message.get("body", b""))
+
+    def _timed(self, receive, *, limited: bool = True):
+        """`receive` with the body deadline and (if `limited`) the size limit.
+
+        Raises (when awaited):
+            BodyTimeout: the body did not arrive in time.
+            UploadTooLarge: the body passed the limit (the rest of it is drained first).
+        """
+        limits = self.limits
+        deadline = anyio.current_time() + limits.body_timeout_s
+        received = 0
+        done = False
+
+        async def timed():
+            nonlocal done
+            if done:
+                return await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                done = True
+                raise BodyTimeout() from None
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def counted():
+            nonlocal received
+            message = await timed()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limits.max_upload_bytes:
+                    if not done:
+                        await self._drain(timed)
+                    raise UploadTooLarge()
+            return message
+
+        return counted if limited else timed
+
+    def _authorised(self, headers) -> bool:
+        scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token)
+
+
+def _header_timeout_protocol(header_timeout_s: float):
+    """uvicorn's h11 protocol, closing a connection whose request head takes over `header_timeout_s` to arrive.
+
+    uvicorn's own `timeout_keep_alive` only runs while a connection is idle
+    between requests, and stops at the first byte: a client that trickles a
+    header line would hold the connection for ever.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11Protocol(H11Protocol):
+        _head_timer = None
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def on_response_complete(self):
+            if not self.transport.is_closing():
+                self._arm_head_timer()  # for the next request; a pipelined one already here disarms it
+            super().on_response_complete()
+
+        def handle_events(self):
+            cycle = self.cycle
+            super().handle_events()
+            if self.cycle is not cycle:  # a request head arrived
+                self._disarm_head_timer()
+
+        def connection_lost(self, exc):
+            self._disarm_head_timer()
+            super().connection_lost(exc)
+
+        def _arm_head_timer(self):
+            self._disarm_head_timer()
+            self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+
+        def _disarm_head_timer(self):
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self):
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.logger.info("closing a connection whose request head did not arrive within %s s", header_timeout_s)
+                self.transport.close()
+
+    return HeaderTimeoutH11Protocol
+
+
+def uvicorn_config(app, limits: Limits, **kwargs):
+    """A `uvicorn.Config` for `app` with the timeouts of `limits` (other settings from `kwargs`)."""
+    import uvicorn
+
+    return uvicorn.Config(app, http=_header_timeout_protocol(limits.header_timeout_s), timeout_keep_alive=limits.keep_alive_s, **kwargs)

@@ -1,0 +1,104 @@
+"""Uploads to the service: sanitised file names, the record among the files, the `fs` field, and messages free of server paths.
+
+One upload is one record: a WFDB header with its signal files, or one `.mat`, `.csv` or `.npy`
+file with the sampling rate in the form field `fs`. Problems are `HTTPException`s naming the
+uploaded file, never a server path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import HTTPException
+
+from ecgrhythm.records import RecordError, check_fs, record_suffixes
+
+__all__ = ["UPLOAD_SUFFIXES", "safe_name", "parse_fs", "pick_record", "save_uploads", "hide_folders"]
+
+UPLOAD_SUFFIXES = (*record_suffixes(), ".dat")  # .dat: WFDB signal files, read through their header
+
+
+def safe_name(filename) -> str:
+    """The uploaded file's base name, reduced to `[A-Za-z0-9._-]`, or an HTTP 400."""
+    raw = str(filename or "")
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", re.split(r"[\\/]", raw)[-1].strip()).lstrip(".")
+    if not base or len(base) > 128:
+        raise HTTPException(400, f"uploaded file name {raw[:80]!r} is not usable: name files like A00001.hea")
+    suffix = Path(base).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise HTTPException(
+            400,
+            f"{base}: unsupported file type {suffix or '(none)'!r}: upload a .hea header with its .mat/.dat signal file, or one .mat, .csv or .npy file with fs",
+        )
+    return base
+
+
+def parse_fs(value) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return check_fs(float(value) if isinstance(value, str) else math.nan, "fs", fix="send the rate of the file in Hz")
+    except ValueError as exc:  # RecordError is a ValueError
+        reason = exc.reason if isinstance(exc, RecordError) else "expected a number of Hz"
+        raise HTTPException(422, f"fs: {reason} (got {str(value)[:40]!r})") from None
+
+
+def pick_record(names: list[str], fs: float | None) -> str:
+    """The file to read among the uploaded `names`: the header, or the one signal file."""
+    if not names:
+        raise HTTPException(400, "no file uploaded: send the record in the form field 'files'")
+    if len(set(names)) != len(names):
+        raise HTTPException(400, f"the same file name was uploaded twice: {sorted(names)}")
+    headers = [n for n in names if n.lower().endswith(".hea")]
+    if len(headers) > 1:
+        raise HTTPException(400, f"upload one record at a time: got the headers {', '.join(headers)}")
+    if headers:
+        extra = [n for n in names if Path(n).suffix.lower() not in (".hea", ".mat", ".dat")]
+        if extra:
+            raise HTTPException(400, f"{extra[0]}: a WFDB upload holds the header {headers[0]} and its .mat/.dat signal files only")
+        return headers[0]
+    if len(names) > 1:
+        raise HTTPException(
+            400,
+            f"several files ({', '.join(names)}) but no .hea header: upload one .mat, .csv or .npy file with fs, or a header with its signal files",
+        )
+    name = names[0]
+    if name.lower().endswith(".dat"):
+        raise HTTPException(422, f"{name}: a .dat signal file needs its .hea header: upload both together")
+    if fs is None:
+        raise HTTPException(422, f"{name}: the file has no header and so no sampling rate: send it in the form field 'fs' (Hz)")
+    return name
+
+
+def hide_folders(text: str, folder=None) -> str:
+    """`text` with the folders of server paths under `folder` or the temporary folder cut off, leaving the file names.
+
+    The readers may name files in a folder of their own (a WFDB view under
+    the temporary folder), not only in the upload folder.
+    """
+    roots = {str(folder), os.path.realpath(folder)} if folder else set()
+    roots |= {tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir())}
+    for root in sorted(roots, key=len, reverse=True):
+        text = re.sub(re.escape(root.rstrip(os.sep)) + r"(?:[\\/][^\s'\"\\/]+)*[\\/]", "", text)
+    return text
+
+
+def save_uploads(uploads, folder: Path) -> list[str]:
+    """Copy uploaded files into `folder` under sanitised names; returns the names."""
+    names = []
+    for upload in uploads:
+        if isinstance(upload, str) or not hasattr(upload, "file"):
+            raise HTTPException(400, "the form field 'files' must hold uploaded files, not text")
+        name = safe_name(upload.filename)
+        if name in names:
+            raise HTTPException(400, f"{name}: the same file name was uploaded twice")
+        upload.file.seek(0)
+        with open(folder / name, "xb") as out:
+            shutil.copyfileobj(upload.file, out, 1 << 20)
+        names.append(name)
+    return names

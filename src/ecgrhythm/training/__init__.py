@@ -1,0 +1,1 @@
+"""Training: the training run (`trainer`), its checkpoints (`checkpoint`), data-parallel training (`parallel`), labelled data (`data`), and cross-validation (`crossval`, its `folds` and out-of-fold probabilities `oof`)."""

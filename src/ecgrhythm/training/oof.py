@@ -1,0 +1,140 @@
+"""Out-of-fold probabilities of a cross-validation: each fold's `oof.csv` (and `oof-last.csv`), pooled once all are there.
+
+Each row is `record,fold,truth,<one probability per class>`; a fold writes its file when it is finished,
+and :func:`pool_oof` joins them in fold order into the folder's own `oof.csv` once every fold has one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ecgrhythm.training.folds import Folds, fold_dir, read_folds
+from ecgrhythm.utils.io import atomic_write_text
+
+__all__ = [
+    "OOF_FILE",
+    "LAST_OOF_FILE",
+    "oof_text",
+    "read_oof",
+    "pool_oof",
+    "pooled_oof_text",
+    "finished_oof",
+    "finished_in_every",
+]
+
+OOF_FILE = "oof.csv"
+
+
+LAST_OOF_FILE = "oof-last.csv"  # the out-of-fold probabilities of each fold network's last epoch
+
+
+def oof_text(names, fold: int, truth, probabilities: np.ndarray, classes) -> str:
+    """Out-of-fold rows `record,fold,true_label,<one probability column per class>` as CSV text (with the header)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["record", "fold", "true_label", *classes])
+    for name, label, row in zip(names, truth, probabilities):
+        writer.writerow([name, fold, label, *(f"{p:.6f}" for p in row)])
+    return out.getvalue()
+
+
+def read_oof(path) -> tuple[list[str], np.ndarray, list[str], np.ndarray, list[str]]:
+    """An out-of-fold CSV (a fold's or the pooled `oof.csv`).
+
+    Returns:
+        `(names, folds (n,), true labels, probabilities (n, n_classes), classes)`.
+
+    Raises:
+        ValueError: the file is not such a CSV.
+    """
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0][:3] != ["record", "fold", "true_label"] or len(rows) < 2:
+        raise ValueError(f"{path}: not an out-of-fold probability file (record,fold,true_label,<classes> with one row per record)")
+    classes = rows[0][3:]
+    try:
+        probs = np.array([[float(v) for v in r[3:]] for r in rows[1:]], dtype=float).reshape(len(rows) - 1, len(classes))
+        folds = np.array([int(r[1]) for r in rows[1:]])
+    except ValueError as exc:
+        raise ValueError(f"{path}: not an out-of-fold probability file ({exc})") from None
+    return [r[0] for r in rows[1:]], folds, [r[2] for r in rows[1:]], probs, classes
+
+
+def pool_oof(output: Path, n_folds: int) -> Path | None:
+    """Write `output/oof.csv` once every fold's `oof.csv` is there (their rows in fold order), and then
+    `output/oof-last.csv` if every fold has its `oof-last.csv`. A pooled file whose folds are not all there (one was
+    removed to be trained again, or lost its last-epoch probabilities) is removed: it would hold what they replace.
+
+    Returns:
+        The pooled `oof.csv`, or `None` while some fold is unfinished.
+    """
+    if not _pool(output, n_folds, OOF_FILE):
+        return None
+    _pool(output, n_folds, LAST_OOF_FILE)
+    return output / OOF_FILE
+
+
+def _pool(output: Path, n_folds: int, filename: str) -> bool:
+    """Write `output/filename` from every fold's file of that name, if all are there, else remove it; whether it did."""
+    paths = [fold_dir(output, k) / filename for k in range(n_folds)]
+    if not all(path.is_file() for path in paths):
+        (output / filename).unlink(missing_ok=True)
+        return False
+    atomic_write_text(output / filename, pooled_oof_text([path.read_text(encoding="utf-8") for path in paths]))
+    return True
+
+
+def pooled_oof_text(texts) -> str:
+    """One out-of-fold CSV text from several (:func:`oof_text`, one per fold, same classes): the first header, then every row in order."""
+    parts = [text.splitlines(keepends=True) for text in texts]
+    return "".join([parts[0][0], *(line for part in parts for line in part[1:])])
+
+
+def finished_oof(output: Path, partial: bool, filename: str = OOF_FILE):
+    """`read_oof` of the folds' files `filename` (`oof.csv`, or `oof-last.csv`) pooled in fold order: every fold's, or
+    (`partial`) those of the folds that have one. Read from the folds' own files, so a pooled file left from
+    another state of the folder is never used."""
+    paths = [fold_dir(output, k) / filename for k in range(len(read_folds(output).folds))]
+    missing = [k for k, path in enumerate(paths) if not path.is_file()]
+    if len(missing) == len(paths) or missing and not partial:
+        if filename == LAST_OOF_FILE and all((fold_dir(output, k) / OOF_FILE).is_file() for k in missing):
+            raise FileNotFoundError(
+                f"{output}: fold(s) {missing} are finished but have no {filename} (run before it was written, or without a checkpoint); "
+                "rerun 'ecgrhythm crossval' with the same options and --fold K for each (it reads the fold's checkpoint, it does not train), "
+                "or for an ensemble of cross-validations, its members so, then 'ecgrhythm ensemble --crossval' again"
+            )
+        if partial:
+            raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{filename}); run at least one fold with 'ecgrhythm crossval --fold K'")
+        raise FileNotFoundError(
+            f"{output}: fold(s) {missing} have no {filename}: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same "
+            "options (or report the finished folds with --partial-report)"
+        )
+    parts = [read_oof(path) for path in paths if path.is_file()]
+    if any(part[4] != parts[0][4] for part in parts):
+        raise ValueError(f"{output}: the finished folds' {filename} files have different classes; the folder mixes runs, start it again")
+    names, truth = [n for part in parts for n in part[0]], [t for part in parts for t in part[2]]
+    return names, np.concatenate([part[1] for part in parts]), truth, np.concatenate([part[3] for part in parts]), parts[0][4]
+
+
+def finished_in_every(members) -> tuple[Folds, list[int]]:
+    """`(folds, finished)`: the folds shared by the cross-validation folders `members` and the folds whose `oof.csv`
+    every member has, in order.
+
+
+    Raises:
+        ValueError: a member has other folds than the first, or no fold is finished in every member.
+    """
+    members = [Path(m) for m in members]
+    folds = read_folds(members[0])
+    for member in members[1:]:
+        if read_folds(member).digest != folds.digest:
+            raise ValueError(f"{member}: other folds than {members[0]}")
+    finished = [k for k in range(len(folds.folds)) if all((fold_dir(m, k) / OOF_FILE).is_file() for m in members)]
+    if not finished:
+        raise ValueError(f"no fold is finished in every one of {[str(m) for m in members]}: run their cross-validations first")
+    return folds, finished

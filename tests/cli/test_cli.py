@@ -1,0 +1,281 @@
+import csv
+import functools
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ecgrhythm.cli as cli
+import ecgrhythm.inference.streaming as streaming
+from ecgrhythm.cli import main
+from ecgrhythm.inference.classifier import RhythmClassifier
+
+GOOD = ["A00001", "A00002", "A00003", "A00004"]
+
+
+@pytest.fixture(autouse=True)
+def _no_compilation_cache(monkeypatch):
+    """Keep in-process runs from writing a JAX cache into the home folder."""
+    monkeypatch.setenv(cli.CACHE_ENV, "off")
+
+
+COLUMNS = ["record", "label", "lead", "N", "A", "O", "~"]
+
+
+def _copy(cinc2017_dir, folder, names):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        for suffix in (".hea", ".mat"):
+            shutil.copy(cinc2017_dir / f"{name}{suffix}", folder)
+    return folder
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def _check_rows(rows, names, lead="ECG"):
+    assert rows[0] == COLUMNS
+    assert [r[0] for r in rows[1:]] == names
+    for r in rows[1:]:
+        probs = np.array(r[3:], dtype=float)
+        assert r[1] == COLUMNS[3 + int(np.argmax(probs))] and r[2] == lead  # the one lead of a CinC 2017 record
+        assert probs.sum() == pytest.approx(1.0, abs=1e-4) and (probs >= 0).all()
+
+
+def test_classify_keeps_going_past_an_unreadable_file(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
+    (folder / "A00002b.hea").write_text("A00002b 1 300 9000\nA00002b.mat 16 1000 16 0 0 0 0 ECG\n")  # no signal file
+    (folder / "noise.npy").write_bytes(b"\x93NUMPY garbage")
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(folder), "--output", str(out), "--model", str(tiny_model_dir), "--fs", "300"]) == 1
+    captured = capsys.readouterr()
+    _check_rows(_rows(out), GOOD)
+    bad_lines = captured.err.strip().splitlines()
+    assert len(bad_lines) == 2 and "Traceback" not in captured.err
+    assert "A00002b.hea: " in bad_lines[0] and "A00002b.mat" in bad_lines[0]  # the file and the reason
+    assert "noise.npy" in bad_lines[1]
+    assert "classified 4 records" in captured.out and "2 failed" in captured.out
+
+
+def test_classify_all_good_folder_exits_0_and_matches_the_python_api(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
+    out = tmp_path / "sub" / "out.csv"
+    assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 0
+    assert capsys.readouterr().err == ""
+    rows = _rows(out)
+    _check_rows(rows, GOOD)
+    api = RhythmClassifier.load(tiny_model_dir).predict_records([folder / "A00003.hea"])
+    cli = np.array(rows[3][3:], dtype=float)
+    np.testing.assert_allclose(api.probabilities[0], cli, atol=2e-6)
+    assert api.labels[0] == rows[3][1]
+    assert [p.name for p in out.parent.iterdir()] == ["out.csv"]  # no temporary files left
+
+
+def test_classify_a_folder_with_a_records_index(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    folder = _copy(cinc2017_dir, tmp_path / "in", GOOD + ["A00005"])
+    (folder / "RECORDS").write_text("A00004\nA00001\nA00005\n")
+    shutil.copy(cinc2017_dir / "REFERENCE.csv", folder)
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 0
+    _check_rows(_rows(out), ["A00004", "A00001", "A00005"])
+    assert "REFERENCE" not in capsys.readouterr().err
+
+
+def test_classify_headerless_files_need_fs(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    from ecgrhythm.records import read_record
+
+    record = read_record(cinc2017_dir / "A00001.hea")
+    np.save(tmp_path / "rec.npy", record.signal[:, 0])
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(tmp_path / "rec.npy"), "-o", str(out), "--model", str(tiny_model_dir)]) == 1
+    assert "rec.npy" in capsys.readouterr().err and _rows(out) == [COLUMNS]
+    assert main(["classify", str(tmp_path / "rec.npy"), "-o", str(out), "--model", str(tiny_model_dir), "--fs", "300"]) == 0
+    _check_rows(_rows(out), ["rec"], lead="lead1")
+
+
+def test_classify_command_line_errors_exit_2_in_one_line(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    record = str(cinc2017_dir / "A00001.hea")
+    out = tmp_path / "out.csv"
+    bad_model = tmp_path / "not_a_model"
+    bad_model.mkdir()
+    (bad_model / "config.json").write_text("{}")
+    for args in (["--model", str(bad_model)], ["--model", str(tmp_path / "missing")]):
+        assert main(["classify", record, "-o", str(out), *args]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(tmp_path) in err
+    assert main(["classify", record, "-o", str(tmp_path), "--model", str(tiny_model_dir)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["classify", str(tmp_path / "empty"), "-o", str(out), "--model", str(tiny_model_dir)]) == 2
+    assert "no records found" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["classify", record, "-o", str(out), "--fs", "-3"])
+    assert exit_info.value.code == 2
+
+
+def test_a_crash_mid_way_leaves_no_half_file(tmp_path, cinc2017_dir, tiny_model_dir, monkeypatch, capsys):
+    folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    real_chunk, real_iter = streaming._classify_chunk, streaming.iter_classify_files
+    calls = []
+
+    def crash_on_second_chunk(classifier, read, failures, *rest):
+        calls.append(len(read))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_chunk(classifier, read, failures, *rest)
+
+    monkeypatch.setattr(streaming, "iter_classify_files", functools.partial(real_iter, chunk_samples=1))  # one record per chunk
+    monkeypatch.setattr(streaming, "_classify_chunk", crash_on_second_chunk)
+    assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 130
+    assert calls == [1, 1]
+    assert out.read_text() == "previous\n" and sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.csv"]
+
+
+def test_an_output_that_is_an_input_is_refused_before_anything_is_written(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    folder = _copy(cinc2017_dir, tmp_path / "same3", GOOD[:3])
+    (folder / "RECORDS").write_text("A00001\nA00002\nA00003\n")
+    shutil.copy(cinc2017_dir / "REFERENCE.csv", folder)
+    os.link(folder / "A00002.mat", tmp_path / "second-name.mat")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    attempts = [
+        [str(folder), "--output", str(folder / "A00003.mat")],  # the issue's case: a signal file named inside a header
+        [str(folder), "--output", str(folder / "A00001.hea")],
+        [str(folder), "--output", str(folder / "RECORDS")],
+        [str(folder), "--output", str(folder / "REFERENCE.csv")],
+        [str(folder / "A00002.hea"), "--output", str(tmp_path / "second-name.mat")],  # a hard link to a signal file
+        [str(folder / "A00002.mat"), "--output", str(folder / "A00002.hea")],  # the header a signal file is read through
+    ]
+    for args in attempts:
+        assert main(["classify", *args, "--model", str(tiny_model_dir)]) == 2, args
+        err = capsys.readouterr().err
+        assert "would replace" in err and args[-1] in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # An earlier output of ours in the input folder is not a record, and is replaced.
+    out = folder / "predictions.csv"
+    for _ in range(2):
+        assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 0
+        _check_rows(_rows(out), GOOD[:3])
+
+
+def test_an_output_symlink_stays_a_link(tmp_path, cinc2017_dir, tiny_model_dir):
+    (tmp_path / "results").mkdir()
+    target = tmp_path / "results" / "latest.csv"
+    target.write_text("previous\n")
+    link = tmp_path / "out.csv"
+    link.symlink_to(target)
+    assert main(["classify", str(cinc2017_dir / "A00001.hea"), "-o", str(link), "--model", str(tiny_model_dir)]) == 0
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    _check_rows(_rows(target), ["A00001"])
+
+
+def test_an_output_device_stays_a_device(tmp_path, cinc2017_dir, tiny_model_dir):
+    device = os.devnull
+    if os.geteuid() == 0:  # a private null device: a regression must not replace the machine's /dev/null
+        device = tmp_path / "null"
+        try:
+            os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("root without the right to make device nodes")
+    assert main(["classify", str(cinc2017_dir / "A00001.hea"), "-o", str(device), "--model", str(tiny_model_dir)]) == 0
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+
+
+def test_a_model_giving_nan_fails_every_record_by_name(tmp_path, cinc2017_dir, tiny_model_dir, monkeypatch, capsys):
+    broken = RhythmClassifier.load(tiny_model_dir)
+    head = [v for v in broken.model_.trainable_variables if "kernel" in v.path][-1]
+    head.assign(np.full(head.shape, np.nan, dtype="float32"))
+    monkeypatch.setattr(cli.common, "load_classifier", lambda model_dir: broken)
+    folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == len(GOOD) and all(f"{n}.hea" in line and "non-finite probabilities" in line for n, line in zip(GOOD, err))
+    assert _rows(out) == [COLUMNS]
+
+
+def test_sigterm_removes_the_temporary_file_and_exits_143(tmp_path, cinc2017_dir, tiny_model_dir):
+    import ecgrhythm
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for header in sorted(cinc2017_dir.glob("A0*.hea"))[:400]:
+        for suffix in (".hea", ".mat"):
+            (folder / header.with_suffix(suffix).name).symlink_to(header.with_suffix(suffix))
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    src = str(Path(ecgrhythm.__file__).parents[1])
+    env = {**os.environ, "KERAS_BACKEND": "jax", cli.CACHE_ENV: "off", "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ecgrhythm.cli", "classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not list(tmp_path.glob(".out.csv.*.tmp")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(tmp_path.glob(".out.csv.*.tmp")), "the run never opened its temporary file"
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert out.read_text() == "previous\n" and sorted(p.name for p in tmp_path.iterdir()) == ["many", "out.csv"]
+
+
+def test_installed_console_script(tmp_path, cinc2017_dir, tiny_model_dir):
+    script = Path(sys.executable).with_name("ecgrhythm")
+    if not script.exists():
+        pytest.skip("the ecgrhythm console script is not installed beside this Python")
+    out = tmp_path / "out.csv"
+    env = {**os.environ, "KERAS_BACKEND": "jax", cli.CACHE_ENV: str(tmp_path / "cache")}
+    result = subprocess.run(
+        [str(script), "classify", str(cinc2017_dir / "A00001.hea"), str(tmp_path / "nope.mat"), "-o", str(out), "--model", str(tiny_model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "nope.mat" in result.stderr and "Traceback" not in result.stderr
+    _check_rows(_rows(out), ["A00001"])
+    assert (tmp_path / "cache").is_dir()
+
+
+def test_compilation_cache_location():
+    assert cli.compilation_cache_dir({"HOME": "/h", "XDG_CACHE_HOME": "/c"}) == Path("/c/ecgrhythm/jax")
+    assert cli.compilation_cache_dir({cli.CACHE_ENV: "/tmp/x"}) == Path("/tmp/x")
+    assert cli.compilation_cache_dir({cli.CACHE_ENV: "off"}) is None
+
+
+def test_a_record_named_twice_is_classified_once(tmp_path, cinc2017_dir, tiny_model_dir):
+    out = tmp_path / "out.csv"
+    header, signal = cinc2017_dir / "A00001.hea", cinc2017_dir / "A00001.mat"
+    assert main(["classify", str(header), str(signal), str(header), "--model", str(tiny_model_dir), "-o", str(out)]) == 0
+    assert [row.split(",")[0] for row in out.read_text().splitlines()[1:]] == ["A00001"]
+
+
+def test_fixed_length_option_of_train_and_crossval(tmp_path, capsys):
+    for command in ("train", "crossval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "--fixed-length SECONDS" in capsys.readouterr().out
+        assert main([command, "--data", str(tmp_path / "no-data"), "--output", str(tmp_path / "out"), "--fixed-length", "0"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"ecgrhythm {command}: error: Invalid argument `fixed_length_s`") and err.count("\n") == 1
+        assert not (tmp_path / "out").exists()

@@ -1,0 +1,31 @@
+"""Beat detection: sleepecg's fast detector against wfdb's XQRS on real records, and stretches without beats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgrhythm.preprocessing.rpeaks import MIN_DETECT_S, detect_beats, detect_r_peaks
+from ecgrhythm.records import read_record
+
+
+@pytest.mark.parametrize("name", ["A00001", "A00004"])  # normal rhythm, AF
+def test_the_fast_detector_finds_the_beats_xqrs_finds_on_real_records(cinc2017_dir, name):
+    record = read_record(cinc2017_dir / f"{name}.hea")
+    lead = record.signal[:, 0]
+    fast, xqrs = detect_beats(lead, record.fs), detect_r_peaks(lead, record.fs)
+    assert len(fast) > 20 and np.all(np.diff(fast) > 0)
+    # every XQRS beat has a fast beat within 20 ms, and nearly all fast beats have an XQRS beat
+    nearest = np.abs(fast[None, :] - xqrs[:, None]).min(axis=1)
+    assert np.all(nearest <= 0.02 * record.fs)
+    assert abs(len(fast) - len(xqrs)) <= 1
+
+
+def test_flat_short_or_scaled_stretches(cinc2017_dir):
+    record = read_record(cinc2017_dir / "A00001.hea")
+    lead = record.signal[:, 0]
+    for detect, shortest in ((detect_beats, 1.0), (detect_r_peaks, MIN_DETECT_S)):
+        assert detect(np.full(3000, 0.7), record.fs).size == 0
+        assert detect(lead[: int(shortest * record.fs) - 1], record.fs).size == 0
+    # the fast detector scales the stretch first: an offset and a huge gain change nothing
+    np.testing.assert_array_equal(detect_beats(1e20 * lead + 5.0, record.fs), detect_beats(lead, record.fs))

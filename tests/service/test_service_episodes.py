@@ -1,0 +1,74 @@
+"""The service's AF episodes, AF burden and lead choice on real cpsc2021 records, and `serve --max-upload-mb`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx")
+
+from ecgrhythm.episodes.finder import record_episodes  # noqa: E402
+from ecgrhythm.records import read_record  # noqa: E402
+from ecgrhythm.service.app import background_server, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_dir, cpsc2021_dir):
+    app = create_app(tiny_model_dir, token="", examples_dir=cpsc2021_dir)
+    with background_server(app) as url:
+        yield url, app.state.service.classifier
+
+
+def _post(url, header, **fields):
+    files = [("files", (p.name, p.read_bytes())) for p in (header, header.with_suffix(".dat"))]
+    with httpx.Client(base_url=url, timeout=300) as client:
+        return client.post("/v1/classify", files=files, data=fields)
+
+
+def test_the_api_returns_the_episodes_the_burden_and_the_lead(server, cpsc2021_dir):
+    url, clf = server
+    header = cpsc2021_dir / "data_101_6.hea"  # 2 leads (I, II), paroxysmal AF
+    record = read_record(header)
+    for lead, name in ((None, "I"), ("II", "II"), ("1", "II")):
+        response = _post(url, header, **({"lead": lead} if lead else {}))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        expected = record_episodes(clf, record, lead)
+        assert body["lead"] == name == expected.lead
+        starts, ends = [e["start_s"] for e in body["episodes"]], [e["end_s"] for e in body["episodes"]]
+        assert starts[0] == 0 and ends[-1] == pytest.approx(record.duration_s, abs=1e-3) and starts[1:] == ends[:-1]  # covering the record
+        assert [e["label"] for e in body["episodes"]] == [e.label for e in expected.episodes]
+        np.testing.assert_allclose(starts, [e.start_s for e in expected.episodes], atol=1e-3)
+        assert body["af_burden"] == pytest.approx(expected.af_burden, abs=1e-4)
+        probs = clf.predict_proba([clf.prepare(record, lead)])[0]
+        np.testing.assert_allclose(list(body["probabilities"].values()), probs, atol=1e-6)
+
+
+def test_an_unknown_lead_is_refused_naming_it(server, cpsc2021_dir):
+    response = _post(server[0], cpsc2021_dir / "data_101_6.hea", lead="V5")
+    assert response.status_code == 422
+    assert "data_101_6" in response.json()["detail"] and "no lead 'V5': the record has ['I', 'II']" in response.json()["detail"]
+
+
+def test_serve_takes_max_upload_mb(monkeypatch, capsys):
+    import ecgrhythm.service.app as service
+    from ecgrhythm.cli import main
+
+    seen = {}
+    monkeypatch.setattr(service, "serve", lambda *args, **kwargs: seen.update(kwargs))
+    assert main(["serve", "--max-upload-mb", "200"]) == 0
+    assert seen["max_upload_bytes"] == 200 * 2**20
+    assert main(["serve"]) == 0 and seen["max_upload_bytes"] == 20 * 2**20
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--max-upload-mb", "0"])
+    assert exit_info.value.code == 2 and "--max-upload-mb: expected a positive number of MiB, got '0'" in capsys.readouterr().err
+
+
+def test_a_long_upload_needs_a_raised_limit(tiny_model_dir, cpsc2021_dir):
+    header = cpsc2021_dir / "data_84_1.hea"  # 8.7 minutes, 2 leads: about 420 kB
+    size = sum(p.stat().st_size for p in (header, header.with_suffix(".dat")))
+    for limit, status in ((size // 2, 413), (2 * size, 200)):
+        app = create_app(tiny_model_dir, token="", max_upload_bytes=limit)
+        with background_server(app) as url:
+            response = _post(url, header)
+        assert response.status_code == status, response.text
