@@ -30,7 +30,7 @@ from _common import emit, fail, machine
 
 def epoch_rows(model_dir: Path) -> list[dict]:
     """Per-epoch rows of the run's `training_log.csv` (fit and validation seconds as floats)."""
-    from ecgrhythm.training.trainer import LOG_FILE
+    from ecgrhythm.networks.saving import LOG_FILE
 
     with open(model_dir / LOG_FILE, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -76,7 +76,8 @@ def main(argv=None) -> int:
     if args.workdir and Path(args.workdir).exists():
         fail(f"--workdir {args.workdir} exists: pass a new folder")
 
-    from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
+    from ecgrhythm.config import PreprocessConfig, TrainConfig
+    from ecgrhythm.networks.registry import default_config
     from ecgrhythm.training.trainer import train
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ecgrhythm-bench-"))
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
         "epochs_log": rows,
         "wall_s": round(wall, 2),
         "outside_epochs_s": round(wall - sum(r["fit_s"] + r["val_s"] for r in rows), 2),
-        "config": {"preprocess": PreprocessConfig().to_dict(), "model": ModelConfig().to_dict(), "train": tc.to_dict()},
+        "config": {"preprocess": PreprocessConfig().to_dict(), "model": default_config().to_dict(), "train": tc.to_dict()},
         "machine": machine(),
     }
     emit(out, args.output)

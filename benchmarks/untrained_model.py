@@ -24,8 +24,8 @@ from _common import fail
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--like", required=True, help="trained model folder whose classes, preprocessing and architecture to copy")
-    parser.add_argument("--lstm-units", type=int, help="LSTM units per direction instead of --like's")
-    parser.add_argument("--lstm-layers", type=int, help="LSTM layers instead of --like's")
+    parser.add_argument("--lstm-units", type=int, help="LSTM units per direction instead of --like's (a CNN + LSTM folder)")
+    parser.add_argument("--lstm-layers", type=int, help="LSTM layers instead of --like's (a CNN + LSTM folder)")
     parser.add_argument("--networks", type=int, default=1, help="networks in the folder, 1 to the ensemble limit (default %(default)s)")
     parser.add_argument("--output", required=True, help="model folder to write (a new folder)")
     args = parser.parse_args()
@@ -37,8 +37,8 @@ def main() -> int:
 
     import keras
 
-    from ecgrhythm.config import ModelConfig, PreprocessConfig
-    from ecgrhythm.networks.cnn_lstm import build_network
+    from ecgrhythm.config import PreprocessConfig
+    from ecgrhythm.networks.registry import build_network, config_from_dict
     from ecgrhythm.networks.saving import MAX_MEMBERS, assemble_ensemble, save_model_dir
 
     if not 1 <= args.networks <= MAX_MEMBERS:
@@ -46,13 +46,13 @@ def main() -> int:
 
     config = json.loads((like / "config.json").read_text(encoding="utf-8"))
     changes = {"lstm_units": args.lstm_units, "lstm_layers": args.lstm_layers}
-    architecture = ModelConfig.from_dict({**config["model"], **{k: v for k, v in changes.items() if v is not None}})
+    architecture = config_from_dict({**config["model"], **{k: v for k, v in changes.items() if v is not None}})  # LSTM options: a CNN + LSTM
     preprocess = PreprocessConfig.from_dict(config["preprocess"])
     with tempfile.TemporaryDirectory(prefix="ecgrhythm-untrained-") as tmp:
         folders = []
         for seed in range(args.networks):
             keras.utils.set_random_seed(seed)
-            network = build_network(config["n_leads"], len(config["classes"]), architecture)
+            network = build_network(preprocess.n_channels(config["n_leads"]), len(config["classes"]), architecture)
             folders.append(Path(tmp) / f"network{seed}")
             save_model_dir(network, folders[-1], classes=config["classes"], preprocess=preprocess, architecture=architecture)
         assemble_ensemble(folders, output)  # also of one network: the folder is written whole, as any model folder

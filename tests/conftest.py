@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig, default_data_dir
+from ecgrhythm.config import PreprocessConfig, TrainConfig, default_data_dir
+from ecgrhythm.networks.cnn_lstm import ModelConfig
 
 DATA = default_data_dir()
 

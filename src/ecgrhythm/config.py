@@ -2,7 +2,9 @@
 
 Each config is a frozen dataclass holding hyperparameters only; `to_dict` and
 `from_dict` round-trip through JSON, and `__post_init__` rejects bad values with
-the argument's name, the expected value and the received one.
+the argument's name, the expected value and the received one. A network's
+architecture is the config of its family (:mod:`ecgrhythm.networks.registry`;
+the CNN + LSTM's is :class:`ecgrhythm.networks.cnn_lstm.ModelConfig`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 
 __all__ = [
     "PreprocessConfig",
-    "ModelConfig",
     "TrainConfig",
     "NORMALIZATIONS",
     "AUGMENTATIONS",
@@ -21,7 +22,6 @@ __all__ = [
     "MAX_MODEL_FS",
     "MAX_FIXED_LENGTH_S",
     "MIN_RR_FS",
-    "DEFAULT_NETWORK",
     "default_data_dir",
     "checkout_root",
     "portable_path",
@@ -34,7 +34,6 @@ CLASS_WEIGHTINGS = ("balanced", "none")
 MAX_MODEL_FS = 2000.0  # Hz: far above any ECG model's need; bounds what a config.json can make inference allocate
 MIN_RR_FS = 100.0  # Hz: the beat detector of `rr_channel` (sleepecg) filters 5-30 Hz; its authors recommend 100 Hz or more
 MAX_FIXED_LENGTH_S = 3600.0  # seconds: a fixed input length beyond an hour (where long records are streamed) is a mistake
-DEFAULT_NETWORK = "cnn_lstm"  # the network of model folders whose config.json names none
 
 
 def _check(cond: bool, name: str, expected: str, value) -> None:
@@ -133,52 +132,6 @@ class PreprocessConfig(_Config):
     def fixed_samples(self) -> int | None:
         """`fixed_length_s` in samples at `fs` (rounded), or `None` for whole records."""
         return None if self.fixed_length_s is None else int(round(self.fixed_length_s * self.fs))
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig(_Config):
-    """Architecture of the convolutional front end, the LSTM stack and the head.
-
-    Args:
-        conv_filters: filters of each convolutional block; each block halves the
-            sequence length, so the network shortens its input by
-            `2 ** len(conv_filters)`.
-        conv_kernel: kernel size of every convolution.
-        lstm_layers: number of stacked LSTM layers (0 for none).
-        lstm_units: units per LSTM layer (per direction).
-        bidirectional: whether each LSTM layer reads both directions.
-        dropout: dropout rate before the classification head.
-        multilabel: sigmoid outputs (several labels per record) instead of softmax.
-        network: name of the network family in :data:`ecgrhythm.networks.cnn_lstm.NETWORKS`
-            (default `"cnn_lstm"`, the network these fields describe).
-    """
-
-    conv_filters: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
-    conv_kernel: int = 7
-    lstm_layers: int = 2
-    lstm_units: int = 64
-    bidirectional: bool = True
-    dropout: float = 0.3
-    multilabel: bool = False
-    network: str = DEFAULT_NETWORK
-
-    def __post_init__(self):
-        _check(
-            len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters),
-            "conv_filters",
-            "a non-empty list of positive integers",
-            self.conv_filters,
-        )
-        _check(self.conv_kernel >= 1, "conv_kernel", "a positive integer", self.conv_kernel)
-        _check(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
-        _check(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)
-        _check(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
-        _check(isinstance(self.network, str) and self.network != "", "network", "the name of a registered network", self.network)
-
-    @property
-    def downsampling(self) -> int:
-        """Factor by which the network shortens its input sequence."""
-        return 2 ** len(self.conv_filters)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,8 +14,10 @@ import pytest
 from ecgrhythm.cli import main
 from ecgrhythm.export.onnx import export_onnx, onnx_graph
 from ecgrhythm.inference.classifier import RhythmClassifier
-from ecgrhythm.inference.onnx_backend import METADATA_KEYS, OnnxClassifier, OnnxModelError, read_onnx_metadata
-from ecgrhythm.networks.saving import load_split, set_calibration
+from ecgrhythm.inference.keras_backend import KerasBackend
+from ecgrhythm.inference.onnx_backend import METADATA_KEYS, OnnxBackend, OnnxModelError, read_onnx_metadata
+from ecgrhythm.networks.saving import set_calibration
+from ecgrhythm.networks.split import load_split
 from ecgrhythm.records import read_record
 
 pytest.importorskip("onnx")  # the onnx extra: ecgrhythm's modules import onnx and onnxruntime only when used
@@ -32,8 +34,10 @@ def keras_clf(tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def onnx_clf(onnx_file):
-    return OnnxClassifier.load(onnx_file)
+def onnx_clf(onnx_file, keras_clf):
+    clf = RhythmClassifier.load(onnx_file)  # one classifier class: the backend follows the path
+    assert isinstance(clf.backend_, OnnxBackend) and isinstance(keras_clf.backend_, KerasBackend)
+    return clf
 
 
 def test_onnx_matches_keras_on_real_records_of_several_lengths(keras_clf, onnx_clf, cinc2017_dir, cpsc2021_dir):
@@ -91,24 +95,24 @@ def test_a_calibrated_folder_exports_its_temperature_and_files_without_the_mode_
     path, _ = export_onnx(folder, tmp_path / "calibrated.onnx")
     meta = read_onnx_metadata(path)
     assert meta["temperature"] == [0.5, 2.0, 3.0, 1.5] and meta["temperature_by"] == "predicted_class"
-    assert meta["class_prior"] == [0.6, 0.1, 0.25, 0.05] and OnnxClassifier.load(path).class_prior_ == meta["class_prior"]
-    expected, got = RhythmClassifier.load(folder).predict_records(records), OnnxClassifier.load(path).predict_records(records)
+    assert meta["class_prior"] == [0.6, 0.1, 0.25, 0.05] and RhythmClassifier.load(path).class_prior_ == meta["class_prior"]
+    expected, got = RhythmClassifier.load(folder).predict_records(records), RhythmClassifier.load(path).predict_records(records)
     np.testing.assert_allclose(got.probabilities, expected.probabilities, atol=1e-3, rtol=0)
-    assert got.labels == expected.labels and OnnxClassifier.load(path).temperature_by_ == "predicted_class"
+    assert got.labels == expected.labels and RhythmClassifier.load(path).temperature_by_ == "predicted_class"
     model = onnx.load(path)  # a hand-edited prior in the embedded config.json names the file
     for prop in model.metadata_props:
         if prop.key == "config.json":
             prop.value = json.dumps({**json.loads(prop.value), "class_prior": [0.5, 0.5, 0.5, 0.5]})
     onnx.save(model, tmp_path / "bad-prior.onnx")
     with pytest.raises(OnnxModelError, match=r'bad-prior.onnx: invalid "class_prior" in its metadata.*\(sum 2\)'):
-        OnnxClassifier.load(tmp_path / "bad-prior.onnx")
+        RhythmClassifier.load(tmp_path / "bad-prior.onnx")
     model = onnx.load(path)  # the top-level key other tools read says something else than the classifier would apply
     for prop in model.metadata_props:
         if prop.key == "class_prior":
             prop.value = json.dumps([0.25, 0.25, 0.25, 0.25])
     onnx.save(model, tmp_path / "other-prior.onnx")
     with pytest.raises(OnnxModelError, match=re.escape("other-prior.onnx: its metadata's ['class_prior'] differ from its config.json's")):
-        OnnxClassifier.load(tmp_path / "other-prior.onnx")
+        RhythmClassifier.load(tmp_path / "other-prior.onnx")
     # A file exported before "temperature_by" and "class_prior" existed (no such metadata) loads and predicts as before.
     model = onnx.load(onnx_file)
     kept = [p for p in model.metadata_props if p.key not in ("temperature_by", "class_prior")]
@@ -117,7 +121,7 @@ def test_a_calibrated_folder_exports_its_temperature_and_files_without_the_mode_
     old = tmp_path / "old.onnx"
     onnx.save(model, old)
     assert read_onnx_metadata(old)["temperature_by"] is None and read_onnx_metadata(old)["class_prior"] is None
-    np.testing.assert_allclose(OnnxClassifier.load(old).predict_records(records).probabilities, onnx_clf.predict_records(records).probabilities)
+    np.testing.assert_allclose(RhythmClassifier.load(old).predict_records(records).probabilities, onnx_clf.predict_records(records).probabilities)
 
 
 def test_classify_with_onnxruntime_alone(onnx_file, keras_clf, cinc2017_dir, tmp_path):
@@ -177,11 +181,11 @@ def test_export_and_load_errors_name_the_file_and_the_fix(tmp_path, capsys, tiny
     assert not list(tmp_path.iterdir())  # nothing half-written
 
     with pytest.raises(OnnxModelError, match="missing.onnx: ONNX model file not found; write one with 'ecgrhythm export"):
-        OnnxClassifier.load(tmp_path / "missing.onnx")
+        RhythmClassifier.load(tmp_path / "missing.onnx")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
     with pytest.raises(OnnxModelError, match="garbage.onnx: cannot load the ONNX model"):
-        OnnxClassifier.load(garbage)
+        RhythmClassifier.load(garbage)
     assert main(["classify", str(cinc2017_dir / "A00001.hea"), "--model", str(garbage), "--output", str(tmp_path / "out.csv")]) == 2
     assert "garbage.onnx: cannot load the ONNX model" in capsys.readouterr().err
     foreign = tmp_path / "foreign.onnx"  # a valid ONNX model that ecgrhythm did not write
@@ -195,7 +199,7 @@ def test_export_and_load_errors_name_the_file_and_the_fix(tmp_path, capsys, tiny
         foreign,
     )
     with pytest.raises(OnnxModelError, match="foreign.onnx: not an ecgrhythm ONNX model .*export one with 'ecgrhythm export'"):
-        OnnxClassifier.load(foreign)
+        RhythmClassifier.load(foreign)
 
 
 def test_a_model_with_the_rr_channel_exports_and_classifies_as_its_folder(tiny_rr_model_dir, onnx_file, cinc2017_dir, tmp_path):
@@ -206,7 +210,7 @@ def test_a_model_with_the_rr_channel_exports_and_classifies_as_its_folder(tiny_r
     meta = read_onnx_metadata(path)
     assert meta["rr_channel"] is True and meta["n_leads"] == 1 and meta["config.json"]["preprocess"]["rr_channel"] is True
     assert onnx.load(path).graph.input[0].type.tensor_type.shape.dim[2].dim_value == 2  # the lead, then the RR channel
-    keras_rr, onnx_rr = RhythmClassifier.load(tiny_rr_model_dir), OnnxClassifier.load(path)
+    keras_rr, onnx_rr = RhythmClassifier.load(tiny_rr_model_dir), RhythmClassifier.load(path)
     assert onnx_rr.preprocess_ == keras_rr.preprocess_ and onnx_rr.n_channels_ == 2
     records = [read_record(cinc2017_dir / f"{n}.hea") for n in CINC]
     expected, got = keras_rr.predict_records(records), onnx_rr.predict_records(records)
@@ -238,10 +242,10 @@ def test_an_exported_ensemble_finds_episodes_with_its_first_network_as_its_folde
     assert difference < 1e-4
     assert read_onnx_metadata(path)["networks"] == 2
     assert load_split(ensemble_dir) is None and read_onnx_metadata(path)["split"] is None  # its second network has no split
-    assert OnnxClassifier.load(path).training_split() is None
+    assert RhythmClassifier.load(path).training_split() is None
     assert read_onnx_metadata(path)["outputs"] == {"probabilities": 2, "first_probabilities": 1}
-    keras_ens, onnx_ens = RhythmClassifier.load(ensemble_dir), OnnxClassifier.load(path)
-    assert len(onnx_ens.networks_) == 2
+    keras_ens, onnx_ens = RhythmClassifier.load(ensemble_dir), RhythmClassifier.load(path)
+    assert onnx_ens.n_networks_ == keras_ens.n_networks_ == 2 and not hasattr(onnx_ens, "networks_")  # no Keras networks in the file
     record = read_record(cinc2017_dir / f"{CINC[2]}.hea")
     signals = [onnx_ens.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC]
     first = keras_ens.predict_proba(signals, calibrated=False, networks=1)
@@ -283,7 +287,7 @@ def test_an_ensemble_file_exported_before_the_first_network_output_refuses_to_ru
     onnx.save(model, old)
     assert read_onnx_metadata(old)["outputs"] is None and [o.name for o in onnx.load(old).graph.output] == ["probabilities"]
 
-    clf, new = OnnxClassifier.load(old), OnnxClassifier.load(path)
+    clf, new = RhythmClassifier.load(old), RhythmClassifier.load(path)
     signals = [clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC]
     np.testing.assert_allclose(clf.predict_proba(signals), new.predict_proba(signals), atol=1e-6)  # the mean, as before
     with pytest.raises(ValueError, match=r"old\.onnx: this ONNX file's graph gives the mean of its 2 networks only.*export it again"):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from ecgrhythm.config import ModelConfig
 from ecgrhythm.inference.classifier import RhythmClassifier, predict_signals, split_long
-from ecgrhythm.networks.cnn_lstm import DownsampleMask, MaskedGlobalPooling, build_lstm_classifier
+from ecgrhythm.networks.cnn_lstm import ModelConfig, build_lstm_classifier
+from ecgrhythm.networks.layers import DownsampleMask, MaskedGlobalPooling
 from ecgrhythm.preprocessing.batching import bucket_lengths, pad_batch
 from ecgrhythm.records import read_record
 
@@ -120,52 +120,42 @@ def test_a_model_folder_without_a_network_name_loads_as_the_cnn_lstm(cinc2017_di
     np.testing.assert_allclose(clf.predict_records(paths).probabilities, expected, atol=1e-6)
 
 
-def _build_toy(n_leads, n_classes, config):
-    """A toy network family: one convolution, masked pooling, a dense head."""
-    import keras
-    from keras import layers
+def test_the_registry_names_each_family_and_refuses_another_under_a_taken_name():
+    import dataclasses
 
-    signal = keras.Input(shape=(None, n_leads), name="signal")
-    mask = keras.Input(shape=(None,), dtype="bool", name="mask")
-    x = layers.Conv1D(config.conv_filters[0], config.conv_kernel, padding="same", activation="relu", name="toy_conv")(signal)
-    x = MaskedGlobalPooling(name="toy_pool")(x, mask)
-    out = layers.Dense(n_classes, activation="sigmoid" if config.multilabel else "softmax", name="probabilities")(x)
-    return keras.Model({"signal": signal, "mask": mask}, out, name="toy_network")
+    from ecgrhythm.networks.family import NetworkFamily
+    from ecgrhythm.networks.gru import GruConfig
+    from ecgrhythm.networks.registry import DEFAULT_NETWORK, config_from_dict, get_family, network_names, register_family
+
+    assert {"cnn_lstm", "gru"} <= set(network_names()) and DEFAULT_NETWORK == "cnn_lstm"
+    assert get_family("cnn_lstm").config_class is ModelConfig and get_family("gru").config_class is GruConfig
+    assert config_from_dict({"lstm_units": 8}) == ModelConfig(lstm_units=8), "a config.json naming no network is the CNN + LSTM"
+    assert ModelConfig(lstm_units=8).to_dict()["network"] == "cnn_lstm" and list(ModelConfig().to_dict())[-1] == "network"
+    register_family(get_family("gru"))  # the same family again: nothing changes
+    with pytest.raises(ValueError, match="already registered"):
+        register_family(dataclasses.replace(get_family("gru"), write_onnx=None))
+    with pytest.raises(ValueError, match="family"):
+        register_family(NetworkFamily(dict, build_lstm_classifier))
+    with pytest.raises(ValueError, match=r"expected 'cnn_lstm' for a ModelConfig. Received: network='gru'"):
+        ModelConfig.from_dict(GruConfig().to_dict())
+    with pytest.raises(ValueError, match=r"Received: network='toy'"):
+        config_from_dict({"network": "toy"})
 
 
-def test_a_registered_network_family_trains_saves_and_loads_by_name(tmp_path, cinc2017_dir):
+def test_a_model_folder_of_an_unregistered_network_is_refused_by_name(tiny_model_dir, tmp_path):
+    import hashlib
     import json
+    import shutil
 
-    from conftest import TINY_PREPROCESS
-
-    from ecgrhythm.config import TrainConfig
-    from ecgrhythm.networks.cnn_lstm import NETWORKS, register_network
     from ecgrhythm.networks.saving import ModelFolderError, load_model_dir
-    from ecgrhythm.training.trainer import train
 
-    register_network("toy", _build_toy)
-    try:
-        with pytest.raises(ValueError, match="already registered"):
-            register_network("toy", build_lstm_classifier)
-        out = tmp_path / "toy"
-        train(
-            cinc2017_dir,
-            out,
-            preprocess_config=TINY_PREPROCESS,
-            model_config=ModelConfig(network="toy", conv_filters=(4,), conv_kernel=5),
-            train_config=TrainConfig(epochs=1, batch_size=16, window_s=10.0, val_fraction=0.25),
-            limit=64,
-            verbose=0,
-        )
-        config = json.loads((out / "config.json").read_text())
-        assert config["model"]["network"] == "toy"
-        model, loaded = load_model_dir(out)
-        assert model.name == "toy_network" and loaded["model"].network == "toy"
-        assert model.count_params() == config["metadata"]["parameters"] == _build_toy(1, 4, loaded["model"]).count_params()
-        prediction = RhythmClassifier.load(out).predict_records([cinc2017_dir / "A00001.hea", cinc2017_dir / "A00002.hea"])
-        assert prediction.probabilities.shape == (2, 4)
-        np.testing.assert_allclose(prediction.probabilities.sum(axis=1), 1.0, atol=1e-5)
-    finally:
-        NETWORKS.pop("toy", None)
-    with pytest.raises(ModelFolderError, match="network='toy'"):
-        load_model_dir(out)
+    folder = tmp_path / "toy"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["network"] = "toy"
+    (folder / "config.json").write_text(json.dumps(config))
+    sums = json.loads((folder / "checksums.json").read_text())
+    sums["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
+    (folder / "checksums.json").write_text(json.dumps(sums))
+    with pytest.raises(ModelFolderError, match=r"invalid model configuration: .*expected one of \['cnn_lstm', 'gru'.*Received: network='toy'"):
+        load_model_dir(folder)

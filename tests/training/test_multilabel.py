@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from ecgrhythm.cli import main
-from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
+from ecgrhythm.config import PreprocessConfig, TrainConfig
 from ecgrhythm.inference.classifier import NO_LABEL, RhythmClassifier
+from ecgrhythm.networks.cnn_lstm import ModelConfig
 from ecgrhythm.preprocessing.pipeline import preprocess
 from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.records.labels import dx_codes, dx_mapping

@@ -14,10 +14,12 @@ from conftest import TINY_CLI
 SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
+    from ecgrhythm.config import PreprocessConfig, TrainConfig
     from ecgrhythm.inference.classifier import RhythmClassifier
+    from ecgrhythm.networks.cnn_lstm import ModelConfig
     from ecgrhythm.training.parallel import data_parallel, resolve_devices
-    from ecgrhythm.training.trainer import compile_network, train
+    from ecgrhythm.training.plan import compile_network
+    from ecgrhythm.training.trainer import train
 
     data, out = sys.argv[1], sys.argv[2]
     devices = resolve_devices(2)

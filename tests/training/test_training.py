@@ -11,7 +11,8 @@ import pytest
 
 from ecgrhythm.records import read_record
 from ecgrhythm.training.data import stratified_split
-from ecgrhythm.training.trainer import class_weights, cosine_learning_rate
+from ecgrhythm.training.losses import class_weights
+from ecgrhythm.training.trainer import cosine_learning_rate
 
 TINY_ARGS = [
     "--fs",
@@ -311,7 +312,7 @@ def test_a_fixed_length_model_trains_on_and_classifies_its_fixed_input(fixed_mod
     from ecgrhythm.inference.classifier import RhythmClassifier
     from ecgrhythm.preprocessing.batching import window_length
     from ecgrhythm.preprocessing.pipeline import preprocess
-    from ecgrhythm.training.trainer import training_window
+    from ecgrhythm.training.plan import training_window
 
     config = json.loads((fixed_model_dir / "config.json").read_text())
     assert config["preprocess"]["fixed_length_s"] == 30 and config["metadata"]["epochs_run"] == 1

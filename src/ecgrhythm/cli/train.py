@@ -33,19 +33,16 @@ def add_parser(sub):
 
 def add_recipe_options(p):
     """The options of a training recipe (labels, preprocessing, network, training), shared with `crossval`."""
-    from ecgrhythm.config import (
-        CLASS_WEIGHTINGS,
-        MAX_MODEL_FS,
-        NORMALIZATIONS,
-        ModelConfig,
-        PreprocessConfig,
-        TrainConfig,
-    )
+    from ecgrhythm.config import CLASS_WEIGHTINGS, MAX_MODEL_FS, NORMALIZATIONS, PreprocessConfig, TrainConfig
+    from ecgrhythm.networks.cnn_lstm import ModelConfig
     from ecgrhythm.preprocessing.augmentation import AUGMENTATIONS
-    from ecgrhythm.records.labels import LABEL_SOURCES
+    from ecgrhythm.records.labels import label_source_names
 
     p.add_argument(
-        "--labels", choices=LABEL_SOURCES, default="auto", help="label source (default: REFERENCE.csv if the folder has one, else header codes)"
+        "--labels",
+        choices=label_source_names(),
+        default="auto",
+        help="label source (default: REFERENCE.csv if the folder has one, else header codes)",
     )
     p.add_argument(
         "--classes",
@@ -129,7 +126,8 @@ def _show_progress(logger_name: str) -> None:
 
 def recipe(args):
     """`(preprocess, architecture, train config, classes)` of the recipe options (see :func:`add_recipe_options`)."""
-    from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
+    from ecgrhythm.config import PreprocessConfig, TrainConfig
+    from ecgrhythm.networks.cnn_lstm import ModelConfig
 
     leads = tuple(v.strip() for v in args.leads.split(",") if v.strip()) if args.leads else None
     pre = PreprocessConfig(

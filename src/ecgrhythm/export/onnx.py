@@ -1,9 +1,11 @@
 """Export a model folder to one ONNX file that carries everything needed to use it.
 
 Route: the ONNX graph is written node by node from the trained weights with
-`onnx.helper`, mapping each layer of :func:`ecgrhythm.networks.cnn_lstm.build_lstm_classifier`
-onto the ONNX operator that computes the same thing: `Conv` (NCW layout,
-Keras "same" padding), `BatchNormalization` (inference statistics),
+`onnx.helper`, by the network's family (its `write_onnx`, see
+:class:`ecgrhythm.networks.family.NetworkFamily`; shared nodes in
+:mod:`ecgrhythm.networks.onnx_graph`), which maps each layer onto the ONNX
+operators that compute the same thing: for the CNN + LSTM, `Conv` (NCW
+layout, Keras "same" padding), `BatchNormalization` (inference statistics),
 `MaxPool` for the features and for the mask, ONNX's own `LSTM` operator with
 `sequence_lens` for the masked (bi)directional LSTM, masked mean and max
 pooling, and `MatMul`/`Softmax` for the head. Nothing is traced, so the time
@@ -15,7 +17,7 @@ bucket. Its inputs are the Keras model's: `signal` float32
 `(batch, steps, n_channels)` (the leads, then the RR channel of a model trained
 with `--rr-channel`) and `mask` bool `(batch, steps)`, with `steps` a
 multiple of the `downsampling` factor and each mask row a prefix of True (the
-end padding :func:`ecgrhythm.preprocessing.batching.pad_batch` builds): the LSTM reads
+end padding :func:`ecgrhythm.preprocessing.batching.pad_batch` builds): recurrent layers read
 `sequence_lens` = the number of kept steps after downsampling. One graph
 serves every length, so a record longer than the largest bucket can be
 classified whole or cut into bucket-sized chunks exactly as the Keras
@@ -64,114 +66,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.config import ModelConfig, PreprocessConfig
+from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.inference.onnx_backend import FIRST_OUTPUT, INPUT_MASK, INPUT_SIGNAL, OUTPUT, graph_outputs, metadata_from_config, require
+from ecgrhythm.networks.onnx_graph import OnnxGraph
+from ecgrhythm.networks.registry import config_from_dict, get_family
 from ecgrhythm.preprocessing.batching import bucket_lengths, pad_batch
 from ecgrhythm.utils.io import atomic_write
 
-__all__ = ["export_onnx", "onnx_graph", "OPSET"]
+__all__ = ["export_onnx", "onnx_graph", "OPSET", "PARITY_TOLERANCE"]
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
-
-
-class _Graph:
-    """Nodes and initialisers of an ONNX graph under construction, with unique names."""
-
-    def __init__(self, helper, numpy_helper):
-        self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes, self.initializers, self._count = [], [], 0
-
-    def name(self, hint: str) -> str:
-        self._count += 1
-        return f"{hint}_{self._count}"
-
-    def const(self, value, hint: str, dtype=np.float32) -> str:
-        name = self.name(hint)
-        self.initializers.append(self.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    def op(self, op_type: str, inputs, hint: str | None = None, **attrs) -> str:
-        out = self.name(hint or op_type.lower())
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), [out], **attrs))
-        return out
-
-
-def _same_pads(kernel: int) -> list[int]:
-    """Keras "same" padding of a 1-D convolution: `(left, right)`, the extra step (even kernels) on the right."""
-    left = (kernel - 1) // 2
-    return [left, kernel - 1 - left]
-
-
-def _conv_bn(g: _Graph, x: str, conv, bn) -> str:
-    """A Keras `Conv1D` (no bias) then `BatchNormalization` in inference mode, on `(batch, ch, steps)`."""
-    kernel = np.asarray(conv.kernel)  # (k, in, out) -> ONNX (out, in, k)
-    k = kernel.shape[0]
-    y = g.op("Conv", [x, g.const(kernel.transpose(2, 1, 0), "conv_w")], "conv", kernel_shape=[k], pads=_same_pads(k))
-    if bn is None:
-        return y
-    params = [np.asarray(v) for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)]
-    return g.op("BatchNormalization", [y, *(g.const(p, "bn") for p in params)], "bn", epsilon=float(bn.epsilon))
-
-
-def _lstm_weights(layer):
-    """ONNX `W (4h, in)`, `R (4h, h)`, `B (8h,)` of a Keras LSTM (gates i, f, c, o -> ONNX i, o, f, c)."""
-    cell = layer.cell
-    if cell.activation.__name__ != "tanh" or cell.recurrent_activation.__name__ != "sigmoid":
-        raise ValueError(f"LSTM {layer.name}: only tanh/sigmoid activations map onto the ONNX LSTM operator")
-    h = cell.units
-    order = np.concatenate([np.arange(0, h), np.arange(3 * h, 4 * h), np.arange(h, 2 * h), np.arange(2 * h, 3 * h)])
-    w = np.asarray(cell.kernel)[:, order].T
-    r = np.asarray(cell.recurrent_kernel)[:, order].T
-    b = np.asarray(cell.bias)[order] if cell.use_bias else np.zeros(4 * h, np.float32)
-    return w, r, np.concatenate([b, np.zeros_like(b)])
-
-
-def _network(g: _Graph, model, architecture, signal: str, keep: str) -> str:
-    """Append one network's nodes; returns the name of its `(batch, n_classes)` probabilities."""
-    x = g.op("Transpose", [signal], "ncw", perm=[0, 2, 1])  # (batch, n_leads, steps)
-    m = g.op("Unsqueeze", [keep, g.const([1], "axis", np.int64)], "mask_ncw")  # (batch, 1, steps)
-    for i in range(len(architecture.conv_filters)):
-        block = model.get_layer(f"conv_block_{i}")
-        h = g.op("Mul", [g.op("Relu", [_conv_bn(g, x, block.conv1, block.bn1)]), m])
-        h = g.op("Add", [_conv_bn(g, h, block.conv2, block.bn2), _conv_bn(g, x, block.skip, None)])
-        h = g.op("Mul", [g.op("Relu", [h]), m])
-        x = g.op("MaxPool", [h], "pool", kernel_shape=[2], strides=[2])
-        m = g.op("MaxPool", [m], "mask_down", kernel_shape=[2], strides=[2])  # DownsampleMask
-    x = g.op("Transpose", [x], "tnc", perm=[2, 0, 1])  # (steps', batch, ch)
-    m = g.op("Transpose", [m], "mask_tn1", perm=[2, 0, 1])  # (steps', batch, 1)
-    lengths = g.op("Cast", [g.op("ReduceSum", [m, g.const([0, 2], "axes", np.int64)], keepdims=0)], "seq_lens", to=6)  # int32
-    for i in range(architecture.lstm_layers):
-        if architecture.bidirectional:
-            wrapper = model.get_layer(f"bilstm_{i}")
-            layers_, direction = [wrapper.forward_layer, wrapper.backward_layer], "bidirectional"
-        else:
-            layers_, direction = [model.get_layer(f"lstm_{i}")], "forward"
-        w, r, b = (np.stack(a) for a in zip(*(_lstm_weights(layer) for layer in layers_)))
-        y = g.name("lstm")
-        g.nodes.append(
-            g.helper.make_node(
-                "LSTM",
-                [x, g.const(w, "lstm_w"), g.const(r, "lstm_r"), g.const(b, "lstm_b"), lengths],
-                [y],
-                direction=direction,
-                hidden_size=int(w.shape[1] // 4),
-            )
-        )
-        y = g.op("Transpose", [y], "lstm_tnd", perm=[0, 2, 1, 3])  # (steps', dirs, batch, h) -> (steps', batch, dirs, h)
-        x = g.op("Reshape", [y, g.const([0, 0, -1], "shape", np.int64)], "lstm_out")  # forward then backward, as Keras concatenates
-    axis0 = g.const([0], "axes", np.int64)
-    total = g.op("ReduceSum", [g.op("Mul", [x, m]), axis0], keepdims=0)
-    count = g.op("Max", [g.op("ReduceSum", [m, axis0], keepdims=0), g.const(1.0, "one")])
-    mean = g.op("Div", [total, count], "mean")
-    masked = g.op("Where", [g.op("Greater", [m, g.const(0.0, "zero")]), x, g.const(-1e9, "very_negative")])
-    maximum = g.op("ReduceMax", [masked], "max", axes=[0], keepdims=0)
-    pooled = g.op("Concat", [mean, maximum], "pooled", axis=1)
-    dense = model.get_layer("probabilities")
-    logits = g.op(
-        "Add", [g.op("MatMul", [pooled, g.const(np.asarray(dense.kernel), "dense_w")]), g.const(np.asarray(dense.bias), "dense_b")], "logits"
-    )
-    return g.op("Sigmoid" if architecture.multilabel else "Softmax", [logits], "probs", **({} if architecture.multilabel else {"axis": -1}))
 
 
 def onnx_graph(networks, config: dict, split: dict | None = None):
@@ -181,7 +86,7 @@ def onnx_graph(networks, config: dict, split: dict | None = None):
         networks: Keras models from :func:`ecgrhythm.networks.saving.load_model_dir`
             (several networks: one graph whose output is their mean).
         config: the folder's `config.json`, as parsed JSON.
-        split: the folder's split (:func:`ecgrhythm.networks.saving.load_split`), kept in the metadata, or None.
+        split: the folder's split (:func:`ecgrhythm.networks.split.load_split`), kept in the metadata, or None.
 
     Returns:
         An `onnx.ModelProto` with inputs `signal` float32 `(batch, steps, n_channels)` (`PreprocessConfig.n_channels(n_leads)`)
@@ -192,10 +97,13 @@ def onnx_graph(networks, config: dict, split: dict | None = None):
     onnx = require("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    architecture, n_channels, n_classes = ModelConfig.from_dict(config["model"]), _n_channels(config), len(config["classes"])
-    g = _Graph(helper, numpy_helper)
+    architecture, n_channels, n_classes = config_from_dict(config["model"]), _n_channels(config), len(config["classes"])
+    write_onnx = get_family(architecture.network).write_onnx
+    if write_onnx is None:
+        raise ValueError(f"the network {architecture.network!r} cannot be exported to ONNX: its family has no graph writer")
+    g = OnnxGraph(helper, numpy_helper)
     keep = g.op("Cast", [INPUT_MASK], "keep", to=TensorProto.FLOAT)
-    outputs = [_network(g, model, architecture, INPUT_SIGNAL, keep) for model in networks]
+    outputs = [write_onnx(g, model, architecture, INPUT_SIGNAL, keep) for model in networks]
     last = outputs[0] if len(outputs) == 1 else g.op("Mean", outputs, "ensemble")
     g.nodes.append(helper.make_node("Identity", [last], [OUTPUT]))
     if len(outputs) > 1:
@@ -229,7 +137,7 @@ def _check_parity(networks, model_bytes, config, tolerance):
         The largest difference, over the mean output and (several networks) the first network's output.
     """
     ort = require("onnxruntime")
-    downsampling = ModelConfig.from_dict(config["model"]).downsampling
+    downsampling = config_from_dict(config["model"]).downsampling
     length = bucket_lengths(PreprocessConfig.from_dict(config["preprocess"]).fs, downsampling)[0]
     rng = np.random.default_rng(0)
     sizes = [length, length // 2 + 1, downsampling - 1, 1]  # full, half, shorter than one downsampled step
@@ -268,7 +176,8 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
         RuntimeError: the graph does not reproduce the network within `tolerance`.
     """
     from ecgrhythm.inference.classifier import RhythmClassifier, default_model_dir
-    from ecgrhythm.networks.saving import CONFIG_FILE, load_split
+    from ecgrhythm.networks.saving import CONFIG_FILE
+    from ecgrhythm.networks.split import load_split
 
     if output is None or Path(output).suffix != ".onnx":
         raise ValueError(f"Invalid argument `output`: expected a file name ending in .onnx. Received: output={output!r}")

@@ -1,118 +1,74 @@
-"""The networks: a registry of network families, and the CNN + LSTM classifier.
+"""The CNN + LSTM network family (`"cnn_lstm"`): masked convolutional blocks, an LSTM stack, masked pooling, a head.
 
-A model folder names its network family (`ModelConfig.network`, recorded in
-`config.json`); :func:`build_network` looks the builder up in :data:`NETWORKS`,
-so a new family is one module with a builder plus one :func:`register_network`
-call. Folders that name none get `"cnn_lstm"`.
+Padding never changes a prediction: every convolutional block zeroes the padded steps of its output, so
+each layer sees zeros beyond a record's end whatever the padded length, and the boolean mask is halved with
+the sequence (`ceil` semantics) and handed to the LSTM layers and the pooling.
 
-The CNN + LSTM network: a masked convolutional front end, an LSTM stack, masked pooling, a head.
-
-Padding never changes a prediction: every convolutional block zeroes the
-padded steps of its output, so each layer sees zeros beyond a record's end
-whatever the padded length, and the boolean mask is halved with the sequence
-(`ceil` semantics) and handed to the LSTM layers and the pooling.
+The family is :data:`FAMILY`: :class:`ModelConfig`, :func:`build_lstm_classifier` and :func:`write_onnx`,
+which maps each layer onto ONNX: `Conv` and `BatchNormalization` for each block's convolutions, `MaxPool`
+for the features and for the mask, ONNX's own `LSTM` operator with `sequence_lens` for the masked
+(bi)directional LSTM, masked mean and max pooling, and `MatMul`/`Softmax` for the head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 
-import keras
-from keras import layers, ops
+import numpy as np
 
-from ecgrhythm.config import DEFAULT_NETWORK, ModelConfig
-from ecgrhythm.utils.validation import check_positive_int
+from ecgrhythm.networks.family import NetworkConfig, NetworkFamily
+from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv_bn, downsample_mask, pooled_head, recurrent, time_major
 
-__all__ = ["NETWORKS", "register_network", "build_network", "build_lstm_classifier", "MaskedConvBlock", "DownsampleMask", "MaskedGlobalPooling"]
-
-NetworkBuilder = Callable[[int, int, ModelConfig], keras.Model]
-NETWORKS: dict[str, NetworkBuilder] = {}
-
-_PACKAGE = "ecgrhythm"
+__all__ = ["ModelConfig", "build_lstm_classifier", "write_onnx", "FAMILY"]
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class MaskedConvBlock(layers.Layer):
-    """Two convolutions with batch normalisation and a residual path, then max pooling by 2.
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(NetworkConfig):
+    """Architecture of the CNN + LSTM: the convolutional front end, the LSTM stack and the head.
 
-    Call args:
-        inputs: float `(batch, steps, channels)`; `steps` must be even.
-        keep: bool mask `(batch, steps)`, True for real samples.
+    Args:
+        conv_filters: filters of each convolutional block; each block halves the
+            sequence length, so the network shortens its input by
+            `2 ** len(conv_filters)`.
+        conv_kernel: kernel size of every convolution.
+        lstm_layers: number of stacked LSTM layers (0 for none).
+        lstm_units: units per LSTM layer (per direction).
+        bidirectional: whether each LSTM layer reads both directions.
+        dropout: dropout rate before the classification head.
+        multilabel: sigmoid outputs (several labels per record) instead of softmax.
 
-    Returns:
-        float `(batch, steps // 2, filters)`, zero where the halved mask is False.
+    `config.json` records it with `"network": "cnn_lstm"` (see :class:`~ecgrhythm.networks.family.NetworkConfig`).
     """
 
-    def __init__(self, filters, kernel_size, **kwargs):
-        super().__init__(**kwargs)
-        check_positive_int("filters", filters)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.conv1 = layers.Conv1D(filters, kernel_size, padding="same", use_bias=False)
-        self.bn1 = layers.BatchNormalization()
-        self.conv2 = layers.Conv1D(filters, kernel_size, padding="same", use_bias=False)
-        self.bn2 = layers.BatchNormalization()
-        self.skip = layers.Conv1D(filters, 1, use_bias=False)
-        self.pool = layers.MaxPooling1D(2)
+    network = "cnn_lstm"
 
-    def build(self, input_shape):
-        self.conv1.build(input_shape)
-        self.bn1.build(input_shape[:-1] + (self.filters,))
-        self.conv2.build(input_shape[:-1] + (self.filters,))
-        self.bn2.build(input_shape[:-1] + (self.filters,))
-        self.skip.build(input_shape)
+    conv_filters: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
+    conv_kernel: int = 7
+    lstm_layers: int = 2
+    lstm_units: int = 64
+    bidirectional: bool = True
+    dropout: float = 0.3
+    multilabel: bool = False
 
-    def call(self, inputs, keep, training=None):
-        m = ops.expand_dims(ops.cast(keep, inputs.dtype), -1)
-        h = ops.relu(self.bn1(self.conv1(inputs), training=training)) * m
-        h = self.bn2(self.conv2(h), training=training)
-        h = ops.relu(h + self.skip(inputs)) * m
-        return self.pool(h)
+    def __post_init__(self):
+        self.check(
+            len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters),
+            "conv_filters",
+            "a non-empty list of positive integers",
+            self.conv_filters,
+        )
+        self.check(self.conv_kernel >= 1, "conv_kernel", "a positive integer", self.conv_kernel)
+        self.check(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
+        self.check(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)
+        self.check(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
 
-    def compute_output_shape(self, inputs_shape, keep_shape):
-        steps = None if inputs_shape[1] is None else inputs_shape[1] // 2
-        return (inputs_shape[0], steps, self.filters)
-
-    def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+    @property
+    def downsampling(self) -> int:
+        """Factor by which the network shortens its input sequence: `2 ** len(conv_filters)`."""
+        return 2 ** len(self.conv_filters)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class DownsampleMask(layers.Layer):
-    """Halve a boolean mask `(batch, steps)`: a step is kept if either of its two inputs was."""
-
-    def call(self, keep):
-        m = ops.cast(keep, "float32")[..., None]
-        return ops.cast(ops.squeeze(ops.max_pool(m, 2, 2, padding="valid"), -1), "bool")
-
-    def compute_output_shape(self, keep_shape):
-        return (keep_shape[0], None if keep_shape[1] is None else keep_shape[1] // 2)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class MaskedGlobalPooling(layers.Layer):
-    """Mean and max over the real steps: `(batch, steps, ch)` -> `(batch, 2 * ch)`."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True  # consumes the mask it is given explicitly
-
-    def compute_mask(self, inputs, previous_mask=None):
-        return None
-
-    def call(self, inputs, keep):
-        m = ops.expand_dims(ops.cast(keep, inputs.dtype), -1)
-        count = ops.maximum(ops.sum(m, axis=1), 1.0)
-        mean = ops.sum(inputs * m, axis=1) / count
-        very_negative = ops.cast(-1e9, inputs.dtype)
-        maximum = ops.max(ops.where(m > 0, inputs, very_negative), axis=1)
-        return ops.concatenate([mean, maximum], axis=-1)
-
-    def compute_output_shape(self, inputs_shape, keep_shape):
-        return (inputs_shape[0], 2 * inputs_shape[2])
-
-
-def build_lstm_classifier(n_leads: int, n_classes: int, config: ModelConfig | None = None) -> keras.Model:
+def build_lstm_classifier(n_leads: int, n_classes: int, config: ModelConfig | None = None):
     """Build the CNN + LSTM classifier.
 
     Args:
@@ -131,9 +87,13 @@ def build_lstm_classifier(n_leads: int, n_classes: int, config: ModelConfig | No
     >>> model.output.shape
     (None, 4)
     """
+    import keras
+    from keras import layers
+
+    from ecgrhythm.networks.layers import DownsampleMask, MaskedConvBlock, classification_head, network_inputs
+
     config = config or ModelConfig()
-    signal = keras.Input(shape=(None, n_leads), name="signal")
-    mask = keras.Input(shape=(None,), dtype="bool", name="mask")
+    signal, mask = network_inputs(n_leads)
     x, m = signal, mask
     for i, filters in enumerate(config.conv_filters):
         x = MaskedConvBlock(int(filters), config.conv_kernel, name=f"conv_block_{i}")(x, m)
@@ -143,50 +103,46 @@ def build_lstm_classifier(n_leads: int, n_classes: int, config: ModelConfig | No
         if config.bidirectional:
             lstm = layers.Bidirectional(lstm, name=f"bilstm_{i}")
         x = lstm(x, mask=m)
-    x = MaskedGlobalPooling(name="pool")(x, m)
-    x = layers.Dropout(config.dropout, name="dropout")(x)
-    activation = "sigmoid" if config.multilabel else "softmax"
-    out = layers.Dense(n_classes, activation=activation, name="probabilities")(x)
+    out = classification_head(x, m, n_classes, config.dropout, config.multilabel)
     return keras.Model({"signal": signal, "mask": mask}, out, name="ecgrhythm_cnn_lstm")
 
 
-def register_network(name: str, builder: NetworkBuilder) -> NetworkBuilder:
-    """Make a network family buildable (and loadable) by `name`.
+def _lstm_weights(layer):
+    """ONNX `W (4h, in)`, `R (4h, h)`, `B (8h,)` of a Keras LSTM (gates i, f, c, o -> ONNX i, o, f, c)."""
+    cell = layer.cell
+    if cell.activation.__name__ != "tanh" or cell.recurrent_activation.__name__ != "sigmoid":
+        raise ValueError(f"LSTM {layer.name}: only tanh/sigmoid activations map onto the ONNX LSTM operator")
+    h = cell.units
+    order = np.concatenate([np.arange(0, h), np.arange(3 * h, 4 * h), np.arange(h, 2 * h), np.arange(2 * h, 3 * h)])
+    w = np.asarray(cell.kernel)[:, order].T
+    r = np.asarray(cell.recurrent_kernel)[:, order].T
+    b = np.asarray(cell.bias)[order] if cell.use_bias else np.zeros(4 * h, np.float32)
+    return w, r, np.concatenate([b, np.zeros_like(b)])
 
-    Args:
-        name: the name `ModelConfig.network` and `config.json` use.
-        builder: `builder(n_leads, n_classes, config)` returning a `keras.Model`
-            with inputs `{"signal": (batch, steps, n_leads) float32, "mask": (batch, steps) bool}`
-            and output `(batch, n_classes)` probabilities, for any `steps` that is a
-            multiple of `config.downsampling`.
 
-    Returns:
-        `builder`, so the call can decorate it.
+def write_onnx(g: OnnxGraph, network, config: ModelConfig, signal: str, keep: str) -> str:
+    """Append the nodes of a trained CNN + LSTM `network`; returns the name of its `(batch, n_classes)` probabilities.
 
-    Raises:
-        ValueError: `name` is empty or already names another builder.
+    See :attr:`ecgrhythm.networks.family.NetworkFamily.write_onnx`.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"Invalid argument `name`: expected a non-empty string. Received: name={name!r}")
-    if NETWORKS.get(name, builder) is not builder:
-        raise ValueError(f"Invalid argument `name`: the network {name!r} is already registered to {NETWORKS[name].__qualname__}; choose another name")
-    NETWORKS[name] = builder
-    return builder
+    x, m = channels_first(g, signal, keep)  # (batch, n_channels, steps), (batch, 1, steps)
+    for i in range(len(config.conv_filters)):
+        block = network.get_layer(f"conv_block_{i}")
+        h = g.op("Mul", [g.op("Relu", [conv_bn(g, x, block.conv1, block.bn1)]), m])
+        h = g.op("Add", [conv_bn(g, h, block.conv2, block.bn2), conv_bn(g, x, block.skip, None)])
+        h = g.op("Mul", [g.op("Relu", [h]), m])
+        x = g.op("MaxPool", [h], "pool", kernel_shape=[2], strides=[2])
+        m = downsample_mask(g, m, 2)
+    x, m, lengths = time_major(g, x, m)
+    for i in range(config.lstm_layers):
+        if config.bidirectional:
+            wrapper = network.get_layer(f"bilstm_{i}")
+            directions, direction = [wrapper.forward_layer, wrapper.backward_layer], "bidirectional"
+        else:
+            directions, direction = [network.get_layer(f"lstm_{i}")], "forward"
+        weights = [np.stack(a) for a in zip(*(_lstm_weights(layer) for layer in directions))]
+        x = recurrent(g, "LSTM", x, weights, lengths, direction)
+    return pooled_head(g, x, m, network.get_layer("probabilities"), config.multilabel)
 
 
-def build_network(n_leads: int, n_classes: int, config: ModelConfig | None = None) -> keras.Model:
-    """Build the network `config.network` names, untrained (see :func:`register_network`).
-
-    Raises:
-        ValueError: no network of that name is registered.
-    """
-    config = config or ModelConfig()
-    if config.network not in NETWORKS:
-        raise ValueError(
-            f"Invalid argument `network`: expected one of {sorted(NETWORKS)} (register others with "
-            f"ecgrhythm.networks.cnn_lstm.register_network). Received: network={config.network!r}"
-        )
-    return NETWORKS[config.network](n_leads, n_classes, config)
-
-
-register_network(DEFAULT_NETWORK, build_lstm_classifier)
+FAMILY = NetworkFamily(ModelConfig, build_lstm_classifier, write_onnx)

@@ -7,12 +7,12 @@ Layout of a model folder::
     model.weights.h5     Keras weights (no code: loading runs nothing from the file)
     member1.weights.h5   ... further networks of an ensemble (optional; see below)
     checksums.json       SHA-256 of config.json and every weights file, verified on load
-    split.json           names of the training and validation records (optional; see `load_split`)
+    split.json           names of the training and validation records (optional; see :mod:`ecgrhythm.networks.split`)
     training_log.csv     per-epoch log of the training run (written by `ecgrhythm.training.trainer`)
     checkpoint/          the run's resumable state (written by `ecgrhythm.training.trainer`)
 
-Weights are loaded into a network rebuilt from `config.json`, so a model folder
-never deserialises code. A folder may hold several networks of one architecture
+Weights are loaded into a network rebuilt from `config.json` by its family
+(:mod:`ecgrhythm.networks.registry`), so a model folder never deserialises code. A folder may hold several networks of one architecture
 whose probabilities are averaged: `config.json` then lists their weights files
 as `"members"` (the first is `model.weights.h5`; absent means that file alone);
 :func:`assemble_ensemble` writes such a folder. An optional `"temperature"`
@@ -40,8 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.config import ModelConfig, PreprocessConfig
-from ecgrhythm.networks.cnn_lstm import build_network
+from ecgrhythm.config import PreprocessConfig
+from ecgrhythm.networks.family import NetworkConfig
+from ecgrhythm.networks.registry import build_network, config_from_dict
+from ecgrhythm.networks.split import SPLIT_FILE, load_split, split_text
 from ecgrhythm.scoring.calibration import (
     CALIBRATION_KEYS,
     TEMPERATURE_BY_PREDICTED_CLASS,
@@ -49,8 +51,6 @@ from ecgrhythm.scoring.calibration import (
     checked_class_prior,
     checked_temperature,
 )
-from ecgrhythm.utils.io import atomic_write_text
-from ecgrhythm.utils.validation import checked_split
 
 __all__ = [
     "save_model_dir",
@@ -62,10 +62,6 @@ __all__ = [
     "CONFIG_FILE",
     "CHECKPOINT_DIR",
     "LOG_FILE",
-    "SPLIT_FILE",
-    "load_split",
-    "write_split",
-    "split_text",
     "assemble_ensemble",
     "set_calibration",
     "MAX_MEMBERS",
@@ -131,7 +127,7 @@ def check_output_folder(path) -> None:
 
 
 def save_model_dir(
-    model, path, *, classes, preprocess: PreprocessConfig, architecture: ModelConfig, metadata=None, thresholds=None, extra_files=None
+    model, path, *, classes, preprocess: PreprocessConfig, architecture: NetworkConfig, metadata=None, thresholds=None, extra_files=None
 ) -> Path:
     """Write a complete model folder at `path`: a new folder, or over the files of a model folder there.
 
@@ -140,7 +136,7 @@ def save_model_dir(
         path: destination folder.
         classes: class names, in output order.
         preprocess: preprocessing the model expects.
-        architecture: the model's architecture.
+        architecture: the model's architecture (its family's config).
         metadata: JSON-serialisable facts about training (scores, times, ...).
         thresholds: per-class decision thresholds of a multi-label model.
         extra_files: mapping of file name to text, written into the folder too.
@@ -238,7 +234,7 @@ def _read_config(path: Path) -> dict:
         except ValueError as exc:
             raise ModelFolderError(f"{path}: {exc}; write the calibration again with 'ecgrhythm calibrate'") from None
         PreprocessConfig.from_dict(config["preprocess"])
-        if ModelConfig.from_dict(config["model"]).multilabel and config["class_prior"] is not None:
+        if config_from_dict(config["model"]).multilabel and config["class_prior"] is not None:
             raise ModelFolderError(f'{path}: invalid "class_prior" in {CONFIG_FILE}: a multi-label model\'s sigmoid outputs take none; remove it')
     except (ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, ModelFolderError):
@@ -262,7 +258,7 @@ def load_networks(path):
     path = Path(path)
     config = _read_config(path)
     config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
-    config["model"] = ModelConfig.from_dict(config["model"])
+    config["model"] = config_from_dict(config["model"])
     networks = []
     for name in _members(path, config):
         try:
@@ -278,12 +274,10 @@ def load_model_dir(path):
     """Load a model folder written by :func:`save_model_dir`.
 
     Returns:
-        `(model, config)`: the (first) `keras.Model` with its weights, and the parsed
-        `config.json` as :func:`load_networks` gives it.
+        `(model, config)`: the (first) `keras.Model` with its weights, and the parsed `config.json` as :func:`load_networks` gives it.
 
     Raises:
-        ModelFolderError: files are missing, checksums do not match, or the
-            format is unknown.
+        ModelFolderError: files are missing, checksums do not match, or the format is unknown.
     """
     networks, config = load_networks(path)
     return networks[0], config
@@ -372,7 +366,7 @@ def set_calibration(path, temperature, *, per_predicted_class: bool = False, cla
     """
     path = Path(path)
     config = _read_config(path)
-    if ModelConfig.from_dict(config["model"]).multilabel:
+    if config_from_dict(config["model"]).multilabel:
         raise ValueError(f"{path} is a multi-label model: temperature scaling and prior correction of softmax probabilities do not apply to it")
     array, n_classes = np.asarray(temperature, dtype=float), len(config["classes"])
     try:  # the rule a stored temperature is read back with
@@ -402,44 +396,3 @@ def set_calibration(path, temperature, *, per_predicted_class: bool = False, cla
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
-
-
-SPLIT_FILE = "split.json"
-
-
-def split_text(train_names, val_names) -> str:
-    """The text of a `split.json`: `{"train": [names], "val": [names]}` on one line."""
-    return json.dumps({"train": [str(n) for n in train_names], "val": [str(n) for n in val_names]}) + "\n"
-
-
-def write_split(folder, train_names, val_names) -> Path:
-    """Write `folder/split.json` (the training and validation record names), atomically.
-
-    Returns:
-        The path written.
-    """
-    path = Path(folder) / SPLIT_FILE
-    atomic_write_text(path, split_text(train_names, val_names))
-    return path
-
-
-def load_split(model_dir, *, fix: str = "repair it, or score every record with --all-records") -> dict[str, list[str]] | None:
-    """The train/validation split a model folder records (`split.json`, written by training).
-
-    Args:
-        model_dir: the model folder.
-        fix: how to get past an invalid `split.json`, for the error message.
-
-    Returns:
-        `{"train": [names], "val": [names]}`, or `None` when the folder has no `split.json`.
-
-    Raises:
-        ValueError: `split.json` exists but is not such a mapping.
-    """
-    path = Path(model_dir) / SPLIT_FILE
-    if not path.is_file():
-        return None
-    try:
-        return checked_split(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: invalid split file ({exc}); {fix}") from None

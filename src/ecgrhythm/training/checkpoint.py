@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.config import DEFAULT_NETWORK, resolve_portable
-from ecgrhythm.networks.saving import CHECKPOINT_DIR, SPLIT_FILE
+from ecgrhythm.config import resolve_portable
+from ecgrhythm.networks.registry import DEFAULT_NETWORK
+from ecgrhythm.networks.saving import CHECKPOINT_DIR
+from ecgrhythm.networks.split import SPLIT_FILE
 from ecgrhythm.utils.io import atomic_write, atomic_write_text
 
 __all__ = ["Checkpoint", "RunState", "STATE_FILE"]

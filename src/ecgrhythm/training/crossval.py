@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
+from ecgrhythm.config import PreprocessConfig, TrainConfig
+from ecgrhythm.networks.cnn_lstm import ModelConfig
 from ecgrhythm.networks.saving import CHECKPOINT_DIR, is_finished
 from ecgrhythm.training.data import LabelledData, load_labelled
 from ecgrhythm.training.folds import FOLDS_FILE, Folds, fold_dir, make_folds, read_folds

@@ -8,8 +8,8 @@ from typing import ClassVar
 import pytest
 
 from ecgrhythm.cli import main
-from ecgrhythm.config import ModelConfig
 from ecgrhythm.lab.studies import LENGTHS, STUDIES, Budget, LengthStrategy, Study, Variant, run_study, study_rows, write_report
+from ecgrhythm.networks.cnn_lstm import ModelConfig
 
 
 def test_study_records_resumes_and_reports(small_folder, small_data, tiny, tmp_path):

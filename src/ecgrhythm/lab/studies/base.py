@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ecgrhythm.config import ModelConfig, TrainConfig
+from ecgrhythm.config import TrainConfig
+from ecgrhythm.networks.cnn_lstm import ModelConfig
 from ecgrhythm.preprocessing.pipeline import bandpass, normalize
 
 __all__ = ["Budget", "Variant", "Study", "STUDIES", "register_study", "BASE_MODEL", "FULL_BUDGET_MODEL", "STUDY_FS", "MAX_SEED", "pm"]

@@ -15,10 +15,11 @@ import json
 import statistics
 from pathlib import Path
 
-from ecgrhythm.config import ModelConfig, PreprocessConfig, TrainConfig
+from ecgrhythm.config import PreprocessConfig, TrainConfig
 from ecgrhythm.lab.studies.base import STUDIES, STUDY_FS, Variant
 from ecgrhythm.lab.studies.store import add_runs, open_store, open_study, run_attrs
 from ecgrhythm.lab.studies.strategies import ADVISED_FS, ADVISED_SAMPLES
+from ecgrhythm.networks.cnn_lstm import ModelConfig
 
 __all__ = ["crossval_variant", "crossval_runs", "import_crossval", "CROP_PAD_SECONDS"]
 
@@ -90,7 +91,7 @@ def crossval_runs(name: str, folder, machine: str | None = None) -> list[tuple]:
     from ecgrhythm.networks.saving import LOG_FILE
     from ecgrhythm.training.crossval import RECIPE_FILE
     from ecgrhythm.training.folds import fold_dir, read_folds
-    from ecgrhythm.training.trainer import read_log
+    from ecgrhythm.training.history import read_log
 
     folder = Path(folder)
     recipe = _read_json(folder / RECIPE_FILE)

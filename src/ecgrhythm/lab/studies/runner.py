@@ -98,7 +98,9 @@ def fit_variant(data: StudyData, variant: Variant, seed: int, budget: Budget, *,
     import keras
 
     from ecgrhythm.preprocessing.batching import WindowSequence
-    from ecgrhythm.training.trainer import class_weights, compile_network, fit_epoch
+    from ecgrhythm.training.losses import class_weights
+    from ecgrhythm.training.plan import compile_network
+    from ecgrhythm.training.trainer import fit_epoch
 
     records = data.records
     signals = variant.signals(records.signals, data.fs, data.train_idx) if signals is None else signals

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.config import ModelConfig
 from ecgrhythm.lab.studies.base import MAX_SEED, STUDIES, Variant
 from ecgrhythm.lab.studies.strategies import LENGTHS
+from ecgrhythm.networks.cnn_lstm import ModelConfig
 
 __all__ = [
     "DEFAULT_STORE",

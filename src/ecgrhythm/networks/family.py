@@ -1,0 +1,79 @@
+"""What a network family is: a config class, a Keras builder and an ONNX graph writer.
+
+A family lives in one module (:mod:`ecgrhythm.networks.cnn_lstm`, :mod:`ecgrhythm.networks.gru`) that defines
+a frozen dataclass subclassing :class:`NetworkConfig`, a builder, an ONNX graph writer, and a
+:class:`NetworkFamily` bundling them, registered by :mod:`ecgrhythm.networks.registry`. Nothing outside the
+family module reads its config's own fields: callers use :class:`NetworkConfig`'s `network`, `multilabel`
+and `downsampling`, and `to_dict`/`from_dict`.
+
+This module imports neither Keras nor ONNX, so that configs load as fast as the command parser needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ecgrhythm.config import _check, _Config
+
+__all__ = ["NetworkConfig", "NetworkFamily"]
+
+
+class NetworkConfig(_Config):
+    """Base of a network family's architecture: a frozen dataclass of hyperparameters only.
+
+    Subclasses are frozen dataclasses that set the class attribute `network` (the family's name, which
+    `config.json` records) and have a `multilabel: bool` field (sigmoid outputs instead of softmax), and
+    implement `downsampling`. `to_dict` appends `"network"` after the fields; `from_dict` accepts that key
+    (or its absence) for the family's own name only.
+    """
+
+    network: ClassVar[str]
+
+    @property
+    def downsampling(self) -> int:
+        """Factor by which the network shortens its input sequence: input lengths are multiples of it."""
+        raise NotImplementedError(f"{type(self).__name__} must define `downsampling`")
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "network": self.network}
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        data = dict(data)
+        name = data.pop("network", cls.network)
+        _check(name == cls.network, "network", f"{cls.network!r} for a {cls.__name__}", name)
+        return super().from_dict(data)
+
+    @staticmethod
+    def check(cond: bool, name: str, expected: str, value) -> None:
+        """Raise `ValueError` naming the argument, the expected value and `Received: name=value` unless `cond`."""
+        _check(cond, name, expected, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkFamily:
+    """A network family, as :func:`ecgrhythm.networks.registry.register_family` takes it.
+
+    Attributes:
+        config_class: the family's frozen dataclass subclassing :class:`NetworkConfig`; its `network`
+            attribute is the family's name.
+        build: `build(n_channels, n_classes, config) -> keras.Model` with inputs
+            `{"signal": (batch, steps, n_channels) float32, "mask": (batch, steps) bool}` (each mask row a
+            prefix of True) and output `(batch, n_classes)` probabilities, for any `steps` that is a multiple
+            of `config.downsampling`; padding past a record's end never changes its output.
+        write_onnx: `write_onnx(graph, network, config, signal, keep) -> str`: appends the nodes computing the
+            trained `network` to an :class:`ecgrhythm.networks.onnx_graph.OnnxGraph`, reading the input named
+            `signal` `(batch, steps, n_channels)` and the float mask `keep` `(batch, steps)`, and returns the
+            name of its `(batch, n_classes)` probabilities; `None` for a family that cannot be exported.
+    """
+
+    config_class: type[NetworkConfig]
+    build: Callable[[int, int, Any], Any]
+    write_onnx: Callable[..., str] | None = None
+
+    @property
+    def name(self) -> str:
+        """The family's name: `config_class.network`."""
+        return self.config_class.network
