@@ -7,7 +7,9 @@ For the local engine and for Ray with each worker count:
     and its actors too), reading and classifying, all included.
 (b) start-up excluded. Local: the model loaded and every bucket shape
     compiled by a first pass, then one timed pass. Ray: the cluster started
-    (`cluster_start_s`), one job run to fill the compilation cache, then a
+    (`cluster_start_s`), one job run to fill the compilation cache (JAX's
+    persistent cache in a folder of the run, as `ecgrhythm classify` keeps
+    one across runs; `$JAX_COMPILATION_CACHE_DIR` if set), then a
     job of one record per worker (`job_overhead_s`: each job's actors start
     and load the model) and a job of all N records in the running cluster
     (`job_s`); `records_per_s_without_overhead` is N / (`job_s` - `job_overhead_s`).
@@ -34,14 +36,13 @@ from classify_throughput import end_to_end, in_process, link_records, warm_page_
 
 
 def ray_in_process(folder: Path, model: Path, workers: int, batch_records: int | None) -> dict:
-    from ecgrhythm.cli.common import load_classifier
     from ecgrhythm.inference.classifier import RhythmClassifier
     from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster
     from ecgrhythm.records import find_records
 
     paths = find_records([folder])
     classes = RhythmClassifier.load(model).classes_
-    load = functools.partial(load_classifier, str(model))
+    load = functools.partial(RhythmClassifier.load, str(model))  # a model folder on Keras, an .onnx file on onnxruntime
     batch = {} if batch_records is None else {"batch_records": batch_records}
 
     def job(some):
@@ -85,6 +86,7 @@ def main(argv=None) -> int:
 
     records = find_records([data])[: args.n]
     tmp = Path(tempfile.mkdtemp(prefix="ecgrhythm-bench-"))
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(tmp.with_name(tmp.name + "-jax")))  # read by the Ray actors' JAX
     try:
         link_records(records, tmp)
         warm_page_cache(tmp)
@@ -100,6 +102,7 @@ def main(argv=None) -> int:
         result["machine"] = machine()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp.with_name(tmp.name + "-jax"), ignore_errors=True)
     emit(result, args.output)
     return 0
 

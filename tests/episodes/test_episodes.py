@@ -8,16 +8,9 @@ import numpy as np
 import pytest
 
 from ecgrhythm import cli
-from ecgrhythm.episodes.finder import (
-    EpisodeParams,
-    WindowProbabilities,
-    _change_beat,
-    af_segments,
-    collect_windows,
-    iter_window_probabilities,
-    record_episodes,
-    smooth_af,
-)
+from ecgrhythm.episodes.boundaries import _change_beat, af_segments, smooth_af
+from ecgrhythm.episodes.finder import EpisodeParams, record_episodes
+from ecgrhythm.episodes.windows import WindowProbabilities, collect_windows, iter_window_probabilities
 from ecgrhythm.inference.classifier import RhythmClassifier
 from ecgrhythm.records import read_record
 

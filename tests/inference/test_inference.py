@@ -8,7 +8,7 @@ import pytest
 import ecgrhythm.inference.classifier as inference
 from ecgrhythm.inference.classifier import NotFittedError, RhythmClassifier
 from ecgrhythm.inference.streaming import classify_files
-from ecgrhythm.networks.saving import ModelFolderError, load_model_dir
+from ecgrhythm.networks.saving import ModelFolderError
 from ecgrhythm.records import RecordError, read_record
 
 
@@ -23,16 +23,6 @@ def test_not_fitted_error_before_load(cinc2017_dir):
     ):
         with pytest.raises(NotFittedError, match="Call 'load'"):
             call()
-
-
-def test_fast_loading_gives_the_saved_weights(clf, tiny_model_dir):
-    plain, _ = load_model_dir(tiny_model_dir)
-    saved = lambda model: [v for v in model.variables if "seed_generator" not in v.path]  # noqa: E731  (seeds are drawn anew)
-    assert len(saved(plain)) == len(saved(clf.model_)) > 10
-    for a, b in zip(saved(plain), saved(clf.model_)):
-        assert a.path.split("/")[0] == b.path.split("/")[0]
-        np.testing.assert_array_equal(np.asarray(a.value), np.asarray(b.value))
-    assert all(v.value is not None for v in clf.model_.variables)
 
 
 def test_a_single_lead_model_takes_lead_i_of_a_real_two_lead_record(clf, cpsc2021_dir):
@@ -102,8 +92,8 @@ def test_predict_segments_is_the_timeline_of_consecutive_windows(clf, cinc2017_d
     assert all(a.end_s == b.start_s for a, b in zip(segments, segments[1:]))
     for seg in segments:
         a, b = round(seg.start_s * clf.preprocess_.fs), round(seg.end_s * clf.preprocess_.fs)
-        np.testing.assert_allclose(seg.probabilities, clf.predict_proba([prepared[a:b]])[0], atol=1e-6)
-        assert seg.label == clf.classes_[int(np.argmax(seg.probabilities))]
+        np.testing.assert_allclose(seg.probabilities, clf.predict_proba([prepared[a:b]], calibrated=False)[0], atol=1e-6)
+        assert seg.label == clf.classes_[int(np.argmax(seg.probabilities))] and seg.calibrated is False
     # Windows of about 7 s: round(30 / 7) = 4 near-equal windows.
     assert [round(s.end_s - s.start_s, 3) for s in clf.predict_segments(record, 7.0, signal=prepared)] == [7.5] * 4
     with pytest.raises(ValueError, match="`window_s`"):
@@ -112,6 +102,21 @@ def test_predict_segments_is_the_timeline_of_consecutive_windows(clf, cinc2017_d
     np.testing.assert_allclose(whole, clf.predict_proba([prepared])[0], atol=1e-6)
     np.testing.assert_allclose([s.probabilities for s in together], [s.probabilities for s in segments], atol=1e-6)
     assert [(s.start_s, s.end_s, s.label) for s in together] == [(s.start_s, s.end_s, s.label) for s in segments]
+
+
+def test_the_calibration_fitted_on_whole_records_is_applied_to_them_not_to_windows(cinc2017_dir):
+    shipped = RhythmClassifier.load()  # calibrated: a class prior, then one temperature per predicted class
+    assert shipped.class_prior_ is not None and shipped.temperature_by_ == "predicted_class"
+    record = read_record(cinc2017_dir / "A00004.hea")
+    prepared = shipped.prepare(record)
+    whole, segments = shipped.predict_with_segments(record, 10.0, signal=prepared)
+    np.testing.assert_allclose(whole, shipped.predict_proba([prepared])[0], atol=1e-6)
+    assert not np.allclose(whole, shipped.predict_proba([prepared], calibrated=False)[0], atol=1e-3)
+    windows = [prepared[round(s.start_s * 150) : round(s.end_s * 150)] for s in segments]
+    own, calibrated = shipped.predict_proba(windows, calibrated=False), shipped.predict_proba(windows)
+    np.testing.assert_allclose([s.probabilities for s in segments], own, atol=1e-6)
+    assert not np.allclose(own, calibrated, atol=1e-3) and not any(s.calibrated for s in segments)
+    assert [s.probabilities.tolist() for s in shipped.predict_segments(record, 10.0)] == [s.probabilities.tolist() for s in segments]
 
 
 def test_non_finite_model_output_is_an_error_of_that_record(tiny_model_dir, paths):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ecgrhythm.preprocessing.pipeline import choose_lead, lead_index
+from ecgrhythm.preprocessing.leads import choose_lead, input_columns, lead_index
 from ecgrhythm.records import EcgRecord, RecordError
 
 
@@ -45,3 +45,16 @@ def test_single_lead_records_and_multi_lead_models():
 def test_lead_values_that_look_like_digits_get_the_usual_error(lead):
     with pytest.raises(RecordError, match="no lead"):
         choose_lead(_record(["I", "II"]), lead, 1)
+
+
+def test_the_columns_a_model_takes_and_the_one_lead_count_check():
+    names = ("I", "II", "V1")
+    assert input_columns(names, "v1", 1) == ([2], "V1") and input_columns(names, None, 1, model_leads=("II",)) == ([1], "II")
+    assert input_columns(names, None, 3) == ([0, 1, 2], None)
+    assert input_columns(names, None, 2, model_leads=("V1", "I")) == ([2, 0], None)  # in the model's order
+    with pytest.raises(RecordError, match=r"rec: the record has 3 leads \(I, II, V1\) but the model takes 2; classify records with 2 lead"):
+        input_columns(names, None, 2, source="rec")
+    with pytest.raises(RecordError, match=r"missing leads \['aVF'\]"):
+        input_columns(names, None, 2, model_leads=("I", "aVF"))
+    with pytest.raises(ValueError, match="`lead`: the model takes 2 leads"):
+        input_columns(names, "I", 2)

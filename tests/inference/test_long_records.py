@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from ecgrhythm.episodes.finder import record_episodes, stream_episodes
-from ecgrhythm.inference.classifier import RhythmClassifier
-from ecgrhythm.inference.long_records import STREAM_ABOVE_S, classify_stream, open_long_record, should_stream
+from ecgrhythm.inference.classifier import RhythmClassifier, split_long
+from ecgrhythm.inference.long_records import STREAM_ABOVE_S, classify_stream, open_long_record, should_stream, stream_chunks, stream_input
 from ecgrhythm.inference.streaming import classify_files
+from ecgrhythm.preprocessing.pipeline import model_input
 from ecgrhythm.records import RecordError, open_wfdb, read_record
 
 
@@ -46,6 +47,37 @@ def test_streaming_equals_whole_record_reading_on_a_real_record(clf, cpsc2021_di
             probs, chosen = classify_stream(clf, stream, lead, piece_s=45.0)  # 12 pieces, each resampled with its margins
         assert chosen == name and np.abs(probs - whole[0]).max() < 1e-5
         assert clf.labels_from_proba(probs[None]) == clf.labels_from_proba(whole)
+
+
+def test_a_long_record_streamed_in_pieces_gives_the_window_probabilities_of_a_whole_read(clf, cpsc2021_dir):
+    """One pipeline: the chunks of a record read in pieces are those the classifier cuts a whole read into, with their probabilities."""
+    path = cpsc2021_dir / "data_101_9.hea"  # 249 s at 200 Hz: 4 chunks of the largest bucket (65 s at 150 Hz)
+    signal = clf.prepare(read_record(path))
+    whole = split_long(signal, clf.buckets_[-1])  # what predict_proba runs for the record read whole
+    with open_long_record(path) as stream:
+        n, pieces, lead = stream_input(clf, stream, piece_s=45.0)  # 6 pieces, each resampled with its margins
+        streamed = list(stream_chunks(pieces, n, clf.buckets_[-1], fs=clf.preprocess_.fs))
+    assert lead == "I" and n == len(signal) and len(whole) == 4 and [len(c) for c in streamed] == [len(c) for c in whole]
+    np.testing.assert_allclose(np.concatenate(streamed), signal, atol=1e-6, rtol=0)
+    expected = clf.predict_proba(whole, calibrated=False)
+    assert np.abs(expected - expected.mean(axis=0)).max() > 1e-3  # the windows differ
+    np.testing.assert_allclose(clf.predict_proba(streamed, calibrated=False), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("normalization", ["zscore", "minmax", "robust"])
+def test_the_pipeline_gives_the_same_input_for_a_signal_held_whole_or_read_in_pieces(clf, cinc2017_dir, normalization):
+    import dataclasses
+
+    records = [read_record(p) for p in sorted(cinc2017_dir.glob("A*.hea"))[:12]]
+    joined = np.concatenate([r.signal for r in records])  # 12 real records end to end at 300 Hz, filtered 0.5-40 Hz here
+
+    config = dataclasses.replace(clf.preprocess_, normalization=normalization, bandpass=(0.5, 40.0))
+    n, pieces = model_input(lambda a, b: joined[a:b], len(joined), 300.0, config, 1, piece_s=37.0)
+    pieces = list(pieces)
+    whole_n, whole = model_input(lambda a, b: joined[a:b], len(joined), 300.0, config, 1)
+    whole = list(whole)
+    assert len(pieces) > 5 and len(whole) == 1 and n == whole_n == len(whole[0]) == -(-len(joined) // 2)  # 300 -> 150 Hz
+    np.testing.assert_allclose(np.concatenate(pieces), whole[0], atol=1e-6, rtol=0)
 
 
 def test_streamed_episodes_equal_in_memory_episodes(clf, cpsc2021_dir):
@@ -124,8 +156,7 @@ def test_classify_takes_the_chosen_lead_and_says_which(tmp_path, cpsc2021_dir, t
 
 
 def test_a_model_with_the_rr_channel_streams_it_piece_by_piece(tiny_rr_model_dir, cpsc2021_dir, monkeypatch):
-    from ecgrhythm.inference.long_records import model_rate_pieces, stream_columns
-    from ecgrhythm.preprocessing.pipeline import rr_intervals
+    from ecgrhythm.preprocessing.pipeline import model_rate_pieces, rr_intervals
 
     rr = RhythmClassifier.load(tiny_rr_model_dir)
     path = cpsc2021_dir / "data_84_1.hea"  # 8.7 minutes with AF
@@ -138,8 +169,8 @@ def test_a_model_with_the_rr_channel_streams_it_piece_by_piece(tiny_rr_model_dir
         probs, lead = classify_stream(rr, stream, piece_s=45.0)
     assert lead == "I" and np.abs(probs - whole).max() < 1e-3  # only the RR samples near piece starts may differ
     with open_long_record(path) as stream:
-        columns, _ = stream_columns(rr, stream)
-        pieces = list(model_rate_pieces(stream, columns, rr.preprocess_, 45.0))
+        columns, _ = rr.input_columns(stream.sig_name, source=stream.header)
+        pieces = list(model_rate_pieces(lambda a, b: stream.read(a, b, columns), stream.n_samples, stream.fs, rr.preprocess_, 45.0))
     per_piece = np.concatenate([rr_intervals(x[:, 0], rr.preprocess_.fs) for x in pieces])
     streamed = np.concatenate(fed)
     assert streamed.shape == signal.shape and np.array_equal(streamed[:, 1], per_piece)  # each piece's own beats

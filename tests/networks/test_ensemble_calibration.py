@@ -172,18 +172,19 @@ def test_a_member_failing_mid_swap_leaves_the_first_network_its_own_weights(tiny
     ensemble = RhythmClassifier.load(assemble_ensemble([tiny_model_dir, other_member], tmp_path / "ensemble"))
     prepared = [ensemble.prepare(read_record(r)) for r in records]
     first = ensemble.predict_proba(prepared, calibrated=False, networks=1)
-    real, calls = inference.predict_signals, []
+    real, calls = inference.run_signals, []  # runs each network of the ensemble in turn
 
     def second_call_fails(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # the second member, run on the first network with its weights
+        if len(calls) == 2:  # the second member fails once the first network has taken its weights
+            real(*args, **kwargs)
             raise RuntimeError("member failed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(inference, "predict_signals", second_call_fails)
+    monkeypatch.setattr(inference, "run_signals", second_call_fails)
     with pytest.raises(RuntimeError, match="member failed"):
         ensemble.predict_proba(prepared, calibrated=False)
-    monkeypatch.setattr(inference, "predict_signals", real)
+    monkeypatch.setattr(inference, "run_signals", real)
     np.testing.assert_allclose(ensemble.predict_proba(prepared, calibrated=False, networks=1), first, atol=1e-6)
 
 

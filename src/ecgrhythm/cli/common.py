@@ -109,18 +109,18 @@ def sampling_rate(text: str) -> float:
 
 
 def load_classifier(model):
-    """The classifier of `--model`: onnxruntime alone (no Keras, no JAX) for a `.onnx` file, else Keras on a model folder."""
-    if model is not None and str(model).lower().endswith(".onnx"):
-        from ecgrhythm.inference.onnx_backend import OnnxClassifier
-
-        try:
-            return OnnxClassifier.load(model)
-        except ImportError as exc:
-            raise UsageError(str(exc)) from None
+    """The classifier of `--model` (:meth:`RhythmClassifier.load`): onnxruntime alone (no Keras, no JAX) for a `.onnx` file,
+    else Keras on a model folder, with compiled networks cached across runs."""
+    from ecgrhythm.inference.backend import is_onnx_file
     from ecgrhythm.inference.classifier import RhythmClassifier
 
-    enable_compilation_cache()
-    return RhythmClassifier.load(model)
+    if not is_onnx_file(model):
+        enable_compilation_cache()
+        return RhythmClassifier.load(model)
+    try:
+        return RhythmClassifier.load(model)
+    except ImportError as exc:  # onnxruntime is not installed: the message says how to install it
+        raise UsageError(str(exc)) from None
 
 
 def write_rows(f, prediction, *, header=True, classes=None, truth=None):

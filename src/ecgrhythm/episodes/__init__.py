@@ -1,1 +1,1 @@
-"""AF episodes of long records: window probabilities smoothed into episodes placed on beats (`finder`), and rhythm annotations read from `.atr` files (`annotations`)."""
+"""AF episodes of long records: window probabilities (`windows`) smoothed by a hidden Markov model and placed on beats (`boundaries`), put together by the finder (`finder`, settings in `params`), of record files and into CSVs (`files`), and rhythm annotations read from `.atr` files (`annotations`)."""

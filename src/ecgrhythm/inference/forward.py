@@ -2,8 +2,9 @@
 
 Signals are padded to one of a few lengths (buckets) and run `BATCH_SIZE` at a time with their masks, so
 JAX compiles the network once per length; signals longer than the largest bucket are cut into near-equal
-chunks whose probabilities are averaged by length. Training (validation), the studies, long records and
-:class:`ecgrhythm.inference.classifier.RhythmClassifier` all run networks through :func:`predict_signals`.
+chunks whose probabilities are averaged by length. :func:`run_signals` does it for any function of a padded,
+masked batch (the classifier's backends give one per network, see :mod:`ecgrhythm.inference.backend`);
+:func:`predict_signals` for one Keras network (training's validation, the studies).
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import numpy as np
 
 from ecgrhythm.preprocessing.batching import bucket_for, inference_batches
 
-__all__ = ["predict_signals", "split_long", "chunk_bounds", "average_by_owner", "BATCH_SIZE", "MIN_BUCKET_SIGNALS"]
+__all__ = [
+    "run_signals",
+    "predict_signals",
+    "keras_batch_function",
+    "split_long",
+    "chunk_bounds",
+    "average_by_owner",
+    "BATCH_SIZE",
+    "MIN_BUCKET_SIGNALS",
+]
 
 BATCH_SIZE = 16
 MIN_BUCKET_SIGNALS = 32
@@ -50,18 +60,21 @@ def _batch_buckets(lengths, buckets, min_count: int = MIN_BUCKET_SIGNALS) -> tup
     return tuple(b for b in used[:-1] if counts[b] >= min_count) + (used[-1],)
 
 
-def predict_signals(model, signals, buckets, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Class probabilities of preprocessed signals of any length.
+def run_signals(run, signals, buckets, batch_size: int = BATCH_SIZE, *, n_classes: int) -> np.ndarray:
+    """Class probabilities of preprocessed signals of any length, from a function of padded, masked batches.
 
     Signals longer than the largest bucket are cut into chunks that fit; a
-    record's probabilities are the length-weighted mean over its chunks, so
+    signal's probabilities are the length-weighted mean over its chunks, so
     memory stays bounded by one batch of the largest bucket.
 
     Args:
-        model: network from `build_lstm_classifier`.
-        signals: list of float32 arrays `(n_i, n_leads)` at the model's rate.
+        run: `run(x, mask)` gives the probabilities `(batch_size, n_classes)` of a batch `x` float32
+            `(batch_size, length, n_channels)` padded at the end, with its mask bool `(batch_size, length)`
+            (rows of padding alone included).
+        signals: list of float32 arrays `(n_i, n_channels)` at the model's rate.
         buckets: padded lengths (multiples of the model's downsampling factor).
-        batch_size: rows per compiled batch.
+        batch_size: rows per batch.
+        n_classes: columns of the probabilities.
 
     Returns:
         float array `(len(signals), n_classes)`.
@@ -72,13 +85,29 @@ def predict_signals(model, signals, buckets, batch_size: int = BATCH_SIZE) -> np
             chunks.append(c)
             owners.append(i)
             weights.append(len(c))
-    n_classes = model.output.shape[-1]
     chunk_probs = np.zeros((len(chunks), n_classes), dtype=np.float64)
     padded = _batch_buckets(weights, buckets)
     for idx, x, mask in inference_batches(chunks, padded, batch_size):
-        out = np.asarray(model.predict_on_batch({"signal": x, "mask": mask}))
-        chunk_probs[idx] = out[: len(idx)]
+        chunk_probs[idx] = np.asarray(run(x, mask))[: len(idx)]
     return average_by_owner(chunk_probs, owners, weights, len(signals))
+
+
+def predict_signals(model, signals, buckets, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """:func:`run_signals` with one Keras network (from :func:`ecgrhythm.networks.registry.build_network`).
+
+    Returns:
+        float array `(len(signals), n_classes)`.
+    """
+    return run_signals(keras_batch_function(model), signals, buckets, batch_size, n_classes=model.output.shape[-1])
+
+
+def keras_batch_function(model):
+    """`run(x, mask)` of a Keras network for :func:`run_signals`: its probabilities of a padded, masked batch."""
+
+    def run(x, mask):
+        return np.asarray(model.predict_on_batch({"signal": x, "mask": mask}))
+
+    return run
 
 
 def average_by_owner(values, owners, weights, n_owners: int) -> np.ndarray:

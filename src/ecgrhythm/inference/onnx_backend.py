@@ -1,33 +1,32 @@
-"""Classify with an exported `.onnx` file and onnxruntime alone: no Keras, no JAX.
+"""The ONNX Runtime backend of a classifier: an exported `.onnx` file and onnxruntime alone, no Keras, no JAX.
 
-:class:`OnnxClassifier` is a :class:`~ecgrhythm.inference.classifier.RhythmClassifier`
-whose network is an onnxruntime session: records are read, preprocessed,
-cut, padded into buckets and averaged exactly as with the Keras model, from
-the configuration stored in the file (see :func:`read_onnx_metadata`).
-Importing this module imports neither Keras nor JAX.
+:class:`OnnxBackend` runs the file's graph; records are read, preprocessed, cut, padded into buckets and
+averaged by :class:`~ecgrhythm.inference.classifier.RhythmClassifier` exactly as with a model folder, from the
+configuration stored in the file (see :func:`read_onnx_metadata`). Importing this module, or loading a file,
+imports neither Keras nor JAX.
 
 Example:
->>> clf = OnnxClassifier.load("cinc2017.onnx")          # doctest: +SKIP
+>>> clf = RhythmClassifier.load("cinc2017.onnx")        # doctest: +SKIP
 >>> clf.predict_records(["A00001.hea"]).labels           # doctest: +SKIP
 ['N']
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.config import ModelConfig, PreprocessConfig
-from ecgrhythm.inference.classifier import RhythmClassifier
-from ecgrhythm.inference.forward import predict_signals
+from ecgrhythm.config import PreprocessConfig
+from ecgrhythm.networks.registry import config_from_dict
 from ecgrhythm.preprocessing.batching import bucket_lengths
 from ecgrhythm.scoring.calibration import CALIBRATION_KEYS, checked_calibration
 from ecgrhythm.utils.validation import checked_split
 
-__all__ = ["OnnxClassifier", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "graph_outputs", "METADATA_KEYS", "EXTRA"]
+__all__ = ["OnnxBackend", "OnnxModelError", "read_onnx_metadata", "metadata_from_config", "graph_outputs", "METADATA_KEYS", "EXTRA"]
 
 FORMAT = 1
 EXTRA = "onnx"  # the optional dependency group: pip install "ecgrhythm[onnx]"
@@ -81,13 +80,13 @@ def metadata_from_config(config: dict, n_networks: int = 1, split: dict | None =
     Args:
         config: the folder's `config.json`.
         n_networks: networks averaged in the graph.
-        split: the folder's split (:func:`ecgrhythm.networks.saving.load_split`), or None when it has none.
+        split: the folder's split (:func:`ecgrhythm.networks.split.load_split`), or None when it has none.
 
     Returns:
         A dict keyed by :data:`METADATA_KEYS`; the exporter stores each value as JSON text.
     """
     preprocess = PreprocessConfig.from_dict(config["preprocess"])
-    architecture = ModelConfig.from_dict(config["model"])
+    architecture = config_from_dict(config["model"])
     classes = list(config["classes"])
     return {
         "ecgrhythm_format": FORMAT,
@@ -150,117 +149,125 @@ def _decode(raw: dict, path) -> dict:
     return meta
 
 
-class _OrtNetwork:
-    """One output of an onnxruntime session seen through the two members of a Keras model that inference uses.
+class OnnxBackend:
+    """An exported `.onnx` file on onnxruntime (see :class:`~ecgrhythm.inference.backend.Backend`).
+
+    Create one with :meth:`load`. The file's graph averages its networks in the output `probabilities`; a
+    file of several networks has `first_probabilities` too, the first network's own (AF episodes use it).
 
     Args:
-        session: the file's onnxruntime session.
-        name: the graph output it gives.
+        path: the `.onnx` file.
+        session: its onnxruntime session.
+        metadata: its decoded metadata (:func:`read_onnx_metadata`).
+        config: the model's configuration, from the metadata's `config.json`.
 
     Attributes:
-        output: the graph's output `name` (`.shape[-1]` is the number of classes).
+        path, session, metadata, config: as given.
+        classes: the model's class names.
+        n_networks: networks averaged by the graph (metadata "networks").
+        networks: None (the file holds no Keras networks).
+        split_source: where :meth:`training_split` reads the split, for messages.
     """
 
-    def __init__(self, session, name: str = OUTPUT):
+    networks = None
+    split_source = "split in its metadata"
+
+    def __init__(self, path: Path, session, metadata: dict, config: dict):
+        self.path = path
         self.session = session
-        self.output = next(o for o in session.get_outputs() if o.name == name)
+        self.metadata = metadata
+        self.config = config
+        self._outputs = self._graph_outputs()
 
-    def predict_on_batch(self, inputs) -> np.ndarray:
-        """Probabilities `(batch, n_classes)` of `{"signal": (batch, steps, leads), "mask": (batch, steps)}`.
+    @classmethod
+    def load(cls, path) -> OnnxBackend:
+        """Open the `.onnx` file `path` written by `ecgrhythm export`.
 
-        All-padding rows (a batch filled up to its fixed size) are not run:
-        onnxruntime has no compiled shapes to keep, and their rows are zeros.
+        Raises:
+            OnnxModelError: the file is missing, unreadable, not written by `ecgrhythm export`, or its metadata is
+                inconsistent (naming the file and the fix).
+            ImportError: onnxruntime is not installed.
         """
-        x, mask = inputs[INPUT_SIGNAL], inputs[INPUT_MASK]
-        rows = int(np.count_nonzero(mask.any(axis=1)))
-        out = np.zeros((len(x), self.output.shape[-1]), dtype=np.float32)
-        out[:rows] = self.session.run([self.output.name], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]
-        return out
-
-
-class OnnxClassifier(RhythmClassifier):
-    """A :class:`~ecgrhythm.inference.classifier.RhythmClassifier` on an exported `.onnx` file (onnxruntime only).
-
-    Args:
-        model_dir: the `.onnx` file written by `ecgrhythm export`.
-        batch_size: rows of each batch.
-        chunk_size: records read and held at a time by `classify_files`.
-
-    Attributes (after `load`): those of `RhythmClassifier`, read from
-    the file's metadata, with `onnx_metadata_` the decoded metadata
-    (:func:`read_onnx_metadata`) and `networks_` one entry per network of the
-    file (metadata "networks"): `networks_[k]` runs the graph output that
-    averages its first `k + 1` networks, or is None where the graph has no
-    such output (an ensemble's first network alone in files exported before
-    `first_probabilities`). `predict_proba(networks=n)` runs `networks_[n - 1]`.
-    `training_split()` gives the split its folder had (metadata "split").
-    """
-
-    split_source = "split in its metadata"  # where training_split() reads the split, for messages
-
-    def _load_model(self):
-        if self.model_dir is None:
-            raise OnnxModelError("no .onnx file given; pass the file written by 'ecgrhythm export' (--model FILE.onnx)")
-        session = _session(self.model_dir)
-        meta = _decode(session.get_modelmeta().custom_metadata_map, self.model_dir)
+        path = Path(path)
+        session = _session(path)
+        meta = _decode(session.get_modelmeta().custom_metadata_map, path)
         config = dict(meta["config.json"])
         try:
             config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
-            config["model"] = ModelConfig.from_dict(config["model"])
+            config["model"] = config_from_dict(config["model"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise OnnxModelError(f"{self.model_dir}: invalid model configuration in its metadata: {exc}") from None
-        try:  # applied by predict_proba, as for a model folder
+            raise OnnxModelError(f"{path}: invalid model configuration in its metadata: {exc}") from None
+        try:  # applied by the classifier, as for a model folder
             config.update(checked_calibration(config, "its metadata"))
         except (KeyError, ValueError) as exc:
-            raise OnnxModelError(f"{self.model_dir}: {exc}; export the model again") from None
+            raise OnnxModelError(f"{path}: {exc}; export the model again") from None
         differ = [key for key in CALIBRATION_KEYS if meta[key] != config[key]]  # other tools read the top-level keys
         if differ:
-            raise OnnxModelError(f"{self.model_dir}: its metadata's {differ} differ from its config.json's; export the model again")
-        self.onnx_metadata_ = meta
-        return self._networks(session, meta), config
+            raise OnnxModelError(f"{path}: its metadata's {differ} differ from its config.json's; export the model again")
+        return cls(path, session, meta, config)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config["classes"])
+
+    @property
+    def n_networks(self) -> int:
+        return self.metadata["networks"]
 
     def training_split(self) -> dict[str, list[str]] | None:
-        """The records the model was trained and validated on: the split its folder had when exported (metadata "split").
-
-        Returns:
-            `{"train": [names], "val": [names]}`, or None when unknown (a folder without `split.json`, or a file exported
-            before the metadata carried it).
+        """The split its folder had when exported (metadata "split"), or None when unknown (a folder without
+        `split.json`, or a file exported before the metadata carried it).
 
         Raises:
             OnnxModelError: the metadata's split is not such a mapping (naming the file).
         """
-        self._check_fitted()
-        split = self.onnx_metadata_["split"]
+        split = self.metadata["split"]
         if split is None:
             return None
         try:
             return checked_split(split)
         except ValueError as exc:
             raise OnnxModelError(
-                f"{self.model_dir_}: invalid split in its metadata ({exc}); export the model again from its folder, "
-                "or score every record with --all-records"
+                f"{self.path}: invalid split in its metadata ({exc}); export the model again from its folder, or score every record with --all-records"
             ) from None
 
-    def _networks(self, session, meta) -> list:
-        """`networks_` (see the class) from the metadata "networks" and "outputs" (older files: the mean only)."""
-        count = meta["networks"]
-        outputs = meta["outputs"] if meta["outputs"] is not None else {OUTPUT: count}
-        names = {o.name for o in session.get_outputs()}
+    @contextlib.contextmanager
+    def batch_functions(self, networks: int):
+        """Within the block, `[run]`: the graph output that averages the file's first `networks` networks.
+
+        All-padding rows (a batch filled up to its fixed size) are not run: onnxruntime has no compiled
+        shapes to keep, and their rows are zeros.
+
+        Raises:
+            ValueError: the graph has no such output (an ensemble's first network alone, in files exported
+                before `first_probabilities`).
+        """
+        name = self._outputs.get(networks)
+        if name is None:
+            raise ValueError(
+                f"{self.path}: this ONNX file's graph gives the mean of its {self.n_networks} networks only, not that of "
+                f"its first {networks}; export it again with 'ecgrhythm export' (its graph then has the first network's output too)"
+            )
+        n_classes = len(self.classes)
+
+        def run(x, mask):
+            rows = int(np.count_nonzero(mask.any(axis=1)))
+            out = np.zeros((len(x), n_classes), dtype=np.float32)
+            out[:rows] = self.session.run([name], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]
+            return out
+
+        yield [run]
+
+    def _graph_outputs(self) -> dict[int, str]:
+        """`{k: output name}` of the graph outputs averaging its first `k` networks (metadata "networks" and "outputs";
+        older files: the mean only), checked against the graph."""
+        count, outputs = self.metadata["networks"], self.metadata["outputs"]
+        outputs = outputs if outputs is not None else {OUTPUT: count}
+        names = {o.name for o in self.session.get_outputs()}
         valid = isinstance(count, int) and count >= 1 and isinstance(outputs, dict) and outputs.get(OUTPUT) == count
         if not valid or any(name not in names or not isinstance(n, int) or not 1 <= n <= count for name, n in outputs.items()):
             raise OnnxModelError(
-                f"{self.model_dir}: metadata networks={count!r} and outputs={outputs!r} do not match the graph's outputs "
+                f"{self.path}: metadata networks={count!r} and outputs={outputs!r} do not match the graph's outputs "
                 f"{sorted(names)}; export the model again"
             )
-        by_count = {n: name for name, n in outputs.items()}
-        return [_OrtNetwork(session, by_count[k]) if k in by_count else None for k in range(1, count + 1)]
-
-    def _mean_probabilities(self, members, signals) -> np.ndarray:
-        """The probabilities of the graph output that averages `members`, the file's first `len(members)` networks."""
-        network = members[-1]
-        if network is None:
-            raise ValueError(
-                f"{self.model_dir}: this ONNX file's graph gives the mean of its {len(self.networks_)} networks only, not that of "
-                f"its first {len(members)}; export it again with 'ecgrhythm export' (its graph then has the first network's output too)"
-            )
-        return predict_signals(network, signals, self.buckets_, self.batch_size)
+        return {n: name for name, n in outputs.items()}

@@ -28,6 +28,7 @@ import numpy as np
 
 from ecgrhythm.inference.classifier import Prediction
 from ecgrhythm.inference.long_records import classify_stream, open_long_record, should_stream
+from ecgrhythm.preprocessing.leads import check_lead_argument
 from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.utils.validation import check_positive_int
 
@@ -49,8 +50,7 @@ def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None
 
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`
-            (only its `prepare`, `predict_proba`, `labels_from_proba` and
-            `classes_` are used).
+            (of a model folder or an `.onnx` file).
         paths: record files (see :func:`ecgrhythm.records.find_records` for folders).
         fs: sampling rate (Hz) of files without a header.
         lead: lead name or 0-based index a single-lead model takes from
@@ -68,8 +68,7 @@ def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None
     """
     classifier.predict_proba([])  # raises NotFittedError before any file is read
     check_positive_int("chunk_samples", chunk_samples)
-    if lead is not None and classifier.n_leads_ != 1:
-        raise ValueError(f"Invalid argument `lead`: the model takes {classifier.n_leads_} leads, so no lead is chosen. Received: lead={lead!r}")
+    check_lead_argument(lead, classifier.n_leads_)
     stop = threading.Event()  # set when the caller stops early (Ctrl-C, a write error)
     chunks = _chunks(_read_records(classifier, paths, fs, lead, stop), chunk_samples)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgrhythm-reader") as pool:

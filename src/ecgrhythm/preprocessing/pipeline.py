@@ -1,20 +1,40 @@
-"""Turning a raw record into model input: lead selection, resampling, filtering, normalisation, an optional RR-interval
-channel, and a fixed length if the model has one."""
+"""Turning a raw record into model input, held whole or read in pieces: one pipeline either way.
+
+The steps: the leads the model takes, resampling to its rate, an optional band-pass, per-lead normalisation, an
+optional RR-interval channel, and a fixed length if the model has one. :func:`model_input` runs them on a signal
+given by random access (`read(a, b)`), piece by piece: :func:`model_rate_pieces` resamples and filters each piece
+with `MARGIN_S` seconds either side (pieces start on multiples of the rate ratio's denominator, so resampling gives
+exactly the samples of the whole signal, and a zero-phase filter's edge effect dies out within the margin);
+:func:`normalization_of` gathers the normalisation's statistics over the pieces; each piece is then normalised and
+given its RR channel (from its own beats), and a fixed-length model takes the first samples (:func:`first_samples`).
+
+:func:`preprocess` runs it on a record held whole, as one piece (training, and
+:meth:`ecgrhythm.inference.classifier.RhythmClassifier.prepare`); :mod:`ecgrhythm.inference.long_records` reads long
+records in pieces, with the same numbers (filtering within float rounding; the RR channel may differ near piece
+boundaries, where each piece's beat detector starts afresh).
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 
 import numpy as np
 
 from ecgrhythm.config import PreprocessConfig
+from ecgrhythm.preprocessing.leads import model_columns
 from ecgrhythm.preprocessing.rpeaks import detect_beats
 from ecgrhythm.records import EcgRecord, RecordError
 
 __all__ = [
     "preprocess",
+    "preprocess_signal",
+    "model_input",
+    "model_rate_pieces",
+    "normalization_of",
+    "first_samples",
     "resample",
     "bandpass",
     "normalize",
@@ -24,14 +44,12 @@ __all__ = [
     "rr_intervals",
     "with_rr_channel",
     "RR_RANGE_S",
-    "choose_lead",
-    "chosen_lead",
-    "lead_index",
-    "model_columns",
-    "PREFERRED_LEAD",
+    "MARGIN_S",
+    "ROBUST_VALUES",
 ]
 
-PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
+MARGIN_S = 20.0  # seconds read either side of a piece, so that resampling and filtering match a whole read
+ROBUST_VALUES = 10_000_000  # values per lead kept for the percentiles of a robust normalisation of a signal read in pieces
 _EPS = 1e-6
 _F32_MAX = float(np.finfo(np.float32).max)
 # Above this magnitude, filtering in float32 may overflow: such signals are filtered in float64.
@@ -123,14 +141,56 @@ def normalize(signal: np.ndarray, method: str) -> np.ndarray:
     if method == "none":
         return signal
     x = signal.astype(np.float64)
-    if x.shape[0] == 0:
-        return _to_float32(x)
-    stats = {
-        "zscore": lambda: {"mean": x.mean(axis=0), "std": x.std(axis=0)},
-        "robust": lambda: {"quartiles": np.percentile(x, [25, 50, 75], axis=0)},
-    }.get(method, dict)()
-    center, scale = normalization(method, x.min(axis=0), x.max(axis=0), **stats)
-    return apply_normalization(x, center, scale)
+    _, center, scale = normalization_of([x], method, x.shape[1])
+    return _to_float32(x) if center is None else apply_normalization(x, center, scale)
+
+
+def normalization_of(pieces: Iterable[np.ndarray], method: str, n_leads: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
+    """The statistics of a normalisation of the signal made of `pieces` joined end to end, gathered piece by piece.
+
+    The mean and variance are merged piece by piece (Chan et al.); one piece gets exactly those of
+    `numpy.mean` and `numpy.std`. For `"robust"` the percentiles are those of every value while the values
+    seen number at most `ROBUST_VALUES` per lead, then of evenly spaced values (every second, every fourth, ...),
+    thinned before each further piece.
+
+    Args:
+        pieces: arrays `(n_i, n_leads)`.
+        method: as in :func:`normalize`.
+        n_leads: columns of each piece.
+
+    Returns:
+        `(n_samples, center, scale)`: the joined length and the per-lead `(center, scale)` of :func:`normalization`,
+        float arrays `(n_leads,)`, or `None`s for `"none"` or an empty signal.
+
+    Raises:
+        ValueError: `method` is unknown.
+    """
+    n, mean, m2 = 0, np.zeros(n_leads), np.zeros(n_leads)
+    lo, hi = np.full(n_leads, np.inf), np.full(n_leads, -np.inf)
+    kept, stride = [], 1
+    for x in pieces:
+        x = np.asarray(x, dtype=np.float64)
+        k = len(x)
+        if k == 0:
+            continue
+        if method == "robust":  # the values at multiples of `stride`: evenly spread over the signal
+            if sum(map(len, kept)) > ROBUST_VALUES:
+                kept, stride = [np.concatenate(kept)[::2]], 2 * stride
+            kept.append(x[(-n) % stride :: stride])
+        lo, hi = np.minimum(lo, x.min(axis=0)), np.maximum(hi, x.max(axis=0))
+        piece_mean = x.mean(axis=0)
+        if n == 0:
+            mean, m2 = piece_mean, ((x - piece_mean) ** 2).sum(axis=0)
+        else:
+            delta = piece_mean - mean
+            m2 = m2 + ((x - piece_mean) ** 2).sum(axis=0) + delta**2 * n * k / (n + k)  # Chan et al.'s merge of two variances
+            mean = mean + delta * k / (n + k)
+        n += k
+    if method == "none" or n == 0:
+        return n, None, None
+    quartiles = np.percentile(np.concatenate(kept), [25, 50, 75], axis=0) if method == "robust" else None
+    center, scale = normalization(method, lo, hi, mean=mean, std=np.sqrt(m2 / n), quartiles=quartiles)
+    return n, center, scale
 
 
 def normalization(method: str, lo, hi, *, mean=None, std=None, quartiles=None) -> tuple[np.ndarray, np.ndarray]:
@@ -224,145 +284,113 @@ def with_rr_channel(signal: np.ndarray, filtered: np.ndarray, config: Preprocess
     return np.concatenate([signal, rr_intervals(filtered[:, 0], config.fs)[:, None]], axis=1)
 
 
+def model_rate_pieces(read: Callable[[int, int], np.ndarray], n_samples: int, fs: float, config: PreprocessConfig, piece_s: float | None = None):
+    """The signal resampled to `config.fs` and band-passed, piece by piece (the first step of :func:`model_input`).
+
+    Args:
+        read: `read(a, b)` gives samples `a:b` of the leads the model takes, an array `(b - a, n_leads)` at `fs`.
+        n_samples: the signal's length at `fs`.
+        fs: its sampling rate in Hz.
+        config: the model's preprocessing.
+        piece_s: about how many seconds each piece covers (`None`: one piece, the whole signal).
+
+    Yields:
+        float32 arrays `(n_i, n_leads)` at `config.fs`; joined end to end they are the whole signal resampled
+        and filtered (resampling exactly, filtering within float rounding).
+    """
+    ratio = Fraction(config.fs / fs).limit_denominator(1000) if config.fs != fs else Fraction(1)
+    up, down = ratio.numerator, ratio.denominator
+    step = max(1, n_samples) if piece_s is None else down * max(1, round(piece_s * fs / down))
+    margin = down * math.ceil(MARGIN_S * fs / down)
+    for a in range(0, max(1, n_samples), step):
+        b = min(n_samples, a + step)
+        lo, hi = max(0, a - margin), min(n_samples, b + margin)
+        x = resample(read(lo, hi), fs, config.fs)
+        if config.bandpass is not None:
+            x = bandpass(x, config.fs, *config.bandpass)
+        yield x[(a - lo) * up // down : (b - lo) * up // down if b < n_samples else len(x)]
+
+
+def model_input(read, n_samples: int, fs: float, config: PreprocessConfig, n_leads: int, *, piece_s: float | None = None):
+    """The model input of a signal given by random access, piece by piece (the steps of the module docstring).
+
+    Args:
+        read: `read(a, b)` gives samples `a:b` of the leads the model takes, an array `(b - a, n_leads)` at `fs`.
+        n_samples: the signal's length at `fs`.
+        fs: its sampling rate in Hz.
+        config: the model's preprocessing.
+        n_leads: columns that `read` gives.
+        piece_s: about how many seconds each piece covers. `None`: the signal is one piece, resampled and filtered
+            once; otherwise it is read twice, for the normalisation's statistics and then for the input.
+
+    Returns:
+        `(n, pieces)`: the input's length at `config.fs` before any fixed length, and an iterator of float32 arrays
+        `(n_i, config.n_channels(n_leads))` that joined end to end are the input (see :func:`first_samples`
+        for a fixed-length model).
+    """
+    whole = list(model_rate_pieces(read, n_samples, fs, config)) if piece_s is None else None
+
+    def pieces():
+        return whole if whole is not None else model_rate_pieces(read, n_samples, fs, config, piece_s)
+
+    n, center, scale = normalization_of(pieces(), config.normalization, n_leads)
+    return n, (with_rr_channel(x if center is None else apply_normalization(x, center, scale), x, config) for x in pieces())
+
+
+def first_samples(pieces: Iterable[np.ndarray], length: int, n_channels: int) -> np.ndarray:
+    """The first `length` samples of `pieces` joined end to end, zero-padded at the end: a fixed-length model's input.
+
+    Pieces are taken only until there are enough (:func:`crop_or_pad`; the padding is not masked).
+
+    Returns:
+        float32 array `(length, n_channels)`.
+    """
+    held, parts = 0, []
+    for piece in pieces:
+        parts.append(piece)
+        held += len(piece)
+        if held >= length:
+            break
+    joined = np.concatenate(parts) if parts else np.zeros((0, n_channels), np.float32)
+    return crop_or_pad(joined, length, length)
+
+
+def preprocess_signal(signal: np.ndarray, fs: float, config: PreprocessConfig, source="record") -> np.ndarray:
+    """Model input of `signal` `(n_samples, n_leads)` at `fs`, whose columns are already the leads the model takes.
+
+    See :func:`preprocess`; `source` names the record in the error message.
+
+    Raises:
+        RecordError: the signal is too large to process in memory.
+    """
+    try:
+        _, pieces = model_input(lambda a, b: signal[a:b], len(signal), fs, config, signal.shape[1])
+        if config.fixed_samples is not None:
+            return first_samples(pieces, config.fixed_samples, config.n_channels(signal.shape[1]))
+        return next(pieces)
+    except MemoryError:
+        raise RecordError(source, f"the record ({len(signal)} samples x {signal.shape[1]} leads) is too large to preprocess in memory") from None
+
+
 def preprocess(record: EcgRecord, config: PreprocessConfig) -> np.ndarray:
     """Model input of one record: select leads, resample, filter, normalise and, for a fixed length, crop or pad.
 
-    A model with `config.fixed_length_s` takes the first `round(fixed_length_s * fs)`
-    samples of the normalised signal, zero-padded at the end (:func:`crop_or_pad`):
-    the statistics of the normalisation are those of the whole record.
-    With `config.rr_channel`, one more channel follows the leads: the :func:`rr_intervals`
-    of the first lead after resampling and band-pass (before normalisation), computed on
-    the whole record before any crop or pad (:func:`with_rr_channel`).
+    A model with `config.fixed_length_s` takes the first `round(fixed_length_s * fs)` samples of the normalised
+    signal, zero-padded at the end (:func:`crop_or_pad`): the statistics of the normalisation are those of the whole
+    record. With `config.rr_channel`, one more channel follows the leads: the :func:`rr_intervals` of the first lead
+    after resampling and band-pass (before normalisation), of the whole record before any crop or pad.
 
     Args:
         record: the raw record.
         config: the model's preprocessing.
 
     Returns:
-        float32 array `(n_samples_at_config_fs, config.n_channels(n_leads))` (`config.fixed_samples`
-        rows for a fixed length), finite for any valid record (flat lines and amplitudes
-        near float32's limit included).
+        float32 array `(n_samples_at_config_fs, config.n_channels(n_leads))` (`config.fixed_samples` rows for a fixed
+        length), finite for any valid record (flat lines and amplitudes near float32's limit included).
 
     Raises:
-        RecordError: the record lacks leads the model needs (named in the
-            message), or is too large to process in memory.
+        RecordError: the record lacks leads the model needs (named in the message), or is too large to process in memory.
     """
-    signal = record.signal if config.leads is None else _select_leads(record, config.leads)
-    try:
-        signal = resample(signal, record.fs, config.fs)
-        if config.bandpass is not None:
-            signal = bandpass(signal, config.fs, *config.bandpass)
-        signal = with_rr_channel(normalize(signal, config.normalization), signal, config)
-        if config.fixed_samples is not None:
-            signal = crop_or_pad(signal, config.fixed_samples, config.fixed_samples)
-        return signal
-    except MemoryError:
-        raise RecordError(
-            record.record_name, f"the record ({record.n_samples} samples x {record.n_leads} leads) is too large to preprocess in memory"
-        ) from None
-
-
-def _select_leads(record: EcgRecord, leads) -> np.ndarray:
-    """Columns of `record.signal` for `leads` (see :func:`model_columns`)."""
-    index = model_columns(record.sig_name, leads, record.record_name)
-    return record.signal if index is None or index == list(range(record.n_leads)) else record.signal[:, index]
-
-
-def model_columns(sig_name, leads, source="record") -> list[int] | None:
-    """Columns for a model's `leads` (`PreprocessConfig.leads`) among `sig_name`, matched by name ignoring case and spaces.
-
-    Returns:
-        The column indices, or `None` for all columns: `leads` is `None`, or a
-        single-lead model meets a single-lead record (it takes its lead whatever its name).
-
-    Raises:
-        RecordError: the record lacks leads the model needs (named in the message).
-    """
-    if leads is None:
-        return None
-    have = [name.strip().lower() for name in sig_name]
-    want = [lead.strip().lower() for lead in leads]
-    missing = [lead for lead, key in zip(leads, want) if key not in have]
-    if missing:
-        if len(leads) == 1 and len(sig_name) == 1:
-            return None
-        raise RecordError(source, f"missing leads {missing}; the model needs {list(leads)}, the record has {list(sig_name)}")
-    return [have.index(key) for key in want]
-
-
-def lead_index(sig_name, lead, source="record", default=None) -> int:
-    """Column of the lead to use among `sig_name`.
-
-    Args:
-        sig_name: the record's lead names.
-        lead: a lead name (matched ignoring case and spaces), a 0-based index
-            (int or digits), or `None` for `default` if the record has it,
-            else lead I if it has one, else the first lead.
-        source: record or file name for the error message.
-        default: the lead the model was trained on, if its config names one.
-
-    Raises:
-        RecordError: `lead` names a lead the record lacks or an index out of range.
-    """
-    have = [name.strip().lower() for name in sig_name]
-    if lead is None:
-        for wanted in (default, PREFERRED_LEAD):
-            if wanted is not None and wanted.strip().lower() in have:
-                return have.index(wanted.strip().lower())
-        return 0
-    text = str(lead).strip()
-    if text.lower() in have:
-        return have.index(text.lower())
-    if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) < len(have):  # an index (ASCII digits only)
-        return int(text)
-    raise RecordError(
-        source, f"no lead {lead!r}: the record has {list(sig_name)}; pass --lead with one of these names or an index from 0 to {len(have) - 1}"
-    )
-
-
-def choose_lead(record: EcgRecord, lead=None, n_leads: int = 1, *, model_leads=None) -> tuple[EcgRecord, str | None]:
-    """The record a model with `n_leads` leads takes, and the lead chosen for a single-lead model.
-
-    A single-lead model given a multi-lead record takes `lead` (see
-    :func:`lead_index`: by default the model's own lead, else lead I, else the
-    first lead). Multi-lead models take the record unchanged.
-
-    Args:
-        record: the raw record.
-        lead: lead name or 0-based index, or `None` to choose as above.
-        n_leads: leads the model takes.
-        model_leads: lead names of the model's config (`PreprocessConfig.leads`), if any.
-
-    Returns:
-        `(record, lead_name)`: a single-lead record (or `record` itself) and
-        the name of its lead; `lead_name` is `None` for a multi-lead model.
-
-    Raises:
-        RecordError: `lead` is not in the record.
-        ValueError: `lead` was given for a multi-lead model.
-    """
-    index = chosen_lead(record.sig_name, lead, n_leads, model_leads=model_leads, source=record.record_name)
-    if index is None:
-        return record, None
-    if record.n_leads == 1:
-        return record, record.sig_name[0]
-    chosen = EcgRecord(record.signal[:, index : index + 1], record.fs, (record.sig_name[index],), record.record_name, record.comments)
-    return chosen, record.sig_name[index]
-
-
-def chosen_lead(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record") -> int | None:
-    """The column a model with `n_leads` leads takes from a record with leads `sig_name` (see :func:`choose_lead`).
-
-    Returns:
-        The column of the lead for a single-lead model, `None` for a multi-lead model.
-
-    Raises:
-        RecordError: `lead` is not among `sig_name`.
-        ValueError: `lead` was given for a multi-lead model.
-    """
-    if n_leads != 1:
-        if lead is not None:
-            raise ValueError(f"Invalid argument `lead`: the model takes {n_leads} leads, so no lead is chosen. Received: lead={lead!r}")
-        return None
-    default = model_leads[0] if model_leads is not None and len(model_leads) == 1 else None
-    return lead_index(sig_name, lead, source, default)
+    index = model_columns(record.sig_name, config.leads, record.record_name)
+    signal = record.signal if index is None or index == list(range(record.n_leads)) else record.signal[:, index]
+    return preprocess_signal(signal, record.fs, config, record.record_name)

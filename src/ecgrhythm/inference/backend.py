@@ -1,0 +1,103 @@
+"""What runs a classifier's networks: the backend interface, and the choice of backend for a model path.
+
+A :class:`~ecgrhythm.inference.classifier.RhythmClassifier` composes one backend: the model's
+configuration and classes, its number of networks, and for the first `k` networks a list of
+functions of a padded, masked batch whose mean is their probabilities. The classifier does the
+rest (preprocessing, batching, averaging, calibration, labels) the same way for every backend:
+
+- :class:`~ecgrhythm.inference.keras_backend.KerasBackend`: a model folder written by `ecgrhythm train`, on Keras;
+- :class:`~ecgrhythm.inference.onnx_backend.OnnxBackend`: an `.onnx` file written by `ecgrhythm export`, on
+  onnxruntime alone (loading one imports neither Keras nor JAX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["Backend", "BatchFunction", "load_backend", "is_onnx_file", "default_model_dir", "SHIPPED_MODEL", "ONNX_SUFFIX"]
+
+SHIPPED_MODEL = "cinc2017"  # the name of the shipped model folder
+ONNX_SUFFIX = ".onnx"  # a model path ending in it (any case) is an exported file, anything else a model folder
+
+BatchFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""`run(x, mask)`: probabilities `(batch, n_classes)` of `x` float32 `(batch, steps, n_channels)` padded at the end
+and its mask bool `(batch, steps)` (True: a real sample); rows of padding alone may give anything."""
+
+
+class Backend(Protocol):
+    """The interface of a classifier's backend.
+
+    Attributes:
+        path: the model folder or file it was loaded from.
+        config: the model's configuration, as :func:`ecgrhythm.networks.saving.load_networks` gives it:
+            `classes`, `n_leads`, `preprocess` (a :class:`~ecgrhythm.config.PreprocessConfig`), `model` (its
+            network family's config), `temperature`, `temperature_by`, `class_prior`, and optionally
+            `thresholds` and `metadata`.
+        classes: class names, the columns of every probability array.
+        n_networks: networks whose probabilities the model averages.
+        networks: the Keras networks, or None for a backend without them (an ONNX file).
+        split_source: where :meth:`training_split` reads the split, for messages.
+    """
+
+    path: Path
+    config: dict
+    classes: list[str]
+    n_networks: int
+    networks: list | None
+    split_source: str
+
+    def batch_functions(self, networks: int) -> contextlib.AbstractContextManager[list[BatchFunction]]:
+        """Within the block, functions of a padded, masked batch whose mean is the probabilities of the first `networks` networks.
+
+        Each function should run over all batches before the next is called (a Keras ensemble loads each
+        network's weights into one compiled network in turn).
+
+        Raises:
+            ValueError: the backend cannot give the mean of exactly `networks` networks.
+        """
+
+    def training_split(self) -> dict[str, list[str]] | None:
+        """`{"train": [names], "val": [names]}` the model was trained and validated on, or None when unknown."""
+
+
+def default_model_dir() -> Path:
+    """The shipped CinC 2017 model folder, wherever ecgrhythm runs from.
+
+    In a source checkout (run from `src/`, or installed editable) that is
+    `models/cinc2017` at the repository root, where the model is documented.
+    An installed wheel carries the same files as the package data
+    `ecgrhythm/pretrained/cinc2017` (`setup.py` maps the package
+    `ecgrhythm.pretrained` onto `models/`). Every default model folder of the
+    library and its commands comes from here.
+    """
+    package = Path(__file__).resolve().parents[1]
+    if package.parent.name == "src":  # src/ecgrhythm/ in a checkout
+        return package.parent.parent / "models" / SHIPPED_MODEL
+    return package / "pretrained" / SHIPPED_MODEL
+
+
+def is_onnx_file(model) -> bool:
+    """Whether the model path `model` names an exported `.onnx` file (else it is a model folder)."""
+    return model is not None and str(model).lower().endswith(ONNX_SUFFIX)
+
+
+def load_backend(model=None) -> Backend:
+    """The backend of a model path: onnxruntime for an `.onnx` file, Keras for a model folder (default: the shipped one).
+
+    Raises:
+        ModelFolderError: the model folder is missing, incomplete, altered or cannot be loaded.
+        OnnxModelError: the `.onnx` file is missing, unreadable or not written by `ecgrhythm export`.
+        ImportError: onnxruntime is not installed (for an `.onnx` file; the message says how to install it).
+    """
+    if is_onnx_file(model):
+        from ecgrhythm.inference.onnx_backend import OnnxBackend
+
+        return OnnxBackend.load(model)
+    from ecgrhythm.inference.keras_backend import KerasBackend
+
+    return KerasBackend.load(Path(model) if model is not None else default_model_dir())

@@ -1,0 +1,63 @@
+"""What a classifier gives: the predictions of several records, and the segments of a record's rhythm timeline."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+__all__ = ["Prediction", "Segment", "window_bounds"]
+
+
+@dataclasses.dataclass
+class Prediction:
+    """Predictions for several records.
+
+    Attributes:
+        names: record names.
+        labels: predicted label of each record.
+        probabilities: array `(n_records, n_classes)`.
+        classes: class names, the columns of `probabilities`.
+        leads: the lead a single-lead model took from each record (`None`
+            for a multi-lead model), when the caller tracked them.
+    """
+
+    names: list[str]
+    labels: list[str]
+    probabilities: np.ndarray
+    classes: list[str]
+    leads: list[str | None] | None = None
+
+    def __post_init__(self):
+        if self.leads is None:  # no lead was chosen for any record (a multi-lead model, or arrays)
+            self.leads = [None] * len(self.names)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """The prediction for one window of a record (see :meth:`RhythmClassifier.predict_segments`).
+
+    Attributes:
+        start_s: start of the window, seconds from the record's start.
+        end_s: its end, seconds.
+        label: predicted label of the window.
+        probabilities: array `(n_classes,)`, in the classifier's `classes_` order.
+        calibrated: whether `probabilities` carry the model's calibration: False, a window gets the networks'
+            own probabilities (the calibration was fitted on whole records).
+    """
+
+    start_s: float
+    end_s: float
+    label: str
+    probabilities: np.ndarray
+    calibrated: bool = False
+
+
+def window_bounds(n: int, window: int) -> np.ndarray:
+    """Near-equal consecutive windows of about `window` samples covering `n` samples.
+
+    Returns:
+        int array `(k + 1,)` of bounds from 0 to `n`, `k = max(1, round(n / window))`.
+    """
+    k = max(1, round(n / window))
+    return np.linspace(0, n, k + 1).round().astype(int)

@@ -1,0 +1,157 @@
+"""Which leads of a record a model takes: the lead of a single-lead model, the named leads of a multi-lead one.
+
+:func:`input_columns` is the one place that decides the columns a model reads from a record (held whole or
+read in pieces) and checks their number against the model's.
+"""
+
+from __future__ import annotations
+
+from ecgrhythm.records import EcgRecord, RecordError
+
+__all__ = ["input_columns", "choose_lead", "chosen_lead", "lead_index", "model_columns", "check_lead_argument", "PREFERRED_LEAD"]
+
+PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
+
+
+def input_columns(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record") -> tuple[list[int], str | None]:
+    """The columns a model with `n_leads` leads takes from a record with leads `sig_name`, and the lead's name.
+
+    A single-lead model takes one column (:func:`chosen_lead`); a multi-lead model takes its named leads
+    (`model_leads`, see :func:`model_columns`) or else every column, which must then number `n_leads`.
+
+    Args:
+        sig_name: the record's lead names.
+        lead: lead name or 0-based index for a single-lead model (`None`: see :func:`lead_index`).
+        n_leads: leads the model takes.
+        model_leads: lead names of the model's config (`PreprocessConfig.leads`), if any.
+        source: record or file name for the error messages.
+
+    Returns:
+        `(columns, lead_name)`: column indices in the model's order, and the name of a single-lead
+        model's lead (`None` for a multi-lead model).
+
+    Raises:
+        RecordError: `lead` is not in the record, or the record lacks the leads the model needs.
+        ValueError: `lead` was given for a multi-lead model.
+    """
+    index = chosen_lead(sig_name, lead, n_leads, model_leads=model_leads, source=source)
+    if index is not None:
+        return [index], sig_name[index]
+    columns = model_columns(sig_name, model_leads, source)
+    columns = list(range(len(sig_name))) if columns is None else columns
+    if len(columns) != n_leads:
+        raise RecordError(
+            source,
+            f"the record has {len(columns)} leads ({', '.join(sig_name)}) but the model takes {n_leads}; "
+            f"classify records with {n_leads} lead(s), or use a model trained on these leads",
+        )
+    return columns, None
+
+
+def model_columns(sig_name, leads, source="record") -> list[int] | None:
+    """Columns for a model's `leads` (`PreprocessConfig.leads`) among `sig_name`, matched by name ignoring case and spaces.
+
+    Returns:
+        The column indices, or `None` for all columns: `leads` is `None`, or a
+        single-lead model meets a single-lead record (it takes its lead whatever its name).
+
+    Raises:
+        RecordError: the record lacks leads the model needs (named in the message).
+    """
+    if leads is None:
+        return None
+    have = [name.strip().lower() for name in sig_name]
+    want = [lead.strip().lower() for lead in leads]
+    missing = [lead for lead, key in zip(leads, want) if key not in have]
+    if missing:
+        if len(leads) == 1 and len(sig_name) == 1:
+            return None
+        raise RecordError(source, f"missing leads {missing}; the model needs {list(leads)}, the record has {list(sig_name)}")
+    return [have.index(key) for key in want]
+
+
+def lead_index(sig_name, lead, source="record", default=None) -> int:
+    """Column of the lead to use among `sig_name`.
+
+    Args:
+        sig_name: the record's lead names.
+        lead: a lead name (matched ignoring case and spaces), a 0-based index
+            (int or digits), or `None` for `default` if the record has it,
+            else lead I if it has one, else the first lead.
+        source: record or file name for the error message.
+        default: the lead the model was trained on, if its config names one.
+
+    Raises:
+        RecordError: `lead` names a lead the record lacks or an index out of range.
+    """
+    have = [name.strip().lower() for name in sig_name]
+    if lead is None:
+        for wanted in (default, PREFERRED_LEAD):
+            if wanted is not None and wanted.strip().lower() in have:
+                return have.index(wanted.strip().lower())
+        return 0
+    text = str(lead).strip()
+    if text.lower() in have:
+        return have.index(text.lower())
+    if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) < len(have):  # an index (ASCII digits only)
+        return int(text)
+    raise RecordError(
+        source, f"no lead {lead!r}: the record has {list(sig_name)}; pass --lead with one of these names or an index from 0 to {len(have) - 1}"
+    )
+
+
+def choose_lead(record: EcgRecord, lead=None, n_leads: int = 1, *, model_leads=None) -> tuple[EcgRecord, str | None]:
+    """The record a model with `n_leads` leads takes, and the lead chosen for a single-lead model.
+
+    A single-lead model given a multi-lead record takes `lead` (see
+    :func:`lead_index`: by default the model's own lead, else lead I, else the
+    first lead). Multi-lead models take the record unchanged.
+
+    Args:
+        record: the raw record.
+        lead: lead name or 0-based index, or `None` to choose as above.
+        n_leads: leads the model takes.
+        model_leads: lead names of the model's config (`PreprocessConfig.leads`), if any.
+
+    Returns:
+        `(record, lead_name)`: a single-lead record (or `record` itself) and
+        the name of its lead; `lead_name` is `None` for a multi-lead model.
+
+    Raises:
+        RecordError: `lead` is not in the record.
+        ValueError: `lead` was given for a multi-lead model.
+    """
+    index = chosen_lead(record.sig_name, lead, n_leads, model_leads=model_leads, source=record.record_name)
+    if index is None:
+        return record, None
+    if record.n_leads == 1:
+        return record, record.sig_name[0]
+    chosen = EcgRecord(record.signal[:, index : index + 1], record.fs, (record.sig_name[index],), record.record_name, record.comments)
+    return chosen, record.sig_name[index]
+
+
+def chosen_lead(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record") -> int | None:
+    """The column a model with `n_leads` leads takes from a record with leads `sig_name` (see :func:`choose_lead`).
+
+    Returns:
+        The column of the lead for a single-lead model, `None` for a multi-lead model.
+
+    Raises:
+        RecordError: `lead` is not among `sig_name`.
+        ValueError: `lead` was given for a multi-lead model.
+    """
+    check_lead_argument(lead, n_leads)
+    if n_leads != 1:
+        return None
+    default = model_leads[0] if model_leads is not None and len(model_leads) == 1 else None
+    return lead_index(sig_name, lead, source, default)
+
+
+def check_lead_argument(lead, n_leads: int) -> None:
+    """Refuse a `lead` for a model with `n_leads` leads other than one: a multi-lead model takes its leads, no lead is chosen.
+
+    Raises:
+        ValueError: `lead` is given and `n_leads` is not 1.
+    """
+    if lead is not None and n_leads != 1:
+        raise ValueError(f"Invalid argument `lead`: the model takes {n_leads} leads, so no lead is chosen. Received: lead={lead!r}")
