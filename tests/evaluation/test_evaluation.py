@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ecgrhythm.cli import main
-from ecgrhythm.networks.saving import SPLIT_FILE, load_split, write_split
+from ecgrhythm.networks.split import SPLIT_FILE, load_split, write_split
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import TINY_CLI, TINY_MODEL, TINY_PREPROCESS, TINY_TRAIN
 
-from ecgrhythm.lab.crossval_report import summarise, write_candidates, write_report
+from ecgrhythm.lab.candidates import write_candidates
+from ecgrhythm.lab.crossval_report import summarise, write_report
 from ecgrhythm.scoring.calibration import apply_class_prior, fit_temperature
 from ecgrhythm.scoring.crossval import score_of, t_interval
 from ecgrhythm.scoring.metrics import evaluate_predictions
@@ -347,7 +348,7 @@ def _reject_nan(constant):
 def test_crossval_calibrate_and_ensemble_commands(tmp_path, cinc2017_dir, capsys):
     from ecgrhythm.cli import main
     from ecgrhythm.inference.classifier import RhythmClassifier
-    from ecgrhythm.networks.saving import load_split
+    from ecgrhythm.networks.split import load_split
 
     out, results = tmp_path / "tiny-recipe", tmp_path / "results"
     recipe = [

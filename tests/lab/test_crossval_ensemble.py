@@ -12,8 +12,9 @@ import pytest
 from conftest import TINY_PREPROCESS, TINY_TRAIN
 from test_crossval import LIMIT, RECIPE, _partial_copy
 
+from ecgrhythm.lab.candidates import write_candidates
 from ecgrhythm.lab.crossval_ensemble import average_crossvals
-from ecgrhythm.lab.crossval_report import summarise, write_candidates, write_report
+from ecgrhythm.lab.crossval_report import summarise, write_report
 from ecgrhythm.scoring.crossval import prior_correction_scores
 from ecgrhythm.training.crossval import RECIPE_FILE, run_crossval
 from ecgrhythm.training.data import load_labelled

@@ -1,6 +1,9 @@
+import json
+import shutil
+
 import pytest
 
-from ecgrhythm.records import find_records, read_record
+from ecgrhythm.records import RecordError, find_records, read_record
 from ecgrhythm.records.labels import choose_classes, detect_label_source, dx_codes, dx_mapping
 
 
@@ -33,3 +36,33 @@ def test_class_choices(cinc2021_dir):
     assert choose_classes(codes, ["SB", "427084000"], names, scored) == ("SB", names["427084000"])
     with pytest.raises(ValueError, match="occur in no record"):
         choose_classes(codes, ["NOT_A_CLASS"], names, scored)
+
+
+def test_label_sources_are_a_registry(tmp_path, cinc2017_dir, monkeypatch):
+    import ecgrhythm.records.labels as labels
+
+    monkeypatch.setattr(labels, "_SOURCES", dict(labels._SOURCES))  # registrations end with the test
+    assert labels.label_source_names() == labels.LABEL_SOURCES == ("auto", "reference", "header")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for suffix in (".hea", ".mat"):
+        shutil.copy(cinc2017_dir / f"A00001{suffix}", folder)
+
+    def read_json(data_dir):
+        names = json.loads((data_dir / "labels.json").read_text())
+        return labels.FolderLabels("", [p for p in find_records([data_dir]) if p.stem in names], names)
+
+    labels.register_label_source("json", detect=lambda d: (d / "labels.json").is_file(), read=read_json, multilabel=False)
+    assert labels.label_source_names() == ("auto", "reference", "header", "json")
+    assert labels.detect_label_source(folder) == "header"  # the header codes take any folder, after every detection
+    (folder / "labels.json").write_text('{"A00001": "N"}')
+    read = labels.read_folder_labels(folder)
+    assert (read.source, read.multilabel, read.labels, [p.name for p in read.paths]) == ("json", False, {"A00001": "N"}, ["A00001.hea"])
+    assert labels.read_folder_labels(folder, multilabel=True).source == "header"  # a multi-label model reads header codes
+    with pytest.raises(ValueError, match=r"expected one of \('auto', 'reference', 'header', 'json'\). Received: labels='csv'"):
+        labels.read_folder_labels(folder, "csv")
+    with pytest.raises(ValueError, match="Invalid argument `name`"):
+        labels.register_label_source("json", detect=None, read=read_json, multilabel=False)
+    (folder / "labels.json").unlink()
+    with pytest.raises(RecordError, match="'REFERENCE.csv' not found"):  # no single-label source detects it: the first says what is missing
+        labels.read_folder_labels(folder, multilabel=False)

@@ -13,7 +13,8 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from ecgrhythm.service.app import TOKEN_ENV, _ClientGone, background_server, create_app  # noqa: E402
+from ecgrhythm.service.app import TOKEN_ENV, background_server, create_app  # noqa: E402
+from ecgrhythm.service.guard import ClientGone, Limits  # noqa: E402
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.5
@@ -104,6 +105,16 @@ def test_limits_must_be_positive(tiny_model_dir, limit):
         create_app(tiny_model_dir, token="", **{limit: 0})
 
 
+def test_limits_come_as_one_object_or_by_name(tiny_model_dir):
+    grouped = Limits(max_upload_bytes=1000, max_concurrent=2, allowed_hosts=("ecg.example",))
+    assert create_app(tiny_model_dir, token="", limits=grouped).state.limits == grouped
+    by_name = create_app(tiny_model_dir, token="", limits=grouped, max_concurrent=3, allowed_hosts=None).state.limits
+    assert (by_name.max_upload_bytes, by_name.max_concurrent, by_name.allowed_hosts) == (1000, 3, ("ecg.example",))
+    assert create_app(tiny_model_dir, token="").state.limits == Limits()
+    with pytest.raises(TypeError, match="'max_upload_mb'.*max_upload_bytes"):
+        create_app(tiny_model_dir, token="", max_upload_mb=5)
+
+
 def test_a_client_trickling_its_headers_is_cut_off(server):
     with socket.create_connection(_address(server[0]), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -175,7 +186,7 @@ def test_work_for_a_client_that_left_stops_before_the_model(server, client, monk
             sock.sendall(b"GET /v1/examples/A00001 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             time.sleep(0.5)  # the request is waiting for the model
         _wait_for(lambda: outcomes)  # the client is gone: the waiting work gives up
-    assert outcomes == [_ClientGone] and calls == []
+    assert outcomes == [ClientGone] and calls == []
     assert client.get("/v1/examples/A00001").status_code == 200 and calls  # the server goes on
 
 

@@ -90,22 +90,7 @@ def run(args):
     info = report.info
     print(f"model: {info['model']}")
     print(f"data: {info['data']} ({info['labelled_records']} labelled records)")
-    if info["held_out"]:
-        print(
-            f"excluded {info['excluded_training_records']} records the model was trained on ({clf.split_source}); "
-            f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)"
-        )
-    elif info["all_records_trained"]:
-        print(
-            f"scored {report.n_records} records, every one of which the model was trained on: NOT a held-out score; a cross-validation "
-            f"of its recipe estimates that (see its model card) ({info['failed_records']} could not be scored)"
-        )
-    else:
-        why = "--all-records" if args.all_records else f"{info['model']} has no {clf.split_source}"
-        print(
-            f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score "
-            f"({info['failed_records']} could not be scored)"
-        )
+    print(_what_was_scored(report, clf.split_source, args.all_records))
     print()
     print(format_report(report))
     print()
@@ -121,3 +106,20 @@ def run(args):
         )
         return 1
     return 0
+
+
+def _what_was_scored(report, split_source: str, all_records: bool) -> str:
+    """The line that says which records were scored, and whether the score is a held-out score."""
+    info = report.info
+    if info["held_out"]:
+        return (
+            f"excluded {info['excluded_training_records']} records the model was trained on ({split_source}); "
+            f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)"
+        )
+    if info["all_records_trained"]:
+        return (
+            f"scored {report.n_records} records, every one of which the model was trained on: NOT a held-out score; a cross-validation "
+            f"of its recipe estimates that (see its model card) ({info['failed_records']} could not be scored)"
+        )
+    why = "--all-records" if all_records else f"{info['model']} has no {split_source}"
+    return f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score ({info['failed_records']} could not be scored)"

@@ -6,12 +6,13 @@ JSON in :mod:`ecgrhythm.evaluation.reports`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.labels import class_names_of, dx_mapping, read_folder_labels
+from ecgrhythm.records.labels import read_folder_labels
 from ecgrhythm.scoring.metrics import evaluate_predictions, multilabel_report
 
 __all__ = ["evaluate_folder"]
@@ -29,8 +30,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     `info["held_out"]` is false (`info["all_records_trained"]` true).
 
     Args:
-        classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier` (or
-            :class:`~ecgrhythm.inference.onnx_backend.OnnxClassifier`).
+        classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier` (of a model folder or an `.onnx` file).
         data_dir: folder with records and `REFERENCE.csv` (`record,label` rows), or, for a
             multi-label model, records whose headers carry SNOMED-CT `# Dx:` codes.
         exclude_training: leave out the model's training records.
@@ -52,15 +52,62 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         RecordError: the folder or its `REFERENCE.csv` cannot be read.
         ValueError: no labelled record could be scored, or the model's split (`split.json`, or its metadata) is invalid.
     """
-    from ecgrhythm.inference.classifier import Prediction
-    from ecgrhythm.inference.streaming import iter_classify_files
-
     data_dir = Path(data_dir)
+    folder, reference, paths = _labelled_records(classifier, data_dir)
+    held_out = _leave_out_training(classifier, data_dir, paths, exclude_training)
+    failures = _Failures(on_failure)
+    for path, reason in folder.failures:
+        failures.add(path, reason)
+    usable = _usable_records(classifier, held_out.paths, reference, failures)
+    prediction = _classify(classifier, usable, failures, fs=fs, lead=lead)
+    if not prediction.names:
+        raise ValueError(
+            f"{data_dir}: no labelled record could be scored: {len(failures.rows)} could not be read or classified (each reported above), "
+            f"{held_out.excluded} left out as the model's training records (--all-records scores them too)"
+        )
+    info = {
+        "data": str(data_dir),
+        "model": str(classifier.model_dir_),
+        "held_out": held_out.held_out,
+        "all_records_trained": held_out.all_trained,
+        "labelled_records": len(held_out.paths) + held_out.excluded + len(folder.failures),
+        "excluded_training_records": held_out.excluded,
+        "failed_records": len(failures.rows),
+        "failures": failures.rows,
+    }
+    failed = {f["path"] for f in failures.rows}
+    truth = [reference[p.stem] for p in usable if str(p) not in failed]  # predictions keep input order
+    return _score(classifier, prediction, truth, info)
+
+
+@dataclasses.dataclass(frozen=True)
+class _HeldOut:
+    """The labelled records to score, less the model's training records, and how many were left out."""
+
+    paths: list
+    excluded: int
+    held_out: bool
+    all_trained: bool
+
+
+class _Failures:
+    """The records that cannot be scored, as `{"path", "reason"}` rows, each passed on to `on_failure` as it happens."""
+
+    def __init__(self, on_failure):
+        self.rows, self.on_failure = [], on_failure
+
+    def add(self, path, reason) -> None:
+        self.rows.append({"path": str(path), "reason": reason})
+        if self.on_failure is not None:
+            self.on_failure(str(path), reason)
+
+
+def _labelled_records(classifier, data_dir: Path):
+    """`(folder labels, truth by record name, labelled record files)` in the kind of labels the model predicts."""
     multilabel = classifier.architecture_.multilabel
-    folder = read_folder_labels(data_dir, "header" if multilabel else "reference")
+    folder = read_folder_labels(data_dir, multilabel=multilabel)
     if multilabel:
-        code_names, _ = dx_mapping(data_dir)
-        reference = {name: class_names_of(codes, code_names) & set(classifier.classes_) for name, codes in folder.labels.items() if codes}
+        reference = {name: folder.classes_of(name) & set(classifier.classes_) for name, codes in folder.labels.items() if codes}
         if not reference:
             raise ValueError(f"{data_dir}: no record header carries a 'Dx:' line; a multi-label model is scored on records with SNOMED-CT codes")
     else:
@@ -68,75 +115,72 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     paths = [p for p in folder.paths if p.stem in reference]
     if not paths:
         raise ValueError(f"{data_dir}: none of its records is labelled (REFERENCE.csv or header 'Dx:' codes); pass a folder of labelled records")
+    return folder, reference, paths
+
+
+def _leave_out_training(classifier, data_dir: Path, paths: list, exclude_training: bool) -> _HeldOut:
+    """Leave out the records the model trained on, unless it trained on them all (then all are kept, with a warning)."""
     model_dir = classifier.model_dir_
     split = classifier.training_split() if exclude_training else None  # --all-records scores even a model with an invalid split
-    excluded, all_trained = 0, False
-    if split is not None:
-        trained = set(split["train"])
-        kept = [p for p in paths if p.stem not in trained]
-        all_trained = not kept
-        if all_trained:  # a model trained on every record (val_fraction 0): nothing here is held out
+    if split is None:
+        if exclude_training:
             logger.warning(
-                "%s trained on every one of the %d labelled records of %s, so all are scored: NOT a held-out score "
-                "(a cross-validation of the model's recipe estimates that)",
+                "%s has no %s: the records the model was trained on are unknown, so the score may not be a held-out score",
                 model_dir,
-                len(paths),
-                data_dir,
+                classifier.split_source,
             )
-        else:
-            excluded, paths = len(paths) - len(kept), kept
-    elif exclude_training:
-        logger.warning(
-            "%s has no %s: the records the model was trained on are unknown, so the score may not be a held-out score",
-            model_dir,
-            classifier.split_source,
-        )
-    failures = []
+        return _HeldOut(paths, 0, False, False)
+    trained = set(split["train"])
+    kept = [p for p in paths if p.stem not in trained]
+    if kept:
+        return _HeldOut(kept, len(paths) - len(kept), True, False)
+    logger.warning(  # a model trained on every record (val_fraction 0): nothing here is held out
+        "%s trained on every one of the %d labelled records of %s, so all are scored: NOT a held-out score "
+        "(a cross-validation of the model's recipe estimates that)",
+        model_dir,
+        len(paths),
+        data_dir,
+    )
+    return _HeldOut(paths, 0, False, True)
 
-    def fail(path, reason):
-        failures.append({"path": str(path), "reason": reason})
-        if on_failure is not None:
-            on_failure(str(path), reason)
 
-    for path, reason in folder.failures:
-        fail(path, reason)
-
+def _usable_records(classifier, paths: list, reference: dict, failures: _Failures) -> list:
+    """The records whose label is one of the model's classes; the others are failures."""
+    if classifier.architecture_.multilabel:
+        return list(paths)
     usable = []
     for p in paths:
-        if multilabel or reference[p.stem] in classifier.classes_:
+        if reference[p.stem] in classifier.classes_:
             usable.append(p)
         else:
-            fail(p, f"label {reference[p.stem]!r} in REFERENCE.csv is not one of the model's classes {classifier.classes_}")
+            failures.add(p, f"label {reference[p.stem]!r} in REFERENCE.csv is not one of the model's classes {classifier.classes_}")
+    return usable
+
+
+def _classify(classifier, paths: list, failures: _Failures, *, fs, lead):
+    """The :class:`~ecgrhythm.inference.classifier.Prediction` of the records that can be classified, in input order."""
+    from ecgrhythm.inference.classifier import Prediction
+    from ecgrhythm.inference.streaming import iter_classify_files
+
     names, labels, probs, leads = [], [], [], []
-    for prediction, bad in iter_classify_files(classifier, usable, fs=fs, lead=lead):
+    for prediction, bad in iter_classify_files(classifier, paths, fs=fs, lead=lead):
         for path, reason in bad:
-            fail(path, reason)
+            failures.add(path, reason)
         names += prediction.names
         labels += prediction.labels
         probs.append(prediction.probabilities)
         leads += prediction.leads
-    if not names:
-        raise ValueError(
-            f"{data_dir}: no labelled record could be scored: {len(failures)} could not be read or classified (each reported above), "
-            f"{excluded} left out as the model's training records (--all-records scores them too)"
-        )
-    info = {
-        "data": str(data_dir),
-        "model": str(model_dir),
-        "held_out": bool(split is not None and not all_trained),
-        "all_records_trained": all_trained,
-        "labelled_records": len(paths) + excluded + len(folder.failures),
-        "excluded_training_records": excluded,
-        "failed_records": len(failures),
-        "failures": failures,
-    }
-    failed = {f["path"] for f in failures}
-    truth = [reference[p.stem] for p in usable if str(p) not in failed]  # predictions keep input order
-    probs = np.concatenate(probs)
-    if multilabel:
-        targets = np.array([[c in present for c in classifier.classes_] for present in truth], dtype=float)
-        report = multilabel_report(targets, probs, classifier.classes_, classifier.thresholds_, info=info)
-        truth = [" ".join(c for c in classifier.classes_ if c in present) or "-" for present in truth]
+    probs = np.concatenate(probs) if probs else np.zeros((0, len(classifier.classes_)))
+    return Prediction(names, labels, probs, list(classifier.classes_), leads)
+
+
+def _score(classifier, prediction, truth: list, info: dict):
+    """`(report, prediction, truth)`: the truth of a multi-label model as its classes joined by spaces (`-` for none)."""
+    classes = classifier.classes_
+    if classifier.architecture_.multilabel:
+        targets = np.array([[c in present for c in classes] for present in truth], dtype=float)
+        report = multilabel_report(targets, prediction.probabilities, classes, classifier.thresholds_, info=info)
+        truth = [" ".join(c for c in classes if c in present) or "-" for present in truth]
     else:
-        report = evaluate_predictions(truth, labels, classifier.classes_, probabilities=probs, info=info)
-    return report, Prediction(names, labels, probs, list(classifier.classes_), leads), truth
+        report = evaluate_predictions(truth, prediction.labels, classes, probabilities=prediction.probabilities, info=info)
+    return report, prediction, truth

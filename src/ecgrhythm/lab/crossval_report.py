@@ -9,16 +9,12 @@ shows at the last trained epoch, the estimate for a model trained that long with
 that score after the prior correction, the estimate for such a model calibrated as the shipped one.
 With `partial=True` it reports the folds finished so far ("k of n folds"). :func:`write_report` writes
 that as `report.json` and `report.md` (by default under `docs/results/crossval/<name>/`), with the
-folder it reports on, less its networks, in `run/` beside them;
-:func:`write_candidates` regenerates `candidates.md` and `candidates.csv` beside them from
-every recorded report: one row per recipe, with its paired difference per fold from a
-reference recipe run on the same folds.
+folder it reports on, less its networks, in `run/` beside them; :func:`ecgrhythm.lab.candidates.write_candidates`
+compares the recipes of every recorded report.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -38,7 +34,7 @@ from ecgrhythm.utils.io import atomic_write_text
 __all__ = [
     "summarise",
     "write_report",
-    "write_candidates",
+    "interval_text",
     "finished_oof",
     "DEFAULT_RESULTS",
     "REPORT_FILE",
@@ -47,7 +43,6 @@ __all__ = [
 DEFAULT_RESULTS = Path("docs") / "results" / "crossval"
 REPORT_FILE = "report.json"
 KEPT_RUN = "run"  # the cross-validation folder without its networks, beside its report
-CANDIDATES = "candidates"
 
 
 def _temperature_summary(probs, targets, folds, *, per_predicted_class: bool = False) -> dict:
@@ -85,7 +80,7 @@ def _last_epoch(output: Path, folds: list[int]) -> dict | None:
 def _epochs(model_dir: Path, ensemble: bool) -> dict:
     """The kept (best) epoch of a fold's training, its last epoch and the validation score the log shows at the last one;
     `None` each for the fold of an `ensemble` (:mod:`ecgrhythm.lab.crossval_ensemble`), whose networks have a training log each."""
-    from ecgrhythm.training.trainer import read_log, score_column
+    from ecgrhythm.training.history import read_log, score_column
 
     if ensemble:
         return {"best_epoch": None, "last_epoch": None, "last_epoch_score": None}
@@ -143,16 +138,6 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         for k, report in fold_reports(probs, targets, folds, classes)
     ]
     mean, half = t_interval([f["score"] for f in per_fold])
-    last_epoch = _last_epoch(output, [f["fold"] for f in per_fold])
-    if last_epoch is not None:
-        for f, score, prior_score in zip(per_fold, last_epoch["scores"], last_epoch["prior_scores"]):
-            if f["last_epoch_score"] is None:  # an ensemble's folds: no training log, their members' last epochs averaged
-                f["last_epoch_score"] = score
-            f["last_epoch_prior_score"] = prior_score
-    last = [f["last_epoch_score"] for f in per_fold]
-    last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble without oof-last.csv
-    prior = None if last_epoch is None else last_epoch["prior_scores"]
-    prior_mean, prior_half = t_interval(prior) if prior is not None and None not in prior else (None, None)
     pooled = evaluate_predictions(truth, predicted, classes, probabilities=probs)
     saved = read_folds(output)
     return {
@@ -163,12 +148,7 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
         "folds_total": len(saved.folds),
         "mean": mean,
         "ci95": half,
-        "last_epoch_mean": last_mean,
-        "last_epoch_ci95": last_half,
-        "last_epoch_prior_mean": prior_mean,
-        "last_epoch_prior_ci95": prior_half,
-        "last_epoch_ece": None if last_epoch is None else last_epoch["ece"],
-        "last_epoch_calibrated_ece": None if last_epoch is None else last_epoch["calibrated_ece"],
+        **_last_epoch_summary(output, per_fold),
         "pooled": {
             "score": score_of(pooled),
             "f1": pooled.f1,
@@ -185,7 +165,30 @@ def summarise(output, name: str | None = None, *, partial: bool = False) -> dict
     }
 
 
-def _interval(mean: float, half: float | None) -> str:
+def _last_epoch_summary(output: Path, per_fold: list[dict]) -> dict:
+    """The report's `last_epoch_*` entries; adds each fold's `last_epoch_prior_score` (and, for an ensemble's folds,
+    `last_epoch_score`) to `per_fold` where every finished fold has its `oof-last.csv`."""
+    last_epoch = _last_epoch(output, [f["fold"] for f in per_fold])
+    if last_epoch is not None:
+        for f, score, prior_score in zip(per_fold, last_epoch["scores"], last_epoch["prior_scores"]):
+            if f["last_epoch_score"] is None:  # an ensemble's folds: no training log, their members' last epochs averaged
+                f["last_epoch_score"] = score
+            f["last_epoch_prior_score"] = prior_score
+    last = [f["last_epoch_score"] for f in per_fold]
+    last_mean, last_half = t_interval(last) if None not in last else (None, None)  # an ensemble without oof-last.csv
+    prior = None if last_epoch is None else last_epoch["prior_scores"]
+    prior_mean, prior_half = t_interval(prior) if prior is not None and None not in prior else (None, None)
+    return {
+        "last_epoch_mean": last_mean,
+        "last_epoch_ci95": last_half,
+        "last_epoch_prior_mean": prior_mean,
+        "last_epoch_prior_ci95": prior_half,
+        "last_epoch_ece": None if last_epoch is None else last_epoch["ece"],
+        "last_epoch_calibrated_ece": None if last_epoch is None else last_epoch["calibrated_ece"],
+    }
+
+
+def interval_text(mean: float, half: float | None) -> str:
     """`mean ± half` for Markdown; one fold has no interval (NaN in memory, null in `report.json`)."""
     return f"{mean:.4f} (one fold: no interval)" if half is None or math.isnan(half) else f"{mean:.4f} ± {half:.4f}"
 
@@ -203,7 +206,7 @@ def _strict_json(value):
 
 def _epochs_paragraph(summary: dict) -> str:
     """The report's words on the kept and the last epochs: those of one network per fold, or of an ensemble's."""
-    last = None if summary["last_epoch_mean"] is None else _interval(summary["last_epoch_mean"], summary["last_epoch_ci95"])
+    last = None if summary["last_epoch_mean"] is None else interval_text(summary["last_epoch_mean"], summary["last_epoch_ci95"])
     if any(f["best_epoch"] is not None for f in summary["folds"]):
         return (
             f"At the last trained epoch: mean {last}. Each fold's score above is that of the epoch its training kept, chosen on "
@@ -228,7 +231,7 @@ def _markdown(summary: dict, command: str) -> str:
         (f"{done} of {total} folds (the others unfinished)" if partial else f"{done} folds")
         + f" over {summary['records']:,} records; {summary['score_name']}.",
         "",
-        f"**Mean {_interval(summary['mean'], summary['ci95'])}** (95 % t-interval over folds); pooled out-of-fold score "
+        f"**Mean {interval_text(summary['mean'], summary['ci95'])}** (95 % t-interval over folds); pooled out-of-fold score "
         f"{summary['pooled']['score']:.4f}.",
         "",
         _epochs_paragraph(summary),
@@ -236,7 +239,7 @@ def _markdown(summary: dict, command: str) -> str:
     ]
     if summary.get("last_epoch_prior_mean") is not None:
         lines += [
-            f"**At the last epoch with the prior correction: mean {_interval(summary['last_epoch_prior_mean'], summary['last_epoch_prior_ci95'])}**: "
+            f"**At the last epoch with the prior correction: mean {interval_text(summary['last_epoch_prior_mean'], summary['last_epoch_prior_ci95'])}**: "
             "each fold's last-epoch probabilities multiplied by the class frequencies of the other folds' records, the "
             "estimate for a model trained on every record and calibrated by `ecgrhythm calibrate --prior-correction`. "
             f"Top-class ECE of the last epochs' probabilities {summary['last_epoch_ece']:.4f}; after the prior correction and "
@@ -316,109 +319,4 @@ def write_report(output, report_dir=None, *, command: str = "", name: str | None
     keep_run(output, paths["run"])
     atomic_write_text(paths["json"], json.dumps(_strict_json(summary), indent=2, allow_nan=False) + "\n")
     atomic_write_text(paths["markdown"], _markdown(summary, command))
-    return paths
-
-
-def _paired(rows: dict, reference: dict, key: str = "score") -> tuple[float, float, int]:
-    """`(mean difference, p of the paired t-test, folds)` of a recipe's fold scores `key` minus the reference's, over the
-    folds where both have it."""
-    from scipy.stats import ttest_rel
-
-    ours = {f["fold"]: f[key] for f in rows["folds"] if f.get(key) is not None}
-    theirs = {f["fold"]: f[key] for f in reference["folds"] if f.get(key) is not None}
-    common = sorted(set(ours) & set(theirs))
-    a, b = np.array([ours[k] for k in common]), np.array([theirs[k] for k in common])
-    if len(common) < 2 or np.allclose(a, b):
-        return float((a - b).mean()) if common else math.nan, math.nan, len(common)
-    return float((a - b).mean()), float(ttest_rel(a, b).pvalue), len(common)
-
-
-def _difference_cell(row: dict, reference: str, prefix: str) -> str:
-    """The table's cell of a row's paired difference `prefix + "difference"` from the reference (blank in the prior-corrected
-    column of a reference that has no prior-corrected scores)."""
-    if row["recipe"] == reference:
-        return "reference" if not prefix or row["last_epoch_prior_mean"] != "" else ""
-    if row[f"{prefix}difference"] == "":
-        return "not paired" if not prefix else ""
-    n = row[f"{prefix}paired_folds"]
-    return f"{row[f'{prefix}difference']:+.4f} ({n} fold{'s' if n > 1 else ''})"
-
-
-def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str, Path]:
-    """Regenerate `candidates.md` and `candidates.csv` from every `*/report.json` under `results_dir`.
-
-    One row per recipe: its name, folds (finished and in all: a partial report shows "3 of 5"), mean ±
-    95 % half-width, mean at the last trained epoch (blank for reports written before it was recorded, and for
-    ensembles of cross-validations whose members had no last-epoch probabilities),
-    mean at the last epoch with the prior correction (blank for reports written before it), and its paired
-    differences per fold from the recipe named `reference` over the folds both finished, of the scores and of the
-    prior-corrected last-epoch scores, with the paired t-test's p-values (blank where the reference is missing,
-    was run on other folds or lacks those scores).
-
-    Returns:
-        `{"csv": path, "markdown": path}`.
-    """
-    results_dir = Path(results_dir) if results_dir is not None else DEFAULT_RESULTS
-    reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(results_dir.glob(f"*/{REPORT_FILE}"))]
-    by_name = {r["name"]: r for r in reports}
-    ref = by_name.get(reference)
-    rows = []
-    for r in reports:
-        row = {
-            "recipe": r["name"],
-            "folds": len(r["folds"]),
-            "folds_total": r.get("folds_total", len(r["folds"])),  # reports before partial ones: every fold
-            "mean": round(r["mean"], 4),
-            "ci95": round(r["ci95"], 4) if r["ci95"] is not None else "",  # null: one fold
-            "last_epoch_mean": round(r["last_epoch_mean"], 4) if r.get("last_epoch_mean") is not None else "",
-            "last_epoch_prior_mean": round(r["last_epoch_prior_mean"], 4) if r.get("last_epoch_prior_mean") is not None else "",
-            "pooled": round(r["pooled"]["score"], 4),
-            "ece": round(r["pooled"]["ece"], 4),
-            "reference": reference,
-            "difference": "",
-            "p_value": "",
-            "paired_folds": "",
-            "prior_difference": "",
-            "prior_p_value": "",
-            "prior_paired_folds": "",
-        }
-        if ref is not None and r["name"] != reference and r["folds_digest"] == ref["folds_digest"]:
-            for key, prefix in (("score", ""), ("last_epoch_prior_score", "prior_")):
-                diff, p, n = _paired(r, ref, key)
-                if n:  # no fold in common: not paired
-                    row.update(
-                        {f"{prefix}difference": round(diff, 4), f"{prefix}p_value": "" if math.isnan(p) else round(p, 4), f"{prefix}paired_folds": n}
-                    )
-        rows.append(row)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["recipe"])
-    writer.writeheader()
-    writer.writerows(rows)
-    lines = [
-        "# Cross-validated recipes",
-        "",
-        f"One row per recipe run by `ecgrhythm crossval` (regenerated from `*/report.json`); differences are paired by fold "
-        f"against `{reference}` on the folds both finished (paired t-test). The mean is that of the epochs kept on each "
-        "fold's own records (slightly optimistic); the last-epoch mean is that of models trained the same epochs and kept "
-        "at the last, and the prior-corrected one that of those models with the prior correction (each fold's probabilities "
-        "multiplied by the other folds' class frequencies), the shipped model's recipe, paired with the reference where both "
-        'have it (reports written before it was recorded leave it blank). A partial report shows its finished folds as "3 of 5".',
-        "",
-        "| recipe | folds | mean ± 95 % CI | last-epoch mean | last epoch, prior-corrected | pooled | ECE | difference from reference | p "
-        "| difference, last epoch prior-corrected | p |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        diff, prior_diff = (_difference_cell(row, reference, prefix) for prefix in ("", "prior_"))
-        p, prior_p = (f"{row[key]:.3f}" if row[key] != "" else "" for key in ("p_value", "prior_p_value"))
-        folds = f"{row['folds']} of {row['folds_total']}" if row["folds"] < row["folds_total"] else str(row["folds"])
-        last, prior = (f"{row[key]:.4f}" if row[key] != "" else "" for key in ("last_epoch_mean", "last_epoch_prior_mean"))
-        half = row["ci95"] if row["ci95"] != "" else None
-        lines.append(
-            f"| {row['recipe']} | {folds} | {_interval(row['mean'], half)} | {last} | {prior} | {row['pooled']:.4f} | {row['ece']:.4f} "
-            f"| {diff} | {p} | {prior_diff} | {prior_p} |"
-        )
-    paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
-    atomic_write_text(paths["csv"], out.getvalue())
-    atomic_write_text(paths["markdown"], "\n".join(lines) + "\n")
     return paths

@@ -12,7 +12,7 @@ Supported inputs, one module each, registered by suffix in :mod:`.registry`
 discovery, the CLI and the service):
 
 - PhysioNet WFDB records (:mod:`.wfdb_reader`): a `.hea` header with its `.dat`
-  or `.mat` signal file(s), read through `wfdb`.
+  or `.mat` signal file(s), checked (:mod:`.wfdb_header`) and read through `wfdb`.
 - Bare CinC `.mat` files (:mod:`.mat_reader`, MATLAB v4/v5) holding int16
   samples under `val`, 1000 units per mV, as in the CinC 2017 data.
 - `.csv` files (:mod:`.csv_reader`) with one column per lead (an optional
@@ -27,7 +27,8 @@ declared length is at most `MAX_DURATION_S`, and that compressed data (a
 (:mod:`.core`: `MAX_DECODED_BYTES`, environment variable
 `ECGRHYTHM_MAX_DECODED_MB`), so a lying header never makes a reader allocate
 more than the file justifies. `.npy` files are memory-mapped, never unpickled.
-Folders are expanded by :func:`find_records`; labels are read by :func:`read_reference`.
+Folders are expanded by :func:`find_records`; labels are read by :func:`read_reference`, and a
+folder's labels, whatever their source, by :func:`ecgrhythm.records.labels.read_folder_labels`.
 Long WFDB records (up to `MAX_STREAM_DURATION_S`, 14 days) are read in sample
 ranges through :func:`open_wfdb`, after the same header checks.
 """

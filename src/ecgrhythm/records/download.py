@@ -126,6 +126,25 @@ def download(
         DownloadError: a file could not be fetched (the message names its URL),
             or the index lists an unsafe record path.
     """
+    base = _base_url(name, base_url, limit=limit, workers=workers, max_file_bytes=max_file_bytes)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = _record_paths(base + "RECORDS", _get(base + "RECORDS", timeout, max_file_bytes).decode("utf-8", errors="replace"))[:limit]
+    labels = _fetch_labels(base, timeout, max_file_bytes)
+    names = [p.rsplit("/", 1)[-1] for p in paths]
+    fetched = _fetch_records(base, dest, dict(zip(paths, names)), workers=workers, progress=progress, timeout=timeout, max_bytes=max_file_bytes)
+    skipped = len(names) * len(_RECORD_SUFFIXES) - fetched
+    unlabelled = [n for n in names if n not in labels]
+    if unlabelled:
+        logger.warning("%d records have no label in the reference file (first: %s)", len(unlabelled), unlabelled[0])
+    atomic_write_text(dest / "REFERENCE.csv", "".join(f"{n},{labels[n]}\n" for n in names if n in labels))
+    atomic_write_text(dest / "RECORDS", "".join(f"{n}\n" for n in names))
+    logger.info("%s: %d records in %s (%d files fetched, %d already present)", name, len(names), dest, fetched, skipped)
+    return DownloadResult(dest, names, fetched, skipped)
+
+
+def _base_url(name: str, base_url: str | None, *, limit: int | None, workers: int, max_file_bytes: int) -> str:
+    """The URL of the folder holding `RECORDS`, ending in `/`, after checking the arguments of :func:`download`."""
     if name not in DATASETS:
         raise ValueError(f"Invalid argument `name`: expected one of {sorted(DATASETS)}. Received: name={name!r}")
     check_positive_int("limit", limit, optional=True)
@@ -134,12 +153,11 @@ def download(
     base = (base_url or DATASETS[name]).rstrip("/") + "/"
     if urllib.parse.urlsplit(base).scheme not in ("http", "https"):
         raise ValueError(f"Invalid argument `base_url`: expected an http:// or https:// URL. Received: base_url={base_url!r}")
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    return base
 
-    paths = _record_paths(base + "RECORDS", _get(base + "RECORDS", timeout, max_file_bytes).decode("utf-8", errors="replace"))[:limit]
-    labels = _fetch_labels(base, timeout, max_file_bytes)
-    names = [p.rsplit("/", 1)[-1] for p in paths]
+
+def _fetch_records(base: str, dest: Path, records: dict[str, str], *, workers: int, progress, timeout: float, max_bytes: int) -> int:
+    """Fetch the files of `records` (index path -> record name) missing from `dest`, `workers` at a time; how many were fetched."""
 
     def fetch_record(path: str, record: str) -> int:
         fetched = 0
@@ -147,13 +165,13 @@ def download(
             target = dest / (record + suffix)
             if not target.is_file():
                 with atomic_write(target, "wb") as f:
-                    _fetch(base + path + suffix, timeout, max_file_bytes, f)
+                    _fetch(base + path + suffix, timeout, max_bytes, f)
                 fetched += 1
         return fetched
 
     fetched = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(fetch_record, p, n) for p, n in zip(paths, names)]
+        futures = [pool.submit(fetch_record, p, n) for p, n in records.items()]
         try:
             for done, future in enumerate(futures, start=1):
                 fetched += future.result()
@@ -162,15 +180,7 @@ def download(
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    skipped = len(names) * len(_RECORD_SUFFIXES) - fetched
-
-    unlabelled = [n for n in names if n not in labels]
-    if unlabelled:
-        logger.warning("%d records have no label in the reference file (first: %s)", len(unlabelled), unlabelled[0])
-    atomic_write_text(dest / "REFERENCE.csv", "".join(f"{n},{labels[n]}\n" for n in names if n in labels))
-    atomic_write_text(dest / "RECORDS", "".join(f"{n}\n" for n in names))
-    logger.info("%s: %d records in %s (%d files fetched, %d already present)", name, len(names), dest, fetched, skipped)
-    return DownloadResult(dest, names, fetched, skipped)
+    return fetched
 
 
 def _get(url: str, timeout: float, max_bytes: int) -> bytes:

@@ -18,7 +18,8 @@ those of :func:`ecgrhythm.inference.streaming.classify_files` for the same file;
 the lead a single-lead model took (the form field `lead`, a name or 0-based
 index; by default lead I, else the first); `segments`
 classifies consecutive windows of about `window_s` seconds (a rhythm timeline,
-:meth:`RhythmClassifier.predict_segments`); `episodes` are the rhythm episodes
+:meth:`RhythmClassifier.predict_segments`: the networks' own probabilities, each segment's `calibrated`
+false, as the model's calibration was fitted on whole records); `episodes` are the rhythm episodes
 covering the record, AF ones to the beat, and `af_burden` the share of time in
 AF (:func:`ecgrhythm.episodes.finder.record_episodes`; both `null` for a model without
 a single lead and an `A` class);
@@ -48,15 +49,27 @@ import time
 from importlib import resources
 from pathlib import Path
 
-import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ecgrhythm import __version__
-from ecgrhythm.records import EcgRecord, RecordError, find_records, read_record, read_reference
-from ecgrhythm.service.guard import BodyTimeout, Guard, Limits, UploadTooLarge, default_allowed_hosts, too_large, uvicorn_config
+from ecgrhythm.records import EcgRecord, RecordError, read_record
+from ecgrhythm.service.examples import find_examples
+from ecgrhythm.service.guard import (
+    BodyTimeout,
+    ClientGone,
+    Guard,
+    Limits,
+    UploadTooLarge,
+    default_allowed_hosts,
+    limits_of,
+    stop_if,
+    too_large,
+    uvicorn_config,
+    while_connected,
+)
 from ecgrhythm.service.payload import display_signal, episodes_payload
 from ecgrhythm.service.uploads import hide_folders, parse_fs, pick_record, save_uploads
 
@@ -68,7 +81,6 @@ TOKEN_ENV = "ECGRHYTHM_TOKEN"
 DEFAULT_MAX_UPLOAD_BYTES = Limits.max_upload_bytes
 WINDOW_S = 10.0
 MAX_FILES = 8
-N_EXAMPLES = 8
 _PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
 SERVICE_USE = "the service (its rhythm timeline and episodes)"  # what needs whole records (RhythmClassifier.require_whole_records)
 
@@ -89,41 +101,7 @@ class _Service:
             self.classifier = RhythmClassifier.load(self.model_dir)
         self.classifier.require_whole_records(SERVICE_USE)
         self.model_name = self.classifier.model_dir_.resolve().name
-        self.examples = self._find_examples()
-
-    def _find_examples(self) -> dict[str, tuple[Path, str | None]]:
-        """Up to `N_EXAMPLES` records of the examples folder, two of each reference class first."""
-        folder = self.examples_dir
-        if folder is None:
-            from ecgrhythm.config import default_data_dir
-
-            root = default_data_dir()
-            folder = root / "cinc2017" if root is not None else None
-        if folder is None or not folder.is_dir():
-            return {}
-        paths = [p for p in find_records([folder]) if p.is_file()]
-        reference_file = folder / "REFERENCE.csv"
-        try:
-            labels = read_reference(reference_file) if reference_file.is_file() else {}
-        except RecordError as exc:
-            logger.warning("ignoring example labels: %s", exc)
-            labels = {}
-        per_class = max(1, N_EXAMPLES // max(1, len(set(labels.values()))))
-        chosen, taken = [], {}
-        for path in paths:
-            label = labels.get(path.stem)
-            if taken.get(label, 0) < per_class:
-                chosen.append(path)
-                taken[label] = taken.get(label, 0) + 1
-            if len(chosen) == N_EXAMPLES:
-                break
-        for path in paths:  # fewer classes than slots: fill up in index order
-            if len(chosen) >= N_EXAMPLES:
-                break
-            if path not in chosen:
-                chosen.append(path)
-        chosen.sort(key=paths.index)
-        return {p.stem: (p, labels.get(p.stem)) for p in chosen}
+        self.examples = find_examples(self.examples_dir)
 
     def classify_path(self, path: Path, fs: float | None, *, lead=None, hide: str | None = None, cancelled: threading.Event | None = None) -> dict:
         """Read and classify one record file (blocking: call it in a worker thread).
@@ -138,7 +116,7 @@ class _Service:
         Raises:
             fastapi.HTTPException: 422 naming the file when it cannot be read or used,
                 or the model gives no finite probabilities for it.
-            _ClientGone: `cancelled` was set.
+            ClientGone: `cancelled` was set.
         """
         from ecgrhythm.inference.classifier import NonFiniteOutputError
 
@@ -159,16 +137,16 @@ class _Service:
         stops before it takes the lock.
         """
         clf = self.classifier
-        _stop_if(cancelled)
+        stop_if(cancelled)
         if lead is not None and clf.n_leads_ != 1:
             raise RecordError(record.record_name, f"the model takes {clf.n_leads_} leads, so no lead is chosen: leave the lead field empty")
         one, lead_name = clf.choose_lead(record, lead)
         prepared = clf.prepare(one)
         signal = display_signal(record)
         while not self._lock.acquire(timeout=0.1):
-            _stop_if(cancelled)
+            stop_if(cancelled)
         try:
-            _stop_if(cancelled)
+            stop_if(cancelled)
             probs, segments = clf.predict_with_segments(one, WINDOW_S, signal=prepared)
             episodes = episodes_payload(clf, one)
         finally:
@@ -189,6 +167,7 @@ class _Service:
                     "end_s": round(seg.end_s, 3),
                     "label": seg.label,
                     "probabilities": dict(zip(classes, map(float, seg.probabilities))),
+                    "calibrated": seg.calibrated,
                 }
                 for seg in segments
             ],
@@ -197,50 +176,7 @@ class _Service:
         }
 
 
-class _ClientGone(Exception):
-    """The client disconnected before its record was classified."""
-
-
-def _stop_if(cancelled: threading.Event | None) -> None:
-    if cancelled is not None and cancelled.is_set():
-        raise _ClientGone()
-
-
-async def _while_connected(request: Request, fn, *args, **kwargs):
-    """`fn(*args, cancelled=event, **kwargs)` in a worker thread; `event` is set if the client disconnects meanwhile."""
-    cancelled = threading.Event()
-
-    async def watch():
-        while not await request.is_disconnected():
-            await anyio.sleep(0.2)
-        cancelled.set()
-
-    error = None
-    async with anyio.create_task_group() as tasks:  # raised here, an error would come out wrapped in an ExceptionGroup
-        tasks.start_soon(watch)
-        try:
-            result = await run_in_threadpool(fn, *args, cancelled=cancelled, **kwargs)
-        except Exception as exc:
-            error = exc
-        tasks.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    return result
-
-
-def create_app(
-    model_dir=None,
-    *,
-    token=None,
-    max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES,
-    examples_dir=None,
-    classifier=None,
-    max_concurrent=Limits.max_concurrent,
-    header_timeout_s=Limits.header_timeout_s,
-    body_timeout_s=Limits.body_timeout_s,
-    keep_alive_s=Limits.keep_alive_s,
-    allowed_hosts=None,
-):
+def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None, limits: Limits | None = None, **limit_options):
     """The FastAPI application (see the module docstring for the endpoints).
 
     The model is loaded once, when the server starts (lifespan); inference runs
@@ -251,17 +187,19 @@ def create_app(
         token: bearer token required by every endpoint but `/health` and the
             page's static files; `None` reads `$ECGRHYTHM_TOKEN`, and an empty
             string (or an unset variable) means no token.
-        max_upload_bytes: largest request body accepted (default 20 MB).
         examples_dir: folder of example records (default: the CinC 2017 data
             of :func:`ecgrhythm.config.default_data_dir`); none if missing.
         classifier: an already loaded `RhythmClassifier` of `model_dir` to use
             instead of loading the folder at start-up.
-        max_concurrent: requests under `/v1/` at work at once; more get 503 with `Retry-After`.
-        header_timeout_s: seconds a connection may take to send a request head (needs
-            the server of :func:`serve` or :func:`background_server`).
-        body_timeout_s: seconds from a request's start for its body to arrive (408 after).
-        keep_alive_s: seconds an idle connection stays open (the server's setting, like `header_timeout_s`).
-        allowed_hosts: names the `Host` header may give (`"*"` for any); default the loopback names.
+        limits: the :class:`~ecgrhythm.service.guard.Limits` (default: their defaults).
+        **limit_options: limits to set instead of those of `limits`, by name:
+            `max_upload_bytes` (largest request body accepted, default 20 MB);
+            `max_concurrent` (requests under `/v1/` at work at once; more get 503 with `Retry-After`);
+            `header_timeout_s` (seconds a connection may take to send a request head; needs
+            the server of :func:`serve` or :func:`background_server`);
+            `body_timeout_s` (seconds from a request's start for its body to arrive; 408 after);
+            `keep_alive_s` (seconds an idle connection stays open, the server's setting like `header_timeout_s`);
+            `allowed_hosts` (names the `Host` header may give, `"*"` for any; default the loopback names).
 
     Returns:
         The FastAPI application; `app.state.service` holds the loaded model and
@@ -269,15 +207,11 @@ def create_app(
 
     Raises:
         ValueError: a limit is not a positive number, or the token has surrounding whitespace.
+        TypeError: a limit option is not a field of `Limits`.
     """
-    hosts = default_allowed_hosts("127.0.0.1") if allowed_hosts is None else allowed_hosts
-    limits = Limits(max_upload_bytes, max_concurrent, header_timeout_s, body_timeout_s, keep_alive_s, hosts)
-    source = "token" if token is not None else f"${TOKEN_ENV}"
-    token = os.environ.get(TOKEN_ENV) if token is None else token
-    if token and token != token.strip():
-        raise ValueError(f"the access token ({source}) starts or ends with whitespace, which no client would send: remove it")
+    limits = limits_of(limits, **limit_options)
+    token = _access_token(token)
     service = _Service(model_dir, examples_dir, classifier)
-    page = resources.files("ecgrhythm.service").joinpath("static", "index.html").read_text(encoding="utf-8")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -289,17 +223,38 @@ def create_app(
     app.state.service = service
     app.state.limits = limits
     app.mount("/static", StaticFiles(packages=[("ecgrhythm.service", "static")]), name="static")
+    _add_error_handlers(app, limits)
+    _add_page(app)
+    _add_api(app, service, limits)
+    hint = "the server's --token or $" + TOKEN_ENV
+    app.add_middleware(Guard, token=token, limits=limits, public_paths=_PUBLIC_PATHS, token_hint=hint)
+    return app
+
+
+def _access_token(token: str | None) -> str | None:
+    """The token the API requires: `token`, else `$ECGRHYTHM_TOKEN`; refused with surrounding whitespace."""
+    source = "token" if token is not None else f"${TOKEN_ENV}"
+    token = os.environ.get(TOKEN_ENV) if token is None else token
+    if token and token != token.strip():
+        raise ValueError(f"the access token ({source}) starts or ends with whitespace, which no client would send: remove it")
+    return token
+
+
+def _add_error_handlers(app: FastAPI, limits: Limits) -> None:
+    """The JSON answers to a body over the limit (413), too slow (408), a client gone (499) and anything unexpected (500)."""
 
     @app.exception_handler(UploadTooLarge)
     async def upload_too_large(request, exc):
-        return JSONResponse({"detail": too_large(max_upload_bytes)}, status_code=413, headers={"connection": "close"})
+        return JSONResponse({"detail": too_large(limits.max_upload_bytes)}, status_code=413, headers={"connection": "close"})
 
     @app.exception_handler(BodyTimeout)
     async def body_timeout(request, exc):
-        detail = f"the request body did not arrive within {body_timeout_s:g} s (the server's --body-timeout): send it faster, or a shorter record"
+        detail = (
+            f"the request body did not arrive within {limits.body_timeout_s:g} s (the server's --body-timeout): send it faster, or a shorter record"
+        )
         return JSONResponse({"detail": detail}, status_code=408, headers={"connection": "close"})
 
-    @app.exception_handler(_ClientGone)
+    @app.exception_handler(ClientGone)
     async def client_gone(request, exc):
         logger.info("%s %s: the client disconnected; its work was dropped", request.method, request.url.path)
         return JSONResponse({"detail": "client closed request"}, status_code=499)
@@ -307,6 +262,11 @@ def create_app(
     @app.exception_handler(Exception)
     async def internal_error(request, exc):
         return JSONResponse({"detail": "internal server error: the server logged the failure"}, status_code=500)
+
+
+def _add_page(app: FastAPI) -> None:
+    """`GET /` (the page) and `GET /favicon.ico` (none)."""
+    page = resources.files("ecgrhythm.service").joinpath("static", "index.html").read_text(encoding="utf-8")
 
     @app.get("/", include_in_schema=False)
     async def index():
@@ -316,9 +276,14 @@ def create_app(
     async def favicon():
         return Response(status_code=204)
 
+
+def _add_api(app: FastAPI, service: _Service, limits: Limits) -> None:
+    """`/health`, `POST /v1/classify` and the examples."""
+
     @app.api_route("/health", methods=["GET", "HEAD"])
     async def health():
-        return {"status": "ok", "model": service.model_name, "classes": list(service.classifier.classes_), "max_upload_bytes": max_upload_bytes}
+        classes = list(service.classifier.classes_)
+        return {"status": "ok", "model": service.model_name, "classes": classes, "max_upload_bytes": limits.max_upload_bytes}
 
     @app.post("/v1/classify")
     async def classify(request: Request):
@@ -328,7 +293,7 @@ def create_app(
             with tempfile.TemporaryDirectory(prefix="ecgrhythm-upload-") as tmp:
                 names = await run_in_threadpool(save_uploads, form.getlist("files"), Path(tmp))
                 target = Path(tmp) / pick_record(names, fs)
-                result = await _while_connected(request, service.classify_path, target, fs, lead=lead, hide=tmp)
+                result = await while_connected(request, service.classify_path, target, fs, lead=lead, hide=tmp)
         return JSONResponse(result)
 
     @app.get("/v1/examples")
@@ -341,12 +306,8 @@ def create_app(
             known = ", ".join(service.examples) or "none (no example data on this server)"
             raise HTTPException(404, f"unknown example {name[:40]!r}: choose one of {known}")
         path, label = service.examples[name]
-        result = await _while_connected(request, service.classify_path, path, None, hide=str(path.parent))
+        result = await while_connected(request, service.classify_path, path, None, hide=str(path.parent))
         return JSONResponse({**result, "reference": label})
-
-    hint = "the server's --token or $" + TOKEN_ENV
-    app.add_middleware(Guard, token=token, limits=limits, public_paths=_PUBLIC_PATHS, token_hint=hint)
-    return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None, *, allowed_hosts=None, **limits) -> None:
@@ -373,12 +334,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None,
     from ecgrhythm.inference.classifier import RhythmClassifier
 
     hosts = default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts
-    Limits(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
+    limits = limits_of(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
     classifier = RhythmClassifier.load(model_dir)
     classifier.require_whole_records(SERVICE_USE)  # before the server starts, so the error is one line
-    app = create_app(model_dir, token=token, classifier=classifier, allowed_hosts=hosts, **limits)
-    token = os.environ.get(TOKEN_ENV) if token is None else token
-    if not token and host not in ("127.0.0.1", "localhost", "::1"):
+    app = create_app(model_dir, token=token, classifier=classifier, limits=limits)
+    if not _access_token(token) and host not in ("127.0.0.1", "localhost", "::1"):
         logger.warning("serving on %s without an access token: anyone who reaches the port can use it (pass --token or set %s)", host, TOKEN_ENV)
     uvicorn.Server(uvicorn_config(app, app.state.limits, host=host, port=port, log_level="info")).run()
 

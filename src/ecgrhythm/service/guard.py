@@ -13,7 +13,8 @@ times out the request head. The limits, all in :class:`Limits`:
 - `allowed_hosts`: the names the `Host` header may give (400 otherwise; `*` allows any).
 
 Unsafe requests (POST and the like) from a web page of another site are refused (403), with or
-without a token: browsers send `Sec-Fetch-Site` and `Origin`, which must name this server.
+without a token: browsers send `Sec-Fetch-Site` and `Origin`, which must name this server. Work for a
+client that disconnects stops before its turn at the network (:func:`while_connected`, :class:`ClientGone`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,23 @@ import dataclasses
 import hmac
 import json
 import socket
+import threading
 
 import anyio
 
-__all__ = ["Guard", "Limits", "UploadTooLarge", "BodyTimeout", "default_allowed_hosts", "uvicorn_config", "too_large"]
+__all__ = [
+    "Guard",
+    "Limits",
+    "limits_of",
+    "UploadTooLarge",
+    "BodyTimeout",
+    "ClientGone",
+    "default_allowed_hosts",
+    "uvicorn_config",
+    "too_large",
+    "stop_if",
+    "while_connected",
+]
 
 DRAIN_BYTES = 64 * 2**20
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -67,6 +81,26 @@ class Limits:
         object.__setattr__(self, "allowed_hosts", tuple(h.lower().strip("[]") for h in hosts))
 
 
+def limits_of(limits: Limits | None = None, **options) -> Limits:
+    """`limits` (default: :class:`Limits`' defaults) with the limits named in `options` replaced.
+
+    Args:
+        limits: the limits to start from.
+        **options: fields of :class:`Limits`; `allowed_hosts=None` keeps the hosts of `limits`.
+
+    Raises:
+        TypeError: an option is not a field of :class:`Limits`.
+        ValueError: a limit is not a positive number, or the hosts are not names.
+    """
+    fields = [f.name for f in dataclasses.fields(Limits)]
+    unknown = [name for name in options if name not in fields]
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}: the service's limits are {', '.join(fields)}")
+    if options.get("allowed_hosts", ()) is None:
+        del options["allowed_hosts"]
+    return dataclasses.replace(limits if limits is not None else Limits(), **options)
+
+
 def default_allowed_hosts(host: str) -> tuple[str, ...]:
     """The `Host` names a server listening on `host` answers to: that address, and for a loopback or
     wildcard address (`0.0.0.0`, `::`) the loopback names; a wildcard adds this machine's name and addresses."""
@@ -89,6 +123,40 @@ class UploadTooLarge(Exception):
 
 class BodyTimeout(Exception):
     """The request body did not arrive within `body_timeout_s`."""
+
+
+class ClientGone(Exception):
+    """The client disconnected before its record was classified."""
+
+
+def stop_if(cancelled: threading.Event | None) -> None:
+    """Raise :class:`ClientGone` if `cancelled` is set."""
+    if cancelled is not None and cancelled.is_set():
+        raise ClientGone()
+
+
+async def while_connected(request, fn, *args, **kwargs):
+    """`fn(*args, cancelled=event, **kwargs)` in a worker thread; `event` is set if the client of `request` disconnects meanwhile."""
+    from fastapi.concurrency import run_in_threadpool
+
+    cancelled = threading.Event()
+
+    async def watch():
+        while not await request.is_disconnected():
+            await anyio.sleep(0.2)
+        cancelled.set()
+
+    error = None
+    async with anyio.create_task_group() as tasks:  # raised here, an error would come out wrapped in an ExceptionGroup
+        tasks.start_soon(watch)
+        try:
+            result = await run_in_threadpool(fn, *args, cancelled=cancelled, **kwargs)
+        except Exception as exc:
+            error = exc
+        tasks.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return result
 
 
 def too_large(max_bytes: int) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.preprocessing.pipeline import preprocess
 from ecgrhythm.records import RecordError, read_record
-from ecgrhythm.records.labels import CINC2017_CLASSES, choose_classes, class_names_of, dx_mapping, read_folder_labels
+from ecgrhythm.records.labels import CINC2017_CLASSES, FolderLabels, choose_classes, read_folder_labels
 
 __all__ = ["LabelledData", "load_labelled", "stratified_split"]
 
@@ -87,7 +87,8 @@ def load_labelled(
             record) or with SNOMED-CT `# Dx:` codes in the headers (several).
         config: preprocessing to apply. For multi-lead data without `leads`,
             the leads of the first record are used (and required of all).
-        labels: `"auto"` (detect from the folder), `"reference"` or `"header"`.
+        labels: a label source of :func:`~ecgrhythm.records.labels.label_source_names`:
+            `"auto"` (detect from the folder), `"reference"` or `"header"`.
         classes: class names: for `REFERENCE.csv` the label set (default N, A, O, ~);
             for header codes `"all"` (default), `"scored"` or a list.
         limit: read only the first `limit` labelled records (for quick runs).
@@ -101,48 +102,55 @@ def load_labelled(
     if unlabelled not in ("drop", "keep"):
         raise ValueError(f"Invalid argument `unlabelled`: expected 'drop' or 'keep'. Received: unlabelled={unlabelled!r}")
     folder = read_folder_labels(data_dir, labels)
-    failures = list(folder.failures)
-    names, signals, targets, dropped = [], [], [], []
-    if folder.source == "reference":
-        classes = tuple(classes or CINC2017_CLASSES)
-        index = {c: i for i, c in enumerate(classes)}
-        paths = []
-        for path in folder.paths:
-            if folder.labels[path.stem] not in index:
-                failures.append((str(path), f"label {folder.labels[path.stem]!r} is not one of {list(classes)}"))
-                continue
-            paths.append(path)
-        config = _with_leads(config, paths)
-        for path, record, signal in _read_all(paths, config, failures, limit):
-            names.append(record.record_name)
-            signals.append(signal)
-            targets.append(index[folder.labels[path.stem]])
-        targets = np.asarray(targets)
-        multilabel = False
-    else:
-        mapping, scored = dx_mapping(data_dir)
-        config = _with_leads(config, folder.paths)
-        rows = [(path, record, signal) for path, record, signal in _read_all(folder.paths, config, failures, limit)]
-        code_lists = [folder.labels[path.stem] for path, _, _ in rows]
-        classes = choose_classes(code_lists, classes or "all", mapping, scored)
-        for (_, record, signal), codes in zip(rows, code_lists):
-            present = class_names_of(codes, mapping)
-            target = np.array([c in present for c in classes], dtype=np.float32)
-            if not target.any() and unlabelled == "drop":
-                dropped.append(record.record_name)
-                continue
-            names.append(record.record_name)
-            signals.append(signal)
-            targets.append(target)
-        targets = np.asarray(targets, dtype=np.float32).reshape(len(names), len(classes))
-        multilabel = True
-    if not names:
+    read = _multi_label if folder.multilabel else _single_label
+    data = read(folder, config, classes, limit, keep_unlabelled=unlabelled == "keep")
+    if not data.names:
         raise RecordError(data_dir, "no labelled records could be read")
-    for path, reason in failures:
+    for path, reason in data.failures:
         logger.warning("skipped %s: %s", path, reason)
-    if dropped:
-        logger.warning("left out %d records with none of the classes %s", len(dropped), list(classes))
-    return LabelledData(names, signals, targets, tuple(classes), multilabel, config, failures, dropped)
+    if data.unlabelled:
+        logger.warning("left out %d records with none of the classes %s", len(data.unlabelled), list(data.classes))
+    return data
+
+
+def _single_label(folder: FolderLabels, config: PreprocessConfig, classes, limit, *, keep_unlabelled: bool) -> LabelledData:
+    """One class index a record, from labels that name one class each; records of other labels are failures."""
+    classes = tuple(classes or CINC2017_CLASSES)
+    index = {c: i for i, c in enumerate(classes)}
+    failures, paths = list(folder.failures), []
+    for path in folder.paths:
+        if folder.labels[path.stem] not in index:
+            failures.append((str(path), f"label {folder.labels[path.stem]!r} is not one of {list(classes)}"))
+            continue
+        paths.append(path)
+    config = _with_leads(config, paths)
+    names, signals, targets = [], [], []
+    for path, record, signal in _read_all(paths, config, failures, limit):
+        names.append(record.record_name)
+        signals.append(signal)
+        targets.append(index[folder.labels[path.stem]])
+    return LabelledData(names, signals, np.asarray(targets), classes, False, config, failures)
+
+
+def _multi_label(folder: FolderLabels, config: PreprocessConfig, classes, limit, *, keep_unlabelled: bool) -> LabelledData:
+    """Multi-hot targets from codes, over the classes chosen among those seen (see :func:`choose_classes`)."""
+    failures = list(folder.failures)
+    config = _with_leads(config, folder.paths)
+    rows = list(_read_all(folder.paths, config, failures, limit))
+    code_lists = [folder.labels[path.stem] for path, _, _ in rows]
+    classes = choose_classes(code_lists, classes or "all", folder.code_names, folder.scored)
+    names, signals, targets, dropped = [], [], [], []
+    for path, record, signal in rows:
+        present = folder.classes_of(path.stem)
+        target = np.array([c in present for c in classes], dtype=np.float32)
+        if not target.any() and not keep_unlabelled:
+            dropped.append(record.record_name)
+            continue
+        names.append(record.record_name)
+        signals.append(signal)
+        targets.append(target)
+    targets = np.asarray(targets, dtype=np.float32).reshape(len(names), len(classes))
+    return LabelledData(names, signals, targets, tuple(classes), True, config, failures, dropped)
 
 
 def stratified_split(labels, val_fraction: float, seed: int):

@@ -92,7 +92,8 @@ def write_reports(output, name, results, reference: str, *, partial: bool, done:
     `results`, regenerate the candidates table there against `reference`, and say so, beginning with `done`."""
     from pathlib import Path
 
-    from ecgrhythm.lab.crossval_report import write_candidates, write_report
+    from ecgrhythm.lab.candidates import write_candidates
+    from ecgrhythm.lab.crossval_report import write_report
 
     name = name or Path(output).resolve().name
     command = "ecgrhythm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] in (["crossval"], ["ensemble"]) else ""
