@@ -34,8 +34,9 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         for name in shipped:
             assert archive.read(f"ecgrhythm/pretrained/cinc2017/{name}") == (MODEL / name).read_bytes(), name
-        for page_file in sorted(p.name for p in (ROOT / "src" / "ecgrhythm" / "static").iterdir()):
-            assert f"ecgrhythm/static/{page_file}" in archive.namelist(), page_file  # the page, its scripts (app.js, paper.js), style and icon
+        for page_file in sorted(p.name for p in (ROOT / "src" / "ecgrhythm" / "service" / "static").iterdir()):
+            # the page, its scripts (app.js, paper.js), style and icon
+            assert f"ecgrhythm/service/static/{page_file}" in archive.namelist(), page_file
 
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True, timeout=300)

@@ -26,13 +26,10 @@ def add_parser(sub):
 
 
 def run(args):
-    import csv
     from pathlib import Path
 
-    from ecgrhythm.episodes.finder import record_episodes, stream_episodes
-    from ecgrhythm.inference.long_records import open_long_record, should_stream
-    from ecgrhythm.records import RecordError, read_record
-    from ecgrhythm.utils.io import atomic_write
+    from ecgrhythm.episodes.files import iter_file_episodes, write_episodes, write_summary
+    from ecgrhythm.records import RecordError
 
     outputs = [Path(f) for f in (args.output, args.summary) if f]
     for out in outputs:
@@ -48,29 +45,16 @@ def run(args):
     clf = common.load_classifier(args.model)
     clf.require_whole_records("ecgrhythm episodes")
     results = []
-    for path in paths:
-        try:
-            if should_stream(path, args.fs):  # WFDB records over an hour are read in pieces
-                with open_long_record(path, args.fs) as stream:
-                    results.append(stream_episodes(clf, stream, args.lead))
-            else:
-                results.append(record_episodes(clf, read_record(path, fs=args.fs), args.lead))
-        except Exception as exc:  # one bad record fails alone, whatever its kind
-            common.failure("episodes", path, exc.reason if isinstance(exc, RecordError) else f"unexpected error ({type(exc).__name__}: {exc})")
+    for path, result in iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead):
+        if isinstance(result, Exception):
+            reason = result.reason if isinstance(result, RecordError) else f"unexpected error ({type(result).__name__}: {result})"
+            common.failure("episodes", path, reason)
             failed += 1
-    with atomic_write(args.output, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-        writer = csv.writer(f)
-        writer.writerow(["record", "lead", "start_s", "end_s", "label", "probability"])
-        for r in results:
-            writer.writerows([r.record_name, r.lead, f"{e.start_s:.3f}", f"{e.end_s:.3f}", e.label, f"{e.probability:.4f}"] for e in r.episodes)
+        else:
+            results.append(result)
+    write_episodes(results, args.output)
     if args.summary:
-        with atomic_write(args.summary, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            writer = csv.writer(f)
-            writer.writerow(["record", "lead", "duration_s", "af_burden", "af_episodes", "longest_af_s", "record_class"])
-            writer.writerows(
-                [r.record_name, r.lead, f"{r.duration_s:.3f}", f"{r.af_burden:.4f}", len(r.af_episodes()), f"{r.longest_af_s:.3f}", r.record_class]
-                for r in results
-            )
+        write_summary(results, args.summary)
     seconds = time.perf_counter() - args.started
     wrote = " and ".join(str(o) for o in outputs)
     print(f"found the episodes of {len(results)} records in {seconds:.1f} s; {failed} failed; wrote {wrote}")

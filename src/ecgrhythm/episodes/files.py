@@ -1,0 +1,78 @@
+"""AF episodes of record files, each read whole or, when long, in pieces; one bad file fails alone; the episode CSVs.
+
+What `ecgrhythm episodes` runs: :func:`iter_file_episodes` finds the episodes of each file in turn (WFDB records
+over an hour are read in pieces, in bounded memory), and :func:`write_episodes` and :func:`write_summary` write
+them as CSV files, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+from ecgrhythm.episodes.finder import RecordEpisodes, record_episodes, stream_episodes
+from ecgrhythm.inference.long_records import open_long_record, should_stream
+from ecgrhythm.records import read_record
+from ecgrhythm.utils.io import atomic_write
+
+__all__ = ["iter_file_episodes", "write_episodes", "write_summary", "EPISODE_COLUMNS", "SUMMARY_COLUMNS"]
+
+EPISODE_COLUMNS = ("record", "lead", "start_s", "end_s", "label", "probability")
+SUMMARY_COLUMNS = ("record", "lead", "duration_s", "af_burden", "af_episodes", "longest_af_s", "record_class")
+
+
+def _file_episodes(classifier, path: Path, fs: float | None, lead) -> RecordEpisodes:
+    if should_stream(path, fs):  # WFDB records over an hour are read in pieces
+        with open_long_record(path, fs) as stream:
+            return stream_episodes(classifier, stream, lead)
+    return record_episodes(classifier, read_record(path, fs=fs), lead)
+
+
+def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None) -> Iterator[tuple[Path, RecordEpisodes | Exception]]:
+    """The episodes of each record file, in order; a file that fails gives its exception instead, and the rest go on.
+
+    Args:
+        classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` with an AF class.
+        paths: record files (`.hea`, `.mat`, `.csv`, `.npy`, ...).
+        fs: sampling rate (Hz) of files without a header.
+        lead: lead name or 0-based index (default: lead I, else the first).
+
+    Yields:
+        `(path, result)`: the file's :class:`~ecgrhythm.episodes.finder.RecordEpisodes`, or the exception that
+        stopped it (a :class:`~ecgrhythm.records.RecordError` for a file that cannot be used).
+    """
+    for path in map(Path, paths):
+        try:
+            result = _file_episodes(classifier, path, fs, lead)
+        except Exception as exc:  # one bad record fails alone, whatever its kind
+            result = exc
+        yield path, result
+
+
+def _write_rows(path, header, rows) -> None:
+    with atomic_write(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_episodes(results: list[RecordEpisodes], path) -> None:
+    """Write one row per episode (:data:`EPISODE_COLUMNS`; times in seconds from the record's start) to the CSV `path`."""
+    _write_rows(
+        path,
+        EPISODE_COLUMNS,
+        ([r.record_name, r.lead, f"{e.start_s:.3f}", f"{e.end_s:.3f}", e.label, f"{e.probability:.4f}"] for r in results for e in r.episodes),
+    )
+
+
+def write_summary(results: list[RecordEpisodes], path) -> None:
+    """Write one row per record (:data:`SUMMARY_COLUMNS`: duration, AF burden, AF episodes, the longest, CPSC 2021 class) to the CSV `path`."""
+    _write_rows(
+        path,
+        SUMMARY_COLUMNS,
+        (
+            [r.record_name, r.lead, f"{r.duration_s:.3f}", f"{r.af_burden:.4f}", len(r.af_episodes()), f"{r.longest_af_s:.3f}", r.record_class]
+            for r in results
+        ),
+    )
