@@ -269,3 +269,17 @@ def _is_our_output(path) -> bool:
             return f.readline(100).startswith(("record,label,", "record,lead,"))
     except OSError:
         return False
+
+
+def show_progress(logger_name: str) -> None:
+    """Print the INFO lines of `logger_name` (a run's per-epoch progress) on stdout without a prefix; its warnings stay on stderr."""
+    progress = logging.getLogger(logger_name)
+    lines = logging.StreamHandler(sys.stdout)
+    lines.setFormatter(logging.Formatter("%(message)s"))
+    lines.addFilter(lambda record: record.levelno < logging.WARNING)
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setFormatter(logging.Formatter(LOG_FORMAT))
+    warnings.setLevel(logging.WARNING)
+    progress.handlers = [lines, warnings]  # replaces those of an earlier main() in the same process
+    progress.setLevel(logging.INFO)
+    progress.propagate = False

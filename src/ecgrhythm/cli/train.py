@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import ecgrhythm.cli.common as common
 
 
@@ -110,20 +107,6 @@ def add_recipe_options(p):
     p.add_argument("--dropout", type=float, default=m.dropout)
 
 
-def _show_progress(logger_name: str) -> None:
-    """Print the INFO lines of `logger_name` (a run's per-epoch progress) on stdout without a prefix; its warnings stay on stderr."""
-    progress = logging.getLogger(logger_name)
-    lines = logging.StreamHandler(sys.stdout)
-    lines.setFormatter(logging.Formatter("%(message)s"))
-    lines.addFilter(lambda record: record.levelno < logging.WARNING)
-    warnings = logging.StreamHandler(sys.stderr)
-    warnings.setFormatter(logging.Formatter(common.LOG_FORMAT))
-    warnings.setLevel(logging.WARNING)
-    progress.handlers = [lines, warnings]  # replaces those of an earlier main() in the same process
-    progress.setLevel(logging.INFO)
-    progress.propagate = False
-
-
 def recipe(args):
     """`(preprocess, architecture, train config, classes)` of the recipe options (see :func:`add_recipe_options`)."""
     from ecgrhythm.config import PreprocessConfig, TrainConfig
@@ -182,7 +165,7 @@ def run(args):
     several = _join(args)
     devices = resolve_devices("auto" if several and args.devices is None else args.devices)
     if not args.quiet:
-        _show_progress(train.__module__)
+        common.show_progress(train.__module__)
     result = train(
         common.data_dir(args.data),
         args.output,

@@ -56,8 +56,8 @@ def run(args):
 
     pre, arch, tc, classes = train_command.recipe(args)
     if not args.quiet:
-        train_command._show_progress(train.__module__)
-        train_command._show_progress(run_crossval.__module__)
+        common.show_progress(train.__module__)
+        common.show_progress(run_crossval.__module__)
     result = run_crossval(
         common.data_dir(args.data),
         args.output,
