@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "Config",
+    "check_argument",
     "PreprocessConfig",
     "TrainConfig",
     "NORMALIZATIONS",
@@ -36,12 +38,15 @@ MIN_RR_FS = 100.0  # Hz: the beat detector of `rr_channel` (sleepecg) filters 5-
 MAX_FIXED_LENGTH_S = 3600.0  # seconds: a fixed input length beyond an hour (where long records are streamed) is a mistake
 
 
-def _check(cond: bool, name: str, expected: str, value) -> None:
+def check_argument(cond: bool, name: str, expected: str, value) -> None:
+    """Raise `ValueError` naming the argument, the expected value and `Received: name=value` unless `cond`."""
     if not cond:
         raise ValueError(f"Invalid argument `{name}`: expected {expected}. Received: {name}={value!r}")
 
 
-class _Config:
+class Config:
+    """Base of the configs: `to_dict` and `from_dict` round-trip a frozen dataclass through JSON (lists become tuples)."""
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -56,7 +61,7 @@ class _Config:
 
 
 @dataclasses.dataclass(frozen=True)
-class PreprocessConfig(_Config):
+class PreprocessConfig(Config):
     """How a raw record becomes model input.
 
     Args:
@@ -90,21 +95,21 @@ class PreprocessConfig(_Config):
     rr_channel: bool = False
 
     def __post_init__(self):
-        _check(0 < self.fs <= MAX_MODEL_FS, "fs", f"a model sampling rate in Hz above 0 and at most {MAX_MODEL_FS:,.0f}", self.fs)
-        _check(self.normalization in NORMALIZATIONS, "normalization", f"one of {NORMALIZATIONS}", self.normalization)
+        check_argument(0 < self.fs <= MAX_MODEL_FS, "fs", f"a model sampling rate in Hz above 0 and at most {MAX_MODEL_FS:,.0f}", self.fs)
+        check_argument(self.normalization in NORMALIZATIONS, "normalization", f"one of {NORMALIZATIONS}", self.normalization)
         if self.bandpass is not None:
             lo, hi = self.bandpass
-            _check(0 <= lo < hi < self.fs / 2, "bandpass", f"(low, high) with 0 <= low < high < fs/2 = {self.fs / 2}", self.bandpass)
+            check_argument(0 <= lo < hi < self.fs / 2, "bandpass", f"(low, high) with 0 <= low < high < fs/2 = {self.fs / 2}", self.bandpass)
         fixed = self.fixed_length_s
-        _check(
+        check_argument(
             fixed is None or (isinstance(fixed, (int, float)) and not isinstance(fixed, bool) and 0 < fixed <= MAX_FIXED_LENGTH_S),
             "fixed_length_s",
             f"None or a number of seconds above 0 and at most {MAX_FIXED_LENGTH_S:,.0f}",
             fixed,
         )
-        _check(fixed is None or self.fixed_samples >= 1, "fixed_length_s", f"at least one sample at fs={self.fs:g} Hz", fixed)
-        _check(isinstance(self.rr_channel, bool), "rr_channel", "True or False", self.rr_channel)
-        _check(
+        check_argument(fixed is None or self.fixed_samples >= 1, "fixed_length_s", f"at least one sample at fs={self.fs:g} Hz", fixed)
+        check_argument(isinstance(self.rr_channel, bool), "rr_channel", "True or False", self.rr_channel)
+        check_argument(
             not self.rr_channel or self.fs >= MIN_RR_FS,
             "rr_channel",
             f"False at fs={self.fs:g} Hz (the beat detector needs fs >= {MIN_RR_FS:g})",
@@ -135,7 +140,7 @@ class PreprocessConfig(_Config):
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig(_Config):
+class TrainConfig(Config):
     """How a model is trained.
 
     Args:
@@ -171,17 +176,17 @@ class TrainConfig(_Config):
     augment: tuple[str, ...] = ()
 
     def __post_init__(self):
-        _check(self.epochs >= 1, "epochs", "a positive integer", self.epochs)
-        _check(self.batch_size >= 1, "batch_size", "a positive integer", self.batch_size)
-        _check(self.window_s >= 2, "window_s", "at least 2 seconds", self.window_s)
-        _check(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
-        _check(
+        check_argument(self.epochs >= 1, "epochs", "a positive integer", self.epochs)
+        check_argument(self.batch_size >= 1, "batch_size", "a positive integer", self.batch_size)
+        check_argument(self.window_s >= 2, "window_s", "at least 2 seconds", self.window_s)
+        check_argument(self.learning_rate > 0, "learning_rate", "a positive number", self.learning_rate)
+        check_argument(
             self.patience is None or (isinstance(self.patience, int) and self.patience >= 1), "patience", "None or a positive integer", self.patience
         )
-        _check(0 <= self.val_fraction < 1, "val_fraction", "a fraction in [0, 1)", self.val_fraction)
-        _check(self.class_weighting in CLASS_WEIGHTINGS, "class_weighting", f"one of {CLASS_WEIGHTINGS}", self.class_weighting)
-        _check(isinstance(self.seed, int), "seed", "an integer", self.seed)
-        _check(set(self.augment) <= set(AUGMENTATIONS), "augment", f"names from {AUGMENTATIONS}", self.augment)
+        check_argument(0 <= self.val_fraction < 1, "val_fraction", "a fraction in [0, 1)", self.val_fraction)
+        check_argument(self.class_weighting in CLASS_WEIGHTINGS, "class_weighting", f"one of {CLASS_WEIGHTINGS}", self.class_weighting)
+        check_argument(isinstance(self.seed, int), "seed", "an integer", self.seed)
+        check_argument(set(self.augment) <= set(AUGMENTATIONS), "augment", f"names from {AUGMENTATIONS}", self.augment)
 
 
 def default_data_dir() -> Path | None:

@@ -15,12 +15,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from ecgrhythm.config import _check, _Config
+from ecgrhythm.config import Config, check_argument
 
 __all__ = ["NetworkConfig", "NetworkFamily"]
 
 
-class NetworkConfig(_Config):
+class NetworkConfig(Config):
     """Base of a network family's architecture: a frozen dataclass of hyperparameters only.
 
     Subclasses are frozen dataclasses that set the class attribute `network` (the family's name, which
@@ -43,13 +43,13 @@ class NetworkConfig(_Config):
     def from_dict(cls, data: dict):
         data = dict(data)
         name = data.pop("network", cls.network)
-        _check(name == cls.network, "network", f"{cls.network!r} for a {cls.__name__}", name)
+        check_argument(name == cls.network, "network", f"{cls.network!r} for a {cls.__name__}", name)
         return super().from_dict(data)
 
     @staticmethod
     def check(cond: bool, name: str, expected: str, value) -> None:
         """Raise `ValueError` naming the argument, the expected value and `Received: name=value` unless `cond`."""
-        _check(cond, name, expected, value)
+        check_argument(cond, name, expected, value)
 
 
 @dataclasses.dataclass(frozen=True)
