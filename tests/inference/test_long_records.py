@@ -7,10 +7,11 @@ import pytest
 
 from ecgrhythm.episodes.finder import record_episodes, stream_episodes
 from ecgrhythm.inference.classifier import RhythmClassifier, split_long
-from ecgrhythm.inference.long_records import STREAM_ABOVE_S, classify_stream, open_long_record, should_stream, stream_chunks, stream_input
+from ecgrhythm.inference.long_records import classify_stream, stream_chunks, stream_input
 from ecgrhythm.inference.streaming import classify_files
 from ecgrhythm.preprocessing.pipeline import model_input
 from ecgrhythm.records import RecordError, open_wfdb, read_record
+from ecgrhythm.records.long_records import STREAM_ABOVE_S, open_long_record, should_stream
 
 
 @pytest.fixture(scope="module")

@@ -272,8 +272,8 @@ def test_a_header_without_a_length_is_bounded_by_its_file_before_decoding(tmp_pa
 
 
 def test_format_8_records_are_never_read_in_pieces(tmp_path):
-    from ecgrhythm.inference.long_records import should_stream
     from ecgrhythm.records import reads_in_pieces
+    from ecgrhythm.records.long_records import should_stream
 
     n = 2 * 3600 * 20  # 2 h at 20 Hz
     for fmt, dtype in (("8", "<i1"), ("16", "<i2")):

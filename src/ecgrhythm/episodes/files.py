@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ecgrhythm.episodes.finder import RecordEpisodes, record_episodes, stream_episodes
-from ecgrhythm.inference.long_records import open_long_record, should_stream
 from ecgrhythm.records import read_record
+from ecgrhythm.records.long_records import open_long_record, should_stream
 from ecgrhythm.utils.io import atomic_write
 
 __all__ = ["iter_file_episodes", "write_episodes", "write_summary", "EPISODE_COLUMNS", "SUMMARY_COLUMNS"]

@@ -183,7 +183,7 @@ def record_episodes(classifier, record: EcgRecord, lead=None, params: EpisodePar
 
 
 def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = DEFAULT_PARAMS, *, piece_s: float = 600.0) -> RecordEpisodes:
-    """Episodes of a long WFDB record read in pieces (:func:`ecgrhythm.inference.long_records.open_long_record`), in bounded memory.
+    """Episodes of a long WFDB record read in pieces (:func:`ecgrhythm.records.long_records.open_long_record`), in bounded memory.
 
     The same windows and boundaries as :func:`record_episodes` on the record
     read whole: the lead is read `piece_s` seconds at a time, and the stretch

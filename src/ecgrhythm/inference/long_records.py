@@ -1,9 +1,8 @@
 """Long WFDB records in bounded memory: read in pieces, preprocessed and classified as a stream.
 
-A WFDB record whose header declares more than `STREAM_ABOVE_S` (1 h) is never
-read whole (:func:`should_stream`); such records may last up to 14 days
-(:data:`~ecgrhythm.records.MAX_STREAM_DURATION_S`), while other records and
-formats keep the 24 h limit of a whole read. :func:`classify_stream` gives the
+A WFDB record whose header declares more than an hour is never read whole
+(:func:`~ecgrhythm.records.long_records.should_stream`), but opened with
+:func:`~ecgrhythm.records.long_records.open_long_record`; :func:`classify_stream` gives the
 probabilities that classifying the whole record would:
 
 1. :func:`stream_input` runs the preprocessing pipeline of a whole record on pieces of `PIECE_S` seconds
@@ -32,56 +31,16 @@ of samples, a few MB while filtering) and one call's chunks, whatever the length
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
 import numpy as np
 
 from ecgrhythm.inference.forward import average_by_owner, chunk_bounds
 from ecgrhythm.preprocessing.pipeline import first_samples, model_input
-from ecgrhythm.records import RecordError, header_length, header_of, open_wfdb, reads_in_pieces
+from ecgrhythm.records import RecordError
 
-__all__ = ["should_stream", "open_long_record", "stream_input", "stream_chunks", "classify_stream", "STREAM_ABOVE_S", "PIECE_S", "CHUNKS_PER_CALL"]
+__all__ = ["stream_input", "stream_chunks", "classify_stream", "PIECE_S", "CHUNKS_PER_CALL"]
 
-STREAM_ABOVE_S = 3600.0  # WFDB records declared longer than this are read in pieces
 PIECE_S = 600.0  # seconds of signal read at a time
 CHUNKS_PER_CALL = 64  # chunks of the largest bucket classified per call
-
-
-def should_stream(path, fs: float | None = None) -> bool:
-    """Whether `path` is a WFDB record (a `.hea`, or a signal file with its header) declaring more than `STREAM_ABOVE_S`.
-
-    A header that cannot be parsed is left to :func:`~ecgrhythm.records.read_record` to report.
-    """
-    header = header_of(path)
-    if header is None:
-        return False
-    try:
-        sig_len, rate = header_length(header, fs)
-    except RecordError:
-        return False
-    long = sig_len is not None and rate is not None and rate > 0 and sig_len / rate > STREAM_ABOVE_S
-    return long and reads_in_pieces(header)  # format 8 is read whole (up to 24 h)
-
-
-@contextlib.contextmanager
-def open_long_record(path, fs: float | None = None):
-    """:func:`~ecgrhythm.records.open_wfdb` for a record file (`.hea`, or a signal file with its header); errors name `path`.
-
-    Raises:
-        RecordError: `path` is not a WFDB record, or its header or signal files fail the checks.
-    """
-    path = Path(path)
-    header = header_of(path)
-    if header is None:
-        raise RecordError(path, "only WFDB records (a .hea header with its signal files) are read in pieces")
-    try:
-        with open_wfdb(header, fs=fs) as stream:
-            yield stream
-    except RecordError as exc:
-        if header == path or Path(exc.path) == path:
-            raise
-        raise RecordError(path, f"read through its header {header.name}: {exc.reason}") from None
 
 
 def stream_input(classifier, stream, lead=None, *, piece_s: float = PIECE_S):
@@ -89,7 +48,7 @@ def stream_input(classifier, stream, lead=None, *, piece_s: float = PIECE_S):
 
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`.
-        stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`open_long_record`).
+        stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`~ecgrhythm.records.long_records.open_long_record`).
         lead: lead name or 0-based index for a single-lead model (default: lead I, else the first).
         piece_s: about how many seconds of the record are read at a time.
 
@@ -137,7 +96,7 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
 
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`.
-        stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`open_long_record`).
+        stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`~ecgrhythm.records.long_records.open_long_record`).
         lead: lead name or 0-based index for a single-lead model (default: lead I, else the first).
         piece_s: about how many seconds of the record are read at a time.
 

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.inference.classifier import Prediction
-from ecgrhythm.inference.long_records import classify_stream, open_long_record, should_stream
+from ecgrhythm.inference.long_records import classify_stream
 from ecgrhythm.preprocessing.leads import check_lead_argument
 from ecgrhythm.records import RecordError, read_record
+from ecgrhythm.records.long_records import open_long_record, should_stream
 from ecgrhythm.utils.validation import check_positive_int
 
 __all__ = ["iter_classify_files", "classify_files", "CHUNK_SAMPLES"]

@@ -1,0 +1,57 @@
+"""Long WFDB records: which are read in pieces, and opening one for that.
+
+A WFDB record whose header declares more than `STREAM_ABOVE_S` (1 h) is never read whole
+(:func:`should_stream`): :func:`open_long_record` opens it as a :class:`~ecgrhythm.records.WfdbStream`, read piece
+by piece, and such records may last up to 14 days (:data:`~ecgrhythm.records.MAX_STREAM_DURATION_S`), while other
+records and formats keep the 24 h limit of a whole read. The classifier
+(:mod:`ecgrhythm.inference.long_records`) and the episode finder (:mod:`ecgrhythm.episodes.files`) read them so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from ecgrhythm.records.core import RecordError
+from ecgrhythm.records.wfdb_header import reads_in_pieces
+from ecgrhythm.records.wfdb_reader import header_length, header_of, open_wfdb
+
+__all__ = ["should_stream", "open_long_record", "STREAM_ABOVE_S"]
+
+STREAM_ABOVE_S = 3600.0  # WFDB records declared longer than this are read in pieces
+
+
+def should_stream(path, fs: float | None = None) -> bool:
+    """Whether `path` is a WFDB record (a `.hea`, or a signal file with its header) declaring more than `STREAM_ABOVE_S`.
+
+    A header that cannot be parsed is left to :func:`~ecgrhythm.records.read_record` to report.
+    """
+    header = header_of(path)
+    if header is None:
+        return False
+    try:
+        sig_len, rate = header_length(header, fs)
+    except RecordError:
+        return False
+    long = sig_len is not None and rate is not None and rate > 0 and sig_len / rate > STREAM_ABOVE_S
+    return long and reads_in_pieces(header)  # format 8 is read whole (up to 24 h)
+
+
+@contextlib.contextmanager
+def open_long_record(path, fs: float | None = None):
+    """:func:`~ecgrhythm.records.open_wfdb` for a record file (`.hea`, or a signal file with its header); errors name `path`.
+
+    Raises:
+        RecordError: `path` is not a WFDB record, or its header or signal files fail the checks.
+    """
+    path = Path(path)
+    header = header_of(path)
+    if header is None:
+        raise RecordError(path, "only WFDB records (a .hea header with its signal files) are read in pieces")
+    try:
+        with open_wfdb(header, fs=fs) as stream:
+            yield stream
+    except RecordError as exc:
+        if header == path or Path(exc.path) == path:
+            raise
+        raise RecordError(path, f"read through its header {header.name}: {exc.reason}") from None
