@@ -3,13 +3,15 @@ import shutil
 
 import pytest
 
+from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.records import RecordError, find_records, read_record
-from ecgrhythm.records.labels import choose_classes, detect_label_source, dx_codes, dx_mapping
+from ecgrhythm.records.labels import choose_classes, choose_label_source, dx_codes, dx_mapping
+from ecgrhythm.training.data import load_labelled
 
 
 def test_detects_the_label_source(cinc2017_dir, cinc2021_dir):
-    assert detect_label_source(cinc2017_dir) == "reference"
-    assert detect_label_source(cinc2021_dir) == "header"
+    assert choose_label_source(cinc2017_dir).name == "reference"
+    assert choose_label_source(cinc2021_dir).name == "header"
 
 
 def test_reads_dx_codes_from_a_real_header(cinc2021_dir):
@@ -42,7 +44,7 @@ def test_label_sources_are_a_registry(tmp_path, cinc2017_dir, monkeypatch):
     import ecgrhythm.records.labels as labels
 
     monkeypatch.setattr(labels, "_SOURCES", dict(labels._SOURCES))  # registrations end with the test
-    assert labels.label_source_names() == labels.LABEL_SOURCES == ("auto", "reference", "header")
+    assert labels.label_source_names() == ("auto", "reference", "header")
     folder = tmp_path / "data"
     folder.mkdir()
     for suffix in (".hea", ".mat"):
@@ -54,10 +56,11 @@ def test_label_sources_are_a_registry(tmp_path, cinc2017_dir, monkeypatch):
 
     labels.register_label_source("json", detect=lambda d: (d / "labels.json").is_file(), read=read_json, multilabel=False)
     assert labels.label_source_names() == ("auto", "reference", "header", "json")
-    assert labels.detect_label_source(folder) == "header"  # the header codes take any folder, after every detection
+    assert labels.choose_label_source(folder).name == "header"  # the header codes take any folder, after every detection
     (folder / "labels.json").write_text('{"A00001": "N"}')
     read = labels.read_folder_labels(folder)
     assert (read.source, read.multilabel, read.labels, [p.name for p in read.paths]) == ("json", False, {"A00001": "N"}, ["A00001.hea"])
+    assert load_labelled(folder, PreprocessConfig()).source == "json"  # what training records as the model's label source
     assert labels.read_folder_labels(folder, multilabel=True).source == "header"  # a multi-label model reads header codes
     with pytest.raises(ValueError, match=r"expected one of \('auto', 'reference', 'header', 'json'\). Received: labels='csv'"):
         labels.read_folder_labels(folder, "csv")

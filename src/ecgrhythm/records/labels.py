@@ -38,12 +38,10 @@ __all__ = [
     "label_source_names",
     "choose_label_source",
     "CINC2017_CLASSES",
-    "detect_label_source",
     "class_names_of",
     "dx_codes",
     "dx_mapping",
     "choose_classes",
-    "LABEL_SOURCES",
     "SCORED_MAPPING",
     "UNSCORED_MAPPING",
 ]
@@ -234,11 +232,6 @@ def choose_label_source(data_dir, source: str = "auto", *, multilabel: bool | No
     return _SOURCES[source]
 
 
-def detect_label_source(data_dir) -> str:
-    """The name of the label source `"auto"` picks for a folder: `"reference"` if it has a `REFERENCE.csv`, else `"header"`."""
-    return choose_label_source(data_dir).name
-
-
 def read_folder_labels(data_dir, source: str = "auto", *, multilabel: bool | None = None) -> FolderLabels:
     """Read the labels of a folder's records, without reading any signal.
 
@@ -281,4 +274,3 @@ def _read_header_labels(data_dir: Path) -> FolderLabels:
 
 register_label_source("reference", detect=lambda folder: (folder / REFERENCE_FILE).is_file(), read=_read_reference_labels, multilabel=False)
 register_label_source("header", detect=None, read=_read_header_labels, multilabel=True)  # any folder: its headers' codes, or none
-LABEL_SOURCES = label_source_names()  # the built-in sources'; label_source_names() includes those registered later

@@ -36,6 +36,7 @@ class LabelledData:
         preprocess: the preprocessing applied (with the leads fixed for multi-lead data).
         failures: `(path, reason)` of records that could not be read.
         unlabelled: names of records left out for having none of the classes.
+        source: the name of the label source the labels came from (:func:`~ecgrhythm.records.labels.read_folder_labels`).
     """
 
     names: list[str]
@@ -46,6 +47,8 @@ class LabelledData:
     preprocess: PreprocessConfig
     failures: list[tuple[str, str]]
     unlabelled: list[str] = dataclasses.field(default_factory=list)
+    _: dataclasses.KW_ONLY
+    source: str
 
 
 def _with_leads(config: PreprocessConfig, paths) -> PreprocessConfig:
@@ -102,8 +105,10 @@ def load_labelled(
     if unlabelled not in ("drop", "keep"):
         raise ValueError(f"Invalid argument `unlabelled`: expected 'drop' or 'keep'. Received: unlabelled={unlabelled!r}")
     folder = read_folder_labels(data_dir, labels)
-    read = _multi_label if folder.multilabel else _single_label
-    data = read(folder, config, classes, limit, keep_unlabelled=unlabelled == "keep")
+    if folder.multilabel:
+        data = _multi_label(folder, config, classes, limit, keep_unlabelled=unlabelled == "keep")
+    else:
+        data = _single_label(folder, config, classes, limit)
     if not data.names:
         raise RecordError(data_dir, "no labelled records could be read")
     for path, reason in data.failures:
@@ -113,7 +118,7 @@ def load_labelled(
     return data
 
 
-def _single_label(folder: FolderLabels, config: PreprocessConfig, classes, limit, *, keep_unlabelled: bool) -> LabelledData:
+def _single_label(folder: FolderLabels, config: PreprocessConfig, classes, limit) -> LabelledData:
     """One class index a record, from labels that name one class each; records of other labels are failures."""
     classes = tuple(classes or CINC2017_CLASSES)
     index = {c: i for i, c in enumerate(classes)}
@@ -129,7 +134,7 @@ def _single_label(folder: FolderLabels, config: PreprocessConfig, classes, limit
         names.append(record.record_name)
         signals.append(signal)
         targets.append(index[folder.labels[path.stem]])
-    return LabelledData(names, signals, np.asarray(targets), classes, False, config, failures)
+    return LabelledData(names, signals, np.asarray(targets), classes, False, config, failures, source=folder.source)
 
 
 def _multi_label(folder: FolderLabels, config: PreprocessConfig, classes, limit, *, keep_unlabelled: bool) -> LabelledData:
@@ -150,7 +155,7 @@ def _multi_label(folder: FolderLabels, config: PreprocessConfig, classes, limit,
         signals.append(signal)
         targets.append(target)
     targets = np.asarray(targets, dtype=np.float32).reshape(len(names), len(classes))
-    return LabelledData(names, signals, targets, tuple(classes), True, config, failures, dropped)
+    return LabelledData(names, signals, targets, tuple(classes), True, config, failures, dropped, source=folder.source)
 
 
 def stratified_split(labels, val_fraction: float, seed: int):

@@ -22,12 +22,13 @@ import numpy as np
 from ecgrhythm.config import PreprocessConfig, TrainConfig
 from ecgrhythm.networks.family import NetworkConfig
 from ecgrhythm.networks.registry import default_config
-from ecgrhythm.networks.saving import LOG_FILE, check_output_folder
+from ecgrhythm.networks.saving import LOG_FILE, check_output_folder, save_model_dir
 from ecgrhythm.networks.split import SPLIT_FILE
 from ecgrhythm.preprocessing.batching import WindowSequence
 from ecgrhythm.training.checkpoint import Checkpoint, RunState
 from ecgrhythm.training.data import LabelledData
 from ecgrhythm.training.history import log_text
+from ecgrhythm.training.parallel import check_batch_size, data_parallel, is_primary, same_on_every_process
 from ecgrhythm.training.plan import TrainingPlan, plan_run
 from ecgrhythm.utils.io import atomic_write_text
 from ecgrhythm.utils.machine import describe as describe_machine
@@ -120,7 +121,7 @@ def _metadata(plan: TrainingPlan, run: RunState, data_dir, started: float, n_dev
         "n_val": int(len(plan.val_idx)),
         "skipped_records": len(plan.data.failures),
         "unlabelled_records_left_out": len(plan.data.unlabelled),
-        "label_source": "header" if plan.data.multilabel else "reference",
+        "label_source": plan.data.source,
         "seed": plan.train_config.seed,
         "train_config": plan.train_config.to_dict(),
         "limit": plan.settings["limit"],
@@ -139,7 +140,6 @@ def _metadata(plan: TrainingPlan, run: RunState, data_dir, started: float, n_dev
 
 def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started: float, n_devices: int = 1) -> None:
     """Write the model folder with the network's weights, those of the best epoch (the checkpoint stays in it)."""
-    from ecgrhythm.networks.saving import save_model_dir
 
     files = {LOG_FILE: log_text(run.history) if run.history else None, SPLIT_FILE: plan.split_text}
     save_model_dir(
@@ -156,7 +156,6 @@ def _save(plan: TrainingPlan, run: RunState, data_dir, output_dir: Path, started
 
 def _open_checkpoint(output_dir: Path, resume: bool) -> Checkpoint:
     """The run's checkpoint, once `output_dir` is known to be one a run may write (see :func:`train`'s Raises)."""
-    from ecgrhythm.training.parallel import is_primary
 
     check_output_folder(output_dir)
     checkpoint = Checkpoint(output_dir, writes=is_primary())
@@ -167,7 +166,6 @@ def _open_checkpoint(output_dir: Path, resume: bool) -> Checkpoint:
 
 def _start_run(plan: TrainingPlan, checkpoint: Checkpoint, resume: bool) -> RunState:
     """Restore the checkpoint's state into the network (`resume` and one is there), or begin a new run; every process agrees."""
-    from ecgrhythm.training.parallel import same_on_every_process
 
     resuming = resume and checkpoint.has_state
     # every process has checked the output folder before process 0 writes into it
@@ -226,7 +224,6 @@ def train(
         ValueError: the batch does not split evenly over `devices`, or the processes of a
             multi-process run disagree on the checkpoint to resume from.
     """
-    from ecgrhythm.training.parallel import check_batch_size, data_parallel, same_on_every_process
 
     output_dir = Path(output_dir)
     checkpoint = _open_checkpoint(output_dir, resume)
