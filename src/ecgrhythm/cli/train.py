@@ -30,9 +30,8 @@ def add_parser(sub):
 
 def add_recipe_options(p):
     """The options of a training recipe (labels, preprocessing, network, training), shared with `crossval`."""
-    from ecgrhythm.config import CLASS_WEIGHTINGS, MAX_MODEL_FS, NORMALIZATIONS, PreprocessConfig, TrainConfig
+    from ecgrhythm.config import AUGMENTATIONS, CLASS_WEIGHTINGS, MAX_MODEL_FS, NORMALIZATIONS, PreprocessConfig, TrainConfig
     from ecgrhythm.networks.cnn_lstm import ModelConfig
-    from ecgrhythm.preprocessing.augmentation import AUGMENTATIONS
     from ecgrhythm.records.labels import label_source_names
 
     p.add_argument(

@@ -70,6 +70,8 @@ from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.inference.onnx_backend import FIRST_OUTPUT, INPUT_MASK, INPUT_SIGNAL, OUTPUT, graph_outputs, metadata_from_config, require
 from ecgrhythm.networks.onnx_graph import OnnxGraph
 from ecgrhythm.networks.registry import config_from_dict, get_family
+from ecgrhythm.networks.saving import CONFIG_FILE
+from ecgrhythm.networks.split import load_split
 from ecgrhythm.preprocessing.batching import bucket_lengths, pad_batch
 from ecgrhythm.utils.io import atomic_write
 
@@ -176,8 +178,6 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
         RuntimeError: the graph does not reproduce the network within `tolerance`.
     """
     from ecgrhythm.inference.classifier import RhythmClassifier, default_model_dir
-    from ecgrhythm.networks.saving import CONFIG_FILE
-    from ecgrhythm.networks.split import load_split
 
     if output is None or Path(output).suffix != ".onnx":
         raise ValueError(f"Invalid argument `output`: expected a file name ending in .onnx. Received: output={output!r}")

@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from ecgrhythm.config import check_argument
 from ecgrhythm.networks.family import NetworkConfig, NetworkFamily
 from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv_bn, downsample_mask, pooled_head, recurrent, time_major
 
@@ -51,16 +52,16 @@ class ModelConfig(NetworkConfig):
     multilabel: bool = False
 
     def __post_init__(self):
-        self.check(
+        check_argument(
             len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters),
             "conv_filters",
             "a non-empty list of positive integers",
             self.conv_filters,
         )
-        self.check(self.conv_kernel >= 1, "conv_kernel", "a positive integer", self.conv_kernel)
-        self.check(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
-        self.check(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)
-        self.check(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        check_argument(self.conv_kernel >= 1, "conv_kernel", "a positive integer", self.conv_kernel)
+        check_argument(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
+        check_argument(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)
+        check_argument(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
 
     @property
     def downsampling(self) -> int:

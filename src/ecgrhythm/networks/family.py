@@ -46,11 +46,6 @@ class NetworkConfig(Config):
         check_argument(name == cls.network, "network", f"{cls.network!r} for a {cls.__name__}", name)
         return super().from_dict(data)
 
-    @staticmethod
-    def check(cond: bool, name: str, expected: str, value) -> None:
-        """Raise `ValueError` naming the argument, the expected value and `Received: name=value` unless `cond`."""
-        check_argument(cond, name, expected, value)
-
 
 @dataclasses.dataclass(frozen=True)
 class NetworkFamily:

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ecgrhythm.config import check_argument
 from ecgrhythm.networks.family import NetworkConfig, NetworkFamily
 from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv, downsample_mask, pooled_head, recurrent, time_major
 
@@ -50,14 +51,14 @@ class GruConfig(NetworkConfig):
     multilabel: bool = False
 
     def __post_init__(self):
-        self.check(
+        check_argument(
             len(self.strides) >= 1 and all(int(s) >= 1 for s in self.strides), "strides", "a non-empty list of positive integers", self.strides
         )
-        self.check(self.filters >= 1, "filters", "a positive integer", self.filters)
-        self.check(self.kernel >= max(self.strides), "kernel", f"an integer of at least the largest stride, {max(self.strides)}", self.kernel)
-        self.check(self.gru_layers >= 1, "gru_layers", "a positive integer", self.gru_layers)
-        self.check(self.gru_units >= 1, "gru_units", "a positive integer", self.gru_units)
-        self.check(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        check_argument(self.filters >= 1, "filters", "a positive integer", self.filters)
+        check_argument(self.kernel >= max(self.strides), "kernel", f"an integer of at least the largest stride, {max(self.strides)}", self.kernel)
+        check_argument(self.gru_layers >= 1, "gru_layers", "a positive integer", self.gru_layers)
+        check_argument(self.gru_units >= 1, "gru_units", "a positive integer", self.gru_units)
+        check_argument(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
 
     @property
     def downsampling(self) -> int:

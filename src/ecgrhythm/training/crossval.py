@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.config import PreprocessConfig, TrainConfig
-from ecgrhythm.networks.cnn_lstm import ModelConfig
-from ecgrhythm.networks.saving import CHECKPOINT_DIR, is_finished
+from ecgrhythm.networks.family import NetworkConfig
+from ecgrhythm.networks.registry import default_config
+from ecgrhythm.networks.saving import CHECKPOINT_DIR, CONFIG_FILE, LOG_FILE, is_finished
 from ecgrhythm.training.data import LabelledData, load_labelled
 from ecgrhythm.training.folds import FOLDS_FILE, Folds, fold_dir, make_folds, read_folds
 from ecgrhythm.training.oof import LAST_OOF_FILE, OOF_FILE, oof_text, pool_oof
@@ -54,7 +55,7 @@ logger = logging.getLogger(__name__)
 RECIPE_FILE = "crossval.json"
 
 
-def _recipe(pre: PreprocessConfig, arch: ModelConfig, tc: TrainConfig, *, n_folds: int, fold_seed: int, limit, labels, classes) -> dict:
+def _recipe(pre: PreprocessConfig, arch: NetworkConfig, tc: TrainConfig, *, n_folds: int, fold_seed: int, limit, labels, classes) -> dict:
     return {
         "preprocess": pre.to_dict(),
         "model": arch.to_dict(),
@@ -161,7 +162,7 @@ def run_crossval(
     n_folds: int = 5,
     fold_seed: int = 0,
     preprocess_config: PreprocessConfig | None = None,
-    model_config: ModelConfig | None = None,
+    model_config: NetworkConfig | None = None,
     train_config: TrainConfig | None = None,
     limit: int | None = None,
     labels: str = "auto",
@@ -200,7 +201,7 @@ def run_crossval(
     chosen = range(n_folds) if only is None else sorted(set(only))
     if any(not 0 <= k < n_folds for k in chosen):
         raise ValueError(f"Invalid argument `fold`: expected fold numbers 0 to {n_folds - 1}. Received: {list(chosen)}")
-    pre, arch, tc = preprocess_config or PreprocessConfig(), model_config or ModelConfig(), train_config or TrainConfig()
+    pre, arch, tc = preprocess_config or PreprocessConfig(), model_config or default_config(), train_config or TrainConfig()
     data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit)
     folds = make_folds(data, n_folds, fold_seed)
     claim_folder(output, _recipe(pre, arch, tc, n_folds=n_folds, fold_seed=fold_seed, limit=limit, labels=labels, classes=classes), folds)
@@ -260,7 +261,6 @@ def keep_run(output, dest) -> list[str]:
     Raises:
         ValueError: `dest` holds the run of another recipe or other folds (nothing is copied).
     """
-    from ecgrhythm.networks.saving import CONFIG_FILE, LOG_FILE
 
     output, dest = Path(output), Path(dest)
     for name in (RECIPE_FILE, FOLDS_FILE):

@@ -14,6 +14,7 @@ import numpy as np
 from ecgrhythm.config import PreprocessConfig, TrainConfig, portable_path
 from ecgrhythm.inference.forward import predict_signals
 from ecgrhythm.networks.family import NetworkConfig
+from ecgrhythm.networks.registry import build_network
 from ecgrhythm.networks.split import split_text
 from ecgrhythm.preprocessing.batching import WindowSequence, bucket_lengths, window_length
 from ecgrhythm.scoring.metrics import score_probabilities
@@ -39,8 +40,6 @@ def compile_network(n_leads: int, n_classes: int, architecture: NetworkConfig, t
         The compiled `keras.Model`, with inputs `{"signal", "mask"}` and output `(batch, n_classes)`.
     """
     import keras
-
-    from ecgrhythm.networks.registry import build_network
 
     model = build_network(n_leads, n_classes, architecture)
     model.compile(optimizer=keras.optimizers.Adam(train_config.learning_rate), loss=loss)
