@@ -7,7 +7,6 @@ import pytest
 from ecgrhythm.episodes.files import EPISODE_COLUMNS, SUMMARY_COLUMNS, iter_file_episodes, write_episodes, write_summary
 from ecgrhythm.episodes.finder import RecordEpisodes
 from ecgrhythm.inference.classifier import RhythmClassifier
-from ecgrhythm.records import RecordError
 
 
 @pytest.fixture(scope="module")
@@ -19,11 +18,11 @@ def test_a_bad_file_fails_alone_and_the_others_go_on(shipped, cinc2017_dir, tmp_
     bad = tmp_path / "bad.csv"
     bad.write_text("time,ECG\nnot,numbers\n")
     paths = [cinc2017_dir / "A00004.hea", bad, cinc2017_dir / "A00001.hea"]
-    found = list(iter_file_episodes(shipped, paths, fs=300))
-    assert [path for path, _ in found] == paths
-    first, failed, last = (result for _, result in found)
-    assert isinstance(failed, RecordError) and "bad.csv" in str(failed)
+    failed = []
+    first, last = iter_file_episodes(shipped, paths, fs=300, on_failure=lambda path, reason: failed.append((path, reason)))
+    assert [path for path, _ in failed] == [bad] and failed[0][1]
     assert isinstance(first, RecordEpisodes) and isinstance(last, RecordEpisodes)
+    assert (first.record_name, last.record_name) == ("A00004", "A00001")
     assert first.af_burden > 0.5 > last.af_burden  # A00004 is labelled A, A00001 N
 
     write_episodes([first, last], tmp_path / "episodes.csv")

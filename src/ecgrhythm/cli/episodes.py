@@ -29,7 +29,6 @@ def run(args):
     from pathlib import Path
 
     from ecgrhythm.episodes.files import iter_file_episodes, write_episodes, write_summary
-    from ecgrhythm.records import RecordError
 
     outputs = [Path(f) for f in (args.output, args.summary) if f]
     for out in outputs:
@@ -44,14 +43,14 @@ def run(args):
         raise common.no_records(args.paths)
     clf = common.load_classifier(args.model)
     clf.require_whole_records("ecgrhythm episodes")
-    results = []
-    for path, result in iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead):
-        if isinstance(result, Exception):
-            reason = result.reason if isinstance(result, RecordError) else f"unexpected error ({type(result).__name__}: {result})"
-            common.failure("episodes", path, reason)
-            failed += 1
-        else:
-            results.append(result)
+    bad = []
+
+    def report(path, reason):
+        common.failure("episodes", path, reason)
+        bad.append(path)
+
+    results = list(iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead, on_failure=report))
+    failed += len(bad)
     write_episodes(results, args.output)
     if args.summary:
         write_summary(results, args.summary)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ecgrhythm.episodes.finder import RecordEpisodes, record_episodes, stream_episodes
-from ecgrhythm.records import read_record
+from ecgrhythm.records import failure_reason, read_record
 from ecgrhythm.records.long_records import open_long_record, should_stream
 from ecgrhythm.utils.io import atomic_write
 
@@ -29,25 +29,28 @@ def _file_episodes(classifier, path: Path, fs: float | None, lead) -> RecordEpis
     return record_episodes(classifier, read_record(path, fs=fs), lead)
 
 
-def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None) -> Iterator[tuple[Path, RecordEpisodes | Exception]]:
-    """The episodes of each record file, in order; a file that fails gives its exception instead, and the rest go on.
+def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None, on_failure=None) -> Iterator[RecordEpisodes]:
+    """The episodes of each record file, in order; a file that fails is reported and the rest go on.
 
     Args:
         classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` with an AF class.
         paths: record files (`.hea`, `.mat`, `.csv`, `.npy`, ...).
         fs: sampling rate (Hz) of files without a header.
         lead: lead name or 0-based index (default: lead I, else the first).
+        on_failure: `on_failure(path, reason)`, called for each file that fails
+            (:func:`~ecgrhythm.records.failure_reason`); `None` skips them silently.
 
     Yields:
-        `(path, result)`: the file's :class:`~ecgrhythm.episodes.finder.RecordEpisodes`, or the exception that
-        stopped it (a :class:`~ecgrhythm.records.RecordError` for a file that cannot be used).
+        The :class:`~ecgrhythm.episodes.finder.RecordEpisodes` of each file that could be used.
     """
     for path in map(Path, paths):
         try:
-            result = _file_episodes(classifier, path, fs, lead)
+            found = _file_episodes(classifier, path, fs, lead)
         except Exception as exc:  # one bad record fails alone, whatever its kind
-            result = exc
-        yield path, result
+            if on_failure is not None:
+                on_failure(path, failure_reason(exc))
+            continue
+        yield found
 
 
 def _write_rows(path, header, rows) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from ecgrhythm.episodes.annotations import read_rhythm_annotations
 from ecgrhythm.episodes.finder import EpisodeParams, record_episodes
 from ecgrhythm.inference.classifier import default_model_dir
-from ecgrhythm.records import RecordError, find_records, read_record
+from ecgrhythm.records import failure_reason, find_records, read_record
 from ecgrhythm.scoring.episodes import RECORD_CLASSES, af_burden, boundary_hits, cpsc2021_record_score, episode_overlaps
 from ecgrhythm.utils.io import atomic_write, atomic_write_text
 
@@ -130,7 +130,7 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
             truth = read_rhythm_annotations(path)
             rows.append(score_record(record_episodes(classifier, read_record(path), lead, params), truth))
         except Exception as exc:  # one bad record fails alone, whatever its kind
-            reason = exc.reason if isinstance(exc, RecordError) else f"unexpected error ({type(exc).__name__}: {exc})"
+            reason = failure_reason(exc)
             failures.append({"path": str(path), "reason": reason})
             if on_failure is not None:
                 on_failure(str(path), reason)

@@ -159,19 +159,10 @@ def _usable_records(classifier, paths: list, reference: dict, failures: _Failure
 
 def _classify(classifier, paths: list, failures: _Failures, *, fs, lead):
     """The :class:`~ecgrhythm.inference.classifier.Prediction` of the records that can be classified, in input order."""
-    from ecgrhythm.inference.classifier import Prediction
-    from ecgrhythm.inference.streaming import iter_classify_files
+    from ecgrhythm.inference.streaming import classify_files
 
-    names, labels, probs, leads = [], [], [], []
-    for prediction, bad in iter_classify_files(classifier, paths, fs=fs, lead=lead):
-        for path, reason in bad:
-            failures.add(path, reason)
-        names += prediction.names
-        labels += prediction.labels
-        probs.append(prediction.probabilities)
-        leads += prediction.leads
-    probs = np.concatenate(probs) if probs else np.zeros((0, len(classifier.classes_)))
-    return Prediction(names, labels, probs, list(classifier.classes_), leads)
+    prediction, _ = classify_files(classifier, paths, fs=fs, lead=lead, on_failure=failures.add)
+    return prediction
 
 
 def _score(classifier, prediction, truth: list, info: dict):

@@ -86,10 +86,11 @@ def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None
             stop.set()  # the reader drops the rest of its chunk instead of finishing it
 
 
-def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES):
+def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES, on_failure=None):
     """Classify files, keeping going past those that cannot be read or classified.
 
-    Args: as :func:`iter_classify_files`.
+    Args: as :func:`iter_classify_files`, and `on_failure(path, reason)`, called for each failed file as soon as its
+    chunk is done (to report failures while the rest goes on).
 
     Returns:
         `(prediction, failures)`: predictions for the usable records, in
@@ -103,6 +104,9 @@ def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chu
         probs.append(prediction.probabilities)
         leads += prediction.leads
         failures += bad
+        if on_failure is not None:
+            for path, reason in bad:
+                on_failure(path, reason)
     probs = np.concatenate(probs) if probs else np.zeros((0, len(classifier.classes_)))
     return Prediction(names, labels, probs, list(classifier.classes_), leads), failures
 

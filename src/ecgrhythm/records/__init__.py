@@ -51,6 +51,7 @@ from ecgrhythm.records.core import (
     EcgRecord,
     RecordError,
     check_fs,
+    failure_reason,
     validate_piece,
     validate_signal,
 )
@@ -63,12 +64,14 @@ from ecgrhythm.records.registry import (
     register_reader,
     signal_suffixes,
 )
-from ecgrhythm.records.wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments, reads_in_pieces
+from ecgrhythm.records.wfdb_header import reads_in_pieces
+from ecgrhythm.records.wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments
 
 __all__ = [
     "EcgRecord",
     "Decoded",
     "RecordError",
+    "failure_reason",
     "read_record",
     "find_records",
     "record_files",

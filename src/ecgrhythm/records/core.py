@@ -52,6 +52,11 @@ class RecordError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+def failure_reason(exc: BaseException) -> str:
+    """Why a record failed, for a batch that goes on past it: a :class:`RecordError`'s reason, else the unexpected error."""
+    return exc.reason if isinstance(exc, RecordError) else f"unexpected error ({type(exc).__name__}: {exc})"
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class EcgRecord:
     """One ECG recording.

@@ -38,26 +38,20 @@ from ecgrhythm.records.core import (
 )
 from ecgrhythm.records.registry import HEADER_SUFFIX, register_reader
 from ecgrhythm.records.wfdb_header import (
-    UNDECLARED_MAX_S,
     check_header_length,
     check_signal_files,
     check_signal_line,
-    reads_in_pieces,
     record_line,
 )
 
 __all__ = [
     "read_wfdb",
-    "reads_in_pieces",
     "open_wfdb",
     "WfdbStream",
     "header_length",
     "header_of",
     "read_header_comments",
     "sibling_header",
-    "check_header_length",
-    "check_signal_line",
-    "UNDECLARED_MAX_S",
 ]
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
