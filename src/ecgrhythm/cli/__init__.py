@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import logging
 import signal
@@ -48,6 +49,7 @@ COMMANDS = {
 PLUGIN_GROUP = "ecgrhythm.commands"  # entry points: command name -> module with add_parser and run
 
 
+@functools.cache
 def _plugins() -> dict:
     """Commands other packages register (entry points of `PLUGIN_GROUP`), by name, after the product's own."""
     return {ep.name: ep for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name) if ep.name not in COMMANDS}

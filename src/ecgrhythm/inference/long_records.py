@@ -31,6 +31,8 @@ of samples, a few MB while filtering) and one call's chunks, whatever the length
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ecgrhythm.inference.forward import average_by_owner, chunk_bounds
@@ -112,14 +114,9 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
     fixed = classifier.preprocess_.fixed_samples
     if fixed is not None:
         return classifier.predict_proba([first_samples(pieces, fixed, classifier.n_channels_)])[0], name
-    probs, weights, chunks = [], [], []
-    for chunk in stream_chunks(pieces, n, classifier.buckets_[-1], fs=classifier.preprocess_.fs, source=stream.header):
-        chunks.append(chunk)
-        if len(chunks) == CHUNKS_PER_CALL:
-            probs.append(classifier.predict_proba(chunks, calibrated=False))  # the calibration applies to the record's average
-            weights += map(len, chunks)
-            chunks = []
-    if chunks:
-        probs.append(classifier.predict_proba(chunks, calibrated=False))
-        weights += map(len, chunks)
+    chunks = stream_chunks(pieces, n, classifier.buckets_[-1], fs=classifier.preprocess_.fs, source=stream.header)
+    probs, weights = [], []
+    while group := list(itertools.islice(chunks, CHUNKS_PER_CALL)):
+        probs.append(classifier.predict_proba(group, calibrated=False))  # the calibration applies to the record's average
+        weights += map(len, group)
     return classifier.calibrate(average_by_owner(np.concatenate(probs), np.zeros(len(weights), int), weights, 1))[0], name

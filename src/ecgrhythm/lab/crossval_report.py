@@ -35,7 +35,6 @@ __all__ = [
     "summarise",
     "write_report",
     "interval_text",
-    "finished_oof",
     "DEFAULT_RESULTS",
     "REPORT_FILE",
 ]

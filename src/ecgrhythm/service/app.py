@@ -73,12 +73,11 @@ from ecgrhythm.service.guard import (
 from ecgrhythm.service.payload import display_signal, episodes_payload
 from ecgrhythm.service.uploads import hide_folders, parse_fs, pick_record, save_uploads
 
-__all__ = ["create_app", "serve", "background_server", "TOKEN_ENV", "DEFAULT_MAX_UPLOAD_BYTES"]
+__all__ = ["create_app", "serve", "background_server", "TOKEN_ENV"]
 
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "ECGRHYTHM_TOKEN"
-DEFAULT_MAX_UPLOAD_BYTES = Limits.max_upload_bytes
 WINDOW_S = 10.0
 MAX_FILES = 8
 _PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
