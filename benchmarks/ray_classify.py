@@ -7,9 +7,7 @@ For the local engine and for Ray with each worker count:
     and its actors too), reading and classifying, all included.
 (b) start-up excluded. Local: the model loaded and every bucket shape
     compiled by a first pass, then one timed pass. Ray: the cluster started
-    (`cluster_start_s`), one job run to fill the compilation cache (JAX's
-    persistent cache in a folder of the run, as `ecgrhythm classify` keeps
-    one across runs; `$JAX_COMPILATION_CACHE_DIR` if set), then a
+    (`cluster_start_s`), one job run to fill the compilation cache, then a
     job of one record per worker (`job_overhead_s`: each job's actors start
     and load the model) and a job of all N records in the running cluster
     (`job_s`); `records_per_s_without_overhead` is N / (`job_s` - `job_overhead_s`).
@@ -35,6 +33,17 @@ from _common import data_and_model, emit, fail, machine
 from classify_throughput import end_to_end, in_process, link_records, warm_page_cache
 
 
+def _load_as_the_command_does(model: str):
+    """What each Ray actor of `ecgrhythm classify --engine ray` loads: the compilation cache on for Keras, then the model."""
+    from ecgrhythm.inference.backend import is_onnx_file
+    from ecgrhythm.inference.classifier import RhythmClassifier
+    from ecgrhythm.inference.compile_cache import enable_compilation_cache
+
+    if not is_onnx_file(model):
+        enable_compilation_cache()
+    return RhythmClassifier.load(model)
+
+
 def ray_in_process(folder: Path, model: Path, workers: int, batch_records: int | None) -> dict:
     from ecgrhythm.inference.classifier import RhythmClassifier
     from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster
@@ -42,7 +51,7 @@ def ray_in_process(folder: Path, model: Path, workers: int, batch_records: int |
 
     paths = find_records([folder])
     classes = RhythmClassifier.load(model).classes_
-    load = functools.partial(RhythmClassifier.load, str(model))  # a model folder on Keras, an .onnx file on onnxruntime
+    load = functools.partial(_load_as_the_command_does, str(model))
     batch = {} if batch_records is None else {"batch_records": batch_records}
 
     def job(some):
@@ -86,7 +95,6 @@ def main(argv=None) -> int:
 
     records = find_records([data])[: args.n]
     tmp = Path(tempfile.mkdtemp(prefix="ecgrhythm-bench-"))
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(tmp.with_name(tmp.name + "-jax")))  # read by the Ray actors' JAX
     try:
         link_records(records, tmp)
         warm_page_cache(tmp)
@@ -102,7 +110,6 @@ def main(argv=None) -> int:
         result["machine"] = machine()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(tmp.with_name(tmp.name + "-jax"), ignore_errors=True)
     emit(result, args.output)
     return 0
 

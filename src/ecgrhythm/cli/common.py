@@ -11,39 +11,10 @@ import signal
 import sys
 import threading
 
+from ecgrhythm.inference.compile_cache import CACHE_ENV, compilation_cache_dir, enable_compilation_cache  # noqa: F401  (the commands' names)
+
 logger = logging.getLogger("ecgrhythm")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
-
-
-CACHE_ENV = "ECGRHYTHM_JAX_CACHE"
-
-
-def compilation_cache_dir(environ=os.environ):
-    """Where JAX keeps compiled networks between runs: `$ECGRHYTHM_JAX_CACHE`, else
-    `$XDG_CACHE_HOME/ecgrhythm/jax` (`~/.cache/ecgrhythm/jax`); `None` when set to `off`."""
-    from pathlib import Path
-
-    setting = environ.get(CACHE_ENV)
-    if setting is not None:
-        return None if setting.strip().lower() in ("", "0", "off", "false", "no") else Path(setting).expanduser()
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ecgrhythm" / "jax"
-
-
-def enable_compilation_cache():
-    """Reuse compiled networks across runs (saves seconds of start-up per bucket shape on a CPU)."""
-    import keras
-
-    folder = compilation_cache_dir()
-    if folder is None or keras.backend.backend() != "jax":
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", str(folder))
-    except Exception as exc:  # a cache is an optimisation, never a reason to fail
-        logger.info("not caching compiled networks in %s: %s", folder, exc)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
