@@ -131,6 +131,21 @@ def test_the_product_never_imports_the_lab():
     assert "ecgrhythm.lab" not in part_graph()["benchmarks"]
 
 
+def test_the_product_needs_no_package_of_the_study_extra():
+    """An install without the `study` extra (Optuna) has a complete product: only the lab imports it."""
+    study_extra = {"optuna"}
+    uses = {
+        name
+        for name, path in modules().items()
+        if part(name) != "ecgrhythm.lab"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for imported_name in ([node.module or ""] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names])
+        if imported_name.split(".")[0] in study_extra
+    }
+    assert not uses
+
+
 def test_no_import_cycle_between_modules_or_between_parts():
     assert cycles(module_graph()) == []
     assert cycles(part_graph()) == []
