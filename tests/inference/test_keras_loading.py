@@ -11,8 +11,8 @@ def _saved(model):
 
 
 def test_this_keras_has_the_internals_of_fast_loading():
-    # A Keras upgrade that moves them makes loading the shipped model about 15 times slower (13-24 s instead of
-    # 0.8-1.3 s on 2 CPU cores): this test says so before anyone notices the slowness.
+    # A Keras upgrade that moves them makes loading the shipped model about 3 times slower (13.8 s instead of
+    # 4.5 s on 2 CPU cores, benchmarks/keras_loading.py): this test says so before anyone notices the slowness.
     assert fast_loading_supported()
 
 

@@ -2,8 +2,9 @@
 
 Why this module uses Keras internals (`keras.src`), the only one in ecgrhythm that does: Keras draws random
 initial values for every weight when it builds a network, and on JAX each weight shape compiles its own XLA
-program: loading the shipped folder (3 networks) takes 13 to 24 s on a 2-core CPU with the plain loader
-(:func:`ecgrhythm.networks.saving.load_networks`) and 0.8 to 1.3 s here. Building inside the public
+program: loading the shipped folder (3 networks) in a fresh process takes 13.8 s with the plain loader
+(:func:`ecgrhythm.networks.saving.load_networks`) and 4.5 s here, medians of 3 on a 2-core AMD EPYC
+(`benchmarks/keras_loading.py`, `docs/benchmarks/keras_loading.json`). Building inside the public
 `keras.StatelessScope(initialize_variables=False)` defers those draws, and the scope records the loaded values
 (`scope.get_current_value`), but the variables built there stay on Keras' global list of variables awaiting
 initialisation: the next scope Keras itself leaves (building any other network, tracing a call) would draw
