@@ -3,7 +3,7 @@
 The model folder is exported to a temporary `.onnx` file (timed), then both
 classifiers run over the same first N records:
 
-(a) network only: the records are read and preprocessed once; `predict_proba`
+(a) network only: the records are read and preprocessed once; `predict_prepared`
     is timed over all of them (after one warm-up pass that compiles every
     bucket shape on JAX);
 (b) in process: `classify_files` (reading, preprocessing, inference) timed
@@ -45,13 +45,13 @@ def _timed(fn, repeats: int) -> list[float]:
 
 
 def measure(clf, paths, signals, repeats: int) -> tuple[dict, object]:
-    """Warm up, then time `predict_proba` on prepared signals and `classify_files` on the files."""
+    """Warm up, then time `predict_prepared` on prepared signals and `classify_files` on the files."""
     from ecgrhythm.inference.streaming import classify_files
 
     t0 = time.perf_counter()
-    probs = clf.predict_proba(signals)  # warm-up: compiles every bucket shape (JAX); nothing to compile for onnxruntime
+    probs = clf.predict_prepared(signals)  # warm-up: compiles every bucket shape (JAX); nothing to compile for onnxruntime
     warmup = time.perf_counter() - t0
-    network = _timed(lambda: clf.predict_proba(signals), repeats)
+    network = _timed(lambda: clf.predict_prepared(signals), repeats)
     files = _timed(lambda: classify_files(clf, paths), repeats)
     return {
         "warmup_s": round(warmup, 3),

@@ -82,7 +82,7 @@ def main() -> None:
                 raise SystemExit(f"{exc}; pass the cross-validation folders of single networks ('ecgrhythm crossval'), not ensembles") from None
             except ValueError as exc:
                 raise SystemExit(str(exc)) from None
-            probs.append(clf.predict_proba([clf.prepare(r) for r in records], calibrated=False))
+            probs.append(clf.predict_prepared([clf.prepare(r) for r in records], calibrated=False))
             scores[member.name].append(_score(truth, probs[-1], classes))
         average = np.mean(probs, axis=0)
         scores["average"].append(_score(truth, average, classes))

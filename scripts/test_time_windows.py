@@ -52,7 +52,7 @@ def windowed_proba(clf, signals, window_s: float, hop_s: float) -> np.ndarray:
         for start in window_starts(len(signal), window, hop):
             pieces.append(signal[start : start + window])
             owner.append(i)
-    probs, owner = clf.predict_proba(pieces, calibrated=False), np.asarray(owner)
+    probs, owner = clf.predict_prepared(pieces, calibrated=False), np.asarray(owner)
     return np.stack([probs[owner == i].mean(axis=0) for i in range(len(signals))])
 
 
@@ -84,7 +84,7 @@ def main() -> None:
             except (FileNotFoundError, ValueError) as exc:
                 raise SystemExit(f"{exc}; pass the cross-validation folders of single networks ('ecgrhythm crossval'), not ensembles") from None
             signals = [clf.prepare(r) for r in records]
-            whole, windows = clf.predict_proba(signals, calibrated=False), windowed_proba(clf, signals, args.window, args.hop)
+            whole, windows = clf.predict_prepared(signals, calibrated=False), windowed_proba(clf, signals, args.window, args.hop)
             for way, p in zip(WAYS, (whole, windows, (whole + windows) / 2)):
                 by_way[way].append(p)
         for way in WAYS:

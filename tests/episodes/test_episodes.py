@@ -103,7 +103,7 @@ def test_windows_take_the_networks_own_probabilities_not_the_record_calibration(
 
     np.testing.assert_allclose(windows(shipped), windows(plain), atol=1e-6)
     prepared = shipped.prepare(record)
-    assert not np.allclose(shipped.predict_proba([prepared]), plain.predict_proba([prepared]))  # whole records are scaled
+    assert not np.allclose(shipped.predict_prepared([prepared]), plain.predict_prepared([prepared]))  # whole records are scaled
 
 
 # Records whose class the shipped model's episode network gets right (paroxysmal, persistent, non-AF); it misses

@@ -54,8 +54,8 @@ def test_onnx_matches_keras_on_real_records_of_several_lengths(keras_clf, onnx_c
 
     # Padding never changes an ONNX prediction: one record alone equals the same record in a padded batch.
     signals = [onnx_clf.prepare(r) for r in records]
-    together = onnx_clf.predict_proba(signals)
-    alone = np.concatenate([onnx_clf.predict_proba([s]) for s in signals])
+    together = onnx_clf.predict_prepared(signals)
+    alone = np.concatenate([onnx_clf.predict_prepared([s]) for s in signals])
     np.testing.assert_allclose(together, alone, atol=1e-5)
     np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-5)
 
@@ -248,15 +248,15 @@ def test_an_exported_ensemble_finds_episodes_with_its_first_network_as_its_folde
     assert onnx_ens.n_networks_ == keras_ens.n_networks_ == 2 and not hasattr(onnx_ens, "networks_")  # no Keras networks in the file
     record = read_record(cinc2017_dir / f"{CINC[2]}.hea")
     signals = [onnx_ens.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC]
-    first = keras_ens.predict_proba(signals, calibrated=False, networks=1)
-    mean = keras_ens.predict_proba(signals, calibrated=False)
+    first = keras_ens.predict_prepared(signals, calibrated=False, networks=1)
+    mean = keras_ens.predict_prepared(signals, calibrated=False)
     assert np.abs(first - mean).max() > 1e-2  # the networks differ
-    np.testing.assert_allclose(onnx_ens.predict_proba(signals, calibrated=False, networks=1), first, atol=1e-4)
-    np.testing.assert_allclose(onnx_ens.predict_proba(signals, calibrated=False), mean, atol=1e-4)
+    np.testing.assert_allclose(onnx_ens.predict_prepared(signals, calibrated=False, networks=1), first, atol=1e-4)
+    np.testing.assert_allclose(onnx_ens.predict_prepared(signals, calibrated=False), mean, atol=1e-4)
     with pytest.raises(ValueError, match="fitted on all its networks"):
-        onnx_ens.predict_proba(signals, networks=1)
+        onnx_ens.predict_prepared(signals, networks=1)
     with pytest.raises(ValueError, match="the model has 2 network"):
-        onnx_ens.predict_proba(signals, calibrated=False, networks=3)
+        onnx_ens.predict_prepared(signals, calibrated=False, networks=3)
 
     def windows(clf, params=None):
         pieces = iter_window_probabilities(clf, [record.signal[:, 0]], record.fs, params=params or EpisodeParams())
@@ -289,6 +289,6 @@ def test_an_ensemble_file_exported_before_the_first_network_output_refuses_to_ru
 
     clf, new = RhythmClassifier.load(old), RhythmClassifier.load(path)
     signals = [clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC]
-    np.testing.assert_allclose(clf.predict_proba(signals), new.predict_proba(signals), atol=1e-6)  # the mean, as before
+    np.testing.assert_allclose(clf.predict_prepared(signals), new.predict_prepared(signals), atol=1e-6)  # the mean, as before
     with pytest.raises(ValueError, match=r"old\.onnx: this ONNX file's graph gives the mean of its 2 networks only.*export it again"):
-        clf.predict_proba(signals, calibrated=False, networks=1)
+        clf.predict_prepared(signals, calibrated=False, networks=1)

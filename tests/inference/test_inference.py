@@ -17,7 +17,7 @@ def test_not_fitted_error_before_load(cinc2017_dir):
     record = read_record(cinc2017_dir / "A00001.hea")
     for call in (
         lambda: clf.prepare(record),
-        lambda: clf.predict_proba([np.zeros((3000, 1), np.float32)]),
+        lambda: clf.predict_prepared([np.zeros((3000, 1), np.float32)]),
         lambda: classify_files(clf, [cinc2017_dir / "A00001.hea"]),
         lambda: clf.predict_records([record]),
     ):
@@ -44,8 +44,8 @@ def test_a_single_lead_model_takes_lead_i_of_a_real_two_lead_record(clf, cpsc202
 
 def test_predict_proba_validates_its_input(clf):
     with pytest.raises(ValueError, match=r"signals\[1\] with shape \(10, 2\)"):
-        clf.predict_proba([np.zeros((300, 1), np.float32), np.zeros((10, 2), np.float32)])
-    assert clf.predict_proba([]).shape == (0, 4)
+        clf.predict_prepared([np.zeros((300, 1), np.float32), np.zeros((10, 2), np.float32)])
+    assert clf.predict_prepared([]).shape == (0, 4)
 
 
 def test_arrays_and_records_agree(clf, cinc2017_dir):
@@ -92,14 +92,14 @@ def test_predict_segments_is_the_timeline_of_consecutive_windows(clf, cinc2017_d
     assert all(a.end_s == b.start_s for a, b in zip(segments, segments[1:]))
     for seg in segments:
         a, b = round(seg.start_s * clf.preprocess_.fs), round(seg.end_s * clf.preprocess_.fs)
-        np.testing.assert_allclose(seg.probabilities, clf.predict_proba([prepared[a:b]], calibrated=False)[0], atol=1e-6)
+        np.testing.assert_allclose(seg.probabilities, clf.predict_prepared([prepared[a:b]], calibrated=False)[0], atol=1e-6)
         assert seg.label == clf.classes_[int(np.argmax(seg.probabilities))] and seg.calibrated is False
     # Windows of about 7 s: round(30 / 7) = 4 near-equal windows.
     assert [round(s.end_s - s.start_s, 3) for s in clf.predict_segments(record, 7.0, signal=prepared)] == [7.5] * 4
     with pytest.raises(ValueError, match="`window_s`"):
         clf.predict_segments(record, 0)
     whole, together = clf.predict_with_segments(record, 10.0, signal=prepared)  # one call of the networks: the same numbers
-    np.testing.assert_allclose(whole, clf.predict_proba([prepared])[0], atol=1e-6)
+    np.testing.assert_allclose(whole, clf.predict_prepared([prepared])[0], atol=1e-6)
     np.testing.assert_allclose([s.probabilities for s in together], [s.probabilities for s in segments], atol=1e-6)
     assert [(s.start_s, s.end_s, s.label) for s in together] == [(s.start_s, s.end_s, s.label) for s in segments]
 
@@ -110,10 +110,10 @@ def test_the_calibration_fitted_on_whole_records_is_applied_to_them_not_to_windo
     record = read_record(cinc2017_dir / "A00004.hea")
     prepared = shipped.prepare(record)
     whole, segments = shipped.predict_with_segments(record, 10.0, signal=prepared)
-    np.testing.assert_allclose(whole, shipped.predict_proba([prepared])[0], atol=1e-6)
-    assert not np.allclose(whole, shipped.predict_proba([prepared], calibrated=False)[0], atol=1e-3)
+    np.testing.assert_allclose(whole, shipped.predict_prepared([prepared])[0], atol=1e-6)
+    assert not np.allclose(whole, shipped.predict_prepared([prepared], calibrated=False)[0], atol=1e-3)
     windows = [prepared[round(s.start_s * 150) : round(s.end_s * 150)] for s in segments]
-    own, calibrated = shipped.predict_proba(windows, calibrated=False), shipped.predict_proba(windows)
+    own, calibrated = shipped.predict_prepared(windows, calibrated=False), shipped.predict_prepared(windows)
     np.testing.assert_allclose([s.probabilities for s in segments], own, atol=1e-6)
     assert not np.allclose(own, calibrated, atol=1e-3) and not any(s.calibrated for s in segments)
     assert [s.probabilities.tolist() for s in shipped.predict_segments(record, 10.0)] == [s.probabilities.tolist() for s in segments]
@@ -124,7 +124,7 @@ def test_non_finite_model_output_is_an_error_of_that_record(tiny_model_dir, path
     for v in broken.model_.trainable_variables:  # a model whose every output is NaN
         v.assign(np.full(v.shape, np.nan, dtype=v.dtype))
     with pytest.raises(inference.NonFiniteOutputError, match="non-finite probabilities"):
-        broken.predict_proba([broken.prepare(read_record(paths[0]))])
+        broken.predict_prepared([broken.prepare(read_record(paths[0]))])
     prediction, failures = classify_files(broken, paths[:2])
     assert prediction.names == [] and [p for p, _ in failures] == [str(p) for p in paths[:2]]
     assert all("non-finite probabilities" in reason for _, reason in failures)
@@ -141,9 +141,9 @@ def test_a_model_trained_with_the_rr_channel_saves_reloads_and_classifies_real_r
     assert signal.shape == (round(record.n_samples * 100 / 300), 2) and signal[:, 1].min() >= 0.2  # seconds between beats
     prediction = rr.predict_records([record])
     assert prediction.names == ["A00004"] and prediction.labels[0] in rr.classes_
-    np.testing.assert_allclose(prediction.probabilities, rr.predict_proba([signal]))
+    np.testing.assert_allclose(prediction.probabilities, rr.predict_prepared([signal]))
     with pytest.raises(ValueError, match=r"\(n_samples, 2\)"):  # the lead alone is not this model's input
-        rr.predict_proba([signal[:, :1]])
+        rr.predict_prepared([signal[:, :1]])
     segments = rr.predict_segments(record, 10.0)
     assert len(segments) == 3 and segments[-1].end_s == pytest.approx(record.duration_s)
     # A folder written before the option (its config.json has no such key) loads with it off.

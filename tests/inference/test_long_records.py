@@ -43,7 +43,7 @@ def _write_long(folder, cpsc2021_dir, hours, name="long"):
 def test_streaming_equals_whole_record_reading_on_a_real_record(clf, cpsc2021_dir):
     path = cpsc2021_dir / "data_84_1.hea"  # 8.7 minutes with AF
     for lead, name in ((None, "I"), ("II", "II")):
-        whole = clf.predict_proba([clf.prepare(read_record(path), lead)])
+        whole = clf.predict_prepared([clf.prepare(read_record(path), lead)])
         with open_long_record(path) as stream:
             probs, chosen = classify_stream(clf, stream, lead, piece_s=45.0)  # 12 pieces, each resampled with its margins
         assert chosen == name and np.abs(probs - whole[0]).max() < 1e-5
@@ -54,15 +54,15 @@ def test_a_long_record_streamed_in_pieces_gives_the_window_probabilities_of_a_wh
     """One pipeline: the chunks of a record read in pieces are those the classifier cuts a whole read into, with their probabilities."""
     path = cpsc2021_dir / "data_101_9.hea"  # 249 s at 200 Hz: 4 chunks of the largest bucket (65 s at 150 Hz)
     signal = clf.prepare(read_record(path))
-    whole = split_long(signal, clf.buckets_[-1])  # what predict_proba runs for the record read whole
+    whole = split_long(signal, clf.buckets_[-1])  # what predict_prepared runs for the record read whole
     with open_long_record(path) as stream:
         n, pieces, lead = stream_input(clf, stream, piece_s=45.0)  # 6 pieces, each resampled with its margins
         streamed = list(stream_chunks(pieces, n, clf.buckets_[-1], fs=clf.preprocess_.fs))
     assert lead == "I" and n == len(signal) and len(whole) == 4 and [len(c) for c in streamed] == [len(c) for c in whole]
     np.testing.assert_allclose(np.concatenate(streamed), signal, atol=1e-6, rtol=0)
-    expected = clf.predict_proba(whole, calibrated=False)
+    expected = clf.predict_prepared(whole, calibrated=False)
     assert np.abs(expected - expected.mean(axis=0)).max() > 1e-3  # the windows differ
-    np.testing.assert_allclose(clf.predict_proba(streamed, calibrated=False), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(clf.predict_prepared(streamed, calibrated=False), expected, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("normalization", ["zscore", "minmax", "robust"])
@@ -147,7 +147,7 @@ def test_classify_takes_the_chosen_lead_and_says_which(tmp_path, cpsc2021_dir, t
     assert len(rows) == 18 and {r["lead"] for r in rows} == {"II"}
     clf = RhythmClassifier.load(tiny_model_dir)
     first = sorted(cpsc2021_dir.glob("*.hea"))[0]
-    expected = clf.predict_proba([clf.prepare(read_record(first), "II")])[0]
+    expected = clf.predict_prepared([clf.prepare(read_record(first), "II")])[0]
     row = next(r for r in rows if r["record"] == first.stem)
     assert np.abs(np.array([float(row[c]) for c in clf.classes_]) - expected).max() < 1e-5
     prediction, failures = classify_files(clf, [first, first], lead=None)
@@ -162,10 +162,10 @@ def test_a_model_with_the_rr_channel_streams_it_piece_by_piece(tiny_rr_model_dir
     rr = RhythmClassifier.load(tiny_rr_model_dir)
     path = cpsc2021_dir / "data_84_1.hea"  # 8.7 minutes with AF
     signal = rr.prepare(read_record(path))
-    whole = rr.predict_proba([signal])[0]
+    whole = rr.predict_prepared([signal])[0]
     fed = []  # what the streamed read gives the network
-    predict = rr.predict_proba
-    monkeypatch.setattr(rr, "predict_proba", lambda chunks, **kw: fed.extend(np.copy(c) for c in chunks) or predict(chunks, **kw))
+    predict = rr.predict_prepared
+    monkeypatch.setattr(rr, "predict_prepared", lambda chunks, **kw: fed.extend(np.copy(c) for c in chunks) or predict(chunks, **kw))
     with open_long_record(path) as stream:
         probs, lead = classify_stream(rr, stream, piece_s=45.0)
     assert lead == "I" and np.abs(probs - whole).max() < 1e-3  # only the RR samples near piece starts may differ
@@ -197,14 +197,14 @@ def test_a_fixed_length_model_takes_a_long_records_first_seconds(tmp_path, cinc2
     )
     fixed = RhythmClassifier.load(out)
     path = cpsc2021_dir / "data_84_1.hea"  # 8.7 minutes
-    whole = fixed.predict_proba([fixed.prepare(read_record(path))])[0]
+    whole = fixed.predict_prepared([fixed.prepare(read_record(path))])[0]
     fed = []
-    predict = fixed.predict_proba
-    fixed.predict_proba = lambda signals, **kw: fed.extend(signals) or predict(signals, **kw)
+    predict = fixed.predict_prepared
+    fixed.predict_prepared = lambda signals, **kw: fed.extend(signals) or predict(signals, **kw)
     with open_long_record(path) as stream:
         probs, lead = classify_stream(fixed, stream, piece_s=13.0)  # the first 30 s span three pieces
     assert lead == "I" and [s.shape for s in fed] == [(3000, 1)] and np.abs(probs - whole).max() < 1e-5
-    fixed.predict_proba = predict
+    fixed.predict_prepared = predict
     header = _write_long(tmp_path, cpsc2021_dir, hours=1.05)  # streamed, not read whole
     assert should_stream(header)
     prediction, failures = classify_files(fixed, [header])

@@ -39,7 +39,7 @@ def test_any_error_of_one_record_is_that_records_failure(clf, paths, monkeypatch
 
 
 def test_a_failing_batch_is_retried_record_by_record(clf, paths, monkeypatch):
-    real = RhythmClassifier.predict_proba
+    real = RhythmClassifier.predict_prepared
 
     marker = clf.prepare(read_record(paths[1]))
 
@@ -49,7 +49,7 @@ def test_a_failing_batch_is_retried_record_by_record(clf, paths, monkeypatch):
             raise FloatingPointError("bad batch")
         return real(self, signals)
 
-    monkeypatch.setattr(RhythmClassifier, "predict_proba", fragile)
+    monkeypatch.setattr(RhythmClassifier, "predict_prepared", fragile)
     prediction, failures = classify_files(clf, paths[:3])
     assert prediction.names == [NAMES[0], NAMES[2]] and prediction.probabilities.shape == (2, 4)
     assert failures == [(str(paths[1]), "cannot be classified (FloatingPointError: bad batch)")]

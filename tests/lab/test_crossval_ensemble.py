@@ -63,7 +63,7 @@ def test_averaged_oof_is_the_members_mean_and_what_each_fold_ensemble_predicts(m
     for k, names in enumerate(read_folds(ensemble).folds):
         clf = RhythmClassifier.load(fold_dir(ensemble, k))
         assert len(clf.networks_) == 2
-        predicted = clf.predict_proba([data.signals[index[n]] for n in names])
+        predicted = clf.predict_prepared([data.signals[index[n]] for n in names])
         np.testing.assert_allclose(predicted, [ours[n][2] for n in names], atol=1e-5)
 
 

@@ -129,7 +129,7 @@ def test_an_ensemble_folder_averages_its_members(tiny_model_dir, other_member, t
     assert len(ensemble.networks_) == 2
     np.testing.assert_allclose(ensemble.predict_records(records).probabilities, (a + b) / 2, atol=1e-6)
     prepared = [ensemble.prepare(read_record(r)) for r in records]  # the first network, which ran both, has its own weights back
-    np.testing.assert_allclose(ensemble.predict_proba(prepared, calibrated=False, networks=1), a, atol=1e-6)
+    np.testing.assert_allclose(ensemble.predict_prepared(prepared, calibrated=False, networks=1), a, atol=1e-6)
     set_calibration(out, 2.0)  # a calibrated ensemble scales the mean
     np.testing.assert_allclose(RhythmClassifier.load(out).predict_records(records).probabilities, apply_temperature((a + b) / 2, 2.0), atol=1e-6)
     (out / "member1.weights.h5").write_bytes((out / "member1.weights.h5").read_bytes()[:-8])
@@ -157,10 +157,10 @@ def test_episode_windows_of_an_ensemble_come_from_its_first_network_unless_all_a
     np.testing.assert_allclose(windows(ensemble, EpisodeParams(networks=None)), (a + b) / 2, atol=1e-6)
     prepared = ensemble.prepare(record)
     with pytest.raises(ValueError, match="fitted on all its networks"):
-        ensemble.predict_proba([prepared], networks=1)  # the temperature belongs to the mean of both
+        ensemble.predict_prepared([prepared], networks=1)  # the temperature belongs to the mean of both
     for bad in (0, 3, True, 1.5):
         with pytest.raises(ValueError, match="networks"):
-            ensemble.predict_proba([prepared], calibrated=False, networks=bad)
+            ensemble.predict_prepared([prepared], calibrated=False, networks=bad)
     for bad in (0, True, 1.5):
         with pytest.raises(ValueError, match="networks"):
             EpisodeParams(networks=bad)
@@ -171,7 +171,7 @@ def test_a_member_failing_mid_swap_leaves_the_first_network_its_own_weights(tiny
 
     ensemble = RhythmClassifier.load(assemble_ensemble([tiny_model_dir, other_member], tmp_path / "ensemble"))
     prepared = [ensemble.prepare(read_record(r)) for r in records]
-    first = ensemble.predict_proba(prepared, calibrated=False, networks=1)
+    first = ensemble.predict_prepared(prepared, calibrated=False, networks=1)
     real, calls = inference.run_signals, []  # runs each network of the ensemble in turn
 
     def second_call_fails(*args, **kwargs):
@@ -183,9 +183,9 @@ def test_a_member_failing_mid_swap_leaves_the_first_network_its_own_weights(tiny
 
     monkeypatch.setattr(inference, "run_signals", second_call_fails)
     with pytest.raises(RuntimeError, match="member failed"):
-        ensemble.predict_proba(prepared, calibrated=False)
+        ensemble.predict_prepared(prepared, calibrated=False)
     monkeypatch.setattr(inference, "run_signals", real)
-    np.testing.assert_allclose(ensemble.predict_proba(prepared, calibrated=False, networks=1), first, atol=1e-6)
+    np.testing.assert_allclose(ensemble.predict_prepared(prepared, calibrated=False, networks=1), first, atol=1e-6)
 
 
 def test_ensembles_of_other_architectures_or_too_many_members_are_refused(tiny_model_dir, tmp_path):

@@ -99,7 +99,7 @@ def test_wfdb_upload_matches_the_classifier(client, clf, cinc2017_dir):
     prepared = clf.prepare(record)
     seg = result["segments"][1]
     a, b = (round(t * clf.preprocess_.fs) for t in (seg["start_s"], seg["end_s"]))
-    np.testing.assert_allclose(list(seg["probabilities"].values()), clf.predict_proba([prepared[a:b]])[0], atol=1e-5)
+    np.testing.assert_allclose(list(seg["probabilities"].values()), clf.predict_prepared([prepared[a:b]])[0], atol=1e-5)
     # The drawing signal: the record in mV, at 250 Hz.
     drawn = result["signal"]
     assert drawn["fs"] == pytest.approx(250) and drawn["leads"] == list(record.sig_name)
@@ -256,7 +256,7 @@ def test_internal_errors_are_json_without_internals(client, clf, monkeypatch):
     def broken(signals):
         raise RuntimeError("secret detail at /srv/internal/path")
 
-    monkeypatch.setattr(clf, "predict_proba", broken)
+    monkeypatch.setattr(clf, "predict_prepared", broken)
     r = client.get("/v1/examples/A00001")
     assert r.status_code == 500
     assert r.headers["content-type"] == "application/json"

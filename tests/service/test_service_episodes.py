@@ -40,7 +40,7 @@ def test_the_api_returns_the_episodes_the_burden_and_the_lead(server, cpsc2021_d
         assert [e["label"] for e in body["episodes"]] == [e.label for e in expected.episodes]
         np.testing.assert_allclose(starts, [e.start_s for e in expected.episodes], atol=1e-3)
         assert body["af_burden"] == pytest.approx(expected.af_burden, abs=1e-4)
-        probs = clf.predict_proba([clf.prepare(record, lead)])[0]
+        probs = clf.predict_prepared([clf.prepare(record, lead)])[0]
         np.testing.assert_allclose(list(body["probabilities"].values()), probs, atol=1e-6)
 
 

@@ -170,7 +170,7 @@ def test_a_full_server_answers_503_and_work_outside_the_lock_goes_on(server, cli
 def test_work_for_a_client_that_left_stops_before_the_model(server, client, monkeypatch):
     service = server[1].state.service
     calls, outcomes = [], []
-    original_predict, original_classify = service.classifier.predict_proba, service.classify_record
+    original_predict, original_classify = service.classifier.predict_prepared, service.classify_record
 
     def classify_record(record, cancelled=None, **options):
         try:
@@ -179,7 +179,7 @@ def test_work_for_a_client_that_left_stops_before_the_model(server, client, monk
             outcomes.append(type(exc))
             raise
 
-    monkeypatch.setattr(service.classifier, "predict_proba", lambda signals, **kwargs: calls.append(1) or original_predict(signals, **kwargs))
+    monkeypatch.setattr(service.classifier, "predict_prepared", lambda signals, **kwargs: calls.append(1) or original_predict(signals, **kwargs))
     monkeypatch.setattr(service, "classify_record", classify_record)
     with service._lock:
         with socket.create_connection(_address(server[0]), timeout=10) as sock:

@@ -1,7 +1,7 @@
 """Step 1 of the episode finder: class probabilities of overlapping windows over a stream of signal pieces.
 
 Each window is classified through the classifier (:meth:`~ecgrhythm.inference.classifier.RhythmClassifier.prepare`
-and :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_proba`) with the networks' own
+and :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_prepared`) with the networks' own
 probabilities: a model's calibration, fitted on whole records, is not applied to windows (the HMM's settings
 were fitted without one).
 """
@@ -78,7 +78,7 @@ def iter_window_probabilities(
     def flush():
         if pending:
             # the episode settings were fitted on one network's own probabilities
-            probs = classifier.predict_proba([s for _, _, s in pending], calibrated=False, networks=params.networks)
+            probs = classifier.predict_prepared([s for _, _, s in pending], calibrated=False, networks=params.networks)
             yield from ((a / fs, b / fs, p) for (a, b, _), p in zip(pending, probs))
             pending.clear()
 

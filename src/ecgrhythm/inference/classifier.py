@@ -3,7 +3,7 @@
 One classifier for every model: it composes a backend (:mod:`ecgrhythm.inference.backend`): Keras for a
 model folder, onnxruntime for an exported `.onnx` file. Every route to the networks (files and folders in a
 stream, long records read in pieces, episode windows, the service, the Ray engine, the rhythm timeline) goes
-through :meth:`RhythmClassifier.predict_proba`, the one place that batches signals and runs the backend.
+through :meth:`RhythmClassifier.predict_prepared`, the one place that batches signals and runs the backend.
 Batches have a fixed number of rows and one of a few padded lengths, so JAX compiles the network once per
 length (an ensemble's networks share it; see :mod:`ecgrhythm.inference.forward`). Classifying many files,
 chunk by chunk in bounded memory, is :mod:`ecgrhythm.inference.streaming`.
@@ -217,7 +217,7 @@ class RhythmClassifier:
         self._check_fitted()
         return choose_lead(record, lead, self.n_leads_, model_leads=self.preprocess_.leads)
 
-    def predict_proba(self, signals, *, calibrated: bool = True, networks: int | None = None) -> np.ndarray:
+    def predict_prepared(self, signals, *, calibrated: bool = True, networks: int | None = None) -> np.ndarray:
         """Probabilities of already preprocessed signals (see :meth:`prepare`): the one place that runs the backend.
 
         Args:
@@ -272,8 +272,8 @@ class RhythmClassifier:
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
         """Whole-record probabilities corrected by the model's class prior, then scaled by its temperature (unchanged without them).
 
-        :meth:`predict_proba` applies it; a caller that averages uncalibrated pieces of one record
-        (`predict_proba(..., calibrated=False)`) applies it once to the average.
+        :meth:`predict_prepared` applies it; a caller that averages uncalibrated pieces of one record
+        (`predict_prepared(..., calibrated=False)`) applies it once to the average.
 
         Args:
             probabilities: float array `(n_records, n_classes)`.
@@ -302,7 +302,7 @@ class RhythmClassifier:
         """
         self._check_fitted()
         records = [r if isinstance(r, EcgRecord) else read_record(r) for r in records]
-        probs = self.predict_proba([self.prepare(r) for r in records])
+        probs = self.predict_prepared([self.prepare(r) for r in records])
         return Prediction([r.record_name for r in records], self.labels_from_proba(probs), probs, self.classes_)
 
     def predict_arrays(self, arrays, fs: float, names=None) -> Prediction:
@@ -342,7 +342,7 @@ class RhythmClassifier:
     def predict_with_segments(self, record: EcgRecord, window_s: float, *, signal: np.ndarray | None = None) -> tuple[np.ndarray, list[Segment]]:
         """The record's probabilities and its rhythm timeline (:meth:`predict_segments`) from one call of the networks.
 
-        The same numbers as :meth:`predict_proba` on the prepared record (calibrated) and :meth:`predict_segments`
+        The same numbers as :meth:`predict_prepared` on the prepared record (calibrated) and :meth:`predict_segments`
         (not calibrated), with the networks run once over the record and its windows together (an ensemble
         swaps its weights once, not twice).
 
@@ -361,7 +361,7 @@ class RhythmClassifier:
         signal = self.prepare(record) if signal is None else signal
         bounds = window_bounds(len(signal), int(round(window_s * self.preprocess_.fs)))
         windows = [signal[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        probs = self.predict_proba([signal, *windows] if with_record else windows, calibrated=False)
+        probs = self.predict_prepared([signal, *windows] if with_record else windows, calibrated=False)
         whole, probs = (self.calibrate(probs[:1])[0], probs[1:]) if with_record else (None, probs)
         times = bounds / len(signal) * record.duration_s
         labels = self.labels_from_proba(probs)

@@ -9,7 +9,7 @@ probabilities that classifying the whole record would:
    (:func:`~ecgrhythm.preprocessing.pipeline.model_input`): a first pass over the record gathers the
    normalisation's statistics, a second gives the model input piece by piece, with the leads the
    classifier takes (:meth:`~ecgrhythm.inference.classifier.RhythmClassifier.input_columns`).
-2. :func:`stream_chunks` cuts that input into the chunks :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_proba`
+2. :func:`stream_chunks` cuts that input into the chunks :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_prepared`
    would cut the whole signal into (:func:`~ecgrhythm.inference.forward.chunk_bounds`), and
    :func:`classify_stream` classifies them `CHUNKS_PER_CALL` at a time through the classifier, without
    its calibration; the record's probabilities are the length-weighted mean over the chunks, calibrated
@@ -72,7 +72,7 @@ def stream_input(classifier, stream, lead=None, *, piece_s: float = PIECE_S):
 
 def stream_chunks(pieces, n: int, max_length: int, *, fs: float, source="record"):
     """Cut the joined `pieces` of length `n` into the chunks of at most `max_length` samples that
-    :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_proba` would cut them into (:func:`~ecgrhythm.inference.forward.chunk_bounds`).
+    :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_prepared` would cut them into (:func:`~ecgrhythm.inference.forward.chunk_bounds`).
 
     Yields:
         float32 arrays `(m_i, n_channels)`, in order.
@@ -113,10 +113,10 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
     n, pieces, name = stream_input(classifier, stream, lead, piece_s=piece_s)
     fixed = classifier.preprocess_.fixed_samples
     if fixed is not None:
-        return classifier.predict_proba([first_samples(pieces, fixed, classifier.n_channels_)])[0], name
+        return classifier.predict_prepared([first_samples(pieces, fixed, classifier.n_channels_)])[0], name
     chunks = stream_chunks(pieces, n, classifier.buckets_[-1], fs=classifier.preprocess_.fs, source=stream.header)
     probs, weights = [], []
     while group := list(itertools.islice(chunks, CHUNKS_PER_CALL)):
-        probs.append(classifier.predict_proba(group, calibrated=False))  # the calibration applies to the record's average
+        probs.append(classifier.predict_prepared(group, calibrated=False))  # the calibration applies to the record's average
         weights += map(len, group)
     return classifier.calibrate(average_by_owner(np.concatenate(probs), np.zeros(len(weights), int), weights, 1))[0], name

@@ -67,7 +67,7 @@ def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None
         NotFittedError: the classifier has no model.
         ValueError: `chunk_samples` is not a positive integer, or `lead` is given for a multi-lead model.
     """
-    classifier.predict_proba([])  # raises NotFittedError before any file is read
+    classifier.predict_prepared([])  # raises NotFittedError before any file is read
     check_positive_int("chunk_samples", chunk_samples)
     check_lead_argument(lead, classifier.n_leads_)
     stop = threading.Event()  # set when the caller stops early (Ctrl-C, a write error)
@@ -170,7 +170,7 @@ def _chunks(outcomes, budget: int):
 def _classify_chunk(classifier, read, failures, fs, lead):
     """Predict a chunk at once; if that fails, record by record so one bad record fails alone.
 
-    A classifier's `predict_proba` raises on probabilities that are not finite
+    A classifier's `predict_prepared` raises on probabilities that are not finite
     (a broken model), so such records become failures rather than labels. A
     long record (a chunk alone) is read and classified in pieces here.
     """
@@ -185,13 +185,13 @@ def _classify_chunk(classifier, read, failures, fs, lead):
             read, probs, failures = [], np.zeros((0, len(classifier.classes_))), failures + [(path, reason)]
     else:
         try:
-            probs = classifier.predict_proba([item[3] for item in read])
+            probs = classifier.predict_prepared([item[3] for item in read])
         except Exception as exc:
             logger.warning("classifying a chunk of %d records failed (%s: %s); retrying record by record", len(read), type(exc).__name__, exc)
             kept, rows = [], []
             for item in read:
                 try:
-                    rows.append(classifier.predict_proba([item[3]])[0])
+                    rows.append(classifier.predict_prepared([item[3]])[0])
                     kept.append(item)
                 except Exception as exc_one:
                     failures = failures + [(item[0], f"cannot be classified ({type(exc_one).__name__}: {exc_one})")]

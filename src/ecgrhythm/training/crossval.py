@@ -151,7 +151,7 @@ def _write_fold_oof(model_dir: Path, filename: str, clf, data: LabelledData, fol
     """Write `model_dir/filename`: `clf`'s probabilities (uncalibrated) of fold `k`'s records."""
     index = {n: i for i, n in enumerate(data.names)}
     names = folds.folds[k]
-    probs = clf.predict_proba([data.signals[index[n]] for n in names], calibrated=False)
+    probs = clf.predict_prepared([data.signals[index[n]] for n in names], calibrated=False)
     atomic_write_text(model_dir / filename, oof_text(names, k, [folds.labels[n] for n in names], probs, data.classes))
 
 
