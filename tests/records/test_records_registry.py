@@ -20,8 +20,8 @@ def xyz(monkeypatch):
 
 
 def test_builtin_suffixes():
-    assert record_suffixes() == (".hea", ".mat", ".csv", ".npy")
-    assert signal_suffixes() == (".mat", ".csv", ".npy")
+    assert record_suffixes() == (".hea", ".mat", ".csv", ".npy", ".edf", ".bdf")
+    assert signal_suffixes() == (".mat", ".csv", ".npy", ".edf", ".bdf")
 
 
 def test_registered_reader_serves_read_record_and_folder_discovery(xyz, cinc2017_dir, tmp_path):
@@ -33,20 +33,20 @@ def test_registered_reader_serves_read_record_and_folder_discovery(xyz, cinc2017
     assert find_records([tmp_path]) == [tmp_path / "A00001.XYZ"]
     (tmp_path / "RECORDS").write_text("A00001\n")
     assert find_records([tmp_path]) == [tmp_path / "A00001.XYZ"]
-    with pytest.raises(RecordError, match="pass --fs"):  # the shared boundary: no rate, no read
+    with pytest.raises(RecordError, match=r"no sampling rate: give its sampling rate in Hz \(fs\)"):  # the shared boundary: no rate, no read
         read_record(tmp_path / "A00001.XYZ")
     (tmp_path / "short.xyz").write_bytes(np.zeros(10, "<f4").tobytes())
     with pytest.raises(RecordError, match="minimum is 2 s") as err:  # the shared validation
         read_record(tmp_path / "short.xyz", fs=300)
     assert "short.xyz" in str(err.value)
-    with pytest.raises(RecordError, match=r"expected \.hea, \.mat, \.csv, \.npy or \.xyz"):
+    with pytest.raises(RecordError, match=r"expected \.hea, \.mat, \.csv, \.npy, \.edf, \.bdf or \.xyz"):
         read_record(tmp_path / "RECORDS")
 
 
 def test_unregistered_suffix_is_unsupported_and_not_discovered(cinc2017_dir, tmp_path):
     (tmp_path / "A00001.xyz").write_bytes(np.zeros(900, "<f4").tobytes())
     assert find_records([tmp_path]) == []
-    with pytest.raises(RecordError, match=r"unsupported file type '\.xyz': expected \.hea, \.mat, \.csv or \.npy"):
+    with pytest.raises(RecordError, match=r"unsupported file type '\.xyz': expected \.hea, \.mat, \.csv, \.npy, \.edf or \.bdf"):
         read_record(tmp_path / "A00001.xyz", fs=300)
 
 

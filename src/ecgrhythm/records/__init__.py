@@ -12,12 +12,15 @@ Supported inputs, one module each, registered by suffix in :mod:`.registry`
 discovery, the CLI and the service):
 
 - PhysioNet WFDB records (:mod:`.wfdb_reader`): a `.hea` header with its `.dat`
-  or `.mat` signal file(s), checked (:mod:`.wfdb_header`) and read through `wfdb`.
+  or `.mat` signal file(s), checked (:mod:`.wfdb_header`) and read through `wfdb`;
+  a bare record name (`.../A00005`, as wfdb's tools take it) names its header.
 - Bare CinC `.mat` files (:mod:`.mat_reader`, MATLAB v4/v5) holding int16
   samples under `val`, 1000 units per mV, as in the CinC 2017 data.
 - `.csv` files (:mod:`.csv_reader`) with one column per lead (an optional
   header row names them).
 - `.npy` arrays (:mod:`.npy_reader`) of shape `(n_samples,)` or `(n_samples, n_leads)`.
+- EDF, EDF+ and BDF(+) files (:mod:`.edf_reader`, `.edf`/`.bdf`, through `pyedflib`), their header
+  checked first (:mod:`.edf_header`): the ECG signals in mV, the start time and EDF+ annotations.
 
 Files without a header carry no sampling rate: the caller passes `fs`.
 Extensions are matched case-insensitively. Before reading, each reader checks
@@ -30,7 +33,8 @@ more than the file justifies. `.npy` files are memory-mapped, never unpickled.
 Folders are expanded by :func:`find_records`; labels are read by :func:`read_reference`, and a
 folder's labels, whatever their source, by :func:`ecgrhythm.records.labels.read_folder_labels`.
 Long WFDB records (up to `MAX_STREAM_DURATION_S`, 14 days) are read in sample
-ranges through :func:`open_wfdb`, after the same header checks.
+ranges through :func:`open_wfdb`, after the same header checks, and long EDF/BDF files
+through :func:`~ecgrhythm.records.edf_reader.open_edf`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import ecgrhythm.records.wfdb_reader as wfdb_reader  # noqa: F401  .hea
 import ecgrhythm.records.mat_reader as mat_reader  # noqa: F401  .mat
 import ecgrhythm.records.csv_reader as csv_reader  # noqa: F401  .csv
 import ecgrhythm.records.npy_reader as npy_reader  # noqa: F401  .npy
+import ecgrhythm.records.edf_reader as edf_reader  # noqa: F401  .edf, .bdf
 
 # isort: on
 from ecgrhythm.records.core import (
@@ -56,7 +61,7 @@ from ecgrhythm.records.core import (
     validate_signal,
 )
 from ecgrhythm.records.discovery import find_records, record_files
-from ecgrhythm.records.reading import read_record
+from ecgrhythm.records.reading import read_record, record_path
 from ecgrhythm.records.reference import read_reference
 from ecgrhythm.records.registry import (
     describe_suffixes,
@@ -65,7 +70,7 @@ from ecgrhythm.records.registry import (
     signal_suffixes,
 )
 from ecgrhythm.records.wfdb_header import reads_in_pieces
-from ecgrhythm.records.wfdb_reader import WfdbStream, header_length, header_of, open_wfdb, read_header_comments
+from ecgrhythm.records.wfdb_reader import WfdbStream, header_length, header_of, named_header, open_wfdb, read_header_comments
 
 __all__ = [
     "EcgRecord",
@@ -73,6 +78,7 @@ __all__ = [
     "RecordError",
     "failure_reason",
     "read_record",
+    "record_path",
     "find_records",
     "record_files",
     "read_reference",
@@ -84,6 +90,7 @@ __all__ = [
     "header_length",
     "reads_in_pieces",
     "header_of",
+    "named_header",
     "check_fs",
     "register_reader",
     "record_suffixes",

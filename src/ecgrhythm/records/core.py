@@ -22,10 +22,12 @@ Limits on what a small hostile file can make a reader allocate:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import numbers
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,7 +46,17 @@ MAX_SHOWN_NAME = 80  # characters of a file-supplied name echoed in messages
 
 
 class RecordError(ValueError):
-    """A record that cannot be read or used. `str(err)` names the file and the problem."""
+    """A record that cannot be read or used. `str(err)` names the file and the problem.
+
+    A `ValueError`, with the file (`path`) and the problem (`reason`) as attributes.
+
+    Example:
+        >>> import ecgrhythm
+        >>> ecgrhythm.read_record("../shared/data/cinc2017/A99999")
+        Traceback (most recent call last):
+        ...
+        ecgrhythm.records.core.RecordError: ../shared/data/cinc2017/A99999: not found...
+    """
 
     def __init__(self, path, reason: str):
         self.path = str(path)
@@ -57,6 +69,14 @@ def failure_reason(exc: BaseException) -> str:
     return exc.reason if isinstance(exc, RecordError) else f"unexpected error ({type(exc).__name__}: {exc})"
 
 
+class Annotation(NamedTuple):
+    """A time-stamped note of a recording (an EDF+ annotation): seconds from the start, duration (None if not given), text."""
+
+    onset_s: float
+    duration_s: float | None
+    text: str
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class EcgRecord:
     """One ECG recording.
@@ -67,6 +87,22 @@ class EcgRecord:
         sig_name: lead names, one per column of `signal`.
         record_name: the record's name (the file name without its extension).
         comments: header comment lines (WFDB), empty for other formats.
+        start_time: when the recording started (EDF), None if the file does not say.
+        annotations: the recording's :class:`Annotation` s (EDF+), in file order.
+
+    Read one with :func:`~ecgrhythm.records.read_record`, or make one from an array: it is checked
+    (:func:`validate_signal`: float32, 2 s to 24 h, 1 to 64 leads, finite samples).
+
+    Example:
+        >>> import numpy as np
+        >>> import ecgrhythm
+        >>> record = ecgrhythm.EcgRecord(np.zeros((3000, 2), np.float32), 250.0, ("I", "II"), "mine")
+        >>> record.n_samples, record.n_leads, record.duration_s
+        (3000, 2, 12.0)
+        >>> ecgrhythm.EcgRecord(np.zeros((100, 1), np.float32), 250.0, ("I",), "short")
+        Traceback (most recent call last):
+        ...
+        ecgrhythm.records.core.RecordError: short: record is 0.40 s long (100 samples at 250 Hz); the minimum is 2 s
     """
 
     signal: np.ndarray
@@ -74,6 +110,8 @@ class EcgRecord:
     sig_name: tuple[str, ...]
     record_name: str
     comments: tuple[str, ...] = ()
+    start_time: datetime.datetime | None = None
+    annotations: tuple[Annotation, ...] = ()
 
     def __post_init__(self):
         validate_signal(self.signal, self.fs, source=self.record_name)
@@ -102,18 +140,26 @@ class Decoded:
         fs: sampling rate in Hz (the header's, or the one the caller passed).
         sig_name: lead names, or None for `lead1`, `lead2`, ...
         comments: header comment lines, if the format has them.
+        start_time: when the recording started, if the format says.
+        annotations: the recording's :class:`Annotation` s, if the format has them.
     """
 
     signal: np.ndarray
     fs: float
     sig_name: tuple[str, ...] | None = None
     comments: tuple[str, ...] = ()
+    start_time: datetime.datetime | None = None
+    annotations: tuple[Annotation, ...] = ()
 
 
-def check_fs(fs, source, fix="pass the rate in Hz with --fs") -> float:
+# How to give a sampling rate, in words right for a Python caller and a command-line user alike.
+GIVE_FS = "give its sampling rate in Hz (fs)"
+
+
+def check_fs(fs, source, fix=GIVE_FS) -> float:
     """The sampling rate as a float, or a :class:`RecordError` saying how to fix it.
 
-    The one rule for every entry point (readers, `--fs`, the service's `fs` field):
+    The one rule for every entry point (readers, `fs=`, `--fs`, the service's `fs` field):
     a real number from 20 to 100,000 Hz.
     """
     ok = isinstance(fs, numbers.Real) and not isinstance(fs, bool) and math.isfinite(fs) and MIN_FS <= fs <= MAX_FS
@@ -143,7 +189,7 @@ def check_length(n_samples: int, fs: float, source, max_s: float = MAX_DURATION_
         fix = (
             "split it into parts"
             if max_s >= MAX_STREAM_DURATION_S
-            else f"records over {max_s / 3600:g} h are read in pieces only as WFDB records (.hea + .dat), up to "
+            else f"records over {max_s / 3600:g} h are read in pieces only as WFDB records (.hea + .dat) or EDF/BDF files, up to "
             f"{MAX_STREAM_DURATION_S / 86400:g} days: convert it, or split it into parts"
         )
         raise RecordError(

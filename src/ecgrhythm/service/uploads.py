@@ -17,6 +17,7 @@ from pathlib import Path
 from fastapi import HTTPException
 
 from ecgrhythm.records import RecordError, check_fs, record_suffixes
+from ecgrhythm.records.registry import reader_for
 
 __all__ = ["UPLOAD_SUFFIXES", "safe_name", "parse_fs", "pick_record", "save_uploads", "hide_folders"]
 
@@ -33,7 +34,7 @@ def safe_name(filename) -> str:
     if suffix not in UPLOAD_SUFFIXES:
         raise HTTPException(
             400,
-            f"{base}: unsupported file type {suffix or '(none)'!r}: upload a .hea header with its .mat/.dat signal file, or one .mat, .csv or .npy file with fs",
+            f"{base}: unsupported file type {suffix or '(none)'!r}: upload a .hea header with its .mat/.dat signal file, one .edf or .bdf file, or one .mat, .csv or .npy file with fs",
         )
     return base
 
@@ -65,12 +66,13 @@ def pick_record(names: list[str], fs: float | None) -> str:
     if len(names) > 1:
         raise HTTPException(
             400,
-            f"several files ({', '.join(names)}) but no .hea header: upload one .mat, .csv or .npy file with fs, or a header with its signal files",
+            f"several files ({', '.join(names)}) but no .hea header: upload one .edf, .bdf, .mat, .csv or .npy file (the last three with fs), or a header with its signal files",
         )
     name = names[0]
     if name.lower().endswith(".dat"):
         raise HTTPException(422, f"{name}: a .dat signal file needs its .hea header: upload both together")
-    if fs is None:
+    reader = reader_for(Path(name).suffix)
+    if fs is None and (reader is None or reader.needs_fs):
         raise HTTPException(422, f"{name}: the file has no header and so no sampling rate: send it in the form field 'fs' (Hz)")
     return name
 
