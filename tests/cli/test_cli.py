@@ -59,18 +59,20 @@ def test_classify_keeps_going_past_an_unreadable_file(tmp_path, cinc2017_dir, ti
     assert main(["classify", str(folder), "--output", str(out), "--model", str(tiny_model_dir), "--fs", "300"]) == 1
     captured = capsys.readouterr()
     _check_rows(_rows(out), GOOD)
-    bad_lines = captured.err.strip().splitlines()
+    *bad_lines, status = captured.err.strip().splitlines()
     assert len(bad_lines) == 2 and "Traceback" not in captured.err
     assert "A00002b.hea: " in bad_lines[0] and "A00002b.mat" in bad_lines[0]  # the file and the reason
     assert "noise.npy" in bad_lines[1]
-    assert "classified 4 records" in captured.out and "2 failed" in captured.out
+    assert status.startswith("classified 4 records") and "2 failed" in status and captured.out == ""
 
 
 def test_classify_all_good_folder_exits_0_and_matches_the_python_api(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
     folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
     out = tmp_path / "sub" / "out.csv"
     assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 0
-    assert capsys.readouterr().err == ""
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("classified 4 records") and captured.err.endswith(f"wrote {out}\n")
+    assert b"\r" not in out.read_bytes()  # lines end with \n alone
     rows = _rows(out)
     _check_rows(rows, GOOD)
     api = RhythmClassifier.load(tiny_model_dir).predict_records([folder / "A00003.hea"])
@@ -200,8 +202,9 @@ def test_a_model_giving_nan_fails_every_record_by_name(tmp_path, cinc2017_dir, t
     folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
     out = tmp_path / "out.csv"
     assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    *err, status = capsys.readouterr().err.strip().splitlines()
     assert len(err) == len(GOOD) and all(f"{n}.hea" in line and "non-finite probabilities" in line for n, line in zip(GOOD, err))
+    assert status.startswith("classified 0 records")
     assert _rows(out) == [COLUMNS]
 
 
@@ -279,3 +282,111 @@ def test_fixed_length_option_of_train_and_crossval(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith(f"ecgrhythm {command}: error: Invalid argument `fixed_length_s`") and err.count("\n") == 1
         assert not (tmp_path / "out").exists()
+
+
+def test_version_comes_from_the_one_version_of_the_package(capsys):
+    import tomllib
+
+    import ecgrhythm
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"ecgrhythm {ecgrhythm.__version__}\n"
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]  # no second copy of the number
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ecgrhythm.__version__"}
+
+
+def test_classify_a_bare_record_name_prints_the_csv_on_stdout_and_the_status_on_stderr(cinc2017_dir, tiny_model_dir, tmp_path, capsys):
+    record = str(cinc2017_dir / "A00005")  # a bare WFDB record name: A00005.hea is there
+    assert main(["classify", record, "--model", str(tiny_model_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(",".join(COLUMNS) + "\n") and "\r" not in captured.out
+    _check_rows(list(csv.reader(captured.out.splitlines())), ["A00005"])
+    assert captured.err.startswith("classified 1 record in ") and captured.err.endswith("; 0 failed; wrote the CSV to standard output\n")
+    assert captured.err.count("\n") == 1, "no progress bar reaches stderr when it is not a terminal"
+    assert main(["classify", record, "-o", "-", "--model", str(tiny_model_dir)]) == 0
+    assert capsys.readouterr().out == captured.out and not Path("-").exists()
+    out = tmp_path / "out.csv"
+    assert main(["classify", record, "-o", str(out), "--model", str(tiny_model_dir)]) == 0
+    assert out.read_bytes() == captured.out.encode() and capsys.readouterr().out == ""
+
+
+def test_episodes_go_to_stdout_and_the_summary_to_stdout_only_when_the_episodes_go_to_a_file(cinc2017_dir, tiny_model_dir, tmp_path, capsys):
+    record, model = str(cinc2017_dir / "A00004"), ["--model", str(tiny_model_dir)]
+    summary = tmp_path / "summary.csv"
+    assert main(["episodes", record, "--summary", str(summary), *model]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("record,lead,start_s,end_s,label,probability\nA00004,ECG,0.000,") and "\r" not in captured.out
+    assert captured.err.startswith("found the episodes of 1 record") and captured.err.count("\n") == 1
+    assert f"wrote the episodes to standard output and {summary}" in captured.err
+    assert summary.read_bytes().startswith(b"record,lead,duration_s,af_burden,af_episodes,longest_af_s,record_class\nA00004,ECG,30.000,")
+    episodes = tmp_path / "episodes.csv"
+    assert main(["episodes", record, "-o", str(episodes), "--summary", "-", *model]) == 0
+    assert capsys.readouterr().out == summary.read_text() and episodes.read_text() == captured.out
+    assert main(["episodes", record, "--summary", "-", *model]) == 2
+    assert "both go to standard output" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Make loading a model fail the test: inputs must be checked before."""
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(cli.common, "load_classifier", loaded)
+    monkeypatch.setattr("ecgrhythm.training.trainer.train", loaded)
+    monkeypatch.setattr("ecgrhythm.evaluation.calibration.open_model", loaded)
+
+
+def test_missing_inputs_are_reported_before_any_model_loads(tmp_path, cinc2017_dir, no_model_loads, capsys):
+    missing = tmp_path / "A09999"
+    for command in ("classify", "episodes"):
+        assert main([command, str(missing)]) == 1
+        err = capsys.readouterr().err
+        assert f"{missing}: not found" in err and "no WFDB record of that name (A09999.hea)" in err and "nothing written" in err
+    assert main(["classify", str(cinc2017_dir / "A00001.hea"), "--model", str(tmp_path / "no-model")]) == 2
+    assert f"--model {tmp_path / 'no-model'}: no such model folder" in capsys.readouterr().err
+    runs = [
+        ["evaluate", "--data", str(tmp_path / "no-data"), "--output", str(tmp_path / "out")],
+        ["evaluate", "--task", "episodes", "--data", str(tmp_path / "no-data"), "--output", str(tmp_path / "out")],
+        ["evaluate", "--data", str(cinc2017_dir), "--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "out")],
+        ["train", "--data", str(tmp_path / "no-data"), "--output", str(tmp_path / "out")],
+        ["calibrate", str(tmp_path / "no-model"), "--predictions", str(tmp_path / "no-predictions.csv")],
+        ["export", "--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "out.onnx")],
+    ]
+    for args in runs:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(tmp_path / "no-") in err and ("no such" in err or "No such" in err), err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.onnx").exists()
+
+
+def test_evaluate_warns_once_that_a_score_is_not_held_out(tmp_path, cinc2017_dir, tiny_model_dir, capsys, caplog):
+    folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
+    labels = dict(line.split(",") for line in (cinc2017_dir / "REFERENCE.csv").read_text().split())
+    (folder / "REFERENCE.csv").write_text("".join(f"{n},{labels[n]}\n" for n in GOOD))
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model, ignore=shutil.ignore_patterns("checkpoint"))
+    (model / "split.json").write_text('{"train": ["A00001", "A00002", "A00003", "A00004"], "val": []}')  # trained on all of them
+    assert main(["evaluate", "--data", str(folder), "--model", str(model), "--output", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    said = captured.out + captured.err + caplog.text  # the library's warning goes to the log (stderr outside pytest)
+    assert said.count("held-out score") == 1 and "NOT a held-out score" in said
+    assert "scored 4 records, every one of which the model was trained on" in captured.out
+    assert "wrote " in captured.err and "wrote " not in captured.out
+
+
+def test_every_command_has_a_description_and_a_help_line(capsys):
+    import argparse
+
+    parser = cli.build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    helps = {a.dest: a.help for a in commands._choices_actions}
+    assert set(cli.COMMANDS) <= set(commands.choices)
+    for name, command in commands.choices.items():
+        assert command.description and len(command.description) > 60 and helps.get(name), name
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "/docs" in capsys.readouterr().out

@@ -93,3 +93,23 @@ def test_a_record_longer_than_the_budget_is_a_chunk_alone(clf, paths):
     assert chunks == [[n] for n in NAMES[:3]]
     with pytest.raises(ValueError, match="`chunk_samples`"):
         list(iter_classify_files(clf, paths, chunk_samples=0))
+
+
+def test_a_long_record_reports_the_seconds_of_signal_classified(clf, cpsc2021_dir, monkeypatch):
+    from ecgrhythm.inference.long_records import classify_stream
+    from ecgrhythm.records import open_wfdb
+
+    header = cpsc2021_dir / "data_101_6.hea"  # 22,355 samples at 200 Hz: 111.775 s
+    calls = []
+    with open_wfdb(header) as stream:
+        row, _ = classify_stream(clf, stream, piece_s=20, progress=lambda done, total: calls.append((done, total)))
+    done = [d for d, _ in calls]
+    assert len(calls) >= 5 and done == sorted(done) and [t for _, t in calls] == [pytest.approx(111.775, abs=0.01)] * len(calls)
+    assert done[-1] == pytest.approx(111.775, abs=0.01)
+    with open_wfdb(header) as stream:
+        np.testing.assert_allclose(classify_stream(clf, stream, piece_s=20)[0], row)  # reporting changes nothing
+
+    monkeypatch.setattr("ecgrhythm.records.long_records.STREAM_ABOVE_S", 60.0)  # the record is "long": read in pieces
+    calls.clear()
+    prediction, failures = classify_files(clf, [header], progress=lambda done, total: calls.append((done, total)))
+    assert failures == [] and prediction.names == ["data_101_6"] and calls[-1] == (pytest.approx(111.775, abs=0.01),) * 2

@@ -64,7 +64,7 @@ def test_mat_beside_its_header_reads_through_the_header(cinc2017_dir):
 
 def test_bare_mat_needs_fs_and_reads_with_it(cinc2017_dir, tmp_path):
     shutil.copyfile(cinc2017_dir / "A00003.mat", tmp_path / "A00003.mat")
-    with pytest.raises(RecordError, match="--fs") as err:
+    with pytest.raises(RecordError, match=r"no sampling rate: give its sampling rate in Hz \(fs\)") as err:
         read_record(tmp_path / "A00003.mat")
     assert "A00003.mat" in str(err.value)
     bare = read_record(tmp_path / "A00003.mat", fs=300)
@@ -330,7 +330,7 @@ def test_malformed_file_raises_record_error_naming_it(tmp_path, name):
     [
         ("fs-zero.hea", "invalid sampling rate"),
         ("fs-text.hea", "not a number"),
-        ("no-fs.hea", "pass --fs"),
+        ("no-fs.hea", r"gives no sampling rate: give its sampling rate in Hz \(fs\)"),
         ("huge-length.hea", "maximum is 24 h"),
         ("longer-than-file.hea", "declares"),
         ("shorter-than-file.hea", "holds"),
@@ -380,7 +380,7 @@ def test_headers_claiming_huge_sizes_allocate_nothing(tmp_path, name):
 @pytest.mark.parametrize("fs", [0, -1, float("nan"), float("inf"), "300"])
 def test_invalid_fs_argument_is_refused_before_reading(tmp_path, fs):
     np.save(tmp_path / "x.npy", np.zeros(900, np.float32))
-    with pytest.raises(RecordError, match="--fs") as err:
+    with pytest.raises(RecordError, match=r"invalid sampling rate .*\(fs\)") as err:
         read_record(tmp_path / "x.npy", fs=fs)
     assert "x.npy" in str(err.value)
 
@@ -450,6 +450,20 @@ def test_find_records_without_index(cinc2017_dir, tmp_path):
     assert [p.name for p in find_records([tmp_path])] == expected
     extra = tmp_path / "A00002.hea"
     assert find_records([extra, tmp_path / "nope.csv"]) == [extra, tmp_path / "nope.csv"]
+    assert find_records([tmp_path / "A00001", tmp_path / "nope"]) == [tmp_path / "A00001.hea", tmp_path / "nope"]  # a bare WFDB name
+
+
+def test_a_bare_wfdb_record_name_reads_its_header(cinc2017_dir, tmp_path):
+    bare = read_record(cinc2017_dir / "A00005")
+    whole = read_record(cinc2017_dir / "A00005.hea")
+    np.testing.assert_array_equal(bare.signal, whole.signal)
+    assert (bare.record_name, bare.fs, bare.sig_name) == ("A00005", 300.0, ("ECG",))
+    with pytest.raises(RecordError) as err:
+        read_record(tmp_path / "A00005")  # no such file, and no A00005.hea beside it
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'A00005'}: not found") and "A00005.hea" in message and ".hea, .mat, .csv" in message
+    with pytest.raises(RecordError, match="file 'A00005.mat' not found"):
+        read_record(tmp_path / "A00005.mat")
 
 
 def test_find_records_on_the_cinc2017_folder_follows_its_index(cinc2017_dir):

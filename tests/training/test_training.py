@@ -108,7 +108,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, cinc2017_dir
     assert not (broken / "config.json").exists()
 
     again = subprocess.run(_train_cmd(cinc2017_dir, broken), env=env, capture_output=True, text=True)
-    assert again.returncode == 2 and "--resume" in again.stderr
+    assert again.returncode == 2 and "continue that run with `resume=True`" in again.stderr
     subprocess.run(_train_cmd(cinc2017_dir, broken, "--resume"), check=True, env=env, capture_output=True)
 
     for (name_a, a), (name_b, b) in zip(_weights(whole), _weights(broken)):
@@ -145,9 +145,10 @@ def test_resume_with_other_settings_is_refused(tmp_path, cinc2017_dir):
     out = tmp_path / "m"
     first = subprocess.run([a for a in _train_cmd(cinc2017_dir, out) if a != "--quiet"], check=True, capture_output=True, text=True)
     assert "Epoch 1/3" in first.stdout and "val CinC score" in first.stdout, "train shows per-epoch progress"
+    assert "\x1b" not in first.stdout and "\b" not in first.stdout and "\r" not in first.stdout, "a log (not a terminal) gets plain lines"
     other = [a if a != "5" else "6" for a in _train_cmd(cinc2017_dir, out, "--resume")]
     result = subprocess.run(other, capture_output=True, text=True)
-    assert result.returncode == 2 and "other settings" in result.stderr
+    assert result.returncode == 2 and "other settings; train with the same settings, or start a new run (`resume=False`)" in result.stderr
 
 
 class _Stop(Exception):
@@ -184,7 +185,7 @@ def test_a_run_stopped_in_process_resumes_to_the_uninterrupted_result(tiny_model
     with np.load(out / "checkpoint" / "state.npz", allow_pickle=False) as saved:
         assert json.loads(str(saved["state"]))["epoch"] == 0
     assert not (out / "config.json").exists() and len((out / "training_log.csv").read_text().splitlines()) == 2
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match=r"checkpoint exists: continue that run with `resume=True`, or choose another `output_dir`"):
         _tiny(cinc2017_dir, out)
     result = _tiny(cinc2017_dir, out, resume=True)
     expected = json.loads((tiny_model_dir / "config.json").read_text())["metadata"]
@@ -244,8 +245,12 @@ def test_a_folder_that_is_not_a_model_folder_is_refused_before_reading_data(tmp_
 
     runs = tmp_path / "runs"
     (runs / "run1").mkdir(parents=True)
+    result = subprocess.run(_train_cmd(data, runs), capture_output=True, text=True)
+    assert result.returncode == 2 and "holds 1 other entry such as run1" in result.stderr
+    assert _snapshot(data) == before
+    # the command checks that the data folder exists before Keras and JAX start, and says what it should hold
     result = subprocess.run(_train_cmd(tmp_path / "no-such-data", runs), capture_output=True, text=True)
-    assert result.returncode == 2 and "holds 1 other entry such as run1" in result.stderr and "no-such-data" not in result.stderr
+    assert result.returncode == 2 and "--data" in result.stderr and "no-such-data: no such folder; give a folder of labelled records" in result.stderr
 
 
 def test_retraining_into_a_model_folder_keeps_its_other_files(tiny_model_dir, tmp_path, cinc2017_dir):
@@ -349,7 +354,7 @@ def test_paths_that_need_whole_records_refuse_a_fixed_length_model(fixed_model_d
     out = tmp_path / "episodes.csv"
     assert main(["episodes", str(cinc2017_dir / "A00003.hea"), "--output", str(out), "--model", str(fixed_model_dir)]) == 2
     err = capsys.readouterr().err
-    assert f"ecgrhythm episodes: error: {fixed_model_dir}: ecgrhythm episodes needs whole records" in err and "--fixed-length" in err
+    assert f"ecgrhythm episodes: error: {fixed_model_dir}: ecgrhythm episodes needs whole records" in err and "fixed_length_s=30" in err
     assert not out.exists()
 
 

@@ -77,3 +77,11 @@ def test_a_descriptor_alias_is_written_directly(tmp_path):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_csv_rows_end_with_a_line_feed(tmp_path):
+    from ecgrhythm.utils.io import csv_writer
+
+    with atomic_write(tmp_path / "out.csv", "w", newline="") as f:
+        csv_writer(f).writerows([["record", "label"], ["A00001", 'say "N", twice']])
+    assert (tmp_path / "out.csv").read_bytes() == b'record,label\nA00001,"say ""N"", twice"\n'

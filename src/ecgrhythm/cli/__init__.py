@@ -62,7 +62,10 @@ def _command(name: str, plugins: dict):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ecgrhythm import __version__
+
     parser = argparse.ArgumentParser(prog="ecgrhythm", description="Classify ECG recordings into rhythm classes with Keras LSTM networks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (and show tracebacks of unexpected errors)")
     sub = parser.add_subparsers(dest="command", required=True)
     plugins = _plugins()

@@ -1,4 +1,4 @@
-"""`classify`'s engines (this process, or a Ray cluster) and its output tables (CSV, or Parquet for `.parquet`)."""
+"""`classify`'s engines (this process, or a Ray cluster) and its output tables (CSV to a file or standard output, or Parquet for `.parquet`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import functools
 import os
+import sys
 
 import ecgrhythm.cli.common as common
 
@@ -44,8 +45,10 @@ def _positive(text: str) -> int:
 
 
 @contextlib.contextmanager
-def batches(args, classifier, paths):
+def batches(args, classifier, paths, progress=None):
     """Yield the iterator of `(prediction, failures)` per chunk of `args.engine` over `paths`.
+
+    `progress(done_s, total_s)` hears how far a long record read in pieces is (this process only).
 
     Raises:
         common.UsageError: `--address`/`--workers` without `--engine ray`, or Ray is not installed.
@@ -55,7 +58,7 @@ def batches(args, classifier, paths):
             raise common.UsageError("--address and --workers apply to --engine ray only: add --engine ray, or drop them")
         from ecgrhythm.inference.streaming import iter_classify_files
 
-        yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead)
+        yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead, progress=progress)
         return
     from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster, require_ray
 
@@ -76,7 +79,8 @@ def is_parquet(out) -> bool:
 
 @contextlib.contextmanager
 def prediction_table(out, classes):
-    """Write predictions to `out` atomically: CSV rows as :func:`common.write_rows`, or a Parquet table for a `.parquet` name.
+    """Write predictions to `out` atomically: CSV rows as :func:`common.write_rows`, or a Parquet table for a `.parquet` name;
+    `out` None: CSV rows to standard output, as they come.
 
     Both have the columns `record`, `label`, `lead` and one probability per class
     (Parquet: float64, unrounded). The header (schema) is written even when no
@@ -91,6 +95,11 @@ def prediction_table(out, classes):
     from ecgrhythm.utils.io import atomic_write
 
     classes = list(classes)
+    if out is None:
+        common.write_rows(sys.stdout, None, classes=classes)
+        yield functools.partial(common.write_rows, sys.stdout, header=False)
+        sys.stdout.flush()
+        return
     if not is_parquet(out):
         with atomic_write(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
             common.write_rows(f, None, classes=classes)

@@ -82,6 +82,7 @@ def run(args):
         if given and not args.crossval:
             raise common.UsageError(f"{flag} applies to --crossval only")
     held = _held_out(args)
+    common.check_model(args.model, flag="MODEL_DIR")  # before the networks load
     model = open_model(args.model)
     if args.leave_out_validation:
         held, left_out = model.leave_out_validation(held)

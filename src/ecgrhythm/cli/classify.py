@@ -1,4 +1,4 @@
-"""`ecgrhythm classify`: classify record files or folders into a CSV (or Parquet), here or on a Ray cluster, never replacing an input."""
+"""`ecgrhythm classify`: classify record files or folders into a CSV (standard output, a file, or Parquet), here or on a Ray cluster, never replacing an input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ def add_parser(sub):
     p = sub.add_parser(
         "classify",
         help="classify record files or folders into a CSV",
-        description="Classify ECG records into rhythm classes. Writes one CSV row per readable record: "
-        "record, label, lead (the lead a single-lead model took), then one probability column per class. "
+        description="Classify ECG records into rhythm classes. Writes one CSV row per readable record, to standard output "
+        "or to --output: record, label, lead (the lead a single-lead model took), then one probability column per class. "
+        "Status lines, warnings and, on a terminal, a progress bar go to standard error. "
         "WFDB records over an hour are read in pieces (up to 14 days). A bad file is reported on stderr and skipped; "
         "the exit status is 1 if any record failed, 0 if none did. @FILE reads arguments from FILE, one per line (a list of record paths).",
         fromfile_prefix_chars="@",
@@ -22,14 +23,15 @@ def add_parser(sub):
         "paths",
         nargs="+",
         metavar="PATH",
-        help="a record file (.hea, .mat, .csv, .npy), a folder of records, or @FILE: a text file of such paths, one a line",
+        help="a record file (.hea, .edf, .bdf, .mat, .csv, .npy), a WFDB record name (DIR/A00005 for DIR/A00005.hea), a folder of records, "
+        "or @FILE: a text file of such paths, one a line",
     )
     p.add_argument(
         "--output",
         "-o",
-        required=True,
         metavar="FILE.csv",
-        help="CSV file to write (replaced atomically); a name ending in .parquet writes a Parquet table with the same columns (needs pyarrow)",
+        help="CSV file to write (replaced atomically); a name ending in .parquet writes a Parquet table with the same columns "
+        "(needs pyarrow); '-' or none: the CSV to standard output",
     )
     p.add_argument(
         "--model",
@@ -42,25 +44,36 @@ def add_parser(sub):
 
 
 def run(args):
-    from pathlib import Path
+    from ecgrhythm.cli.progress import Bars
 
-    out = Path(args.output)
-    if out.is_dir():
+    common.check_model(args.model)
+    out = common.output_file(args.output)
+    if out is not None and out.is_dir():
         raise common.UsageError(f"--output {out} is a folder; pass a CSV file name such as {out / 'predictions.csv'}")
     paths, failed = common.gather_records("classify", args.paths)
-    paths = common.refuse_inputs_as_output(out, args.paths, paths)
-    if not paths and not failed:
-        raise common.no_records(args.paths)
+    if out is not None:
+        paths = common.refuse_inputs_as_output(out, args.paths, paths)
+    if not paths:
+        if not failed:
+            raise common.no_records(args.paths)
+        common.status(f"classified no records; {failed} failed; nothing written")
+        return 1
     clf = common.load_classifier(args.model)
     common.check_lead(clf, args.lead)
     done = 0
-    with engines.prediction_table(out, clf.classes_) as write, engines.batches(args, clf, paths) as chunks:
+    with (
+        Bars(len(paths), "classify") as bars,
+        engines.prediction_table(out, clf.classes_) as write,
+        engines.batches(args, clf, paths, progress=bars.signal_done) as chunks,
+    ):
         for prediction, bad in chunks:
             for path, reason in bad:
                 common.failure("classify", path, reason)
             failed += len(bad)
             write(prediction)
             done += len(prediction.names)
+            bars.records_done(len(prediction.names) + len(bad))
     seconds = time.perf_counter() - args.started
-    print(f"classified {done} records in {seconds:.1f} s ({done / seconds:.1f} records/s); {failed} failed; wrote {out}")
+    wrote = "the CSV to standard output" if out is None else out
+    common.status(f"classified {done} record{'' if done == 1 else 's'} in {seconds:.1f} s ({done / seconds:.1f} records/s); {failed} failed; wrote {wrote}")
     return 1 if failed else 0

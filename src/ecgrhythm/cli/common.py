@@ -1,4 +1,4 @@
-"""What the commands share: one-line errors, the default data folder, the classifier, the CSV rows, SIGTERM, the compile cache."""
+"""What the commands share: one-line errors, the default data folder, the classifier, the CSV rows and where they go, SIGTERM, the compile cache."""
 
 from __future__ import annotations
 
@@ -27,8 +27,26 @@ def one_line(text, limit: int = 500) -> str:
 
 
 def failure(command: str, path, reason: str) -> None:
+    """Report on standard error (above any progress bars) that the record `path` failed, and why."""
+    from ecgrhythm.cli.progress import write
+
     verb = "cannot score" if command == "evaluate" else "cannot classify"
-    print(one_line(f"ecgrhythm {command}: {verb} {path}: {reason}"), file=sys.stderr)
+    write(one_line(f"ecgrhythm {command}: {verb} {path}: {reason}"))
+
+
+def status(line: str) -> None:
+    """Print a status or summary line of a command on standard error, so that standard output holds only results."""
+    print(line, file=sys.stderr)
+
+
+STDOUT = "-"  # the --output that names standard output
+
+
+def output_file(value):
+    """The file an `--output` names, or None for standard output (no `--output`, or `-`)."""
+    from pathlib import Path
+
+    return None if value in (None, STDOUT) else Path(value)
 
 
 class UsageError(Exception):
@@ -57,12 +75,22 @@ def sigterm_unwinds():
         signal.signal(signal.SIGTERM, previous)
 
 
-def data_dir(given, subset="cinc2017"):
+LABELLED = "labelled records (REFERENCE.csv, or 'Dx:' codes in the headers)"
+
+
+def data_dir(given, subset="cinc2017", holding: str = LABELLED):
+    """The folder `--data` names (checked to be one, before anything loads), else the default data folder's `subset`.
+
+    Raises:
+        UsageError: `given` is no folder (the message says what it should hold), or there is no default.
+    """
     from pathlib import Path
 
     from ecgrhythm.config import default_data_dir
 
     if given:
+        if not Path(given).is_dir():
+            raise UsageError(f"--data {given}: {'not a folder' if Path(given).exists() else 'no such folder'}; give a folder of {holding}")
         return Path(given)
     root = default_data_dir()
     if root is None:
@@ -85,6 +113,7 @@ def load_classifier(model):
     from ecgrhythm.inference.backend import is_onnx_file
     from ecgrhythm.inference.classifier import RhythmClassifier
 
+    check_model(model)
     if not is_onnx_file(model):
         enable_compilation_cache()
         return RhythmClassifier.load(model)
@@ -94,14 +123,22 @@ def load_classifier(model):
         raise UsageError(str(exc)) from None
 
 
+def check_model(model, flag: str = "--model") -> None:
+    """Refuse a model folder or `.onnx` file that does not exist, before anything loads (None: the shipped model)."""
+    from pathlib import Path
+
+    if model is not None and not Path(model).exists():
+        raise UsageError(f"{flag} {model}: no such model folder or .onnx file; give a folder written by 'ecgrhythm train', or leave {flag} out")
+
+
 def write_rows(f, prediction, *, header=True, classes=None, truth=None):
     """CSV rows `record,label[,true_label],lead,<one probability column per class>` of a prediction (or only the header).
 
     `lead` is the lead a single-lead model took from the record, empty for a multi-lead model.
     """
-    import csv
+    from ecgrhythm.utils.io import csv_writer
 
-    writer = csv.writer(f)
+    writer = csv_writer(f)
     classes = prediction.classes if prediction is not None else classes
     if header:
         writer.writerow(["record", "label", *(["true_label"] if truth is not None else []), "lead", *classes])
@@ -112,11 +149,12 @@ def write_rows(f, prediction, *, header=True, classes=None, truth=None):
 
 
 def gather_records(command: str, given) -> tuple[list, int]:
-    """`(record paths, failures)` of the files and folders on the command line; a folder that cannot be listed is reported and counted.
+    """`(record paths, failures)` of the files, bare WFDB record names and folders on the command line.
 
-    A record named twice (`A.hea A.mat`, or a file and its folder) is kept once: the first time it is named.
+    Checked before any model loads: a folder that cannot be listed, or a record that is not there, is reported at
+    once and counted. A record named twice (`A.hea A.mat`, or a file and its folder) is kept once: the first time it is named.
     """
-    from ecgrhythm.records import RecordError, find_records, header_of
+    from ecgrhythm.records import RecordError, find_records, header_of, record_path
 
     paths, failed, seen = [], 0, set()
     for path in given:
@@ -127,6 +165,12 @@ def gather_records(command: str, given) -> tuple[list, int]:
             failed += 1
             continue
         for record in found:
+            try:
+                record_path(record)
+            except RecordError as exc:
+                failure(command, record, exc.reason)
+                failed += 1
+                continue
             key = (header_of(record) or record).resolve()  # a signal file is the record of its header
             if key not in seen:
                 seen.add(key)
@@ -240,6 +284,17 @@ def _is_our_output(path) -> bool:
             return f.readline(100).startswith(("record,label,", "record,lead,"))
     except OSError:
         return False
+
+
+def keras_verbosity(quiet: bool) -> int:
+    """Keras' `verbose` for a training run: 0 if `quiet`; its progress bar (1) when standard output is a terminal; else 2.
+
+    Keras' progress bar writes ANSI colour codes and backspaces whatever its output is, so a log file of a run
+    would fill with them; 2 writes one plain line per epoch.
+    """
+    if quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 def show_progress(logger_name: str) -> None:

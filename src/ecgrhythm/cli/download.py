@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 def add_parser(sub):
-    p = sub.add_parser("download", help="fetch a public data set (PhysioNet) into a folder")
+    p = sub.add_parser(
+        "download",
+        help="fetch a public data set (PhysioNet) into a folder",
+        description="Fetch a public ECG data set from PhysioNet (or a mirror) into DIR: its RECORDS index, every record's "
+        "header and signal file, and its labels (REFERENCE.csv), which 'ecgrhythm train --data DIR', 'evaluate --data DIR' "
+        "and 'classify DIR' then read. Files already there are kept, so an interrupted download continues where it stopped.",
+    )
     p.add_argument("name", choices=["cinc2017"], help="data set")
     p.add_argument("dest", metavar="DIR", help="folder to write (an interrupted download continues where it stopped)")
     p.add_argument("--limit", type=int, help="fetch only the first N records")

@@ -12,49 +12,85 @@ def add_parser(sub):
         "episodes",
         help="AF episodes, AF burden and record class of long records into CSVs",
         description="Find the rhythm episodes of ECG records with overlapping windows, a hidden Markov model and R peaks. "
-        "Writes one row per episode (record, lead, start_s, end_s, label, probability); the episodes of a record cover it "
-        "from start to end. --summary adds one row per record: duration, AF burden, AF episodes, the longest, and the "
-        "CPSC 2021 record class (non-AF, paroxysmal, persistent). WFDB records over an hour are read in pieces "
+        "Writes one row per episode (record, lead, start_s, end_s, label, probability), to standard output or to --output; "
+        "the episodes of a record cover it from start to end. --summary adds one row per record: duration, AF burden, "
+        "AF episodes, the longest, and the CPSC 2021 record class (non-AF, paroxysmal, persistent). Status lines, warnings "
+        "and, on a terminal, progress bars (records, and hours of signal of a long record) go to standard error. "
+        "WFDB records over an hour are read in pieces "
         "(up to 14 days). A bad file is reported on stderr and skipped; the exit status is 1 if any record failed, 0 if none did.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="a record file (.hea, .mat, .csv, .npy) or a folder of records")
-    p.add_argument("--output", "-o", required=True, metavar="FILE.csv", help="episode CSV to write (replaced atomically)")
-    p.add_argument("--summary", metavar="FILE.csv", help="per-record summary CSV to write (replaced atomically)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a record file (.hea, .edf, .bdf, .mat, .csv, .npy), a WFDB record name (DIR/data_101_6 for DIR/data_101_6.hea) or a folder of records",
+    )
+    p.add_argument("--output", "-o", metavar="FILE.csv", help="episode CSV to write (replaced atomically); '-' or none: to standard output")
+    p.add_argument(
+        "--summary",
+        metavar="FILE.csv",
+        help="per-record summary CSV to write (replaced atomically); '-': to standard output, when --output names a file",
+    )
     p.add_argument("--model", metavar="MODEL_DIR", help="single-lead model folder with an A class (default: the shipped models/cinc2017)")
     common.add_lead_argument(p)
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
 
 
 def run(args):
-    from pathlib import Path
+    import sys
 
+    from ecgrhythm.cli.progress import Bars
     from ecgrhythm.episodes.files import iter_file_episodes, write_episodes, write_summary
 
-    outputs = [Path(f) for f in (args.output, args.summary) if f]
-    for out in outputs:
-        if out.is_dir():
-            raise common.UsageError(f"{out} is a folder; pass a CSV file name such as {out / 'episodes.csv'}")
-    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
-        raise common.UsageError(f"--output and --summary are both {outputs[0]}: give them two different file names")
+    common.check_model(args.model)
+    episodes_out, summary_out = _outputs(args)
+    outputs = {flag: out for flag, out in (("--output", episodes_out), ("--summary", summary_out)) if out is not None}
     paths, failed = common.gather_records("episodes", args.paths)
-    for out, flag in zip(outputs, ("--output", "--summary")):
+    for flag, out in outputs.items():
         paths = common.refuse_inputs_as_output(out, args.paths, paths, flag)
-    if not paths and not failed:
-        raise common.no_records(args.paths)
+    if not paths:
+        if not failed:
+            raise common.no_records(args.paths)
+        common.status(f"found the episodes of no records; {failed} failed; nothing written")
+        return 1
     clf = common.load_classifier(args.model)
     clf.require_whole_records("ecgrhythm episodes")
     bad = []
+    with Bars(len(paths), "episodes") as bars:
 
-    def report(path, reason):
-        common.failure("episodes", path, reason)
-        bad.append(path)
+        def report(path, reason):
+            common.failure("episodes", path, reason)
+            bad.append(path)
+            bars.records_done()
 
-    results = list(iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead, on_failure=report))
+        results = []
+        for found in iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead, on_failure=report, progress=bars.signal_done):
+            results.append(found)
+            bars.records_done()
     failed += len(bad)
-    write_episodes(results, args.output)
+    write_episodes(results, episodes_out or sys.stdout)
+    wrote = [str(episodes_out or "the episodes to standard output")]
     if args.summary:
-        write_summary(results, args.summary)
+        write_summary(results, summary_out or sys.stdout)
+        wrote.append(str(summary_out or "the summary to standard output"))
     seconds = time.perf_counter() - args.started
-    wrote = " and ".join(str(o) for o in outputs)
-    print(f"found the episodes of {len(results)} records in {seconds:.1f} s; {failed} failed; wrote {wrote}")
+    common.status(f"found the episodes of {len(results)} record{'' if len(results) == 1 else 's'} in {seconds:.1f} s; {failed} failed; wrote {' and '.join(wrote)}")
     return 1 if failed else 0
+
+
+def _outputs(args):
+    """`(episodes file, summary file)` of `--output` and `--summary`, None for standard output (and for no --summary).
+
+    Raises:
+        common.UsageError: both go to standard output, one is a folder, or they are the same file.
+    """
+    episodes_out = common.output_file(args.output)
+    summary_out = None if args.summary is None else common.output_file(args.summary)
+    if episodes_out is None and args.summary == common.STDOUT:
+        raise common.UsageError("--output and --summary both go to standard output: give one of them a file name (--output FILE.csv)")
+    for out in (episodes_out, summary_out):
+        if out is not None and out.is_dir():
+            raise common.UsageError(f"{out} is a folder; pass a CSV file name such as {out / 'episodes.csv'}")
+    if episodes_out is not None and summary_out is not None and episodes_out.resolve() == summary_out.resolve():
+        raise common.UsageError(f"--output and --summary are both {episodes_out}: give them two different file names")
+    return episodes_out, summary_out

@@ -47,9 +47,9 @@ def _run_episodes_task(args):
         write_episode_report,
     )
 
-    data = common.data_dir(args.data, "cpsc2021-sample")
+    data = common.data_dir(args.data, "cpsc2021-sample", holding="WFDB records with .atr rhythm annotations")
+    _check_output(args.output, data, args.model, [])
     clf = common.load_classifier(args.model)
-    _check_output(args.output, data, clf, [])
     common.check_lead(clf, args.lead)
     report = evaluate_episodes_folder(clf, data, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason))
     print(f"model: {report.info['model']}")
@@ -58,17 +58,20 @@ def _run_episodes_task(args):
     print(format_episode_report(report))
     print()
     paths = write_episode_report(report, args.output)
-    print(f"wrote {paths['json']} and {paths['figure']}")
+    common.status(f"wrote {paths['json']} and {paths['figure']}")
     if report.info["failed_records"]:
         print(f"ecgrhythm evaluate: {report.info['failed_records']} annotated records could not be scored (reasons above)", file=sys.stderr)
         return 1
     return 0
 
 
-def _check_output(out, data, clf, written):
-    """Refuse an `--output` that is the data folder or the model's folder, or whose files we would write are someone else's."""
-    model = getattr(clf, "model_dir_", None) or clf.model_dir
-    common.refuse_input_folder_as_output(out, {"data folder": data, "model folder": model}, written)
+def _check_output(out, data, model, written):
+    """Refuse an `--output` that is the data folder or the model's folder (`--model`, None for the shipped one), or whose
+    files we would write are someone else's: checked before the model loads."""
+    from ecgrhythm.inference.backend import default_model_dir
+
+    common.check_model(model)
+    common.refuse_input_folder_as_output(out, {"data folder": data, "model folder": model or default_model_dir()}, written)
 
 
 def run(args):
@@ -81,8 +84,8 @@ def run(args):
     if args.task == "episodes":
         return _run_episodes_task(args)
     data = common.data_dir(args.data)
+    _check_output(args.output, data, args.model, ["predictions.csv"])
     clf = common.load_classifier(args.model)
-    _check_output(args.output, data, clf, ["predictions.csv"])
     common.check_lead(clf, args.lead)
     report, prediction, truth = evaluate_folder(
         clf, data, exclude_training=not args.all_records, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason)
@@ -98,7 +101,7 @@ def run(args):
     csv_path = Path(args.output) / "predictions.csv"
     with atomic_write(csv_path, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
         common.write_rows(f, prediction, truth=truth)
-    print(f"wrote {paths['json']}, {paths['figure']} and {csv_path}")
+    common.status(f"wrote {paths['json']}, {paths['figure']} and {csv_path}")
     if info["failed_records"]:
         print(
             f"ecgrhythm evaluate: {info['failed_records']} labelled records could not be scored (reasons above); the score leaves them out",
@@ -109,17 +112,20 @@ def run(args):
 
 
 def _what_was_scored(report, split_source: str, all_records: bool) -> str:
-    """The line that says which records were scored, and whether the score is a held-out score."""
+    """The line that says which records were scored, and whether the score is a held-out score.
+
+    Where the score is not held out without `--all-records` asking for it, :func:`~ecgrhythm.evaluation.rhythm.evaluate_folder`
+    has already warned so (on standard error), and the line only says what was scored: the warning is given once.
+    """
     info = report.info
+    failed = f"({info['failed_records']} could not be scored)"
     if info["held_out"]:
         return (
             f"excluded {info['excluded_training_records']} records the model was trained on ({split_source}); "
-            f"scored {report.n_records} held-out records ({info['failed_records']} could not be scored)"
+            f"scored {report.n_records} held-out records {failed}"
         )
     if info["all_records_trained"]:
-        return (
-            f"scored {report.n_records} records, every one of which the model was trained on: NOT a held-out score; a cross-validation "
-            f"of its recipe estimates that (see its model card) ({info['failed_records']} could not be scored)"
-        )
-    why = "--all-records" if all_records else f"{info['model']} has no {split_source}"
-    return f"scored {report.n_records} records, including any the model was trained on ({why}): NOT a held-out score ({info['failed_records']} could not be scored)"
+        return f"scored {report.n_records} records, every one of which the model was trained on {failed}"
+    if all_records:
+        return f"scored {report.n_records} records, including any the model was trained on (--all-records): NOT a held-out score {failed}"
+    return f"scored {report.n_records} records, including any the model was trained on ({info['model']} has no {split_source}) {failed}"

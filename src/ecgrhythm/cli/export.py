@@ -18,8 +18,13 @@ def add_parser(sub):
 
 
 def run(args):
+    from pathlib import Path
+
     from ecgrhythm.export.onnx import export_onnx
 
+    common.check_model(args.model)  # before the networks load
+    if Path(args.output).is_dir():
+        raise common.UsageError(f"--output {args.output} is a folder; pass a file name such as {Path(args.output) / 'model.onnx'}")
     common.enable_compilation_cache()
     try:
         path, difference = export_onnx(args.model, args.output)

@@ -8,7 +8,13 @@ import ecgrhythm.cli.common as common
 def add_parser(sub):
     from ecgrhythm.service.guard import Limits
 
-    p = sub.add_parser("serve", help="run the web service and its page")
+    p = sub.add_parser(
+        "serve",
+        help="run the web service and its page",
+        description="Run the web service: a page at / to upload a record and see its class probabilities, rhythm timeline "
+        "and AF episodes; a JSON API for the same (POST /v1/classify, and the page's examples), described on its OpenAPI "
+        "page at /docs. The model loads once, at startup. Give a --token (or $ECGRHYTHM_TOKEN) before listening beyond this machine.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")

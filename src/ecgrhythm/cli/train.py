@@ -6,7 +6,15 @@ import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):
-    p = sub.add_parser("train", help="train a model on a labelled folder")
+    p = sub.add_parser(
+        "train",
+        help="train a model on a labelled folder",
+        description="Train a CNN + LSTM network on the labelled records of a folder (REFERENCE.csv, or SNOMED-CT codes in "
+        "the headers) and write a model folder that 'classify', 'episodes', 'evaluate', 'export' and 'serve' take with --model. "
+        "A share of the records is held out for validation (its names in split.json); the epoch with the best validation "
+        "score is kept. An interrupted run continues with --resume. Per-epoch lines go to standard output, with Keras' "
+        "progress bar on a terminal and one plain line per epoch otherwise (a log file gets no terminal codes).",
+    )
     p.add_argument(
         "--data",
         help="folder of labelled records: REFERENCE.csv (one label each) or SNOMED-CT 'Dx:' codes in the headers (several); default: the shared CinC 2017 data",
@@ -157,16 +165,18 @@ def _join(args) -> bool:
 
 
 def run(args):
+    pre, arch, tc, classes = recipe(args)
+    data = common.data_dir(args.data)  # checked before Keras and JAX are imported (seconds)
+
     from ecgrhythm.training.parallel import is_primary, resolve_devices
     from ecgrhythm.training.trainer import train
 
-    pre, arch, tc, classes = recipe(args)
     several = _join(args)
     devices = resolve_devices("auto" if several and args.devices is None else args.devices)
     if not args.quiet:
         common.show_progress(train.__module__)
     result = train(
-        common.data_dir(args.data),
+        data,
         args.output,
         preprocess_config=pre,
         model_config=arch,
@@ -176,7 +186,7 @@ def run(args):
         labels=args.labels,
         classes=classes,
         unlabelled=args.unlabelled,
-        verbose=0 if args.quiet else 1,
+        verbose=common.keras_verbosity(args.quiet),
         devices=devices,
     )
     written = f"model written to {result.model_dir}" if is_primary() else f"process 0 wrote the model to {result.model_dir} on its host"

@@ -7,14 +7,14 @@ them as CSV files, replaced atomically.
 
 from __future__ import annotations
 
-import csv
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from ecgrhythm.episodes.finder import RecordEpisodes, record_episodes, stream_episodes
 from ecgrhythm.records import failure_reason, read_record
 from ecgrhythm.records.long_records import open_long_record, should_stream
-from ecgrhythm.utils.io import atomic_write
+from ecgrhythm.utils.io import atomic_write, csv_writer
 
 __all__ = ["iter_file_episodes", "write_episodes", "write_summary", "EPISODE_COLUMNS", "SUMMARY_COLUMNS"]
 
@@ -22,30 +22,32 @@ EPISODE_COLUMNS = ("record", "lead", "start_s", "end_s", "label", "probability")
 SUMMARY_COLUMNS = ("record", "lead", "duration_s", "af_burden", "af_episodes", "longest_af_s", "record_class")
 
 
-def _file_episodes(classifier, path: Path, fs: float | None, lead) -> RecordEpisodes:
+def _file_episodes(classifier, path: Path, fs: float | None, lead, progress) -> RecordEpisodes:
     if should_stream(path, fs):  # WFDB records over an hour are read in pieces
         with open_long_record(path, fs) as stream:
-            return stream_episodes(classifier, stream, lead)
-    return record_episodes(classifier, read_record(path, fs=fs), lead)
+            return stream_episodes(classifier, stream, lead, progress=progress)
+    return record_episodes(classifier, read_record(path, fs=fs), lead, progress=progress)
 
 
-def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None, on_failure=None) -> Iterator[RecordEpisodes]:
+def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None, on_failure=None, progress=None) -> Iterator[RecordEpisodes]:
     """The episodes of each record file, in order; a file that fails is reported and the rest go on.
 
     Args:
         classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` with an AF class.
-        paths: record files (`.hea`, `.mat`, `.csv`, `.npy`, ...).
+        paths: record files (`.hea`, `.mat`, `.csv`, `.npy`, ...) or bare WFDB record names.
         fs: sampling rate (Hz) of files without a header.
         lead: lead name or 0-based index (default: lead I, else the first).
         on_failure: `on_failure(path, reason)`, called for each file that fails
             (:func:`~ecgrhythm.records.failure_reason`); `None` skips them silently.
+        progress: `progress(done_s, total_s)`, called as the record being worked on is gone through (seconds of it
+            done, its length; each record starts again from 0); `None` reports nothing.
 
     Yields:
         The :class:`~ecgrhythm.episodes.finder.RecordEpisodes` of each file that could be used.
     """
     for path in map(Path, paths):
         try:
-            found = _file_episodes(classifier, path, fs, lead)
+            found = _file_episodes(classifier, path, fs, lead, progress)
         except Exception as exc:  # one bad record fails alone, whatever its kind
             if on_failure is not None:
                 on_failure(path, failure_reason(exc))
@@ -54,14 +56,22 @@ def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None,
 
 
 def _write_rows(path, header, rows) -> None:
-    with atomic_write(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-        writer = csv.writer(f)
+    """Write a CSV to `path` atomically, or to `path` itself if it is an open text file (such as `sys.stdout`)."""
+    if hasattr(path, "write"):
+        opened = contextlib.nullcontext(path)
+    else:
+        opened = atomic_write(path, "w", newline="", encoding="utf-8", errors="backslashreplace")
+    with opened as f:
+        writer = csv_writer(f)
         writer.writerow(header)
         writer.writerows(rows)
 
 
 def write_episodes(results: list[RecordEpisodes], path) -> None:
-    """Write one row per episode (:data:`EPISODE_COLUMNS`; times in seconds from the record's start) to the CSV `path`."""
+    """Write one row per episode (:data:`EPISODE_COLUMNS`; times in seconds from the record's start) to the CSV `path`.
+
+    `path` is a file name (the file is replaced atomically) or an open text file, such as `sys.stdout`.
+    """
     _write_rows(
         path,
         EPISODE_COLUMNS,
@@ -70,7 +80,10 @@ def write_episodes(results: list[RecordEpisodes], path) -> None:
 
 
 def write_summary(results: list[RecordEpisodes], path) -> None:
-    """Write one row per record (:data:`SUMMARY_COLUMNS`: duration, AF burden, AF episodes, the longest, CPSC 2021 class) to the CSV `path`."""
+    """Write one row per record (:data:`SUMMARY_COLUMNS`: duration, AF burden, AF episodes, the longest, CPSC 2021 class) to the CSV `path`.
+
+    `path` is a file name (the file is replaced atomically) or an open text file, such as `sys.stdout`.
+    """
     _write_rows(
         path,
         SUMMARY_COLUMNS,

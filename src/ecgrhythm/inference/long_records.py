@@ -39,7 +39,7 @@ from ecgrhythm.inference.forward import average_by_owner, chunk_bounds
 from ecgrhythm.preprocessing.pipeline import first_samples, model_input
 from ecgrhythm.records import RecordError
 
-__all__ = ["stream_input", "stream_chunks", "classify_stream", "PIECE_S", "CHUNKS_PER_CALL"]
+__all__ = ["stream_input", "stream_chunks", "classify_stream", "reported", "PIECE_S", "CHUNKS_PER_CALL"]
 
 PIECE_S = 600.0  # seconds of signal read at a time
 CHUNKS_PER_CALL = 64  # chunks of the largest bucket classified per call
@@ -93,7 +93,23 @@ def stream_chunks(pieces, n: int, max_length: int, *, fs: float, source="record"
         raise RecordError(source, f"the record gave {offset + held} samples at {fs:g} Hz on a second reading, not {n}")
 
 
-def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) -> tuple[np.ndarray, str | None]:
+def reported(pieces, fs: float, n_samples: int, progress):
+    """`pieces` (arrays of `fs` Hz, `n_samples` in all) as they are, calling `progress(done_s, total_s)` as each one is taken.
+
+    `progress` learns of a piece once its consumer asks for the next, so `done_s` counts the seconds worked through;
+    `None` reports nothing. The library's progress hooks (for the commands' progress bars) are built on it.
+    """
+    if progress is None:
+        yield from pieces
+        return
+    done = 0
+    for piece in pieces:
+        yield piece
+        done += len(piece)
+        progress(done / fs, n_samples / fs)
+
+
+def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S, progress=None) -> tuple[np.ndarray, str | None]:
     """Class probabilities of a record read in pieces, as classifying it whole would give them (see the module docstring).
 
     Args:
@@ -101,6 +117,8 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
         stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`~ecgrhythm.records.long_records.open_long_record`).
         lead: lead name or 0-based index for a single-lead model (default: lead I, else the first).
         piece_s: about how many seconds of the record are read at a time.
+        progress: `progress(done_s, total_s)`, called as each piece is classified (seconds of the record done, its
+            length); the first pass, which gathers the normalisation's statistics, is not counted. `None` reports nothing.
 
     Returns:
         `(probabilities, lead)`: float array `(n_classes,)` and the lead used
@@ -111,6 +129,7 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S) 
         NonFiniteOutputError: the network gave NaN or infinite probabilities.
     """
     n, pieces, name = stream_input(classifier, stream, lead, piece_s=piece_s)
+    pieces = reported(pieces, classifier.preprocess_.fs, n, progress)
     fixed = classifier.preprocess_.fixed_samples
     if fixed is not None:
         return classifier.predict_prepared([first_samples(pieces, fixed, classifier.n_channels_)])[0], name

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 CHUNK_SAMPLES = 2_000_000  # signal values per chunk: 8 MB of float32, about 400 CinC 2017 records at 150 Hz
 
 
-def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES):
+def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES, progress=None):
     """Classify files chunk by chunk, keeping going past those that cannot be read or classified.
 
     A chunk ends before the record that would take its signal values over
@@ -57,6 +57,9 @@ def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None
         lead: lead name or 0-based index a single-lead model takes from
             multi-lead records (default: lead I, else the first lead).
         chunk_samples: budget of signal values (samples x leads at the model's rate) per chunk.
+        progress: `progress(done_s, total_s)`, called as a long record read in pieces is classified (seconds of
+            it done, its length; see :func:`~ecgrhythm.inference.long_records.classify_stream`); records read whole
+            are done when their chunk is yielded. `None` reports nothing.
 
     Yields:
         `(prediction, failures)` per chunk, in input order: a
@@ -79,14 +82,14 @@ def iter_classify_files(classifier, paths, *, fs: float | None = None, lead=None
                 pending = pool.submit(next, chunks, None)  # read the next chunk while this one is classified
                 read, failures = chunk
                 del chunk
-                prediction, failures = _classify_chunk(classifier, read, failures, fs, lead)
+                prediction, failures = _classify_chunk(classifier, read, failures, fs, lead, progress)
                 del read  # drop the signals before waiting for the next chunk
                 yield prediction, failures
         finally:
             stop.set()  # the reader drops the rest of its chunk instead of finishing it
 
 
-def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES, on_failure=None):
+def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chunk_samples: int = CHUNK_SAMPLES, on_failure=None, progress=None):
     """Classify files, keeping going past those that cannot be read or classified.
 
     Args: as :func:`iter_classify_files`, and `on_failure(path, reason)`, called for each failed file as soon as its
@@ -98,7 +101,7 @@ def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chu
         `(path, reason)` for the others.
     """
     names, labels, probs, leads, failures = [], [], [], [], []
-    for prediction, bad in iter_classify_files(classifier, paths, fs=fs, lead=lead, chunk_samples=chunk_samples):
+    for prediction, bad in iter_classify_files(classifier, paths, fs=fs, lead=lead, chunk_samples=chunk_samples, progress=progress):
         names += prediction.names
         labels += prediction.labels
         probs.append(prediction.probabilities)
@@ -167,7 +170,7 @@ def _chunks(outcomes, budget: int):
         yield read, failures
 
 
-def _classify_chunk(classifier, read, failures, fs, lead):
+def _classify_chunk(classifier, read, failures, fs, lead, progress=None):
     """Predict a chunk at once; if that fails, record by record so one bad record fails alone.
 
     A classifier's `predict_prepared` raises on probabilities that are not finite
@@ -178,7 +181,7 @@ def _classify_chunk(classifier, read, failures, fs, lead):
         path, name, _, long = read[0]
         try:
             with open_long_record(long.path, fs) as stream:
-                row, chosen = classify_stream(classifier, stream, lead)
+                row, chosen = classify_stream(classifier, stream, lead, progress=progress)
             read, probs = [(path, name, chosen, None)], row[None]
         except Exception as exc:
             reason = exc.reason if isinstance(exc, RecordError) else f"cannot be classified ({type(exc).__name__}: {exc})"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ecgrhythm.records.core import RecordError, header_bytes, shown, signal_file_names
 from ecgrhythm.records.registry import HEADER_SUFFIX, record_suffixes, signal_suffixes
+from ecgrhythm.records.wfdb_reader import named_header
 
 __all__ = ["find_records", "record_files"]
 
@@ -29,7 +30,10 @@ def find_records(paths) -> list[Path]:
     yields every `.hea` header and every file with a registered reader
     (`.mat`, `.csv`, `.npy`, ...) that no header names, except hidden files and
     the challenges' metadata tables (`REFERENCE*.csv` labels, `dx_mapping*.csv`
-    code names). Files are taken as given; subfolders are not searched.
+    code names). Files are taken as given, and a bare WFDB record name
+    (`.../A00005`, no file of its own) as its header `.../A00005.hea`; a path
+    that names nothing is kept, to be reported when read
+    (:func:`~ecgrhythm.records.record_path` checks it sooner). Subfolders are not searched.
 
     Args:
         paths: file or folder paths.
@@ -39,11 +43,17 @@ def find_records(paths) -> list[Path]:
 
     Raises:
         RecordError: a folder or its index cannot be read.
+
+    Example:
+        >>> import ecgrhythm
+        >>> paths = ecgrhythm.find_records(["../shared/data/cpsc2021-sample"])
+        >>> len(paths), paths[0].as_posix()
+        (18, '../shared/data/cpsc2021-sample/data_101_6.hea')
     """
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
-            found.append(path)
+            found.append(named_header(path) or path)
             continue
         try:
             index = path / "RECORDS"

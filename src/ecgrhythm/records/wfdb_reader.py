@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.records.core import (
+    GIVE_FS,
     MAX_DURATION_S,
     MAX_LEADS,
     MAX_STREAM_DURATION_S,
@@ -114,8 +115,8 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
     raw = header_bytes(header)
     n_sig, header_fs, sig_len = record_line(header, raw)
     if header_fs is None and fs is None:
-        raise RecordError(header, "the header gives no sampling rate: pass --fs (Hz)")
-    fs = check_fs(fs if header_fs is None else header_fs, header, "fix the header's record line" if header_fs is not None else "pass --fs (Hz)")
+        raise RecordError(header, f"the header gives no sampling rate: {GIVE_FS}")
+    fs = check_fs(fs if header_fs is None else header_fs, header, "fix the header's record line" if header_fs is not None else GIVE_FS)
     if not 1 <= n_sig <= MAX_LEADS:
         raise RecordError(header, f"the header declares {n_sig} signals; expected 1 to {MAX_LEADS}")
     if sig_len == 0:
@@ -235,9 +236,21 @@ def _wfdb_view(stack: contextlib.ExitStack, raw: bytes) -> Path:
 
 
 def header_of(path) -> Path | None:
-    """The WFDB header a record file is read through: `path` itself if it is a `.hea`, else :func:`sibling_header`."""
+    """The WFDB header a record file is read through: `path` itself if it is a `.hea`, the header of a bare
+    record name (:func:`named_header`), else :func:`sibling_header`."""
     path = Path(path)
-    return path if path.suffix.lower() == HEADER_SUFFIX else sibling_header(path)
+    return path if path.suffix.lower() == HEADER_SUFFIX else (named_header(path) or sibling_header(path))
+
+
+def named_header(path) -> Path | None:
+    """The header of a bare WFDB record name, as wfdb's tools take it: `.../A00005` names `.../A00005.hea`.
+
+    Only a path that is no file or folder of its own names a record so; the header (`.hea`, or `.HEA`) must exist.
+    """
+    path = Path(path)
+    if path.name in ("", ".", "..") or path.exists():
+        return None
+    return next((h for h in (path.with_name(path.name + s) for s in (HEADER_SUFFIX, HEADER_SUFFIX.upper())) if h.is_file()), None)
 
 
 def sibling_header(path: Path) -> Path | None:

@@ -78,10 +78,10 @@ def claim_folder(output: Path, recipe: dict, folds: Folds) -> None:
             changed = sorted(k for k in set(stored) | set(recipe) if stored.get(k) != json.loads(json.dumps(recipe.get(k))))
             raise ValueError(
                 f"{recipe_path}: this cross-validation was run with other settings ({', '.join(changed)} differ); "
-                f"rerun it with the same options, or choose another --output"
+                f"rerun it with the same settings, or choose another `output` folder"
             )
     if folds_path.is_file() and read_folds(output).folds != folds.folds:
-        raise ValueError(f"{folds_path}: the saved folds differ from those of these records (the data folder changed?); choose another --output")
+        raise ValueError(f"{folds_path}: the saved folds differ from those of these records (the data folder changed?); choose another `output` folder")
     if not recipe_path.is_file():
         atomic_write_text(recipe_path, json.dumps(recipe, indent=2) + "\n")
     if not folds_path.is_file():
@@ -185,7 +185,7 @@ def run_crossval(
         labels, classes: as for :func:`ecgrhythm.training.data.load_labelled`.
         only: 0-based folds to run (default: all), to spread the folds over machines.
         folds_only: write `crossval.json` and `folds.json` and train nothing.
-        verbose: Keras' progress bar (1) or none (0).
+        verbose: Keras' progress bar (1, for a terminal), one plain line per epoch (2, for a log file) or none (0).
         on_epoch: called with `(fold, log row)` after each epoch (an exception there stops the run; rerunning resumes).
 
     Returns:
@@ -200,7 +200,7 @@ def run_crossval(
     output = Path(output)
     chosen = range(n_folds) if only is None else sorted(set(only))
     if any(not 0 <= k < n_folds for k in chosen):
-        raise ValueError(f"Invalid argument `fold`: expected fold numbers 0 to {n_folds - 1}. Received: {list(chosen)}")
+        raise ValueError(f"Invalid argument `only` (the folds to run): expected fold numbers 0 to {n_folds - 1}. Received: only={list(chosen)}")
     pre, arch, tc = preprocess_config or PreprocessConfig(), model_config or default_config(), train_config or TrainConfig()
     data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit)
     folds = make_folds(data, n_folds, fold_seed)

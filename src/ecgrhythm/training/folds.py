@@ -79,7 +79,7 @@ def make_folds(data: LabelledData, n_folds: int, seed: int) -> Folds:
     counts = np.bincount(data.targets)
     smallest = int(counts[counts > 0].min())
     if not 2 <= n_folds <= smallest:
-        raise ValueError(f"Invalid argument `folds`: expected 2 to {smallest} (records of the rarest class present). Received: folds={n_folds}")
+        raise ValueError(f"Invalid argument `n_folds`: expected 2 to {smallest} (records of the rarest class present). Received: n_folds={n_folds}")
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     folds = [[data.names[i] for i in np.sort(held_out)] for _, held_out in splitter.split(np.zeros(len(data.targets)), data.targets)]
     labels = {name: data.classes[t] for name, t in zip(data.names, data.targets)}
@@ -95,7 +95,7 @@ def read_folds(output) -> Folds:
     """
     path = Path(output) / FOLDS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: write the folds with 'ecgrhythm crossval --output {Path(output)} --folds-only'")
+        raise FileNotFoundError(f"{path} not found: {Path(output)} is not a cross-validation folder (its folds are written first, `folds_only=True` writes only them)")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return Folds([list(map(str, f)) for f in raw["folds"]], int(raw["seed"]), tuple(raw["classes"]), dict(raw["labels"]))

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from ecgrhythm.networks.saving import LOG_FILE
+from ecgrhythm.utils.io import csv_writer
 
 __all__ = ["log_text", "read_log", "score_column"]
 
@@ -14,9 +15,10 @@ __all__ = ["log_text", "read_log", "score_column"]
 def log_text(history: list[dict]) -> str:
     """The per-epoch log as CSV text: a header of the first row's keys, then one line per epoch."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(history[0]))
-    writer.writeheader()
-    writer.writerows(history)
+    fields = list(history[0])
+    writer = csv_writer(out)
+    writer.writerow(fields)
+    writer.writerows([row.get(k, "") for k in fields] for row in history)
     return out.getvalue()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.training.folds import Folds, fold_dir, read_folds
-from ecgrhythm.utils.io import atomic_write_text
+from ecgrhythm.utils.io import atomic_write_text, csv_writer
 
 __all__ = [
     "OOF_FILE",
@@ -35,7 +35,7 @@ LAST_OOF_FILE = "oof-last.csv"  # the out-of-fold probabilities of each fold net
 def oof_text(names, fold: int, truth, probabilities: np.ndarray, classes) -> str:
     """Out-of-fold rows `record,fold,true_label,<one probability column per class>` as CSV text (with the header)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     writer.writerow(["record", "fold", "true_label", *classes])
     for name, label, row in zip(names, truth, probabilities):
         writer.writerow([name, fold, label, *(f"{p:.6f}" for p in row)])
@@ -105,14 +105,14 @@ def finished_oof(output: Path, partial: bool, filename: str = OOF_FILE):
         if filename == LAST_OOF_FILE and all((fold_dir(output, k) / OOF_FILE).is_file() for k in missing):
             raise FileNotFoundError(
                 f"{output}: fold(s) {missing} are finished but have no {filename} (run before it was written, or without a checkpoint); "
-                "rerun 'ecgrhythm crossval' with the same options and --fold K for each (it reads the fold's checkpoint, it does not train), "
-                "or for an ensemble of cross-validations, its members so, then 'ecgrhythm ensemble --crossval' again"
+                f"rerun the cross-validation with the same settings on those folds (`only={missing}`: it reads each fold's checkpoint, "
+                "it does not train), or for an ensemble of cross-validations, each member so, then the ensemble again"
             )
         if partial:
-            raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{filename}); run at least one fold with 'ecgrhythm crossval --fold K'")
+            raise FileNotFoundError(f"{output}: no fold is finished (no fold*/{filename}); run at least one fold of the cross-validation (`only`)")
         raise FileNotFoundError(
-            f"{output}: fold(s) {missing} have no {filename}: the cross-validation is unfinished; rerun 'ecgrhythm crossval' with the same "
-            "options (or report the finished folds with --partial-report)"
+            f"{output}: fold(s) {missing} have no {filename}: the cross-validation is unfinished; rerun it with the same settings, "
+            "or use the finished folds only (`partial=True`)"
         )
     parts = [read_oof(path) for path in paths if path.is_file()]
     if any(part[4] != parts[0][4] for part in parts):

@@ -36,37 +36,37 @@ logger = logging.getLogger(__name__)
 FORCE_HOST_DEVICES = "XLA_FLAGS=--xla_force_host_platform_device_count=N"
 
 
-def resolve_devices(spec) -> list[str] | None:
-    """The devices a `--devices` value names: `None` (or 1) for one device, `"auto"` for all, or a count.
+def resolve_devices(devices) -> list[str] | None:
+    """The devices that `devices` names: `None` (or 1) for one device, `"auto"` for all, or a count.
 
     Args:
-        spec: `None`, `"auto"`, or a positive integer (or its text).
+        devices: `None`, `"auto"`, or a positive integer (or its text).
 
     Returns:
         Device names such as `["cpu:0", "cpu:1"]` (the first `N` of
         `keras.distribution.list_devices()`), or `None` for a single-device run.
 
     Raises:
-        ValueError: `spec` is not `auto` or a positive integer, or asks for more devices than there are.
+        ValueError: `devices` is not `auto` or a positive integer, or asks for more devices than there are.
     """
-    if spec is None:
+    if devices is None:
         return None
     from keras import distribution
 
     available = distribution.list_devices()
-    if str(spec).strip().lower() == "auto":
+    if str(devices).strip().lower() == "auto":
         count = len(available)
     else:
         try:
-            count = int(spec)
+            count = int(devices)
         except (TypeError, ValueError):
             count = 0
-        if count < 1 or str(count) != str(spec).strip():
-            raise ValueError(f"Invalid argument `devices` (--devices): expected 'auto' or a positive integer. Received: devices={spec!r}")
+        if count < 1 or str(count) != str(devices).strip():
+            raise ValueError(f"Invalid argument `devices`: expected 'auto' or a positive integer. Received: devices={devices!r}")
     if count > len(available):
         raise ValueError(
-            f"devices={count} but only {len(available)} device(s) are visible ({', '.join(available)}); pass a smaller "
-            f"--devices, or on a CPU force host devices with {FORCE_HOST_DEVICES} before starting"
+            f"Invalid argument `devices`: only {len(available)} device(s) are visible ({', '.join(available)}); ask for fewer, "
+            f"or on a CPU force host devices with {FORCE_HOST_DEVICES} before starting. Received: devices={count}"
         )
     if process_rows()[1] > 1:
         _check_process_devices(available, count)
@@ -83,8 +83,8 @@ def _check_process_devices(available: list[str], count: int) -> None:
 
     if count != len(available):
         raise ValueError(
-            f"devices={count} but a run of {jax.process_count()} processes trains on all {len(available)} devices "
-            f"of all processes: pass --devices auto"
+            f"Invalid argument `devices`: a run of {jax.process_count()} processes trains on all {len(available)} devices "
+            f"of all processes, so expected devices='auto'. Received: devices={count}"
         )
     owners = [d.process_index for d in jax.devices()]
     per_process = len(owners) // jax.process_count()
@@ -108,10 +108,10 @@ def join_processes(coordinator: str, num_processes: int, process_id: int) -> Non
     """
     host, _, port = str(coordinator).rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"Invalid argument `coordinator` (--coordinator): expected HOST:PORT. Received: coordinator={coordinator!r}")
+        raise ValueError(f"Invalid argument `coordinator`: expected HOST:PORT. Received: coordinator={coordinator!r}")
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise ValueError(
-            f"Invalid arguments `num_processes`, `process_id` (--num-processes, --process-id): expected 0 <= process id < "
+            f"Invalid arguments `num_processes`, `process_id`: expected 0 <= process id < "
             f"number of processes. Received: num_processes={num_processes}, process_id={process_id}"
         )
     import jax
@@ -160,16 +160,16 @@ def check_batch_size(batch_size: int, devices) -> None:
     from ecgrhythm.inference.classifier import BATCH_SIZE
 
     if not devices and process_rows()[1] > 1:
-        raise ValueError(f"a run of {process_rows()[1]} processes trains over the devices of all of them: pass --devices auto")
+        raise ValueError(f"a run of {process_rows()[1]} processes trains over the devices of all of them: expected devices='auto'. Received: devices=None")
 
     if devices and batch_size % len(devices):
         raise ValueError(
             f"the training batch of {batch_size} records does not split evenly over {len(devices)} devices: "
-            f"pass a --batch-size that is a multiple of {len(devices)} (with --limit, enough records for one)"
+            f"make the `batch_size` of the training config a multiple of {len(devices)} (with `limit`, leave enough records for one)"
         )
     if devices and BATCH_SIZE % len(devices):
         raise ValueError(
-            f"validation batches of {BATCH_SIZE} records do not split evenly over {len(devices)} devices: pass a --devices that divides {BATCH_SIZE}"
+            f"validation batches of {BATCH_SIZE} records do not split evenly over {len(devices)} devices: ask for a number of `devices` that divides {BATCH_SIZE}"
         )
 
 

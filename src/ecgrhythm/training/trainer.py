@@ -160,7 +160,7 @@ def _open_checkpoint(output_dir: Path, resume: bool) -> Checkpoint:
     check_output_folder(output_dir)
     checkpoint = Checkpoint(output_dir, writes=is_primary())
     if checkpoint.folder.exists() and not resume:
-        raise FileExistsError(f"{checkpoint.folder} exists: pass --resume to continue that run, or choose another --output")
+        raise FileExistsError(f"{checkpoint.folder} exists: continue that run with `resume=True`, or choose another `output_dir`")
     return checkpoint
 
 
@@ -207,7 +207,8 @@ def train(
         resume: continue from `output_dir/checkpoint` (settings must match).
         limit, labels, classes, unlabelled, data, val_names: which records train and validate, as for
             :func:`~ecgrhythm.training.plan.plan_run`.
-        verbose: 1 shows Keras' progress bar, 0 is silent.
+        verbose: 1 shows Keras' progress bar (with terminal codes: for a terminal), 2 one plain line per epoch
+            (for a log file), 0 is silent.
         on_epoch: called with each finished epoch's log row once its checkpoint is written; an exception
             raised there stops the run, which `resume=True` continues from the next epoch.
         devices: `None` for one device, or device names from :func:`ecgrhythm.training.parallel.resolve_devices`

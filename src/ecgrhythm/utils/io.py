@@ -1,4 +1,4 @@
-"""Atomic file output: a reader never sees a half-written file.
+"""Atomic file output: a reader never sees a half-written file; CSV rows that end with a line feed alone.
 
 An output that is a symbolic link is written through the link: the new file
 replaces the link's target, in the target's folder, and the link stays a link.
@@ -11,13 +11,14 @@ them (as root) would put a regular file where a device was.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import re
 import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "csv_writer"]
 
 _DESCRIPTOR_ALIAS = re.compile(r"^(/dev/(stdout|stderr|fd/[^/]+)|/proc/[^/]+/fd/[^/]+)$")
 
@@ -82,3 +83,11 @@ def atomic_write_text(path, text: str) -> None:
     """Write `text` to `path` atomically (UTF-8)."""
     with atomic_write(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def csv_writer(f, **kwargs):
+    """A `csv.writer` on the text file `f` whose rows end with a line feed, as text files on POSIX do (`csv`'s default is CR LF).
+
+    Open `f` with `newline=""` (as :func:`atomic_write` takes it) so that no other translation happens.
+    """
+    return csv.writer(f, lineterminator="\n", **kwargs)
