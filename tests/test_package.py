@@ -41,6 +41,7 @@ def test_the_face_classifies_and_finds_episodes_of_a_real_record(cinc2017_dir):
     assert isinstance(record, ecgrhythm.EcgRecord)
     clf = ecgrhythm.RhythmClassifier.load()
     assert clf.model_dir_ == ecgrhythm.default_model_dir()
-    assert clf.predict_records([record]).labels == ["A"]
+    assert clf.predict_records([record]).labels == ["A"] and clf.predict(record) == "A"
+    assert clf.predict(record.signal[:, 0], fs=record.fs) == "A"  # one 1-D array with its rate
     found = ecgrhythm.record_episodes(clf, record)
     assert isinstance(found, ecgrhythm.RecordEpisodes) and found.af_burden > 0.5

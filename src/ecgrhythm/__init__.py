@@ -4,14 +4,28 @@ The package face: the names most users need, loaded on first use, so that
 `import ecgrhythm` (and `ecgrhythm --help`) stays fast and imports neither
 Keras nor JAX.
 
+- :class:`RhythmClassifier`: `RhythmClassifier.load()` gives the shipped CinC 2017 model (or any model
+  folder or `.onnx` file); `predict` and `predict_proba` take one signal (a NumPy array `(n_samples,)`
+  or `(n_samples, n_leads)` in mV, with `fs=`, or a record) or a list of signals; `predict_records`
+  takes files; the results are :class:`Prediction` objects.
+- :func:`read_record` reads a record (WFDB `.hea` or a bare record name, `.mat`, `.csv` and `.npy`
+  with `fs=`) as an :class:`EcgRecord`; :func:`find_records` lists a folder's; problems are a :class:`RecordError`.
+- :func:`record_episodes` and :func:`stream_episodes` find AF episodes and the AF burden of a record
+  (:class:`RecordEpisodes`), with the settings of :class:`EpisodeParams`.
+- :func:`train` trains a model folder, with :class:`PreprocessConfig`, :class:`ModelConfig` and :class:`TrainConfig`.
+
 Example:
->>> import ecgrhythm                                                    # doctest: +SKIP
->>> record = ecgrhythm.read_record("A00001.hea")
->>> clf = ecgrhythm.RhythmClassifier.load()                             # the shipped model
->>> clf.predict_records([record]).labels
-['N']
->>> ecgrhythm.record_episodes(clf, record).af_burden
-0.0
+    >>> import ecgrhythm
+    >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A00004.hea")   # the data folder beside a checkout
+    >>> record.signal.shape, record.fs
+    ((9000, 1), 300.0)
+    >>> clf = ecgrhythm.RhythmClassifier.load()                             # the shipped model
+    >>> clf.predict(record.signal[:, 0], fs=300)                            # one signal's label
+    'A'
+    >>> clf.predict_records(["../shared/data/cinc2017/A00001.hea", record]).labels
+    ['N', 'A']
+    >>> ecgrhythm.record_episodes(clf, record).af_burden
+    1.0
 
 Keras runs on the JAX backend unless `KERAS_BACKEND` says otherwise; the code
 uses `keras.ops` only, so TensorFlow and PyTorch users can run it too.
@@ -22,7 +36,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one copy of the version: pyproject.toml reads it, `ecgrhythm --version` prints it
 
 # Public name -> the module that defines it (imported on first use).
 _FACE = {

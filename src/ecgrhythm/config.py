@@ -85,6 +85,18 @@ class PreprocessConfig(Config):
             :func:`ecgrhythm.preprocessing.pipeline.rr_intervals`), from the beats of the
             first lead. Default `False`; `to_dict` leaves it out when `False`,
             so configs written before it existed load and compare as before.
+
+    Raises:
+        ValueError: a value out of range, naming the argument and the value received.
+
+    Example:
+        >>> import ecgrhythm
+        >>> ecgrhythm.RhythmClassifier.load().preprocess_           # the shipped model's
+        PreprocessConfig(fs=150.0, normalization='zscore', bandpass=None, leads=None, fixed_length_s=None, rr_channel=False)
+        >>> ecgrhythm.PreprocessConfig(fs=100.0, bandpass=(0.5, 60.0))
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid argument `bandpass`: expected (low, high) with 0 <= low < high < fs/2 = 50.0. Received: bandpass=(0.5, 60.0)
     """
 
     fs: float = 150.0
@@ -163,6 +175,21 @@ class TrainConfig(Config):
         seed: seed of the split, the weights and the windows.
         augment: augmentations of the training windows, names from
             `ecgrhythm.preprocessing.augmentation.AUGMENTATIONS` (default none).
+
+    Raises:
+        ValueError: a value out of range, naming the argument and the value received.
+
+    Example:
+        >>> import ecgrhythm
+        >>> config = ecgrhythm.TrainConfig(epochs=10, augment=("flip", "noise"))
+        >>> config.to_dict()                                         # as config.json and checkpoints keep it
+        {'epochs': 10, 'batch_size': 32, 'window_s': 20.0, 'learning_rate': 0.001, 'patience': None, 'val_fraction': 0.15, 'class_weighting': 'balanced', 'seed': 0, 'augment': ('flip', 'noise')}
+        >>> ecgrhythm.TrainConfig.from_dict(config.to_dict()) == config
+        True
+        >>> ecgrhythm.TrainConfig(val_fraction=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid argument `val_fraction`: expected a fraction in [0, 1). Received: val_fraction=1.0
     """
 
     epochs: int = 40

@@ -56,6 +56,81 @@ def test_arrays_and_records_agree(clf, cinc2017_dir):
     assert from_array.names == ["x"]
 
 
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped model: calibrated (a class prior and temperatures), three networks."""
+    return RhythmClassifier.load()
+
+
+def test_predict_and_predict_proba_take_one_signal_or_a_list_and_agree_with_predict_records(shipped, cinc2017_dir):
+    paths = [cinc2017_dir / "A00004.hea", cinc2017_dir / "A00001.hea"]  # labelled A and N in REFERENCE.csv
+    expected = shipped.predict_records(paths)
+    assert expected.labels == ["A", "N"]
+    af, normal = (read_record(p) for p in paths)
+    one = af.signal[:, 0]  # 1-D, mV, 300 Hz
+    assert one.ndim == 1 and shipped.predict(one, fs=300) == "A"
+    proba = shipped.predict_proba(one, fs=300)
+    assert proba.shape == (4,)
+    np.testing.assert_allclose(proba, expected.probabilities[0], atol=1e-6)  # the calibrated whole-record probabilities
+    np.testing.assert_allclose(shipped.predict_proba(one[:, None], fs=300.0), proba, atol=1e-6)  # 2-D, one lead
+    assert shipped.predict(af) == "A"  # a record carries its rate
+    np.testing.assert_allclose(shipped.predict_proba(af, fs=300), proba, atol=1e-6)  # an agreeing fs is fine
+    signals = [one, normal.signal[:, 0]]
+    assert shipped.predict(signals, fs=300) == ["A", "N"] and shipped.predict(tuple(signals), fs=300) == ["A", "N"]
+    stacked = shipped.predict_proba(signals, fs=300)
+    assert stacked.shape == (2, 4)
+    np.testing.assert_allclose(stacked, expected.probabilities, atol=1e-6)
+    np.testing.assert_allclose(shipped.predict_proba([af, normal.signal], fs=300), expected.probabilities, atol=1e-6)  # mixed
+    assert shipped.predict_proba([], fs=300).shape == (0, 4) and shipped.predict([], fs=300) == []
+
+
+def test_predict_refuses_what_it_cannot_take_naming_the_argument(shipped, cinc2017_dir):
+    record = read_record(cinc2017_dir / "A00004.hea")
+    signal = record.signal[:, 0]
+    for call in (lambda: shipped.predict(signal), lambda: shipped.predict_proba([signal]), lambda: shipped.predict_arrays(signal, None)):
+        with pytest.raises(ValueError, match=r"`fs`: arrays carry no sampling rate; pass fs=, the sampling rate in Hz") as error:
+            call()
+        assert "--" not in str(error.value)
+    with pytest.raises(ValueError, match=r"`fs`: record 'A00004' was sampled at 300 Hz.*Received: fs=250"):
+        shipped.predict(record, fs=250)
+    with pytest.raises(ValueError, match=r"`fs`: invalid sampling rate 5 Hz"):
+        shipped.predict(signal, fs=5)
+    with pytest.raises(ValueError, match=r"x\[0\] is a number.*np.asarray\(x\)"):  # one signal as a plain list: ambiguous
+        shipped.predict(signal.tolist(), fs=300)
+    with pytest.raises(ValueError, match="not a file path.*predict_records"):
+        shipped.predict(str(cinc2017_dir / "A00004.hea"))
+    with pytest.raises(ValueError, match=r"shape \(1, 9000\) has more leads than samples.*transpose"):
+        shipped.predict(signal[None, :], fs=300)
+    with pytest.raises(ValueError, match=r"expected a signal of shape \(n_samples,\) or \(n_samples, n_leads\)"):
+        shipped.predict_proba(signal.reshape(1, -1, 1), fs=300)
+    with pytest.raises(RecordError, match=r"x: record is 1.00 s long"):  # too short: the record checks, naming the argument
+        shipped.predict(signal[:300], fs=300)
+
+
+def test_predict_arrays_takes_one_array_or_a_list(shipped, cinc2017_dir):
+    record = read_record(cinc2017_dir / "A00004.hea")
+    one = shipped.predict_arrays(record.signal[:, 0], fs=300)
+    assert one.names == ["array0"] and one.labels == ["A"]
+    np.testing.assert_allclose(one.probabilities, shipped.predict_records([record]).probabilities, atol=1e-6)
+    two = shipped.predict_arrays([record.signal, record.signal[:3000, 0]], 300, names=["whole", "first 10 s"])
+    assert two.names == ["whole", "first 10 s"] and two.probabilities.shape == (2, 4)
+    with pytest.raises(ValueError, match=r"`names`: expected one name per array \(2\)"):
+        shipped.predict_arrays([record.signal, record.signal], 300, names=["one"])
+
+
+def test_predict_records_reads_header_less_files_at_the_given_fs(shipped, cinc2017_dir, tmp_path):
+    record = read_record(cinc2017_dir / "A00004.hea")
+    csv = tmp_path / "af300.csv"
+    np.savetxt(csv, record.signal, fmt="%.6f")
+    result = shipped.predict_records([csv], fs=300)
+    assert result.names == ["af300"] and result.labels == ["A"]
+    np.testing.assert_allclose(result.probabilities, shipped.predict_records([record]).probabilities, atol=1e-4)
+    np.testing.assert_allclose(shipped.predict_records(csv, fs=300).probabilities, result.probabilities)  # one path
+    with pytest.raises(RecordError, match="af300.csv: .*no sampling rate.*fs") as error:
+        shipped.predict_records([csv])
+    assert "--fs" not in str(error.value)
+
+
 def test_bad_model_folders_are_refused(tmp_path, tiny_model_dir):
     with pytest.raises(ModelFolderError, match="model folder not found"):
         RhythmClassifier.load(tmp_path / "nothing")
@@ -104,8 +179,7 @@ def test_predict_segments_is_the_timeline_of_consecutive_windows(clf, cinc2017_d
     assert [(s.start_s, s.end_s, s.label) for s in together] == [(s.start_s, s.end_s, s.label) for s in segments]
 
 
-def test_the_calibration_fitted_on_whole_records_is_applied_to_them_not_to_windows(cinc2017_dir):
-    shipped = RhythmClassifier.load()  # calibrated: a class prior, then one temperature per predicted class
+def test_the_calibration_fitted_on_whole_records_is_applied_to_them_not_to_windows(shipped, cinc2017_dir):
     assert shipped.class_prior_ is not None and shipped.temperature_by_ == "predicted_class"
     record = read_record(cinc2017_dir / "A00004.hea")
     prepared = shipped.prepare(record)

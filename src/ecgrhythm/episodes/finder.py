@@ -42,6 +42,7 @@ import numpy as np
 from ecgrhythm.episodes.boundaries import af_segments, refine_boundaries, smooth_af
 from ecgrhythm.episodes.params import AF_LABEL, DEFAULT_PARAMS, EpisodeParams
 from ecgrhythm.episodes.windows import WindowProbabilities, collect_windows, iter_window_probabilities
+from ecgrhythm.inference.long_records import reported
 from ecgrhythm.records import EcgRecord
 from ecgrhythm.scoring.episodes import RECORD_CLASSES
 
@@ -77,12 +78,29 @@ class Episode:
 class RecordEpisodes:
     """The episodes of one record, covering it from 0 to `n_samples / fs` without gaps or overlaps.
 
+    What :func:`record_episodes` and :func:`stream_episodes` return.
+
     Attributes:
         record_name: the record's name.
         lead: the lead the episodes come from.
         fs: sampling rate (Hz) of the record.
         n_samples: its length in samples.
-        episodes: the episodes, in time order.
+        episodes: the :class:`Episode` stretches, in time order; each has `start_s`, `end_s`, `label` (a
+            class of the model, `A` for AF) and `probability` (the mean probability of that label over the
+            windows in it).
+
+    Example:
+        >>> import ecgrhythm
+        >>> clf = ecgrhythm.RhythmClassifier.load()
+        >>> record = ecgrhythm.read_record("../shared/data/cpsc2021-sample/data_101_6.hea")  # paroxysmal AF, 112 s
+        >>> found = ecgrhythm.record_episodes(clf, record)
+        >>> [(round(e.start_s, 1), round(e.end_s, 1), e.label) for e in found.episodes]
+        [(0.0, 15.4, 'O'), (15.4, 32.0, 'A'), (32.0, 55.4, 'O'), (55.4, 81.2, 'A'), (81.2, 111.8, 'N')]
+        >>> round(found.af_burden, 2), round(found.longest_af_s, 1), found.record_class
+        (0.38, 25.8, 'paroxysmal')
+        >>> found.af_endpoints()                     # [onset, end] samples of each AF episode, at 200 Hz
+        array([[ 3080,  6403],
+               [11070, 16238]])
     """
 
     record_name: str
@@ -93,9 +111,11 @@ class RecordEpisodes:
 
     @property
     def duration_s(self) -> float:
+        """The record's duration in seconds."""
         return self.n_samples / self.fs
 
     def af_episodes(self) -> list[Episode]:
+        """The AF episodes (label `A`), in time order."""
         return [e for e in self.episodes if e.label == AF_LABEL]
 
     @property
@@ -105,6 +125,7 @@ class RecordEpisodes:
 
     @property
     def longest_af_s(self) -> float:
+        """The longest AF episode in seconds (0 without AF)."""
         return max((e.end_s - e.start_s for e in self.af_episodes()), default=0.0)
 
     @property
@@ -164,37 +185,86 @@ def episodes_from_windows(
     return RecordEpisodes(record_name, lead, float(fs), int(n_samples), episodes)
 
 
-def record_episodes(classifier, record: EcgRecord, lead=None, params: EpisodeParams = DEFAULT_PARAMS, *, piece_s: float = 600.0) -> RecordEpisodes:
-    """Episodes of one in-memory record, on one lead (see :meth:`RhythmClassifier.choose_lead`).
+def record_episodes(
+    classifier, record: EcgRecord, lead=None, params: EpisodeParams = DEFAULT_PARAMS, *, piece_s: float = 600.0, progress=None
+) -> RecordEpisodes:
+    """The rhythm episodes of one record read into memory: AF onsets and ends to the beat, and the AF burden.
 
-    The lead is fed to :func:`iter_window_probabilities` in pieces of
-    `piece_s` seconds, as a streamed record is (:func:`stream_episodes`).
+    The three steps of the module docstring on one lead: overlapping windows classified by the networks
+    (their own probabilities, uncalibrated), a two-state hidden Markov model over their AF probability, and
+    each change of rhythm moved onto a beat. The lead is fed to the windows in pieces of `piece_s` seconds,
+    as a streamed record is (:func:`stream_episodes`), so the answer is the same either way.
+
+    Args:
+        classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` that
+            takes whole records and has an AF class (`A`), such as the shipped model.
+        record: the record (:func:`ecgrhythm.read_record`), of any length up to 24 h.
+        lead: the lead to use, a name or a 0-based index (default: lead I, else the first; see
+            :meth:`RhythmClassifier.choose_lead`).
+        params: the finder's settings (:class:`EpisodeParams`; the defaults were fitted on the cpsc2021 sample).
+        piece_s: seconds of signal fed to the windows at a time (memory, not results).
+        progress: `progress(done_s, total_s)`, called as each piece is through the windows (seconds of the
+            record done, its length), as the command's progress bar takes it; `None` reports nothing.
+
+    Returns:
+        The record's episodes, covering it from start to end, with its AF burden, longest AF episode,
+        CPSC 2021 record class and AF endpoints in samples.
 
     Raises:
         RecordError: `lead` is not in the record.
         ValueError: the model takes several leads, has a fixed input length or has no AF class.
+
+    Example:
+        >>> import ecgrhythm
+        >>> clf = ecgrhythm.RhythmClassifier.load()
+        >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A00004.hea")   # 30 s, labelled AF
+        >>> found = ecgrhythm.record_episodes(clf, record)
+        >>> [(e.start_s, e.end_s, e.label) for e in found.episodes], found.af_burden
+        ([(0.0, 30.0, 'A')], 1.0)
+        >>> stricter = ecgrhythm.EpisodeParams(min_af_beats=10, switch_prob=0.001)
+        >>> ecgrhythm.record_episodes(clf, record, params=stricter).record_class
+        'persistent'
     """
     _check_single_lead(classifier)
     one, name = classifier.choose_lead(record, lead)
     signal = one.signal[:, 0]
     step = max(1, round(piece_s * one.fs))
     pieces = (signal[i : i + step] for i in range(0, len(signal), step))
+    pieces = reported(pieces, one.fs, one.n_samples, progress)
     return _episodes(classifier, pieces, lambda a, b: signal[a:b], one.fs, one.n_samples, record.record_name, name, params)
 
 
-def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = DEFAULT_PARAMS, *, piece_s: float = 600.0) -> RecordEpisodes:
-    """Episodes of a long WFDB record read in pieces (:func:`ecgrhythm.records.long_records.open_long_record`), in bounded memory.
+def stream_episodes(
+    classifier, stream, lead=None, params: EpisodeParams = DEFAULT_PARAMS, *, piece_s: float = 600.0, progress=None
+) -> RecordEpisodes:
+    """The rhythm episodes of a long WFDB record read in pieces, in bounded memory (a 24 h Holter record, or up to 14 days).
 
     The same windows and boundaries as :func:`record_episodes` on the record
     read whole: the lead is read `piece_s` seconds at a time, and the stretch
     around each change of rhythm again when its beats are placed.
 
     Args:
-        stream: an open :class:`~ecgrhythm.records.WfdbStream`.
+        classifier: a loaded single-lead classifier, as for :func:`record_episodes`.
+        stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`ecgrhythm.records.open_wfdb`, or
+            :func:`ecgrhythm.records.long_records.open_long_record`); the caller closes it.
+        lead, params, piece_s, progress: as for :func:`record_episodes`.
+
+    Returns:
+        The record's episodes, as :func:`record_episodes` gives them.
 
     Raises:
         RecordError: `lead` is not in the record, or a piece cannot be read.
         ValueError: the model takes several leads, has a fixed input length or has no AF class.
+
+    Example:
+        >>> import ecgrhythm
+        >>> from ecgrhythm.records import open_wfdb
+        >>> clf = ecgrhythm.RhythmClassifier.load()
+        >>> header = "../shared/data/cpsc2021-sample/data_101_6.hea"
+        >>> with open_wfdb(header) as stream:
+        ...     found = ecgrhythm.stream_episodes(clf, stream)
+        >>> found == ecgrhythm.record_episodes(clf, ecgrhythm.read_record(header))   # the same as read whole
+        True
     """
     _check_single_lead(classifier)
     [index], name = classifier.input_columns(stream.sig_name, lead, source=stream.header)
@@ -203,7 +273,7 @@ def stream_episodes(classifier, stream, lead=None, params: EpisodeParams = DEFAU
     def read(a, b):
         return stream.read(a, b, [index])[:, 0]
 
-    pieces = (read(i, min(n, i + step)) for i in range(0, n, step))
+    pieces = reported((read(i, min(n, i + step)) for i in range(0, n, step)), stream.fs, n, progress)
     return _episodes(classifier, pieces, read, stream.fs, n, stream.record_name, name, params)
 
 

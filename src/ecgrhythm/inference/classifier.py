@@ -8,28 +8,40 @@ Batches have a fixed number of rows and one of a few padded lengths, so JAX comp
 length (an ensemble's networks share it; see :mod:`ecgrhythm.inference.forward`). Classifying many files,
 chunk by chunk in bounded memory, is :mod:`ecgrhythm.inference.streaming`.
 
+Signals given as NumPy arrays (:meth:`~RhythmClassifier.predict`, :meth:`~RhythmClassifier.predict_proba`,
+:meth:`~RhythmClassifier.predict_arrays`) come from :class:`~ecgrhythm.inference.signals.SignalsMixin`, the
+rhythm timeline (:meth:`~RhythmClassifier.predict_segments`) from
+:class:`~ecgrhythm.inference.timeline.TimelineMixin`; both go through :meth:`RhythmClassifier.predict_prepared`.
+
 A model's calibration (class prior and temperature) was fitted on whole records, and is applied to them
 only: windows of a record (:meth:`RhythmClassifier.predict_segments`, episodes) get the networks' own
 probabilities, and each :class:`Segment` says so.
 
 Example:
->>> clf = RhythmClassifier.load()                      # the shipped model
->>> result = clf.predict_records(["A00001.hea"])       # doctest: +SKIP
->>> result.labels, result.probabilities.shape          # doctest: +SKIP
-(['N'], (1, 4))
+    >>> import ecgrhythm
+    >>> clf = ecgrhythm.RhythmClassifier.load()                     # the shipped model
+    >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A00004.hea")
+    >>> clf.predict(record.signal[:, 0], fs=300)                    # one 1-D signal in mV
+    'A'
+    >>> clf.predict_records(["../shared/data/cinc2017/A00001.hea"]).labels
+    ['N']
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from ecgrhythm.inference.backend import default_model_dir, load_backend
 from ecgrhythm.inference.forward import BATCH_SIZE, average_by_owner, chunk_bounds, predict_signals, run_signals, split_long
 from ecgrhythm.inference.predictions import Prediction, Segment, window_bounds
+from ecgrhythm.inference.signals import SignalsMixin, signal_list
+from ecgrhythm.inference.timeline import TimelineMixin
 from ecgrhythm.preprocessing.batching import bucket_lengths
 from ecgrhythm.preprocessing.leads import choose_lead, input_columns
 from ecgrhythm.preprocessing.pipeline import preprocess_signal
-from ecgrhythm.records import EcgRecord, read_record, validate_signal
+from ecgrhythm.records import EcgRecord, read_record
 from ecgrhythm.scoring.calibration import calibrate_probabilities
 from ecgrhythm.utils.validation import check_positive_int
 
@@ -60,7 +72,7 @@ class NotFittedError(RuntimeError):
     """The classifier has no model yet: create it with `RhythmClassifier.load`."""
 
 
-class RhythmClassifier:
+class RhythmClassifier(SignalsMixin, TimelineMixin):
     """Load a trained model (a model folder, or an exported `.onnx` file) and classify records or arrays.
 
     Create one with :meth:`load`; the constructor only stores its arguments.
@@ -91,6 +103,15 @@ class RhythmClassifier:
         metadata_: facts about its training (`config.json` metadata).
         thresholds_: per-class decision thresholds (multi-label models; 0.5 otherwise).
         buckets_: padded lengths (samples) of inference batches.
+
+    Example:
+        >>> import ecgrhythm
+        >>> clf = ecgrhythm.RhythmClassifier.load()                 # the shipped CinC 2017 model
+        >>> clf.classes_, clf.n_leads_, clf.preprocess_.fs
+        (['N', 'A', 'O', '~'], 1, 150.0)
+        >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A00004.hea")
+        >>> clf.predict(record)
+        'A'
     """
 
     def __init__(self, model_dir=None, *, batch_size: int = BATCH_SIZE):
@@ -116,6 +137,14 @@ class RhythmClassifier:
             OnnxModelError: the `.onnx` file is missing, unreadable or not written by `ecgrhythm export`.
             ImportError: onnxruntime is not installed (for an `.onnx` file).
             ValueError: `batch_size` is not a positive integer.
+
+        Example:
+            >>> import ecgrhythm
+            >>> clf = ecgrhythm.RhythmClassifier.load()                 # the shipped model
+            >>> clf.model_dir_ == ecgrhythm.default_model_dir()
+            True
+            >>> clf.n_networks_                                         # an ensemble, its probabilities averaged
+            3
         """
         clf = cls(model_dir, **kwargs)
         check_positive_int("batch_size", clf.batch_size)
@@ -206,7 +235,7 @@ class RhythmClassifier:
         if fixed is not None:
             raise ValueError(
                 f"{self.model_dir_}: {use} needs whole records, but this model crops or zero-pads every record to its first {fixed:g} s "
-                "(trained with --fixed-length); use a model trained on whole records"
+                f"(its preprocessing has fixed_length_s={fixed:g}); use a model trained on whole records"
             )
 
     def choose_lead(self, record: EcgRecord, lead=None) -> tuple[EcgRecord, str | None]:
@@ -294,75 +323,34 @@ class RhythmClassifier:
         present = np.asarray(probabilities) >= self.thresholds_[None, :]
         return [" ".join(c for c, p in zip(self.classes_, row) if p) or NO_LABEL for row in present]
 
-    def predict_records(self, records) -> Prediction:
-        """Classify records given as `EcgRecord` objects or file paths (read with their headers).
-
-        Raises:
-            RecordError: a record cannot be read or used (see :func:`ecgrhythm.inference.streaming.classify_files` to keep going).
-        """
-        self._check_fitted()
-        records = [r if isinstance(r, EcgRecord) else read_record(r) for r in records]
-        probs = self.predict_prepared([self.prepare(r) for r in records])
-        return Prediction([r.record_name for r in records], self.labels_from_proba(probs), probs, self.classes_)
-
-    def predict_arrays(self, arrays, fs: float, names=None) -> Prediction:
-        """Classify arrays `(n_samples,)` or `(n_samples, n_leads)` in mV sampled at `fs` Hz."""
-        self._check_fitted()
-        records = []
-        for i, a in enumerate(arrays):
-            name = names[i] if names is not None else f"array{i}"
-            signal = np.asarray(a, dtype=np.float32)
-            signal = signal[:, None] if signal.ndim == 1 else signal
-            validate_signal(signal, fs, source=name)
-            records.append(EcgRecord(signal, float(fs), tuple(f"lead{j + 1}" for j in range(signal.shape[1])), name))
-        return self.predict_records(records)
-
-    def predict_segments(self, record: EcgRecord, window_s: float, *, signal: np.ndarray | None = None) -> list[Segment]:
-        """The rhythm timeline: the prediction of each of the consecutive windows covering the record.
-
-        The windows are the :func:`window_bounds` of about `window_s` seconds of the prepared signal, each
-        classified on its own, with the networks' own probabilities: the model's calibration, fitted on whole
-        records, is not applied to windows (each segment's `calibrated` is False).
+    def predict_records(self, records, fs: float | None = None) -> Prediction:
+        """Classify records given as file paths or :class:`~ecgrhythm.records.EcgRecord` objects.
 
         Args:
-            record: the record.
-            window_s: window length in seconds (positive).
-            signal: `prepare(record)` when the caller has it already.
+            records: one record or a list of them: paths of any format :func:`~ecgrhythm.records.read_record`
+                reads (a `.hea` header, a bare WFDB record name, `.mat`, `.csv`, `.npy`), or records.
+            fs: sampling rate (Hz) of the files without a header (`.csv`, `.npy`, bare `.mat`); required for them.
+                WFDB headers and records carry their own.
 
         Returns:
-            The segments in time order, from 0 to the record's duration.
+            The names, labels and calibrated probabilities `(n_records, n_classes)` of the records, in order.
 
         Raises:
-            RecordError: the record lacks the leads the model needs.
-            NonFiniteOutputError: the network gave NaN or infinite probabilities.
-            ValueError: the model has a fixed input length (:meth:`require_whole_records`).
+            RecordError: a record cannot be read or used, or a file without a header is given without `fs`
+                (see :func:`ecgrhythm.inference.streaming.classify_files` to keep going past failures).
+            NotFittedError: the classifier was not created with :meth:`load`.
+
+        Example:
+            >>> import ecgrhythm
+            >>> clf = ecgrhythm.RhythmClassifier.load()
+            >>> result = clf.predict_records(["../shared/data/cinc2017/A00001.hea", "../shared/data/cinc2017/A00004.hea"])
+            >>> result.names, result.labels
+            (['A00001', 'A00004'], ['N', 'A'])
+            >>> result.probabilities.shape
+            (2, 4)
         """
-        return self._timeline(record, window_s, signal, with_record=False)[1]
-
-    def predict_with_segments(self, record: EcgRecord, window_s: float, *, signal: np.ndarray | None = None) -> tuple[np.ndarray, list[Segment]]:
-        """The record's probabilities and its rhythm timeline (:meth:`predict_segments`) from one call of the networks.
-
-        The same numbers as :meth:`predict_prepared` on the prepared record (calibrated) and :meth:`predict_segments`
-        (not calibrated), with the networks run once over the record and its windows together (an ensemble
-        swaps its weights once, not twice).
-
-        Returns:
-            `(probabilities, segments)`: float array `(n_classes,)` and the segments in time order.
-
-        Raises:
-            As :meth:`predict_segments`.
-        """
-        return self._timeline(record, window_s, signal, with_record=True)
-
-    def _timeline(self, record: EcgRecord, window_s: float, signal, *, with_record: bool) -> tuple[np.ndarray | None, list[Segment]]:
-        self.require_whole_records("a rhythm timeline")
-        if not window_s > 0:
-            raise ValueError(f"Invalid argument `window_s`: expected a positive number of seconds. Received: window_s={window_s!r}")
-        signal = self.prepare(record) if signal is None else signal
-        bounds = window_bounds(len(signal), int(round(window_s * self.preprocess_.fs)))
-        windows = [signal[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        probs = self.predict_prepared([signal, *windows] if with_record else windows, calibrated=False)
-        whole, probs = (self.calibrate(probs[:1])[0], probs[1:]) if with_record else (None, probs)
-        times = bounds / len(signal) * record.duration_s
-        labels = self.labels_from_proba(probs)
-        return whole, [Segment(float(times[i]), float(times[i + 1]), label, probs[i], calibrated=False) for i, label in enumerate(labels)]
+        self._check_fitted()
+        records = signal_list(records, "records", (str, os.PathLike, EcgRecord))[0]
+        records = [r if isinstance(r, EcgRecord) else read_record(r, fs=fs) for r in records]
+        probs = self.predict_prepared([self.prepare(r) for r in records])
+        return Prediction([r.record_name for r in records], self.labels_from_proba(probs), probs, self.classes_)

@@ -20,6 +20,19 @@ class Prediction:
         classes: class names, the columns of `probabilities`.
         leads: the lead a single-lead model took from each record (`None`
             for a multi-lead model), when the caller tracked them.
+
+    What :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_records` and
+    :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_arrays` return.
+
+    Example:
+        >>> import ecgrhythm
+        >>> clf = ecgrhythm.RhythmClassifier.load()
+        >>> result = clf.predict_records(["../shared/data/cinc2017/A00001", "../shared/data/cinc2017/A00004"])
+        >>> result.names, result.labels, result.classes
+        (['A00001', 'A00004'], ['N', 'A'], ['N', 'A', 'O', '~'])
+        >>> result.probabilities.round(2)                           # calibrated, one row per record
+        array([[0.97, 0.  , 0.03, 0.  ],
+               [0.02, 0.95, 0.04, 0.  ]])
     """
 
     names: list[str]
