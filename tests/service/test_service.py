@@ -130,6 +130,19 @@ def test_csv_made_from_a_record_matches_the_classifier(client, clf, cinc2017_dir
     _assert_segments_cover(result)
 
 
+def test_edf_upload_needs_no_fs_and_matches_the_classifier(client, clf, cinc2017_dir, tmp_path):
+    from pyedflib import highlevel
+
+    record = read_record(cinc2017_dir / "A00004.hea")
+    n = record.n_samples // 300 * 300  # EDF holds whole data records of 1 s
+    path = tmp_path / "a4.edf"
+    header = highlevel.make_signal_header("ECG", "uV", 300, -10_000, 10_000, -32768, 32767)
+    highlevel.write_edf(str(path), [record.signal[:n, 0].astype(np.float64) * 1000], [header])
+    r = client.post("/v1/classify", files=_files(path))  # the file carries its rate: no form field fs
+    assert r.status_code == 200, r.text
+    _assert_matches(r.json(), clf, path)
+
+
 def test_missing_fs_is_refused_naming_the_file(client, cinc2017_dir):
     r = client.post("/v1/classify", files=_files(cinc2017_dir / "A00002.mat"))
     assert r.status_code == 422

@@ -183,3 +183,23 @@ def test_a_click_on_an_af_band_opens_that_stretch(browser, shipped_url, cpsc2021
     page.screenshot(path=str(tmp_path / "page-af-band.png"), full_page=True)
     assert errors == [], f"JavaScript errors: {errors}"
     context.close()
+
+
+def test_the_api_page_shows_every_operation_offline(browser, base_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)  # a CSP violation is logged so
+    page.on("request", lambda req: problems.append(req.url) if not req.url.startswith((base_url, "data:")) else None)
+    page.goto(base_url + "/docs")
+    page.wait_for_selector(".opblock-summary-path")
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert [p.replace("\u200b", "") for p in paths] == ["/health", "/v1/classify", "/v1/examples", "/v1/examples/{name}"]
+    page.click("text=List the example records")
+    page.click("text=Try it out")
+    page.click("text=Execute")
+    page.wait_for_selector(".live-responses-table .response .response-col_status")
+    assert page.locator(".live-responses-table .response .response-col_status").first.inner_text().strip() == "200"
+    assert problems == []
+    context.close()

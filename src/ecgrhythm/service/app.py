@@ -11,6 +11,8 @@
   CinC 2017 data, listed with their reference label, and classified by name.
 - `GET /`: the page (static HTML, JS and CSS from `ecgrhythm/service/static`, nothing
   fetched from elsewhere).
+- `GET /docs` and `GET /openapi.json`: the API's Swagger UI page, served offline, and its
+  OpenAPI 3.0 schema (:mod:`ecgrhythm.service.openapi`); neither needs a token.
 
 A classification is `{"record", "label", "probabilities", "classes", "lead", "fs",
 "duration_s", "window_s", "segments", "episodes", "af_burden", "signal"}`: label and probabilities are
@@ -70,6 +72,7 @@ from ecgrhythm.service.guard import (
     uvicorn_config,
     while_connected,
 )
+from ecgrhythm.service.openapi import DOCS_PATHS, DOCS_PREFIX, add_docs, endpoint
 from ecgrhythm.service.payload import display_signal, episodes_payload
 from ecgrhythm.service.uploads import hide_folders, parse_fs, pick_record, save_uploads
 
@@ -80,7 +83,8 @@ logger = logging.getLogger(__name__)
 TOKEN_ENV = "ECGRHYTHM_TOKEN"
 WINDOW_S = 10.0
 MAX_FILES = 8
-_PUBLIC_PATHS = ("/", "/health", "/favicon.ico")
+_PUBLIC_PATHS = ("/", "/health", "/favicon.ico", *DOCS_PATHS)
+_PUBLIC_PREFIXES = ("/static/", DOCS_PREFIX)
 SERVICE_USE = "the service (its rhythm timeline and episodes)"  # what needs whole records (RhythmClassifier.require_whole_records)
 
 
@@ -183,8 +187,8 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
 
     Args:
         model_dir: model folder (default: the shipped CinC 2017 model).
-        token: bearer token required by every endpoint but `/health` and the
-            page's static files; `None` reads `$ECGRHYTHM_TOKEN`, and an empty
+        token: bearer token required by every endpoint but `/health`, the
+            pages (`/`, `/docs`, `/openapi.json`) and their static files; `None` reads `$ECGRHYTHM_TOKEN`, and an empty
             string (or an unset variable) means no token.
         examples_dir: folder of example records (default: the CinC 2017 data
             of :func:`ecgrhythm.config.default_data_dir`); none if missing.
@@ -218,15 +222,17 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
         logger.info("model %s loaded; classes %s", service.model_name, service.classifier.classes_)
         yield
 
-    app = FastAPI(title="ecgrhythm", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    description = 'Classify ECG records into rhythm classes, with a rhythm timeline, AF episodes and AF burden. Errors are JSON `{"detail": ...}`.'
+    app = FastAPI(title="ecgrhythm", version=__version__, description=description, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
     app.state.limits = limits
     app.mount("/static", StaticFiles(packages=[("ecgrhythm.service", "static")]), name="static")
     _add_error_handlers(app, limits)
     _add_page(app)
-    _add_api(app, service, limits)
+    add_docs(app)
+    _add_api(app, service, limits, token)
     hint = "the server's --token or $" + TOKEN_ENV
-    app.add_middleware(Guard, token=token, limits=limits, public_paths=_PUBLIC_PATHS, token_hint=hint)
+    app.add_middleware(Guard, token=token, limits=limits, public_paths=_PUBLIC_PATHS, public_prefixes=_PUBLIC_PREFIXES, token_hint=hint)
     return app
 
 
@@ -276,15 +282,17 @@ def _add_page(app: FastAPI) -> None:
         return Response(status_code=204)
 
 
-def _add_api(app: FastAPI, service: _Service, limits: Limits) -> None:
-    """`/health`, `POST /v1/classify` and the examples."""
+def _add_api(app: FastAPI, service: _Service, limits: Limits, token: str | None) -> None:
+    """`/health`, `POST /v1/classify` and the examples, described for the OpenAPI schema (bearer token where `token` is set)."""
 
-    @app.api_route("/health", methods=["GET", "HEAD"])
+    @app.get("/health", **endpoint("health", token))
     async def health():
         classes = list(service.classifier.classes_)
         return {"status": "ok", "model": service.model_name, "classes": classes, "max_upload_bytes": limits.max_upload_bytes}
 
-    @app.post("/v1/classify")
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)  # one operation in the schema
+
+    @app.post("/v1/classify", **endpoint("classify", token))
     async def classify(request: Request):
         async with request.form(max_files=MAX_FILES, max_fields=4) as form:
             fs = parse_fs(form.get("fs"))
@@ -295,11 +303,11 @@ def _add_api(app: FastAPI, service: _Service, limits: Limits) -> None:
                 result = await while_connected(request, service.classify_path, target, fs, lead=lead, hide=tmp)
         return JSONResponse(result)
 
-    @app.get("/v1/examples")
+    @app.get("/v1/examples", **endpoint("examples", token))
     async def examples():
         return {"examples": [{"name": name, "reference": label} for name, (_, label) in service.examples.items()]}
 
-    @app.get("/v1/examples/{name}")
+    @app.get("/v1/examples/{name}", **endpoint("example", token))
     async def classify_example(name: str, request: Request):
         if name not in service.examples:
             known = ", ".join(service.examples) or "none (no example data on this server)"

@@ -193,17 +193,21 @@ class Guard:
 
     Args:
         app: the ASGI application.
-        token: bearer token required by every path but `public_paths` and `/static/`; `None` for none.
+        token: bearer token required by every path but `public_paths` and those under `public_prefixes`; `None` for none.
         limits: the :class:`Limits`.
         public_paths: paths that never need the token.
+        public_prefixes: starts of paths that never need the token (static files).
         token_hint: how the server was given its token, for the 401 message.
     """
 
-    def __init__(self, app, *, token: str | None, limits: Limits, public_paths=(), token_hint: str = "the server's token"):
+    def __init__(
+        self, app, *, token: str | None, limits: Limits, public_paths=(), public_prefixes=("/static/",), token_hint: str = "the server's token"
+    ):
         self.app = app
         self.token = token.encode() if token else None
         self.limits = limits
         self.public_paths = tuple(public_paths)
+        self.public_prefixes = tuple(public_prefixes)
         self.token_hint = token_hint
         self.active = 0  # requests under /v1/ at work (one event loop: no lock needed)
 
@@ -257,7 +261,7 @@ class Guard:
             if cross_site:
                 return 403, "cross-site request refused: send it from the service's own page or a non-browser client", ()
         path = scope.get("path", "")
-        if self.token and not (path in self.public_paths or path.startswith("/static/")) and not self._authorised(headers):
+        if self.token and not (path in self.public_paths or path.startswith(self.public_prefixes)) and not self._authorised(headers):
             detail = f"missing or wrong access token: send 'Authorization: Bearer TOKEN' ({self.token_hint})"
             return 401, detail, [(b"www-authenticate", b"Bearer")]
         declared = headers.get(b"content-length")
