@@ -22,7 +22,7 @@ DATA = ROOT.parent / "shared" / "data"  # where the examples' relative paths lea
 FACE = [name for name in ecgrhythm.__all__ if name != "__version__"]
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # Public names whose docstrings, written in files of other stages, owe an example still (issue #33).
-EXAMPLES_OWED = {"default_model_dir", "EpisodeParams", "train", "ModelConfig"}
+EXAMPLES_OWED: set[str] = set()
 
 
 def _examples(obj, name: str) -> list[doctest.DocTest]:

@@ -84,5 +84,5 @@ def test_the_model_must_match_and_validation_records_can_be_left_out(model, tmp_
     with pytest.raises(ValueError, match=r"has the classes \['N', 'A', 'O', '~'\], .*oof.csv has \['N', 'A', 'O'\]"):
         target.prepare(other)
     missing_class = HeldOut(held.path, names[:3], held.folds[:3], ["N", "N", "A"], probs[:3], CLASSES)
-    with pytest.raises(ValueError, match="--prior-correction: .*oof.csv"):
+    with pytest.raises(ValueError, match="`prior_correction`: no class prior from .*oof.csv"):
         target.prepare(missing_class, prior_correction=True)

@@ -16,7 +16,7 @@ from ecgrhythm.export.onnx import export_onnx, onnx_graph
 from ecgrhythm.inference.classifier import RhythmClassifier
 from ecgrhythm.inference.keras_backend import KerasBackend
 from ecgrhythm.inference.onnx_backend import METADATA_KEYS, OnnxBackend, OnnxModelError, read_onnx_metadata
-from ecgrhythm.networks.saving import set_calibration
+from ecgrhythm.networks.saving import ModelFolderError, set_calibration
 from ecgrhythm.networks.split import load_split
 from ecgrhythm.records import read_record
 
@@ -175,13 +175,15 @@ def test_export_and_load_errors_name_the_file_and_the_fix(tmp_path, capsys, tiny
 
     assert main(["export", "--model", str(tmp_path / "nowhere"), "--output", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
-    assert "nowhere: model folder not found" in err and "--model DIR" in err
+    assert f"--model {tmp_path / 'nowhere'}: no such model folder or .onnx file" in err  # checked before anything loads
     assert main(["export", "--model", str(tiny_model_dir), "--output", str(tmp_path / "m.txt")]) == 2
     assert "ending in .onnx" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing half-written
 
-    with pytest.raises(OnnxModelError, match="missing.onnx: ONNX model file not found; write one with 'ecgrhythm export"):
+    with pytest.raises(OnnxModelError, match=r"missing.onnx: ONNX model file not found; write one by exporting a model folder \(`export_onnx`\)"):
         RhythmClassifier.load(tmp_path / "missing.onnx")
+    with pytest.raises(ModelFolderError, match=r"nowhere: model folder not found; `model_dir` takes a model folder \(written by training\)"):
+        export_onnx(tmp_path / "nowhere", tmp_path / "m.onnx")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
     with pytest.raises(OnnxModelError, match="garbage.onnx: cannot load the ONNX model"):

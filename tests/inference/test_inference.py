@@ -36,7 +36,7 @@ def test_a_single_lead_model_takes_lead_i_of_a_real_two_lead_record(clf, cpsc202
     by_name, by_index = clf.prepare(record, lead="ii"), clf.prepare(record, lead=1)
     np.testing.assert_array_equal(by_name, by_index)
     assert not np.array_equal(by_name, clf.prepare(record))
-    with pytest.raises(RecordError, match=r"no lead 'V1'.*\['I', 'II'\].*--lead"):
+    with pytest.raises(RecordError, match=r"no lead 'V1'.*\['I', 'II'\].*`lead` argument"):
         clf.prepare(record, lead="V1")
     prediction, failures = classify_files(clf, [path])
     assert failures == [] and prediction.names == [path.stem]

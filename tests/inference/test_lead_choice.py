@@ -24,7 +24,9 @@ def test_a_lead_by_name_or_index():
     one, name = choose_lead(record, "v1", 1)
     assert name == "V1" and one.sig_name == ("V1",) and (one.signal == 2).all() and one.record_name == "rec"
     assert choose_lead(record, 1, 1)[1] == choose_lead(record, "1", 1)[1] == "II"
-    with pytest.raises(RecordError, match=r"rec: no lead 3: the record has \['I', 'II', 'V1'\].*index from 0 to 2"):
+    with pytest.raises(
+        RecordError, match=r"rec: no lead 3: the record has \['I', 'II', 'V1'\]; the `lead` argument takes one of these names or an index from 0 to 2"
+    ):
         choose_lead(record, 3, 1)
     with pytest.raises(RecordError, match="no lead 'aVF'"):
         choose_lead(record, "aVF", 1)

@@ -51,7 +51,9 @@ def test_folds_are_stratified_disjoint_covering_and_fixed_by_the_seed(cinc2017_d
         assert max(per_fold) - min(per_fold) <= 1 and sum(per_fold) == total, (c, per_fold)
     assert make_folds(data, 5, seed=3).folds == folds.folds
     assert make_folds(data, 5, seed=4).folds != folds.folds
-    with pytest.raises(ValueError, match="rarest class"):
+    with pytest.raises(
+        ValueError, match=r"Invalid argument `n_folds`: expected 2 to 10 \(records of the rarest class present\)\. Received: n_folds=11"
+    ):
         make_folds(data, 11, seed=3)  # only 10 noise records
 
 
@@ -334,11 +336,17 @@ def test_t_interval_half_width():
 def test_summary_refuses_an_unfinished_crossval(tmp_path, cinc2017_dir):
     run_crossval(cinc2017_dir, tmp_path / "cv", folds_only=True, **RECIPE)
     assert len(read_folds(tmp_path / "cv").folds) == FOLDS and not fold_dir(tmp_path / "cv", 0).exists()
-    with pytest.raises(FileNotFoundError, match="unfinished"):
+    with pytest.raises(FileNotFoundError, match=r"fold\(s\) \[0, 1\] have no oof.csv: the cross-validation is unfinished; .*\(`partial=True`\)"):
         summarise(tmp_path / "cv")
-    with pytest.raises(ValueError, match="fold numbers 0 to 1"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no fold is finished \(no fold\*/oof.csv\); run at least one fold of the cross-validation \(`only`\)"
+    ):
+        summarise(tmp_path / "cv", partial=True)
+    with pytest.raises(ValueError, match=r"Invalid argument `only` \(the folds to run\): expected fold numbers 0 to 1\. Received: only=\[2\]"):
         run_crossval(cinc2017_dir, tmp_path / "other", only=[2], **RECIPE)
     assert not (tmp_path / "other").exists()
+    with pytest.raises(FileNotFoundError, match=r"other.folds.json not found: .*other is not a cross-validation folder"):
+        read_folds(tmp_path / "other")
 
 
 def _reject_nan(constant):

@@ -65,9 +65,11 @@ def test_data_parallel_run_over_two_host_devices_resumes_to_the_uninterrupted_re
     assert len(probs) == 2 and all(abs(sum(row) - 1) < 1e-4 and min(row) >= 0 for row in probs)
 
 
-@pytest.mark.parametrize("devices, message", [("3", "only 2 device(s) are visible"), ("two", "expected 'auto' or a positive integer. Received: devices='two'")])
-def test_devices_the_machine_does_not_have_are_refused_before_training(tmp_path, devices, message):
-    cmd = [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(tmp_path / "none"), "--output", str(tmp_path / "m"), "--devices", devices]
+@pytest.mark.parametrize(
+    "devices, message", [("3", "only 2 device(s) are visible"), ("two", "expected 'auto' or a positive integer. Received: devices='two'")]
+)
+def test_devices_the_machine_does_not_have_are_refused_before_training(tmp_path, cinc2017_dir, devices, message):
+    cmd = [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(cinc2017_dir), "--output", str(tmp_path / "m"), "--devices", devices]
     result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and f"Invalid argument `devices`: {message}" in result.stderr
     assert not (tmp_path / "m").exists()
@@ -144,8 +146,8 @@ def test_two_processes_train_the_model_of_one_process_over_two_devices(tmp_path,
         (["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"], "0 <= process id < number of processes"),
     ],
 )
-def test_a_multi_host_run_named_incompletely_is_refused_before_joining(tmp_path, options, message):
-    cmd = [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(tmp_path / "none"), "--output", str(tmp_path / "m"), *options]
+def test_a_multi_host_run_named_incompletely_is_refused_before_joining(tmp_path, cinc2017_dir, options, message):
+    cmd = [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(cinc2017_dir), "--output", str(tmp_path / "m"), *options]
     result = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "m").exists()

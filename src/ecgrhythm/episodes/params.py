@@ -33,6 +33,19 @@ class EpisodeParams:
             (`None`: all). The settings were fitted on one network's probabilities, so an ensemble folder
             finds episodes with its first network (and at its speed), as does its ONNX file (the graph's
             first network's output).
+
+    Raises:
+        ValueError: a setting out of its range, naming the argument, the expected value and the one received.
+
+    Example:
+        >>> import ecgrhythm
+        >>> stricter = ecgrhythm.EpisodeParams(min_af_beats=10)    # pass it as `params=` to record_episodes
+        >>> stricter.min_af_beats, stricter.window_s
+        (10, 10.0)
+        >>> ecgrhythm.EpisodeParams(min_af_beats=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid argument `min_af_beats`: expected a positive integer. Received: min_af_beats=0
     """
 
     window_s: float = 10.0

@@ -148,7 +148,7 @@ class ModelToCalibrate:
             try:
                 prior = class_frequencies(held.targets, len(held.classes))
             except ValueError as exc:
-                raise ValueError(f"--prior-correction: {held.path}: {exc}") from None
+                raise ValueError(f"`prior_correction`: no class prior from {held.path}: {exc}") from None
         return CalibrationPlan(self.model_dir, held, per_class, per_predicted_class, prior)
 
     def _check_balanced(self) -> None:
@@ -158,7 +158,7 @@ class ModelToCalibrate:
         weightings = {m.get("train_config", {}).get("class_weighting") for m in members}
         if weightings - {"balanced", None}:
             raise ValueError(
-                f"--prior-correction applies to networks trained with balanced class weights; {self.model_dir} has networks trained with "
+                f"`prior_correction` applies to networks trained with balanced class weights; {self.model_dir} has networks trained with "
                 f"class_weighting {sorted(w for w in weightings if w)}, whose outputs already hold the training prior"
             )
 

@@ -63,7 +63,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
     if not prediction.names:
         raise ValueError(
             f"{data_dir}: no labelled record could be scored: {len(failures.rows)} could not be read or classified (each reported above), "
-            f"{held_out.excluded} left out as the model's training records (--all-records scores them too)"
+            f"{held_out.excluded} left out as the model's training records (`exclude_training=False` scores them too)"
         )
     info = {
         "data": str(data_dir),
@@ -121,7 +121,7 @@ def _labelled_records(classifier, data_dir: Path):
 def _leave_out_training(classifier, data_dir: Path, paths: list, exclude_training: bool) -> _HeldOut:
     """Leave out the records the model trained on, unless it trained on them all (then all are kept, with a warning)."""
     model_dir = classifier.model_dir_
-    split = classifier.training_split() if exclude_training else None  # --all-records scores even a model with an invalid split
+    split = classifier.training_split() if exclude_training else None  # without exclusion, even a model with an invalid split is scored
     if split is None:
         if exclude_training:
             logger.warning(

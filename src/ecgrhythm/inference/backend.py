@@ -74,6 +74,14 @@ def default_model_dir() -> Path:
     `ecgrhythm/pretrained/cinc2017` (`setup.py` maps the package
     `ecgrhythm.pretrained` onto `models/`). Every default model folder of the
     library and its commands comes from here.
+
+    Example:
+        >>> import ecgrhythm
+        >>> folder = ecgrhythm.default_model_dir()
+        >>> folder.name, (folder / "config.json").is_file()
+        ('cinc2017', True)
+        >>> ecgrhythm.RhythmClassifier.load().model_dir_ == folder      # what load() takes when given no folder
+        True
     """
     package = Path(__file__).resolve().parents[1]
     if package.parent.name == "src":  # src/ecgrhythm/ in a checkout

@@ -52,7 +52,9 @@ class KerasBackend:
 
         path = Path(path)
         if not path.is_dir():
-            raise ModelFolderError(f"{path}: model folder not found; pass the folder written by 'ecgrhythm train' (--model DIR)")
+            raise ModelFolderError(
+                f"{path}: model folder not found; `model_dir` takes a model folder (written by training) or an exported .onnx file"
+            )
         try:
             networks, config = load_networks_fast(path)
         except ModelFolderError:

@@ -129,7 +129,7 @@ def _session(path):
     ort = require("onnxruntime")
     path = Path(path)
     if not path.is_file():
-        raise OnnxModelError(f"{path}: ONNX model file not found; write one with 'ecgrhythm export --output {path.name}'")
+        raise OnnxModelError(f"{path}: ONNX model file not found; write one by exporting a model folder (`export_onnx`)")
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception classes)
@@ -228,7 +228,8 @@ class OnnxBackend:
             return checked_split(split)
         except ValueError as exc:
             raise OnnxModelError(
-                f"{self.path}: invalid split in its metadata ({exc}); export the model again from its folder, or score every record with --all-records"
+                f"{self.path}: invalid split in its metadata ({exc}); export the model again from its folder, "
+                "or score every record, the training records too (`exclude_training=False`)"
             ) from None
 
     @contextlib.contextmanager

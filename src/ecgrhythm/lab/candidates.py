@@ -6,7 +6,6 @@ run on the same folds; the reports themselves are written by :mod:`ecgrhythm.lab
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.lab.crossval_report import DEFAULT_RESULTS, REPORT_FILE, interval_text
-from ecgrhythm.utils.io import atomic_write_text
+from ecgrhythm.utils.io import atomic_write_text, csv_writer
 
 __all__ = ["write_candidates", "CANDIDATES"]
 
@@ -94,9 +93,10 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
                     )
         rows.append(row)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["recipe"])
-    writer.writeheader()
-    writer.writerows(rows)
+    fields = list(rows[0]) if rows else ["recipe"]
+    writer = csv_writer(out)
+    writer.writerow(fields)
+    writer.writerows([row.get(k, "") for k in fields] for row in rows)
     lines = [
         "# Cross-validated recipes",
         "",

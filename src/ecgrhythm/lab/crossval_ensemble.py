@@ -80,7 +80,7 @@ def _check_members(members: list[Path], output: Path) -> tuple[list, list[dict]]
         if f.digest != folds[0].digest:
             raise ValueError(
                 f"{member}: its folds ({member / 'folds.json'}) differ from those of {first}; cross-validate every member "
-                "on the same records with the same --folds and --fold-seed"
+                "on the same records with the same number of folds and fold seed"
             )
         if f.classes != folds[0].classes:
             raise ValueError(f"{member}: its classes {list(f.classes)} differ from those of {first} {list(folds[0].classes)}")

@@ -39,6 +39,18 @@ class ModelConfig(NetworkConfig):
         multilabel: sigmoid outputs (several labels per record) instead of softmax.
 
     `config.json` records it with `"network": "cnn_lstm"` (see :class:`~ecgrhythm.networks.family.NetworkConfig`).
+
+    Example:
+        >>> import ecgrhythm
+        >>> ecgrhythm.RhythmClassifier.load().architecture_          # the shipped model's
+        ModelConfig(conv_filters=(8, 16, 24, 32, 48, 64), conv_kernel=7, lstm_layers=2, lstm_units=64, bidirectional=True, dropout=0.3, multilabel=False)
+        >>> smaller = ecgrhythm.ModelConfig(lstm_units=32)            # pass it as `model_config=` to train
+        >>> smaller.downsampling                                     # 2 ** len(conv_filters)
+        64
+        >>> ecgrhythm.ModelConfig(dropout=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid argument `dropout`: expected a rate in [0, 1). Received: dropout=1.0
     """
 
     network = "cnn_lstm"

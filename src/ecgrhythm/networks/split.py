@@ -33,7 +33,9 @@ def write_split(folder, train_names, val_names) -> Path:
     return path
 
 
-def load_split(model_dir, *, fix: str = "repair it, or score every record with --all-records") -> dict[str, list[str]] | None:
+def load_split(
+    model_dir, *, fix: str = "repair it, or score every record, the training records too (`exclude_training=False`)"
+) -> dict[str, list[str]] | None:
     """The train/validation split a model folder records (`split.json`, written by training).
 
     Args:

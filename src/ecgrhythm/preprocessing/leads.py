@@ -96,7 +96,8 @@ def lead_index(sig_name, lead, source="record", default=None) -> int:
     if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) < len(have):  # an index (ASCII digits only)
         return int(text)
     raise RecordError(
-        source, f"no lead {lead!r}: the record has {list(sig_name)}; pass --lead with one of these names or an index from 0 to {len(have) - 1}"
+        source,
+        f"no lead {lead!r}: the record has {list(sig_name)}; the `lead` argument takes one of these names or an index from 0 to {len(have) - 1}",
     )
 
 

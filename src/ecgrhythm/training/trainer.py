@@ -224,6 +224,15 @@ def train(
         FileExistsError: `output_dir` holds other things, or a checkpoint without `resume`.
         ValueError: the batch does not split evenly over `devices`, or the processes of a
             multi-process run disagree on the checkpoint to resume from.
+
+    Example:
+        >>> import ecgrhythm
+        >>> quick = ecgrhythm.TrainConfig(epochs=2)                  # a run of seconds, to try it: not a useful model
+        >>> result = ecgrhythm.train("../shared/data/cinc2017", "runs/mine", train_config=quick, limit=64)  # doctest: +SKIP
+        >>> sorted(p.name for p in result.model_dir.iterdir())  # doctest: +SKIP
+        ['checkpoint', 'checksums.json', 'config.json', 'model.weights.h5', 'split.json', 'training_log.csv']
+        >>> ecgrhythm.RhythmClassifier.load("runs/mine").classes_  # doctest: +SKIP
+        ['N', 'A', 'O', '~']
     """
 
     output_dir = Path(output_dir)

@@ -71,7 +71,7 @@ def run(args):
         classes=classes,
         only=args.fold,
         folds_only=args.folds_only,
-        verbose=0 if args.quiet else 1,
+        verbose=common.keras_verbosity(args.quiet),
     )
     if args.folds_only:
         _show_folds(result.folds)

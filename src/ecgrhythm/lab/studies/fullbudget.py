@@ -72,7 +72,7 @@ def crossval_variant(name: str, recipe: dict, where) -> Variant:
         differ = sorted(k for k in {*train, *shipped} if train.get(k) != shipped.get(k))
         raise ValueError(
             f"{where}: a full-budget run trains the shipped recipe at {STUDY_FS:g} Hz on every record "
-            f"(only {', '.join(_FREE_TRAIN[:-1])} and {_FREE_TRAIN[-1]} may differ); this one has other settings ({', '.join(differ) or 'rate, leads, RR channel or --limit'})"
+            f"(only {', '.join(_FREE_TRAIN[:-1])} and {_FREE_TRAIN[-1]} may differ); this one has other settings ({', '.join(differ) or 'rate, leads, RR channel or limit'})"
         )
     reference = next(v for v in study.full_budget_variants() if v.name == study.full_budget_reference())
     for v in study.full_budget_variants():
@@ -153,7 +153,7 @@ def import_crossval(name: str, folders, storage, *, machine: str | None = None) 
         digest = read_folds(folder).digest
         if paired not in (None, digest):
             raise ValueError(
-                f"{folder}: its folds differ from those of the full-budget runs in the store (another --fold-seed, --folds or data): "
+                f"{folder}: its folds differ from those of the full-budget runs in the store (another fold seed, number of folds or data): "
                 "the runs would not pair fold by fold"
             )
         paired = digest
@@ -162,6 +162,6 @@ def import_crossval(name: str, folders, storage, *, machine: str | None = None) 
         if len(seeds) > 1:
             raise ValueError(f"{folder}: the full-budget runs of a study share one training seed (they pair by fold); found seeds {sorted(seeds)}")
         runs += found
-    made = add_runs(study, name, runs, "the fold was trained again with other results; import into another --store")
+    made = add_runs(study, name, runs, "the fold was trained again with other results; import into another `storage`")
     study.set_user_attr("crossval_folds", paired)
     return made

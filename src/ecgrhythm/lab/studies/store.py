@@ -101,7 +101,7 @@ def open_study(name: str, storage, attrs: dict | None = None, info: dict | None 
         changed = sorted(k for k, v in attrs.items() if recorded_setup.get(k) != v)
         raise ValueError(
             f"study {name!r} in the store was run with other settings ({', '.join(changed)} differ): "
-            "rerun with the same settings, or use another --store"
+            "rerun with the same settings, or use another `storage`"
         )
     return study
 
@@ -253,7 +253,7 @@ def import_csv(name: str, path, storage, setup: dict, info: dict) -> int:
     full = {v.name: v for v in STUDIES[name].full_budget_variants()}
     with open(path, newline="") as f:
         parsed = [_parse_row(name, row, known, full, setup, f"{path} line {i}") for i, row in enumerate(csv.DictReader(f), start=2)]
-    return add_runs(study, name, parsed, "import into another --store, or remove the row")
+    return add_runs(study, name, parsed, "import into another `storage`, or remove the row")
 
 
 def add_runs(study, name: str, runs, remedy: str) -> int:
@@ -310,7 +310,7 @@ def _parse_row(name: str, row: dict, known: dict, full: dict, setup: dict, where
     if fold is None and any(measured[k] != v for k, v in budget.items()):
         raise ValueError(
             f"{where}: a run on the fixed split with { ({k: measured[k] for k in budget}) }, but the setup has {budget}: "
-            "give the same --epochs and --train-records as the runs"
+            "give the setup the same epochs and training records as the runs"
         )
     epochs, train_records, val_records = (measured.pop(k) for k in ("epochs", "train_records", "val_records"))
     attrs = run_attrs(variant, measured, epochs=epochs, train_records=train_records, val_records=val_records, machine=row["machine"], fold=fold)
