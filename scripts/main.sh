@@ -38,7 +38,7 @@ started=$SECONDS
 printf 'data: DATA=%s\nresults: %s\n' "$data" "$out"
 
 step "1. AF episodes and AF burden of the CPSC 2021 sample (2-lead 200 Hz records the model never saw)"
-run episodes "$cpsc" --output "$out/cpsc2021-episodes.csv" --summary "$out/cpsc2021-summary.csv"
+run episodes "$cpsc" --output "$out/cpsc2021-episodes.csv" --summary "$out/cpsc2021-summary.csv" --plot "$out/pictures"
 "$python" - "$out/cpsc2021-summary.csv" <<'EOF'
 import csv, sys
 
@@ -73,6 +73,7 @@ step "Written in $out/ ($((SECONDS - started)) s)"
 printf '%s\n' \
     "cpsc2021-episodes.csv         every rhythm episode of each record (start_s, end_s, label, probability)" \
     "cpsc2021-summary.csv          per record: duration, AF burden, AF episodes, longest, record class" \
+    "pictures/                     one PNG per cpsc2021 record: its rhythm strip, AF episodes and ECG at the longest one's onset" \
     "cpsc2021-evaluation/          the episode score against the annotations (JSON and a figure)" \
     "cinc2017-classify.csv         label and class probabilities of the classified records"
 if [ "$training_score" = 1 ]; then

@@ -24,23 +24,13 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import ecgrhythm
 from ecgrhythm.config import default_data_dir
 from ecgrhythm.episodes.annotations import read_rhythm_annotations
-from ecgrhythm.utils.io import atomic_write
+from ecgrhythm.utils.io import atomic_write, palette_png
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 AF_COLOUR = "#C94F00"  # the page's colour of atrial fibrillation (static/style.css)
 OTHER_COLOUR = "#D9DEE5"
 PAGE_WIDTH = 1200
-
-
-def small_png(png: bytes, colours: int = 256) -> bytes:
-    """`png` with its colours reduced to a palette of `colours` (screenshots and figures have few), compressed as far as PNG goes."""
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return out.getvalue()
 
 
 def episodes_png(found, annotations) -> bytes:
@@ -126,7 +116,7 @@ def main(argv=None) -> int:
     else:
         print(f"readme_pictures.py: {CHROMIUM} is absent (apt-get install chromium): page.png not drawn", file=sys.stderr)
     for name, png in pictures.items():
-        small = small_png(png)
+        small = palette_png(png)
         with atomic_write(args.out / name, "wb") as f:
             f.write(small)
         print(f"wrote {args.out / name} ({len(small) / 1024:.0f} KB)")

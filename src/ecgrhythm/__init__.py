@@ -11,7 +11,8 @@ Keras nor JAX.
 - :func:`read_record` reads a record (WFDB `.hea` or a bare record name, `.mat`, `.csv` and `.npy`
   with `fs=`) as an :class:`EcgRecord`; :func:`find_records` lists a folder's; problems are a :class:`RecordError`.
 - :func:`record_episodes` and :func:`stream_episodes` find AF episodes and the AF burden of a record
-  (:class:`RecordEpisodes`), with the settings of :class:`EpisodeParams`.
+  (:class:`RecordEpisodes`), with the settings of :class:`EpisodeParams`; :func:`plot_episodes` draws them
+  (the rhythm over the whole record, and a few seconds of ECG at the longest AF episode's onset) into a PNG.
 - :func:`train` trains a model folder, with :class:`PreprocessConfig`, :class:`ModelConfig` and :class:`TrainConfig`.
 
 Example:
@@ -47,10 +48,12 @@ _FACE = {
     "find_records": "ecgrhythm.records",
     "EcgRecord": "ecgrhythm.records",
     "RecordError": "ecgrhythm.records",
+    "ImplausibleRecordWarning": "ecgrhythm.preprocessing.plausibility",
     "record_episodes": "ecgrhythm.episodes.finder",
     "stream_episodes": "ecgrhythm.episodes.finder",
     "EpisodeParams": "ecgrhythm.episodes.finder",
     "RecordEpisodes": "ecgrhythm.episodes.finder",
+    "plot_episodes": "ecgrhythm.episodes.plot",
     "train": "ecgrhythm.training.trainer",
     "PreprocessConfig": "ecgrhythm.config",
     "ModelConfig": "ecgrhythm.networks.cnn_lstm",

@@ -390,3 +390,74 @@ def test_every_command_has_a_description_and_a_help_line(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "/docs" in capsys.readouterr().out
+
+
+def _png_of(path):
+    """The size in pixels of the PNG `path`, checking it is one."""
+    from PIL import Image
+
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_episodes_plot_draws_one_picture_per_record_of_a_folder(cpsc2021_dir, tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("data_101_6", "data_101_8"):  # 2 min each, 2 leads at 200 Hz
+        for suffix in (".hea", ".dat"):
+            shutil.copy(cpsc2021_dir / f"{name}{suffix}", folder)
+    pictures = tmp_path / "pictures"
+    assert main(["episodes", str(folder), "--plot", str(pictures), "-o", str(tmp_path / "e.csv"), "--model", str(tiny_model_dir)]) == 0
+    assert sorted(p.name for p in pictures.iterdir()) == ["data_101_6.png", "data_101_8.png"]
+    for picture in pictures.iterdir():
+        assert _png_of(picture) == (1600, 700) and 10_000 < picture.stat().st_size < 150_000
+    assert f"and 2 pictures into {pictures}" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["data_101_6.dat", "data_101_6.hea", "data_101_8.dat", "data_101_8.hea"]
+
+
+def test_episodes_plot_reports_a_record_that_fails_and_draws_the_others(cpsc2021_dir, tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ECG\nnot a number\n")
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    (pictures / "data_101_8.png").write_text("a picture of someone else's")  # never replaced
+    records = [str(cpsc2021_dir / "data_101_6"), str(bad), str(cpsc2021_dir / "data_101_8.hea")]
+    code = main(["episodes", *records, "--fs", "200", "--plot", str(pictures), "--summary", str(tmp_path / "s.csv"), "--model", str(tiny_model_dir)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert _png_of(pictures / "data_101_6.png") == (1600, 700)
+    assert (pictures / "data_101_8.png").read_text() == "a picture of someone else's"
+    assert f"cannot classify {bad}" in captured.err
+    assert f"cannot draw {cpsc2021_dir / 'data_101_8.hea'}: data_101_8.png exists in {pictures} and is not a picture ecgrhythm drew" in captured.err
+    assert "found the episodes of 2 records" in captured.err and "2 failed" in captured.err and "1 picture into" in captured.err
+    assert [r[0] for r in _rows(tmp_path / "s.csv")[1:]] == ["data_101_6", "data_101_8"]  # its episodes are written still
+
+
+def test_episodes_plot_into_a_file_is_refused_before_the_model_loads(cpsc2021_dir, tmp_path, no_model_loads, capsys):
+    not_a_folder = tmp_path / "pictures"
+    not_a_folder.write_text("")
+    assert main(["episodes", str(cpsc2021_dir / "data_101_6"), "--plot", str(not_a_folder)]) == 2
+    assert f"--plot {not_a_folder} is a file" in capsys.readouterr().err
+
+
+def test_a_wrong_fs_warns_one_line_naming_the_file_and_strict_checks_fail_the_record(cinc2017_dir, tiny_model_dir, tmp_path, capsys):
+    from ecgrhythm.records import read_record
+
+    np.save(tmp_path / "A01347.npy", read_record(cinc2017_dir / "A01347.hea").signal)  # 300 Hz, given as 500 Hz below
+    np.save(tmp_path / "A00001.npy", read_record(cinc2017_dir / "A00001.hea").signal)
+    paths = [str(tmp_path / "A01347.npy"), str(tmp_path / "A00001.npy")]
+    assert main(["classify", *paths, "--fs", "500", "--model", str(tiny_model_dir)]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if "warning" in line]
+    assert warned == [line for line in warned if line.startswith(f"ecgrhythm classify: warning: {paths[0]}: implausible record at fs=500 Hz")]
+    assert len(warned) == 1 and "looks like 300 Hz" in warned[0]
+    assert [r[0] for r in csv.reader(captured.out.splitlines())][1:] == ["A01347", "A00001"]  # still classified
+    assert main(["classify", *paths, "--fs", "500", "--model", str(tiny_model_dir), "--strict-checks"]) == 1
+    captured = capsys.readouterr()
+    assert f"ecgrhythm classify: cannot classify {paths[0]}: implausible record at fs=500 Hz" in captured.err
+    assert [r[0] for r in csv.reader(captured.out.splitlines())][1:] == ["A00001"] and "1 failed" in captured.err
+    assert main(["episodes", paths[0], "--fs", "500", "--model", str(tiny_model_dir), "--strict-checks"]) == 1
+    assert f"ecgrhythm episodes: cannot classify {paths[0]}: implausible record at fs=500 Hz" in capsys.readouterr().err
+    assert main(["classify", paths[0], "--fs", "300", "--model", str(tiny_model_dir), "--strict-checks"]) == 0
+    assert "warning" not in capsys.readouterr().err

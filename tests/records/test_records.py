@@ -568,3 +568,20 @@ def test_generated_wfdb_headers_give_a_record_or_record_error(tmp_path, tokens, 
     path = tmp_path / "r.hea"
     path.write_text("\n".join(lines) + "\n# Dx: 1\n")
     _check_outcome(path, fs=None)
+
+
+def test_a_wfdb_header_with_a_base_date_and_time_gives_the_start_time(tmp_path, cpsc2021_dir):
+    import datetime
+
+    from ecgrhythm.records.long_records import open_long_record
+
+    for f in cpsc2021_dir.glob("data_101_6.*"):
+        shutil.copy(f, tmp_path)
+    header = tmp_path / "data_101_6.hea"
+    assert read_record(header).start_time is None  # the sample's headers give no base time
+    lines = header.read_text().splitlines()
+    header.write_text("\n".join([lines[0] + " 23:59:30 06/12/2020", *lines[1:]]) + "\n")
+    start = datetime.datetime(2020, 12, 6, 23, 59, 30)
+    assert read_record(tmp_path / "data_101_6").start_time == start
+    with open_long_record(header) as stream:  # the piecewise reader says the same
+        assert stream.start_time == start

@@ -41,6 +41,7 @@ def add_parser(sub):
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
     engines.add_arguments(p)
     common.add_lead_argument(p)
+    common.add_strict_checks_argument(p)
 
 
 def run(args):
@@ -62,6 +63,7 @@ def run(args):
     common.check_lead(clf, args.lead)
     done = 0
     with (
+        common.record_checks("classify", args.strict_checks),  # first in, last out: the reader thread warns until it stops
         Bars(len(paths), "classify") as bars,
         engines.prediction_table(out, clf.classes_) as write,
         engines.batches(args, clf, paths, progress=bars.signal_done) as chunks,
@@ -75,5 +77,7 @@ def run(args):
             bars.records_done(len(prediction.names) + len(bad))
     seconds = time.perf_counter() - args.started
     wrote = "the CSV to standard output" if out is None else out
-    common.status(f"classified {done} record{'' if done == 1 else 's'} in {seconds:.1f} s ({done / seconds:.1f} records/s); {failed} failed; wrote {wrote}")
+    common.status(
+        f"classified {done} record{'' if done == 1 else 's'} in {seconds:.1f} s ({done / seconds:.1f} records/s); {failed} failed; wrote {wrote}"
+    )
     return 1 if failed else 0

@@ -193,6 +193,38 @@ def add_lead_argument(p):
     )
 
 
+def add_strict_checks_argument(p):
+    p.add_argument(
+        "--strict-checks",
+        action="store_true",
+        help="fail a record whose sampling rate or unit looks wrong from its signal (heart rate, R-wave width or amplitude "
+        "not physiological) instead of warning and classifying it",
+    )
+
+
+@contextlib.contextmanager
+def record_checks(command: str, strict: bool):
+    """Within the block, each :class:`~ecgrhythm.preprocessing.plausibility.ImplausibleRecordWarning` is one line on
+    standard error (`ecgrhythm COMMAND: warning: FILE: ...`, every time), or with `strict` an error that fails its record."""
+    import warnings
+
+    from ecgrhythm.cli.progress import write
+    from ecgrhythm.preprocessing.plausibility import ImplausibleRecordWarning
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ImplausibleRecordWarning):
+                write(one_line(f"ecgrhythm {command}: warning: {message}"))
+            else:
+                previous(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.simplefilter("error" if strict else "always", ImplausibleRecordWarning)
+        yield
+
+
 def check_lead(clf, lead):
     """Refuse `--lead` for a multi-lead model before any record is read."""
     if lead is not None and clf.n_leads_ != 1:

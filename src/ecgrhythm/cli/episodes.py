@@ -33,7 +33,15 @@ def add_parser(sub):
     )
     p.add_argument("--model", metavar="MODEL_DIR", help="single-lead model folder with an A class (default: the shipped models/cinc2017)")
     common.add_lead_argument(p)
+    common.add_strict_checks_argument(p)
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="draw one picture per record into DIR (made if missing) as RECORD.png: the rhythm over the whole recording "
+        "(clock times when the file gives its start), AF burden and episodes, the lead, the noisy stretches, and 8 s of ECG "
+        "at the start of the longest AF episode; a PNG of that name that ecgrhythm did not draw is never replaced",
+    )
 
 
 def run(args):
@@ -53,19 +61,22 @@ def run(args):
             raise common.no_records(args.paths)
         common.status(f"found the episodes of no records; {failed} failed; nothing written")
         return 1
+    plot_dir = _plot_folder(args.plot)
     clf = common.load_classifier(args.model)
     clf.require_whole_records("ecgrhythm episodes")
     bad = []
-    with Bars(len(paths), "episodes") as bars:
+    with Bars(len(paths), "episodes") as bars, common.record_checks("episodes", args.strict_checks):
 
         def report(path, reason):
             common.failure("episodes", path, reason)
             bad.append(path)
             bars.records_done()
 
-        results = []
-        for found in iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead, on_failure=report, progress=bars.signal_done):
+        results, drawn = [], []
+        for path, found in iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead, on_failure=report, progress=bars.signal_done, paired=True):
             results.append(found)
+            if plot_dir is not None and not _draw(found, path, plot_dir, args.fs, drawn):
+                bad.append(path)
             bars.records_done()
     failed += len(bad)
     write_episodes(results, episodes_out or sys.stdout)
@@ -73,9 +84,47 @@ def run(args):
     if args.summary:
         write_summary(results, summary_out or sys.stdout)
         wrote.append(str(summary_out or "the summary to standard output"))
+    if plot_dir is not None:
+        wrote.append(f"{len(drawn)} picture{'' if len(drawn) == 1 else 's'} into {plot_dir}")
     seconds = time.perf_counter() - args.started
-    common.status(f"found the episodes of {len(results)} record{'' if len(results) == 1 else 's'} in {seconds:.1f} s; {failed} failed; wrote {' and '.join(wrote)}")
+    common.status(
+        f"found the episodes of {len(results)} record{'' if len(results) == 1 else 's'} in {seconds:.1f} s; {failed} failed; wrote {' and '.join(wrote)}"
+    )
     return 1 if failed else 0
+
+
+def _plot_folder(given):
+    """The folder of `--plot` (made now, before the model loads), or None without the option.
+
+    Raises:
+        common.UsageError: it is a file, or cannot be made.
+    """
+    from pathlib import Path
+
+    if given is None:
+        return None
+    folder = Path(given)
+    if folder.exists() and not folder.is_dir():
+        raise common.UsageError(f"--plot {folder} is a file: give a folder for the pictures (made if missing)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise common.UsageError(f"--plot {folder}: cannot make the folder ({exc.strerror or exc})") from None
+    return folder
+
+
+def _draw(found, path, folder, fs, drawn) -> bool:
+    """Draw the picture of one record into `folder`, adding its file to `drawn`; a failure is reported and fails alone."""
+    from ecgrhythm.cli.progress import write
+    from ecgrhythm.episodes.plot import write_plot
+    from ecgrhythm.records import failure_reason
+
+    try:
+        drawn.append(write_plot(found, path, folder, fs=fs, taken={p.name for p in drawn}))
+    except Exception as exc:  # a picture that fails fails alone: the episodes are written still
+        write(common.one_line(f"ecgrhythm episodes: cannot draw {path}: {failure_reason(exc)}"))
+        return False
+    return True
 
 
 def _outputs(args):

@@ -2,7 +2,8 @@
 
 What `ecgrhythm episodes` runs: :func:`iter_file_episodes` finds the episodes of each file in turn (WFDB records
 over an hour are read in pieces, in bounded memory), and :func:`write_episodes` and :func:`write_summary` write
-them as CSV files, replaced atomically.
+them as CSV files, replaced atomically. Each file's rate and unit are checked from its signal first
+(:func:`~ecgrhythm.preprocessing.plausibility.warn_if_implausible`, as :mod:`ecgrhythm.inference.streaming` does).
 """
 
 from __future__ import annotations
@@ -12,24 +13,53 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ecgrhythm.episodes.finder import RecordEpisodes, record_episodes, stream_episodes
-from ecgrhythm.records import failure_reason, read_record
+from ecgrhythm.inference.streaming import check_stream_start
+from ecgrhythm.preprocessing.plausibility import ImplausibleRecordWarning, warn_if_implausible
+from ecgrhythm.records import EcgRecord, failure_reason, read_record
 from ecgrhythm.records.long_records import open_long_record, should_stream
 from ecgrhythm.utils.io import atomic_write, csv_writer
 
-__all__ = ["iter_file_episodes", "write_episodes", "write_summary", "EPISODE_COLUMNS", "SUMMARY_COLUMNS"]
+__all__ = ["iter_file_episodes", "open_record_file", "write_episodes", "write_summary", "EPISODE_COLUMNS", "SUMMARY_COLUMNS"]
 
 EPISODE_COLUMNS = ("record", "lead", "start_s", "end_s", "label", "probability")
 SUMMARY_COLUMNS = ("record", "lead", "duration_s", "af_burden", "af_episodes", "longest_af_s", "record_class")
 
 
-def _file_episodes(classifier, path: Path, fs: float | None, lead, progress) -> RecordEpisodes:
-    if should_stream(path, fs):  # WFDB records over an hour are read in pieces
+@contextlib.contextmanager
+def open_record_file(path, fs: float | None = None):
+    """A record file opened as the episode finder reads it: in pieces when long, else whole.
+
+    Args:
+        path: a record file or a bare WFDB record name.
+        fs: sampling rate (Hz) of a file without a header.
+
+    Yields:
+        An open :class:`~ecgrhythm.records.WfdbStream` (or EDF stream) for a WFDB record or an EDF/BDF file over an hour
+        (:func:`~ecgrhythm.records.long_records.should_stream`), closed when the block ends; else the
+        :class:`~ecgrhythm.records.EcgRecord` read whole.
+
+    Raises:
+        RecordError: the file cannot be read.
+    """
+    if should_stream(path, fs):
         with open_long_record(path, fs) as stream:
-            return stream_episodes(classifier, stream, lead, progress=progress)
-    return record_episodes(classifier, read_record(path, fs=fs), lead, progress=progress)
+            yield stream
+    else:
+        yield read_record(path, fs=fs)
 
 
-def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None, on_failure=None, progress=None) -> Iterator[RecordEpisodes]:
+def _file_episodes(classifier, path: Path, fs: float | None, lead, progress) -> RecordEpisodes:
+    with open_record_file(path, fs) as source:
+        if isinstance(source, EcgRecord):
+            warn_if_implausible(classifier.choose_lead(source, lead)[0].signal, source.fs, path)
+            return record_episodes(classifier, source, lead, progress=progress)
+        check_stream_start(classifier, source, lead, path)
+        return stream_episodes(classifier, source, lead, progress=progress)
+
+
+def iter_file_episodes(
+    classifier, paths, *, fs: float | None = None, lead=None, on_failure=None, progress=None, paired: bool = False
+) -> Iterator[RecordEpisodes]:
     """The episodes of each record file, in order; a file that fails is reported and the rest go on.
 
     Args:
@@ -41,18 +71,20 @@ def iter_file_episodes(classifier, paths, *, fs: float | None = None, lead=None,
             (:func:`~ecgrhythm.records.failure_reason`); `None` skips them silently.
         progress: `progress(done_s, total_s)`, called as the record being worked on is gone through (seconds of it
             done, its length; each record starts again from 0); `None` reports nothing.
+        paired: yield `(path, episodes)` pairs, so that the caller knows which file each result is of.
 
     Yields:
-        The :class:`~ecgrhythm.episodes.finder.RecordEpisodes` of each file that could be used.
+        The :class:`~ecgrhythm.episodes.finder.RecordEpisodes` of each file that could be used (with its path
+        when `paired`).
     """
     for path in map(Path, paths):
         try:
             found = _file_episodes(classifier, path, fs, lead, progress)
         except Exception as exc:  # one bad record fails alone, whatever its kind
-            if on_failure is not None:
-                on_failure(path, failure_reason(exc))
+            if on_failure is not None:  # an ImplausibleRecordWarning raised as an error says it all
+                on_failure(path, exc.reason if isinstance(exc, ImplausibleRecordWarning) else failure_reason(exc))
             continue
-        yield found
+        yield (path, found) if paired else found
 
 
 def _write_rows(path, header, rows) -> None:

@@ -41,6 +41,7 @@ from ecgrhythm.inference.timeline import TimelineMixin
 from ecgrhythm.preprocessing.batching import bucket_lengths
 from ecgrhythm.preprocessing.leads import choose_lead, input_columns
 from ecgrhythm.preprocessing.pipeline import preprocess_signal
+from ecgrhythm.preprocessing.plausibility import warn_if_implausible
 from ecgrhythm.records import EcgRecord, read_record
 from ecgrhythm.scoring.calibration import calibrate_probabilities
 from ecgrhythm.utils.validation import check_positive_int
@@ -340,6 +341,11 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
                 (see :func:`ecgrhythm.inference.streaming.classify_files` to keep going past failures).
             NotFittedError: the classifier was not created with :meth:`load`.
 
+        Warns:
+            ImplausibleRecordWarning: the heart rate, R-wave width or amplitude the record implies is not
+                physiological at its rate (a wrong `fs`, or microvolts read as millivolts); the record is still
+                classified. `warnings.simplefilter("error", ImplausibleRecordWarning)` makes it an error.
+
         Example:
             >>> import ecgrhythm
             >>> clf = ecgrhythm.RhythmClassifier.load()
@@ -352,5 +358,7 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         self._check_fitted()
         records = signal_list(records, "records", (str, os.PathLike, EcgRecord))[0]
         records = [r if isinstance(r, EcgRecord) else read_record(r, fs=fs) for r in records]
+        for r in records:  # warns (ImplausibleRecordWarning) when the rate or the unit looks wrong; never changes the result
+            warn_if_implausible(self.choose_lead(r)[0].signal, r.fs, r.record_name)
         probs = self.predict_prepared([self.prepare(r) for r in records])
         return Prediction([r.record_name for r in records], self.labels_from_proba(probs), probs, self.classes_)

@@ -12,6 +12,11 @@ probabilities that are not finite) makes that record a failure, never a stop
 or a label. A single-lead model takes one lead of a multi-lead record (`lead`,
 by default lead I, else the first); each prediction says which in `leads`.
 
+Each record's rate and unit are checked from its signal as it is read (the first minutes of the lead it is
+classified from, :func:`~ecgrhythm.preprocessing.plausibility.warn_if_implausible`): an implausible one gives an
+:class:`~ecgrhythm.preprocessing.plausibility.ImplausibleRecordWarning` naming the file, and is still classified,
+unless that warning is turned into an error, which makes the record a failure.
+
 Example:
 >>> clf = RhythmClassifier.load()                                  # doctest: +SKIP
 >>> prediction, failures = classify_files(clf, ["A00001.hea"])     # doctest: +SKIP
@@ -29,11 +34,12 @@ import numpy as np
 from ecgrhythm.inference.classifier import Prediction
 from ecgrhythm.inference.long_records import classify_stream
 from ecgrhythm.preprocessing.leads import check_lead_argument
+from ecgrhythm.preprocessing.plausibility import CHECK_S, ImplausibleRecordWarning, warn_if_implausible
 from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.records.long_records import open_long_record, should_stream
 from ecgrhythm.utils.validation import check_positive_int
 
-__all__ = ["iter_classify_files", "classify_files", "CHUNK_SAMPLES"]
+__all__ = ["iter_classify_files", "classify_files", "check_stream_start", "CHUNK_SAMPLES"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +120,18 @@ def classify_files(classifier, paths, *, fs: float | None = None, lead=None, chu
     return Prediction(names, labels, probs, list(classifier.classes_), leads), failures
 
 
+def check_stream_start(classifier, stream, lead, source) -> None:
+    """:func:`~ecgrhythm.preprocessing.plausibility.warn_if_implausible` on the first `CHECK_S` seconds of the lead
+    `classifier` takes from a record read in pieces (the rest is not read for it).
+
+    Raises:
+        RecordError: the record lacks the model's leads, or `lead`.
+    """
+    columns, _ = classifier.input_columns(stream.sig_name, lead, source=stream.header)
+    start = stream.read(0, min(stream.n_samples, int(CHECK_S * stream.fs)), columns[:1])
+    warn_if_implausible(start, stream.fs, source)
+
+
 class _Long:
     """A long WFDB record, classified in pieces when its turn comes (it holds no samples until then)."""
 
@@ -137,8 +155,11 @@ def _read_records(classifier, paths, fs, lead, stop):
                 continue
             record = read_record(path, fs=fs)
             one, name = classifier.choose_lead(record, lead)
+            warn_if_implausible(one.signal, one.fs, path)
             yield str(path), (record.record_name, name, classifier.prepare(one))
         except RecordError as exc:
+            yield str(path), exc.reason
+        except ImplausibleRecordWarning as exc:  # turned into an error (`warnings.simplefilter("error", ...)`)
             yield str(path), exc.reason
         except Exception as exc:  # a hostile file must fail alone, never stop the run
             yield str(path), f"unexpected error while reading ({type(exc).__name__}: {exc})"
@@ -181,10 +202,14 @@ def _classify_chunk(classifier, read, failures, fs, lead, progress=None):
         path, name, _, long = read[0]
         try:
             with open_long_record(long.path, fs) as stream:
+                check_stream_start(classifier, stream, lead, path)
                 row, chosen = classify_stream(classifier, stream, lead, progress=progress)
             read, probs = [(path, name, chosen, None)], row[None]
         except Exception as exc:
-            reason = exc.reason if isinstance(exc, RecordError) else f"cannot be classified ({type(exc).__name__}: {exc})"
+            if isinstance(exc, RecordError | ImplausibleRecordWarning):
+                reason = exc.reason
+            else:
+                reason = f"cannot be classified ({type(exc).__name__}: {exc})"
             read, probs, failures = [], np.zeros((0, len(classifier.classes_))), failures + [(path, reason)]
     else:
         try:

@@ -1,29 +1,49 @@
-"""`.csv` records: one column per lead, an optional header row naming the leads, `#` comment lines skipped."""
+"""`.csv` records: one column per lead, an optional header row naming the leads, `#` comment lines skipped.
+
+A first column of times is the time base, never a lead: one whose header is time-like (`time`, `t`, `s`, `sec`,
+`seconds`, `ms`, `timestamp`, `Elapsed time`, `time (s)`, `Time [ms]`, ...; any case), or, without a header row, one
+that is strictly increasing and evenly spaced while no other column is. Its step gives the sampling rate, in the
+unit its header names (`ms`, `msec`, `milliseconds`; otherwise seconds); a header-less column of 0, 1, 2, ... (or
+1, 2, 3, ...) counts samples and gives no rate. Times not evenly spaced (gaps, jitter over `TIME_TOLERANCE` of a
+step) are refused, and so is a rate that disagrees with the caller's `fs`.
+"""
 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import MAX_LEADS, Decoded, RecordError, as_signal
+from ecgrhythm.records.core import GIVE_FS, MAX_LEADS, Decoded, RecordError, as_signal, check_fs
 from ecgrhythm.records.registry import register_reader
 
-__all__ = ["read_csv"]
+__all__ = ["read_csv", "TIME_TOLERANCE"]
+
+TIME_TOLERANCE = 0.1  # most a time step may differ from the mean step, as a fraction of it (rounded times in exports)
+FS_TOLERANCE = 0.01  # most the time column's rate may differ from the caller's `fs`, as a fraction
+_SECONDS = {"time", "t", "s", "sec", "secs", "second", "seconds", "timestamp", "elapsed time", "elapsed", "time stamp"}
+_MILLISECONDS = {"ms", "msec", "msecs", "millisecond", "milliseconds"}
+_UNIT = re.compile(r"^(?P<name>[^(\[]*?)\s*[(\[]\s*(?P<unit>[^)\]]*?)\s*[)\]]$")  # "time (s)", "Time [ms]"
 
 
-def read_csv(path: Path, *, fs: float, **_options) -> Decoded:
-    """Read a CSV record (comma, semicolon, tab or blank separated) at the caller's `fs`.
+def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
+    """Read a CSV record (comma, semicolon, tab or blank separated) at the caller's `fs`, or at the rate of its time column.
 
     Returns:
         The samples as float32 `(n_samples, n_leads)` (time is the longer axis
-        unless a header row names the columns) and the header row's lead names.
+        unless a header row names the columns; a time column is dropped) and the header row's lead names.
 
     Raises:
         RecordError: not UTF-8, no samples, text or missing values among the
-            numbers, ragged rows, or more than 64 named columns.
+            numbers, ragged rows, or more than 64 named columns; no time column and no `fs`;
+            a time column not evenly spaced, or whose rate disagrees with `fs`.
     """
+    if fs is not None:
+        fs = check_fs(fs, path)
+    if path.stat().st_size == 0:
+        raise RecordError(path, "the file is empty")
     with open(path, encoding="utf-8-sig", errors="strict") as f:
         try:
             skip, first = _next_data_line(f, 0)
@@ -43,18 +63,76 @@ def read_csv(path: Path, *, fs: float, **_options) -> Decoded:
             else:
                 skip -= 1
             f.seek(0)
-            array = np.loadtxt(f, delimiter=delimiter, dtype=np.float32, ndmin=2, skiprows=skip, quotechar='"')
+            array = np.loadtxt(f, delimiter=delimiter, dtype=np.float64, ndmin=2, skiprows=skip, quotechar='"')
         except RecordError:
             raise
         except UnicodeDecodeError as exc:
             raise RecordError(path, f"the CSV file is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
         except (ValueError, csv.Error) as exc:
             raise RecordError(path, f"the CSV file holds text, missing values or ragged rows where numbers belong ({exc})") from None
+    if leads is not None and len(leads) != array.shape[1]:
+        raise RecordError(path, f"the header row names {len(leads)} columns but rows have {array.shape[1]}")
+    array, leads, fs = _time_base(array, leads, fs, path)
+    if fs is None:
+        raise RecordError(path, f"the file has no header and so no sampling rate: {GIVE_FS}")
     if leads is not None:
-        if len(leads) != array.shape[1]:
-            raise RecordError(path, f"the header row names {len(leads)} columns but rows have {array.shape[1]}")
-        return Decoded(np.ascontiguousarray(array), fs, leads)
-    return Decoded(as_signal(array, path), fs)
+        return Decoded(np.ascontiguousarray(array, dtype=np.float32), fs, leads)
+    return Decoded(as_signal(array.astype(np.float32), path), fs)
+
+
+def _time_base(array: np.ndarray, leads, fs, path):
+    """`(leads' columns, their names, fs)`: a first column of times dropped, its rate checked against the caller's `fs`."""
+    scale = _time_unit(leads[0]) if leads is not None else None
+    if leads is None and not _looks_like_time(array):
+        return array, leads, fs
+    if scale is None and leads is not None:
+        return array, leads, fs
+    if array.shape[1] < 2:
+        raise RecordError(path, "the only column holds times, not an ECG lead")
+    times, array, leads = array[:, 0], array[:, 1:], leads[1:] if leads is not None else None
+    step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
+    steps = np.diff(times)
+    if not step > 0 or np.abs(steps - step).max(initial=0.0) > TIME_TOLERANCE * step:
+        worst = int(np.argmax(np.abs(steps - step))) if len(steps) else 0
+        raise RecordError(
+            path,
+            f"the time column is not evenly spaced (rows {worst + 1} to {worst + 2} are {steps[worst] if len(steps) else 0:g} apart, "
+            f"the mean step is {step:g}): resample the signal to a fixed rate, or drop the time column and give fs",
+        )
+    if scale is None:  # no header: sample numbers, seconds, or milliseconds when seconds give no usable rate
+        if times[0] in (0, 1) and step == 1:
+            return array, leads, fs
+        scale = 1.0 if 20 <= 1 / step <= 100_000 else 1e-3
+    rate = round(1.0 / (step * scale), 3)
+    if fs is not None and abs(rate - fs) > FS_TOLERANCE * fs:
+        raise RecordError(
+            path, f"the time column gives a sampling rate of {rate:g} Hz but fs={fs:g} Hz was given: give the right fs, or leave it out"
+        )
+    return array, leads, rate
+
+
+def _time_unit(name: str) -> float | None:
+    """Seconds per unit of a column named `name` if the name is time-like (1 or 0.001), else None."""
+    name = name.strip().lower()
+    unit = None
+    if match := _UNIT.match(name):
+        name, unit = match["name"].strip(), match["unit"].strip()
+    if name in _MILLISECONDS:
+        return 1e-3
+    if name not in _SECONDS:
+        return None
+    return 1e-3 if unit in _MILLISECONDS else 1.0
+
+
+def _looks_like_time(array: np.ndarray) -> bool:
+    """Without a header: whether the first of several columns increases strictly with a near-even step and no other column increases strictly."""
+    if array.shape[1] < 2 or len(array) < 3:
+        return False
+    steps = np.diff(array, axis=0)
+    increasing = (steps > 0).all(axis=0)
+    if not increasing[0] or increasing[1:].any():
+        return False
+    return bool(np.abs(steps[:, 0] - steps[:, 0].mean()).max() <= TIME_TOLERANCE * steps[:, 0].mean())
 
 
 def _next_data_line(lines, count: int):
@@ -74,4 +152,4 @@ def _is_number(text: str) -> bool:
     return True
 
 
-register_reader(".csv", read_csv)
+register_reader(".csv", read_csv, needs_fs=False)  # a time column may give the rate

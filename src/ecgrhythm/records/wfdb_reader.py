@@ -16,6 +16,7 @@ demand, for records up to `MAX_STREAM_DURATION_S` in bounded memory.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import tempfile
 import warnings
@@ -75,7 +76,7 @@ def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
     """
     with open_wfdb(header, fs=fs, max_s=MAX_DURATION_S) as stream:
         signal = stream.read(0, stream.n_samples, whole=True)
-        return Decoded(signal, stream.fs, stream.sig_name, stream.comments)
+        return Decoded(signal, stream.fs, stream.sig_name, stream.comments, start_time=stream.start_time)
 
 
 def header_length(header: Path, fs: float | None = None) -> tuple[int | None, float | None]:
@@ -167,6 +168,7 @@ class WfdbStream:
         self.sig_name = tuple(str(n) if n else f"lead{i + 1}" for i, n in enumerate(meta.sig_name or [None] * meta.n_sig))
         self.comments = tuple(str(c) for c in meta.comments or ())
         self.record_name = header.stem
+        self.start_time = _start_time(meta)
         self._scale = np.array([_UNIT_TO_MV.get(str(u or "").strip().lower(), 1.0) for u in (meta.units or [""] * meta.n_sig)], dtype=np.float32)
 
     @property
@@ -270,3 +272,10 @@ def sibling_header(path: Path) -> Path | None:
 
 
 register_reader(HEADER_SUFFIX, read_wfdb, needs_fs=False)
+
+
+def _start_time(meta) -> datetime.datetime | None:
+    """When the recording started, from the header's base date and time; None unless it gives both."""
+    if meta.base_date is None or meta.base_time is None:
+        return None
+    return datetime.datetime.combine(meta.base_date, meta.base_time)

@@ -114,7 +114,9 @@ class Checkpoint:
                     raise ValueError(f"{path}: the checkpoint holds {found} {name} arrays, the network has {size}; it was made by another version")
                 groups[name] = [data[f"{name}_{i}"] for i in range(size)]
         if not _same_settings(state["settings"], settings):
-            raise ValueError(f"{self.folder}: the checkpoint was made with other settings; train with the same settings, or start a new run (`resume=False`)")
+            raise ValueError(
+                f"{self.folder}: the checkpoint was made with other settings; train with the same settings, or start a new run (`resume=False`)"
+            )
         if (self.folder / SPLIT_FILE).read_text() != split_text:
             raise ValueError(f"{self.folder}: the data folder has changed since the run started (another train/validation split); start a new run")
         _assign(model.variables, groups["model"])

@@ -81,7 +81,9 @@ def claim_folder(output: Path, recipe: dict, folds: Folds) -> None:
                 f"rerun it with the same settings, or choose another `output` folder"
             )
     if folds_path.is_file() and read_folds(output).folds != folds.folds:
-        raise ValueError(f"{folds_path}: the saved folds differ from those of these records (the data folder changed?); choose another `output` folder")
+        raise ValueError(
+            f"{folds_path}: the saved folds differ from those of these records (the data folder changed?); choose another `output` folder"
+        )
     if not recipe_path.is_file():
         atomic_write_text(recipe_path, json.dumps(recipe, indent=2) + "\n")
     if not folds_path.is_file():

@@ -95,7 +95,9 @@ def read_folds(output) -> Folds:
     """
     path = Path(output) / FOLDS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {Path(output)} is not a cross-validation folder (its folds are written first, `folds_only=True` writes only them)")
+        raise FileNotFoundError(
+            f"{path} not found: {Path(output)} is not a cross-validation folder (its folds are written first, `folds_only=True` writes only them)"
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return Folds([list(map(str, f)) for f in raw["folds"]], int(raw["seed"]), tuple(raw["classes"]), dict(raw["labels"]))

@@ -160,7 +160,9 @@ def check_batch_size(batch_size: int, devices) -> None:
     from ecgrhythm.inference.classifier import BATCH_SIZE
 
     if not devices and process_rows()[1] > 1:
-        raise ValueError(f"a run of {process_rows()[1]} processes trains over the devices of all of them: expected devices='auto'. Received: devices=None")
+        raise ValueError(
+            f"a run of {process_rows()[1]} processes trains over the devices of all of them: expected devices='auto'. Received: devices=None"
+        )
 
     if devices and batch_size % len(devices):
         raise ValueError(

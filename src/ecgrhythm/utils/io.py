@@ -18,7 +18,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "csv_writer"]
+__all__ = ["atomic_write", "atomic_write_text", "csv_writer", "palette_png"]
 
 _DESCRIPTOR_ALIAS = re.compile(r"^(/dev/(stdout|stderr|fd/[^/]+)|/proc/[^/]+/fd/[^/]+)$")
 
@@ -91,3 +91,19 @@ def csv_writer(f, **kwargs):
     Open `f` with `newline=""` (as :func:`atomic_write` takes it) so that no other translation happens.
     """
     return csv.writer(f, lineterminator="\n", **kwargs)
+
+
+def palette_png(png: bytes, *, software: str | None = None, colours: int = 256) -> bytes:
+    """`png` with its colours reduced to a palette of `colours` (figures and screenshots have few), compressed as far as
+    PNG goes, with `software` as its Software text if given (no text otherwise)."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    info = PngImagePlugin.PngInfo()
+    if software is not None:
+        info.add_text("Software", software)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True, pnginfo=info)
+    return out.getvalue()

@@ -1,0 +1,268 @@
+"""Checks that a record's sampling rate and units are plausible, from the signal itself.
+
+A wrong rate or unit gives no error: the networks see a heart that beats too fast or too slow, and
+answer with confidence. :func:`check_signal` measures, on the first `CHECK_S` seconds of one lead, the
+heart rate (from the median R-R interval of sleepecg's beats, :func:`~ecgrhythm.preprocessing.rpeaks.detect_beats`)
+and the width of the median beat's main deflection (the R wave at half its height) that the given rate
+implies, and the R-wave amplitude in the given unit. Both times scale with the rate: a record sampled at
+300 Hz read as 500 Hz beats 5/3 as fast with R waves 3/5 as wide.
+
+Bounds, set for few false alarms rather than many catches (a warning on a good record is worse than none):
+
+- heart rate 25-250 bpm: escape rhythms of complete heart block go down to about 30 bpm, and ventricular
+  rates over 250 bpm are exceptional even in AF with pre-excitation;
+- R-wave width at half height 8-120 ms: a normal QRS lasts 70-110 ms and a bundle-branch block up to about
+  200 ms (AHA/ACCF/HRS 2009 recommendations for the standardization of the ECG, part III), and the R wave's
+  half-height width is a fraction of it; on real records at their true rate it ranged 12-85 ms (484 cinc2017
+  records, the 18 cpsc2021 and 50 cinc2021 sample records);
+- R-wave amplitude 0.02-20 mV: QRS voltages run from about 0.5 mV (low voltage) to 4-5 mV (hypertrophy);
+  on those records 0.1-1.9 mV. Microvolts read as millivolts are 1000 times too large, volts 1000 times too small.
+
+So the check catches gross errors (a rate off by a factor of 2 or more on most records; a factor 5/3 on fast
+or slow hearts), not every wrong rate. When the beats cannot be trusted (under `MIN_BEATS` beats, or beats
+that do not look alike, as in noise) the rate is undetermined and nothing is said. The unit check needs no beats.
+
+It costs about 1-2 ms per 30 s record and holds at most `CHECK_S` seconds of one lead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+from ecgrhythm.preprocessing.rpeaks import detect_beats
+
+__all__ = [
+    "ImplausibleRecordWarning",
+    "Plausibility",
+    "check_signal",
+    "warn_if_implausible",
+    "CHECK_S",
+    "COMMON_RATES",
+    "HEART_RATE_BPM",
+    "R_WIDTH_MS",
+    "R_AMPLITUDE_MV",
+    "RATE_SCALE",
+    "rate_scale",
+]
+
+CHECK_S = 180.0  # seconds of signal checked, from the start
+MIN_BEATS = 5  # fewer beats: the rate is undetermined
+MIN_LIKENESS = 0.5  # median correlation of the beats with their median beat below this: noise, undetermined
+HEART_RATE_BPM = (25.0, 250.0)
+R_WIDTH_MS = (8.0, 120.0)
+R_AMPLITUDE_MV = (0.02, 20.0)
+RATE_SCALE = (0.45, 1.8)  # bounds of the rate scale the heart rate and width imply together (see `rate_scale`)
+COMMON_RATES = (125.0, 128.0, 200.0, 250.0, 256.0, 300.0, 360.0, 500.0, 512.0, 1000.0)
+_TYPICAL_BPM, _TYPICAL_WIDTH_MS = 73.0, 23.3  # medians on the real records above
+
+
+class ImplausibleRecordWarning(UserWarning):
+    """A record's sampling rate or unit looks wrong from its signal: its heart rate, R-wave width or
+    amplitude is not physiological. Turn it into an error with
+    `warnings.simplefilter("error", ImplausibleRecordWarning)` (the command line's `--strict-checks`).
+
+    Args:
+        source: the record's file or name.
+        reason: what is implausible and what would fix it.
+
+    Example:
+        >>> import warnings
+        >>> import ecgrhythm
+        >>> clf = ecgrhythm.RhythmClassifier.load()
+        >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A01347")   # 300 Hz
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always", ecgrhythm.ImplausibleRecordWarning)
+        ...     label = clf.predict(record.signal[:, 0], fs=500)              # the wrong rate
+        >>> print(caught[0].message.reason)
+        implausible record at fs=500 Hz: ...; its sampling rate looks like 300 Hz, not the 500 Hz given (pass the right fs)
+    """
+
+    def __init__(self, source, reason: str):
+        self.source, self.reason = str(source), reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plausibility:
+    """What :func:`check_signal` measured, at the rate and unit it was given.
+
+    Attributes:
+        heart_rate_bpm: from the median R-R interval; None when the beats are undetermined.
+        r_width_ms: width of the median beat's R wave at half its height; None when undetermined.
+        r_amplitude: the median beat's R-wave amplitude in the signal's unit (without beats: half the range
+            between the 1st and 99th percentiles); None for a flat signal.
+        plausible_fs: a common rate (:data:`COMMON_RATES`) that puts the heart rate and width in range, the best
+            centred, when the given rate does not (None: the rate is fine, undetermined, or no common rate fits).
+        problems: what is not physiological, as phrases (empty: nothing).
+        unit_hint: the unit the signal looks like when its amplitude is off by about 1000 (`"uV"`, `"V"`), else None.
+    """
+
+    heart_rate_bpm: float | None
+    r_width_ms: float | None
+    r_amplitude: float | None
+    plausible_fs: float | None = None
+    problems: tuple[str, ...] = ()
+    unit_hint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_signal(signal, fs: float) -> Plausibility:
+    """Measure the heart rate, R-wave width and amplitude of one lead, and say what is not physiological.
+
+    Args:
+        signal: array `(n_samples,)` or `(n_samples, n_leads)` in mV (the first lead is checked); only its
+            first `CHECK_S` seconds are read.
+        fs: the sampling rate it is said to have, in Hz.
+
+    Returns:
+        A :class:`Plausibility`.
+
+    Example:
+        >>> import ecgrhythm
+        >>> from ecgrhythm.preprocessing.plausibility import check_signal
+        >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A00004.hea")
+        >>> check_signal(record.signal, record.fs).ok
+        True
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    x = (x if x.ndim == 1 else x[:, 0])[: int(CHECK_S * fs)]
+    beats = _median_beat(x, fs)
+    if beats is None:
+        lo, hi = np.percentile(x, [1, 99]) if len(x) else (0.0, 0.0)
+        amplitude = (hi - lo) / 2 if hi > lo else None
+        return Plausibility(None, None, amplitude, problems=tuple(_unit_problems(amplitude)), unit_hint=_unit_hint(amplitude))
+    heart_rate, width, amplitude = beats
+    problems = list(_rate_problems(heart_rate, width))
+    plausible = _plausible_rate(heart_rate, width, fs) if problems else None
+    problems += _unit_problems(amplitude)
+    return Plausibility(heart_rate, width, amplitude, plausible, tuple(problems), _unit_hint(amplitude))
+
+
+def warn_if_implausible(signal, fs: float, source) -> Plausibility:
+    """:func:`check_signal`, and an :class:`ImplausibleRecordWarning` naming `source`, the rate given and the
+    plausible rate (or unit) when something is not physiological.
+
+    Args:
+        signal: as :func:`check_signal`.
+        fs: the rate the record is classified at, in Hz.
+        source: the record's file or name, for the message.
+
+    Returns:
+        The :class:`Plausibility`.
+
+    Raises:
+        ImplausibleRecordWarning: when warnings of that class are turned into errors.
+    """
+    found = check_signal(signal, fs)
+    if not found.ok:
+        warnings.warn(ImplausibleRecordWarning(source, message(found, fs)), stacklevel=2)
+    return found
+
+
+def message(found: Plausibility, fs: float) -> str:
+    """One line: what is not physiological at `fs`, and the rate or unit that would make it so."""
+    fix = []
+    if found.plausible_fs is not None:
+        fix.append(f"its sampling rate looks like {found.plausible_fs:g} Hz, not the {fs:g} Hz given (pass the right fs)")
+    elif any("heart rate" in p or "width" in p for p in found.problems):
+        fix.append(f"check its sampling rate ({fs:g} Hz given)")
+    if found.unit_hint is not None:
+        fix.append(f"its unit looks like {found.unit_hint}, not mV (convert the signal to mV)")
+    return f"implausible record at fs={fs:g} Hz: {'; '.join(found.problems)}; {'; '.join(fix)}"
+
+
+def _median_beat(x: np.ndarray, fs: float):
+    """`(heart rate bpm, R width ms, R amplitude)` of the median beat of `x`, or None when the beats are undetermined."""
+    if len(x) < 2 or not np.all(np.isfinite(x)):
+        return None
+    peaks = detect_beats(x, fs)
+    if len(peaks) < MIN_BEATS:
+        return None
+    rr = float(np.median(np.diff(peaks)))
+    half = int(0.4 * rr)  # samples either side of a beat: within the R-R interval whatever the rate
+    peaks = peaks[(peaks >= half) & (peaks < len(x) - half)]
+    if len(peaks) < MIN_BEATS or half < 2:
+        return None
+    beats = x[peaks[:, None] + np.arange(-half, half + 1)]
+    beats -= np.median(beats, axis=1, keepdims=True)
+    template = np.median(beats, axis=0)
+    if _likeness(beats, template) < MIN_LIKENESS:
+        return None
+    width, amplitude = _half_height_width(np.abs(template), half, max(1, half // 4))
+    return 60.0 * fs / rr, 1000.0 * width / fs, amplitude
+
+
+def _likeness(beats: np.ndarray, template: np.ndarray) -> float:
+    """Median correlation of the beats with their median beat (1: alike; noise: near 0)."""
+    b = beats - beats.mean(axis=1, keepdims=True)
+    t = template - template.mean()
+    norms = np.linalg.norm(b, axis=1) * np.linalg.norm(t)
+    return float(np.median(np.divide(b @ t, norms, out=np.zeros(len(b)), where=norms > 0)))
+
+
+def _half_height_width(a: np.ndarray, centre: int, reach: int) -> tuple[float, float]:
+    """Width (samples, interpolated) at half height of the largest peak of `a` within `reach` of `centre`, and its height."""
+    peak = centre - reach + int(np.argmax(a[centre - reach : centre + reach + 1]))
+    height = float(a[peak])
+    below = np.flatnonzero(a <= height / 2)
+    left = below[below < peak]
+    right = below[below > peak]
+    if height <= 0 or not len(left) or not len(right):
+        return float("nan"), height
+    lo, hi = left[-1], right[0]
+    lo_f = lo + (height / 2 - a[lo]) / (a[lo + 1] - a[lo])  # where the rising edge crosses half height
+    hi_f = hi - (height / 2 - a[hi]) / (a[hi - 1] - a[hi])
+    return float(hi_f - lo_f), height
+
+
+def rate_scale(heart_rate: float, width: float) -> float:
+    """How many times too high the given rate looks: the geometric mean of `heart_rate / 73 bpm` and
+    `23.3 ms / width` (each 1 for the median record; both grow with a rate given too high).
+
+    The two vary independently between people (correlation -0.05 of their logs on the real records above), so
+    their mean varies less than either (log-spread 0.19 against 0.27 and 0.25): on those records at their true rate
+    it ranged 0.49-1.63, hence the bounds :data:`RATE_SCALE`, 0.45-1.8.
+    """
+    if not math.isfinite(width) or width <= 0:
+        return heart_rate / _TYPICAL_BPM
+    return math.sqrt(heart_rate / _TYPICAL_BPM * _TYPICAL_WIDTH_MS / width)
+
+
+def _rate_problems(heart_rate: float, width: float):
+    lo, hi = HEART_RATE_BPM
+    if not lo <= heart_rate <= hi:
+        yield f"heart rate {heart_rate:.0f} bpm (physiological: {lo:g}-{hi:g})"
+    lo, hi = R_WIDTH_MS
+    if math.isfinite(width) and not lo <= width <= hi:
+        yield f"R-wave width {width:.0f} ms at half height (physiological: {lo:g}-{hi:g})"
+    scale = rate_scale(heart_rate, width)
+    lo, hi = RATE_SCALE
+    if not lo <= scale <= hi:
+        yield f"heart rate {heart_rate:.0f} bpm with R waves {width:.0f} ms wide at half height: a rate {scale:.2g} times too {'high' if scale > 1 else 'low'}"
+
+
+def _plausible_rate(heart_rate: float, width: float, fs: float) -> float | None:
+    """The common rate at which the heart rate and width fall in range, best centred on typical values (None: none does)."""
+    fits = [rate for rate in COMMON_RATES if not any(True for _ in _rate_problems(heart_rate * rate / fs, width * fs / rate))]
+    return min(fits, key=lambda rate: abs(math.log(rate_scale(heart_rate * rate / fs, width * fs / rate))), default=None)
+
+
+def _unit_hint(amplitude: float | None) -> str | None:
+    if amplitude is None:
+        return None
+    lo, hi = R_AMPLITUDE_MV
+    return "uV" if amplitude > hi else "V" if amplitude < lo else None
+
+
+def _unit_problems(amplitude: float | None) -> list[str]:
+    if _unit_hint(amplitude) is None:
+        return []
+    lo, hi = R_AMPLITUDE_MV
+    return [f"R-wave amplitude {amplitude:.3g} in mV (physiological: {lo:g}-{hi:g})"]
