@@ -189,17 +189,19 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         if not hasattr(self, "backend_"):
             raise NotFittedError("This RhythmClassifier has no model yet. Call 'load' to create one: RhythmClassifier.load(model_dir).")
 
-    def input_columns(self, sig_name, lead=None, *, source="record") -> tuple[list[int], str | None]:
+    def input_columns(self, sig_name, lead=None, *, source="record", signal=None, fs: float | None = None) -> tuple[list[int], str | None]:
         """The columns this model takes from a record with leads `sig_name`, and the name of a single-lead model's lead.
 
         See :func:`ecgrhythm.preprocessing.leads.input_columns` (the one check that the record has the model's leads).
+        Pass the record's `signal` (or its first :data:`~ecgrhythm.preprocessing.quality.CHECK_S` seconds, for a record
+        read in pieces) and `fs` so that, with no `lead`, an unusable lead is passed over as :meth:`choose_lead` does.
 
         Raises:
             RecordError: the record lacks the leads the model needs, or `lead`.
             ValueError: `lead` was given for a multi-lead model.
         """
         self._check_fitted()
-        return input_columns(sig_name, lead, self.n_leads_, model_leads=self.preprocess_.leads, source=source)
+        return input_columns(sig_name, lead, self.n_leads_, model_leads=self.preprocess_.leads, source=source, signal=signal, fs=fs)
 
     def prepare(self, record: EcgRecord, lead=None) -> np.ndarray:
         """Model input of one record (see :func:`ecgrhythm.preprocessing.pipeline.preprocess`).
@@ -215,7 +217,7 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         Raises:
             RecordError: the record lacks the leads the model needs, or `lead`.
         """
-        columns, _ = self.input_columns(record.sig_name, lead, source=record.record_name)
+        columns, _ = self.input_columns(record.sig_name, lead, source=record.record_name, signal=record.signal, fs=record.fs)
         signal = record.signal if columns == list(range(record.n_leads)) else record.signal[:, columns]
         return preprocess_signal(signal, record.fs, self.preprocess_, record.record_name)
 
@@ -242,7 +244,9 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
     def choose_lead(self, record: EcgRecord, lead=None) -> tuple[EcgRecord, str | None]:
         """The record this model takes and the name of its lead (`None` for a multi-lead model).
 
-        See :func:`ecgrhythm.preprocessing.leads.choose_lead`.
+        A single-lead model takes `lead` when given; else its own lead, else lead I, else the first, unless the
+        record's first minutes show that lead unusable (flat, disconnected, noise) and another clearly better
+        (:func:`ecgrhythm.preprocessing.quality.best_lead`). See :func:`ecgrhythm.preprocessing.leads.choose_lead`.
         """
         self._check_fitted()
         return choose_lead(record, lead, self.n_leads_, model_leads=self.preprocess_.leads)

@@ -1,11 +1,17 @@
 """Which leads of a record a model takes: the lead of a single-lead model, the named leads of a multi-lead one.
 
 :func:`input_columns` is the one place that decides the columns a model reads from a record (held whole or
-read in pieces) and checks their number against the model's.
+read in pieces) and checks their number against the model's. A single-lead model takes the lead named by
+the caller; else the lead it prefers by name (its own lead, else lead I, else the first), unless the record's
+samples show that lead unusable (flat, disconnected, noise) and another clearly better
+(:func:`~ecgrhythm.preprocessing.quality.best_lead`, on the first `CHECK_S` seconds).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from ecgrhythm.preprocessing.quality import best_lead
 from ecgrhythm.records import EcgRecord, RecordError
 
 __all__ = ["input_columns", "choose_lead", "chosen_lead", "lead_index", "model_columns", "check_lead_argument", "PREFERRED_LEAD"]
@@ -13,7 +19,9 @@ __all__ = ["input_columns", "choose_lead", "chosen_lead", "lead_index", "model_c
 PREFERRED_LEAD = "I"  # the lead a single-lead model takes from a multi-lead record unless told otherwise
 
 
-def input_columns(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record") -> tuple[list[int], str | None]:
+def input_columns(
+    sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record", signal=None, fs: float | None = None
+) -> tuple[list[int], str | None]:
     """The columns a model with `n_leads` leads takes from a record with leads `sig_name`, and the lead's name.
 
     A single-lead model takes one column (:func:`chosen_lead`); a multi-lead model takes its named leads
@@ -21,10 +29,14 @@ def input_columns(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, so
 
     Args:
         sig_name: the record's lead names.
-        lead: lead name or 0-based index for a single-lead model (`None`: see :func:`lead_index`).
+        lead: lead name or 0-based index for a single-lead model (`None`: see :func:`chosen_lead`).
         n_leads: leads the model takes.
         model_leads: lead names of the model's config (`PreprocessConfig.leads`), if any.
         source: record or file name for the error messages.
+        signal: the record's samples `(n_samples, len(sig_name))` in mV, or at least their first
+            :data:`~ecgrhythm.preprocessing.quality.CHECK_S` seconds (a record read in pieces), so that a
+            single-lead model given no `lead` passes over an unusable lead; `None`: chosen by name only.
+        fs: the record's sampling rate in Hz, with `signal`.
 
     Returns:
         `(columns, lead_name)`: column indices in the model's order, and the name of a single-lead
@@ -34,7 +46,7 @@ def input_columns(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, so
         RecordError: `lead` is not in the record, or the record lacks the leads the model needs.
         ValueError: `lead` was given for a multi-lead model.
     """
-    index = chosen_lead(sig_name, lead, n_leads, model_leads=model_leads, source=source)
+    index = chosen_lead(sig_name, lead, n_leads, model_leads=model_leads, source=source, signal=signal, fs=fs)
     if index is not None:
         return [index], sig_name[index]
     columns = model_columns(sig_name, model_leads, source)
@@ -104,9 +116,10 @@ def lead_index(sig_name, lead, source="record", default=None) -> int:
 def choose_lead(record: EcgRecord, lead=None, n_leads: int = 1, *, model_leads=None) -> tuple[EcgRecord, str | None]:
     """The record a model with `n_leads` leads takes, and the lead chosen for a single-lead model.
 
-    A single-lead model given a multi-lead record takes `lead` (see
-    :func:`lead_index`: by default the model's own lead, else lead I, else the
-    first lead). Multi-lead models take the record unchanged.
+    A single-lead model given a multi-lead record takes `lead`, or without it the lead
+    :func:`chosen_lead` chooses from the record's samples: the model's own lead, else lead I, else the
+    first lead, unless that lead is unusable and another clearly better. Multi-lead models take the
+    record unchanged.
 
     Args:
         record: the raw record.
@@ -122,17 +135,27 @@ def choose_lead(record: EcgRecord, lead=None, n_leads: int = 1, *, model_leads=N
         RecordError: `lead` is not in the record.
         ValueError: `lead` was given for a multi-lead model.
     """
-    index = chosen_lead(record.sig_name, lead, n_leads, model_leads=model_leads, source=record.record_name)
+    index = chosen_lead(record.sig_name, lead, n_leads, model_leads=model_leads, source=record.record_name, signal=record.signal, fs=record.fs)
     if index is None:
         return record, None
     if record.n_leads == 1:
         return record, record.sig_name[0]
-    chosen = EcgRecord(record.signal[:, index : index + 1], record.fs, (record.sig_name[index],), record.record_name, record.comments)
+    chosen = dataclasses.replace(record, signal=record.signal[:, index : index + 1], sig_name=(record.sig_name[index],))
     return chosen, record.sig_name[index]
 
 
-def chosen_lead(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record") -> int | None:
+def chosen_lead(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, source="record", signal=None, fs: float | None = None) -> int | None:
     """The column a model with `n_leads` leads takes from a record with leads `sig_name` (see :func:`choose_lead`).
+
+    A `lead` given is always taken. Without one, the lead preferred by name (:func:`lead_index`) is taken,
+    unless `signal` is given and shows it unusable and another lead clearly better
+    (:func:`~ecgrhythm.preprocessing.quality.best_lead`).
+
+    Args:
+        sig_name, lead, n_leads, model_leads, source: as for :func:`input_columns`.
+        signal: the record's samples `(n_samples, len(sig_name))`, or their first
+            :data:`~ecgrhythm.preprocessing.quality.CHECK_S` seconds; `None`: the lead is chosen by name only.
+        fs: their sampling rate in Hz (required with `signal`).
 
     Returns:
         The column of the lead for a single-lead model, `None` for a multi-lead model.
@@ -145,7 +168,17 @@ def chosen_lead(sig_name, lead=None, n_leads: int = 1, *, model_leads=None, sour
     if n_leads != 1:
         return None
     default = model_leads[0] if model_leads is not None and len(model_leads) == 1 else None
-    return lead_index(sig_name, lead, source, default)
+    index = lead_index(sig_name, lead, source, default)
+    if lead is not None or signal is None or len(sig_name) < 2:
+        return index
+    if fs is None:
+        raise ValueError(f"Invalid argument `fs`: the sampling rate of `signal` is needed to judge its leads. Received: fs={fs!r}")
+    if getattr(signal, "ndim", None) != 2 or signal.shape[1] != len(sig_name):
+        raise ValueError(
+            f"Invalid argument `signal`: expected an array (n_samples, {len(sig_name)}), one column per lead of {list(sig_name)}. "
+            f"Received: shape {getattr(signal, 'shape', None)}"
+        )
+    return best_lead(signal, fs, index, sig_name=sig_name, source=source)
 
 
 def check_lead_argument(lead, n_leads: int) -> None:

@@ -19,8 +19,8 @@ Bounds, set for few false alarms rather than many catches (a warning on a good r
   on those records 0.1-1.9 mV. Microvolts read as millivolts are 1000 times too large, volts 1000 times too small.
 
 So the check catches gross errors (a rate off by a factor of 2 or more on most records; a factor 5/3 on fast
-or slow hearts), not every wrong rate. When the beats cannot be trusted (under `MIN_BEATS` beats, or beats
-that do not look alike, as in noise) the rate is undetermined and nothing is said. The unit check needs no beats.
+or slow hearts), not every wrong rate. When the beats cannot be trusted (too few beats, or beats that do not look
+alike, as in noise: :mod:`~ecgrhythm.preprocessing.quality`'s beat template, under `MIN_LIKENESS`) the rate is undetermined and nothing is said. The unit check needs no beats.
 
 It costs about 1-2 ms per 30 s record and holds at most `CHECK_S` seconds of one lead.
 """
@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from ecgrhythm.preprocessing.rpeaks import detect_beats
+from ecgrhythm.preprocessing.quality import CHECK_S, beat_matrix, likeness
 
 __all__ = [
     "ImplausibleRecordWarning",
@@ -49,8 +49,6 @@ __all__ = [
     "rate_scale",
 ]
 
-CHECK_S = 180.0  # seconds of signal checked, from the start
-MIN_BEATS = 5  # fewer beats: the rate is undetermined
 MIN_LIKENESS = 0.5  # median correlation of the beats with their median beat below this: noise, undetermined
 HEART_RATE_BPM = (25.0, 250.0)
 R_WIDTH_MS = (8.0, 120.0)
@@ -179,32 +177,17 @@ def message(found: Plausibility, fs: float) -> str:
 
 
 def _median_beat(x: np.ndarray, fs: float):
-    """`(heart rate bpm, R width ms, R amplitude)` of the median beat of `x`, or None when the beats are undetermined."""
-    if len(x) < 2 or not np.all(np.isfinite(x)):
+    """`(heart rate bpm, R width ms, R amplitude)` of the median beat of `x`, or None when the beats are undetermined
+    (too few of them, or unlike each other: :func:`~ecgrhythm.preprocessing.quality.beat_matrix`)."""
+    found = beat_matrix(x, fs)
+    if found is None:
         return None
-    peaks = detect_beats(x, fs)
-    if len(peaks) < MIN_BEATS:
+    beats, template, rr = found
+    if likeness(beats, template) < MIN_LIKENESS:
         return None
-    rr = float(np.median(np.diff(peaks)))
-    half = int(0.4 * rr)  # samples either side of a beat: within the R-R interval whatever the rate
-    peaks = peaks[(peaks >= half) & (peaks < len(x) - half)]
-    if len(peaks) < MIN_BEATS or half < 2:
-        return None
-    beats = x[peaks[:, None] + np.arange(-half, half + 1)]
-    beats -= np.median(beats, axis=1, keepdims=True)
-    template = np.median(beats, axis=0)
-    if _likeness(beats, template) < MIN_LIKENESS:
-        return None
+    half = len(template) // 2
     width, amplitude = _half_height_width(np.abs(template), half, max(1, half // 4))
     return 60.0 * fs / rr, 1000.0 * width / fs, amplitude
-
-
-def _likeness(beats: np.ndarray, template: np.ndarray) -> float:
-    """Median correlation of the beats with their median beat (1: alike; noise: near 0)."""
-    b = beats - beats.mean(axis=1, keepdims=True)
-    t = template - template.mean()
-    norms = np.linalg.norm(b, axis=1) * np.linalg.norm(t)
-    return float(np.median(np.divide(b @ t, norms, out=np.zeros(len(b)), where=norms > 0)))
 
 
 def _half_height_width(a: np.ndarray, centre: int, reach: int) -> tuple[float, float]:
