@@ -58,7 +58,7 @@ import csv, sys
 
 reference = dict(csv.reader(open(sys.argv[2], encoding="utf-8")))
 rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
-classes = [c for c in rows[0] if c not in ("record", "label", "lead")]
+classes = [c for c in rows[0] if c not in ("record", "label", "lead", "af_burden", "record_class")]
 print(f"\n{'record':<8}{'label':>6}{'reference':>10}" + "".join(f"{'P(' + c + ')':>8}" for c in classes))
 for row in rows:
     print(f"{row['record']:<8}{row['label']:>6}{reference.get(row['record'], '?'):>10}" + "".join(f"{float(row[c]):>8.3f}" for c in classes))

@@ -26,7 +26,7 @@ def _no_compilation_cache(monkeypatch):
     monkeypatch.setenv(cli.CACHE_ENV, "off")
 
 
-COLUMNS = ["record", "label", "lead", "N", "A", "O", "~"]
+COLUMNS = ["record", "label", "lead", "N", "A", "O", "~", "af_burden", "record_class"]
 
 
 def _copy(cinc2017_dir, folder, names):
@@ -46,8 +46,9 @@ def _check_rows(rows, names, lead="ECG"):
     assert rows[0] == COLUMNS
     assert [r[0] for r in rows[1:]] == names
     for r in rows[1:]:
-        probs = np.array(r[3:], dtype=float)
+        probs = np.array(r[3:7], dtype=float)
         assert r[1] == COLUMNS[3 + int(np.argmax(probs))] and r[2] == lead  # the one lead of a CinC 2017 record
+        assert r[7:] == ["", ""]  # no AF burden or record class: a CinC 2017 record is as short as the training records
         assert probs.sum() == pytest.approx(1.0, abs=1e-4) and (probs >= 0).all()
 
 
@@ -76,7 +77,7 @@ def test_classify_all_good_folder_exits_0_and_matches_the_python_api(tmp_path, c
     rows = _rows(out)
     _check_rows(rows, GOOD)
     api = RhythmClassifier.load(tiny_model_dir).predict_records([folder / "A00003.hea"])
-    cli = np.array(rows[3][3:], dtype=float)
+    cli = np.array(rows[3][3:7], dtype=float)
     np.testing.assert_allclose(api.probabilities[0], cli, atol=2e-6)
     assert api.labels[0] == rows[3][1]
     assert [p.name for p in out.parent.iterdir()] == ["out.csv"]  # no temporary files left
@@ -461,3 +462,19 @@ def test_a_wrong_fs_warns_one_line_naming_the_file_and_strict_checks_fail_the_re
     assert f"ecgrhythm episodes: cannot classify {paths[0]}: implausible record at fs=500 Hz" in capsys.readouterr().err
     assert main(["classify", paths[0], "--fs", "300", "--model", str(tiny_model_dir), "--strict-checks"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_classify_answers_a_long_record_as_its_episodes_do(tmp_path, cpsc2021_dir, cinc2017_dir, capsys):
+    """The issue's two records: `classify` (shipped model) says AF where `episodes --summary` finds it, with the same burden."""
+    records = [str(cpsc2021_dir / "data_101_8"), str(cpsc2021_dir / "data_84_3"), str(cinc2017_dir / "A00001")]
+    summary = tmp_path / "summary.csv"
+    assert main(["episodes", *records, "-o", str(tmp_path / "episodes.csv"), "--summary", str(summary)]) == 0
+    assert main(["classify", *records, "-o", str(tmp_path / "classify.csv")]) == 0
+    capsys.readouterr()
+    found = {r["record"]: r for r in csv.DictReader(open(summary, newline=""))}
+    rows = {r["record"]: r for r in csv.DictReader(open(tmp_path / "classify.csv", newline=""))}
+    assert [rows[n]["record_class"] for n in ("data_101_8", "data_84_3")] == ["paroxysmal", "persistent"]
+    for name in ("data_101_8", "data_84_3"):  # labelled O and N before: the networks' P(A) over the whole record is 0.26 and 0.10
+        assert rows[name]["label"] == "A" and float(rows[name]["A"]) < 0.3
+        assert (rows[name]["af_burden"], rows[name]["record_class"]) == (found[name]["af_burden"], found[name]["record_class"])
+    assert rows["A00001"]["label"] == "N" and rows["A00001"]["af_burden"] == rows["A00001"]["record_class"] == ""

@@ -150,3 +150,22 @@ def test_a_damaged_record_is_classified_as_its_clean_lead_alone(clf, two_sets):
         np.testing.assert_array_equal(got.probabilities, expected.probabilities)
         as_lead_i = clf.predict_prepared([clf.prepare(d, lead="I") for d in damaged])  # what lead I alone, damaged, would give
         assert not np.allclose(as_lead_i, got.probabilities)
+
+
+def test_a_streamed_record_takes_the_lead_a_whole_read_takes(tmp_path, cpsc2021_dir, clf):
+    """A record read in pieces gets the lead chosen by quality from its first minutes, as when read whole."""
+    import wfdb
+
+    from ecgrhythm.inference.long_records import stream_columns
+    from ecgrhythm.records.long_records import open_long_record
+
+    record = read_record(cpsc2021_dir / "data_101_6.hea")
+    damaged = record.signal.copy()
+    damaged[:, 0] = 0.0  # lead I disconnected
+    wfdb.wrsamp(
+        "damaged", fs=record.fs, units=["mV", "mV"], sig_name=list(record.sig_name), p_signal=damaged, fmt=["16", "16"], write_dir=str(tmp_path)
+    )
+    whole, _ = clf.input_columns(record.sig_name, signal=damaged, fs=record.fs)
+    with open_long_record(tmp_path / "damaged.hea") as stream:
+        assert stream_columns(clf, stream) == (whole, "II") and whole == [1]
+        assert stream_columns(clf, stream, "I") == ([0], "I")  # a lead asked for is taken as it is

@@ -72,3 +72,23 @@ def test_a_long_upload_needs_a_raised_limit(tiny_model_dir, cpsc2021_dir):
         with background_server(app) as url:
             response = _post(url, header)
         assert response.status_code == status, response.text
+
+
+def test_a_long_upload_gets_the_answer_of_its_episodes_and_a_short_one_the_networks(server, cpsc2021_dir):
+    from ecgrhythm.episodes.answers import LongRecordAnswer, record_answer
+
+    url, clf = server
+    for name, long in (("data_101_8", True), ("data_92_12", False)):  # 121 s and 49 s, both paroxysmal AF
+        header = cpsc2021_dir / f"{name}.hea"
+        record = read_record(header)
+        assert LongRecordAnswer(clf).applies(record.duration_s) is long
+        body = _post(url, header).json()
+        probs = np.array([body["probabilities"][c] for c in body["classes"]])
+        found = record_episodes(clf, record)
+        if long:
+            expected = record_answer(probs, body["classes"], found)
+            assert (body["label"], body["record_class"]) == (expected.label, expected.record_class)
+            assert (body["label"] == "A") == (body["record_class"] != "non-AF")
+        else:
+            assert body["label"] == body["classes"][int(np.argmax(probs))] and body["record_class"] is None
+        assert body["af_burden"] == pytest.approx(found.af_burden, abs=1e-4)

@@ -1,4 +1,8 @@
-"""`classify`'s engines (this process, or a Ray cluster) and its output tables (CSV to a file or standard output, or Parquet for `.parquet`)."""
+"""`classify`'s engines (this process, or a Ray cluster) and its output tables (CSV to a file or standard output, or Parquet for `.parquet`).
+
+A record longer than the networks' training length is answered from its AF episodes in this process
+(:mod:`ecgrhythm.episodes.answers`: its label follows them, and the table gives its AF burden and CPSC 2021 class).
+"""
 
 from __future__ import annotations
 
@@ -48,7 +52,9 @@ def _positive(text: str) -> int:
 def batches(args, classifier, paths, progress=None):
     """Yield the iterator of `(prediction, failures)` per chunk of `args.engine` over `paths`.
 
-    `progress(done_s, total_s)` hears how far a long record read in pieces is (this process only).
+    `progress(done_s, total_s)` hears how far a long record read in pieces is (this process only). In this process,
+    records longer than the networks' training length are answered from their episodes
+    (:class:`~ecgrhythm.episodes.answers.LongRecordAnswer`).
 
     Raises:
         common.UsageError: `--address`/`--workers` without `--engine ray`, or Ray is not installed.
@@ -56,9 +62,10 @@ def batches(args, classifier, paths, progress=None):
     if args.engine != "ray":
         if args.address or args.workers:
             raise common.UsageError("--address and --workers apply to --engine ray only: add --engine ray, or drop them")
+        from ecgrhythm.episodes.answers import LongRecordAnswer
         from ecgrhythm.inference.streaming import iter_classify_files
 
-        yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead, progress=progress)
+        yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead, progress=progress, long_records=LongRecordAnswer(classifier))
         return
     from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster, require_ray
 
@@ -77,14 +84,37 @@ def is_parquet(out) -> bool:
     return str(out).lower().endswith(".parquet")
 
 
+ANSWER_COLUMNS = ("af_burden", "record_class")  # of a record answered from its episodes; empty for the others
+
+
+def write_csv(f, prediction, *, header: bool = True, classes=None) -> None:
+    """CSV rows `record,label,lead,<one probability per class>,af_burden,record_class` of a prediction (or only the header).
+
+    The first columns are :func:`common.write_rows`'; `af_burden` (4 decimals, as `episodes --summary` writes it)
+    and `record_class` are those of a record answered from its episodes, empty for the others.
+    """
+    from ecgrhythm.utils.io import csv_writer
+
+    classes = prediction.classes if prediction is not None else classes
+    if header:
+        csv_writer(f).writerow(["record", "label", "lead", *classes, *ANSWER_COLUMNS])
+    if prediction is None:
+        return
+    rows = zip(prediction.names, prediction.labels, prediction.leads, prediction.probabilities, prediction.af_burden, prediction.record_class)
+    csv_writer(f).writerows(
+        [name, label, lead or "", *(f"{p:.6f}" for p in row), "" if burden is None else f"{burden:.4f}", kind or ""]
+        for name, label, lead, row, burden, kind in rows
+    )
+
+
 @contextlib.contextmanager
 def prediction_table(out, classes):
-    """Write predictions to `out` atomically: CSV rows as :func:`common.write_rows`, or a Parquet table for a `.parquet` name;
+    """Write predictions to `out` atomically: CSV rows as :func:`write_csv`, or a Parquet table for a `.parquet` name;
     `out` None: CSV rows to standard output, as they come.
 
-    Both have the columns `record`, `label`, `lead` and one probability per class
-    (Parquet: float64, unrounded). The header (schema) is written even when no
-    record was classified.
+    Both have the columns `record`, `label`, `lead`, one probability per class (Parquet: float64, unrounded), then
+    `af_burden` and `record_class`, empty (Parquet: null) for a record at or under the networks' training length.
+    The header (schema) is written even when no record was classified.
 
     Yields:
         `write(prediction)`, to call once per chunk.
@@ -96,21 +126,30 @@ def prediction_table(out, classes):
 
     classes = list(classes)
     if out is None:
-        common.write_rows(sys.stdout, None, classes=classes)
-        yield functools.partial(common.write_rows, sys.stdout, header=False)
+        write_csv(sys.stdout, None, classes=classes)
+        yield functools.partial(write_csv, sys.stdout, header=False)
         sys.stdout.flush()
         return
     if not is_parquet(out):
         with atomic_write(out, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            common.write_rows(f, None, classes=classes)
-            yield functools.partial(common.write_rows, f, header=False)
+            write_csv(f, None, classes=classes)
+            yield functools.partial(write_csv, f, header=False)
         return
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise common.UsageError(f"--output {out}: Parquet needs pyarrow (pip install 'ecgrhythm[ray]'), or write a .csv file") from None
-    schema = pa.schema([("record", pa.string()), ("label", pa.string()), ("lead", pa.string()), *((c, pa.float64()) for c in classes)])
+    schema = pa.schema(
+        [
+            ("record", pa.string()),
+            ("label", pa.string()),
+            ("lead", pa.string()),
+            *((c, pa.float64()) for c in classes),
+            ("af_burden", pa.float64()),
+            ("record_class", pa.string()),
+        ]
+    )
 
     def write(prediction):
         probs = prediction.probabilities.reshape(-1, len(classes))
@@ -120,6 +159,7 @@ def prediction_table(out, classes):
             pa.array([v or "" for v in prediction.leads], pa.string()),
         ]
         columns += [pa.array(probs[:, k], pa.float64()) for k in range(len(classes))]
+        columns += [pa.array(prediction.af_burden, pa.float64()), pa.array(prediction.record_class, pa.string())]
         writer.write_table(pa.Table.from_arrays(columns, schema=schema))
 
     with atomic_write(out, "wb") as f, pq.ParquetWriter(f, schema) as writer:

@@ -13,7 +13,9 @@ def add_parser(sub):
         "classify",
         help="classify record files or folders into a CSV",
         description="Classify ECG records into rhythm classes. Writes one CSV row per readable record, to standard output "
-        "or to --output: record, label, lead (the lead a single-lead model took), then one probability column per class. "
+        "or to --output: record, label, lead (the lead a single-lead model took), one probability column per class, then "
+        "af_burden and record_class (non-AF, paroxysmal or persistent) for records longer than the networks' training length, "
+        "whose label then follows their AF episodes (A when they hold AF), as 'ecgrhythm episodes' finds them. "
         "Status lines, warnings and, on a terminal, a progress bar go to standard error. "
         "WFDB records over an hour are read in pieces (up to 14 days). A bad file is reported on stderr and skipped; "
         "the exit status is 1 if any record failed, 0 if none did. @FILE reads arguments from FILE, one per line (a list of record paths).",

@@ -189,7 +189,7 @@ def add_lead_argument(p):
     p.add_argument(
         "--lead",
         metavar="NAME|INDEX",
-        help="lead a single-lead model takes from multi-lead records, by name or 0-based index (default: lead I, else the first lead)",
+        help="lead a single-lead model takes from multi-lead records, by name or 0-based index (default: lead I, else the first lead, unless it is unusable and another is clean)",
     )
 
 

@@ -66,7 +66,7 @@ def iter_file_episodes(
         classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` with an AF class.
         paths: record files (`.hea`, `.mat`, `.csv`, `.npy`, ...) or bare WFDB record names.
         fs: sampling rate (Hz) of files without a header.
-        lead: lead name or 0-based index (default: lead I, else the first).
+        lead: lead name or 0-based index (default: lead I, else the first, unless it is unusable and another is clean).
         on_failure: `on_failure(path, reason)`, called for each file that fails
             (:func:`~ecgrhythm.records.failure_reason`); `None` skips them silently.
         progress: `progress(done_s, total_s)`, called as the record being worked on is gone through (seconds of it

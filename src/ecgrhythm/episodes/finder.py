@@ -42,7 +42,7 @@ import numpy as np
 from ecgrhythm.episodes.boundaries import af_segments, refine_boundaries, smooth_af
 from ecgrhythm.episodes.params import AF_LABEL, DEFAULT_PARAMS, EpisodeParams
 from ecgrhythm.episodes.windows import WindowProbabilities, collect_windows, iter_window_probabilities
-from ecgrhythm.inference.long_records import reported
+from ecgrhythm.inference.long_records import reported, stream_columns
 from ecgrhythm.records import EcgRecord
 from ecgrhythm.scoring.episodes import RECORD_CLASSES
 
@@ -199,7 +199,7 @@ def record_episodes(
         classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` that
             takes whole records and has an AF class (`A`), such as the shipped model.
         record: the record (:func:`ecgrhythm.read_record`), of any length up to 24 h.
-        lead: the lead to use, a name or a 0-based index (default: lead I, else the first; see
+        lead: the lead to use, a name or a 0-based index (default: lead I, else the first, unless it is unusable and another is clean; see
             :meth:`RhythmClassifier.choose_lead`).
         params: the finder's settings (:class:`EpisodeParams`; the defaults were fitted on the cpsc2021 sample).
         piece_s: seconds of signal fed to the windows at a time (memory, not results).
@@ -267,7 +267,7 @@ def stream_episodes(
         True
     """
     _check_single_lead(classifier)
-    [index], name = classifier.input_columns(stream.sig_name, lead, source=stream.header)
+    [index], name = stream_columns(classifier, stream, lead)
     n, step = stream.n_samples, max(1, round(piece_s * stream.fs))
 
     def read(a, b):

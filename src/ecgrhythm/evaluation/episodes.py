@@ -114,7 +114,7 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
     Args:
         classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` with an `A` class.
         data_dir: folder of WFDB records with `.atr` rhythm annotations.
-        lead: lead name or index (default: lead I, else the first).
+        lead: lead name or index (default: lead I, else the first, unless it is unusable and another is clean).
         params: the episode finder's settings (default: `EpisodeParams()`).
         on_failure: called as `on_failure(path, reason)` for a record that cannot be scored.
 

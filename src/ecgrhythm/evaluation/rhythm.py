@@ -35,7 +35,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
             multi-label model, records whose headers carry SNOMED-CT `# Dx:` codes.
         exclude_training: leave out the model's training records.
         fs: sampling rate (Hz) of record files without a header.
-        lead: lead name or index a single-lead model takes from multi-lead records (default: lead I, else the first).
+        lead: lead name or index a single-lead model takes from multi-lead records (default: lead I, else the first, unless it is unusable and another is clean).
         on_failure: called as `on_failure(path, reason)` for each record that
             cannot be scored, as it happens (for progress output).
 

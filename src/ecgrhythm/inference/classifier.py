@@ -207,7 +207,7 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         """Model input of one record (see :func:`ecgrhythm.preprocessing.pipeline.preprocess`).
 
         A single-lead model takes one lead of a multi-lead record: `lead`
-        (name or 0-based index), by default lead I, else the first lead
+        (name or 0-based index), by default lead I, else the first lead, unless it is unusable and another is clean
         (:meth:`choose_lead` says which).
 
         Returns:

@@ -37,9 +37,10 @@ import numpy as np
 
 from ecgrhythm.inference.forward import average_by_owner, chunk_bounds
 from ecgrhythm.preprocessing.pipeline import first_samples, model_input
+from ecgrhythm.preprocessing.quality import stream_head
 from ecgrhythm.records import RecordError
 
-__all__ = ["stream_input", "stream_chunks", "classify_stream", "reported", "PIECE_S", "CHUNKS_PER_CALL"]
+__all__ = ["stream_columns", "stream_input", "stream_chunks", "classify_stream", "reported", "PIECE_S", "CHUNKS_PER_CALL"]
 
 PIECE_S = 600.0  # seconds of signal read at a time
 CHUNKS_PER_CALL = 64  # chunks of the largest bucket classified per call
@@ -51,7 +52,7 @@ def stream_input(classifier, stream, lead=None, *, piece_s: float = PIECE_S):
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`.
         stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`~ecgrhythm.records.long_records.open_long_record`).
-        lead: lead name or 0-based index for a single-lead model (default: lead I, else the first).
+        lead: lead name or 0-based index for a single-lead model (default: lead I, else the first, unless it is unusable and another is clean).
         piece_s: about how many seconds of the record are read at a time.
 
     Returns:
@@ -63,11 +64,23 @@ def stream_input(classifier, stream, lead=None, *, piece_s: float = PIECE_S):
         RecordError: the record or `lead` cannot be used, or a piece cannot be read.
         ValueError: `lead` was given for a multi-lead model.
     """
-    columns, name = classifier.input_columns(stream.sig_name, lead, source=stream.header)
+    columns, name = stream_columns(classifier, stream, lead)
     n, pieces = model_input(
         lambda a, b: stream.read(a, b, columns), stream.n_samples, stream.fs, classifier.preprocess_, len(columns), piece_s=piece_s
     )
     return n, pieces, name
+
+
+def stream_columns(classifier, stream, lead=None) -> tuple[list[int], str | None]:
+    """:meth:`~ecgrhythm.inference.classifier.RhythmClassifier.input_columns` of a record read in pieces: the same
+    leads as the record read whole gets, the choice by signal quality judged on its first minutes
+    (:func:`~ecgrhythm.preprocessing.quality.stream_head`, read only when a single-lead model has leads to choose from).
+
+    Raises:
+        RecordError: the record lacks the model's leads, or `lead`.
+    """
+    head = stream_head(stream) if lead is None and classifier.n_leads_ == 1 and len(stream.sig_name) > 1 else None
+    return classifier.input_columns(stream.sig_name, lead, source=stream.header, signal=head, fs=stream.fs)
 
 
 def stream_chunks(pieces, n: int, max_length: int, *, fs: float, source="record"):
@@ -115,7 +128,7 @@ def classify_stream(classifier, stream, lead=None, *, piece_s: float = PIECE_S, 
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`.
         stream: an open :class:`~ecgrhythm.records.WfdbStream` (:func:`~ecgrhythm.records.long_records.open_long_record`).
-        lead: lead name or 0-based index for a single-lead model (default: lead I, else the first).
+        lead: lead name or 0-based index for a single-lead model (default: lead I, else the first, unless it is unusable and another is clean).
         piece_s: about how many seconds of the record are read at a time.
         progress: `progress(done_s, total_s)`, called as each piece is classified (seconds of the record done, its
             length); the first pass, which gathers the normalisation's statistics, is not counted. `None` reports nothing.

@@ -20,6 +20,12 @@ class Prediction:
         classes: class names, the columns of `probabilities`.
         leads: the lead a single-lead model took from each record (`None`
             for a multi-lead model), when the caller tracked them.
+        af_burden: the share of each record's time in AF episodes, 0 to 1, for a record longer than the
+            networks' training length classified with its episodes; `None` for the others.
+        record_class: the CPSC 2021 class of such a record (`non-AF`, `paroxysmal`, `persistent`); `None` for
+            the others. When it is given, the label follows it: `A` for paroxysmal or persistent AF, else the
+            most probable of the other classes; the probabilities stay the networks' over the whole record
+            (see :mod:`ecgrhythm.episodes.answers`, which gives them).
 
     What :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_records` and
     :meth:`~ecgrhythm.inference.classifier.RhythmClassifier.predict_arrays` return.
@@ -40,10 +46,16 @@ class Prediction:
     probabilities: np.ndarray
     classes: list[str]
     leads: list[str | None] | None = None
+    af_burden: list[float | None] | None = None
+    record_class: list[str | None] | None = None
 
     def __post_init__(self):
         if self.leads is None:  # no lead was chosen for any record (a multi-lead model, or arrays)
             self.leads = [None] * len(self.names)
+        if self.af_burden is None:  # no record was answered with its episodes
+            self.af_burden = [None] * len(self.names)
+        if self.record_class is None:
+            self.record_class = [None] * len(self.names)
 
 
 @dataclasses.dataclass(frozen=True)

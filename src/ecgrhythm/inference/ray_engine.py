@@ -129,7 +129,7 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=Non
         paths: record files, reachable at these paths from every node.
         classes: the model's class names (the columns of the probabilities).
         fs: sampling rate (Hz) of files without a header.
-        lead: the lead a single-lead model takes from multi-lead records (name or index; default lead I, else the first).
+        lead: the lead a single-lead model takes from multi-lead records (name or index; default lead I, else the first, unless it is unusable and another is clean).
         workers: actors in the pool (default: the cluster's CPUs).
         batch_records: paths per actor call, at most (a small job is spread evenly over the workers).
 

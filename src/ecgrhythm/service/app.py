@@ -15,10 +15,12 @@
   OpenAPI 3.0 schema (:mod:`ecgrhythm.service.openapi`); neither needs a token.
 
 A classification is `{"record", "label", "probabilities", "classes", "lead", "fs",
-"duration_s", "window_s", "segments", "episodes", "af_burden", "signal"}`: label and probabilities are
-those of :func:`ecgrhythm.inference.streaming.classify_files` for the same file; `lead` is
+"duration_s", "window_s", "segments", "episodes", "af_burden", "record_class", "signal"}`: label and
+probabilities are those of `ecgrhythm classify` for the same file (for a record longer than the networks'
+training length, the label follows its AF episodes and `record_class` is its CPSC 2021 class, null for the
+others: :mod:`ecgrhythm.episodes.answers`); `lead` is
 the lead a single-lead model took (the form field `lead`, a name or 0-based
-index; by default lead I, else the first); `segments`
+index; by default lead I, else the first, unless it is unusable and another is clean); `segments`
 classifies consecutive windows of about `window_s` seconds (a rhythm timeline,
 :meth:`RhythmClassifier.predict_segments`: the networks' own probabilities, each segment's `calibrated`
 false, as the model's calibration was fitted on whole records); `episodes` are the rhythm episodes
@@ -112,7 +114,7 @@ class _Service:
         Args:
             path: the `.hea` header, or the one signal file.
             fs: sampling rate of files without a header.
-            lead: lead name or index a single-lead model takes (default: lead I, else the first).
+            lead: lead name or index a single-lead model takes (default: lead I, else the first, unless it is unusable and another is clean).
             hide: a folder whose path is removed from error messages.
             cancelled: set when the client has gone; the work stops at the next step.
 
@@ -151,13 +153,13 @@ class _Service:
         try:
             stop_if(cancelled)
             probs, segments = clf.predict_with_segments(one, WINDOW_S, signal=prepared)
-            episodes = episodes_payload(clf, one)
+            answer = episodes_payload(clf, one, probs)
         finally:
             self._lock.release()
         classes = list(clf.classes_)
         return {
             "record": record.record_name,
-            "label": clf.labels_from_proba(probs[None])[0],
+            "label": answer.pop("label"),
             "probabilities": dict(zip(classes, map(float, probs))),
             "classes": classes,
             "lead": lead_name,
@@ -174,7 +176,7 @@ class _Service:
                 }
                 for seg in segments
             ],
-            **episodes,
+            **answer,
             "signal": signal,
         }
 

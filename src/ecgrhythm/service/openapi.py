@@ -82,7 +82,10 @@ class DisplaySignal(BaseModel):
 
 class Classification(BaseModel):
     record: str = Field(description="The record's name.")
-    label: str = Field(description="The record's class.")
+    label: str = Field(
+        description="The record's class. For a record longer than the networks' training length it follows the record's AF episodes: "
+        "A when they hold AF (`record_class` paroxysmal or persistent), else the most probable of the other classes."
+    )
     probabilities: dict[str, float] = Field(description="Class to probability for the whole record (calibrated where the model is).")
     classes: list[str]
     lead: str | None = Field(description="The lead a single-lead model took.")
@@ -94,6 +97,9 @@ class Classification(BaseModel):
         description="Rhythm episodes covering the record, AF ones to the beat; null for a model without one lead and an `A` class."
     )
     af_burden: float | None = Field(description="Share of the record's time in AF (0 to 1); null as `episodes`.")
+    record_class: str | None = Field(
+        description="non-AF, paroxysmal or persistent (CPSC 2021), for a record longer than the networks' training length; null otherwise."
+    )
     signal: DisplaySignal = Field(description="The record for drawing.")
 
 
@@ -148,7 +154,7 @@ CLASSIFY_REQUEST = {
                         },
                         "lead": {
                             "type": "string",
-                            "description": "The lead a single-lead model takes, by name (`II`) or 0-based index; default lead I, else the first.",
+                            "description": "The lead a single-lead model takes, by name (`II`) or 0-based index; default lead I, else the first, unless it is unusable and another is clean.",
                         },
                     },
                 }

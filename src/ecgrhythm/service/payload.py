@@ -23,18 +23,33 @@ def display_signal(record: EcgRecord) -> dict:
     return {"fs": round(float(fs), 6), "leads": list(record.sig_name), "values": np.round(values.T.astype(np.float64), 4).tolist()}
 
 
-def episodes_payload(classifier, record: EcgRecord, lead=None) -> dict:
-    """`{"episodes": [...], "af_burden": share}` of :func:`ecgrhythm.episodes.finder.record_episodes`, or `None`s for
-    a model that cannot find AF episodes (several leads, or no `A` class)."""
-    from ecgrhythm.episodes.finder import AF_LABEL, record_episodes
+def episodes_payload(classifier, record: EcgRecord, probabilities: np.ndarray) -> dict:
+    """The record-level answer and the AF episodes of one record (read whole, the lead the model takes).
 
-    if classifier.n_leads_ != 1 or AF_LABEL not in classifier.classes_:
-        return {"episodes": None, "af_burden": None}
-    found = record_episodes(classifier, record, lead)
+    `{"label", "episodes", "af_burden", "record_class"}`: the episodes of
+    :func:`ecgrhythm.episodes.finder.record_episodes` and their AF burden (`None`s for a model that cannot find
+    AF episodes: several leads, no `A` class); the label is that of :mod:`ecgrhythm.episodes.answers`, as
+    `ecgrhythm classify` gives it: for a record longer than the networks' training length, `A` when its episodes
+    hold AF, else the most probable other class, with `record_class` its CPSC 2021 class; for the others the most
+    probable class of `probabilities` (its whole-record probabilities, `(n_classes,)`), with `record_class` `None`.
+    """
+    from ecgrhythm.episodes.answers import LongRecordAnswer, finds_episodes, record_answer
+    from ecgrhythm.episodes.finder import record_episodes
+
+    label = classifier.labels_from_proba(probabilities[None])[0]
+    if not finds_episodes(classifier):
+        return {"label": label, "episodes": None, "af_burden": None, "record_class": None}
+    found = record_episodes(classifier, record)
+    record_class = None
+    if LongRecordAnswer(classifier).applies(record.duration_s):
+        answer = record_answer(probabilities, classifier.classes_, found)
+        label, record_class = answer.label, answer.record_class
     return {
+        "label": label,
         "episodes": [
             {"start_s": round(e.start_s, 3), "end_s": round(e.end_s, 3), "label": e.label, "probability": round(e.probability, 4)}
             for e in found.episodes
         ],
         "af_burden": round(found.af_burden, 4),
+        "record_class": record_class,
     }
