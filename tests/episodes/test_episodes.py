@@ -138,7 +138,7 @@ def test_episodes_command_writes_contiguous_rows_and_a_summary(tmp_path, cpsc202
     out, summary = tmp_path / "episodes.csv", tmp_path / "summary.csv"
     assert cli.main(["episodes", str(folder), "--output", str(out), "--summary", str(summary)]) == 1
     captured = capsys.readouterr()
-    assert "broken.hea" in captured.err and "Traceback" not in captured.err and "2 records" in captured.out
+    assert "broken.hea" in captured.err and "Traceback" not in captured.err and "2 records" in captured.err
     rows = list(csv.DictReader(out.open()))
     for name in ("data_101_8", "data_84_1"):
         mine = [r for r in rows if r["record"] == name]

@@ -77,7 +77,7 @@ def test_import_refuses_conflicts_and_skips_what_is_recorded(tmp_path):
     other_model = [{**rows[0], "config": rows[0]["config"].replace('"lstm_units": 64', '"lstm_units": 32')}]
     with pytest.raises(ValueError, match="not what this version runs"):
         import_csv("length", _write(tmp_path / "model.csv", other_model, fields), store, setup, info)
-    with pytest.raises(ValueError, match=r"the setup has .*--epochs"):
+    with pytest.raises(ValueError, match=r"the setup has .*give the setup the same epochs"):
         import_csv("length", DOCS / "length.csv", tmp_path / "other.db", {**setup, "budget": dataclasses.asdict(Budget(epochs=9))}, info)
     assert len(study_rows("length", store)[0]) == len(rows)
     for _ in range(2):  # a note kept once, however often it is given
