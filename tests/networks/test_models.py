@@ -157,5 +157,7 @@ def test_a_model_folder_of_an_unregistered_network_is_refused_by_name(tiny_model
     sums = json.loads((folder / "checksums.json").read_text())
     sums["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
     (folder / "checksums.json").write_text(json.dumps(sums))
-    with pytest.raises(ModelFolderError, match=r"invalid model configuration: .*expected one of \['cnn_lstm', 'gru'.*Received: network='toy'"):
+    with pytest.raises(
+        ModelFolderError, match=r"toy: invalid model configuration in config.json: .*expected one of \['cnn_lstm', 'gru'.*Received: network='toy'"
+    ):
         load_model_dir(folder)

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 
 from ecgrhythm.config import check_argument
-from ecgrhythm.networks.family import NetworkConfig, NetworkFamily
+from ecgrhythm.networks.family import MAX_FILTERS, MAX_KERNEL, MAX_RECURRENT_LAYERS, MAX_STAGES, MAX_UNITS, NetworkConfig, NetworkFamily, check_whole
 from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv_bn, downsample_mask, pooled_head, recurrent, time_major
 
 __all__ = ["ModelConfig", "build_lstm_classifier", "write_onnx", "FAMILY"]
@@ -28,12 +28,12 @@ class ModelConfig(NetworkConfig):
     """Architecture of the CNN + LSTM: the convolutional front end, the LSTM stack and the head.
 
     Args:
-        conv_filters: filters of each convolutional block; each block halves the
-            sequence length, so the network shortens its input by
+        conv_filters: filters of each convolutional block (1 to `MAX_STAGES` blocks of at most `MAX_FILTERS`);
+            each block halves the sequence length, so the network shortens its input by
             `2 ** len(conv_filters)`.
-        conv_kernel: kernel size of every convolution.
-        lstm_layers: number of stacked LSTM layers (0 for none).
-        lstm_units: units per LSTM layer (per direction).
+        conv_kernel: kernel size of every convolution, at most `MAX_KERNEL`.
+        lstm_layers: number of stacked LSTM layers (0 for none), at most `MAX_RECURRENT_LAYERS`.
+        lstm_units: units per LSTM layer (per direction), at most `MAX_UNITS`.
         bidirectional: whether each LSTM layer reads both directions.
         dropout: dropout rate before the classification head.
         multilabel: sigmoid outputs (several labels per record) instead of softmax.
@@ -64,16 +64,21 @@ class ModelConfig(NetworkConfig):
     multilabel: bool = False
 
     def __post_init__(self):
+        filters = self.conv_filters
         check_argument(
-            len(self.conv_filters) >= 1 and all(int(f) > 0 for f in self.conv_filters),
+            isinstance(filters, (tuple, list)) and 1 <= len(filters) <= MAX_STAGES,
             "conv_filters",
-            "a non-empty list of positive integers",
-            self.conv_filters,
+            f"a list of 1 to {MAX_STAGES} filter counts (each block halves the input)",
+            filters,
         )
-        check_argument(self.conv_kernel >= 1, "conv_kernel", "a positive integer", self.conv_kernel)
-        check_argument(self.lstm_layers >= 0, "lstm_layers", "a non-negative integer", self.lstm_layers)
-        check_argument(self.lstm_units >= 1, "lstm_units", "a positive integer", self.lstm_units)
-        check_argument(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        for f in filters:
+            check_whole("conv_filters", f, 1, MAX_FILTERS)
+        check_whole("conv_kernel", self.conv_kernel, 1, MAX_KERNEL)
+        check_whole("lstm_layers", self.lstm_layers, 0, MAX_RECURRENT_LAYERS)
+        check_whole("lstm_units", self.lstm_units, 1, MAX_UNITS)
+        check_argument(isinstance(self.bidirectional, bool), "bidirectional", "True or False", self.bidirectional)
+        check_argument(isinstance(self.multilabel, bool), "multilabel", "True or False", self.multilabel)
+        check_argument(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
 
     @property
     def downsampling(self) -> int:

@@ -6,18 +6,50 @@ a frozen dataclass subclassing :class:`NetworkConfig`, a builder, an ONNX graph 
 family module reads its config's own fields: callers use :class:`NetworkConfig`'s `network`, `multilabel`
 and `downsampling`, and `to_dict`/`from_dict`.
 
+A config's numbers come from `config.json` files and exported models as well as from callers, so each family
+checks them in `__post_init__` against the bounds below before anything is built: a file that asks for 27
+convolutional blocks (inputs padded to multiples of 2**27 samples) is refused at once instead of taking
+minutes and gigabytes. The bounds are the project's own networks with margin: the shipped network has 6
+blocks of 8 to 64 filters, kernel 7, 2 LSTM layers of 64 units; the depth study tries 5 or 6 blocks of at
+most 128 filters and 1 to 4 LSTM layers of 32 to 128 units (`ecgrhythm.lab.studies.depth`); the GRU family's
+default stem has 2 strides of 4, 32 filters, kernel 9.
+
 This module imports neither Keras nor ONNX, so that configs load as fast as the command parser needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ecgrhythm.config import Config, check_argument
 
-__all__ = ["NetworkConfig", "NetworkFamily"]
+__all__ = [
+    "NetworkConfig",
+    "NetworkFamily",
+    "check_whole",
+    "MAX_DOWNSAMPLING",
+    "MAX_STAGES",
+    "MAX_FILTERS",
+    "MAX_KERNEL",
+    "MAX_RECURRENT_LAYERS",
+    "MAX_UNITS",
+]
+
+MAX_DOWNSAMPLING = 1024  # inputs are padded to multiples of it: 16x the shipped 64 (10 halving blocks)
+MAX_STAGES = 10  # convolutional blocks or stem convolutions: 1024 = 2 ** 10; the shipped network has 6
+MAX_FILTERS = 256  # per convolution: 2x the widest the depth study tries (128), 4x the shipped network's (64)
+MAX_KERNEL = 31  # samples per convolution: 4x the shipped kernel (7), 3x the GRU stem's (9)
+MAX_RECURRENT_LAYERS = 8  # 2x the deepest the depth study tries (4)
+MAX_UNITS = 256  # per recurrent layer (and direction): 2x the widest the depth study tries (128), 4x the shipped network's
+
+
+def check_whole(name: str, value, low: int, high: int) -> None:
+    """Raise `ValueError` naming the argument unless `value` is an integer (not a bool) from `low` to `high`."""
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    check_argument(whole and low <= value <= high, name, f"an integer from {low} to {high}", value)
 
 
 class NetworkConfig(Config):

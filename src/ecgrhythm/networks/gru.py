@@ -18,7 +18,17 @@ import math
 import numpy as np
 
 from ecgrhythm.config import check_argument
-from ecgrhythm.networks.family import NetworkConfig, NetworkFamily
+from ecgrhythm.networks.family import (
+    MAX_DOWNSAMPLING,
+    MAX_FILTERS,
+    MAX_KERNEL,
+    MAX_RECURRENT_LAYERS,
+    MAX_STAGES,
+    MAX_UNITS,
+    NetworkConfig,
+    NetworkFamily,
+    check_whole,
+)
 from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv, downsample_mask, pooled_head, recurrent, time_major
 
 __all__ = ["GruConfig", "build_gru_classifier", "write_onnx", "FAMILY"]
@@ -29,11 +39,12 @@ class GruConfig(NetworkConfig):
     """Architecture of the GRU network.
 
     Args:
-        strides: stride of each stem convolution; the network shortens its input by their product.
-        filters: filters of every stem convolution.
-        kernel: kernel size of every stem convolution, at least the largest stride.
-        gru_layers: stacked GRU layers, at least 1.
-        gru_units: units per GRU layer.
+        strides: stride of each stem convolution (1 to `MAX_STAGES` of them); the network shortens its input by
+            their product, at most `MAX_DOWNSAMPLING`.
+        filters: filters of every stem convolution, at most `MAX_FILTERS`.
+        kernel: kernel size of every stem convolution, at least the largest stride and at most `MAX_KERNEL`.
+        gru_layers: stacked GRU layers, 1 to `MAX_RECURRENT_LAYERS`.
+        gru_units: units per GRU layer, at most `MAX_UNITS`.
         dropout: dropout rate before the classification head.
         multilabel: sigmoid outputs (several labels per record) instead of softmax.
 
@@ -51,14 +62,25 @@ class GruConfig(NetworkConfig):
     multilabel: bool = False
 
     def __post_init__(self):
+        strides = self.strides
         check_argument(
-            len(self.strides) >= 1 and all(int(s) >= 1 for s in self.strides), "strides", "a non-empty list of positive integers", self.strides
+            isinstance(strides, (tuple, list)) and 1 <= len(strides) <= MAX_STAGES, "strides", f"a list of 1 to {MAX_STAGES} strides", strides
         )
-        check_argument(self.filters >= 1, "filters", "a positive integer", self.filters)
-        check_argument(self.kernel >= max(self.strides), "kernel", f"an integer of at least the largest stride, {max(self.strides)}", self.kernel)
-        check_argument(self.gru_layers >= 1, "gru_layers", "a positive integer", self.gru_layers)
-        check_argument(self.gru_units >= 1, "gru_units", "a positive integer", self.gru_units)
-        check_argument(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        for s in strides:
+            check_whole("strides", s, 1, MAX_KERNEL)
+        check_argument(
+            math.prod(strides) <= MAX_DOWNSAMPLING,
+            "strides",
+            f"strides whose product is at most {MAX_DOWNSAMPLING} (the input is padded to it)",
+            strides,
+        )
+        check_whole("filters", self.filters, 1, MAX_FILTERS)
+        check_whole("kernel", self.kernel, 1, MAX_KERNEL)
+        check_argument(self.kernel >= max(strides), "kernel", f"an integer of at least the largest stride, {max(strides)}", self.kernel)
+        check_whole("gru_layers", self.gru_layers, 1, MAX_RECURRENT_LAYERS)
+        check_whole("gru_units", self.gru_units, 1, MAX_UNITS)
+        check_argument(isinstance(self.multilabel, bool), "multilabel", "True or False", self.multilabel)
+        check_argument(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
 
     @property
     def downsampling(self) -> int:

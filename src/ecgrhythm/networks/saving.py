@@ -42,6 +42,7 @@ import numpy as np
 
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.networks.family import NetworkConfig
+from ecgrhythm.networks.limits import MAX_JSON_BYTES, MAX_MEMBERS, MAX_WEIGHTS_BYTES, check_file_size, checked_model_config
 from ecgrhythm.networks.registry import build_network, config_from_dict
 from ecgrhythm.networks.split import SPLIT_FILE, load_split, split_text
 from ecgrhythm.scoring.calibration import (
@@ -54,6 +55,7 @@ from ecgrhythm.scoring.calibration import (
 
 __all__ = [
     "save_model_dir",
+    "read_config",
     "load_model_dir",
     "load_networks",
     "check_output_folder",
@@ -74,7 +76,6 @@ CHECKSUM_FILE = "checksums.json"
 LOG_FILE = "training_log.csv"
 CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
-MAX_MEMBERS = 5  # networks averaged by one model folder at most
 
 
 class ModelFolderError(ValueError):
@@ -200,26 +201,28 @@ def _members(path: Path, config: dict) -> list[str]:
     members = config.get("members", [WEIGHTS_FILE])
     if (
         not isinstance(members, list)
-        or not members
+        or not 1 <= len(members) <= MAX_MEMBERS
         or members[0] != WEIGHTS_FILE
         or len(set(members)) != len(members)
         or not all(isinstance(m, str) and m.endswith(".weights.h5") and Path(m).name == m for m in members)
     ):
         raise ModelFolderError(
-            f'{path}: invalid "members" in {CONFIG_FILE}: expected distinct *.weights.h5 file names in the folder, '
-            f"{WEIGHTS_FILE} first. Received: {members!r}"
+            f'{path}: invalid "members" in {CONFIG_FILE}: expected 1 to {MAX_MEMBERS} distinct *.weights.h5 file names in the folder, '
+            f"{WEIGHTS_FILE} first. Received: {members if not isinstance(members, list) or len(members) <= 10 else f'{len(members):,} names'!r}"
         )
     return members
 
 
-def _read_config(path: Path) -> dict:
+def read_config(path: Path) -> dict:
     """`config.json` of a complete model folder whose files match their checksums, as stored (JSON values)."""
     for name in (CONFIG_FILE, WEIGHTS_FILE, CHECKSUM_FILE):
         if not (path / name).is_file():
             raise ModelFolderError(f"{path}: not a complete model folder ({name} is missing)")
     try:
+        for name in (CONFIG_FILE, CHECKSUM_FILE):
+            check_file_size(path / name, MAX_JSON_BYTES, ModelFolderError)
         sums = json.loads((path / CHECKSUM_FILE).read_text(encoding="utf-8"))
-        if _sha256(path / CONFIG_FILE) != sums.get(CONFIG_FILE):
+        if not isinstance(sums, dict) or _sha256(path / CONFIG_FILE) != sums.get(CONFIG_FILE):
             raise ModelFolderError(f"{path}: {CONFIG_FILE} does not match its checksum; the model folder was altered or damaged")
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
         if config.get("format_version") != FORMAT_VERSION:
@@ -227,19 +230,19 @@ def _read_config(path: Path) -> dict:
         for name in _members(path, config):
             if not (path / name).is_file():
                 raise ModelFolderError(f"{path}: not a complete model folder ({name} is missing)")
+            check_file_size(path / name, MAX_WEIGHTS_BYTES, ModelFolderError)
             if _sha256(path / name) != sums.get(name):
                 raise ModelFolderError(f"{path}: {name} does not match its checksum; the model folder was altered or damaged")
         try:
             config.update(checked_calibration(config, CONFIG_FILE))
         except ValueError as exc:
             raise ModelFolderError(f"{path}: {exc}; write the calibration again with 'ecgrhythm calibrate'") from None
-        PreprocessConfig.from_dict(config["preprocess"])
-        if config_from_dict(config["model"]).multilabel and config["class_prior"] is not None:
+        if checked_model_config(config)[1].multilabel and config["class_prior"] is not None:
             raise ModelFolderError(f'{path}: invalid "class_prior" in {CONFIG_FILE}: a multi-label model\'s sigmoid outputs take none; remove it')
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         if isinstance(exc, ModelFolderError):
             raise
-        raise ModelFolderError(f"{path}: invalid model configuration: {exc}") from None
+        raise ModelFolderError(f"{path}: invalid model configuration in {CONFIG_FILE}: {exc}") from None
     return config
 
 
@@ -256,9 +259,8 @@ def load_networks(path):
         ModelFolderError: files are missing, checksums do not match, or the format is unknown.
     """
     path = Path(path)
-    config = _read_config(path)
-    config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
-    config["model"] = config_from_dict(config["model"])
+    config = read_config(path)
+    config["preprocess"], config["model"] = checked_model_config(config)
     networks = []
     for name in _members(path, config):
         try:
@@ -316,7 +318,7 @@ def assemble_ensemble(model_dirs, output) -> Path:
     if not 1 <= len(model_dirs) <= MAX_MEMBERS:
         raise ValueError(f"an ensemble holds 1 to {MAX_MEMBERS} networks; {len(model_dirs)} model folders were given")
     check_output_folder(output)
-    configs = [_read_config(d) for d in model_dirs]
+    configs = [read_config(d) for d in model_dirs]
     for d, config in zip(model_dirs, configs):
         if len(_members(d, config)) != 1:
             raise ValueError(f"{d} already holds {len(config['members'])} networks: pass the folders of single networks")
@@ -365,7 +367,7 @@ def set_calibration(path, temperature, *, per_predicted_class: bool = False, cla
             over the classes, or the model is multi-label (its sigmoid outputs are not calibrated this way).
     """
     path = Path(path)
-    config = _read_config(path)
+    config = read_config(path)
     if config_from_dict(config["model"]).multilabel:
         raise ValueError(f"{path} is a multi-label model: temperature scaling and prior correction of softmax probabilities do not apply to it")
     array, n_classes = np.asarray(temperature, dtype=float), len(config["classes"])

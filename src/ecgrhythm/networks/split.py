@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ecgrhythm.networks.limits import MAX_SPLIT_BYTES, check_file_size
 from ecgrhythm.utils.io import atomic_write_text
 from ecgrhythm.utils.validation import checked_split
 
@@ -52,6 +53,7 @@ def load_split(
     if not path.is_file():
         return None
     try:
+        check_file_size(path, MAX_SPLIT_BYTES)
         return checked_split(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: invalid split file ({exc}); {fix}") from None

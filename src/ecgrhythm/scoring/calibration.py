@@ -33,6 +33,7 @@ __all__ = [
     "class_frequencies",
     "apply_class_prior",
     "calibrate_probabilities",
+    "invalid_probability_rows",
     "Calibration",
     "top_class_calibration",
     "fit_temperature",
@@ -48,6 +49,7 @@ MIN_PREDICTED_ROWS = 10  # rows of a predicted class below which fit_temperature
 CALIBRATION_KEYS = ("temperature", "temperature_by", "class_prior")  # a model's calibration, as config.json and ONNX metadata store it
 PRIOR_SUM_TOLERANCE = 1e-3  # how far a stored class prior's sum may be from 1 (priors rounded by hand)
 TEMPERATURE_BY_PREDICTED_CLASS = "predicted_class"  # a model's "temperature_by" for apply_temperature(..., per_predicted_class=True)
+PROBABILITY_TOLERANCE = 1e-3  # how far float32 probabilities may stray from [0, 1], and softmax rows' sums from 1
 
 
 def checked_temperature(value, by, n_classes: int, source: str):
@@ -168,6 +170,22 @@ def calibrate_probabilities(probabilities, *, class_prior=None, temperature=1.0,
     if np.all(np.asarray(temperature) == 1.0):
         return probabilities
     return apply_temperature(probabilities, temperature, per_predicted_class=temperature_by == TEMPERATURE_BY_PREDICTED_CLASS)
+
+
+def invalid_probability_rows(probabilities, *, softmax: bool) -> np.ndarray:
+    """Indices of the rows that are no probabilities: a NaN or infinite value, a value outside [0, 1], or (`softmax`) a
+    sum other than 1 (within :data:`PROBABILITY_TOLERANCE`), as a network of zeros gives; no label can be read from them.
+
+    Example:
+    >>> invalid_probability_rows([[0.5, 0.5], [0.0, 0.0], [np.nan, 1.0]], softmax=True).tolist()
+    [1, 2]
+    """
+    probs = np.asarray(probabilities, dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(probs).all(axis=1) | (probs < -PROBABILITY_TOLERANCE).any(axis=1) | (probs > 1 + PROBABILITY_TOLERANCE).any(axis=1)
+        if softmax:
+            bad |= ~(np.abs(probs.sum(axis=1) - 1) <= PROBABILITY_TOLERANCE)
+    return np.flatnonzero(bad)
 
 
 @dataclasses.dataclass

@@ -13,7 +13,10 @@ import dataclasses
 import io
 import json
 import logging
+import math
+import numbers
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +62,18 @@ def _same_settings(stored: dict, current: dict) -> bool:
     return resolve_portable(stored.pop("data")) == resolve_portable(current.pop("data")) and stored == current
 
 
+def _check_state(state, path: Path) -> None:
+    """Refuse a checkpoint's state whose epoch numbers are impossible for its run (a damaged or edited file)."""
+    epochs = state["settings"]["train"]["epochs"] if isinstance(state, dict) else None
+    whole = lambda v, low, high: isinstance(v, numbers.Integral) and not isinstance(v, bool) and low <= v <= high  # noqa: E731
+    epoch, best, seconds = state.get("epoch"), state.get("best"), state.get("train_seconds")
+    if not (whole(epochs, 1, 10**6) and whole(epoch, 0, epochs - 1) and isinstance(best, dict) and whole(best.get("epoch"), -1, epoch)):
+        shown = {"epoch": epoch, "best epoch": best.get("epoch") if isinstance(best, dict) else best, "epochs": epochs}
+        raise ValueError(f"{path}: the checkpoint states impossible epochs {shown}; it is damaged: start a new run (`resume=False`) in a new folder")
+    if not (isinstance(state.get("history"), list) and isinstance(seconds, numbers.Real) and math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{path}: the checkpoint's history or training time is damaged; start a new run (`resume=False`) in a new folder")
+
+
 def _assign(variables, values) -> None:
     for var, value in zip(variables, values, strict=True):
         var.assign(value)
@@ -101,18 +116,29 @@ class Checkpoint:
 
         Raises:
             ValueError: the checkpoint was made with other settings, on another
-                split, or by a network with other variables.
+                split, or by a network with other variables; or it is damaged (a truncated file, impossible
+                epoch numbers), naming the file.
         """
         path = self.folder / STATE_FILE
         sizes = {"model": len(model.variables), "optimizer": len(model.optimizer.variables), "best": len(model.variables)}
-        with np.load(path, allow_pickle=False) as data:
-            state = json.loads(str(data["state"]))
-            groups = {}
-            for name, size in sizes.items():
-                found = sum(1 for key in data.files if key.startswith(f"{name}_"))
-                if found != size:
-                    raise ValueError(f"{path}: the checkpoint holds {found} {name} arrays, the network has {size}; it was made by another version")
-                groups[name] = [data[f"{name}_{i}"] for i in range(size)]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                state = json.loads(str(data["state"]))
+                _check_state(state, path)
+                groups = {}
+                for name, size in sizes.items():
+                    found = sum(1 for key in data.files if key.startswith(f"{name}_"))
+                    if found != size:
+                        raise ValueError(
+                            f"{path}: the checkpoint holds {found} {name} arrays, the network has {size}; it was made by another version"
+                        )
+                    groups[name] = [data[f"{name}_{i}"] for i in range(size)]
+        except (zipfile.BadZipFile, EOFError, OSError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+                raise
+            raise ValueError(
+                f"{path}: the checkpoint is damaged or not a checkpoint ({type(exc).__name__}: {exc}); start a new run (`resume=False`) in a new folder"
+            ) from None
         if not _same_settings(state["settings"], settings):
             raise ValueError(
                 f"{self.folder}: the checkpoint was made with other settings; train with the same settings, or start a new run (`resume=False`)"

@@ -33,9 +33,13 @@ from ecgrhythm.training.plan import TrainingPlan, plan_run
 from ecgrhythm.utils.io import atomic_write_text
 from ecgrhythm.utils.machine import describe as describe_machine
 
-__all__ = ["train", "fit_epoch", "cosine_learning_rate", "TrainResult"]
+__all__ = ["train", "fit_epoch", "cosine_learning_rate", "TrainResult", "NonFiniteLossError"]
 
 logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss or the network's weights became NaN or infinite: the run stops, its checkpoint keeps the last finite epoch."""
 
 
 def cosine_learning_rate(base: float, epoch: int, epochs: int, floor: float = 0.02) -> float:
@@ -46,12 +50,28 @@ def cosine_learning_rate(base: float, epoch: int, epochs: int, floor: float = 0.
 def fit_epoch(model, sequence: WindowSequence, epoch: int, config: TrainConfig, verbose: int = 0):
     """Train one epoch (0-based `epoch`) on the cosine schedule, with that epoch's windows.
 
+    A batch whose loss is NaN or infinite ends the epoch there (`keras.callbacks.TerminateOnNaN`); the epoch's
+    loss is then not finite, which :func:`train` refuses.
+
     Returns:
         The `keras.callbacks.History` of the epoch.
     """
+    import keras
+
     model.optimizer.learning_rate.assign(cosine_learning_rate(config.learning_rate, epoch, config.epochs))
     sequence.set_epoch(epoch)
-    return model.fit(sequence, epochs=1, verbose=verbose, shuffle=False)
+    return model.fit(sequence, epochs=1, verbose=verbose, shuffle=False, callbacks=[keras.callbacks.TerminateOnNaN()])
+
+
+def _check_finite(loss: float, values: list[np.ndarray], epoch: int, run: RunState, checkpoint: Checkpoint) -> None:
+    """Refuse an epoch whose loss or weights are not finite, before it is checkpointed (so the checkpoint keeps the last finite one)."""
+    if np.isfinite(loss) and all(np.isfinite(v).all() for v in values if np.issubdtype(v.dtype, np.floating)):
+        return
+    kept = f"the checkpoint in {checkpoint.folder} keeps epoch {run.epoch + 1}" if run.epoch >= 0 else "no epoch was kept"
+    what = f"the training loss is {loss}" if not np.isfinite(loss) else "the network's weights are not all finite"
+    raise NonFiniteLossError(
+        f"epoch {epoch + 1}: {what}: training diverged and stopped, and no model was saved ({kept}); lower `learning_rate` and start a new run"
+    )
 
 
 @dataclasses.dataclass
@@ -93,15 +113,16 @@ def _run_epochs(plan: TrainingPlan, checkpoint: Checkpoint, run: RunState, verbo
         logger.info("Epoch %d/%d", epoch + 1, tc.epochs)
         fit = fit_epoch(model, plan.sequence, epoch, tc, verbose=verbose)
         t1 = time.perf_counter()
+        loss, values = float(fit.history["loss"][-1]), [v.numpy() for v in model.variables]
+        _check_finite(loss, values, epoch, run, checkpoint)
         score, f1, extras = plan.validate() if len(plan.val_idx) else (None, {}, {})  # no validation: the last epoch is kept
         t2 = time.perf_counter()
         run.train_seconds += t2 - t0
-        row = {"epoch": epoch + 1, "loss": round(float(fit.history["loss"][-1]), 5), plan.score_name: None if score is None else round(score, 5)}
+        row = {"epoch": epoch + 1, "loss": round(loss, 5), plan.score_name: None if score is None else round(score, 5)}
         row.update({f"val_f1_{c}": round(v, 5) for c, v in f1.items()})
         row.update({"fit_seconds": round(t1 - t0, 2), "val_seconds": round(t2 - t1, 2)})
         run.history.append(row)
         run.epoch = epoch
-        values = [v.numpy() for v in model.variables]
         if score is None or score > run.best["score"]:
             run.best, run.best_values = {"epoch": epoch, "score": score, "f1": f1, "extras": extras}, values
         _log_epoch(plan, run, score, t2 - t0)
@@ -223,7 +244,10 @@ def train(
     Raises:
         FileExistsError: `output_dir` holds other things, or a checkpoint without `resume`.
         ValueError: the batch does not split evenly over `devices`, or the processes of a
-            multi-process run disagree on the checkpoint to resume from.
+            multi-process run disagree on the checkpoint to resume from, or the checkpoint to resume from is
+            damaged or states an impossible epoch (naming the file).
+        NonFiniteLossError: the loss or the weights became NaN or infinite (no model is saved; the checkpoint
+            keeps the last finite epoch).
 
     Example:
         >>> import ecgrhythm
