@@ -9,7 +9,8 @@ def add_parser(sub):
         help="fetch a public data set (PhysioNet) into a folder",
         description="Fetch a public ECG data set from PhysioNet (or a mirror) into DIR: its RECORDS index, every record's "
         "header and signal file, and its labels (REFERENCE.csv), which 'ecgrhythm train --data DIR', 'evaluate --data DIR' "
-        "and 'classify DIR' then read. Files already there are kept, so an interrupted download continues where it stopped.",
+        "and 'classify DIR' then read. Files already there are kept, so an interrupted download continues where it stopped, and RECORDS and REFERENCE.csv "
+        "keep listing the records already there (a smaller --limit never shrinks a folder).",
     )
     p.add_argument("name", choices=["cinc2017"], help="data set")
     p.add_argument("dest", metavar="DIR", help="folder to write (an interrupted download continues where it stopped)")

@@ -6,11 +6,17 @@ that is strictly increasing and evenly spaced while no other column is. Its step
 unit its header names (`ms`, `msec`, `milliseconds`; otherwise seconds); a header-less column of 0, 1, 2, ... (or
 1, 2, 3, ...) counts samples and gives no rate. Times not evenly spaced (gaps, jitter over `TIME_TOLERANCE` of a
 step) are refused, and so is a rate that disagrees with the caller's `fs`.
+
+Decimal commas, as European spreadsheets export them, are read as decimal points: beside a `;` or tab delimiter
+(`-0,1270;0,532`), and in a file of one column (`-0,1270` lines, told from two columns of integers by a `-0,` or a
+fraction that starts with 0). A line longer than :data:`MAX_LINE_BYTES` is refused before anything is parsed, and a
+header row's lead names are cut to :data:`MAX_NAME_CHARS` characters.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from pathlib import Path
 
@@ -19,7 +25,13 @@ import numpy as np
 from ecgrhythm.records.core import GIVE_FS, MAX_LEADS, Decoded, RecordError, as_signal, check_fs
 from ecgrhythm.records.registry import register_reader
 
-__all__ = ["read_csv", "TIME_TOLERANCE"]
+__all__ = ["read_csv", "TIME_TOLERANCE", "MAX_LINE_BYTES", "MAX_NAME_CHARS"]
+
+MAX_LINE_BYTES = 1 << 16  # longest line read: 64 leads of long numbers, or 64 lead names, fit many times over
+MAX_NAME_CHARS = 64  # characters of a lead name kept from a header row
+_DECIMAL_DELIMITERS = ("\t", ";")  # delimiters beside which a comma is a decimal comma
+_DECIMAL_COMMA = re.compile(r"(?P<whole>[-+]?\d+),(?P<fraction>\d+)")
+_SNIFF_LINES = 10_000  # lines looked at to tell one column of decimal commas from two of integers
 
 TIME_TOLERANCE = 0.1  # most a time step may differ from the mean step, as a fraction of it (rounded times in exports)
 FS_TOLERANCE = 0.01  # most the time column's rate may differ from the caller's `fs`, as a fraction
@@ -36,7 +48,7 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
         unless a header row names the columns; a time column is dropped) and the header row's lead names.
 
     Raises:
-        RecordError: not UTF-8, no samples, text or missing values among the
+        RecordError: not UTF-8, no samples, a line over :data:`MAX_LINE_BYTES`, text or missing values among the
             numbers, ragged rows, or more than 64 named columns; no time column and no `fs`;
             a time column not evenly spaced, or whose rate disagrees with `fs`.
     """
@@ -44,26 +56,13 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
         fs = check_fs(fs, path)
     if path.stat().st_size == 0:
         raise RecordError(path, "the file is empty")
+    _check_line_lengths(path)
     with open(path, encoding="utf-8-sig", errors="strict") as f:
         try:
-            skip, first = _next_data_line(f, 0)
-            if first is None:
-                raise RecordError(path, "the CSV file holds no samples")
-            delimiter = max("\t;,", key=first.count)
-            delimiter = delimiter if first.count(delimiter) else None
-            cells = next(csv.reader([first], delimiter=delimiter)) if delimiter else first.split()
-            cells = [c.strip().strip('"').strip() for c in cells]
-            leads = None
-            if not all(_is_number(c) for c in cells):
-                leads = tuple(c or f"lead{i + 1}" for i, c in enumerate(cells))
-                if len(leads) > MAX_LEADS:
-                    raise RecordError(path, f"the header row names {len(leads)} columns; expected one per lead (at most {MAX_LEADS})")
-                if _next_data_line(f, skip)[1] is None:
-                    raise RecordError(path, "the CSV file has a header row but no samples")
-            else:
-                skip -= 1
+            skip, delimiter, decimal_comma, leads = _layout(f, path)
             f.seek(0)
-            array = np.loadtxt(f, delimiter=delimiter, dtype=np.float64, ndmin=2, skiprows=skip, quotechar='"')
+            lines = (line.replace(",", ".") for line in f) if decimal_comma else f
+            array = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, ndmin=2, skiprows=skip, quotechar='"')
         except RecordError:
             raise
         except UnicodeDecodeError as exc:
@@ -78,6 +77,78 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
     if leads is not None:
         return Decoded(np.ascontiguousarray(array, dtype=np.float32), fs, leads)
     return Decoded(as_signal(array.astype(np.float32), path), fs)
+
+
+def _layout(f, path: Path):
+    """`(lines before the samples, delimiter, decimal commas, lead names or None)` of the CSV text file `f`, from its first lines.
+
+    The delimiter is a tab or `;` when the first row has one (then a comma in a number is a decimal comma, as European
+    exports write `-0,1270;0,532`), else a comma, else blanks. Comma-separated rows of two integers are one column of
+    decimal-comma numbers when some row reads `-0,...` or `...,0N...` (a fraction; no integer is written so).
+    """
+    skip, first = _next_data_line(f, 0)
+    if first is None:
+        raise RecordError(path, "the CSV file holds no samples")
+    delimiter = _delimiter(first)
+    cells = [c.strip().strip('"').strip() for c in (next(csv.reader([first], delimiter=delimiter)) if delimiter else first.split())]
+    leads, sample = None, first
+    if not all(_is_number(c) or (delimiter in _DECIMAL_DELIMITERS and _is_number(c.replace(",", "."))) for c in cells):
+        leads = tuple((c or f"lead{i + 1}")[:MAX_NAME_CHARS] for i, c in enumerate(cells))
+        if len(leads) > MAX_LEADS:
+            raise RecordError(path, f"the header row names {len(leads)} columns; expected one per lead (at most {MAX_LEADS})")
+        sample = _next_data_line(f, skip)[1]
+        if sample is None:
+            raise RecordError(path, "the CSV file has a header row but no samples")
+        delimiter = delimiter or _delimiter(sample)  # a header of one name has no delimiter
+    else:
+        skip -= 1
+    if delimiter in _DECIMAL_DELIMITERS:
+        decimal_comma = "," in sample
+    else:
+        decimal_comma = delimiter == "," and _decimal_comma_column(itertools.chain([sample], itertools.islice(f, _SNIFF_LINES)))
+    return skip, delimiter, decimal_comma, leads
+
+
+def _delimiter(line: str) -> str | None:
+    """A line's delimiter: the commoner of tab and `;` if it has either, else a comma if it has one, else None (blanks)."""
+    counts = {d: line.count(d) for d in _DECIMAL_DELIMITERS}
+    if any(counts.values()):
+        return max(counts, key=counts.get)
+    return "," if "," in line else None
+
+
+def _decimal_comma_column(lines) -> bool:
+    """Whether comma-separated `lines` are one column of decimal-comma numbers: each `-?D,D` and some with a tell-tale part."""
+    told = False
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        match = _DECIMAL_COMMA.fullmatch(text)
+        if match is None:
+            return False
+        told = told or match["whole"] == "-0" or (len(match["fraction"]) > 1 and match["fraction"][0] == "0")
+    return told
+
+
+def _check_line_lengths(path: Path) -> None:
+    """Refuse a file with a line longer than :data:`MAX_LINE_BYTES`, reading it in pieces of 1 MiB (so a 500 MB line of
+    digits costs 1 MiB, not gigabytes)."""
+    before, run = 0, 0  # lines ended so far; bytes of the line still open
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
+            lengths = np.diff(ends, prepend=-1 - run) - 1  # of the lines ending in this piece
+            too_long = np.flatnonzero(lengths > MAX_LINE_BYTES)
+            run = run + len(chunk) if len(ends) == 0 else len(chunk) - int(ends[-1]) - 1
+            line = before + (int(too_long[0]) + 1 if len(too_long) else len(ends) + 1)
+            if len(too_long) or run > MAX_LINE_BYTES:
+                raise RecordError(
+                    path,
+                    f"line {line} is longer than {MAX_LINE_BYTES} bytes, far more than a row of samples or lead names needs: "
+                    "the file is not a CSV record, or not one row per sample",
+                )
+            before += len(ends)
 
 
 def _time_base(array: np.ndarray, leads, fs, path):

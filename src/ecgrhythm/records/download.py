@@ -4,7 +4,7 @@
 set (8,528 single-lead records at 300 Hz, about 160 MB as `.hea` + `.mat`
 pairs, 17,058 requests) into one flat folder:
 
-    DIR/RECORDS          record names, one a line (the records fetched)
+    DIR/RECORDS          record names, one a line (every record fetched, by this or an earlier download)
     DIR/REFERENCE.csv    `record,label` rows (N, A, O, ~)
     DIR/A00001.hea, DIR/A00001.mat, ...
 
@@ -40,6 +40,7 @@ from pathlib import Path
 
 from ecgrhythm import __version__
 from ecgrhythm.records import RecordError, read_reference
+from ecgrhythm.records.reference import write_reference
 from ecgrhythm.utils.io import atomic_write, atomic_write_text
 from ecgrhythm.utils.validation import check_positive_int
 
@@ -78,7 +79,7 @@ class DownloadResult:
 
     Attributes:
         folder: the destination folder.
-        records: names of the records now in the folder, in index order.
+        records: names of the records the folder now lists: those it listed before, then the new ones in index order.
         fetched: files downloaded by this call.
         skipped: files already present and left as they were.
     """
@@ -104,7 +105,12 @@ def download(
 
     Files already in `dest` are taken as complete and skipped (every file is
     written atomically, so a file is either whole or absent); `RECORDS` and
-    `REFERENCE.csv` are fetched again and written last.
+    `REFERENCE.csv` are fetched again and written last, merged with what the
+    folder held: a record an earlier download listed (its files all there) stays
+    listed with its label, so a download never shrinks a folder (`limit=1` over a
+    complete folder fetches nothing and keeps every record). Labels are checked
+    (:func:`~ecgrhythm.records.reference.label_problem`) as the server's file is
+    read and again as they are written, several classes in one quoted field.
 
     Args:
         name: data set name, a key of :data:`DATASETS` (`"cinc2017"`).
@@ -132,15 +138,31 @@ def download(
     paths = _record_paths(base + "RECORDS", _get(base + "RECORDS", timeout, max_file_bytes).decode("utf-8", errors="replace"))[:limit]
     labels = _fetch_labels(base, timeout, max_file_bytes)
     names = [p.rsplit("/", 1)[-1] for p in paths]
+    held, held_labels = _held(dest)
     fetched = _fetch_records(base, dest, dict(zip(paths, names)), workers=workers, progress=progress, timeout=timeout, max_bytes=max_file_bytes)
     skipped = len(names) * len(_RECORD_SUFFIXES) - fetched
     unlabelled = [n for n in names if n not in labels]
     if unlabelled:
         logger.warning("%d records have no label in the reference file (first: %s)", len(unlabelled), unlabelled[0])
-    atomic_write_text(dest / "REFERENCE.csv", "".join(f"{n},{labels[n]}\n" for n in names if n in labels))
-    atomic_write_text(dest / "RECORDS", "".join(f"{n}\n" for n in names))
-    logger.info("%s: %d records in %s (%d files fetched, %d already present)", name, len(names), dest, fetched, skipped)
-    return DownloadResult(dest, names, fetched, skipped)
+    records = list(dict.fromkeys([*held, *names]))  # what the folder held stays listed, whatever the limit
+    write_reference(dest / "REFERENCE.csv", {**held_labels, **{n: labels[n] for n in names if n in labels}})
+    atomic_write_text(dest / "RECORDS", "".join(f"{n}\n" for n in records))
+    logger.info("%s: %d records in %s (%d files fetched, %d already present)", name, len(records), dest, fetched, skipped)
+    return DownloadResult(dest, records, fetched, skipped)
+
+
+def _held(dest: Path) -> tuple[list[str], dict[str, str]]:
+    """`(records, labels)` an earlier download left in `dest`: the names its `RECORDS` or `REFERENCE.csv` lists whose files are all there,
+    and its `REFERENCE.csv` labels of them, so that a later download (a smaller `limit`, say) keeps them listed.
+
+    Raises:
+        RecordError: the folder's `REFERENCE.csv` cannot be read (the message names it): it is left as it is.
+    """
+    index = dest / "RECORDS"
+    names = index.read_text(encoding="utf-8", errors="replace").split() if index.is_file() else []
+    labels = read_reference(dest / "REFERENCE.csv") if (dest / "REFERENCE.csv").is_file() else {}
+    held = [n for n in dict.fromkeys([*names, *labels]) if _SAFE_COMPONENT.fullmatch(n) and all((dest / (n + s)).is_file() for s in _RECORD_SUFFIXES)]
+    return held, {n: labels[n] for n in held if n in labels}
 
 
 def _base_url(name: str, base_url: str | None, *, limit: int | None, workers: int, max_file_bytes: int) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from ecgrhythm.records.core import RecordError
+from ecgrhythm.records.core import RecordError, header_bytes
 from ecgrhythm.records.edf_reader import edf_duration, is_edf, open_edf
-from ecgrhythm.records.wfdb_header import reads_in_pieces
+from ecgrhythm.records.wfdb_header import reads_in_pieces, record_line, whole_read_fits
 from ecgrhythm.records.wfdb_reader import header_length, header_of, open_wfdb
 
 __all__ = ["should_stream", "open_long_record", "STREAM_ABOVE_S"]
@@ -23,7 +23,8 @@ STREAM_ABOVE_S = 3600.0  # WFDB records and EDF/BDF files declared longer than t
 
 
 def should_stream(path, fs: float | None = None) -> bool:
-    """Whether `path` is a WFDB record (a `.hea`, or a signal file with its header) or an EDF/BDF file declaring more than `STREAM_ABOVE_S`.
+    """Whether `path` is a WFDB record (a `.hea`, or a signal file with its header) or an EDF/BDF file declaring more than
+    `STREAM_ABOVE_S`, or a WFDB record with more samples than a whole read takes (:func:`~.wfdb_header.whole_read_fits`).
 
     A header that cannot be parsed is left to :func:`~ecgrhythm.records.read_record` to report.
     """
@@ -37,10 +38,12 @@ def should_stream(path, fs: float | None = None) -> bool:
         return False
     try:
         sig_len, rate = header_length(header, fs)
-    except RecordError:
+        n_sig = record_line(header, header_bytes(header))[0]
+    except (RecordError, OSError):
         return False
     long = sig_len is not None and rate is not None and rate > 0 and sig_len / rate > STREAM_ABOVE_S
-    return long and reads_in_pieces(header)  # format 8 is read whole (up to 24 h)
+    large = sig_len is not None and not whole_read_fits(sig_len, n_sig)  # a high rate: too many samples to read whole
+    return (long or large) and reads_in_pieces(header)  # format 8 is read whole (up to 24 h)
 
 
 @contextlib.contextmanager

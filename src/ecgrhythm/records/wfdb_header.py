@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from ecgrhythm.records.core import (
+    MAX_DECODED_ENV,
     MAX_DURATION_S,
     RecordError,
     check_decoded_size,
@@ -21,12 +22,23 @@ from ecgrhythm.records.core import (
     check_length,
     header_bytes,
     header_lines,
+    max_decoded_bytes,
     shown,
 )
 
-__all__ = ["record_line", "check_header_length", "check_signal_line", "check_signal_files", "reads_in_pieces", "UNDECLARED_MAX_S"]
+__all__ = [
+    "record_line",
+    "check_header_length",
+    "check_signal_line",
+    "check_signal_files",
+    "reads_in_pieces",
+    "UNDECLARED_MAX_S",
+    "check_whole_read",
+    "whole_read_fits",
+]
 
 _MAX_SAMPS_PER_FRAME = 64
+WHOLE_READ_VALUE_BYTES = 8  # wfdb decodes a whole read to 8-byte numbers (and more besides), whatever the storage format
 UNDECLARED_MAX_S = 3600.0  # a header without a signal length is read whole, so at most this long
 # Bytes per sample of the WFDB storage formats (None: FLAC, variable length).
 _WFDB_BYTES_PER_SAMPLE = {
@@ -99,6 +111,28 @@ def check_header_length(header: Path, sig_len: int | None, fs: float, max_s: flo
     """
     if sig_len is not None:
         check_length(sig_len, fs, header, max_s)
+
+
+def whole_read_fits(n_samples: int, n_sig: int) -> bool:
+    """Whether wfdb may read `n_samples` of `n_sig` signals in one call: at :data:`WHOLE_READ_VALUE_BYTES` a value,
+    within :func:`~ecgrhythm.records.core.max_decoded_bytes` (512 MiB: an hour of 12 leads at 1 kHz fits)."""
+    return n_samples * n_sig * WHOLE_READ_VALUE_BYTES <= max_decoded_bytes()
+
+
+def check_whole_read(header: Path, n_samples: int, n_sig: int) -> None:
+    """Refuse to read a record whole when its samples would not fit the decoding bound (:func:`whole_read_fits`),
+    before anything is allocated: the bound counts samples, not seconds, so a high rate over a sparse file is refused.
+
+    Raises:
+        RecordError: naming the header, the size and how to read the record.
+    """
+    if not whole_read_fits(n_samples, n_sig):
+        raise RecordError(
+            header,
+            f"reading the record whole takes {n_samples} samples of {n_sig} signals, {n_samples * n_sig * WHOLE_READ_VALUE_BYTES} bytes "
+            f"as wfdb decodes them, more than the limit of {max_decoded_bytes()} bytes: 'classify' and 'episodes' read it in pieces "
+            f"(ecgrhythm.records.long_records.open_long_record); to read it whole, set {MAX_DECODED_ENV} (MiB)",
+        )
 
 
 def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
@@ -192,6 +226,7 @@ def check_signal_files(header: Path, meta, fs: float) -> dict[str, Path]:
             check_decoded_size(decoded, available, header, f"the compressed signal file {name!r} ({meta.sig_len} samples)")
         elif meta.sig_len is None:  # wfdb takes the length from the file: bound it before anything is decoded
             implied = int(available // frame)
+            check_whole_read(header, implied, frame_samples[name])
             if implied / fs > UNDECLARED_MAX_S:
                 raise RecordError(
                     header,
@@ -217,10 +252,21 @@ def _check_file_name(header: Path, name: str) -> None:
 
 
 def _find_beside(header: Path, name: str) -> Path:
-    """The signal file `name` in the header's folder, matched case-insensitively if need be."""
+    """The signal file `name` in the header's folder, matched case-insensitively if need be.
+
+    Links are followed only into the header's folder tree (as named, or where a linked header lies): a signal file
+    linked to `/etc/passwd` or another folder's file is refused, so a record handed over cannot make us read it.
+    """
     path = header.parent / name
     if not path.exists() and not path.is_symlink():
         matches = [p for p in header.parent.iterdir() if p.name.lower() == name.lower()]
         path = matches[0] if len(matches) == 1 else path
     check_file(path, "the signal file", header)
+    target = path.resolve()
+    if not any(target.is_relative_to(folder) for folder in (header.parent.resolve(), header.resolve().parent)):
+        raise RecordError(
+            header,
+            f"the signal file {name!r} is a link to {shown(str(target))}, outside the record's folder: "
+            "copy the file beside the header (links within the folder, or beside a linked header, are read)",
+        )
     return path

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import tempfile
 import warnings
@@ -43,6 +44,7 @@ from ecgrhythm.records.wfdb_header import (
     check_header_length,
     check_signal_files,
     check_signal_line,
+    check_whole_read,
     record_line,
 )
 
@@ -52,10 +54,14 @@ __all__ = [
     "WfdbStream",
     "header_length",
     "header_of",
+    "fill_missing",
     "read_header_comments",
     "sibling_header",
 ]
 
+logger = logging.getLogger(__name__)
+
+READ_VALUES = 1 << 22  # values (samples x leads) wfdb decodes at a time in a ranged read: about 100 MB of its temporaries
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nu": 1.0, "": 1.0}
 
 
@@ -75,6 +81,8 @@ def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
             declares more than 24 h, or disagrees with the other.
     """
     with open_wfdb(header, fs=fs, max_s=MAX_DURATION_S) as stream:
+        if stream.n_samples is not None:  # else check_signal_files bounded the length the file implies
+            check_whole_read(header, stream.n_samples, len(stream.sig_name))
         signal = stream.read(0, stream.n_samples, whole=True)
         return Decoded(signal, stream.fs, stream.sig_name, stream.comments, start_time=stream.start_time)
 
@@ -178,17 +186,33 @@ class WfdbStream:
     def read(self, start: int, stop: int, channels=None, *, whole: bool = False) -> np.ndarray:
         """Samples `start:stop` of `channels` (indices; default all), float32 `(stop - start, n_channels)` in mV.
 
-        A piece is validated as a record is (:func:`~ecgrhythm.records.core.validate_piece`:
-        shape and finite samples) except for its duration. With `whole`, the
-        range is the whole record and wfdb checks the signal file's length.
+        A range is read in parts of at most :data:`READ_VALUES` values, so what wfdb holds while decoding stays
+        bounded however high the rate. Samples the format marks missing (WFDB's invalid-sample value) are filled
+        (:func:`fill_missing`); the piece is then validated as a record is
+        (:func:`~ecgrhythm.records.core.validate_piece`: shape and finite samples) except for its duration. With
+        `whole`, the range is the whole record, read in one call so that wfdb checks the signal file's length.
 
         Raises:
             RecordError: naming the header, if the samples cannot be read or are not finite.
         """
+        channels = list(range(len(self.sig_name))) if channels is None else [int(c) for c in channels]
+        if whole:
+            signal = self._read(None, None, channels)
+        else:
+            step = max(1, READ_VALUES // len(channels))
+            signal = np.empty((max(0, int(stop) - int(start)), len(channels)), np.float32)
+            for a in range(int(start), int(stop), step):
+                signal[a - start : min(a + step, stop) - start] = self._read(a, min(a + step, int(stop)), channels)
+        fill_missing(signal, self.header if whole else f"{self.header} (samples {start} to {stop})")
+        if not whole:  # a whole record is validated by read_record
+            validate_piece(signal, self.fs, source=f"{self.header} (samples {start} to {stop})")
+        return signal
+
+    def _read(self, start: int | None, stop: int | None, channels: list[int]) -> np.ndarray:
+        """Samples `start:stop` of `channels` (None, None: the whole record) as float32 in mV, read by wfdb and counted."""
         import wfdb
 
-        channels = list(range(len(self.sig_name))) if channels is None else [int(c) for c in channels]
-        ranged = {} if whole else {"sampfrom": int(start), "sampto": int(stop), "channels": channels}
+        ranged = {} if start is None else {"sampfrom": start, "sampto": stop, "channels": channels}
         try:
             # wfdb's own numeric warnings (an overflowing gain, say) would only echo what validation reports next
             with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -199,19 +223,46 @@ class WfdbStream:
         signal = rec.p_signal
         if signal is None or signal.ndim != 2 or signal.shape[1] != len(channels):
             raise RecordError(self.header, "the signal file holds no samples for the declared signals")
-        expected = self.n_samples if whole else stop - start
+        expected = self.n_samples if start is None else stop - start
         if expected is not None and signal.shape[0] != expected:
             raise RecordError(
                 self.header,
-                f"the header declares {expected} samples but the signal file holds {signal.shape[0]}" + ("" if whole else f" from sample {start}"),
+                f"the header declares {expected} samples but the signal file holds {signal.shape[0]}"
+                + ("" if start is None else f" from sample {start}"),
             )
         signal = np.ascontiguousarray(signal, dtype=np.float32)
         scale = self._scale[channels]
         if (scale != 1).any():
             signal *= scale
-        if not whole:
-            validate_piece(signal, self.fs, source=f"{self.header} (samples {start} to {stop})")
         return signal
+
+
+def fill_missing(signal: np.ndarray, source) -> int:
+    """Fill, in place, the samples wfdb read as NaN: those the WFDB format marks missing (its invalid-sample value).
+
+    The one rule for whole reads and pieces alike: a missing sample never fails a record (nor does a lead the model
+    does not use); it is interpolated linearly between the nearest samples of its lead that are there, held at the
+    ends, and a lead with none there is flat zero (a lead choice then passes it by, and a flat record is classified
+    as noise). The count is logged as a warning. Infinite samples (an overflowing gain) are not missing ones: they
+    still fail validation.
+
+    Args:
+        signal: float32 `(n_samples, n_leads)`, changed in place.
+        source: the file (and range) for the warning.
+
+    Returns:
+        How many samples were filled.
+    """
+    missing = np.isnan(signal)
+    count = int(np.count_nonzero(missing))
+    if not count:
+        return 0
+    for lead in np.flatnonzero(missing.any(axis=0)):
+        column, gaps = signal[:, lead], missing[:, lead]
+        there = np.flatnonzero(~gaps)
+        column[gaps] = np.interp(np.flatnonzero(gaps), there, column[there]) if len(there) else 0.0
+    logger.warning("%s: %d of %d samples are marked missing; filled by interpolation within their lead", source, count, signal.size)
+    return count
 
 
 def read_header_comments(header) -> tuple[str, ...]:

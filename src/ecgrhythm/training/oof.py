@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -43,26 +44,49 @@ def oof_text(names, fold: int, truth, probabilities: np.ndarray, classes) -> str
 
 
 def read_oof(path) -> tuple[list[str], np.ndarray, list[str], np.ndarray, list[str]]:
-    """An out-of-fold CSV (a fold's or the pooled `oof.csv`).
+    """An out-of-fold CSV (a fold's or the pooled `oof.csv`), checked row by row.
 
     Returns:
         `(names, folds (n,), true labels, probabilities (n, n_classes), classes)`.
 
     Raises:
-        ValueError: the file is not such a CSV.
+        ValueError: the file is not such a CSV, or a row (named by its line) has a probability that is not a number
+            from 0 to 1 (NaN, -5), a fold that is not a whole number, or a record already on an earlier row.
     """
     path = Path(path)
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    if not rows or rows[0][:3] != ["record", "fold", "true_label"] or len(rows) < 2:
+    if not rows or rows[0][:3] != ["record", "fold", "true_label"] or len(rows[0]) < 4 or len(rows) < 2:
         raise ValueError(f"{path}: not an out-of-fold probability file (record,fold,true_label,<classes> with one row per record)")
-    classes = rows[0][3:]
-    try:
-        probs = np.array([[float(v) for v in r[3:]] for r in rows[1:]], dtype=float).reshape(len(rows) - 1, len(classes))
-        folds = np.array([int(r[1]) for r in rows[1:]])
-    except ValueError as exc:
-        raise ValueError(f"{path}: not an out-of-fold probability file ({exc})") from None
+    classes, lines = rows[0][3:], {}
+    for line, row in enumerate(rows[1:], start=2):
+        problem = _oof_row_problem(row, len(classes), lines)
+        if problem:
+            raise ValueError(f"{path}: line {line}: {problem}; the file is corrupt or was edited: run that fold again")
+        lines[row[0]] = line
+    probs = np.array([[float(v) for v in r[3:]] for r in rows[1:]], dtype=float).reshape(len(rows) - 1, len(classes))
+    folds = np.array([int(r[1]) for r in rows[1:]])
     return [r[0] for r in rows[1:]], folds, [r[2] for r in rows[1:]], probs, classes
+
+
+def _oof_row_problem(row: list[str], n_classes: int, lines: dict[str, int]) -> str | None:
+    """What is wrong with one out-of-fold row (`lines`: the line of each record seen so far), or None."""
+    if len(row) != 3 + n_classes:
+        return f"expected {3 + n_classes} fields (record,fold,true_label and {n_classes} probabilities), got {len(row)}"
+    if not row[0]:
+        return "the record name is empty"
+    if row[0] in lines:
+        return f"record {row[0][:80]!r} is already on line {lines[row[0]]}: one row per record"
+    if not row[1].isascii() or not row[1].isdigit():
+        return f"the fold {row[1][:80]!r} is not a whole number"
+    for value in row[3:]:
+        try:
+            p = float(value)
+        except ValueError:
+            p = math.nan
+        if not 0.0 <= p <= 1.0:  # also refuses NaN
+            return f"the probability {value[:80]!r} is not a number from 0 to 1"
+    return None
 
 
 def pool_oof(output: Path, n_folds: int) -> Path | None:
@@ -85,8 +109,21 @@ def _pool(output: Path, n_folds: int, filename: str) -> bool:
     if not all(path.is_file() for path in paths):
         (output / filename).unlink(missing_ok=True)
         return False
+    _check_distinct(paths, [read_oof(path) for path in paths])
     atomic_write_text(output / filename, pooled_oof_text([path.read_text(encoding="utf-8") for path in paths]))
     return True
+
+
+def _check_distinct(paths, parts) -> None:
+    """Refuse out-of-fold files (`parts`: their :func:`read_oof`) in which one record appears twice, naming both files."""
+    first: dict[str, Path] = {}
+    for path, part in zip(paths, parts):
+        for name in part[0]:
+            if name in first:
+                raise ValueError(
+                    f"{path}: record {name[:80]!r} is also in {first[name]}: a record is out of fold in one fold only; the folder mixes runs"
+                )
+            first[name] = path
 
 
 def pooled_oof_text(texts) -> str:
@@ -114,7 +151,9 @@ def finished_oof(output: Path, partial: bool, filename: str = OOF_FILE):
             f"{output}: fold(s) {missing} have no {filename}: the cross-validation is unfinished; rerun it with the same settings, "
             "or use the finished folds only (`partial=True`)"
         )
-    parts = [read_oof(path) for path in paths if path.is_file()]
+    paths = [path for path in paths if path.is_file()]
+    parts = [read_oof(path) for path in paths]
+    _check_distinct(paths, parts)
     if any(part[4] != parts[0][4] for part in parts):
         raise ValueError(f"{output}: the finished folds' {filename} files have different classes; the folder mixes runs, start it again")
     names, truth = [n for part in parts for n in part[0]], [t for part in parts for t in part[2]]
