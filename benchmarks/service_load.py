@@ -7,8 +7,12 @@ record (`POST /v1/classify`, the `.hea` header with its signal file, or one file
 with `--fs`) until `--requests` requests have been answered or `--max-seconds`
 have passed, after `--warmup` untimed requests that compile the model's shapes.
 
-Prints one JSON line: throughput, latency percentiles (p50/p95/p99), errors and
-the machine; `--output FILE.json` also writes it to a file.
+A client told busy (503) waits 0.1 s and sends again; the share of such answers is reported, and a
+thread polls `/health` every 0.1 s throughout, reporting its latency. `--server-src DIR` runs the
+server from another source tree (e.g. `git archive` of an earlier commit), to compare in one run.
+
+Prints one JSON line: throughput, latency percentiles (p50/p95/p99), the share answered 503, `/health`
+latency, errors and the machine; `--output FILE.json` also writes it to a file.
 
 Example:
     python benchmarks/service_load.py --model models/cinc2017 --requests 200 --concurrency 8
@@ -35,7 +39,8 @@ from _common import REPO, emit, fail, machine
 # The server admits as many requests at once as the clients send (its --max-concurrent), so none is refused with 503.
 SERVER_CODE = (
     "import sys; from ecgrhythm.service.app import serve; "
-    "serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3], max_concurrent=int(sys.argv[4]))"
+    "serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3], max_concurrent=int(sys.argv[4]), "
+    "**({'backend': sys.argv[5]} if sys.argv[5] else {}))"
 )
 
 
@@ -53,15 +58,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, token: str, log_path: Path, timeout: float, max_concurrent: int):
-    """Start `serve` in a child process; returns `(process, base_url)` once `/health` answers."""
+def start_server(model: str, token: str, log_path: Path, timeout: float, max_concurrent: int, src: str | None = None, backend: str | None = None):
+    """Start `serve` in a child process (from the source tree `src` if given); returns `(process, base_url)` once `/health` answers."""
     import httpx
 
     port = free_port()
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
+    if src:
+        env["PYTHONPATH"] = str(Path(src).resolve())
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVER_CODE, str(port), model, token, str(max_concurrent)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+        [sys.executable, "-c", SERVER_CODE, str(port), model, token, str(max_concurrent), backend or ""],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
@@ -110,13 +121,22 @@ def run_load(url: str, files, data: dict, headers: dict, n_requests: int, concur
     import httpx
 
     lock = threading.Lock()
-    issued = 0
+    issued = busy = 0
     latencies: list[float] = []
     errors: dict[str, int] = {}
     stop_at = time.monotonic() + max_seconds
+    finished = threading.Event()
+    health_ms: list[float] = []
+
+    def poll_health():
+        with httpx.Client(base_url=url, timeout=timeout, headers=headers) as c:
+            while not finished.wait(0.1):
+                start = time.perf_counter()
+                c.get("/health")
+                health_ms.append(1000 * (time.perf_counter() - start))
 
     def client():
-        nonlocal issued
+        nonlocal issued, busy
         with httpx.Client(base_url=url, timeout=timeout, headers=headers) as c:
             while True:
                 with lock:
@@ -131,23 +151,37 @@ def run_load(url: str, files, data: dict, headers: dict, n_requests: int, concur
                     outcome = type(exc).__name__
                 elapsed = time.perf_counter() - start
                 with lock:
-                    if outcome == "ok":
+                    if outcome == "HTTP 503":
+                        busy += 1
+                    elif outcome == "ok":
                         latencies.append(elapsed)
                     else:
                         errors[outcome] = errors.get(outcome, 0) + 1
+                if outcome == "HTTP 503":
+                    time.sleep(0.1)  # told busy: back off, then send again
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    poller = threading.Thread(target=poll_health, daemon=True)
     started = time.perf_counter()
+    poller.start()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
+    finished.set()
+    poller.join()
     ms = sorted(1000 * x for x in latencies)
+    health = sorted(health_ms)
     return {
         "requests_sent": issued,
         "ok": len(latencies),
+        "busy_503": busy,
+        "busy_share": round(busy / issued, 4) if issued else None,
         "errors": errors,
+        "health_ms": {"p50": round(percentile(health, 50), 2), "p99": round(percentile(health, 99), 2), "max": round(health[-1], 2)}
+        if health
+        else None,
         "stopped_by_time_limit": issued < n_requests,
         "wall_s": round(wall, 3),
         "throughput_rps": round(len(latencies) / wall, 3) if wall > 0 else None,
@@ -180,6 +214,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this many seconds (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds a request may take (default %(default)s)")
     parser.add_argument("--start-timeout", type=float, default=300, help="seconds to wait for the server to start (default %(default)s)")
+    parser.add_argument("--backend", help="the server's --backend (auto, onnx, keras; default: the server's own default)")
+    parser.add_argument("--server-src", help="run the server from this source tree (a `src` folder) instead of the installed package")
     parser.add_argument("--output", help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 100_000 or not 1 <= args.concurrency <= 256 or args.warmup < 0 or args.max_seconds <= 0:
@@ -208,7 +244,9 @@ def main(argv=None) -> int:
             if args.url:
                 url = check_loopback(args.url)
             else:
-                proc, url = start_server(args.model or "", args.token, Path(tmp) / "server.log", args.start_timeout, args.concurrency)
+                proc, url = start_server(
+                    args.model or "", args.token, Path(tmp) / "server.log", args.start_timeout, args.concurrency, args.server_src, args.backend
+                )
             warm = run_load(url, files, data, headers, args.warmup, 1, args.max_seconds, args.timeout) if args.warmup else None
             if warm and warm["errors"]:
                 fail(f"the warm-up requests failed: {warm['errors']}")
@@ -220,6 +258,8 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "service_load",
         "server": args.url or "child process on 127.0.0.1 (ecgrhythm.service.app.serve)",
+        "server_src": args.server_src,
+        "backend": args.backend,
         "model": str(Path(args.model).resolve()) if args.model else "default",
         "record": record.stem,
         "upload_bytes": sum(len(content) for _, content in files),
@@ -230,7 +270,7 @@ def main(argv=None) -> int:
         "machine": machine(),
     }
     emit(result, args.output)
-    return 0 if not timed["errors"] else 1
+    return 0 if not timed["errors"] else 1  # busy answers (503) are reported, not errors
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import pytest
 httpx = pytest.importorskip("httpx")
 
 from ecgrhythm.service.app import TOKEN_ENV, background_server, create_app  # noqa: E402
-from ecgrhythm.service.guard import ClientGone, Limits  # noqa: E402
+from ecgrhythm.service.guard import Limits  # noqa: E402
+from ecgrhythm.service.work import ClientGone  # noqa: E402
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.5
@@ -99,7 +100,24 @@ def test_a_token_with_surrounding_whitespace_is_refused(tiny_model_dir, monkeypa
         create_app(tiny_model_dir)
 
 
-@pytest.mark.parametrize("limit", ["max_concurrent", "header_timeout_s", "body_timeout_s", "keep_alive_s", "max_upload_bytes"])
+@pytest.mark.parametrize(
+    "limit",
+    [
+        "max_concurrent",
+        "max_queue",
+        "max_bodies",
+        "min_body_rate",
+        "max_batch",
+        "header_timeout_s",
+        "body_timeout_s",
+        "body_grace_s",
+        "deadline_s",
+        "seconds_per_sample",
+        "batch_window_s",
+        "keep_alive_s",
+        "max_upload_bytes",
+    ],
+)
 def test_limits_must_be_positive(tiny_model_dir, limit):
     with pytest.raises(ValueError, match=f"`{limit}`"):
         create_app(tiny_model_dir, token="", **{limit: 0})
@@ -148,45 +166,31 @@ def test_a_slow_body_gets_408(server):
     assert elapsed >= BODY_TIMEOUT_S * 0.8  # not before the timeout; how soon after depends on the load (the socket gives up at 10 s)
 
 
-def test_a_full_server_answers_503_and_work_outside_the_lock_goes_on(server, client, cinc2017_dir, monkeypatch):
-    service = server[1].state.service
-    prepared = []
-    original_prepare = service.classifier.prepare
-    monkeypatch.setattr(service.classifier, "prepare", lambda record: prepared.append(record.record_name) or original_prepare(record))
-    results = []
-    with service._lock:  # the model is busy: the request waits for its turn after reading and preprocessing
-        worker = threading.Thread(target=lambda: results.append(client.get("/v1/examples/A00001")))
-        worker.start()
-        _wait_for(lambda: prepared == ["A00001"])
-        with httpx.Client(base_url=server[0], timeout=60) as other:
-            busy = other.post("/v1/classify", files=_upload(cinc2017_dir, "A00002"))
-            assert other.get("/health").status_code == 200  # only work under /v1/ counts
-    worker.join(60)
-    assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "--max-concurrent" in busy.json()["detail"]
-    assert results[0].status_code == 200 and results[0].json()["record"] == "A00001"
-    assert client.post("/v1/classify", files=_upload(cinc2017_dir, "A00002")).status_code == 200  # the slot is free again
-
-
 def test_work_for_a_client_that_left_stops_before_the_model(server, client, monkeypatch):
     service = server[1].state.service
-    calls, outcomes = [], []
+    calls, outcomes, tickets = [], [], []
+    release = threading.Event()
     original_predict, original_classify = service.classifier.predict_prepared, service.classify_record
 
-    def classify_record(record, cancelled=None, **options):
+    def classify_record(record, ticket, **options):
+        tickets.append(ticket)
+        release.wait(30)  # the client leaves while its record is being prepared
         try:
-            return original_classify(record, cancelled, **options)
+            return original_classify(record, ticket, **options)
         except BaseException as exc:
             outcomes.append(type(exc))
             raise
 
     monkeypatch.setattr(service.classifier, "predict_prepared", lambda signals, **kwargs: calls.append(1) or original_predict(signals, **kwargs))
     monkeypatch.setattr(service, "classify_record", classify_record)
-    with service._lock:
-        with socket.create_connection(_address(server[0]), timeout=10) as sock:
-            sock.sendall(b"GET /v1/examples/A00001 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            time.sleep(0.5)  # the request is waiting for the model
-        _wait_for(lambda: outcomes)  # the client is gone: the waiting work gives up
+    with socket.create_connection(_address(server[0]), timeout=10) as sock:
+        sock.sendall(b"GET /v1/examples/A00001 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        _wait_for(lambda: tickets)
+    _wait_for(lambda: tickets[0].cancelled.is_set())
+    release.set()
+    _wait_for(lambda: outcomes)
     assert outcomes == [ClientGone] and calls == []
+    monkeypatch.setattr(service, "classify_record", original_classify)
     assert client.get("/v1/examples/A00001").status_code == 200 and calls  # the server goes on
 
 

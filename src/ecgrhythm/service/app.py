@@ -34,11 +34,15 @@ Every error is JSON `{"detail": "..."}`: 400 for a malformed request or a `Host`
 header that does not name this server, 403 for a cross-site POST from a web page,
 422 for a record that cannot be read or gives no finite probabilities (naming the
 uploaded file, never a server path), 413 for a body over `max_upload_bytes`
-(checked while it arrives), 408 for a body slower than `body_timeout_s`, 503 with
-`Retry-After` when `max_concurrent` requests are already at work, 401 for a
+(checked while it arrives) or a record that would take longer than `deadline_s` to classify,
+408 for a body slower than `min_body_rate` after `body_grace_s` or not complete within `body_timeout_s`,
+503 with `Retry-After` when `max_bodies` uploads are arriving already, when `max_queue` requests
+wait already for one of the `max_concurrent` slots, or when a request waited until its deadline,
+504 for work stopped at its deadline, 401 for a
 missing or wrong bearer token, and a bare 500 for anything unexpected. Work for a
-client that disconnects stops before its turn at the model. The limits and
-checks are in :mod:`ecgrhythm.service.guard`.
+client that disconnects stops at its next step or network call, with one log line. The limits and
+checks are in :mod:`ecgrhythm.service.guard`; bodies in :mod:`ecgrhythm.service.bodies`; the queue and
+deadlines in :mod:`ecgrhythm.service.work`; the shared network calls in :mod:`ecgrhythm.service.batching`.
 """
 
 from __future__ import annotations
@@ -59,133 +63,30 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ecgrhythm import __version__
-from ecgrhythm.records import EcgRecord, RecordError, read_record
-from ecgrhythm.service.examples import find_examples
-from ecgrhythm.service.guard import (
-    BodyTimeout,
-    ClientGone,
-    Guard,
-    Limits,
-    UploadTooLarge,
-    default_allowed_hosts,
-    limits_of,
-    stop_if,
-    too_large,
-    uvicorn_config,
-    while_connected,
-)
+from ecgrhythm.service.bodies import BodyTimeout, UploadTooLarge, too_large
+from ecgrhythm.service.classify import SERVICE_USE, Service
+from ecgrhythm.service.guard import Guard, Limits, default_allowed_hosts, limits_of, uvicorn_config
 from ecgrhythm.service.openapi import DOCS_PATHS, DOCS_PREFIX, add_docs, endpoint
-from ecgrhythm.service.payload import display_signal, episodes_payload
-from ecgrhythm.service.uploads import hide_folders, parse_fs, pick_record, save_uploads
+from ecgrhythm.service.uploads import parse_fs, pick_record, save_uploads
+from ecgrhythm.service.work import ClientGone, DeadlineExceeded, WorkQueue
 
 __all__ = ["create_app", "serve", "background_server", "TOKEN_ENV"]
 
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "ECGRHYTHM_TOKEN"
-WINDOW_S = 10.0
 MAX_FILES = 8
 _PUBLIC_PATHS = ("/", "/health", "/favicon.ico", *DOCS_PATHS)
 _PUBLIC_PREFIXES = ("/static/", DOCS_PREFIX)
-SERVICE_USE = "the service (its rhythm timeline and episodes)"  # what needs whole records (RhythmClassifier.require_whole_records)
-
-
-class _Service:
-    """The loaded model and what the endpoints do with it (one per app)."""
-
-    def __init__(self, model_dir, examples_dir, classifier=None):
-        self.model_dir = model_dir
-        self.examples_dir = Path(examples_dir) if examples_dir is not None else None
-        self.classifier = classifier
-        self._lock = threading.Lock()
-
-    def load(self) -> None:
-        from ecgrhythm.inference.classifier import RhythmClassifier
-
-        if self.classifier is None:
-            self.classifier = RhythmClassifier.load(self.model_dir)
-        self.classifier.require_whole_records(SERVICE_USE)
-        self.model_name = self.classifier.model_dir_.resolve().name
-        self.examples = find_examples(self.examples_dir)
-
-    def classify_path(self, path: Path, fs: float | None, *, lead=None, hide: str | None = None, cancelled: threading.Event | None = None) -> dict:
-        """Read and classify one record file (blocking: call it in a worker thread).
-
-        Args:
-            path: the `.hea` header, or the one signal file.
-            fs: sampling rate of files without a header.
-            lead: lead name or index a single-lead model takes (default: lead I, else the first, unless it is unusable and another is clean).
-            hide: a folder whose path is removed from error messages.
-            cancelled: set when the client has gone; the work stops at the next step.
-
-        Raises:
-            fastapi.HTTPException: 422 naming the file when it cannot be read or used,
-                or the model gives no finite probabilities for it.
-            ClientGone: `cancelled` was set.
-        """
-        from ecgrhythm.inference.classifier import NonFiniteOutputError
-
-        try:
-            record = read_record(path, fs=fs)
-            return self.classify_record(record, cancelled, lead=lead)
-        except RecordError as exc:
-            raise HTTPException(422, f"{Path(exc.path).name}: {hide_folders(exc.reason, hide)}") from None
-        except NonFiniteOutputError as exc:
-            logger.error("%s: %s", path.name, exc)
-            raise HTTPException(422, f"{path.name}: cannot be classified: {hide_folders(str(exc), hide)}") from None
-
-    def classify_record(self, record: EcgRecord, cancelled: threading.Event | None = None, *, lead=None) -> dict:
-        """The response body for one record: label, probabilities, segments, episodes and the signal to draw.
-
-        Only the network's work holds the lock; preparing the signal and the
-        drawing does not, and a request whose client has gone (`cancelled`)
-        stops before it takes the lock.
-        """
-        clf = self.classifier
-        stop_if(cancelled)
-        if lead is not None and clf.n_leads_ != 1:
-            raise RecordError(record.record_name, f"the model takes {clf.n_leads_} leads, so no lead is chosen: leave the lead field empty")
-        one, lead_name = clf.choose_lead(record, lead)
-        prepared = clf.prepare(one)
-        signal = display_signal(record)
-        while not self._lock.acquire(timeout=0.1):
-            stop_if(cancelled)
-        try:
-            stop_if(cancelled)
-            probs, segments = clf.predict_with_segments(one, WINDOW_S, signal=prepared)
-            answer = episodes_payload(clf, one, probs)
-        finally:
-            self._lock.release()
-        classes = list(clf.classes_)
-        return {
-            "record": record.record_name,
-            "label": answer.pop("label"),
-            "probabilities": dict(zip(classes, map(float, probs))),
-            "classes": classes,
-            "lead": lead_name,
-            "fs": record.fs,
-            "duration_s": record.duration_s,
-            "window_s": WINDOW_S,
-            "segments": [
-                {
-                    "start_s": round(seg.start_s, 3),
-                    "end_s": round(seg.end_s, 3),
-                    "label": seg.label,
-                    "probabilities": dict(zip(classes, map(float, seg.probabilities))),
-                    "calibrated": seg.calibrated,
-                }
-                for seg in segments
-            ],
-            **answer,
-            "signal": signal,
-        }
 
 
 def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None, limits: Limits | None = None, **limit_options):
     """The FastAPI application (see the module docstring for the endpoints).
 
-    The model is loaded once, when the server starts (lifespan); inference runs
-    in a worker thread, one at a time, so the event loop never waits on it.
+    The model is loaded once, when the server starts (lifespan). A request is admitted to classification
+    once its body is complete (:mod:`ecgrhythm.service.bodies`), waits in a bounded queue for one of
+    `max_concurrent` slots (:mod:`ecgrhythm.service.work`), and its network calls share one thread with those of
+    the other requests at work (:mod:`ecgrhythm.service.batching`), so the event loop never waits on them.
 
     Args:
         model_dir: model folder (default: the shipped CinC 2017 model).
@@ -199,16 +100,18 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
         limits: the :class:`~ecgrhythm.service.guard.Limits` (default: their defaults).
         **limit_options: limits to set instead of those of `limits`, by name:
             `max_upload_bytes` (largest request body accepted, default 20 MB);
-            `max_concurrent` (requests under `/v1/` at work at once; more get 503 with `Retry-After`);
+            `max_bodies`, `min_body_rate`, `body_grace_s`, `body_timeout_s` (the pool of bodies being received and
+            their clocks); `max_concurrent`, `max_queue`, `deadline_s`, `seconds_per_sample` (classification: slots,
+            the queue, the deadline per request and the cost estimate); `batch_window_s`, `max_batch` (shared network
+            calls): see :class:`~ecgrhythm.service.guard.Limits`;
             `header_timeout_s` (seconds a connection may take to send a request head; needs
             the server of :func:`serve` or :func:`background_server`);
-            `body_timeout_s` (seconds from a request's start for its body to arrive; 408 after);
             `keep_alive_s` (seconds an idle connection stays open, the server's setting like `header_timeout_s`);
             `allowed_hosts` (names the `Host` header may give, `"*"` for any; default the loopback names).
 
     Returns:
-        The FastAPI application; `app.state.service` holds the loaded model and
-        `app.state.limits` the :class:`~ecgrhythm.service.guard.Limits`.
+        The FastAPI application; `app.state.service` holds the loaded model, `app.state.work` the
+        :class:`~ecgrhythm.service.work.WorkQueue` and `app.state.limits` the :class:`~ecgrhythm.service.guard.Limits`.
 
     Raises:
         ValueError: a limit is not a positive number, or the token has surrounding whitespace.
@@ -216,13 +119,16 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
     """
     limits = limits_of(limits, **limit_options)
     token = _access_token(token)
-    service = _Service(model_dir, examples_dir, classifier)
+    service = Service(model_dir, examples_dir, classifier, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await run_in_threadpool(service.load)
         logger.info("model %s loaded; classes %s", service.model_name, service.classifier.classes_)
-        yield
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
 
     description = 'Classify ECG records into rhythm classes, with a rhythm timeline, AF episodes and AF burden. Errors are JSON `{"detail": ...}`.'
     app = FastAPI(title="ecgrhythm", version=__version__, description=description, lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -232,7 +138,8 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
     _add_error_handlers(app, limits)
     _add_page(app)
     add_docs(app)
-    _add_api(app, service, limits, token)
+    app.state.work = WorkQueue(limits)
+    _add_api(app, service, app.state.work, limits, token)
     hint = "the server's --token or $" + TOKEN_ENV
     app.add_middleware(Guard, token=token, limits=limits, public_paths=_PUBLIC_PATHS, public_prefixes=_PUBLIC_PREFIXES, token_hint=hint)
     return app
@@ -248,7 +155,9 @@ def _access_token(token: str | None) -> str | None:
 
 
 def _add_error_handlers(app: FastAPI, limits: Limits) -> None:
-    """The JSON answers to a body over the limit (413), too slow (408), a client gone (499) and anything unexpected (500)."""
+    """The JSON answers to a body over the limit (413), too slow (408), work past its deadline (504), a client gone
+    (499, one log line, whether it left during its upload or its work) and anything unexpected (500)."""
+    from starlette.requests import ClientDisconnect
 
     @app.exception_handler(UploadTooLarge)
     async def upload_too_large(request, exc):
@@ -256,12 +165,16 @@ def _add_error_handlers(app: FastAPI, limits: Limits) -> None:
 
     @app.exception_handler(BodyTimeout)
     async def body_timeout(request, exc):
-        detail = (
-            f"the request body did not arrive within {limits.body_timeout_s:g} s (the server's --body-timeout): send it faster, or a shorter record"
-        )
-        return JSONResponse({"detail": detail}, status_code=408, headers={"connection": "close"})
+        logger.info("%s %s: %s", request.method, request.url.path, exc.detail)
+        return JSONResponse({"detail": exc.detail}, status_code=408, headers={"connection": "close"})
+
+    @app.exception_handler(DeadlineExceeded)
+    async def deadline_exceeded(request, exc):
+        logger.warning("%s %s: stopped at its deadline (%g s)", request.method, request.url.path, limits.deadline_s)
+        return JSONResponse({"detail": str(exc)}, status_code=504)
 
     @app.exception_handler(ClientGone)
+    @app.exception_handler(ClientDisconnect)
     async def client_gone(request, exc):
         logger.info("%s %s: the client disconnected; its work was dropped", request.method, request.url.path)
         return JSONResponse({"detail": "client closed request"}, status_code=499)
@@ -284,7 +197,7 @@ def _add_page(app: FastAPI) -> None:
         return Response(status_code=204)
 
 
-def _add_api(app: FastAPI, service: _Service, limits: Limits, token: str | None) -> None:
+def _add_api(app: FastAPI, service: Service, work: WorkQueue, limits: Limits, token: str | None) -> None:
     """`/health`, `POST /v1/classify` and the examples, described for the OpenAPI schema (bearer token where `token` is set)."""
 
     @app.get("/health", **endpoint("health", token))
@@ -299,11 +212,14 @@ def _add_api(app: FastAPI, service: _Service, limits: Limits, token: str | None)
         async with request.form(max_files=MAX_FILES, max_fields=4) as form:
             fs = parse_fs(form.get("fs"))
             lead = str(form.get("lead") or "").strip()[:40] or None
-            with tempfile.TemporaryDirectory(prefix="ecgrhythm-upload-") as tmp:
-                names = await run_in_threadpool(save_uploads, form.getlist("files"), Path(tmp))
-                target = Path(tmp) / pick_record(names, fs)
-                result = await while_connected(request, service.classify_path, target, fs, lead=lead, hide=tmp)
-        return JSONResponse(result)
+            uploads = form.getlist("files")
+
+            def classify_upload(ticket):  # in a worker thread, once admitted
+                with tempfile.TemporaryDirectory(prefix="ecgrhythm-upload-") as tmp:
+                    target = Path(tmp) / pick_record(save_uploads(uploads, Path(tmp)), fs)
+                    return JSONResponse(service.classify_path(target, fs, ticket=ticket, lead=lead, hide=tmp))
+
+            return await work.run(request, classify_upload)
 
     @app.get("/v1/examples", **endpoint("examples", token))
     async def examples():
@@ -315,11 +231,14 @@ def _add_api(app: FastAPI, service: _Service, limits: Limits, token: str | None)
             known = ", ".join(service.examples) or "none (no example data on this server)"
             raise HTTPException(404, f"unknown example {name[:40]!r}: choose one of {known}")
         path, label = service.examples[name]
-        result = await while_connected(request, service.classify_path, path, None, hide=str(path.parent))
-        return JSONResponse({**result, "reference": label})
+
+        def classify_example(ticket):
+            return JSONResponse({**service.classify_path(path, None, ticket=ticket, hide=str(path.parent)), "reference": label})
+
+        return await work.run(request, classify_example)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None, *, allowed_hosts=None, **limits) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None, *, backend: str = "auto", allowed_hosts=None, **limits) -> None:
     """Run the service with uvicorn until interrupted.
 
     Args:
@@ -327,11 +246,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None,
         port: TCP port.
         model_dir: model folder (default: the shipped model).
         token: bearer token (default `$ECGRHYTHM_TOKEN`; none if unset).
+        backend: what runs the networks, `"auto"`, `"onnx"` or `"keras"` (see :class:`~ecgrhythm.inference.classifier.RhythmClassifier`).
         allowed_hosts: names the `Host` header may give (default: the listening
             address; for a loopback or wildcard address also the loopback names,
             and for a wildcard this machine's name and addresses).
-        **limits: `max_upload_bytes`, `max_concurrent`, `header_timeout_s`,
-            `body_timeout_s`, `keep_alive_s` (see :func:`create_app`).
+        **limits: the fields of :class:`~ecgrhythm.service.guard.Limits` but `allowed_hosts` (see :func:`create_app`).
 
     Raises:
         ModelFolderError: the model folder is missing, incomplete or altered
@@ -344,7 +263,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None,
 
     hosts = default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts
     limits = limits_of(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
-    classifier = RhythmClassifier.load(model_dir)
+    classifier = RhythmClassifier.load(model_dir, backend=backend)
     classifier.require_whole_records(SERVICE_USE)  # before the server starts, so the error is one line
     app = create_app(model_dir, token=token, classifier=classifier, limits=limits)
     if not _access_token(token) and host not in ("127.0.0.1", "localhost", "::1"):

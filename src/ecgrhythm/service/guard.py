@@ -5,16 +5,27 @@ the uvicorn settings of `ecgrhythm serve` (and of `background_server`), with a p
 times out the request head. The limits, all in :class:`Limits`:
 
 - `max_upload_bytes`: largest request body (413), checked while it arrives.
-- `max_concurrent`: requests under `/v1/` at work at once; one more gets 503 with `Retry-After`.
+- `max_bodies`: request bodies being received at once, in their own pool outside the classification
+  slots (:mod:`ecgrhythm.service.bodies`); one more gets 503 with `Retry-After`.
+- `min_body_rate` and `body_grace_s`: after its first `body_grace_s` seconds, a body must arrive at an
+  average of at least `min_body_rate` bytes a second (408 after).
+- `body_timeout_s`: seconds from a request's start for its whole body to arrive (408 after).
+- `max_concurrent`: requests at work at once (reading, preparing, at the networks), once their body is
+  complete; `max_queue`: requests waiting for one of those slots; one more gets 503 with `Retry-After`
+  (:mod:`ecgrhythm.service.work`).
+- `deadline_s`: seconds from a complete body to the answer: a request still waiting then gets 503 with
+  `Retry-After`, work still running stops with 504, and a record whose estimated cost
+  (`seconds_per_sample` times its samples at the model's rate times the model's networks) is over it is
+  refused at once with 413 (503 when only the time already waited makes it too late).
+- `batch_window_s` and `max_batch`: how long the network thread waits to gather the calls of concurrent
+  requests, and the most signals in one shared call (:mod:`ecgrhythm.service.batching`).
 - `header_timeout_s`: seconds a connection may take to send a request's head (line and headers),
   from when it opens or its previous response ends; then it is closed.
-- `body_timeout_s`: seconds from a request's start for its whole body to arrive (408 after).
 - `keep_alive_s`: seconds an idle connection stays open between requests.
 - `allowed_hosts`: the names the `Host` header may give (400 otherwise; `*` allows any).
 
 Unsafe requests (POST and the like) from a web page of another site are refused (403), with or
-without a token: browsers send `Sec-Fetch-Site` and `Origin`, which must name this server. Work for a
-client that disconnects stops before its turn at the network (:func:`while_connected`, :class:`ClientGone`).
+without a token: browsers send `Sec-Fetch-Site` and `Origin`, which must name this server.
 """
 
 from __future__ import annotations
@@ -24,27 +35,13 @@ import dataclasses
 import hmac
 import json
 import socket
-import threading
 
-import anyio
+from ecgrhythm.service.bodies import DRAIN_BYTES, BodyPool, BodyTimeout, drain, timed_receive, too_large
+from ecgrhythm.service.work import RETRY_AFTER_S
 
-__all__ = [
-    "Guard",
-    "Limits",
-    "limits_of",
-    "UploadTooLarge",
-    "BodyTimeout",
-    "ClientGone",
-    "default_allowed_hosts",
-    "uvicorn_config",
-    "too_large",
-    "stop_if",
-    "while_connected",
-]
+__all__ = ["Guard", "Limits", "limits_of", "default_allowed_hosts", "uvicorn_config"]
 
-DRAIN_BYTES = 64 * 2**20
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-RETRY_AFTER_S = 1
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
     (b"x-content-type-options", b"nosniff"),
@@ -58,18 +55,26 @@ class Limits:
     """The service's limits (see the module docstring); every one a positive number."""
 
     max_upload_bytes: int = 20 * 2**20
-    max_concurrent: int = 4
-    header_timeout_s: float = 10.0
+    max_bodies: int = 32
+    min_body_rate: int = 4096
+    body_grace_s: float = 5.0
     body_timeout_s: float = 120.0
+    max_concurrent: int = 8
+    max_queue: int = 32
+    deadline_s: float = 60.0
+    seconds_per_sample: float = 1e-5  # 2.5 x a long record's cost with the Keras backend on 2 shared cores (3.9e-6)
+    batch_window_s: float = 0.01
+    max_batch: int = 64
+    header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
     def __post_init__(self):
-        for name in ("max_upload_bytes", "max_concurrent"):
+        for name in ("max_upload_bytes", "max_bodies", "min_body_rate", "max_concurrent", "max_queue", "max_batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
-        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+        for name in ("body_grace_s", "body_timeout_s", "deadline_s", "seconds_per_sample", "batch_window_s", "header_timeout_s", "keep_alive_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
                 raise ValueError(f"Invalid argument `{name}`: expected a positive number of seconds. Received: {name}={value!r}")
@@ -117,52 +122,6 @@ def default_allowed_hosts(host: str) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-class UploadTooLarge(Exception):
-    """The request body grew past the limit while it was being read."""
-
-
-class BodyTimeout(Exception):
-    """The request body did not arrive within `body_timeout_s`."""
-
-
-class ClientGone(Exception):
-    """The client disconnected before its record was classified."""
-
-
-def stop_if(cancelled: threading.Event | None) -> None:
-    """Raise :class:`ClientGone` if `cancelled` is set."""
-    if cancelled is not None and cancelled.is_set():
-        raise ClientGone()
-
-
-async def while_connected(request, fn, *args, **kwargs):
-    """`fn(*args, cancelled=event, **kwargs)` in a worker thread; `event` is set if the client of `request` disconnects meanwhile."""
-    from fastapi.concurrency import run_in_threadpool
-
-    cancelled = threading.Event()
-
-    async def watch():
-        while not await request.is_disconnected():
-            await anyio.sleep(0.2)
-        cancelled.set()
-
-    error = None
-    async with anyio.create_task_group() as tasks:  # raised here, an error would come out wrapped in an ExceptionGroup
-        tasks.start_soon(watch)
-        try:
-            result = await run_in_threadpool(fn, *args, cancelled=cancelled, **kwargs)
-        except Exception as exc:
-            error = exc
-        tasks.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    return result
-
-
-def too_large(max_bytes: int) -> str:
-    return f"the upload is larger than the server's limit of {max_bytes / 2**20:.3g} MB ({max_bytes} bytes): send a shorter record"
-
-
 async def send_json(send, status: int, detail: str, headers=()) -> None:
     """Send a whole `{"detail": ...}` response through an ASGI `send`."""
     body = json.dumps({"detail": detail}).encode()
@@ -171,6 +130,11 @@ async def send_json(send, status: int, detail: str, headers=()) -> None:
         {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", length), *headers]}
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _has_body(headers) -> bool:
+    """Whether a request announces a body: a `Content-Length` over 0, or a chunked one."""
+    return headers.get(b"content-length", b"0") not in (b"0", b"") or b"chunked" in headers.get(b"transfer-encoding", b"").lower()
 
 
 def _host_name(value: bytes) -> str:
@@ -182,12 +146,14 @@ def _host_name(value: bytes) -> str:
 
 
 class Guard:
-    """ASGI middleware: host and origin checks, the bearer token, concurrency and body limits, security headers.
+    """ASGI middleware: host and origin checks, the bearer token, the pool of bodies and their limits, security headers.
 
     The checks run before the application reads any of the body: a declared
     `Content-Length` over the limit is refused without passing the body on, and
     a body without one (chunked) is counted as it arrives and refused when it
-    passes the limit. The rest of a refused body is read and dropped (up to
+    passes the limit. A request with a body takes a place in the pool of
+    bodies being received (`max_bodies`; one more gets 503) and gives it back
+    once its body is complete, before any classification. The rest of a refused body is read and dropped (up to
     `DRAIN_BYTES`, within the body timeout) so that the client, which is still
     sending, receives the 413 instead of a reset connection.
 
@@ -209,7 +175,7 @@ class Guard:
         self.public_paths = tuple(public_paths)
         self.public_prefixes = tuple(public_prefixes)
         self.token_hint = token_hint
-        self.active = 0  # requests under /v1/ at work (one event loop: no lock needed)
+        self.bodies = BodyPool(limits.max_bodies)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -226,19 +192,18 @@ class Guard:
             expects_continue = b"100-continue" in headers.get(b"expect", b"").lower()
             if refusal[0] == 413 and not expects_continue and int(headers[b"content-length"]) <= self.limits.max_upload_bytes + DRAIN_BYTES:
                 with contextlib.suppress(BodyTimeout):
-                    await self._drain(self._timed(receive, limited=False))
+                    await drain(timed_receive(receive, self.limits, limited=False))
             return await send_json(send_secure, *refusal)
-        path = scope.get("path", "")
-        if not path.startswith("/v1/"):
-            return await self.app(scope, self._timed(receive), send_secure)
-        if self.active >= self.limits.max_concurrent:
-            detail = f"the server is busy with {self.active} requests (its limit, --max-concurrent): try again in a moment"
-            return await send_json(send_secure, 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode())])
-        self.active += 1
+        if not _has_body(headers):
+            return await self.app(scope, timed_receive(receive, self.limits), send_secure)
+        if self.bodies.full():
+            detail = f"the server is receiving {self.bodies.active} uploads already (its limit, --max-bodies): try again in a moment"
+            return await send_json(send_secure, 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close")])
+        give_back = self.bodies.take()
         try:
-            await self.app(scope, self._timed(receive), send_secure)
+            await self.app(scope, timed_receive(receive, self.limits, on_done=give_back), send_secure)
         finally:
-            self.active -= 1
+            give_back()
 
     def _refusal(self, scope, headers) -> tuple | None:
         """`(status, detail, headers)` of a request refused on its head alone, else None."""
@@ -271,54 +236,6 @@ class Guard:
             if int(declared) > limits.max_upload_bytes:
                 return 413, too_large(limits.max_upload_bytes), [(b"connection", b"close")]
         return None
-
-    @staticmethod
-    async def _drain(receive) -> None:
-        """Read and drop the rest of a request body, at most `DRAIN_BYTES` of it."""
-        dropped = 0
-        while dropped <= DRAIN_BYTES:
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                return
-            dropped += len(message.get("body", b""))
-
-    def _timed(self, receive, *, limited: bool = True):
-        """`receive` with the body deadline and (if `limited`) the size limit.
-
-        Raises (when awaited):
-            BodyTimeout: the body did not arrive in time.
-            UploadTooLarge: the body passed the limit (the rest of it is drained first).
-        """
-        limits = self.limits
-        deadline = anyio.current_time() + limits.body_timeout_s
-        received = 0
-        done = False
-
-        async def timed():
-            nonlocal done
-            if done:
-                return await receive()
-            try:
-                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
-                    message = await receive()
-            except TimeoutError:
-                done = True
-                raise BodyTimeout() from None
-            done = message["type"] != "http.request" or not message.get("more_body", False)
-            return message
-
-        async def counted():
-            nonlocal received
-            message = await timed()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limits.max_upload_bytes:
-                    if not done:
-                        await self._drain(timed)
-                    raise UploadTooLarge()
-            return message
-
-        return counted if limited else timed
 
     def _authorised(self, headers) -> bool:
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")

@@ -113,12 +113,16 @@ _MEANINGS = {
     401: "Missing or wrong access token (only on a server started with one): send `Authorization: Bearer TOKEN`.",
     403: "An unsafe request (POST) sent by a web page of another site.",
     404: "No example of that name on this server.",
-    408: "The request body did not arrive within the server's `--body-timeout`.",
-    413: "The request body is larger than the server's `--max-upload-bytes` (see `max_upload_bytes` of `/health`).",
+    408: "The request body arrived too slowly: under the server's `--min-body-rate` after its first seconds, "
+    "or not complete within its `--body-timeout`.",
+    413: "The request body is larger than the server's `--max-upload-mb` (see `max_upload_bytes` of `/health`), "
+    "or the record is too long to classify within the server's `--deadline`.",
     422: "The record cannot be read or used (the message names the uploaded file), `fs` is not a usable rate, "
     "a header-less file came without `fs`, or the model gives no finite probabilities for it.",
     500: "An unexpected failure; the server logged it.",
-    503: "The server is already at work on `--max-concurrent` requests: try again after `Retry-After` seconds.",
+    503: "The server is busy: `--max-bodies` uploads arriving already, `--max-queue` requests waiting for one of its "
+    "`--max-concurrent` slots, or this request waited until its `--deadline`: try again after `Retry-After` seconds.",
+    504: "The classification did not finish within the server's `--deadline` and was stopped.",
 }
 
 
@@ -180,21 +184,23 @@ ENDPOINTS = {
         "Classify an uploaded record",
         "Reads the uploaded record and answers its class and probabilities (as `ecgrhythm classify` gives them for the same file), "
         "a rhythm timeline of about 10 s windows, its rhythm episodes and AF burden, and the signal to draw. "
-        "The body is checked while it arrives: over the size limit it is refused with 413, slower than the body timeout with 408.",
-        (400, 401, 403, 408, 413, 422, 500, 503),
+        "The body is checked while it arrives: over the size limit it is refused with 413, too slow with 408. Once complete, the "
+        "request waits its turn in a bounded queue and is answered within the server's deadline, or refused with 503 (busy, with "
+        "`Retry-After`), 413 (a record too long to classify within the deadline) or 504 (work stopped at the deadline).",
+        (400, 401, 403, 408, 413, 422, 500, 503, 504),
         response_model=Classification,
         openapi_extra=CLASSIFY_REQUEST,
     ),
     "examples": _endpoint(
         "List the example records",
         "A few records of the server's example data (the CinC 2017 records by default; none if it has no data), with their reference labels.",
-        (400, 401, 500, 503),
+        (400, 401, 500),
         response_model=ExampleList,
     ),
     "example": _endpoint(
         "Classify an example record",
         "Classifies the example record `name` as `POST /v1/classify` would, and adds its `reference` label.",
-        (400, 401, 404, 422, 500, 503),
+        (400, 401, 404, 422, 500, 503, 504),
         response_model=ExampleClassification,
     ),
 }
