@@ -1,23 +1,25 @@
-"""ONNX against Keras: records per second on the same folder, file sizes, and parity.
+"""The default backend (a model folder's ONNX graph on onnxruntime) against `--backend keras`: records per second, parity.
 
-The model folder is exported to a temporary `.onnx` file (timed), then both
-classifiers run over the same first N records:
+Both run the same model folder (it must carry its graph, `model.onnx`) over the same first N records:
 
 (a) network only: the records are read and preprocessed once; `predict_prepared`
     is timed over all of them (after one warm-up pass that compiles every
     bucket shape on JAX);
 (b) in process: `classify_files` (reading, preprocessing, inference) timed
     after the same warm-up;
-(c) end to end: one `ecgrhythm classify TMP --model ...` subprocess each
-    (start-up, imports and loading included; `--skip-cli` to leave out).
+(c) end to end: `ecgrhythm classify` subprocesses, the default command against
+    `--backend keras` (start-up, imports and loading included), of one record and
+    of the N records, the two backends alternating `--repeats` times so that a
+    change in the machine's load hits both (`--skip-cli` to leave out).
 
 Parity on these records: the largest probability difference and the number
-of records whose labels differ.
+of records whose labels differ. The machine's load average is recorded before
+and after: other work on the machine slows both, so compare their ratio.
 
 Prints one JSON line; `--output FILE.json` also writes it to a file.
 
 Example:
-    python benchmarks/onnx_throughput.py --data ../shared/data/cinc2017 --model models/cinc2017 --n 300
+    python benchmarks/onnx_throughput.py --data ../shared/data/cinc2017 --model models/cinc2017 --n 1279
 """
 
 from __future__ import annotations
@@ -62,12 +64,35 @@ def measure(clf, paths, signals, repeats: int) -> tuple[dict, object]:
     }, probs
 
 
+def side_by_side(folder: Path, one: Path, model: Path, n: int, repeats: int) -> dict:
+    """End-to-end `ecgrhythm classify` of one record and of the folder, default against `--backend keras`, alternating."""
+    runs = {"default": [], "keras": []}
+    for _ in range(repeats):
+        for name, extra in (("default", []), ("keras", ["--backend", "keras"])):
+            runs[name].append({"one_record": end_to_end(one, model, 1, extra), "records": end_to_end(folder, model, n, extra)})
+    result = {}
+    for name, done in runs.items():
+        one_s, all_s = [r["one_record"]["seconds"] for r in done], [r["records"]["seconds"] for r in done]
+        result[name] = {
+            "command": done[0]["records"]["command"],
+            "one_record_seconds": one_s,
+            "one_record_median_s": round(statistics.median(one_s), 3),
+            "records_seconds": all_s,
+            "records_per_s": round(n / statistics.median(all_s), 2),
+        }
+    result["speedup_one_record"] = round(result["keras"]["one_record_median_s"] / result["default"]["one_record_median_s"], 2)
+    result["speedup_records"] = round(result["default"]["records_per_s"] / result["keras"]["records_per_s"], 2)
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Prints one JSON line of results.")
     parser.add_argument("--data", required=True, help="folder of records (its RECORDS index, if any, gives the order)")
-    parser.add_argument("--model", required=True, help="model folder")
-    parser.add_argument("--n", type=int, default=300, help="number of records, the first N of --data (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed passes after the warm-up (default %(default)s)")
+    parser.add_argument("--model", required=True, help="model folder carrying its ONNX graph (model.onnx, from 'ecgrhythm export')")
+    parser.add_argument("--n", type=int, default=1279, help="number of records, the first N of --data (default %(default)s)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="timed passes after the warm-up, and end-to-end runs of each backend (default %(default)s)"
+    )
     parser.add_argument("--skip-cli", action="store_true", help="skip the end-to-end subprocess measurements")
     parser.add_argument("--output", help="also write the result to this JSON file")
     args = parser.parse_args(argv)
@@ -78,33 +103,36 @@ def main(argv=None) -> int:
     import numpy as np
     import onnxruntime
 
-    from ecgrhythm.export.onnx import export_onnx
     from ecgrhythm.inference.classifier import RhythmClassifier
-    from ecgrhythm.networks.saving import WEIGHTS_FILE
+    from ecgrhythm.inference.onnx_backend import GRAPH_FILE, OnnxBackend, intra_op_threads, read_onnx_metadata
     from ecgrhythm.records import find_records, read_record
 
+    onnx_clf, keras_clf = RhythmClassifier.load(model), RhythmClassifier.load(model, backend="keras")
+    if not isinstance(onnx_clf.backend_, OnnxBackend):
+        fail(
+            f"{model} runs on Keras by default: it carries no ONNX graph of its weights; write one with 'ecgrhythm export --model {model} --output {model / GRAPH_FILE}'"
+        )
     records = find_records([data])[: args.n]
     tmp = Path(tempfile.mkdtemp(prefix="ecgrhythm-bench-onnx-"))
     try:
-        folder = tmp / "records"
+        folder, one = tmp / "records", tmp / "one"
         folder.mkdir()
+        one.mkdir()
         link_records(records, folder)
+        link_records(records[:1], one)
         warm_page_cache(folder)
-        t0 = time.perf_counter()
-        onnx_path, check = export_onnx(model, tmp / "model.onnx")
-        export_s = time.perf_counter() - t0
+        weights = read_onnx_metadata(model / GRAPH_FILE)["weights"]
         result = {
             "benchmark": "onnx_throughput",
             "data": str(data.resolve()),
             "model": str(model),
             "n_records": len(records),
-            "export_s": round(export_s, 2),
-            "export_check_difference": check,
-            "onnx_bytes": onnx_path.stat().st_size,
-            "keras_weights_bytes": (model / WEIGHTS_FILE).stat().st_size,
+            "onnx_bytes": (model / GRAPH_FILE).stat().st_size,
+            "keras_weights_bytes": sum((model / name).stat().st_size for name in weights),
+            "intra_op_threads": intra_op_threads(),
+            "load_average_1m_before": round(os.getloadavg()[0], 2),
         }
         paths = find_records([folder])
-        keras_clf, onnx_clf = RhythmClassifier.load(model), RhythmClassifier.load(onnx_path)  # a model folder on Keras, the .onnx file on onnxruntime
         signals = [keras_clf.prepare(read_record(p)) for p in paths]
         result["keras"], keras_probs = measure(keras_clf, paths, signals, args.repeats)
         result["onnx"], onnx_probs = measure(onnx_clf, paths, signals, args.repeats)
@@ -114,7 +142,8 @@ def main(argv=None) -> int:
             "labels_differing": int(sum(a != b for a, b in zip(keras_clf.labels_from_proba(keras_probs), onnx_clf.labels_from_proba(onnx_probs)))),
         }
         if not args.skip_cli:
-            result["end_to_end"] = {"keras": end_to_end(folder, model, len(paths), []), "onnx": end_to_end(folder, onnx_path, len(paths), [])}
+            result["end_to_end"] = side_by_side(folder, one, model.resolve(), len(paths), args.repeats)
+        result["load_average_1m_after"] = round(os.getloadavg()[0], 2)
         result["machine"] = {**machine(), "onnxruntime": onnxruntime.__version__}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

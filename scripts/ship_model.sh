@@ -4,6 +4,8 @@
 # cross-validations ran, averaged, and calibrated on the same recipes' out-of-fold probabilities at the last epoch
 # (the fold networks' last-epoch weights, as the final networks keep theirs): the records' class frequencies, which
 # the balanced class weights took out of the training (--prior-correction), then one temperature per predicted class.
+# Then the folder's ONNX graph (model.onnx, what classify, episodes, evaluate and serve run on by default), written from the
+# final weights and checked against them (ecgrhythm export refuses a graph that differs by more than 1e-5).
 # About 25 to 30 minutes per network on an idle 2-core CPU; rerunning resumes an interrupted training. Writes runs/final/ and runs/ship/ (a new folder);
 # copy runs/ship's files into models/cinc2017, whose MODEL_CARD.md stays.
 set -euo pipefail
@@ -22,3 +24,4 @@ fi
 # The first network finds the AF episodes (EpisodeParams.networks = 1): the augmented seed-1 one
 .venv/bin/ecgrhythm ensemble runs/final/seed1-augment runs/final/seed1 runs/final/seed2-augment --output runs/ship
 .venv/bin/ecgrhythm calibrate runs/ship --crossval runs/crossval/seed1+augment2-last --per-predicted-class --prior-correction
+.venv/bin/ecgrhythm export --model runs/ship --output runs/ship/model.onnx  # after calibrate: the graph records the final weights

@@ -30,7 +30,7 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)], check=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("ecgrhythm-*.whl")
     shipped = sorted(p.name for p in MODEL.iterdir() if p.is_file())
-    assert {"config.json", "model.weights.h5", "checksums.json", "MODEL_CARD.md"} <= set(shipped)
+    assert {"config.json", "model.weights.h5", "checksums.json", "MODEL_CARD.md", "model.onnx"} <= set(shipped)
     with zipfile.ZipFile(wheel) as archive:
         for name in shipped:
             assert archive.read(f"ecgrhythm/pretrained/cinc2017/{name}") == (MODEL / name).read_bytes(), name
@@ -41,11 +41,11 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True, timeout=300)
     script = (
-        "import json, ecgrhythm\n"
+        "import json, sys, ecgrhythm\n"
         "from ecgrhythm.inference.classifier import RhythmClassifier, default_model_dir\n"
         "clf = RhythmClassifier.load()\n"
         "print(json.dumps({'package': ecgrhythm.__file__, 'default': str(default_model_dir()), 'loaded': str(clf.model_dir_),"
-        " 'classes': clf.classes_}))\n"
+        " 'classes': clf.classes_, 'backend': type(clf.backend_).__name__, 'keras': 'keras' in sys.modules}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -54,3 +54,4 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
     assert Path(found["package"]).is_relative_to(site)  # the installed copy, not the checkout
     assert Path(found["default"]) == site / "ecgrhythm" / "pretrained" / "cinc2017" == Path(found["loaded"])
     assert found["classes"] == json.loads((MODEL / "config.json").read_text())["classes"]
+    assert found["backend"] == "OnnxBackend" and not found["keras"]  # the shipped graph, on onnxruntime (a dependency)

@@ -199,7 +199,7 @@ def test_a_model_giving_nan_fails_every_record_by_name(tmp_path, cinc2017_dir, t
     broken = RhythmClassifier.load(tiny_model_dir)
     head = [v for v in broken.model_.trainable_variables if "kernel" in v.path][-1]
     head.assign(np.full(head.shape, np.nan, dtype="float32"))
-    monkeypatch.setattr(cli.common, "load_classifier", lambda model_dir: broken)
+    monkeypatch.setattr(cli.common, "load_classifier", lambda model_dir, backend="auto": broken)
     folder = _copy(cinc2017_dir, tmp_path / "in", GOOD)
     out = tmp_path / "out.csv"
     assert main(["classify", str(folder), "-o", str(out), "--model", str(tiny_model_dir)]) == 1
@@ -478,3 +478,15 @@ def test_classify_answers_a_long_record_as_its_episodes_do(tmp_path, cpsc2021_di
         assert rows[name]["label"] == "A" and float(rows[name]["A"]) < 0.3
         assert (rows[name]["af_burden"], rows[name]["record_class"]) == (found[name]["af_burden"], found[name]["record_class"])
     assert rows["A00001"]["label"] == "N" and rows["A00001"]["af_burden"] == rows["A00001"]["record_class"] == ""
+
+
+def test_records_of_one_name_from_two_folders_are_not_two_identical_rows(tmp_path, cinc2017_dir, tiny_model_dir, capsys):
+    first, second = _copy(cinc2017_dir, tmp_path / "a", ["A00001"]), tmp_path / "b"
+    second.mkdir()
+    for suffix in (".hea", ".mat"):  # another recording under the same name
+        shutil.copy(cinc2017_dir / f"A00002{suffix}", second / f"A00001{suffix}")
+    out = tmp_path / "out.csv"
+    assert main(["classify", str(first / "A00001.hea"), str(second / "A00001.hea"), "--model", str(tiny_model_dir), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot classify {second / 'A00001.hea'}: another record named 'A00001' ({first / 'A00001.hea'}) is already in this run" in err
+    assert [row[0] for row in _rows(out)[1:]] == ["A00001"]  # the first one's row, once

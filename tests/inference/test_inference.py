@@ -190,7 +190,9 @@ def test_the_calibration_fitted_on_whole_records_is_applied_to_them_not_to_windo
     own, calibrated = shipped.predict_prepared(windows, calibrated=False), shipped.predict_prepared(windows)
     np.testing.assert_allclose([s.probabilities for s in segments], own, atol=1e-6)
     assert not np.allclose(own, calibrated, atol=1e-3) and not any(s.calibrated for s in segments)
-    assert [s.probabilities.tolist() for s in shipped.predict_segments(record, 10.0)] == [s.probabilities.tolist() for s in segments]
+    again = shipped.predict_segments(record, 10.0)  # the same windows alone: the same numbers (within the backend's batch-size rounding)
+    assert [s.label for s in again] == [s.label for s in segments]
+    np.testing.assert_allclose([s.probabilities for s in again], [s.probabilities for s in segments], atol=1e-6)
 
 
 def test_non_finite_model_output_is_an_error_of_that_record(tiny_model_dir, paths):

@@ -76,7 +76,7 @@ def batches(args, classifier, paths, progress=None):
     if not args.verbose:  # Ray Data reports each job's start and end at INFO, and that its progress bars are off
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     with ray_cluster(args.address, args.workers):
-        load = functools.partial(common.load_classifier, args.model)
+        load = functools.partial(common.load_classifier, args.model, args.backend)
         yield iter_classify_ray(load, paths, classifier.classes_, fs=args.fs, lead=args.lead, workers=args.workers)
 
 

@@ -42,6 +42,7 @@ def add_parser(sub):
     )
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
     engines.add_arguments(p)
+    common.add_backend_argument(p)
     common.add_lead_argument(p)
     common.add_strict_checks_argument(p)
 
@@ -61,7 +62,7 @@ def run(args):
             raise common.no_records(args.paths)
         common.status(f"classified no records; {failed} failed; nothing written")
         return 1
-    clf = common.load_classifier(args.model)
+    clf = common.load_classifier(args.model, args.backend)
     common.check_lead(clf, args.lead)
     done = 0
     with (

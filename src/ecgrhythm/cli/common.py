@@ -107,20 +107,57 @@ def sampling_rate(text: str) -> float:
         raise argparse.ArgumentTypeError(exc.reason if isinstance(exc, RecordError) else f"expected a number, got {text!r}") from None
 
 
-def load_classifier(model):
-    """The classifier of `--model` (:meth:`RhythmClassifier.load`): onnxruntime alone (no Keras, no JAX) for a `.onnx` file,
-    else Keras on a model folder, with compiled networks cached across runs."""
+def add_backend_argument(p):
+    """`--backend {auto,onnx,keras}`: what runs a model folder's networks (see :func:`load_classifier`)."""
+    from ecgrhythm.inference.backend import BACKENDS
+
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="what runs the networks: onnx, the model folder's ONNX graph (model.onnx, from 'ecgrhythm export') on onnxruntime, "
+        "without Keras or JAX; keras, its Keras networks; auto (default): onnx when the folder holds a graph of its weights, else keras",
+    )
+
+
+def load_classifier(model, backend: str = "auto"):
+    """The classifier of `--model` and `--backend` (:meth:`RhythmClassifier.load`): onnxruntime alone (no Keras, no JAX) for
+    a `.onnx` file or a model folder's ONNX graph, else Keras, with compiled networks cached across runs.
+
+    Raises:
+        UsageError: `--backend keras` with a `.onnx` file, `--backend onnx` with a folder without a graph of its
+            networks, or onnxruntime is not installed where it is needed.
+    """
     from ecgrhythm.inference.backend import is_onnx_file
     from ecgrhythm.inference.classifier import RhythmClassifier
+    from ecgrhythm.inference.onnx_backend import OnnxModelError
 
     check_model(model)
-    if not is_onnx_file(model):
+    if backend == "keras" and is_onnx_file(model):
+        raise UsageError(
+            f"--backend keras: --model {model} is an .onnx file, which holds no Keras networks; give its model folder, or leave --backend out"
+        )
+    if runs_on_keras(model, backend):  # before loading: JAX compiles from then on
         enable_compilation_cache()
-        return RhythmClassifier.load(model)
     try:
-        return RhythmClassifier.load(model)
+        clf = RhythmClassifier.load(model, backend=backend)
     except ImportError as exc:  # onnxruntime is not installed: the message says how to install it
         raise UsageError(str(exc)) from None
+    except OnnxModelError as exc:
+        if is_onnx_file(model):
+            raise
+        raise UsageError(f"--backend onnx: {exc}") from None
+    return clf
+
+
+def runs_on_keras(model, backend: str) -> bool:
+    """Whether `--model` and `--backend` run on Keras (a folder without an ONNX graph, or `--backend keras`), whose
+    compiled networks are then cached across runs (a graph that does not match its folder falls back uncached)."""
+    from ecgrhythm.inference.backend import default_model_dir, folder_has_graph, is_onnx_file
+
+    if is_onnx_file(model):
+        return False
+    return backend == "keras" or (backend == "auto" and not folder_has_graph(model if model is not None else default_model_dir()))
 
 
 def check_model(model, flag: str = "--model") -> None:
@@ -153,10 +190,12 @@ def gather_records(command: str, given) -> tuple[list, int]:
 
     Checked before any model loads: a folder that cannot be listed, or a record that is not there, is reported at
     once and counted. A record named twice (`A.hea A.mat`, or a file and its folder) is kept once: the first time it is named.
+    Another record of the same name (`A/x.hea B/x.hea`) fails, the message naming the first: rows, labels and the files
+    written per record (`--plot`) are keyed by the record's name, so two of one name could not be told apart.
     """
     from ecgrhythm.records import RecordError, find_records, header_of, record_path
 
-    paths, failed, seen = [], 0, set()
+    paths, failed, seen, named = [], 0, set(), {}
     for path in given:
         try:
             found = find_records([path])
@@ -166,15 +205,25 @@ def gather_records(command: str, given) -> tuple[list, int]:
             continue
         for record in found:
             try:
-                record_path(record)
+                name = record_path(record).stem
             except RecordError as exc:
                 failure(command, record, exc.reason)
                 failed += 1
                 continue
             key = (header_of(record) or record).resolve()  # a signal file is the record of its header
-            if key not in seen:
-                seen.add(key)
-                paths.append(record)
+            if key in seen:
+                continue
+            if name in named:
+                failure(
+                    command,
+                    record,
+                    f"another record named {name!r} ({named[name]}) is already in this run, and rows are named by record: give it in a run of its own, or rename it",
+                )
+                failed += 1
+                continue
+            seen.add(key)
+            named[name] = record
+            paths.append(record)
     return paths, failed
 
 

@@ -32,6 +32,7 @@ def add_parser(sub):
         help="per-record summary CSV to write (replaced atomically); '-': to standard output, when --output names a file",
     )
     p.add_argument("--model", metavar="MODEL_DIR", help="single-lead model folder with an A class (default: the shipped models/cinc2017)")
+    common.add_backend_argument(p)
     common.add_lead_argument(p)
     common.add_strict_checks_argument(p)
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
@@ -62,7 +63,7 @@ def run(args):
         common.status(f"found the episodes of no records; {failed} failed; nothing written")
         return 1
     plot_dir = _plot_folder(args.plot)
-    clf = common.load_classifier(args.model)
+    clf = common.load_classifier(args.model, args.backend)
     clf.require_whole_records("ecgrhythm episodes")
     bad = []
     with Bars(len(paths), "episodes") as bars, common.record_checks("episodes", args.strict_checks):

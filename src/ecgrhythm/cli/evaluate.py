@@ -21,6 +21,7 @@ def add_parser(sub):
     )
     p.add_argument("--data", metavar="DIR", help="folder with records and REFERENCE.csv (default: the shared CinC 2017 data)")
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder or .onnx file (default: the shipped models/cinc2017)")
+    common.add_backend_argument(p)
     p.add_argument(
         "--output",
         metavar="DIR",
@@ -49,7 +50,7 @@ def _run_episodes_task(args):
 
     data = common.data_dir(args.data, "cpsc2021-sample", holding="WFDB records with .atr rhythm annotations")
     _check_output(args.output, data, args.model, [])
-    clf = common.load_classifier(args.model)
+    clf = common.load_classifier(args.model, args.backend)
     common.check_lead(clf, args.lead)
     report = evaluate_episodes_folder(clf, data, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason))
     print(f"model: {report.info['model']}")
@@ -85,7 +86,7 @@ def run(args):
         return _run_episodes_task(args)
     data = common.data_dir(args.data)
     _check_output(args.output, data, args.model, ["predictions.csv"])
-    clf = common.load_classifier(args.model)
+    clf = common.load_classifier(args.model, args.backend)
     common.check_lead(clf, args.lead)
     report, prediction, truth = evaluate_folder(
         clf, data, exclude_training=not args.all_records, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason)

@@ -5,24 +5,42 @@ configuration and classes, its number of networks, and for the first `k` network
 functions of a padded, masked batch whose mean is their probabilities. The classifier does the
 rest (preprocessing, batching, averaging, calibration, labels) the same way for every backend:
 
-- :class:`~ecgrhythm.inference.keras_backend.KerasBackend`: a model folder written by `ecgrhythm train`, on Keras;
-- :class:`~ecgrhythm.inference.onnx_backend.OnnxBackend`: an `.onnx` file written by `ecgrhythm export`, on
-  onnxruntime alone (loading one imports neither Keras nor JAX).
+- :class:`~ecgrhythm.inference.onnx_backend.OnnxBackend`: the ONNX graph a model folder carries (`model.onnx`,
+  written by `ecgrhythm export` and checked to be of the folder's weights), or an `.onnx` file, on onnxruntime alone
+  (loading one imports neither Keras nor JAX): the default wherever the graph is there;
+- :class:`~ecgrhythm.inference.keras_backend.KerasBackend`: a model folder's networks on Keras, as training writes
+  them: a folder without a graph, and what training, calibration and export use (`backend="keras"`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["Backend", "BatchFunction", "load_backend", "is_onnx_file", "default_model_dir", "SHIPPED_MODEL", "ONNX_SUFFIX"]
+__all__ = [
+    "Backend",
+    "BatchFunction",
+    "load_backend",
+    "is_onnx_file",
+    "default_model_dir",
+    "SHIPPED_MODEL",
+    "ONNX_SUFFIX",
+    "BACKENDS",
+    "folder_has_graph",
+]
+
+logger = logging.getLogger(__name__)
 
 SHIPPED_MODEL = "cinc2017"  # the name of the shipped model folder
 ONNX_SUFFIX = ".onnx"  # a model path ending in it (any case) is an exported file, anything else a model folder
+BACKENDS = ("auto", "onnx", "keras")  # auto: a folder's ONNX graph when onnxruntime and a matching graph are there, else Keras
 
 BatchFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """`run(x, mask)`: probabilities `(batch, n_classes)` of `x` float32 `(batch, steps, n_channels)` padded at the end
@@ -94,18 +112,63 @@ def is_onnx_file(model) -> bool:
     return model is not None and str(model).lower().endswith(ONNX_SUFFIX)
 
 
-def load_backend(model=None) -> Backend:
-    """The backend of a model path: onnxruntime for an `.onnx` file, Keras for a model folder (default: the shipped one).
+def load_backend(model=None, backend: str = "auto") -> Backend:
+    """The backend of a model path (default: the shipped model folder).
+
+    An `.onnx` file runs on onnxruntime. A model folder runs on onnxruntime from the graph it carries
+    (:data:`~ecgrhythm.inference.onnx_backend.GRAPH_FILE`, checked to be of its weights) with `backend="auto"` when
+    onnxruntime is installed and the folder holds that graph, else on Keras; `"onnx"` requires the graph, `"keras"` the networks.
+
+    Args:
+        model: a model folder or an `.onnx` file; None: :func:`default_model_dir`.
+        backend: one of :data:`BACKENDS`.
 
     Raises:
+        ValueError: `backend` is none of :data:`BACKENDS`, or `"keras"` for an `.onnx` file.
         ModelFolderError: the model folder is missing, incomplete, altered or cannot be loaded.
-        OnnxModelError: the `.onnx` file is missing, unreadable or not written by `ecgrhythm export`.
-        ImportError: onnxruntime is not installed (for an `.onnx` file; the message says how to install it).
+        OnnxModelError: the `.onnx` file is missing, unreadable or not written by `ecgrhythm export`; with `backend="onnx"`,
+            a folder without a graph of its networks.
+        ImportError: onnxruntime is not installed (for an `.onnx` file, or `backend="onnx"`; the message says how to install it).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"Invalid argument `backend`: expected one of {', '.join(map(repr, BACKENDS))}. Received: backend={backend!r}")
     if is_onnx_file(model):
+        if backend == "keras":
+            raise ValueError(
+                f"Invalid argument `backend`: an .onnx file holds no Keras networks; pass its model folder, or backend='auto'. "
+                f"Received: backend='keras', model_dir={str(model)!r}"
+            )
         from ecgrhythm.inference.onnx_backend import OnnxBackend
 
         return OnnxBackend.load(model)
+    path = Path(model) if model is not None else default_model_dir()
+    graph = _folder_graph(path, required=backend == "onnx") if backend != "keras" else None
+    if graph is not None:
+        return graph
     from ecgrhythm.inference.keras_backend import KerasBackend
 
-    return KerasBackend.load(Path(model) if model is not None else default_model_dir())
+    return KerasBackend.load(path)
+
+
+def folder_has_graph(path) -> bool:
+    """Whether onnxruntime is installed and the model folder `path` holds an ONNX graph, which :func:`load_backend`
+    then checks against the folder's weights and runs (`backend="auto"`); cheap: onnxruntime is not imported."""
+    from ecgrhythm.inference.onnx_backend import GRAPH_FILE
+
+    return importlib.util.find_spec("onnxruntime") is not None and (Path(path) / GRAPH_FILE).is_file()
+
+
+def _folder_graph(path: Path, *, required: bool) -> Backend | None:
+    """The folder's graph on onnxruntime; unless `required`, None (Keras then) without onnxruntime or a graph of its networks."""
+    from ecgrhythm.inference.onnx_backend import OnnxBackend, OnnxModelError
+
+    if not required and not folder_has_graph(path):
+        logger.debug("%s: no onnxruntime or no ONNX graph; running the networks on Keras", path)
+        return None
+    try:
+        return OnnxBackend.load_folder(path)
+    except OnnxModelError as exc:
+        if required:
+            raise
+        warnings.warn(f"{exc}; running the networks on Keras meanwhile", stacklevel=4)
+        return None

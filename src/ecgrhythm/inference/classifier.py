@@ -43,7 +43,7 @@ from ecgrhythm.preprocessing.leads import choose_lead, input_columns
 from ecgrhythm.preprocessing.pipeline import preprocess_signal
 from ecgrhythm.preprocessing.plausibility import warn_if_implausible
 from ecgrhythm.records import EcgRecord, read_record
-from ecgrhythm.scoring.calibration import calibrate_probabilities
+from ecgrhythm.scoring.calibration import calibrate_probabilities, invalid_probability_rows
 from ecgrhythm.utils.validation import check_positive_int
 
 __all__ = [
@@ -81,6 +81,8 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
     Args:
         model_dir: model folder or `.onnx` file (default: the shipped CinC 2017 model, see :func:`default_model_dir`).
         batch_size: rows of each compiled batch.
+        backend: what runs a model folder's networks: `"auto"` (its ONNX graph on onnxruntime when both are there,
+            else Keras), `"onnx"` or `"keras"` (see :func:`~ecgrhythm.inference.backend.load_backend`).
 
     Attributes (after `load`):
         backend_: what runs the networks (:class:`~ecgrhythm.inference.keras_backend.KerasBackend` or
@@ -115,20 +117,22 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         'A'
     """
 
-    def __init__(self, model_dir=None, *, batch_size: int = BATCH_SIZE):
+    def __init__(self, model_dir=None, *, batch_size: int = BATCH_SIZE, backend: str = "auto"):
         self.model_dir = model_dir
         self.batch_size = batch_size
+        self.backend = backend
 
     @classmethod
     def load(cls, model_dir=None, **kwargs) -> RhythmClassifier:
         """Load a model folder written by `ecgrhythm train`, or an `.onnx` file written by `ecgrhythm export`.
 
         A path ending in `.onnx` runs on onnxruntime alone (no Keras, no JAX are imported); anything else is a
-        model folder, run on Keras (training itself is :func:`ecgrhythm.training.trainer.train`).
+        model folder, run on onnxruntime from the ONNX graph it carries when onnxruntime is installed and the graph is
+        of the folder's weights (the shipped model's is), else on Keras (training itself is :func:`ecgrhythm.training.trainer.train`).
 
         Args:
             model_dir: model folder or `.onnx` file (default: the shipped model, :func:`default_model_dir`).
-            **kwargs: `batch_size` (see the class).
+            **kwargs: `batch_size` and `backend` (see the class).
 
         Returns:
             The loaded classifier.
@@ -149,7 +153,7 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         """
         clf = cls(model_dir, **kwargs)
         check_positive_int("batch_size", clf.batch_size)
-        backend = load_backend(model_dir)
+        backend = load_backend(model_dir, clf.backend)
         config = backend.config
         clf.backend_, clf.model_dir_, clf.n_networks_ = backend, backend.path, backend.n_networks
         if backend.networks is not None:
@@ -289,13 +293,16 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         if not signals:
             return np.zeros((0, len(self.classes_)))
         probs = self._mean_probabilities(signals, networks or self.n_networks_)
-        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
-        if len(bad):
-            raise NonFiniteOutputError(
-                f"the model gave non-finite probabilities ({probs[bad[0]].tolist()}) for {len(bad)} of {len(signals)} signal(s), "
-                f"the first being signals[{bad[0]}]: the model folder may be damaged or the signal holds extreme values"
-            )
-        return self.calibrate(probs) if calibrated else probs
+        for step in ("the networks", "the calibration") if calibrated else ("the networks",):  # each step that can make NaN
+            probs = self.calibrate(probs) if step == "the calibration" else probs
+            bad = invalid_probability_rows(probs, softmax=not self.architecture_.multilabel)
+            if len(bad):
+                kind = "non-finite" if not np.isfinite(probs[bad[0]]).all() else "invalid (not in [0, 1], or not summing to 1)"
+                raise NonFiniteOutputError(
+                    f"the model gave {kind} probabilities ({probs[bad[0]].tolist()}) after {step} for {len(bad)} of {len(signals)} "
+                    f"signal(s), the first being signals[{bad[0]}]: the model may be damaged or the signal holds extreme values"
+                )
+        return probs
 
     def _mean_probabilities(self, signals, networks: int) -> np.ndarray:
         """The mean probabilities of the first `networks` networks: each of the backend's batch functions over every batch in turn."""

@@ -6,7 +6,11 @@ the model once, classifies batches of paths with the local engine
 bucketing and failure reasons), and the results come back in input order. A
 bad record is a failure row of its batch, never a stop. The record files and
 the model must be reachable at the same paths on every node (a shared or
-network file system; the shipped model is inside the package).
+network file system; the shipped model is inside the package). An actor loads
+the model as its `load` says; a model folder carrying its ONNX graph runs on
+onnxruntime there too (no Keras, no JAX in the actors), one thread per actor
+(Ray sets `OMP_NUM_THREADS` to an actor's one CPU, which
+:func:`ecgrhythm.inference.onnx_backend.intra_op_threads` follows).
 
 Without an address Ray starts a small cluster inside this process (no
 dashboard, a small object store: only paths and probabilities travel through
