@@ -211,3 +211,24 @@ def test_a_fixed_length_model_takes_a_long_records_first_seconds(tmp_path, cinc2
     expected = fixed.predict_records([read_record(header)])
     assert failures == [] and prediction.names == ["long"]
     assert np.abs(prediction.probabilities - expected.probabilities).max() < 1e-5
+
+
+def test_pieces_are_bounded_in_samples_whatever_the_rate(clf, cpsc2021_dir, monkeypatch):
+    """A piece holds at most PIECE_VALUES samples (a 100 kHz record reads shorter pieces); results do not change."""
+    import ecgrhythm.inference.long_records as long_records
+
+    assert long_records.piece_samples(600, 200.0, 2) == 120_000  # the usual rates: the seconds decide
+    assert long_records.piece_samples(600, 100_000.0, 1) == long_records.PIECE_VALUES
+    assert long_records.piece_samples(600, 100_000.0, 4) == long_records.PIECE_VALUES // 4
+    path = cpsc2021_dir / "data_84_1.hea"
+    with open_long_record(path) as stream:
+        usual, _ = classify_stream(clf, stream)
+    reads = []
+    monkeypatch.setattr(long_records, "PIECE_VALUES", 9_000)  # 45 s of one lead at 200 Hz
+    with open_long_record(path) as stream:
+        read = stream.read
+        stream.read = lambda a, b, *args, **kw: reads.append(b - a) or read(a, b, *args, **kw)
+        small, _ = classify_stream(clf, stream)
+    head, *pieces = reads  # the first minutes of both leads, for the lead's quality, then the pieces of the lead
+    assert head == 36_000 and len(pieces) > 10 and max(pieces) < 20_000  # 9,000 samples and their filter margins (120,000 unbounded)
+    assert np.abs(small - usual).max() < 1e-5

@@ -61,3 +61,15 @@ def test_a_stream_gives_the_first_minutes_of_the_record_read_whole(cpsc2021_dir)
         head = stream_head(stream)
     assert head.shape == (int(CHECK_S * whole.fs), 2)
     np.testing.assert_array_equal(head, whole.signal[: len(head)])
+
+
+def test_a_streams_head_is_bounded_in_samples_whatever_the_rate():
+    from ecgrhythm.preprocessing.quality import HEAD_VALUES, stream_head
+
+    class Stream:  # 55 minutes of 4 leads at 100 kHz, as a header may claim
+        fs, n_samples, sig_name = 100_000.0, 330_000_000, ("I", "II", "III", "V1")
+
+        def read(self, start, stop, channels=None):
+            return np.zeros((stop - start, 4), np.float32)
+
+    assert len(stream_head(Stream())) == HEAD_VALUES // 4  # not CHECK_S * fs = 18 million samples per lead

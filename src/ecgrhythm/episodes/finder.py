@@ -42,7 +42,7 @@ import numpy as np
 from ecgrhythm.episodes.boundaries import af_segments, refine_boundaries, smooth_af
 from ecgrhythm.episodes.params import AF_LABEL, DEFAULT_PARAMS, EpisodeParams
 from ecgrhythm.episodes.windows import WindowProbabilities, collect_windows, iter_window_probabilities
-from ecgrhythm.inference.long_records import reported, stream_columns
+from ecgrhythm.inference.long_records import piece_samples, reported, stream_columns
 from ecgrhythm.records import EcgRecord
 from ecgrhythm.scoring.episodes import RECORD_CLASSES
 
@@ -228,7 +228,7 @@ def record_episodes(
     _check_single_lead(classifier)
     one, name = classifier.choose_lead(record, lead)
     signal = one.signal[:, 0]
-    step = max(1, round(piece_s * one.fs))
+    step = piece_samples(piece_s, one.fs)
     pieces = (signal[i : i + step] for i in range(0, len(signal), step))
     pieces = reported(pieces, one.fs, one.n_samples, progress)
     return _episodes(classifier, pieces, lambda a, b: signal[a:b], one.fs, one.n_samples, record.record_name, name, params)
@@ -268,7 +268,7 @@ def stream_episodes(
     """
     _check_single_lead(classifier)
     [index], name = stream_columns(classifier, stream, lead)
-    n, step = stream.n_samples, max(1, round(piece_s * stream.fs))
+    n, step = stream.n_samples, piece_samples(piece_s, stream.fs)
 
     def read(a, b):
         return stream.read(a, b, [index])[:, 0]

@@ -40,9 +40,18 @@ from ecgrhythm.preprocessing.pipeline import first_samples, model_input
 from ecgrhythm.preprocessing.quality import stream_head
 from ecgrhythm.records import RecordError
 
-__all__ = ["stream_columns", "stream_input", "stream_chunks", "classify_stream", "reported", "PIECE_S", "CHUNKS_PER_CALL"]
+__all__ = ["piece_samples", "stream_columns", "stream_input", "stream_chunks", "classify_stream", "reported", "PIECE_S", "CHUNKS_PER_CALL"]
 
 PIECE_S = 600.0  # seconds of signal read at a time
+PIECE_VALUES = 1 << 23  # at most this many samples (all leads read) in one piece, whatever the rate: 32 MB of float32
+
+
+def piece_samples(piece_s: float, fs: float, n_leads: int = 1) -> int:
+    """Samples per lead of a piece of about `piece_s` seconds, at most `PIECE_VALUES` over its `n_leads`, so a
+    record of a very high rate is read in shorter pieces rather than in bigger ones (memory, not results)."""
+    return max(1, min(round(piece_s * fs), PIECE_VALUES // max(1, n_leads)))
+
+
 CHUNKS_PER_CALL = 64  # chunks of the largest bucket classified per call
 
 
@@ -65,6 +74,7 @@ def stream_input(classifier, stream, lead=None, *, piece_s: float = PIECE_S):
         ValueError: `lead` was given for a multi-lead model.
     """
     columns, name = stream_columns(classifier, stream, lead)
+    piece_s = piece_samples(piece_s, stream.fs, len(columns)) / stream.fs
     n, pieces = model_input(
         lambda a, b: stream.read(a, b, columns), stream.n_samples, stream.fs, classifier.preprocess_, len(columns), piece_s=piece_s
     )

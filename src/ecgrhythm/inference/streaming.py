@@ -41,6 +41,7 @@ from ecgrhythm.inference.classifier import Prediction
 from ecgrhythm.inference.long_records import classify_stream, stream_columns
 from ecgrhythm.preprocessing.leads import check_lead_argument
 from ecgrhythm.preprocessing.plausibility import CHECK_S, ImplausibleRecordWarning, warn_if_implausible
+from ecgrhythm.preprocessing.quality import HEAD_VALUES
 from ecgrhythm.records import RecordError, read_record
 from ecgrhythm.records.long_records import open_long_record, should_stream
 from ecgrhythm.utils.validation import check_positive_int
@@ -146,7 +147,7 @@ def check_stream_start(classifier, stream, lead, source) -> None:
         RecordError: the record lacks the model's leads, or `lead`.
     """
     columns, _ = stream_columns(classifier, stream, lead)
-    start = stream.read(0, min(stream.n_samples, int(CHECK_S * stream.fs)), columns[:1])
+    start = stream.read(0, min(stream.n_samples, int(CHECK_S * stream.fs), HEAD_VALUES), columns[:1])
     warn_if_implausible(start, stream.fs, source)
 
 

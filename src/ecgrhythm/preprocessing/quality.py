@@ -128,6 +128,9 @@ def _alive(x: np.ndarray, fs: float) -> float:
     return float(np.mean(moving)) if moving else 0.0
 
 
+HEAD_VALUES = 1 << 23  # at most this many samples (all leads) in a stream's head: 32 MB of float32
+
+
 def stream_head(stream) -> np.ndarray:
     """The first `CHECK_S` seconds of every lead of a record read in pieces: what :func:`best_lead` judges, read once.
 
@@ -136,9 +139,11 @@ def stream_head(stream) -> np.ndarray:
             :class:`~ecgrhythm.records.WfdbStream` or an EDF stream).
 
     Returns:
-        float32 array `(min(n_samples, CHECK_S * fs), n_leads)` in mV, the same samples as the record read whole.
+        float32 array `(min(n_samples, CHECK_S * fs), n_leads)` in mV, the same samples as the record read whole;
+        at most `HEAD_VALUES` samples in all, so a record of a very high rate gives a shorter head.
     """
-    return stream.read(0, min(stream.n_samples, int(CHECK_S * stream.fs)))
+    n_leads = max(1, len(stream.sig_name))
+    return stream.read(0, min(stream.n_samples, int(CHECK_S * stream.fs), HEAD_VALUES // n_leads))
 
 
 def best_lead(signal, fs: float, preferred: int, *, sig_name=None, source="record") -> int:
