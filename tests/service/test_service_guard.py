@@ -14,7 +14,7 @@ import pytest
 httpx = pytest.importorskip("httpx")
 
 from ecgrhythm.service.app import TOKEN_ENV, background_server, create_app  # noqa: E402
-from ecgrhythm.service.guard import Limits  # noqa: E402
+from ecgrhythm.service.limits import Limits  # noqa: E402
 from ecgrhythm.service.work import ClientGone  # noqa: E402
 
 HEADER_TIMEOUT_S = 1.0

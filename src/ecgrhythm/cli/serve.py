@@ -6,7 +6,7 @@ import ecgrhythm.cli.common as common
 
 
 def add_parser(sub):
-    from ecgrhythm.service.guard import Limits
+    from ecgrhythm.service.limits import Limits
 
     p = sub.add_parser(
         "serve",
@@ -37,8 +37,8 @@ def add_parser(sub):
 
 
 def _add_limits(p):
-    """The options of the service's limits (:class:`~ecgrhythm.service.guard.Limits`), in a group of their own."""
-    from ecgrhythm.service.guard import Limits
+    """The options of the service's limits (:class:`~ecgrhythm.service.limits.Limits`), in a group of their own."""
+    from ecgrhythm.service.limits import Limits
 
     limits = p.add_argument_group(
         "limits",

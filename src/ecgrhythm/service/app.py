@@ -65,7 +65,8 @@ from fastapi.staticfiles import StaticFiles
 from ecgrhythm import __version__
 from ecgrhythm.service.bodies import BodyTimeout, UploadTooLarge, too_large
 from ecgrhythm.service.classify import SERVICE_USE, Service
-from ecgrhythm.service.guard import Guard, Limits, default_allowed_hosts, limits_of, uvicorn_config
+from ecgrhythm.service.guard import Guard, default_allowed_hosts, uvicorn_config
+from ecgrhythm.service.limits import Limits, limits_of
 from ecgrhythm.service.openapi import DOCS_PATHS, DOCS_PREFIX, add_docs, endpoint
 from ecgrhythm.service.uploads import parse_fs, pick_record, save_uploads
 from ecgrhythm.service.work import ClientGone, DeadlineExceeded, WorkQueue
@@ -97,13 +98,13 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
             of :func:`ecgrhythm.config.default_data_dir`); none if missing.
         classifier: an already loaded `RhythmClassifier` of `model_dir` to use
             instead of loading the folder at start-up.
-        limits: the :class:`~ecgrhythm.service.guard.Limits` (default: their defaults).
+        limits: the :class:`~ecgrhythm.service.limits.Limits` (default: their defaults).
         **limit_options: limits to set instead of those of `limits`, by name:
             `max_upload_bytes` (largest request body accepted, default 20 MB);
             `max_bodies`, `min_body_rate`, `body_grace_s`, `body_timeout_s` (the pool of bodies being received and
             their clocks); `max_concurrent`, `max_queue`, `deadline_s`, `seconds_per_sample` (classification: slots,
             the queue, the deadline per request and the cost estimate); `batch_window_s`, `max_batch` (shared network
-            calls): see :class:`~ecgrhythm.service.guard.Limits`;
+            calls): see :class:`~ecgrhythm.service.limits.Limits`;
             `header_timeout_s` (seconds a connection may take to send a request head; needs
             the server of :func:`serve` or :func:`background_server`);
             `keep_alive_s` (seconds an idle connection stays open, the server's setting like `header_timeout_s`);
@@ -111,7 +112,7 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
 
     Returns:
         The FastAPI application; `app.state.service` holds the loaded model, `app.state.work` the
-        :class:`~ecgrhythm.service.work.WorkQueue` and `app.state.limits` the :class:`~ecgrhythm.service.guard.Limits`.
+        :class:`~ecgrhythm.service.work.WorkQueue` and `app.state.limits` the :class:`~ecgrhythm.service.limits.Limits`.
 
     Raises:
         ValueError: a limit is not a positive number, or the token has surrounding whitespace.
@@ -250,7 +251,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None,
         allowed_hosts: names the `Host` header may give (default: the listening
             address; for a loopback or wildcard address also the loopback names,
             and for a wildcard this machine's name and addresses).
-        **limits: the fields of :class:`~ecgrhythm.service.guard.Limits` but `allowed_hosts` (see :func:`create_app`).
+        **limits: the fields of :class:`~ecgrhythm.service.limits.Limits` but `allowed_hosts` (see :func:`create_app`).
 
     Raises:
         ModelFolderError: the model folder is missing, incomplete or altered

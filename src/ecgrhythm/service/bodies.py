@@ -79,7 +79,7 @@ def timed_receive(receive, limits, *, limited: bool = True, on_done=None):
 
     Args:
         receive: the ASGI `receive`.
-        limits: the service's :class:`~ecgrhythm.service.guard.Limits`.
+        limits: the service's :class:`~ecgrhythm.service.limits.Limits`.
         limited: refuse a body over `max_upload_bytes` (its rest is drained first, so the client reads the 413).
         on_done: called once the body is complete, or has failed (to give back its place in the :class:`BodyPool`).
 

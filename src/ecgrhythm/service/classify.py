@@ -15,7 +15,7 @@ from fastapi import HTTPException
 from ecgrhythm.records import EcgRecord, RecordError, read_record
 from ecgrhythm.service.batching import Batcher
 from ecgrhythm.service.examples import find_examples
-from ecgrhythm.service.guard import Limits
+from ecgrhythm.service.limits import Limits
 from ecgrhythm.service.payload import display_signal, episodes_payload
 from ecgrhythm.service.uploads import hide_folders
 from ecgrhythm.service.work import Ticket, busy

@@ -69,7 +69,7 @@ class WorkQueue:
     """Requests waiting for a slot (at most `max_queue`) and at work (at most `max_concurrent`), each with its deadline.
 
     Args:
-        limits: the service's :class:`~ecgrhythm.service.guard.Limits`.
+        limits: the service's :class:`~ecgrhythm.service.limits.Limits`.
     """
 
     def __init__(self, limits):
