@@ -2,14 +2,12 @@
 
 import csv
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from fresh_python import run_cli
 
 from ecgrhythm.cli import main
 from ecgrhythm.export.onnx import PARITY_TOLERANCE, export_onnx, onnx_graph
@@ -133,15 +131,9 @@ def test_classify_with_onnxruntime_alone(onnx_file, keras_clf, cinc2017_dir, tmp
 
 def _classify_in_a_fresh_interpreter(onnx_file, keras_clf, paths, out):
     """Run `ecgrhythm classify --model onnx_file` in a new Python: it imports neither Keras nor JAX and writes `keras_clf`'s results."""
-    script = (
-        "import sys; from ecgrhythm.cli import main; "
-        f"rc = main(['classify', *{paths!r}, '--model', {str(onnx_file)!r}, '--output', {str(out)!r}]); "
-        "print('imported:', sorted(m for m in ('keras', 'jax', 'tensorflow', 'torch') if m in sys.modules)); sys.exit(rc)"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.path.abspath("src"), os.environ.get("PYTHONPATH")] if p)}
-    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=300)
+    done, _, imported = run_cli(["classify", *paths, "--model", onnx_file, "--output", out], ("keras", "jax", "tensorflow", "torch"))
     assert done.returncode == 0, done.stderr
-    assert "imported: []" in done.stdout
+    assert imported == []
     rows = list(csv.DictReader(out.open()))
     expected = keras_clf.predict_records(paths)
     assert [r["record"] for r in rows] == expected.names and [r["label"] for r in rows] == expected.labels

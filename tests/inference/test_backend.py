@@ -3,12 +3,11 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
+from fresh_python import run_cli
 
 from ecgrhythm.cli import main
 from ecgrhythm.episodes.finder import record_episodes
@@ -134,17 +133,11 @@ def test_a_folder_without_a_graph_runs_on_keras_unless_onnx_is_asked_for(tiny_mo
         assert message in capsys.readouterr().err
 
 
-def test_the_cli_imports_neither_keras_nor_jax(cinc2017_dir, tmp_path):
+def test_the_cli_imports_neither_keras_nor_jax_nor_the_web_framework(cinc2017_dir, tmp_path):
     """`import ecgrhythm.cli` and `ecgrhythm classify RECORD` with the shipped model, in a fresh interpreter."""
     out = tmp_path / "one.csv"
-    script = (
-        "import sys; import ecgrhythm.cli; before = sorted(m for m in ('keras', 'jax') if m in sys.modules); "
-        f"rc = ecgrhythm.cli.main(['classify', {str(cinc2017_dir / 'A00004')!r}, '--output', {str(out)!r}]); "
-        "print(before, sorted(m for m in ('keras', 'jax', 'jaxlib') if m in sys.modules), 'onnxruntime' in sys.modules); sys.exit(rc)"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.path.abspath("src"), os.environ.get("PYTHONPATH")] if p)}
-    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=300)
+    done, before, after = run_cli(["classify", cinc2017_dir / "A00004", "--output", out], ("keras", "jax", "jaxlib", "fastapi", "onnxruntime"))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "[] [] True"
+    assert before == [] and after == ["onnxruntime"]
     rows = out.read_text().splitlines()
     assert rows[0].startswith("record,label,lead,N,A,O,~") and rows[1].startswith("A00004,A,")
