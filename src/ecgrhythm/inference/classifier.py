@@ -369,7 +369,8 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         self._check_fitted()
         records = signal_list(records, "records", (str, os.PathLike, EcgRecord))[0]
         records = [r if isinstance(r, EcgRecord) else read_record(r, fs=fs) for r in records]
-        for r in records:  # warns (ImplausibleRecordWarning) when the rate or the unit looks wrong; never changes the result
-            warn_if_implausible(self.choose_lead(r)[0].signal, r.fs, r.record_name)
-        probs = self.predict_prepared([self.prepare(r) for r in records])
+        taken = [self.choose_lead(r)[0] for r in records]  # the lead chosen once, by quality, as classify_files does
+        for one in taken:  # warns (ImplausibleRecordWarning) when the rate or the unit looks wrong; never changes the result
+            warn_if_implausible(one.signal, one.fs, one.record_name)
+        probs = self.predict_prepared([self.prepare(one) for one in taken])
         return Prediction([r.record_name for r in records], self.labels_from_proba(probs), probs, self.classes_)
