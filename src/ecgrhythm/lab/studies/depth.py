@@ -104,9 +104,11 @@ class DepthStudy(Study):
     def distributions(self):
         from optuna.distributions import CategoricalDistribution, IntDistribution
 
-        return {
-            "lstm_layers": IntDistribution(0, 16),
-            "lstm_units": IntDistribution(1, 4096),
+        from ecgrhythm.networks.family import MAX_RECURRENT_LAYERS, MAX_UNITS
+
+        return {  # the ranges a network of the family may have (ecgrhythm.networks.family), not wider
+            "lstm_layers": IntDistribution(0, MAX_RECURRENT_LAYERS),
+            "lstm_units": IntDistribution(1, MAX_UNITS),
             "bidirectional": CategoricalDistribution([True, False]),
             "front_end": CategoricalDistribution(list(FRONT_ENDS)),
         }
