@@ -8,7 +8,7 @@ import pytest
 
 from ecgrhythm.episodes.annotations import read_rhythm_annotations
 from ecgrhythm.records import RecordError
-from ecgrhythm.scoring.episodes import af_burden, boundary_hits, cpsc2021_record_score, endpoint_ranges, episode_overlaps, predicted_class
+from ecgrhythm.scoring.episodes import af_burden, af_seconds, boundary_hits, cpsc2021_record_score, endpoint_ranges, episode_overlaps, predicted_class
 
 # A paroxysmal record of 2000 samples: 5 sinus beats, the (AFIB mark (index 5), 7 AF beats, the (N mark (index 13), 7 sinus beats.
 PAROXYSMAL = [100, 200, 300, 400, 500, 570, 600, 680, 790, 850, 960, 1030, 1150, 1180, 1250, 1350, 1450, 1550, 1650, 1750, 1850]
@@ -107,3 +107,55 @@ def test_damaged_annotations_fail_their_record_and_the_evaluation_exits_1(tmp_pa
     assert cli.main(["evaluate", "--task", "episodes", "--data", str(tmp_path), "--output", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "data_8_4" in err and "nolen" in err and "Traceback" not in err and "could not be scored" in err
+
+
+def _official_ranges(loc, starts, ends, true_class, n):
+    """The official scorer's score arrays (score_2021.py, `_gen_endpoint_score_range`), written out as arrays."""
+    onset, offset = np.zeros(n), np.zeros(n)
+    for s in starts:
+        if true_class == 2:
+            if max(s - 1, 0) == 0:
+                onset[: loc[s + 2]] += 1
+            elif max(s - 2, 0) == 0:
+                onset[loc[s - 1] : loc[s + 2]] += 1
+                onset[: loc[s - 1]] += 0.5
+            else:
+                onset[loc[s - 1] : loc[s + 2]] += 1
+                onset[loc[s - 2] : loc[s - 1]] += 0.5
+        else:
+            onset[: loc[s + 2]] += 1
+        onset[loc[s + 2] : loc[s + 3]] += 0.5
+    for e in ends:
+        last = len(loc) - 1
+        if true_class == 2 and min(e + 1, last) == last:
+            offset[loc[e - 2] :] += 1
+        elif true_class == 2 and min(e + 2, last) == last:
+            offset[loc[e - 2] : loc[e + 1]] += 1
+            offset[loc[e + 1] :] += 0.5
+        elif true_class == 2:
+            offset[loc[e - 2] : loc[e + 1]] += 1
+            offset[loc[e + 1] : min(loc[e + 2], n - 1)] += 0.5
+        else:
+            offset[loc[e - 2] :] += 1
+        offset[loc[e - 3] : loc[e - 2]] += 0.5
+    return onset, offset
+
+
+@pytest.mark.parametrize("name", ["data_101_6", "data_101_9", "data_92_12", "data_92_4", "data_84_3", "data_8_4"])
+def test_endpoint_ranges_equal_the_official_arrays_on_real_records(cpsc2021_dir, name):
+    ann = read_rhythm_annotations(cpsc2021_dir / f"{name}.hea")
+    official_onset, official_end = _official_ranges(ann.samples, ann.af_starts, ann.af_ends, ann.record_class, ann.n_samples)
+    onset, end = endpoint_ranges(ann.samples, ann.af_starts, ann.af_ends, ann.record_class, ann.n_samples)
+    x = np.arange(ann.n_samples)
+    for ranges, official in ((onset, official_onset), (end, official_end)):
+        mine = np.zeros(ann.n_samples)
+        for lo, hi, v in ranges:
+            mine[(x >= lo) & (x < hi)] += v
+        np.testing.assert_array_equal(mine, official)
+
+
+def test_af_seconds_count_whole_seconds_by_their_middle():
+    # 10 s at 100 Hz; truth AF 2.0-6.0 s, prediction 3.0-8.0 s: seconds 2-5 true, 3-7 predicted
+    assert af_seconds([[200, 600]], [[300, 800]], 1000, 100.0) == (3, 2, 1)
+    assert af_seconds(np.zeros((0, 2)), np.zeros((0, 2)), 1000, 100.0) == (0, 0, 0)
+    assert af_seconds([[0, 999]], np.zeros((0, 2)), 1000, 100.0) == (0, 0, 10)

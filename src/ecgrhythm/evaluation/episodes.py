@@ -3,7 +3,8 @@
 Per record and overall: the CPSC 2021 score (:mod:`ecgrhythm.scoring.episodes`),
 the AF burden error, episode sensitivity and precision (a true episode is
 found when a predicted one overlaps it, and the other way round) and the F1 of
-episode boundaries (onsets and ends inside the record) within 3 s. Written as
+episode boundaries (onsets and ends inside the record) within 3 s, and the AF F1
+per second (whole seconds, :func:`~ecgrhythm.scoring.episodes.af_seconds`). Written as
 JSON and a figure; :func:`format_episode_report` gives the text table.
 """
 
@@ -20,7 +21,7 @@ from ecgrhythm.episodes.annotations import read_rhythm_annotations
 from ecgrhythm.episodes.finder import EpisodeParams, record_episodes
 from ecgrhythm.inference.classifier import default_model_dir
 from ecgrhythm.records import failure_reason, find_records, read_record
-from ecgrhythm.scoring.episodes import RECORD_CLASSES, af_burden, boundary_hits, cpsc2021_record_score, episode_overlaps
+from ecgrhythm.scoring.episodes import RECORD_CLASSES, af_burden, af_seconds, boundary_hits, cpsc2021_record_score, episode_overlaps
 from ecgrhythm.utils.io import atomic_write, atomic_write_text
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "annotated_records",
     "evaluate_episodes_folder",
     "score_record",
+    "summarise_records",
     "format_episode_report",
     "write_episode_report",
     "BOUNDARY_TOLERANCE_S",
@@ -45,7 +47,8 @@ class EpisodeReport:
         records: one dict per scored record (see :func:`score_record`).
         overall: `cpsc2021_score` (mean), `burden_error` (mean absolute, share
             of time), `episode_sensitivity`, `episode_precision`,
-            `boundary_f1` (within `BOUNDARY_TOLERANCE_S`), `class_accuracy`, `n_records`.
+            `boundary_f1` (within `BOUNDARY_TOLERANCE_S`), `af_f1_per_second`, `class_accuracy`, `n_records`
+            (:func:`summarise_records`).
         info: data folder, model, lead and failures.
     """
 
@@ -66,6 +69,7 @@ def score_record(episodes, truth) -> dict:
     found, matching = episode_overlaps(true, pred)
     true_points, pred_points = _inner_boundaries(true, truth.n_samples), _inner_boundaries(pred, truth.n_samples)
     true_burden, pred_burden = af_burden(true, truth.n_samples), episodes.af_burden
+    tp, fp, fn = af_seconds(true, pred, truth.n_samples, truth.fs)
     return {
         "record": truth.record_name,
         "lead": episodes.lead,
@@ -84,6 +88,9 @@ def score_record(episodes, truth) -> dict:
         "true_boundaries": len(true_points),
         "predicted_boundaries": len(pred_points),
         "boundary_hits": boundary_hits(true_points, pred_points, BOUNDARY_TOLERANCE_S * truth.fs),
+        "af_seconds_tp": tp,
+        "af_seconds_fp": fp,
+        "af_seconds_fn": fn,
     }
 
 
@@ -136,27 +143,7 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
                 on_failure(str(path), reason)
     if not rows:
         raise ValueError(f"{data_dir}: no annotated record could be scored ({len(failures)} failed)")
-    total = {
-        k: sum(r[k] for r in rows)
-        for k in (
-            "true_episodes",
-            "predicted_episodes",
-            "found_episodes",
-            "matching_predictions",
-            "true_boundaries",
-            "predicted_boundaries",
-            "boundary_hits",
-        )
-    }
-    overall = {
-        "n_records": len(rows),
-        "cpsc2021_score": float(np.mean([r["cpsc2021_score"] for r in rows])),
-        "burden_error": float(np.mean([r["burden_error"] for r in rows])),
-        "episode_sensitivity": _ratio(total["found_episodes"], total["true_episodes"]),
-        "episode_precision": _ratio(total["matching_predictions"], total["predicted_episodes"]),
-        "boundary_f1": _ratio(2 * total["boundary_hits"], total["true_boundaries"] + total["predicted_boundaries"]),
-        "class_accuracy": float(np.mean([r["true_class"] == r["predicted_class"] for r in rows])),
-    }
+    overall = summarise_records(rows)
     model_dir = classifier.model_dir if classifier.model_dir is not None else default_model_dir()
     info = {
         "data": str(data_dir),
@@ -167,6 +154,35 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
         "failures": failures,
     }
     return EpisodeReport(rows, overall, info)
+
+
+def summarise_records(rows: list[dict]) -> dict:
+    """The overall scores of :func:`score_record` rows: means over records, and ratios of counts summed over them.
+
+    Returns:
+        `n_records`, `cpsc2021_score` (mean), `burden_error` (mean absolute), `episode_sensitivity`,
+        `episode_precision`, `boundary_f1`, `af_f1_per_second` (`None` where a ratio has no denominator) and `class_accuracy`.
+    """
+    keys = (
+        "true_episodes",
+        "predicted_episodes",
+        "found_episodes",
+        "matching_predictions",
+        "true_boundaries",
+        "predicted_boundaries",
+        "boundary_hits",
+    )
+    total = {k: sum(r[k] for r in rows) for k in (*keys, "af_seconds_tp", "af_seconds_fp", "af_seconds_fn")}
+    return {
+        "n_records": len(rows),
+        "cpsc2021_score": float(np.mean([r["cpsc2021_score"] for r in rows])),
+        "burden_error": float(np.mean([r["burden_error"] for r in rows])),
+        "episode_sensitivity": _ratio(total["found_episodes"], total["true_episodes"]),
+        "episode_precision": _ratio(total["matching_predictions"], total["predicted_episodes"]),
+        "boundary_f1": _ratio(2 * total["boundary_hits"], total["true_boundaries"] + total["predicted_boundaries"]),
+        "af_f1_per_second": _ratio(2 * total["af_seconds_tp"], 2 * total["af_seconds_tp"] + total["af_seconds_fp"] + total["af_seconds_fn"]),
+        "class_accuracy": float(np.mean([r["true_class"] == r["predicted_class"] for r in rows])),
+    }
 
 
 def format_episode_report(report: EpisodeReport) -> str:
@@ -188,7 +204,8 @@ def format_episode_report(report: EpisodeReport) -> str:
         f"AF burden error {o['burden_error']:.1%} (mean absolute); record class accuracy {o['class_accuracy']:.1%}",
         (
             f"episode sensitivity {fmt(o['episode_sensitivity'], '.3f')}, precision {fmt(o['episode_precision'], '.3f')}; "
-            f"boundary F1 within {BOUNDARY_TOLERANCE_S:g} s {fmt(o['boundary_f1'], '.3f')}"
+            f"boundary F1 within {BOUNDARY_TOLERANCE_S:g} s {fmt(o['boundary_f1'], '.3f')}; "
+            f"AF F1 per second {fmt(o.get('af_f1_per_second'), '.3f')}"
         ),
     ]
     return "\n".join(lines)

@@ -21,6 +21,13 @@ recordings: the 4th China Physiological Signal Challenge 2021", PhysioNet,
   with the official special cases at the record's ends. Indices outside `L`
   are clipped to it (the official code would fail or wrap there).
 
+Differences from the official scorer, which reads `.atr` files itself: AF onsets are the `(AFIB` or
+`(AFL` marks that start AF (the official code counts an `(AFL` right after `(AFIB` as a second onset;
+the CPSC 2021 data has no such pair), AF ends are any other rhythm mark (the official code takes `(N`
+only, the one other mark of that data), and a record whose last AF episode has no end mark ends it at
+its last annotation (the official code fails there). On the CPSC 2021 records the two agree
+(`tests/episodes/test_scoring.py` checks the ranges against a transcription of the official arrays).
+
 The overall score is the mean over records; its best is 3 for a record with
 one episode, the challenge's best entries scored about 2.06 on the hidden test.
 """
@@ -38,6 +45,7 @@ __all__ = [
     "af_burden",
     "episode_overlaps",
     "boundary_hits",
+    "af_seconds",
 ]
 
 RECORD_CLASSES = ("non-AF", "persistent", "paroxysmal")  # CPSC 2021 classes 0, 1, 2
@@ -146,3 +154,19 @@ def boundary_hits(true_points, pred_points, tolerance: float) -> int:
             used_t.add(i)
             used_p.add(j)
     return len(used_t)
+
+
+def af_seconds(true_intervals, pred_intervals, n_samples: int, fs: float) -> tuple[int, int, int]:
+    """`(true positive, false positive, false negative)` whole seconds of AF.
+
+    Each whole second of the record is AF in the truth (and in the prediction) when its middle lies in
+    one of the `[onset, end]` sample intervals; the AF F1 per second is `2 tp / (2 tp + fp + fn)`.
+    """
+    middles = (np.arange(int(n_samples // fs)) + 0.5) * fs
+
+    def inside(intervals):
+        intervals = np.asarray(intervals, dtype=float).reshape(-1, 2)
+        return ((middles[:, None] >= intervals[None, :, 0]) & (middles[:, None] <= intervals[None, :, 1])).any(axis=1)
+
+    t, p = inside(true_intervals), inside(pred_intervals)
+    return int(np.sum(t & p)), int(np.sum(~t & p)), int(np.sum(t & ~p))
