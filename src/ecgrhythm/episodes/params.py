@@ -7,9 +7,10 @@ import math
 
 from ecgrhythm.utils.validation import check_positive_int
 
-__all__ = ["EpisodeParams", "DEFAULT_PARAMS", "AF_LABEL"]
+__all__ = ["EpisodeParams", "DEFAULT_PARAMS", "AF_LABEL", "METHODS"]
 
 AF_LABEL = "A"
+METHODS = ("windows", "beats")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,11 @@ class EpisodeParams:
         pull: cost per second of moving a change away from where the windows put it.
         min_af_beats: shortest AF episode, in beats.
         persistent_burden: AF burden from which the whole record is AF (persistent AF in the CPSC 2021 sense).
+        method: `"windows"` (the hidden Markov model over windows, then changes moved onto beats) or
+            `"beats"` (every beat's R-R features and the network's windows combined per beat, Viterbi over
+            the beats: :mod:`ecgrhythm.episodes.beats`).
+        beat_switch_cost: with `method="beats"`, the cost (log-odds) of each change of state between beats.
+        beat_bias: with `method="beats"`, log-odds added to every beat's AF evidence (the prior of AF for a beat).
         networks: the windows' probabilities are the mean of the model folder's first `networks` networks
             (`None`: all). The settings were fitted on one network's probabilities, so an ensemble folder
             finds episodes with its first network (and at its speed), as does its ONNX file (the graph's
@@ -46,6 +52,9 @@ class EpisodeParams:
         Traceback (most recent call last):
         ...
         ValueError: Invalid argument `min_af_beats`: expected a positive integer. Received: min_af_beats=0
+        >>> per_beat = ecgrhythm.EpisodeParams(method="beats")     # AF decided beat by beat (ecgrhythm.episodes.beats)
+        >>> per_beat.beat_switch_cost, per_beat.beat_bias
+        (5.0, 1.0)
     """
 
     window_s: float = 10.0
@@ -60,6 +69,9 @@ class EpisodeParams:
     min_af_beats: int = 5
     persistent_burden: float = 0.85
     networks: int | None = 1
+    method: str = "windows"
+    beat_switch_cost: float = 5.0
+    beat_bias: float = 1.0
 
     def __post_init__(self):
         for name in ("window_s", "hop_s", "refine_s", "irregularity", "emission_scale"):
@@ -76,6 +88,12 @@ class EpisodeParams:
             raise ValueError(
                 f"Invalid argument `persistent_burden`: expected a share in (0, 1]. Received: persistent_burden={self.persistent_burden!r}"
             )
+        if self.method not in METHODS:
+            raise ValueError(f"Invalid argument `method`: expected one of {METHODS}. Received: method={self.method!r}")
+        if not (isinstance(self.beat_switch_cost, (int, float)) and math.isfinite(self.beat_switch_cost) and self.beat_switch_cost >= 0):
+            raise ValueError(f"Invalid argument `beat_switch_cost`: expected a number >= 0. Received: beat_switch_cost={self.beat_switch_cost!r}")
+        if not (isinstance(self.beat_bias, (int, float)) and math.isfinite(self.beat_bias)):
+            raise ValueError(f"Invalid argument `beat_bias`: expected a finite number. Received: beat_bias={self.beat_bias!r}")
         check_positive_int("batch_windows", self.batch_windows)
         check_positive_int("min_af_beats", self.min_af_beats)
         check_positive_int("networks", self.networks, optional=True)

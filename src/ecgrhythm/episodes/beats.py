@@ -1,0 +1,203 @@
+"""AF episodes over beats (`EpisodeParams(method="beats")`): R-R evidence and the network's windows, combined per beat.
+
+1. :func:`record_beats` finds every beat of the lead (sleepecg's detector,
+   :func:`~ecgrhythm.preprocessing.rpeaks.detect_beats`), a piece at a time, so a 24 h record holds only
+   its beats (about 100k) besides one piece.
+2. :func:`beat_features` describes the R-R intervals around each beat, in sliding windows of 8 and 16
+   beats: the median successive difference and the spread of the intervals (irregularity), and the
+   median difference two beats apart (small for a repeating pattern such as bigeminy, large in AF).
+3. :class:`BeatModel` turns them into AF log-odds in two stages: a logistic model of the R-R features
+   alone (fitted on records of many patients, the R-R evidence does not depend on the networks),
+   then a logistic blend of those log-odds with the network's AF log-odds at the beat (the window
+   probabilities interpolated at the beat), whose intercept is the prior of AF for a beat.
+4. :func:`viterbi_af` chooses each beat's state (AF or not) by Viterbi over the beats: every beat
+   adds its log-odds plus `beat_bias` to the AF state, each change of state costs `beat_switch_cost`.
+   An AF episode runs from its first AF beat to its last (the CPSC 2021 truth puts the onset mark
+   just before the first AF beat and the end mark just after the last).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from ecgrhythm.episodes.params import DEFAULT_PARAMS, EpisodeParams
+from ecgrhythm.preprocessing.rpeaks import detect_beats
+
+__all__ = ["BeatModel", "DEFAULT_BEAT_MODEL", "FEATURE_NAMES", "record_beats", "beat_features", "beat_network_logit", "viterbi_af", "beat_stretches"]
+
+FEATURE_NAMES = ("log_rr", "msd8", "msd16", "cv8", "cv16", "lag2_8", "lag2_16", "pattern16")
+_PIECE_S, _MARGIN_S = 300.0, 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BeatModel:
+    """The AF log-odds of a beat (see the module docstring, step 3).
+
+    Attributes:
+        mean, scale: standardisation of the features `(n_features,)`.
+        rr_coef, rr_intercept: the R-R logistic model on the standardised features.
+        blend: `(w_rr, w_network, intercept)`: AF log-odds = `w_rr * rr_logit + w_network * network_logit + intercept`.
+    """
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    rr_coef: tuple[float, ...]
+    rr_intercept: float
+    blend: tuple[float, float, float]
+
+    def rr_logit(self, features: np.ndarray) -> np.ndarray:
+        """R-R log-odds of AF per beat from :func:`beat_features` `(n_beats, n_features)`."""
+        z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
+        return z @ np.asarray(self.rr_coef) + self.rr_intercept
+
+    def logit(self, features: np.ndarray, network_logit: np.ndarray) -> np.ndarray:
+        """AF log-odds per beat from its R-R features and the network's log-odds at it."""
+        w_rr, w_net, b = self.blend
+        return w_rr * self.rr_logit(features) + w_net * np.asarray(network_logit) + b
+
+
+# fitted by `scripts/episode_settings_crossfit.py --fit-beat-model`: the R-R part on the beats of the 18 cpsc2021
+# records and 12 records joined from CinC 2017 (seed 0), the blend with the first shipped network on the cpsc2021 records
+DEFAULT_BEAT_MODEL = BeatModel(
+    mean=(-0.2836, -2.6542, -2.6911, -2.3426, -2.0894, -2.5097, -2.5703, 0.0901),
+    scale=(0.2961, 1.1759, 1.1274, 1.1194, 1.0221, 1.1014, 1.0341, 0.414),
+    rr_coef=(-0.8043, 0.3055, 1.5733, -0.0843, -0.4287, -0.1812, 0.6499, 0.2796),
+    rr_intercept=-1.3078,
+    blend=(0.631, 0.6009, 1.1201),
+)
+
+
+def record_beats(read_signal: Callable[[int, int], np.ndarray], fs: float, n_samples: int, *, piece_s: float = _PIECE_S) -> np.ndarray:
+    """Every beat of a lead read in pieces: int array of R-peak samples, increasing.
+
+    Each piece is read with a few seconds on each side, so that beats at its edges are found once.
+
+    Args:
+        read_signal: `read_signal(a, b)` returns samples `a:b` of the lead `(b - a,)`.
+        fs: sampling rate in Hz.
+        n_samples: the lead's length.
+        piece_s: seconds per piece (memory, not results).
+    """
+    step, margin = max(1, round(piece_s * fs)), round(_MARGIN_S * fs)
+    found = []
+    for a in range(0, n_samples, step):
+        b = min(n_samples, a + step)
+        lo, hi = max(0, a - margin), min(n_samples, b + margin)
+        peaks = detect_beats(np.asarray(read_signal(lo, hi), dtype=np.float64), fs) + lo
+        found.append(peaks[(peaks >= a) & (peaks < b)])
+    beats = np.concatenate(found) if found else np.zeros(0, dtype=int)
+    if len(beats) > 1:  # a beat found on both sides of a piece's edge, a few samples apart, counts once
+        beats = beats[np.concatenate([[True], np.diff(beats) > 0.2 * fs])]
+    return beats.astype(int)
+
+
+def _rolling(x: np.ndarray, width: int, fn) -> np.ndarray:
+    """`fn` over centred windows of `width` values of `x` (edges padded by repetition), along axis 1 of the view."""
+    half = width // 2
+    padded = np.pad(x, (half, width - half - 1), mode="edge")
+    return fn(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
+
+
+def beat_features(beats: np.ndarray, fs: float) -> np.ndarray:
+    """R-R features of each beat, float array `(n_beats, len(FEATURE_NAMES))`.
+
+    Beat `i` carries the interval ending at it (`RR_i`; the first beat borrows the second's). Over
+    centred windows of 8 and 16 beats, each normalised by the window's median interval: `msd` the
+    median absolute successive difference, `cv` the standard deviation, `lag2` the median absolute
+    difference two beats apart, and `pattern16` the smaller of the lag-2 and lag-3 differences over
+    the lag-1 one (below 1 for a repeating pattern); `log_rr` is the log median interval (s) over 8.
+    Differences are log-scaled (`log(0.01 + x)`). Fewer than 3 beats give zeros.
+    """
+    beats = np.asarray(beats, dtype=float)
+    n = len(beats)
+    if n < 3:
+        return np.zeros((n, len(FEATURE_NAMES)))
+    rr = np.diff(beats) / fs
+    rr = np.concatenate([rr[:1], rr])
+    d1 = np.abs(np.diff(rr, prepend=rr[0]))
+    d2 = np.abs(rr - np.concatenate([rr[:2], rr[:-2]]))
+    d3 = np.abs(rr - np.concatenate([rr[:3], rr[:-3]])) if n > 3 else d2
+    columns = {"log_rr": np.log(_rolling(rr, 8, np.median))}
+    for w in (8, 16):
+        med = _rolling(rr, w, np.median)
+        columns[f"msd{w}"] = _rolling(d1, w, np.median) / med
+        columns[f"cv{w}"] = _rolling(rr, w, np.std) / med
+        columns[f"lag2_{w}"] = _rolling(d2, w, np.median) / med
+    lag1 = _rolling(d1, 16, np.mean)
+    columns["pattern16"] = np.minimum(_rolling(d2, 16, np.mean), _rolling(d3, 16, np.mean)) / np.maximum(lag1, 1e-3)
+    out = np.stack([columns[name] for name in FEATURE_NAMES], axis=1)
+    out[:, 1:] = np.log(0.01 + out[:, 1:])
+    return out
+
+
+def beat_network_logit(windows, beats: np.ndarray, fs: float) -> np.ndarray:
+    """The network's AF log-odds at each beat: the windows' log-odds interpolated between window centres."""
+    p = np.clip(windows.af_probability(), 1e-4, 1 - 1e-4)
+    if len(p) == 0:
+        return np.zeros(len(beats))
+    return np.interp(np.asarray(beats) / fs, windows.centres_s, np.log(p) - np.log1p(-p))
+
+
+def viterbi_af(logit: np.ndarray, switch_cost: float, bias: float = 0.0) -> np.ndarray:
+    """Most likely AF state (bool) of each beat: AF earns `logit + bias`, non-AF 0, each change of state costs `switch_cost`."""
+    gain = (np.asarray(logit, dtype=float) + bias).tolist()  # plain floats: a loop over 100k beats in well under a second
+    n = len(gain)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    off, on = 0.0, gain[0]  # best score ending in non-AF, in AF
+    from_on, from_off = bytearray(n), bytearray(n)  # the best path into non-AF (AF) at t came from AF (non-AF)
+    for t in range(1, n):
+        off_from_on, on_from_off = on - switch_cost, off - switch_cost
+        from_on[t], from_off[t] = off_from_on > off, on_from_off > on
+        off, on = max(off, off_from_on), max(on, on_from_off) + gain[t]
+    states = np.zeros(n, dtype=bool)
+    s = on > off
+    for t in range(n - 1, -1, -1):
+        states[t] = s
+        if (from_off if s else from_on)[t]:
+            s = not s
+    return states
+
+
+def beat_states(windows, beats: np.ndarray, fs: float, params: EpisodeParams = DEFAULT_PARAMS, model: BeatModel | None = None) -> np.ndarray:
+    """AF state of each beat (bool array) from its R-R features and the network's windows (steps 2 to 4)."""
+    model = model if model is not None else DEFAULT_BEAT_MODEL
+    logit = model.logit(beat_features(beats, fs), beat_network_logit(windows, beats, fs))
+    return viterbi_af(logit, params.beat_switch_cost, params.beat_bias)
+
+
+def beat_stretches(
+    windows, beats: np.ndarray, fs: float, n_samples: int, params: EpisodeParams = DEFAULT_PARAMS, model: BeatModel | None = None
+) -> list[tuple[float, float, bool]]:
+    """`(start_s, end_s, is_af)` stretches covering the record, from the beats' states.
+
+    An AF run goes from its first beat to its last (from the record's start or to its end when it
+    holds the first or last beat); runs of fewer than `min_af_beats` beats are not AF. Without beats
+    the record is one non-AF stretch.
+    """
+    duration = n_samples / fs
+    beats = np.asarray(beats, dtype=int)
+    if len(beats) == 0:
+        return [(0.0, duration, False)]
+    states = beat_states(windows, beats, fs, params, model)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], states.astype(int), [0]])))
+    bounds, out = [], []
+    for i, j in zip(edges[::2], edges[1::2] - 1):  # AF beats i..j
+        if j - i + 1 < params.min_af_beats:
+            continue
+        a = 0.0 if i == 0 else beats[i] / fs
+        b = duration if j == len(beats) - 1 else beats[j] / fs
+        if b > a:
+            bounds.append((a, b))
+    t = 0.0
+    for a, b in bounds:
+        if a > t:
+            out.append((t, a, False))
+        out.append((a, b, True))
+        t = b
+    if t < duration:
+        out.append((t, duration, False))
+    return out

@@ -1,0 +1,80 @@
+"""The beats method: R-R features of hand-made beats, Viterbi over beats, beats found in pieces, and real records end to end."""
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+from ecgrhythm.episodes.beats import FEATURE_NAMES, beat_features, beat_stretches, record_beats, viterbi_af
+from ecgrhythm.episodes.finder import EpisodeParams, record_episodes, stream_episodes
+from ecgrhythm.episodes.windows import WindowProbabilities
+from ecgrhythm.inference.classifier import RhythmClassifier
+from ecgrhythm.preprocessing.rpeaks import detect_beats
+from ecgrhythm.records import open_wfdb, read_record
+
+BEATS = EpisodeParams(method="beats")
+
+
+def _beats(rr_s, fs=200.0):
+    return np.round(np.concatenate([[0.0], np.cumsum(rr_s)]) * fs).astype(int)
+
+
+def test_irregular_intervals_score_higher_than_regular_and_bigeminy():
+    rng = np.random.default_rng(0)
+    regular = beat_features(_beats(np.full(60, 0.8)), 200.0)
+    af = beat_features(_beats(rng.uniform(0.4, 1.0, 60)), 200.0)
+    bigeminy = beat_features(_beats(np.tile([0.5, 1.0], 30)), 200.0)
+    col = {name: i for i, name in enumerate(FEATURE_NAMES)}
+    assert regular.shape == (61, len(FEATURE_NAMES)) and np.isfinite(af).all()
+    assert np.median(af[:, col["msd16"]]) > np.median(regular[:, col["msd16"]]) + 2
+    # bigeminy is as irregular beat to beat as AF, but repeats every two beats
+    assert np.median(bigeminy[:, col["lag2_16"]]) < np.median(af[:, col["lag2_16"]]) - 2
+    assert np.median(bigeminy[:, col["pattern16"]]) < np.log(0.1) < np.median(af[:, col["pattern16"]])  # log-scaled
+    assert beat_features(np.array([0, 100]), 200.0).shape == (2, len(FEATURE_NAMES))
+
+
+def test_viterbi_keeps_a_run_and_ignores_a_lone_beat():
+    logit = np.full(100, -3.0)
+    logit[30:60] = 3.0  # a 30-beat AF run
+    logit[80] = 5.0  # one odd beat
+    states = viterbi_af(logit, switch_cost=10.0)
+    assert states[30:60].all() and not states[:30].any() and not states[60:].any()
+    assert viterbi_af(logit, switch_cost=0.0)[80]  # without a cost each beat follows its own evidence
+    assert viterbi_af(np.zeros(0), 10.0).shape == (0,)
+
+
+def test_stretches_run_from_the_first_af_beat_to_the_last():
+    beats = _beats(np.full(99, 0.5))  # 100 beats, 0.5 s apart, 50 s at 200 Hz
+    p = np.where((np.arange(21) >= 8) & (np.arange(21) <= 12), 0.999, 0.001)
+    starts = np.arange(21) * 2.0
+    windows = WindowProbabilities(starts, starts + 10.0, np.stack([1 - p, p], axis=1), ["N", "A"], 50.0)
+    stretches = beat_stretches(windows, beats, 200.0, 10000, EpisodeParams(method="beats", beat_switch_cost=5.0))
+    assert [s[2] for s in stretches] == [False, True, False]
+    (a, b, _) = stretches[1]
+    assert a * 200 in beats and b * 200 in beats and 19 <= a <= 22 and 28 <= b <= 31  # on beats, around the AF windows (centred 21-29 s)
+    assert all(x[1] == y[0] for x, y in pairwise(stretches)) and stretches[-1][1] == 50.0
+
+
+def test_beats_found_in_pieces_are_the_beats_of_the_whole_lead(cpsc2021_dir):
+    record = read_record(cpsc2021_dir / "data_21_8.hea")  # 518 s: two pieces of 300 s
+    signal = record.signal[:, 0]
+    whole = detect_beats(signal, record.fs)
+    pieces = record_beats(lambda a, b: signal[a:b], record.fs, len(signal))
+    assert len(pieces) == pytest.approx(len(whole), rel=0.01) and (np.diff(pieces) > 0).all()
+    assert np.mean(np.min(np.abs(pieces[:, None] - whole[None, :]), axis=1) <= 2) > 0.98
+
+
+def test_beats_method_on_a_real_record_streamed_and_whole(cpsc2021_dir):
+    from ecgrhythm.episodes.annotations import read_rhythm_annotations
+    from ecgrhythm.scoring.episodes import af_burden
+
+    clf = RhythmClassifier.load()
+    header = cpsc2021_dir / "data_101_8.hea"
+    whole = record_episodes(clf, read_record(header), params=BEATS)
+    with open_wfdb(header) as stream:
+        assert stream_episodes(clf, stream, params=BEATS, piece_s=30.0) == whole
+    truth = read_rhythm_annotations(header)
+    eps = whole.episodes
+    assert eps[0].start_s == 0.0 and all(a.end_s == b.start_s and a.label != b.label for a, b in pairwise(eps))
+    assert whole.record_class == "paroxysmal"
+    assert abs(whole.af_burden - af_burden(truth.af_intervals(), truth.n_samples)) < 0.1
