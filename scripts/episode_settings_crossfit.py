@@ -1,101 +1,87 @@
-"""How well each network finds AF episodes when the episode settings are fitted without the patient scored.
+"""Every episode score of the windows and beats methods, with settings fitted without the records scored.
 
-The episode finder's settings (`EpisodeParams` defaults) were fitted with the shipped network on the 18
-records of the cpsc2021 sample, and its score there (2.111) is scored on the same records. To compare
-networks fairly, this script scores every record under a grid of settings (window probabilities computed
-once per record, at the default window and hop, from a folder's first network as `episodes` does, or from all
-its networks averaged with `--all-networks`), then, for each of the sample's patients (the record name
-before its last `_`), picks the settings with the best mean CPSC 2021 score on the other patients' records
-and scores that patient's records with them: a leave-one-patient-out fit. It prints, per network, the
-score (and the mean AF burden error) at the default settings, the best in-sample score of the grid (and the settings that give it) and the
-cross-fitted score.
+Leave one patient out on the cpsc2021 sample (the record name before its last `_` is the patient), and
+grouped folds of long records joined from CinC 2017 records (each source record in one fold; the
+shipped networks saw every CinC record, so the network part is in-sample there: the cpsc2021 numbers
+are the ones to weigh). Per fold, each method's settings (and the beats method's model) are fitted on
+the other folds (:mod:`ecgrhythm.lab.episode_cv`). It prints, per fold, the CPSC 2021 score, AF burden
+error (points) and boundary F1 within 3 s of each method, then for each method and data set the CPSC
+2021 score, burden error, episode sensitivity and PPV, boundary F1 within 3 s and AF F1 per second of
+the held-out records pooled, and the shipped defaults' scores (fitted on the cpsc2021 sample: in-sample).
 
-About 35 s per network on a 2-core CPU. Example:
+Window probabilities (the model's first network, at the default window and hop) and beats are cached
+under `runs/episodes/` (about 30 s for the sample and 50 s for the joins on a 2-core CPU the first
+time); then the run takes a few minutes. Example:
 
-    .venv/bin/python scripts/episode_settings_crossfit.py models/cinc2017 runs/crossval/seed1/fold0
+    .venv/bin/python scripts/episode_settings_crossfit.py
+    .venv/bin/python scripts/episode_settings_crossfit.py --fit-beat-model   # the shipped BeatModel's numbers
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import dataclasses
 
 import numpy as np
 
-from ecgrhythm.episodes.annotations import read_rhythm_annotations
-from ecgrhythm.episodes.finder import EpisodeParams, collect_windows, episodes_from_windows, iter_window_probabilities
-from ecgrhythm.evaluation.episodes import annotated_records, score_record
-from ecgrhythm.inference.classifier import RhythmClassifier
-from ecgrhythm.records import read_record
-
-GRID = {
-    "switch_prob": (0.01, 0.05),
-    "emission_scale": (0.5, 1.0),
-    "pull": (0.2, 1.0),
-    "irregularity": (0.1, 0.2),
-    "refine_s": (3.0, 6.0),
-    "emission_bias": (-2.0, -1.0, 0.0, 1.0),
-}
+from ecgrhythm.episodes.params import EpisodeParams
+from ecgrhythm.lab.episode_cv import (
+    BEAT_GRID,
+    cross_validate,
+    fit_beat_model,
+    fold_groups,
+    fold_table,
+    grid_params,
+    score_grid,
+    summary_line,
+)
+from ecgrhythm.lab.episode_data import CPSC_DIR, cpsc2021_cases, joined_cases
 
 
-def record_scores(model, paths, grid, networks: int | None = 1) -> tuple[np.ndarray, np.ndarray]:
-    """CPSC 2021 score and AF burden error, each `(n_records, n_settings)`, of one model's episodes under each setting.
-
-    The windows' probabilities are those of the model's first `networks` networks (`None`: all), as `EpisodeParams.networks`.
-    """
-    clf = RhythmClassifier.load(model)
-    scores, burden_errors = np.zeros((len(paths), len(grid))), np.zeros((len(paths), len(grid)))
-    for i, path in enumerate(paths):
-        record, truth = read_record(path), read_rhythm_annotations(path)
-        one, lead = clf.choose_lead(record, None)
-        signal = one.signal[:, 0]
-        stream = iter_window_probabilities(clf, [signal], one.fs, lead=lead, params=EpisodeParams(networks=networks))
-        windows = collect_windows(stream, clf.classes_, one.n_samples / one.fs)
-
-        def read(a, b, signal=signal):
-            return signal[a:b]
-
-        for j, params in enumerate(grid):
-            found = episodes_from_windows(windows, read, one.fs, one.n_samples, record_name=record.record_name, lead=lead, params=params)
-            scored = score_record(found, truth)
-            scores[i, j], burden_errors[i, j] = scored["cpsc2021_score"], scored["burden_error"]
-    return scores, burden_errors
-
-
-def leave_one_patient_out(scores: np.ndarray, patients: np.ndarray) -> np.ndarray:
-    """Index `(n_records,)` of the setting each record is scored with: the best on the other patients' records."""
-    chosen = np.zeros(len(scores), dtype=int)
-    for patient in np.unique(patients):
-        held = patients == patient
-        chosen[held] = int(np.argmax(scores[~held].mean(axis=0)))
-    return chosen
+def _rounded(value):
+    return tuple(round(float(v), 4) for v in value) if isinstance(value, tuple) else round(float(value), 4)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", metavar="MODEL_DIR")
-    parser.add_argument("--data", default="../shared/data/cpsc2021-sample", help="WFDB records with .atr rhythm annotations")
-    parser.add_argument(
-        "--all-networks", action="store_true", help="average every network of a folder in the windows (default: its first, as `episodes` does)"
-    )
+    parser.add_argument("--model", default=None, metavar="MODEL_DIR", help="model folder (default: the shipped one)")
+    parser.add_argument("--data", default=str(CPSC_DIR), help="WFDB records with .atr rhythm annotations")
+    parser.add_argument("--joined", type=int, default=12, help="joined CinC 2017 records (10 min, 200 Hz, seed 0)")
+    parser.add_argument("--joined-folds", type=int, default=4, help="folds of the joined records")
+    parser.add_argument("--fit-beat-model", action="store_true", help="fit the beats model on all records and print it and its settings")
     args = parser.parse_args()
-    paths = annotated_records(args.data)
-    patients = np.array([p.stem.rsplit("_", 1)[0] for p in paths])
-    grid = [EpisodeParams(**dict(zip(GRID, values))) for values in itertools.product(*GRID.values())]
-    default = grid.index(EpisodeParams())
-    print(f"{len(paths)} records of {len(np.unique(patients))} patients; {len(grid)} settings")
-    for model in args.models:
-        scores, burden_errors = record_scores(model, paths, grid, None if args.all_networks else 1)
-        rows = np.arange(len(paths))
-        crossfit = leave_one_patient_out(scores, patients)
-        best = int(np.argmax(scores.mean(axis=0)))
-        changed = {name: getattr(grid[best], name) for name in GRID if getattr(grid[best], name) != getattr(EpisodeParams(), name)}
+    cpsc = cpsc2021_cases(args.model, data_dir=args.data)
+    joined = joined_cases(args.joined, model_dir=args.model) if args.joined else []
+    if args.fit_beat_model:
+        model = fit_beat_model(cpsc + joined, cpsc)
+        rows = score_grid(cpsc, grid_params(BEAT_GRID), model)
+        best = int(np.argmax(np.mean([[r["cpsc2021_score"] for r in row] for row in rows], axis=0)))
+        print(dataclasses.replace(model, **{f.name: _rounded(getattr(model, f.name)) for f in dataclasses.fields(model)}))
+        print("settings (best on the cpsc2021 sample, in-sample):", grid_params(BEAT_GRID)[best])
+        return
+    folds = fold_groups(cpsc)
+    print(f"cpsc2021 sample: {len(cpsc)} records of {len(np.unique(folds))} patients, leave one patient out")
+    result = cross_validate(cpsc, folds, joined)
+    print(fold_table(cpsc, folds, result))
+    for fold in result["folds"]:
         print(
-            f"{model}: CPSC 2021 score (AF burden error): default settings {scores[:, default].mean():.3f} "
-            f"({burden_errors[:, default].mean():.1%}); best of the grid in-sample {scores[:, best].mean():.3f} "
-            f"({burden_errors[:, best].mean():.1%}; changes from the defaults: {changed or 'none'}); "
-            f"fitted leaving each patient out {scores[rows, crossfit].mean():.3f} ({burden_errors[rows, crossfit].mean():.1%})"
+            f"  {fold['cases'][0].rsplit('_', 1)[0]}: windows {fold['windows']}; beats {fold['beats']}, blend {np.round(fold['blend'], 2).tolist()}"
         )
+    for method in ("windows", "beats"):
+        print(summary_line(method, result[method]))
+    for method in ("windows", "beats"):
+        rows = [row[0] for row in score_grid(cpsc, [EpisodeParams(method=method)])]
+        print(summary_line(f"{method} at the shipped defaults (fitted on this sample)", rows))
+    if joined:
+        jfolds = fold_groups(joined, args.joined_folds)
+        print(f"\njoined CinC 2017 records: {len(joined)} of 10 min, {args.joined_folds} folds (network in-sample)")
+        jresult = cross_validate(joined, jfolds, cpsc, blend_on_cases=False)
+        print(fold_table(joined, jfolds, jresult))
+        for method in ("windows", "beats"):
+            print(summary_line(method, jresult[method]))
+        for method in ("windows", "beats"):
+            rows = [row[0] for row in score_grid(joined, [EpisodeParams(method=method)])]
+            print(summary_line(f"{method} at the shipped defaults (fitted on the cpsc2021 sample)", rows))
 
 
 if __name__ == "__main__":
