@@ -82,3 +82,16 @@ def test_a_text_file_of_paths_classifies_those_records_on_ray(ray_session, folde
     assert status == 1 and [line for line in err if "missing.hea" in line]
     with open(tmp_path / "listed.csv", newline="") as f:
         assert [row[0] for row in list(csv.reader(f))[1:]] == ["A00003", "A00001"]
+
+
+def test_ray_engine_answers_a_long_record_from_its_episodes_as_the_local_engine(ray_session, cpsc2021_dir, tmp_path, capsys):
+    out = tmp_path / "long"
+    out.mkdir()
+    for suffix in (".hea", ".dat"):
+        shutil.copy(cpsc2021_dir / f"data_101_8{suffix}", out)  # 121 s, over the networks' training length
+    assert _classify(capsys, out, "-o", tmp_path / "local.csv")[0] == 0
+    assert _classify(capsys, out, "-o", tmp_path / "ray.csv", "--engine", "ray", "--workers", "1")[0] == 0
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    with open(tmp_path / "ray.csv", newline="") as f:
+        header, row = list(csv.reader(f))
+    assert header[-2:] == ["af_burden", "record_class"] and row[-1] in ("paroxysmal", "persistent") and row[1] == "A"

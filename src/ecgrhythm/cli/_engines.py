@@ -1,6 +1,6 @@
 """`classify`'s engines (this process, or a Ray cluster) and its output tables (CSV to a file or standard output, or Parquet for `.parquet`).
 
-A record longer than the networks' training length is answered from its AF episodes in this process
+A record longer than the networks' training length is answered from its AF episodes on either engine
 (:mod:`ecgrhythm.episodes.answers`: its label follows them, and the table gives its AF burden and CPSC 2021 class).
 """
 
@@ -52,7 +52,7 @@ def _positive(text: str) -> int:
 def batches(args, classifier, paths, progress=None):
     """Yield the iterator of `(prediction, failures)` per chunk of `args.engine` over `paths`.
 
-    `progress(done_s, total_s)` hears how far a long record read in pieces is (this process only). In this process,
+    `progress(done_s, total_s)` hears how far a long record read in pieces is (this process only). On both engines,
     records longer than the networks' training length are answered from their episodes
     (:class:`~ecgrhythm.episodes.answers.LongRecordAnswer`).
 
@@ -67,6 +67,7 @@ def batches(args, classifier, paths, progress=None):
 
         yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead, progress=progress, long_records=LongRecordAnswer(classifier))
         return
+    from ecgrhythm.episodes.answers import LongRecordAnswer
     from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster, require_ray
 
     try:
@@ -77,7 +78,7 @@ def batches(args, classifier, paths, progress=None):
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     with ray_cluster(args.address, args.workers):
         load = functools.partial(common.load_classifier, args.model, args.backend)
-        yield iter_classify_ray(load, paths, classifier.classes_, fs=args.fs, lead=args.lead, workers=args.workers)
+        yield iter_classify_ray(load, paths, classifier.classes_, fs=args.fs, lead=args.lead, workers=args.workers, long_records=LongRecordAnswer)
 
 
 def is_parquet(out) -> bool:

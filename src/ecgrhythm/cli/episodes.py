@@ -13,7 +13,8 @@ def add_parser(sub):
         help="AF episodes, AF burden and record class of long records into CSVs",
         description="Find the rhythm episodes of ECG records with overlapping windows, a hidden Markov model and R peaks. "
         "Writes one row per episode (record, lead, start_s, end_s, label, probability), to standard output or to --output; "
-        "the episodes of a record cover it from start to end. --summary adds one row per record: duration, AF burden, "
+        "the episodes of a record cover it from start to end, and agree with the label 'ecgrhythm classify' gives it; a record over 65 s "
+        "with several leads and no --lead has its lead chosen per 10-minute stretch by signal quality, and each episode names its lead. --summary adds one row per record: duration, AF burden, "
         "AF episodes, the longest, and the CPSC 2021 record class (non-AF, paroxysmal, persistent). Status lines, warnings "
         "and, on a terminal, progress bars (records, and hours of signal of a long record) go to standard error. "
         "WFDB records over an hour are read in pieces "

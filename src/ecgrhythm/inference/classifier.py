@@ -29,20 +29,17 @@ Example:
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ecgrhythm.inference.backend import default_model_dir, load_backend
 from ecgrhythm.inference.forward import BATCH_SIZE, average_by_owner, chunk_bounds, predict_signals, run_signals, split_long
 from ecgrhythm.inference.predictions import Prediction, Segment, window_bounds
-from ecgrhythm.inference.signals import SignalsMixin, signal_list
+from ecgrhythm.inference.signals import SignalsMixin
 from ecgrhythm.inference.timeline import TimelineMixin
 from ecgrhythm.preprocessing.batching import bucket_lengths
 from ecgrhythm.preprocessing.leads import choose_lead, input_columns
 from ecgrhythm.preprocessing.pipeline import preprocess_signal
-from ecgrhythm.preprocessing.plausibility import warn_if_implausible
-from ecgrhythm.records import EcgRecord, read_record
+from ecgrhythm.records import EcgRecord
 from ecgrhythm.scoring.calibration import calibrate_probabilities, invalid_probability_rows
 from ecgrhythm.utils.validation import check_positive_int
 
@@ -334,43 +331,3 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
             return [self.classes_[i] for i in np.argmax(probabilities, axis=1)]
         present = np.asarray(probabilities) >= self.thresholds_[None, :]
         return [" ".join(c for c, p in zip(self.classes_, row) if p) or NO_LABEL for row in present]
-
-    def predict_records(self, records, fs: float | None = None) -> Prediction:
-        """Classify records given as file paths or :class:`~ecgrhythm.records.EcgRecord` objects.
-
-        Args:
-            records: one record or a list of them: paths of any format :func:`~ecgrhythm.records.read_record`
-                reads (a `.hea` header, a bare WFDB record name, `.mat`, `.csv`, `.npy`), or records.
-            fs: sampling rate (Hz) of the files without a header (`.csv`, `.npy`, bare `.mat`); required for them.
-                WFDB headers and records carry their own.
-
-        Returns:
-            The names, labels and calibrated probabilities `(n_records, n_classes)` of the records, in order.
-
-        Raises:
-            RecordError: a record cannot be read or used, or a file without a header is given without `fs`
-                (see :func:`ecgrhythm.inference.streaming.classify_files` to keep going past failures).
-            NotFittedError: the classifier was not created with :meth:`load`.
-
-        Warns:
-            ImplausibleRecordWarning: the heart rate, R-wave width or amplitude the record implies is not
-                physiological at its rate (a wrong `fs`, or microvolts read as millivolts); the record is still
-                classified. `warnings.simplefilter("error", ImplausibleRecordWarning)` makes it an error.
-
-        Example:
-            >>> import ecgrhythm
-            >>> clf = ecgrhythm.RhythmClassifier.load()
-            >>> result = clf.predict_records(["../shared/data/cinc2017/A00001.hea", "../shared/data/cinc2017/A00004.hea"])
-            >>> result.names, result.labels
-            (['A00001', 'A00004'], ['N', 'A'])
-            >>> result.probabilities.shape
-            (2, 4)
-        """
-        self._check_fitted()
-        records = signal_list(records, "records", (str, os.PathLike, EcgRecord))[0]
-        records = [r if isinstance(r, EcgRecord) else read_record(r, fs=fs) for r in records]
-        taken = [self.choose_lead(r)[0] for r in records]  # the lead chosen once, by quality, as classify_files does
-        for one in taken:  # warns (ImplausibleRecordWarning) when the rate or the unit looks wrong; never changes the result
-            warn_if_implausible(one.signal, one.fs, one.record_name)
-        probs = self.predict_prepared([self.prepare(one) for one in taken])
-        return Prediction([r.record_name for r in records], self.labels_from_proba(probs), probs, self.classes_)

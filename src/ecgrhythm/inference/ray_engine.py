@@ -3,7 +3,8 @@
 The record paths become a Ray dataset; a pool of actors, each of which loads
 the model once, classifies batches of paths with the local engine
 (:func:`ecgrhythm.inference.streaming.classify_files`: the same reading, preprocessing,
-bucketing and failure reasons), and the results come back in input order. A
+bucketing and failure reasons, and the same answer for a record longer than the networks' training length, from
+its AF episodes: :mod:`ecgrhythm.episodes.answers`), and the results come back in input order. A
 bad record is a failure row of its batch, never a stop. The record files and
 the model must be reachable at the same paths on every node (a shared or
 network file system; the shipped model is inside the package). An actor loads
@@ -103,25 +104,39 @@ def ray_cluster(address: str | None = None, workers: int | None = None):
 class _Worker:
     """A Ray actor: loads the classifier once, then classifies batches of paths with the local engine."""
 
-    def __init__(self, load, fs, lead):
+    def __init__(self, load, fs, lead, long_records=None):
         self.classifier = load()
         self.fs, self.lead = fs, lead
+        self.long_records = None if long_records is None else long_records(self.classifier)
 
     def __call__(self, batch: dict) -> dict:
         paths = [str(p) for p in batch["path"]]
-        prediction, failures = classify_files(self.classifier, paths, fs=self.fs, lead=self.lead)
+        prediction, failures = classify_files(self.classifier, paths, fs=self.fs, lead=self.lead, long_records=self.long_records)
         n_classes = len(self.classifier.classes_)
+        burdens = [np.nan if v is None else v for v in prediction.af_burden]
         return {
             "record": np.array(prediction.names + [""] * len(failures), dtype=object),
             "label": np.array(list(prediction.labels) + [""] * len(failures), dtype=object),
             "lead": np.array([v or "" for v in prediction.leads] + [""] * len(failures), dtype=object),
             "probabilities": np.concatenate([prediction.probabilities.reshape(-1, n_classes), np.full((len(failures), n_classes), np.nan)]),
+            "af_burden": np.array(burdens + [np.nan] * len(failures), dtype=np.float64),
+            "record_class": np.array([v or "" for v in prediction.record_class] + [""] * len(failures), dtype=object),
             "failed_path": np.array([""] * len(prediction.names) + [p for p, _ in failures], dtype=object),
             "reason": np.array([""] * len(prediction.names) + [r for _, r in failures], dtype=object),
         }
 
 
-def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=None, workers: int | None = None, batch_records: int = BATCH_RECORDS):
+def iter_classify_ray(
+    load,
+    paths,
+    classes,
+    *,
+    fs: float | None = None,
+    lead=None,
+    workers: int | None = None,
+    batch_records: int = BATCH_RECORDS,
+    long_records=None,
+):
     """Classify files with a pool of Ray actors, in input order, keeping going past bad files.
 
     Ray must be initialised (see :func:`ray_cluster`).
@@ -136,6 +151,11 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=Non
         lead: the lead a single-lead model takes from multi-lead records (name or index; default lead I, else the first, unless it is unusable and another is clean).
         workers: actors in the pool (default: the cluster's CPUs).
         batch_records: paths per actor call, at most (a small job is spread evenly over the workers).
+        long_records: a picklable function of a loaded classifier giving the record-level rule that
+            :func:`~ecgrhythm.inference.streaming.classify_files` takes (the class
+            :class:`~ecgrhythm.episodes.answers.LongRecordAnswer` itself), made once in each actor, so a record longer
+            than the networks' training length is answered from its AF episodes as the local engine does; `None`:
+            every label is the networks'.
 
     Yields:
         `(prediction, failures)` per batch, in input order: a
@@ -159,7 +179,7 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=Non
     batch_records = min(batch_records, math.ceil(len(paths) / workers))
     dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=math.ceil(len(paths) / batch_records)).map_batches(
         _Worker,
-        fn_constructor_kwargs={"load": load, "fs": fs, "lead": lead},
+        fn_constructor_kwargs={"load": load, "fs": fs, "lead": lead, "long_records": long_records},
         batch_size=batch_records,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
@@ -170,5 +190,7 @@ def iter_classify_ray(load, paths, classes, *, fs: float | None = None, lead=Non
         ok = batch["failed_path"] == ""
         probs = np.asarray(batch["probabilities"], dtype=np.float64)[ok].reshape(-1, len(classes))
         leads = [str(v) or None for v in batch["lead"][ok]]
-        prediction = Prediction([str(n) for n in batch["record"][ok]], [str(v) for v in batch["label"][ok]], probs, classes, leads)
+        burdens = [None if np.isnan(v) else float(v) for v in np.asarray(batch["af_burden"], dtype=np.float64)[ok]]
+        kinds = [str(v) or None for v in batch["record_class"][ok]]
+        prediction = Prediction([str(n) for n in batch["record"][ok]], [str(v) for v in batch["label"][ok]], probs, classes, leads, burdens, kinds)
         yield prediction, [(str(p), str(r)) for p, r in zip(batch["failed_path"][~ok], batch["reason"][~ok])]

@@ -1,11 +1,13 @@
-"""Classifying signals given as NumPy arrays or records: the classifier's `predict`, `predict_proba` and `predict_arrays`.
+"""Classifying records and signals given as NumPy arrays: the classifier's `predict_records`, `predict`, `predict_proba` and `predict_arrays`.
 
 As in scikit-learn and NeuroKit2, one signal gives one answer and a list (or tuple) of signals a list of
 answers, and arrays come with their rate (`fs=`): :func:`signal_list` tells one signal from a list,
 :func:`array_record` makes an array sampled at `fs` Hz an :class:`~ecgrhythm.records.EcgRecord`, and
 :func:`as_records` does both for a mix of arrays and records. :class:`SignalsMixin` gives
 :class:`~ecgrhythm.inference.classifier.RhythmClassifier` the methods, which hand the records to its
-`predict_records`: the same road to the networks, and the same calibrated probabilities, as files take.
+`predict_records`: the same road to the networks, and the same calibrated probabilities, as files take; given the
+record-level rule (`long_records=`, :mod:`ecgrhythm.episodes.answers`), the same answer for a record longer than the
+networks' training length, through :func:`answered_prediction`, which every route shares.
 Errors name the argument (`fs`, `x`), never a command-line flag.
 """
 
@@ -17,9 +19,10 @@ import os
 import numpy as np
 
 from ecgrhythm.inference.predictions import Prediction
-from ecgrhythm.records import EcgRecord, RecordError, check_fs
+from ecgrhythm.preprocessing.plausibility import warn_if_implausible
+from ecgrhythm.records import EcgRecord, RecordError, check_fs, read_record
 
-__all__ = ["SignalsMixin", "signal_list", "check_array_fs", "array_record", "as_records"]
+__all__ = ["SignalsMixin", "signal_list", "check_array_fs", "array_record", "as_records", "answered_prediction"]
 
 _FS_FIX = "pass fs=, the sampling rate in Hz"
 
@@ -143,8 +146,77 @@ def _refuse_path(x, argument: str) -> None:
         )
 
 
+def answered_prediction(classifier, names, leads, probabilities: np.ndarray, answers) -> Prediction:
+    """The :class:`~ecgrhythm.inference.predictions.Prediction` of records with their answers applied: what every route gives.
+
+    Args:
+        classifier: the loaded classifier that gave `probabilities`.
+        names: the records' names.
+        leads: the lead each was classified from (`None` for a multi-lead model).
+        probabilities: float array `(n_records, n_classes)`, their whole-record probabilities.
+        answers: each record's answer (a :class:`~ecgrhythm.episodes.answers.RecordAnswer`: `label`, `af_burden`,
+            `record_class`), or `None` for one the rule leaves to the networks.
+
+    Returns:
+        Each label the answer's where there is one, else the networks' (:meth:`RhythmClassifier.labels_from_proba`),
+        with the answers' AF burden and class (`None` for the others).
+    """
+    answers = list(answers)
+    labels = [a.label if a is not None else label for a, label in zip(answers, classifier.labels_from_proba(probabilities), strict=True)]
+    burdens = [None if a is None else a.af_burden for a in answers]
+    classes = [None if a is None else a.record_class for a in answers]
+    return Prediction(list(names), labels, probabilities, list(classifier.classes_), list(leads), burdens, classes)
+
+
 class SignalsMixin:
-    """`predict`, `predict_proba` and `predict_arrays` of a classifier, on top of its `predict_records`."""
+    """`predict_records`, and `predict`, `predict_proba` and `predict_arrays` on top of it, of a classifier."""
+
+    def predict_records(self, records, fs: float | None = None, *, long_records=None) -> Prediction:
+        """Classify records given as file paths or :class:`~ecgrhythm.records.EcgRecord` objects.
+
+        Args:
+            records: one record or a list of them: paths of any format :func:`~ecgrhythm.records.read_record`
+                reads (a `.hea` header, a bare WFDB record name, `.mat`, `.csv`, `.npy`), or records.
+            fs: sampling rate (Hz) of the files without a header (`.csv`, `.npy`, bare `.mat`); required for them.
+                WFDB headers and records carry their own.
+            long_records: the record-level rule, as :func:`~ecgrhythm.inference.streaming.classify_files` takes it
+                (a :class:`~ecgrhythm.episodes.answers.LongRecordAnswer`, the stage above this one): a record it
+                applies to is answered from its AF episodes; `None`: every label is the networks'.
+
+        Returns:
+            The names, labels, calibrated probabilities `(n_records, n_classes)` and leads of the records, in order.
+            With `long_records`, a record longer than the networks' training length gets the answer of its AF
+            episodes, its `af_burden` and `record_class`, as `classify_files` and `ecgrhythm classify` give them
+            (:mod:`ecgrhythm.episodes.answers`; its label follows its episodes, its probabilities stay the networks').
+
+        Raises:
+            RecordError: a record cannot be read or used, or a file without a header is given without `fs`
+                (see :func:`ecgrhythm.inference.streaming.classify_files` to keep going past failures).
+            NotFittedError: the classifier was not created with :meth:`load`.
+
+        Warns:
+            ImplausibleRecordWarning: the heart rate, R-wave width or amplitude the record implies is not
+                physiological at its rate (a wrong `fs`, or microvolts read as millivolts); the record is still
+                classified. `warnings.simplefilter("error", ImplausibleRecordWarning)` makes it an error.
+
+        Example:
+            >>> import ecgrhythm
+            >>> clf = ecgrhythm.RhythmClassifier.load()
+            >>> result = clf.predict_records(["../shared/data/cinc2017/A00001.hea", "../shared/data/cinc2017/A00004.hea"])
+            >>> result.names, result.labels
+            (['A00001', 'A00004'], ['N', 'A'])
+            >>> result.probabilities.shape
+            (2, 4)
+        """
+        self._check_fitted()
+        records = signal_list(records, "records", (str, os.PathLike, EcgRecord))[0]
+        records = [r if isinstance(r, EcgRecord) else read_record(r, fs=fs) for r in records]
+        chosen = [self.choose_lead(r) for r in records]  # the lead chosen once, by quality, as classify_files does
+        for one, _ in chosen:  # warns (ImplausibleRecordWarning) when the rate or the unit looks wrong; never changes the result
+            warn_if_implausible(one.signal, one.fs, one.record_name)
+        probs = self.predict_prepared([self.prepare(one) for one, _ in chosen])
+        answers = [None if long_records is None else long_records.answer(record, row) for record, row in zip(records, probs)]
+        return answered_prediction(self, [r.record_name for r in records], [name for _, name in chosen], probs, answers)
 
     def predict(self, x, fs: float | None = None):
         """The label of one signal, or of each of a list of signals.
