@@ -74,21 +74,34 @@ def test_a_long_upload_needs_a_raised_limit(tiny_model_dir, cpsc2021_dir):
         assert response.status_code == status, response.text
 
 
-def test_a_long_upload_gets_the_answer_of_its_episodes_and_a_short_one_the_networks(server, cpsc2021_dir):
+def test_a_long_upload_gets_the_answer_of_its_episodes_and_its_picture_and_a_short_one_the_networks(server, cpsc2021_dir):
+    import base64
+    import io
+
+    from PIL import Image
+
     from ecgrhythm.episodes.answers import LongRecordAnswer, record_answer
 
     url, clf = server
+    rule = LongRecordAnswer(clf)
     for name, long in (("data_101_8", True), ("data_92_12", False)):  # 121 s and 49 s, both paroxysmal AF
         header = cpsc2021_dir / f"{name}.hea"
         record = read_record(header)
-        assert LongRecordAnswer(clf).applies(record.duration_s) is long
+        assert rule.applies(record.duration_s) is long
         body = _post(url, header).json()
         probs = np.array([body["probabilities"][c] for c in body["classes"]])
-        found = record_episodes(clf, record)
+        one = clf.choose_lead(record)[0]
+        found = rule.agreeing(record_episodes(clf, one), one)  # what `ecgrhythm episodes` gives
+        assert (body["label"] == "A") == (found.record_class != "non-AF")  # the label and the episodes agree
+        assert [e["label"] for e in body["episodes"]] == [e.label for e in found.episodes]
+        assert body["af_burden"] == pytest.approx(found.af_burden, abs=1e-4)
         if long:
             expected = record_answer(probs, body["classes"], found)
             assert (body["label"], body["record_class"]) == (expected.label, expected.record_class)
-            assert (body["label"] == "A") == (body["record_class"] != "non-AF")
+            prefix = "data:image/png;base64,"
+            assert body["picture"].startswith(prefix)
+            with Image.open(io.BytesIO(base64.b64decode(body["picture"][len(prefix) :]))) as image:  # the picture of `episodes --plot`
+                assert image.format == "PNG" and image.size == (1600, 700)
         else:
             assert body["label"] == body["classes"][int(np.argmax(probs))] and body["record_class"] is None
-        assert body["af_burden"] == pytest.approx(found.af_burden, abs=1e-4)
+            assert body["picture"] is None

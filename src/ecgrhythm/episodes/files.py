@@ -4,6 +4,8 @@ What `ecgrhythm episodes` runs: :func:`iter_file_episodes` finds the episodes of
 over an hour are read in pieces, in bounded memory), and :func:`write_episodes` and :func:`write_summary` write
 them as CSV files, replaced atomically. Each file's rate and unit are checked from its signal first
 (:func:`~ecgrhythm.preprocessing.plausibility.warn_if_implausible`, as :mod:`ecgrhythm.inference.streaming` does).
+The episodes are those of the one record-level rule (:meth:`~ecgrhythm.episodes.answers.LongRecordAnswer.agreeing`),
+so they agree with the label `ecgrhythm classify` gives the same file.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from ecgrhythm.episodes.finder import RecordEpisodes, record_episodes, stream_episodes
+from ecgrhythm.episodes.answers import LongRecordAnswer
+from ecgrhythm.episodes.finder import RecordEpisodes
+from ecgrhythm.episodes.leads import LeadEpisodes, find_episodes
 from ecgrhythm.inference.streaming import check_stream_start
 from ecgrhythm.preprocessing.plausibility import ImplausibleRecordWarning, warn_if_implausible
 from ecgrhythm.records import EcgRecord, failure_reason, read_record
@@ -48,13 +52,15 @@ def open_record_file(path, fs: float | None = None):
         yield read_record(path, fs=fs)
 
 
-def _file_episodes(classifier, path: Path, fs: float | None, lead, progress) -> RecordEpisodes:
+def _file_episodes(classifier, path: Path, fs: float | None, lead, progress, rule) -> RecordEpisodes:
     with open_record_file(path, fs) as source:
         if isinstance(source, EcgRecord):
-            warn_if_implausible(classifier.choose_lead(source, lead)[0].signal, source.fs, path)
-            return record_episodes(classifier, source, lead, progress=progress)
+            one = classifier.choose_lead(source, lead)[0]
+            warn_if_implausible(one.signal, source.fs, path)
+            found = find_episodes(classifier, source, lead, progress=progress, per_stretch=rule.applies(source.duration_s))
+            return rule.agreeing(found, one)
         check_stream_start(classifier, source, lead, path)
-        return stream_episodes(classifier, source, lead, progress=progress)
+        return rule.agreeing(find_episodes(classifier, source, lead, progress=progress))
 
 
 def iter_file_episodes(
@@ -77,9 +83,10 @@ def iter_file_episodes(
         The :class:`~ecgrhythm.episodes.finder.RecordEpisodes` of each file that could be used (with its path
         when `paired`).
     """
+    rule = LongRecordAnswer(classifier)
     for path in map(Path, paths):
         try:
-            found = _file_episodes(classifier, path, fs, lead, progress)
+            found = _file_episodes(classifier, path, fs, lead, progress, rule)
         except Exception as exc:  # one bad record fails alone, whatever its kind
             if on_failure is not None:  # an ImplausibleRecordWarning raised as an error says it all
                 on_failure(path, exc.reason if isinstance(exc, ImplausibleRecordWarning) else failure_reason(exc))
@@ -102,13 +109,22 @@ def _write_rows(path, header, rows) -> None:
 def write_episodes(results: list[RecordEpisodes], path) -> None:
     """Write one row per episode (:data:`EPISODE_COLUMNS`; times in seconds from the record's start) to the CSV `path`.
 
+    The `lead` of an episode is the record's, or where its lead was chosen per stretch
+    (:class:`~ecgrhythm.episodes.leads.LeadEpisodes`) the lead under most of the episode; the summary's names the
+    leads used (`I/II`).
+
     `path` is a file name (the file is replaced atomically) or an open text file, such as `sys.stdout`.
     """
     _write_rows(
         path,
         EPISODE_COLUMNS,
-        ([r.record_name, r.lead, f"{e.start_s:.3f}", f"{e.end_s:.3f}", e.label, f"{e.probability:.4f}"] for r in results for e in r.episodes),
+        ([r.record_name, _lead(r, e), f"{e.start_s:.3f}", f"{e.end_s:.3f}", e.label, f"{e.probability:.4f}"] for r in results for e in r.episodes),
     )
+
+
+def _lead(found: RecordEpisodes, episode) -> str | None:
+    """The lead of one episode: the record's, or for a lead chosen per stretch the one under most of the episode."""
+    return found.episode_lead(episode) if isinstance(found, LeadEpisodes) else found.lead
 
 
 def write_summary(results: list[RecordEpisodes], path) -> None:

@@ -29,13 +29,14 @@ import numpy as np
 
 from ecgrhythm.episodes.files import open_record_file
 from ecgrhythm.episodes.finder import RecordEpisodes
+from ecgrhythm.episodes.leads import LeadEpisodes
 from ecgrhythm.episodes.params import AF_LABEL
 from ecgrhythm.preprocessing.leads import lead_index
 from ecgrhythm.preprocessing.pipeline import bandpass
 from ecgrhythm.records import EcgRecord, RecordError
 from ecgrhythm.utils.io import atomic_write, palette_png
 
-__all__ = ["plot_episodes", "write_plot", "time_ticks", "ecg_window", "LABEL_COLOURS", "LABEL_NAMES"]
+__all__ = ["plot_episodes", "plot_png", "write_plot", "time_ticks", "ecg_window", "LABEL_COLOURS", "LABEL_NAMES"]
 
 # The service page's colours and names of the classes (service/static/app.js).
 LABEL_COLOURS = {"N": "#008a63", "A": "#c94f00", "O": "#0067a5", "~": "#7a7a7a"}
@@ -96,6 +97,18 @@ def plot_episodes(found: RecordEpisodes, record, path=None, *, fs: float | None 
         with atomic_write(path, "wb") as f:
             f.write(_png(fig))
     return fig
+
+
+def plot_png(found: RecordEpisodes, record, *, fs: float | None = None) -> bytes:
+    """The picture of :func:`plot_episodes` as the bytes of the PNG file :func:`write_plot` writes (the service's page shows it).
+
+    Args:
+        found, record, fs: as for :func:`plot_episodes`.
+
+    Raises:
+        RecordError: as :func:`plot_episodes`.
+    """
+    return _png(plot_episodes(found, record, fs=fs))
 
 
 def write_plot(found: RecordEpisodes, record, folder, *, fs: float | None = None, taken=()) -> Path:
@@ -215,7 +228,7 @@ def _ecg(found: RecordEpisodes, source, start_s: float, stop_s: float) -> np.nda
             f"is {n_samples} samples at {source.fs:g} Hz, but the episodes are of {found.record_name!r}, "
             f"{found.n_samples} samples at {found.fs:g} Hz: give the record the episodes were found in",
         )
-    column = lead_index(source.sig_name, found.lead, source=name)
+    column = lead_index(source.sig_name, _shown_lead(found, start_s, stop_s), source=name)
     a, b = round(start_s * found.fs), min(n_samples, round(stop_s * found.fs))
     margin = round(2 * found.fs)
     lo, hi = max(0, a - margin), min(n_samples, b + margin)
@@ -226,6 +239,11 @@ def _ecg(found: RecordEpisodes, source, start_s: float, stop_s: float) -> np.nda
     low, high = DISPLAY_BAND_HZ
     filtered = bandpass(piece, found.fs, low, min(high, 0.45 * found.fs))
     return filtered[a - lo : b - lo, 0]
+
+
+def _shown_lead(found: RecordEpisodes, start_s: float, stop_s: float) -> str:
+    """The lead of the seconds of ECG shown: the record's, or where the lead was chosen per stretch the one under them."""
+    return found.lead_between(start_s, stop_s) if isinstance(found, LeadEpisodes) else found.lead
 
 
 def _figure(found: RecordEpisodes, ecg: np.ndarray, start_s: float, why: str, start_time):
@@ -354,7 +372,7 @@ def _draw_paper(ax, found: RecordEpisodes, ecg: np.ndarray, start_s: float, star
     for spine in ax.spines.values():
         spine.set_color(_PAPER["major"])
     ax.set_title(
-        f"{stop_s - start_s:.0f} s of lead {found.lead} at {why}: 25 mm/s, {gain} mm/mV, filtered "
+        f"{stop_s - start_s:.0f} s of lead {_shown_lead(found, start_s, stop_s)} at {why}: 25 mm/s, {gain} mm/mV, filtered "
         f"{DISPLAY_BAND_HZ[0]:g}-{min(DISPLAY_BAND_HZ[1], 0.45 * found.fs):g} Hz (the black frame on the strip)",
         loc="left",
         fontsize=12,

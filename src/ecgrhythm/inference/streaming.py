@@ -20,8 +20,9 @@ unless that warning is turned into an error, which makes the record a failure.
 A record longer than the networks' training length can be answered from its AF episodes (`long_records`, a
 :class:`~ecgrhythm.episodes.answers.LongRecordAnswer` from the stage above, whose docstring gives the rule): its
 label follows its episodes, and the prediction gives its AF burden and CPSC 2021 class. The episodes are found on
-the same read: the record's lead as it was read whole, or the same open stream of a record read in pieces (which
-the episode finder goes through once more). A record whose episodes cannot be found is a failure.
+the same read: the record as it was read whole (all its leads, the lead chosen per stretch:
+:mod:`ecgrhythm.episodes.leads`), or the same open stream of a record read in pieces (which the episode finder goes
+through once more). A record whose episodes cannot be found is a failure.
 
 Example:
 >>> clf = RhythmClassifier.load()                                  # doctest: +SKIP
@@ -39,6 +40,7 @@ import numpy as np
 
 from ecgrhythm.inference.classifier import Prediction
 from ecgrhythm.inference.long_records import classify_stream, stream_columns
+from ecgrhythm.inference.signals import answered_prediction
 from ecgrhythm.preprocessing.leads import check_lead_argument
 from ecgrhythm.preprocessing.plausibility import CHECK_S, ImplausibleRecordWarning, warn_if_implausible
 from ecgrhythm.preprocessing.quality import HEAD_VALUES
@@ -163,9 +165,9 @@ class _Long:
 def _read_records(classifier, paths, fs, lead, stop, long_records=None):
     """Yield `(path, (name, lead, signal, kept))` for each usable record and `(path, reason)` for the others; stops once `stop` is set.
 
-    `kept` is the record's lead as read (an :class:`~ecgrhythm.records.EcgRecord`) when `long_records` answers a
-    record of its length, else `None`. A long WFDB record is not read here: its `signal` is a :class:`_Long` (and
-    its lead not known yet).
+    `kept` is the record as read, all its leads (an :class:`~ecgrhythm.records.EcgRecord`, whose episodes choose
+    their lead per stretch), when `long_records` answers a record of its length, else `None`. A long WFDB record
+    is not read here: its `signal` is a :class:`_Long` (and its lead not known yet).
     """
     for path in paths:
         if stop.is_set():
@@ -177,7 +179,7 @@ def _read_records(classifier, paths, fs, lead, stop, long_records=None):
             record = read_record(path, fs=fs)
             one, name = classifier.choose_lead(record, lead)
             warn_if_implausible(one.signal, one.fs, path)
-            kept = one if long_records is not None and long_records.applies(one.duration_s) else None
+            kept = record if long_records is not None and long_records.applies(one.duration_s) else None
             yield str(path), (record.record_name, name, classifier.prepare(one), kept)
         except RecordError as exc:
             yield str(path), exc.reason
@@ -193,7 +195,7 @@ def _chunks(outcomes, budget: int):
     A record that would take a non-empty chunk over the budget starts the
     next chunk; a full chunk is handed over before the next record is read;
     a long record is a chunk alone; failures hold no samples and join the chunk being built.
-    A record's values are those of its signal and of its lead kept for its episodes.
+    A record's values are those of its signal and of the record kept for its episodes.
     """
     read, failures, held = [], [], 0
     for path, outcome in outcomes:
@@ -240,7 +242,7 @@ def _classify_chunk(classifier, read, failures, fs, lead, progress=None, long_re
     rows, answers = [], []
     for i, item in enumerate(read):
         try:
-            answers.append(None if item[4] is None else long_records(item[4], probs[i], progress=progress))
+            answers.append(None if item[4] is None else long_records(item[4], probs[i], lead=lead, progress=progress))
             rows.append(i)
         except Exception as exc:
             failures = failures + [(item[0], _reason(exc, "its episodes cannot be found"))]
@@ -263,18 +265,9 @@ def _classify_long(classifier, item, failures, fs, lead, progress, long_records)
 
 
 def _prediction(classifier, read, probs, answers) -> Prediction:
-    """The :class:`Prediction` of the records `read` (`(path, name, lead, ...)`): each label the most probable class, or
-    its answer's where `answers` has one (which also gives its AF burden and class)."""
-    labels = [a.label if a is not None else label for a, label in zip(answers, classifier.labels_from_proba(probs))]
-    return Prediction(
-        [item[1] for item in read],
-        labels,
-        probs,
-        list(classifier.classes_),
-        [item[2] for item in read],
-        [None if a is None else a.af_burden for a in answers],
-        [None if a is None else a.record_class for a in answers],
-    )
+    """The :class:`Prediction` of the records `read` (`(path, name, lead, ...)`), their `answers` applied
+    (:func:`~ecgrhythm.inference.signals.answered_prediction`, the one place that does it for every route)."""
+    return answered_prediction(classifier, [item[1] for item in read], [item[2] for item in read], probs, answers)
 
 
 def _reason(exc: Exception, what: str) -> str:

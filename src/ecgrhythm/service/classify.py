@@ -16,7 +16,7 @@ from ecgrhythm.records import EcgRecord, RecordError, read_record
 from ecgrhythm.service.batching import Batcher
 from ecgrhythm.service.examples import find_examples
 from ecgrhythm.service.limits import Limits
-from ecgrhythm.service.payload import display_signal, episodes_payload
+from ecgrhythm.service.payload import display_signal, episodes_payload, picture_payload
 from ecgrhythm.service.uploads import hide_folders
 from ecgrhythm.service.work import Ticket, busy
 
@@ -99,7 +99,7 @@ class Service:
             )
 
     def classify_record(self, record: EcgRecord, ticket: Ticket, *, lead=None) -> dict:
-        """The response body for one record: label, probabilities, segments, episodes and the signal to draw.
+        """The response body for one record: label, probabilities, segments, episodes, the picture of a long one and the signal to draw.
 
         Preparing the signal and the drawing run in this thread; the networks' work goes through the
         batcher, among other requests' work. `ticket` is checked between the steps and before each network call.
@@ -114,7 +114,9 @@ class Service:
         batched = self.batcher.view(ticket)
         with self.batcher.member():
             probs, segments = batched.predict_with_segments(one, WINDOW_S, signal=prepared)
-            answer = episodes_payload(batched, one, probs)
+            answer, found = episodes_payload(batched, record, probs, lead=lead)
+        ticket.check()
+        picture = picture_payload(clf, found, record)  # drawn outside the batcher's members: it sends no network call
         ticket.check()
         classes = list(clf.classes_)
         return {
@@ -137,5 +139,6 @@ class Service:
                 for seg in segments
             ],
             **answer,
+            "picture": picture,
             "signal": signal,
         }

@@ -72,6 +72,7 @@ class Episode(BaseModel):
     end_s: float
     label: str = Field(description="The rhythm class of the episode (`A`: atrial fibrillation).")
     probability: float = Field(description="The mean probability of that class over the episode.")
+    lead: str | None = Field(None, description="The lead the episode was found on (a long record's lead is chosen per 10-minute stretch).")
 
 
 class DisplaySignal(BaseModel):
@@ -99,6 +100,11 @@ class Classification(BaseModel):
     af_burden: float | None = Field(description="Share of the record's time in AF (0 to 1); null as `episodes`.")
     record_class: str | None = Field(
         description="non-AF, paroxysmal or persistent (CPSC 2021), for a record longer than the networks' training length; null otherwise."
+    )
+    picture: str | None = Field(
+        None,
+        description="For a record longer than the networks' training length, the picture of `ecgrhythm episodes --plot` (its rhythm "
+        "strip, AF episodes and 8 s of ECG) as a `data:image/png;base64,` URL; null otherwise.",
     )
     signal: DisplaySignal = Field(description="The record for drawing.")
 

@@ -18,6 +18,7 @@
     tokenBox: $("token-box"), token: $("token"),
     message: $("message"), status: $("status"), modelInfo: $("model-info"),
     result: $("result"), badge: $("label-badge"), labelName: $("label-name"), facts: $("facts"), probabilities: $("probabilities"),
+    picturePanel: $("picture-panel"), picture: $("picture"),
     tracePanel: $("trace-panel"), lead: $("lead"), zoomIn: $("zoom-in"), zoomOut: $("zoom-out"), zoomLevel: $("zoom-level"),
     earlier: $("earlier"), later: $("later"), position: $("position"), positionText: $("position-text"),
     view: $("trace-view"), trace: $("trace"), overview: $("overview"), legend: $("legend"), segments: $("segments"),
@@ -200,10 +201,23 @@
       tr.append(node("td", s.start_s.toFixed(1)), node("td", s.end_s.toFixed(1)), node("td", `${s.label} (${className(s.label)})`), node("td", percent(s.probabilities[s.label])));
       return tr;
     }));
+    showPicture(result);
     state.t0 = 0;
     el.result.hidden = false;
     el.tracePanel.hidden = false;
     draw();
+  }
+
+  // The server's picture of a long record (a data: URL of a PNG), as `ecgrhythm episodes --plot` draws it.
+  function showPicture(result) {
+    if (result.picture) {
+      el.picture.src = result.picture;
+      el.picture.alt = `Rhythm of ${result.record} over the whole recording: AF episodes, AF burden and 8 s of ECG`;
+      el.picturePanel.hidden = false;
+    } else {
+      el.picture.removeAttribute("src");
+      el.picturePanel.hidden = true;
+    }
   }
 
   function afEpisodes(result) { return (result.episodes || []).filter((e) => e.label === "A"); }
@@ -212,6 +226,7 @@
     state.result = null;
     el.result.hidden = true;
     el.tracePanel.hidden = true;
+    showPicture({});
     el.badge.textContent = "";
     el.labelName.textContent = "";
     for (const list of [el.facts, el.probabilities, el.lead, el.legend, el.segments]) list.replaceChildren();
