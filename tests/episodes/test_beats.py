@@ -78,3 +78,11 @@ def test_beats_method_on_a_real_record_streamed_and_whole(cpsc2021_dir):
     assert eps[0].start_s == 0.0 and all(a.end_s == b.start_s and a.label != b.label for a, b in pairwise(eps))
     assert whole.record_class == "paroxysmal"
     assert abs(whole.af_burden - af_burden(truth.af_intervals(), truth.n_samples)) < 0.1
+    # the files' road (`ecgrhythm episodes --episode-method beats`) gives the same episodes: the record is over 65 s
+    from ecgrhythm.cli.common import episode_params
+    from ecgrhythm.episodes.files import iter_file_episodes
+
+    params = episode_params(type("Args", (), {"episode_method": "beats"})())
+    assert params == BEATS
+    (through_files,) = iter_file_episodes(clf, [header], lead="I", params=params)
+    assert through_files.episodes == whole.episodes

@@ -65,7 +65,9 @@ def batches(args, classifier, paths, progress=None):
         from ecgrhythm.episodes.answers import LongRecordAnswer
         from ecgrhythm.inference.streaming import iter_classify_files
 
-        yield iter_classify_files(classifier, paths, fs=args.fs, lead=args.lead, progress=progress, long_records=LongRecordAnswer(classifier))
+        yield iter_classify_files(
+            classifier, paths, fs=args.fs, lead=args.lead, progress=progress, long_records=LongRecordAnswer(classifier, common.episode_params(args))
+        )
         return
     from ecgrhythm.episodes.answers import LongRecordAnswer
     from ecgrhythm.inference.ray_engine import iter_classify_ray, ray_cluster, require_ray
@@ -78,7 +80,15 @@ def batches(args, classifier, paths, progress=None):
         os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     with ray_cluster(args.address, args.workers):
         load = functools.partial(common.load_classifier, args.model, args.backend)
-        yield iter_classify_ray(load, paths, classifier.classes_, fs=args.fs, lead=args.lead, workers=args.workers, long_records=LongRecordAnswer)
+        yield iter_classify_ray(
+            load,
+            paths,
+            classifier.classes_,
+            fs=args.fs,
+            lead=args.lead,
+            workers=args.workers,
+            long_records=functools.partial(LongRecordAnswer, params=common.episode_params(args)),
+        )
 
 
 def is_parquet(out) -> bool:

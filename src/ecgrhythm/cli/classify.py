@@ -44,6 +44,7 @@ def add_parser(sub):
     engines.add_arguments(p)
     common.add_backend_argument(p)
     common.add_lead_argument(p)
+    common.add_episode_method_argument(p)
     common.add_strict_checks_argument(p)
 
 

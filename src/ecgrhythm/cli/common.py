@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -240,6 +241,24 @@ def add_lead_argument(p):
         metavar="NAME|INDEX",
         help="lead a single-lead model takes from multi-lead records, by name or 0-based index (default: lead I, else the first lead, unless it is unusable and another is clean)",
     )
+
+
+def add_episode_method_argument(p):
+    p.add_argument(
+        "--episode-method",
+        choices=["windows", "beats"],
+        default="windows",
+        help="how AF episodes are decided: windows (default: a hidden Markov model over the network's windows, changes moved "
+        "onto beats) or beats (each beat's R-R features with the windows, Viterbi over beats; it scores higher leaving one "
+        "cpsc2021 patient out, lower on joined CinC 2017 records: see the episodes guide)",
+    )
+
+
+def episode_params(args):
+    """The episode finder's settings the command line asks for (`--episode-method`)."""
+    from ecgrhythm.episodes.params import DEFAULT_PARAMS
+
+    return dataclasses.replace(DEFAULT_PARAMS, method=args.episode_method)
 
 
 def add_strict_checks_argument(p):

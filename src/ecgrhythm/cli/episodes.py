@@ -35,6 +35,7 @@ def add_parser(sub):
     p.add_argument("--model", metavar="MODEL_DIR", help="single-lead model folder with an A class (default: the shipped models/cinc2017)")
     common.add_backend_argument(p)
     common.add_lead_argument(p)
+    common.add_episode_method_argument(p)
     common.add_strict_checks_argument(p)
     p.add_argument("--fs", type=common.sampling_rate, metavar="HZ", help="sampling rate of files without a header (.mat, .csv, .npy)")
     p.add_argument(
@@ -75,7 +76,9 @@ def run(args):
             bars.records_done()
 
         results, drawn = [], []
-        for path, found in iter_file_episodes(clf, paths, fs=args.fs, lead=args.lead, on_failure=report, progress=bars.signal_done, paired=True):
+        for path, found in iter_file_episodes(
+            clf, paths, fs=args.fs, lead=args.lead, params=common.episode_params(args), on_failure=report, progress=bars.signal_done, paired=True
+        ):
             results.append(found)
             if plot_dir is not None and not _draw(found, path, plot_dir, args.fs, drawn):
                 bad.append(path)

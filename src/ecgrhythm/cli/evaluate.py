@@ -39,6 +39,7 @@ def add_parser(sub):
         "(CPSC 2021 score, AF burden error, episode sensitivity and precision; default data: the cpsc2021 sample)",
     )
     common.add_lead_argument(p)
+    common.add_episode_method_argument(p)
 
 
 def _run_episodes_task(args):
@@ -52,7 +53,9 @@ def _run_episodes_task(args):
     _check_output(args.output, data, args.model, [])
     clf = common.load_classifier(args.model, args.backend)
     common.check_lead(clf, args.lead)
-    report = evaluate_episodes_folder(clf, data, lead=args.lead, on_failure=lambda path, reason: common.failure("evaluate", path, reason))
+    report = evaluate_episodes_folder(
+        clf, data, lead=args.lead, params=common.episode_params(args), on_failure=lambda path, reason: common.failure("evaluate", path, reason)
+    )
     print(f"model: {report.info['model']}")
     print(f"data: {data} ({report.overall['n_records']} annotated records scored, {report.info['failed_records']} could not be scored)")
     print()

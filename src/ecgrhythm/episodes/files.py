@@ -17,6 +17,7 @@ from pathlib import Path
 from ecgrhythm.episodes.answers import LongRecordAnswer
 from ecgrhythm.episodes.finder import RecordEpisodes
 from ecgrhythm.episodes.leads import LeadEpisodes, find_episodes
+from ecgrhythm.episodes.params import DEFAULT_PARAMS, EpisodeParams
 from ecgrhythm.inference.streaming import check_stream_start
 from ecgrhythm.preprocessing.plausibility import ImplausibleRecordWarning, warn_if_implausible
 from ecgrhythm.records import EcgRecord, failure_reason, read_record
@@ -57,14 +58,22 @@ def _file_episodes(classifier, path: Path, fs: float | None, lead, progress, rul
         if isinstance(source, EcgRecord):
             one = classifier.choose_lead(source, lead)[0]
             warn_if_implausible(one.signal, source.fs, path)
-            found = find_episodes(classifier, source, lead, progress=progress, per_stretch=rule.applies(source.duration_s))
+            found = find_episodes(classifier, source, lead, rule.params, progress=progress, per_stretch=rule.applies(source.duration_s))
             return rule.agreeing(found, one)
         check_stream_start(classifier, source, lead, path)
-        return rule.agreeing(find_episodes(classifier, source, lead, progress=progress))
+        return rule.agreeing(find_episodes(classifier, source, lead, rule.params, progress=progress))
 
 
 def iter_file_episodes(
-    classifier, paths, *, fs: float | None = None, lead=None, on_failure=None, progress=None, paired: bool = False
+    classifier,
+    paths,
+    *,
+    fs: float | None = None,
+    lead=None,
+    params: EpisodeParams = DEFAULT_PARAMS,
+    on_failure=None,
+    progress=None,
+    paired: bool = False,
 ) -> Iterator[RecordEpisodes]:
     """The episodes of each record file, in order; a file that fails is reported and the rest go on.
 
@@ -73,6 +82,7 @@ def iter_file_episodes(
         paths: record files (`.hea`, `.mat`, `.csv`, `.npy`, ...) or bare WFDB record names.
         fs: sampling rate (Hz) of files without a header.
         lead: lead name or 0-based index (default: lead I, else the first, unless it is unusable and another is clean).
+        params: the episode finder's settings (:class:`~ecgrhythm.episodes.params.EpisodeParams`).
         on_failure: `on_failure(path, reason)`, called for each file that fails
             (:func:`~ecgrhythm.records.failure_reason`); `None` skips them silently.
         progress: `progress(done_s, total_s)`, called as the record being worked on is gone through (seconds of it
@@ -83,7 +93,7 @@ def iter_file_episodes(
         The :class:`~ecgrhythm.episodes.finder.RecordEpisodes` of each file that could be used (with its path
         when `paired`).
     """
-    rule = LongRecordAnswer(classifier)
+    rule = LongRecordAnswer(classifier, params)
     for path in map(Path, paths):
         try:
             found = _file_episodes(classifier, path, fs, lead, progress, rule)
