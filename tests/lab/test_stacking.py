@@ -82,7 +82,7 @@ def test_the_readme_keeps_the_text_written_by_hand(tmp_path, monkeypatch):
     reference = evaluate(probs, targets, folds, classes)
     other = evaluate(np.eye(3)[targets] * 0.9 + 0.1 / 3, targets, folds, classes)  # right every time
     summary = {"command": "cmd", "records": 200, "classes": classes, "boosting": {}, "results": {"networks (pair)": reference, "perfect": other}}
-    stacking_report._paired(other, reference)
+    stacking_report.paired(other, reference)
     assert other["scores"] == [1.0, 1.0] and other["difference"] > 0 and other["folds_higher"] == 2
     monkeypatch.setattr(stacking_report, "run", lambda *args: summary)
     (tmp_path / "README.md").write_text("old table" + stacking_report.NOTES + "Reading by hand.\n", encoding="utf-8")

@@ -11,9 +11,8 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
 from ecgrhythm.lab.crossval_report import DEFAULT_RESULTS, REPORT_FILE, interval_text
+from ecgrhythm.scoring.crossval import paired_difference
 from ecgrhythm.utils.io import atomic_write_text, csv_writer
 
 __all__ = ["write_candidates", "CANDIDATES"]
@@ -24,15 +23,10 @@ CANDIDATES = "candidates"
 def _paired(rows: dict, reference: dict, key: str = "score") -> tuple[float, float, int]:
     """`(mean difference, p of the paired t-test, folds)` of a recipe's fold scores `key` minus the reference's, over the
     folds where both have it."""
-    from scipy.stats import ttest_rel
-
     ours = {f["fold"]: f[key] for f in rows["folds"] if f.get(key) is not None}
     theirs = {f["fold"]: f[key] for f in reference["folds"] if f.get(key) is not None}
     common = sorted(set(ours) & set(theirs))
-    a, b = np.array([ours[k] for k in common]), np.array([theirs[k] for k in common])
-    if len(common) < 2 or np.allclose(a, b):
-        return float((a - b).mean()) if common else math.nan, math.nan, len(common)
-    return float((a - b).mean()), float(ttest_rel(a, b).pvalue), len(common)
+    return *paired_difference([ours[k] for k in common], [theirs[k] for k in common]), len(common)
 
 
 def _difference_cell(row: dict, reference: str, prefix: str) -> str:

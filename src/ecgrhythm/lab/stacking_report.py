@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ import numpy as np
 from ecgrhythm.lab.crossval_report import DEFAULT_RESULTS, interval_text
 from ecgrhythm.lab.stacking import BOOSTING, feature_table, member_probabilities, stacked_oof
 from ecgrhythm.scoring.calibration import top_class_calibration
-from ecgrhythm.scoring.crossval import cross_fitted_ece, cross_fitted_prior, fold_reports, score_of, t_interval
+from ecgrhythm.scoring.crossval import cross_fitted_ece, cross_fitted_prior, fold_reports, paired_difference, score_of, t_interval
 from ecgrhythm.scoring.metrics import evaluate_predictions
 from ecgrhythm.utils.io import atomic_write_text
 
@@ -63,13 +64,11 @@ def evaluate(probabilities, targets, folds, classes, *, corrected: bool = False)
     }
 
 
-def _paired(result: dict, reference: dict) -> None:
-    """Add the paired difference from `reference` (mean, p of the paired t-test, folds higher) to `result`."""
-    from scipy.stats import ttest_rel
-
+def paired(result: dict, reference: dict) -> None:
+    """Add the paired difference from `reference` (mean, p of the paired t-test or None, folds higher) to `result`."""
     a, b = np.array(result["scores"]), np.array(reference["scores"])
-    result["difference"] = float((a - b).mean())
-    result["p_value"] = float(ttest_rel(a, b).pvalue) if not np.allclose(a, b) else None
+    result["difference"], p = paired_difference(a, b)
+    result["p_value"] = None if math.isnan(p) else p
     result["folds_higher"] = int((a > b).sum())
 
 
@@ -100,7 +99,7 @@ def run(results_dir: Path, data_dir: Path, cache: Path, seed: int = 0) -> dict:
     reference = results["networks (pair)"]
     for result in results.values():
         if result is not reference:
-            _paired(result, reference)
+            paired(result, reference)
     return {
         "command": COMMAND + (f" --seed {seed}" if seed else ""),
         "records": len(names),

@@ -16,6 +16,7 @@ from ecgrhythm.scoring.metrics import evaluate_predictions
 
 __all__ = [
     "t_interval",
+    "paired_difference",
     "cross_fitted_temperature",
     "cross_fitted_ece",
     "cross_fitted_prior",
@@ -33,6 +34,25 @@ def t_interval(values, level: float = 0.95) -> tuple[float, float]:
     if len(values) < 2:
         return float(values.mean()), math.nan
     return float(values.mean()), float(t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def paired_difference(a, b) -> tuple[float, float]:
+    """Mean of `a - b` (fold scores of two recipes on the same folds) and the p-value of the two-sided paired t-test.
+
+    The mean is NaN when there are no pairs, the p-value NaN with fewer than two. Differences that are all equal have
+    no spread to test: the p-value is then 0 (the same non-zero difference on every fold) or 1 (no difference).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not len(a):
+        return math.nan, math.nan
+    diff = a - b
+    if len(diff) < 2:
+        return float(diff.mean()), math.nan
+    if np.allclose(diff, diff[0]):
+        return float(diff.mean()), 0.0 if diff[0] != 0 else 1.0
+    from scipy.stats import ttest_rel
+
+    return float(diff.mean()), float(ttest_rel(a, b).pvalue)
 
 
 def cross_fitted_temperature(

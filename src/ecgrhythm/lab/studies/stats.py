@@ -14,6 +14,7 @@ import numpy as np
 
 from ecgrhythm.lab.studies.base import STUDIES, pm
 from ecgrhythm.lab.studies.store import budget_key
+from ecgrhythm.scoring.crossval import paired_difference
 
 __all__ = ["by_budget", "replicate_word", "summarise", "answer"]
 
@@ -71,17 +72,7 @@ def summarise(rows: list[dict], reference: str | None = None) -> list[dict]:
 
 def _paired(pairs) -> tuple[float, float]:
     """Mean difference of `(a, b)` pairs and the p-value of a two-sided paired t-test."""
-    if not pairs:
-        return float("nan"), float("nan")
-    a, b = np.array(pairs, dtype=float).T
-    diff = a - b
-    if len(diff) < 2:
-        return float(diff.mean()), float("nan")
-    if np.allclose(diff, diff[0]):
-        return float(diff.mean()), 0.0 if diff[0] != 0 else 1.0
-    from scipy.stats import ttest_rel
-
-    return float(diff.mean()), float(ttest_rel(a, b).pvalue)
+    return paired_difference(*np.array(pairs, dtype=float).reshape(-1, 2).T)
 
 
 def answer(name: str, summary: list[dict], margin: float, min_seeds: int = 3, word: str = "seed", reference: str | None = None) -> str:
