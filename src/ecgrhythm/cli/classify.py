@@ -6,6 +6,7 @@ import time
 
 import ecgrhythm.cli._engines as engines
 import ecgrhythm.cli.common as common
+import ecgrhythm.cli.outputs as outputs
 
 
 def add_parser(sub):
@@ -57,7 +58,7 @@ def run(args):
         raise common.UsageError(f"--output {out} is a folder; pass a CSV file name such as {out / 'predictions.csv'}")
     paths, failed = common.gather_records("classify", args.paths)
     if out is not None:
-        paths = common.refuse_inputs_as_output(out, args.paths, paths)
+        paths = outputs.refuse_inputs_as_output(out, args.paths, paths)
     if not paths:
         if not failed:
             raise common.no_records(args.paths)

@@ -58,7 +58,7 @@ def run(args):
     outputs = {flag: out for flag, out in (("--output", episodes_out), ("--summary", summary_out)) if out is not None}
     paths, failed = common.gather_records("episodes", args.paths)
     for flag, out in outputs.items():
-        paths = common.refuse_inputs_as_output(out, args.paths, paths, flag)
+        paths = outputs.refuse_inputs_as_output(out, args.paths, paths, flag)
     if not paths:
         if not failed:
             raise common.no_records(args.paths)

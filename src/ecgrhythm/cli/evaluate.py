@@ -6,6 +6,7 @@ import os
 import sys
 
 import ecgrhythm.cli.common as common
+import ecgrhythm.cli.outputs as outputs
 
 
 def add_parser(sub):
@@ -75,7 +76,7 @@ def _check_output(out, data, model, written):
     from ecgrhythm.inference.backend import default_model_dir
 
     common.check_model(model)
-    common.refuse_input_folder_as_output(out, {"data folder": data, "model folder": model or default_model_dir()}, written)
+    outputs.refuse_input_folder_as_output(out, {"data folder": data, "model folder": model or default_model_dir()}, written)
 
 
 def run(args):
