@@ -25,3 +25,4 @@ fi
 .venv/bin/ecgrhythm ensemble runs/final/seed1-augment runs/final/seed1 runs/final/seed2-augment --output runs/ship
 .venv/bin/ecgrhythm calibrate runs/ship --crossval runs/crossval/seed1+augment2-last --per-predicted-class --prior-correction
 .venv/bin/ecgrhythm export --model runs/ship --output runs/ship/model.onnx  # after calibrate: the graph records the final weights
+.venv/bin/ecgrhythm export --model runs/ship --networks 1 --output runs/ship/first_network.onnx  # the episode windows' network alone

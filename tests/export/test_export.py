@@ -13,7 +13,8 @@ from ecgrhythm.cli import main
 from ecgrhythm.export.onnx import PARITY_TOLERANCE, export_onnx, onnx_graph
 from ecgrhythm.inference.classifier import RhythmClassifier
 from ecgrhythm.inference.keras_backend import KerasBackend
-from ecgrhythm.inference.onnx_backend import METADATA_KEYS, OnnxBackend, OnnxModelError, read_onnx_metadata
+from ecgrhythm.inference.onnx_backend import OnnxBackend, OnnxModelError, read_onnx_metadata
+from ecgrhythm.inference.onnx_metadata import METADATA_KEYS
 from ecgrhythm.networks.saving import ModelFolderError, set_calibration
 from ecgrhythm.networks.split import load_split
 from ecgrhythm.records import read_record
@@ -288,3 +289,42 @@ def test_an_ensemble_file_exported_before_the_first_network_output_refuses_to_ru
     np.testing.assert_allclose(clf.predict_prepared(signals), new.predict_prepared(signals), atol=1e-6)  # the mean, as before
     with pytest.raises(ValueError, match=r"old\.onnx: this ONNX file's graph gives the mean of its 2 networks only.*export it again"):
         clf.predict_prepared(signals, calibrated=False, networks=1)
+
+
+def test_a_folder_runs_its_first_network_graph_alone_for_the_first_network(ensemble_dir, tmp_path, cinc2017_dir):
+    from ecgrhythm.inference.onnx_backend import FIRST_GRAPH_FILE, GRAPH_FILE
+
+    folder = tmp_path / "ensemble"
+    shutil.copytree(ensemble_dir, folder)
+    export_onnx(folder, folder / GRAPH_FILE)
+    whole_only = RhythmClassifier.load(folder)
+    assert whole_only.backend_.first_network is None
+    path, difference = export_onnx(folder, folder / FIRST_GRAPH_FILE, networks=1)
+    assert difference <= PARITY_TOLERANCE
+    meta, whole = read_onnx_metadata(path), read_onnx_metadata(folder / GRAPH_FILE)
+    assert meta["networks"] == 1 and meta["outputs"] == {"probabilities": 1} and meta["weights"] == dict(list(whole["weights"].items())[:1])
+    clf = RhythmClassifier.load(folder)
+    assert clf.backend_.first_network is not None and clf.n_networks_ == 2  # loaded and checked here
+    signals = [clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in CINC]
+    alone = clf.predict_prepared(signals, calibrated=False, networks=1)
+    np.testing.assert_allclose(alone, whole_only.predict_prepared(signals, calibrated=False, networks=1), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(clf.predict_prepared(signals), whole_only.predict_prepared(signals), atol=1e-6, rtol=0)  # all: the whole graph
+    assert np.abs(alone - clf.predict_prepared(signals, calibrated=False)).max() > 1e-2
+    with pytest.raises(ValueError, match=r"`networks`: the folder has 2 network\(s\)"):
+        export_onnx(folder, tmp_path / "three.onnx", networks=3)
+
+    shutil.copy(folder / GRAPH_FILE, folder / FIRST_GRAPH_FILE)  # the whole graph is not the first network's
+    altered = RhythmClassifier.load(folder, backend="onnx")  # checked when first needed: classifying records never is
+    np.testing.assert_allclose(altered.predict_prepared(signals), whole_only.predict_prepared(signals), atol=1e-6, rtol=0)
+    with pytest.raises(OnnxModelError, match=r"first_network\.onnx: not the graph of this folder's first network.*--networks 1"):
+        altered.predict_prepared(signals, calibrated=False, networks=1)
+
+
+def test_the_shipped_folder_has_the_graph_of_its_first_network():
+    from ecgrhythm.inference.backend import default_model_dir
+    from ecgrhythm.inference.onnx_backend import FIRST_GRAPH_FILE, GRAPH_FILE
+
+    folder = default_model_dir()
+    first, whole = read_onnx_metadata(folder / FIRST_GRAPH_FILE), read_onnx_metadata(folder / GRAPH_FILE)
+    assert first["networks"] == 1 and first["weights"] == {"model.weights.h5": whole["weights"]["model.weights.h5"]}
+    assert RhythmClassifier.load().backend_.first_network is not None

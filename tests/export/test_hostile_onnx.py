@@ -15,7 +15,8 @@ import pytest
 
 from ecgrhythm.cli import main
 from ecgrhythm.inference.classifier import NonFiniteOutputError, RhythmClassifier
-from ecgrhythm.inference.onnx_backend import OUTPUT, OnnxModelError, read_onnx_metadata
+from ecgrhythm.inference.onnx_backend import OnnxModelError, read_onnx_metadata
+from ecgrhythm.inference.onnx_metadata import OUTPUT
 from ecgrhythm.records import read_record
 
 onnx = pytest.importorskip("onnx")

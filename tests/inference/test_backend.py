@@ -14,7 +14,8 @@ from ecgrhythm.episodes.finder import record_episodes
 from ecgrhythm.inference.backend import default_model_dir, load_backend
 from ecgrhythm.inference.classifier import RhythmClassifier
 from ecgrhythm.inference.keras_backend import KerasBackend
-from ecgrhythm.inference.onnx_backend import GRAPH_FILE, OnnxBackend, OnnxModelError, folder_weights, intra_op_threads, read_onnx_metadata
+from ecgrhythm.inference.onnx_backend import GRAPH_FILE, OnnxBackend, OnnxModelError, intra_op_threads, read_onnx_metadata
+from ecgrhythm.inference.onnx_metadata import folder_weights
 from ecgrhythm.networks.saving import set_calibration
 from ecgrhythm.records import read_record
 

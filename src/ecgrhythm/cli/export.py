@@ -15,6 +15,13 @@ def add_parser(sub):
     p.add_argument("--model", metavar="MODEL_DIR", help="model folder (default: the shipped models/cinc2017)")
     p.add_argument("--format", choices=["onnx"], default="onnx", help="output format (default: %(default)s)")
     p.add_argument("--output", "-o", required=True, metavar="FILE.onnx", help="file to write (replaced atomically)")
+    p.add_argument(
+        "--networks",
+        type=int,
+        metavar="N",
+        help="export the folder's first N networks only (default: all). Written into the folder as first_network.onnx with N=1, "
+        "it runs instead of the whole graph where the first network alone is asked for (AF episode windows)",
+    )
 
 
 def run(args):
@@ -27,7 +34,7 @@ def run(args):
         raise common.UsageError(f"--output {args.output} is a folder; pass a file name such as {Path(args.output) / 'model.onnx'}")
     common.enable_compilation_cache()
     try:
-        path, difference = export_onnx(args.model, args.output)
+        path, difference = export_onnx(args.model, args.output, networks=args.networks)
     except ImportError as exc:
         raise common.UsageError(str(exc)) from None
     print(

@@ -53,7 +53,7 @@ more than `tolerance` (every output: a folder of several networks gets
 
 Metadata (`metadata_props`, every value a JSON text) is read back with
 :func:`ecgrhythm.inference.onnx_backend.read_onnx_metadata`; keys are listed in
-:data:`ecgrhythm.inference.onnx_backend.METADATA_KEYS`. They include the folder's
+:data:`ecgrhythm.inference.onnx_metadata.METADATA_KEYS`. They include the folder's
 `split.json` (record names only, about 73 KB for all of CinC 2017), so that
 `ecgrhythm evaluate --model FILE.onnx` leaves out the records the model was
 trained on, as it does for the folder.
@@ -67,22 +67,15 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.config import PreprocessConfig
-from ecgrhythm.inference.onnx_backend import (
-    FIRST_OUTPUT,
-    INPUT_MASK,
-    INPUT_SIGNAL,
-    OUTPUT,
-    folder_weights,
-    graph_outputs,
-    metadata_from_config,
-    require,
-)
+from ecgrhythm.inference.onnx_backend import require
+from ecgrhythm.inference.onnx_metadata import FIRST_OUTPUT, INPUT_MASK, INPUT_SIGNAL, OUTPUT, folder_weights, graph_outputs, metadata_from_config
 from ecgrhythm.networks.onnx_graph import OnnxGraph
 from ecgrhythm.networks.registry import config_from_dict, get_family
 from ecgrhythm.networks.saving import CONFIG_FILE
 from ecgrhythm.networks.split import load_split
 from ecgrhythm.preprocessing.batching import bucket_lengths, pad_batch
 from ecgrhythm.utils.io import atomic_write
+from ecgrhythm.utils.validation import check_positive_int
 
 __all__ = ["export_onnx", "onnx_graph", "OPSET", "PARITY_TOLERANCE"]
 
@@ -98,14 +91,14 @@ def onnx_graph(networks, config: dict, split: dict | None = None, weights: dict 
             (several networks: one graph whose output is their mean).
         config: the folder's `config.json`, as parsed JSON.
         split: the folder's split (:func:`ecgrhythm.networks.split.load_split`), kept in the metadata, or None.
-        weights: `{weights file: SHA-256}` of the networks (:func:`ecgrhythm.inference.onnx_backend.folder_weights`),
+        weights: `{weights file: SHA-256}` of the networks (:func:`ecgrhythm.inference.onnx_metadata.folder_weights`),
             kept in the metadata so that the folder's graph is known to be of its weights, or None.
 
     Returns:
         An `onnx.ModelProto` with inputs `signal` float32 `(batch, steps, n_channels)` (`PreprocessConfig.n_channels(n_leads)`)
         and `mask` bool `(batch, steps)`, output `probabilities` `(batch, n_classes)` (the networks' mean) and, with
         several networks, `first_probabilities` `(batch, n_classes)` (the first network's own, which AF episodes use),
-        and the metadata of :func:`ecgrhythm.inference.onnx_backend.metadata_from_config`.
+        and the metadata of :func:`ecgrhythm.inference.onnx_metadata.metadata_from_config`.
     """
     onnx = require("onnx")
     from onnx import TensorProto, helper, numpy_helper
@@ -171,17 +164,23 @@ def _check_parity(networks, model_bytes, config, tolerance):
     return max(differences.values())
 
 
-def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: float = PARITY_TOLERANCE) -> tuple[Path, float | None]:
+def export_onnx(
+    model_dir=None, output=None, *, networks: int | None = None, verify: bool = True, tolerance: float = PARITY_TOLERANCE
+) -> tuple[Path, float | None]:
     """Write a model folder as one `.onnx` file (atomically), with its `split.json` (if any) and its weights files'
     SHA-256 in the metadata.
 
     Written into the folder as its :data:`~ecgrhythm.inference.onnx_backend.GRAPH_FILE` (`model.onnx`), the graph is
     what the folder runs on by default (:func:`ecgrhythm.inference.backend.load_backend`); the networks are always
-    read from the Keras weights, never from an earlier graph.
+    read from the Keras weights, never from an earlier graph. With `networks=1`, written into the folder as its
+    :data:`~ecgrhythm.inference.onnx_backend.FIRST_GRAPH_FILE`, it is what runs when the first network alone is asked
+    for (AF episode windows), since onnxruntime runs the whole graph whatever outputs are fetched.
 
     Args:
         model_dir: model folder (default: the shipped `models/cinc2017`).
         output: `.onnx` file to write.
+        networks: export the folder's first `networks` networks only (None: all). Such a file keeps the folder's
+            calibration, which was fitted on all of them.
         verify: compare the graph with the Keras network on one batch before writing.
         tolerance: largest probability difference `verify` accepts.
 
@@ -191,7 +190,8 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
 
     Raises:
         ModelFolderError: the folder is missing, incomplete or altered.
-        ValueError: the model has a fixed input length (`PreprocessConfig.fixed_length_s`), or its `split.json` is invalid.
+        ValueError: the model has a fixed input length (`PreprocessConfig.fixed_length_s`), its `split.json` is invalid,
+            or `networks` is not a whole number from 1 to the folder's networks.
         ImportError: `onnx` (or, to verify, `onnxruntime`) is not installed.
         RuntimeError: the graph does not reproduce the network within `tolerance`.
     """
@@ -199,13 +199,17 @@ def export_onnx(model_dir=None, output=None, *, verify: bool = True, tolerance: 
 
     if output is None or Path(output).suffix != ".onnx":
         raise ValueError(f"Invalid argument `output`: expected a file name ending in .onnx. Received: output={output!r}")
+    check_positive_int("networks", networks, optional=True)
     path = Path(model_dir) if model_dir is not None else default_model_dir()
     classifier = RhythmClassifier.load(path, backend="keras")  # checks the folder and its checksums
     classifier.require_whole_records("ONNX export (the graph's documented preprocessing has no fixed length)")
-    networks = classifier.networks_
+    if networks is not None and networks > classifier.n_networks_:
+        raise ValueError(f"Invalid argument `networks`: the folder has {classifier.n_networks_} network(s). Received: networks={networks!r}")
+    networks = classifier.networks_[:networks]
     config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
     split = load_split(path, fix="repair or delete it, then export again")  # kept so that evaluate leaves out its training records
-    model_bytes = onnx_graph(networks, config, split, folder_weights(path, config)).SerializeToString()
+    weights = dict(list(folder_weights(path, config).items())[: len(networks)])
+    model_bytes = onnx_graph(networks, config, split, weights).SerializeToString()
     worst = _check_parity(networks, model_bytes, config, tolerance) if verify else None
     with atomic_write(output, "wb") as f:
         f.write(model_bytes)

@@ -14,8 +14,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
-import json
 import os
 from pathlib import Path
 
@@ -23,10 +23,9 @@ import numpy as np
 
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.inference.interruptible import run_session
-from ecgrhythm.networks.family import check_whole
-from ecgrhythm.networks.limits import MAX_MEMBERS, checked_model_config
+from ecgrhythm.inference.onnx_metadata import INPUT_MASK, INPUT_SIGNAL, OUTPUT, OnnxModelError, decode_metadata, folder_weights
+from ecgrhythm.networks.limits import checked_model_config
 from ecgrhythm.networks.registry import config_from_dict
-from ecgrhythm.preprocessing.batching import bucket_lengths
 from ecgrhythm.scoring.calibration import CALIBRATION_KEYS, checked_calibration
 from ecgrhythm.utils.validation import checked_split
 
@@ -34,56 +33,18 @@ __all__ = [
     "OnnxBackend",
     "OnnxModelError",
     "read_onnx_metadata",
-    "metadata_from_config",
-    "graph_outputs",
-    "folder_weights",
     "intra_op_threads",
-    "METADATA_KEYS",
     "EXTRA",
     "GRAPH_FILE",
+    "FIRST_GRAPH_FILE",
 ]
 
-FORMAT = 1
 EXTRA = "onnx"  # the optional dependency group of the graph builder: pip install "ecgrhythm[onnx]"
 GRAPH_FILE = "model.onnx"  # a model folder's ONNX graph of its networks, written by `ecgrhythm export` (see `OnnxBackend.load_folder`)
-INPUT_SIGNAL, INPUT_MASK, OUTPUT = "signal", "mask", "probabilities"
-FIRST_OUTPUT = "first_probabilities"  # a file of several networks: the first one's own probabilities (AF episodes use it)
-METADATA_KEYS = (
-    "ecgrhythm_format",  # 1
-    "classes",  # class names, the columns of `probabilities`
-    "n_leads",  # leads: the graph's input channels, plus one with rr_channel
-    "rr_channel",  # true: one more input channel after the leads, the RR intervals (s) of the first lead (preprocessing.rr_intervals)
-    "leads",  # lead names the model expects, or null (take the record's single lead)
-    "fs",  # sampling rate (Hz) of the input
-    "bandpass",  # [low_hz, high_hz] of a 3rd-order Butterworth band-pass run forwards and backwards (sosfiltfilt), or null
-    "normalization",  # "zscore" | "minmax" | "robust" | "none", per record and lead, after the band-pass
-    "decision",  # "argmax" (one label) or "threshold" (every class >= its threshold)
-    "thresholds",  # per-class thresholds of a multi-label model
-    "temperature",  # calibration temperature of the probabilities (1: none; one, or one per class); applied after the graph
-    "temperature_by",  # null: one temperature, or each class's column by its own; "predicted_class": each row by its argmax's
-    "class_prior",  # null, or per-class factors the probabilities are multiplied by (then renormalised) before the temperature
-    "downsampling",  # input steps must be a multiple of it
-    "buckets",  # padded lengths (samples) the classifier uses; longer records are cut into near-equal chunks
-    "networks",  # networks averaged in the graph
-    "outputs",  # each graph output -> how many of the first networks it averages: {"probabilities": networks[, "first_probabilities": 1]}
-    "config.json",  # the model folder's config.json
-    "split",  # the folder's split.json, {"train": [names], "val": [names]} (the records it was trained and validated on), or null
-    "weights",  # {weights file: SHA-256} of the folder's networks (its checksums.json's), or null: the weights the graph was built from
-)
-OPTIONAL_METADATA = {
-    "temperature_by": None,
-    "class_prior": None,
-    "rr_channel": False,
-    "outputs": None,
-    "split": None,
-    "weights": None,
-}  # keys added after format 1 was first written, and their value in older files
+FIRST_GRAPH_FILE = "first_network.onnx"  # optional: the graph of a folder's first network alone (`ecgrhythm export --networks 1`),
 
 
-class OnnxModelError(ValueError):
-    """An `.onnx` file that is missing, unreadable, or not written by `ecgrhythm export`."""
-
-
+# which runs when the first network alone is asked for (episode windows): onnxruntime runs every node of a graph whatever outputs are fetched
 def require(module: str):
     """Import `onnx` (the graph builder, of the ONNX extra) or `onnxruntime` (a dependency), or raise an ImportError that says how to install it."""
     try:
@@ -95,58 +56,6 @@ def require(module: str):
             else f"reinstall ecgrhythm's dependencies: pip install {module}"
         )
         raise ImportError(f"{module} is not installed; {how}") from None
-
-
-def metadata_from_config(config: dict, n_networks: int = 1, split: dict | None = None, weights: dict | None = None) -> dict:
-    """The metadata of an exported model, from its folder's `config.json` (as parsed JSON).
-
-    Args:
-        config: the folder's `config.json`.
-        n_networks: networks averaged in the graph.
-        split: the folder's split (:func:`ecgrhythm.networks.split.load_split`), or None when it has none.
-        weights: `{weights file: SHA-256}` of the networks (:func:`folder_weights`), or None when unknown.
-
-    Returns:
-        A dict keyed by :data:`METADATA_KEYS`; the exporter stores each value as JSON text.
-    """
-    preprocess = PreprocessConfig.from_dict(config["preprocess"])
-    architecture = config_from_dict(config["model"])
-    classes = list(config["classes"])
-    return {
-        "ecgrhythm_format": FORMAT,
-        "classes": classes,
-        "n_leads": int(config["n_leads"]),
-        "rr_channel": preprocess.rr_channel,
-        "leads": None if preprocess.leads is None else list(preprocess.leads),
-        "fs": float(preprocess.fs),
-        "bandpass": None if preprocess.bandpass is None else list(preprocess.bandpass),
-        "normalization": preprocess.normalization,
-        "decision": "threshold" if architecture.multilabel else "argmax",
-        "thresholds": [float(t) for t in config.get("thresholds") or [0.5] * len(classes)],
-        "temperature": config.get("temperature", 1.0),
-        "temperature_by": config.get("temperature_by"),
-        "class_prior": config.get("class_prior"),
-        "downsampling": architecture.downsampling,
-        "buckets": list(bucket_lengths(preprocess.fs, architecture.downsampling)),
-        "networks": int(n_networks),
-        "outputs": graph_outputs(n_networks),
-        "config.json": config,
-        "split": split,
-        "weights": weights,
-    }
-
-
-def folder_weights(path, config: dict) -> dict[str, str]:
-    """`{weights file: SHA-256}` of the networks of the model folder `path`, from its `checksums.json`, in network order.
-
-    Args:
-        path: the model folder, whose files were checked against `checksums.json` (by loading it).
-        config: its `config.json`, as parsed JSON (`members` names the weights files).
-    """
-    from ecgrhythm.networks.saving import CHECKSUM_FILE, WEIGHTS_FILE
-
-    sums = json.loads((Path(path) / CHECKSUM_FILE).read_text(encoding="utf-8"))
-    return {name: sums.get(name) for name in config.get("members", [WEIGHTS_FILE])}
 
 
 def intra_op_threads() -> int:
@@ -162,18 +71,13 @@ def intra_op_threads() -> int:
         return os.cpu_count() or 1
 
 
-def graph_outputs(n_networks: int) -> dict[str, int]:
-    """The outputs of the graph of `n_networks` networks, each with how many of the first networks it averages."""
-    return {OUTPUT: int(n_networks), **({FIRST_OUTPUT: 1} if n_networks > 1 else {})}
-
-
 def read_onnx_metadata(path) -> dict:
     """The metadata of an `.onnx` file written by `ecgrhythm export`, values decoded from JSON.
 
     Raises:
         OnnxModelError: the file is missing, unreadable or lacks ecgrhythm's metadata.
     """
-    return _decode(_session(path).get_modelmeta().custom_metadata_map, path)
+    return decode_metadata(_session(path).get_modelmeta().custom_metadata_map, path)
 
 
 def _session(path):
@@ -184,45 +88,13 @@ def _session(path):
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads()  # one operator over every core: a batch of records is one big call
     options.inter_op_num_threads = 1  # the graph's nodes run in sequence
+    # Threads sleep between operators instead of spinning: the reader thread that prepares the next records (and, on a
+    # shared machine, other processes) get the cores back; on this 2-core machine spinning cost up to 1.6 times the time.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception classes)
         raise OnnxModelError(f"{path}: cannot load the ONNX model ({type(exc).__name__}: {exc})") from None
-
-
-def _decode(raw: dict, path) -> dict:
-    missing = [k for k in METADATA_KEYS if k not in raw and k not in OPTIONAL_METADATA]
-    if missing:
-        raise OnnxModelError(f"{path}: not an ecgrhythm ONNX model (metadata {', '.join(missing)} missing); export one with 'ecgrhythm export'")
-    try:
-        meta = {k: json.loads(raw[k]) if k in raw else OPTIONAL_METADATA[k] for k in METADATA_KEYS}
-    except ValueError as exc:
-        raise OnnxModelError(f"{path}: damaged metadata ({exc}); export the model again") from None
-    if meta["ecgrhythm_format"] != FORMAT:
-        raise OnnxModelError(f"{path}: unknown ecgrhythm ONNX format {meta['ecgrhythm_format']!r}; expected {FORMAT}")
-    _check_numbers(meta, path)
-    return meta
-
-
-DERIVED_KEYS = ("classes", "n_leads", "rr_channel", "leads", "fs", "bandpass", "normalization", "decision", "thresholds", "downsampling", "buckets")
-# metadata an exporter derives from config.json (metadata_from_config): other tools read them, so they must agree with it
-
-
-def _check_numbers(meta: dict, path) -> None:
-    """Refuse metadata whose config.json or network count is out of bounds (:mod:`ecgrhythm.networks.limits`, the
-    families' configs), or whose other numbers differ from those config.json gives, before anything is built."""
-    config = meta["config.json"]
-    try:
-        check_whole("networks", meta["networks"], 1, MAX_MEMBERS)
-        if not isinstance(config, dict):
-            raise ValueError(f"expected a mapping. Received: {type(config).__name__}")
-        checked_model_config(config)
-        expected = metadata_from_config(config, meta["networks"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise OnnxModelError(f"{path}: invalid metadata: {exc}; export the model again") from None
-    differ = [key for key in DERIVED_KEYS if meta[key] != expected[key]]
-    if differ:
-        raise OnnxModelError(f"{path}: its metadata's {differ} differ from those its config.json gives; export the model again")
 
 
 class OnnxBackend:
@@ -240,6 +112,9 @@ class OnnxBackend:
 
     Attributes:
         path, session, metadata, config: as given.
+        first_network: None, or the session of a folder's :data:`FIRST_GRAPH_FILE` (the first network alone, which
+            :meth:`batch_functions` runs for `networks=1` instead of the whole graph), or a function that loads and checks
+            it, called when it is first needed (classifying records never needs it).
         classes: the model's class names.
         n_networks: networks averaged by the graph (metadata "networks").
         networks: None (the file holds no Keras networks).
@@ -249,12 +124,24 @@ class OnnxBackend:
     networks = None
     split_source = "split in its metadata"
 
-    def __init__(self, path: Path, session, metadata: dict, config: dict):
+    def __init__(self, path: Path, session, metadata: dict, config: dict, first_network=None):
         self.path = path
         self.session = session
         self.metadata = metadata
         self.config = config
+        self.first_network = first_network
         self._outputs = self._graph_outputs()
+
+    @property
+    def first_network(self):
+        """The session of the first network alone, or None (loaded and checked on first use)."""
+        if callable(self._first_network):
+            self._first_network = self._first_network()
+        return self._first_network
+
+    @first_network.setter
+    def first_network(self, session) -> None:
+        self._first_network = session
 
     @classmethod
     def load(cls, path) -> OnnxBackend:
@@ -267,7 +154,7 @@ class OnnxBackend:
         """
         path = Path(path)
         session = _session(path)
-        meta = _decode(session.get_modelmeta().custom_metadata_map, path)
+        meta = decode_metadata(session.get_modelmeta().custom_metadata_map, path)
         config = dict(meta["config.json"])
         try:
             config["preprocess"] = PreprocessConfig.from_dict(config["preprocess"])
@@ -305,15 +192,16 @@ class OnnxBackend:
         if not graph.is_file():
             raise OnnxModelError(f"{path}: the model folder has no ONNX graph ({GRAPH_FILE}); write one: {export}, or run it on Keras")
         session = _session(graph)
-        meta = _decode(session.get_modelmeta().custom_metadata_map, graph)
+        meta = decode_metadata(session.get_modelmeta().custom_metadata_map, graph)
         built = meta["config.json"]
         same_model = all(built.get(key) == config.get(key) for key in ("classes", "n_leads", "preprocess", "model"))
         if meta["weights"] != folder_weights(path, config) or not same_model:
             raise OnnxModelError(
                 f"{graph}: not the graph of this folder's networks (it was exported from other weights or another model); export it again: {export}"
             )
+        first = functools.partial(_first_network, path, meta, dict(config)) if meta["networks"] > 1 and (path / FIRST_GRAPH_FILE).is_file() else None
         config["preprocess"], config["model"] = checked_model_config(config)  # as Keras loading parses it
-        return cls(path, session, meta, config)
+        return cls(path, session, meta, config, first)
 
     @property
     def classes(self) -> list[str]:
@@ -343,7 +231,9 @@ class OnnxBackend:
 
     @contextlib.contextmanager
     def batch_functions(self, networks: int):
-        """Within the block, `[run]`: the graph output that averages the file's first `networks` networks.
+        """Within the block, `[run]`: the graph output that averages the file's first `networks` networks; for the first
+        network alone, the folder's :data:`FIRST_GRAPH_FILE` when it has one (the same probabilities in about 0.4 of
+        the time of a graph of three: onnxruntime runs a whole graph whatever outputs are fetched).
 
         All-padding rows (a batch filled up to its fixed size) are not run: onnxruntime has no compiled
         shapes to keep, and their rows are zeros.
@@ -352,7 +242,8 @@ class OnnxBackend:
             ValueError: the graph has no such output (an ensemble's first network alone, in files exported
                 before `first_probabilities`).
         """
-        name = self._outputs.get(networks)
+        alone = networks == 1 and self.first_network is not None
+        session, name = (self.first_network, OUTPUT) if alone else (self.session, self._outputs.get(networks))
         if name is None:
             raise ValueError(
                 f"{self.path}: this ONNX file's graph gives the mean of its {self.n_networks} networks only, not that of "
@@ -363,7 +254,7 @@ class OnnxBackend:
         def run(x, mask):
             rows = int(np.count_nonzero(mask.any(axis=1)))
             out = np.zeros((len(x), n_classes), dtype=np.float32)
-            out[:rows] = run_session(self.session, [name], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]  # SIGTERM stops it
+            out[:rows] = run_session(session, [name], {INPUT_SIGNAL: x[:rows], INPUT_MASK: mask[:rows]})[0]  # SIGTERM stops it
             return out
 
         yield [run]
@@ -381,3 +272,23 @@ class OnnxBackend:
                 f"{sorted(names)}; export the model again"
             )
         return {n: name for name, n in outputs.items()}
+
+
+def _first_network(path: Path, meta: dict, config: dict):
+    """The session of the folder `path`'s :data:`FIRST_GRAPH_FILE`, checked to be the graph of its first network alone.
+    `meta` is the metadata of its whole graph, `config` its `config.json`.
+
+    Raises:
+        OnnxModelError: the file is not the graph of the folder's first network (naming the command that writes it).
+    """
+    graph = path / FIRST_GRAPH_FILE
+    session = _session(graph)
+    first = decode_metadata(session.get_modelmeta().custom_metadata_map, graph)
+    built = first["config.json"]
+    same_model = all(built.get(key) == config.get(key) for key in ("classes", "n_leads", "preprocess", "model"))
+    if first["networks"] != 1 or first["weights"] != dict(list(meta["weights"].items())[:1]) or not same_model:
+        raise OnnxModelError(
+            f"{graph}: not the graph of this folder's first network; export it again: ecgrhythm export --model {path} --networks 1 "
+            f"--output {graph}, or delete it (the whole graph then runs for the first network too)"
+        )
+    return session
