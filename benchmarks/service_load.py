@@ -1,6 +1,6 @@
 """Load test of the HTTP service on loopback: throughput and latency under concurrent uploads.
 
-The server is `ecgrhythm.service.app.serve` in a child process on 127.0.0.1 (a free
+The server is `ecgrhythm.service.server.serve` in a child process on 127.0.0.1 (a free
 port), started and stopped by this script, unless `--url` names a server that is
 already running on a loopback address. `--concurrency` client threads upload one
 record (`POST /v1/classify`, the `.hea` header with its signal file, or one file
@@ -38,7 +38,7 @@ from _common import REPO, emit, fail, machine
 
 # The server admits as many requests at once as the clients send (its --max-concurrent), so none is refused with 503.
 SERVER_CODE = (
-    "import sys; from ecgrhythm.service.app import serve; "
+    "import sys; from ecgrhythm.service.server import serve; "
     "serve('127.0.0.1', int(sys.argv[1]), sys.argv[2] or None, sys.argv[3], max_concurrent=int(sys.argv[4]), "
     "**({'backend': sys.argv[5]} if sys.argv[5] else {}))"
 )
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
 
     result = {
         "benchmark": "service_load",
-        "server": args.url or "child process on 127.0.0.1 (ecgrhythm.service.app.serve)",
+        "server": args.url or "child process on 127.0.0.1 (ecgrhythm.service.server.serve)",
         "server_src": args.server_src,
         "backend": args.backend,
         "model": str(Path(args.model).resolve()) if args.model else "default",

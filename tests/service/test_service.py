@@ -15,7 +15,8 @@ import pytest
 httpx = pytest.importorskip("httpx")
 
 from ecgrhythm.records import read_record, read_reference  # noqa: E402
-from ecgrhythm.service.app import TOKEN_ENV, background_server, create_app, serve  # noqa: E402
+from ecgrhythm.service.app import TOKEN_ENV, background_server, create_app  # noqa: E402
+from ecgrhythm.service.server import serve  # noqa: E402
 
 LIMIT = 256 * 1024
 RECORDS = ("A00001", "A00002", "A00004")  # 30 s each, so two compiled shapes in all

@@ -64,14 +64,14 @@ from fastapi.staticfiles import StaticFiles
 
 from ecgrhythm import __version__
 from ecgrhythm.service.bodies import BodyTimeout, UploadTooLarge, too_large
-from ecgrhythm.service.classify import SERVICE_USE, Service
-from ecgrhythm.service.guard import Guard, default_allowed_hosts, uvicorn_config
+from ecgrhythm.service.classify import Service
+from ecgrhythm.service.guard import Guard, uvicorn_config
 from ecgrhythm.service.limits import Limits, limits_of
 from ecgrhythm.service.openapi import DOCS_PATHS, DOCS_PREFIX, add_docs, endpoint
 from ecgrhythm.service.uploads import parse_fs, pick_record, save_uploads
 from ecgrhythm.service.work import ClientGone, DeadlineExceeded, WorkQueue
 
-__all__ = ["create_app", "serve", "background_server", "TOKEN_ENV"]
+__all__ = ["create_app", "access_token", "background_server", "TOKEN_ENV"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
         TypeError: a limit option is not a field of `Limits`.
     """
     limits = limits_of(limits, **limit_options)
-    token = _access_token(token)
+    token = access_token(token)
     service = Service(model_dir, examples_dir, classifier, limits)
 
     @contextlib.asynccontextmanager
@@ -146,7 +146,7 @@ def create_app(model_dir=None, *, token=None, examples_dir=None, classifier=None
     return app
 
 
-def _access_token(token: str | None) -> str | None:
+def access_token(token: str | None) -> str | None:
     """The token the API requires: `token`, else `$ECGRHYTHM_TOKEN`; refused with surrounding whitespace."""
     source = "token" if token is not None else f"${TOKEN_ENV}"
     token = os.environ.get(TOKEN_ENV) if token is None else token
@@ -237,39 +237,6 @@ def _add_api(app: FastAPI, service: Service, work: WorkQueue, limits: Limits, to
             return JSONResponse({**service.classify_path(path, None, ticket=ticket, hide=str(path.parent)), "reference": label})
 
         return await work.run(request, classify_example)
-
-
-def serve(host: str = "127.0.0.1", port: int = 8000, model_dir=None, token=None, *, backend: str = "auto", allowed_hosts=None, **limits) -> None:
-    """Run the service with uvicorn until interrupted.
-
-    Args:
-        host: address to listen on (`0.0.0.0` for every interface).
-        port: TCP port.
-        model_dir: model folder (default: the shipped model).
-        token: bearer token (default `$ECGRHYTHM_TOKEN`; none if unset).
-        backend: what runs the networks, `"auto"`, `"onnx"` or `"keras"` (see :class:`~ecgrhythm.inference.classifier.RhythmClassifier`).
-        allowed_hosts: names the `Host` header may give (default: the listening
-            address; for a loopback or wildcard address also the loopback names,
-            and for a wildcard this machine's name and addresses).
-        **limits: the fields of :class:`~ecgrhythm.service.limits.Limits` but `allowed_hosts` (see :func:`create_app`).
-
-    Raises:
-        ModelFolderError: the model folder is missing, incomplete or altered
-            (loaded here, before the server starts, so the error is one line).
-        ValueError: a limit or the token is not usable, or the model has a fixed input length.
-    """
-    import uvicorn
-
-    from ecgrhythm.inference.classifier import RhythmClassifier
-
-    hosts = default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts
-    limits = limits_of(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
-    classifier = RhythmClassifier.load(model_dir, backend=backend)
-    classifier.require_whole_records(SERVICE_USE)  # before the server starts, so the error is one line
-    app = create_app(model_dir, token=token, classifier=classifier, limits=limits)
-    if not _access_token(token) and host not in ("127.0.0.1", "localhost", "::1"):
-        logger.warning("serving on %s without an access token: anyone who reaches the port can use it (pass --token or set %s)", host, TOKEN_ENV)
-    uvicorn.Server(uvicorn_config(app, app.state.limits, host=host, port=port, log_level="info")).run()
 
 
 @contextlib.contextmanager

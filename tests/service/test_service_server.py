@@ -1,0 +1,57 @@
+"""`ecgrhythm serve --workers 2`: two worker processes on one port, each answering /health and a classification."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_workers_start_answer_and_stop(cinc2017_dir, tmp_path):
+    from ecgrhythm.inference.classifier import RhythmClassifier
+    from ecgrhythm.inference.streaming import classify_files
+
+    port, log = _free_port(), tmp_path / "serve.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [os.path.abspath("src"), os.environ.get("PYTHONPATH")] if p)}
+    command = [sys.executable, "-m", "ecgrhythm.cli", "serve", "--workers", "2", "--port", str(port), "--max-concurrent", "2"]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"{url}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        record = [cinc2017_dir / "A00004.hea", cinc2017_dir / "A00004.mat"]
+        answer = httpx.post(f"{url}/v1/classify", files=[("files", (p.name, Path(p).read_bytes())) for p in record], timeout=60)
+        assert answer.status_code == 200, answer.text
+        expected, _ = classify_files(RhythmClassifier.load(), record[:1])
+        assert answer.json()["label"] == expected.labels[0]
+        assert max(abs(answer.json()["probabilities"][c] - p) for c, p in zip(expected.classes, expected.probabilities[0])) < 1e-6
+        while log.read_text().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)  # both workers up: each loaded the model itself
+        workers = set(re.findall(r"Started server process \[(\d+)\]", log.read_text()))
+        assert len(workers) == 2 and str(server.pid) not in workers
+    finally:
+        server.terminate()  # SIGTERM: the parent stops its workers, then itself
+        assert server.wait(timeout=60) == 0, log.read_text()
+    assert "Stopping parent process" in log.read_text()
