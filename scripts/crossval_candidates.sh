@@ -79,3 +79,10 @@ crossval seed1-augment-lstm128 "${REF1[@]}" --lstm-units 128 --augment flip,scal
 # windows, against one pass over the whole record; with the prior correction they score lower
 .venv/bin/python scripts/test_time_windows.py runs/crossval/seed1-augment-lstm128 --data "$DATA" \
     > docs/results/crossval/test-time-windows/seed1-augment-lstm128.txt
+# A member that sees the signal differently (issue #38, diverse members): the 0.5-40 Hz band-passed signal (every
+# shipped network takes it unfiltered) and its own seed, so its training windows and initial weights differ too. It is
+# judged by what it adds to the 128-unit pair's ensemble (the members whose out-of-fold probabilities are kept), not
+# by its own score. Started in the background on 7 Dec 2026 (nice 19, beside other work); it resumes where it stopped.
+crossval seed3-augment-bandpass --bandpass 0.5 40 --patience 40 --seed 3 --reference seed1 --augment flip,scale,noise,wander
+.venv/bin/ecgrhythm ensemble --crossval docs/results/crossval/seed1-lstm128/run docs/results/crossval/seed1-augment-lstm128/run \
+    runs/crossval/seed3-augment-bandpass --output runs/crossval/seed1+augment-lstm128+bandpass --reference seed1+augment-lstm128
