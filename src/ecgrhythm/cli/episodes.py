@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import ecgrhythm.cli.common as common
+import ecgrhythm.cli.outputs as outputs
 
 
 def add_parser(sub):
@@ -55,9 +56,9 @@ def run(args):
 
     common.check_model(args.model)
     episodes_out, summary_out = _outputs(args)
-    outputs = {flag: out for flag, out in (("--output", episodes_out), ("--summary", summary_out)) if out is not None}
+    targets = {flag: out for flag, out in (("--output", episodes_out), ("--summary", summary_out)) if out is not None}
     paths, failed = common.gather_records("episodes", args.paths)
-    for flag, out in outputs.items():
+    for flag, out in targets.items():
         paths = outputs.refuse_inputs_as_output(out, args.paths, paths, flag)
     if not paths:
         if not failed:
