@@ -1,4 +1,4 @@
-"""The service's AF episodes, AF burden and lead choice on real cpsc2021 records, and `serve --max-upload-mb`."""
+"""The service's AF episodes, AF burden and lead choice on real cpsc2021 records."""
 
 from __future__ import annotations
 
@@ -48,20 +48,6 @@ def test_an_unknown_lead_is_refused_naming_it(server, cpsc2021_dir):
     response = _post(server[0], cpsc2021_dir / "data_101_6.hea", lead="V5")
     assert response.status_code == 422
     assert "data_101_6" in response.json()["detail"] and "no lead 'V5': the record has ['I', 'II']" in response.json()["detail"]
-
-
-def test_serve_takes_max_upload_mb(monkeypatch, capsys):
-    import ecgrhythm.service.app as service
-    from ecgrhythm.cli import main
-
-    seen = {}
-    monkeypatch.setattr(service, "serve", lambda *args, **kwargs: seen.update(kwargs))
-    assert main(["serve", "--max-upload-mb", "200"]) == 0
-    assert seen["max_upload_bytes"] == 200 * 2**20
-    assert main(["serve"]) == 0 and seen["max_upload_bytes"] == 20 * 2**20
-    with pytest.raises(SystemExit) as exit_info:
-        main(["serve", "--max-upload-mb", "0"])
-    assert exit_info.value.code == 2 and "--max-upload-mb: expected a positive number of MiB, got '0'" in capsys.readouterr().err
 
 
 def test_a_long_upload_needs_a_raised_limit(tiny_model_dir, cpsc2021_dir):

@@ -1,4 +1,4 @@
-"""`ecgrhythm serve --workers 2`: two worker processes on one port, each answering /health and a classification."""
+"""`ecgrhythm serve`: two worker processes on one port, each answering /health and a classification; the upload limit option."""
 
 from __future__ import annotations
 
@@ -55,3 +55,17 @@ def test_two_workers_start_answer_and_stop(cinc2017_dir, tmp_path):
         server.terminate()  # SIGTERM: the parent stops its workers, then itself
         assert server.wait(timeout=60) == 0, log.read_text()
     assert "Stopping parent process" in log.read_text()
+
+
+def test_serve_takes_max_upload_mb(monkeypatch, capsys):
+    import ecgrhythm.service.server as service
+    from ecgrhythm.cli import main
+
+    seen = {}
+    monkeypatch.setattr(service, "serve", lambda *args, **kwargs: seen.update(kwargs))
+    assert main(["serve", "--max-upload-mb", "200"]) == 0
+    assert seen["max_upload_bytes"] == 200 * 2**20
+    assert main(["serve"]) == 0 and seen["max_upload_bytes"] == 20 * 2**20
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--max-upload-mb", "0"])
+    assert exit_info.value.code == 2 and "--max-upload-mb: expected a positive number of MiB, got '0'" in capsys.readouterr().err
