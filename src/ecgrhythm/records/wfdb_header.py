@@ -183,7 +183,8 @@ def check_signal_files(header: Path, meta, fs: float) -> dict[str, Path]:
 
     Args:
         header: the header file, for messages; the signal files are beside it.
-        meta: the header as `wfdb.rdheader` parsed it.
+        meta: the header's fields as wfdb parses them (`n_sig`, `sig_len`; per signal `file_name`, `fmt`,
+            `samps_per_frame`, `byte_offset`).
         fs: the sampling rate in Hz.
 
 

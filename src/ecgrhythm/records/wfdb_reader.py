@@ -9,6 +9,8 @@ header specification (:func:`~.wfdb_header.check_signal_line`), the declared len
 `MAX_DURATION_S` (:func:`~.wfdb_header.check_header_length`), and each signal file's name,
 format and size against the header before `wfdb` reads a byte, and turns
 every failure into a :class:`~ecgrhythm.records.core.RecordError` naming the header.
+The checks see the header as wfdb will (its own regular expressions, :func:`_as_wfdb_parses`), so a
+whole read parses it through `wfdb` (and pandas) once, in `wfdb.rdrecord`.
 :func:`open_wfdb` makes the same checks and then reads sample ranges on
 demand, for records up to `MAX_STREAM_DURATION_S` in bounded memory.
 """
@@ -20,6 +22,7 @@ import datetime
 import logging
 import os
 import tempfile
+import types
 import warnings
 from pathlib import Path
 
@@ -80,10 +83,13 @@ def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
         RecordError: the header or a signal file is missing, malformed,
             declares more than 24 h, or disagrees with the other.
     """
-    with open_wfdb(header, fs=fs, max_s=MAX_DURATION_S) as stream:
-        if stream.n_samples is not None:  # else check_signal_files bounded the length the file implies
-            check_whole_read(header, stream.n_samples, len(stream.sig_name))
-        signal = stream.read(0, stream.n_samples, whole=True)
+    with _checked(Path(header), fs, MAX_DURATION_S) as (base, fs, view):
+        if view.sig_len is not None:  # else check_signal_files bounded the length the file implies
+            check_whole_read(header, view.sig_len, view.n_sig)
+        rec = _rdrecord(header, base)  # wfdb parses the header once, here, as `view` foretold
+        stream = WfdbStream(header, base, rec, fs)
+        signal = stream._samples(rec, list(range(view.n_sig)))
+        fill_missing(signal, header)
         return Decoded(signal, stream.fs, stream.sig_name, stream.comments, start_time=stream.start_time)
 
 
@@ -121,6 +127,23 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
     import wfdb
 
     header = Path(header)
+    with _checked(header, fs, max_s) as (base, fs, _):
+        try:
+            meta = wfdb.rdheader(base)
+        except Exception as exc:
+            raise RecordError(header, f"invalid WFDB header ({type(exc).__name__}: {exc})") from None
+        yield WfdbStream(header, base, meta, fs)
+
+
+@contextlib.contextmanager
+def _checked(header: Path, fs: float | None, max_s: float):
+    """The checks of :func:`open_wfdb`, before `wfdb` reads a byte: yields `(base, fs, view)`, the record name to
+    hand `wfdb` (valid until the block ends), the sampling rate and :func:`_as_wfdb_parses` of the header.
+
+    The header is read once, within its size limit; what `wfdb` will make of it comes from the same regular
+    expressions `wfdb.rdheader` applies (:func:`_as_wfdb_parses`), so the signal files are bounded by the lengths,
+    formats and offsets wfdb will use, without parsing the header through wfdb (and pandas) first.
+    """
     raw = header_bytes(header)
     n_sig, header_fs, sig_len = record_line(header, raw)
     if header_fs is None and fs is None:
@@ -133,29 +156,64 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
     check_header_length(header, sig_len, fs, max_s)
     for i, fields in enumerate(header_lines(raw)[1:]):
         check_signal_line(header, i, fields)
+    view = _as_wfdb_parses(header, raw)
+    if view.n_sig != n_sig or view.sig_len != sig_len:
+        raise RecordError(
+            header,
+            f"the header's record line is not valid WFDB: wfdb reads {view.n_sig} signals of {view.sig_len} samples at {view.fs} Hz from it",
+        )
+    files = check_signal_files(header, view, fs)
     # wfdb reads `<base>.hea` and the signal files beside it. When the names differ from what it expects
     # (`.HEA`, `X.MAT` named as `x.mat`), it reads a private folder holding a copy of the checked header
     # and links to the checked signal files.
     with contextlib.ExitStack() as stack:
-        view = None if header.suffix == ".hea" else _wfdb_view(stack, raw)
-        base = str(header.with_suffix("")) if view is None else str(view / "record")
-        try:
-            meta = wfdb.rdheader(base)
-        except Exception as exc:
-            raise RecordError(header, f"invalid WFDB header ({type(exc).__name__}: {exc})") from None
-        if meta.n_sig != n_sig or meta.sig_len != sig_len:
-            raise RecordError(
-                header,
-                f"the header's record line is not valid WFDB: wfdb reads {meta.n_sig} signals of {meta.sig_len} samples at {meta.fs} Hz from it",
-            )
-        files = check_signal_files(header, meta, fs)
-        if view is None and any(path.name != name for name, path in files.items()):
-            view = _wfdb_view(stack, raw)
-            base = str(view / "record")
-        if view is not None:
+        folder = None if header.suffix == ".hea" else _wfdb_view(stack, raw)
+        if folder is None and any(path.name != name for name, path in files.items()):
+            folder = _wfdb_view(stack, raw)
+        if folder is not None:
             for name, path in files.items():
-                os.symlink(path.resolve(), view / name)
-        yield WfdbStream(header, base, meta, fs)
+                os.symlink(path.resolve(), folder / name)
+        yield str(header.with_suffix("")) if folder is None else str(folder / "record"), fs, view
+
+
+def _as_wfdb_parses(header: Path, raw: bytes) -> types.SimpleNamespace:
+    """The fields of the header that decide what `wfdb` reads, as `wfdb.rdheader` parses them: the same text (ASCII,
+    other bytes dropped), lines and regular expressions (`wfdb.io.header`), the same defaults for empty fields.
+
+    Returns:
+        `n_sig`, `fs`, `sig_len` (None if not given), and per signal `file_name`, `fmt`, `samps_per_frame`
+        (None: 1) and `byte_offset` (None: 0).
+
+    Raises:
+        RecordError: a line wfdb cannot parse, or a multi-segment record.
+    """
+    from wfdb.io.header import parse_header_content, rx_record, rx_signal
+
+    lines, _ = parse_header_content(raw.decode("ascii", errors="ignore"))
+    record = rx_record.match(lines[0]) if lines else None
+    signals = [rx_signal.match(line) for line in lines[1:]]
+    if record is None or not all(signals):
+        raise RecordError(
+            header, "invalid WFDB header (HeaderSyntaxError: invalid syntax in " + ("record line)" if record is None else "signal line)")
+        )
+    if record["n_seg"]:
+        raise RecordError(header, "multi-segment WFDB records are not supported")
+
+    def number(text: str, kind=int):
+        return kind(text) if text else None
+
+    try:
+        return types.SimpleNamespace(
+            n_sig=int(record["n_sig"]),
+            fs=number(record["fs"], float),
+            sig_len=number(record["sig_len"]),
+            file_name=[m["file_name"] for m in signals],
+            fmt=[m["fmt"] for m in signals],
+            samps_per_frame=[number(m["samps_per_frame"]) for m in signals],
+            byte_offset=[number(m["byte_offset"]) for m in signals],
+        )
+    except ValueError as exc:  # a lone "." as the rate, say: wfdb.rdheader fails on it too
+        raise RecordError(header, f"invalid WFDB header (ValueError: {exc})") from None
 
 
 class WfdbStream:
@@ -183,43 +241,31 @@ class WfdbStream:
     def duration_s(self) -> float:
         return (self.n_samples or 0) / self.fs
 
-    def read(self, start: int, stop: int, channels=None, *, whole: bool = False) -> np.ndarray:
+    def read(self, start: int, stop: int, channels=None) -> np.ndarray:
         """Samples `start:stop` of `channels` (indices; default all), float32 `(stop - start, n_channels)` in mV.
 
         A range is read in parts of at most :data:`READ_VALUES` values, so what wfdb holds while decoding stays
         bounded however high the rate. Samples the format marks missing (WFDB's invalid-sample value) are filled
         (:func:`fill_missing`); the piece is then validated as a record is
-        (:func:`~ecgrhythm.records.core.validate_piece`: shape and finite samples) except for its duration. With
-        `whole`, the range is the whole record, read in one call so that wfdb checks the signal file's length.
+        (:func:`~ecgrhythm.records.core.validate_piece`: shape and finite samples) except for its duration.
+        (:func:`read_wfdb` reads a whole record in one call, so that wfdb checks the signal file's length.)
 
         Raises:
             RecordError: naming the header, if the samples cannot be read or are not finite.
         """
         channels = list(range(len(self.sig_name))) if channels is None else [int(c) for c in channels]
-        if whole:
-            signal = self._read(None, None, channels)
-        else:
-            step = max(1, READ_VALUES // len(channels))
-            signal = np.empty((max(0, int(stop) - int(start)), len(channels)), np.float32)
-            for a in range(int(start), int(stop), step):
-                signal[a - start : min(a + step, stop) - start] = self._read(a, min(a + step, int(stop)), channels)
-        fill_missing(signal, self.header if whole else f"{self.header} (samples {start} to {stop})")
-        if not whole:  # a whole record is validated by read_record
-            validate_piece(signal, self.fs, source=f"{self.header} (samples {start} to {stop})")
+        step = max(1, READ_VALUES // len(channels))
+        signal = np.empty((max(0, int(stop) - int(start)), len(channels)), np.float32)
+        for a in range(int(start), int(stop), step):
+            b = min(a + step, int(stop))
+            rec = _rdrecord(self.header, self._base, sampfrom=a, sampto=b, channels=channels)
+            signal[a - start : b - start] = self._samples(rec, channels, a, b)
+        fill_missing(signal, f"{self.header} (samples {start} to {stop})")
+        validate_piece(signal, self.fs, source=f"{self.header} (samples {start} to {stop})")
         return signal
 
-    def _read(self, start: int | None, stop: int | None, channels: list[int]) -> np.ndarray:
-        """Samples `start:stop` of `channels` (None, None: the whole record) as float32 in mV, read by wfdb and counted."""
-        import wfdb
-
-        ranged = {} if start is None else {"sampfrom": start, "sampto": stop, "channels": channels}
-        try:
-            # wfdb's own numeric warnings (an overflowing gain, say) would only echo what validation reports next
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore", RuntimeWarning)
-                rec = wfdb.rdrecord(self._base, physical=True, return_res=32, ignore_skew=True, **ranged)
-        except Exception as exc:
-            raise RecordError(self.header, f"cannot read the signal ({type(exc).__name__}: {exc})") from None
+    def _samples(self, rec, channels: list[int], start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """The samples of `rec` (wfdb's read of `channels`, samples `start:stop` or all) as float32 in mV, counted."""
         signal = rec.p_signal
         if signal is None or signal.ndim != 2 or signal.shape[1] != len(channels):
             raise RecordError(self.header, "the signal file holds no samples for the declared signals")
@@ -235,6 +281,19 @@ class WfdbStream:
         if (scale != 1).any():
             signal *= scale
         return signal
+
+
+def _rdrecord(header: Path, base: str, **ranged):
+    """`wfdb.rdrecord` of the checked record `base` in physical units (float32), its failures as a RecordError naming `header`."""
+    import wfdb
+
+    try:
+        # wfdb's own numeric warnings (an overflowing gain, say) would only echo what validation reports next
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return wfdb.rdrecord(base, physical=True, return_res=32, ignore_skew=True, **ranged)
+    except Exception as exc:
+        raise RecordError(header, f"cannot read the signal ({type(exc).__name__}: {exc})") from None
 
 
 def fill_missing(signal: np.ndarray, source) -> int:
