@@ -46,8 +46,21 @@ def machine() -> dict:
     return info
 
 
+def _repo_relative(value):
+    """`value` with every path inside the checkout made relative to it, and every path beside it relative to it too
+    (`../shared/data`), so that a result names no machine's folders."""
+    if isinstance(value, dict):
+        return {k: _repo_relative(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_repo_relative(v) for v in value]
+    if isinstance(value, str):
+        return value.replace(f"{REPO}/", "").replace(f"{REPO.parent}/", "../")
+    return value
+
+
 def emit(result: dict, output: str | None) -> None:
-    """Print `result` as one JSON line; also write it to `output` if given."""
+    """Print `result` as one JSON line, paths relative to the checkout; also write it to `output` if given."""
+    result = _repo_relative(result)
     line = json.dumps(result, sort_keys=False)
     print(line, flush=True)
     if output:
