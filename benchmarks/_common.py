@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ecgrhythm.utils.machine import cpu_model
+from ecgrhythm.utils.machine import cpu_count, cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def machine() -> dict:
         "machine": platform.machine(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpus_usable": cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "git_commit": _git_commit(),

@@ -27,6 +27,7 @@ from ecgrhythm.inference.onnx_metadata import INPUT_MASK, INPUT_SIGNAL, OUTPUT, 
 from ecgrhythm.networks.limits import checked_model_config
 from ecgrhythm.networks.registry import config_from_dict
 from ecgrhythm.scoring.calibration import CALIBRATION_KEYS, checked_calibration
+from ecgrhythm.utils.machine import cpu_count
 from ecgrhythm.utils.validation import checked_split
 
 __all__ = [
@@ -60,15 +61,11 @@ def require(module: str):
 
 def intra_op_threads() -> int:
     """Threads onnxruntime runs one operator on: `$OMP_NUM_THREADS` when set (Ray sets it to an actor's CPUs), else
-    the cores this process may run on (`os.sched_getaffinity`, which a container's or `taskset`'s limit narrows)."""
+    the cores this process may run on (:func:`~ecgrhythm.utils.machine.cpu_count`)."""
     try:
         return max(1, int(os.environ["OMP_NUM_THREADS"]))
     except (KeyError, ValueError):
-        pass
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        return cpu_count()
 
 
 def read_onnx_metadata(path) -> dict:

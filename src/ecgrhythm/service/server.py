@@ -24,6 +24,7 @@ from ecgrhythm.service.app import TOKEN_ENV, access_token, create_app
 from ecgrhythm.service.classify import SERVICE_USE
 from ecgrhythm.service.guard import default_allowed_hosts, uvicorn_config
 from ecgrhythm.service.limits import Limits, limits_of
+from ecgrhythm.utils.machine import cpu_count
 from ecgrhythm.utils.validation import check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -108,10 +109,6 @@ class WorkerConfig(uvicorn.Config):
 
 def serve_workers(host: str, port: int, workers: int, *, model_dir, token, backend: str, limits: Limits) -> None:
     """Serve with `workers` processes (at least 2) until SIGINT or SIGTERM; see the module's docstring."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    config = WorkerConfig(model_dir, token, backend, limits, max(1, cores // workers), host=host, port=port, workers=workers, log_level="info")
+    config = WorkerConfig(model_dir, token, backend, limits, max(1, cpu_count() // workers), host=host, port=port, workers=workers, log_level="info")
     older = "target" in inspect.signature(Multiprocess).parameters  # uvicorn before 0.30 takes what each worker runs
     Multiprocess(config, sockets=[config.bind_socket()], **({"target": uvicorn.Server(config).run} if older else {})).run()

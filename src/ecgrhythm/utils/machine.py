@@ -21,8 +21,8 @@ def cpu_model() -> str:
 
 
 def cpu_count() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """CPU cores this process may use (`os.sched_getaffinity`, which a container's or `taskset`'s limit narrows; at least 1)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def accelerator() -> str:
