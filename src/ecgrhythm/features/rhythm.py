@@ -35,10 +35,10 @@ project's 2-core machine with other work running (`benchmarks/rhythm_features.py
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 
+from ecgrhythm.preprocessing.filters import butterworth_sos, zero_phase
 from ecgrhythm.preprocessing.quality import likeness
 from ecgrhythm.preprocessing.rpeaks import detect_beats
 
@@ -106,7 +106,7 @@ def rhythm_features(signal, fs: float) -> dict[str, float]:
         return out
     rr = np.diff(peaks) / fs
     out.update(_rr_features(rr))
-    y = _filtered(x, fs, 0.5, 40.0)
+    y = zero_phase(x, butterworth_sos(float(fs), 0.5, 40.0))
     out.update(_beat_features(y, peaks, fs))
     out.update(_atrial_features(y, peaks, rr, fs, out["r_amplitude"]))
     return out
@@ -209,28 +209,10 @@ def _atrial_features(y: np.ndarray, peaks: np.ndarray, rr: np.ndarray, fs: float
         corr = np.divide((w * o).sum(axis=1), norms, out=np.zeros(len(w)), where=norms > 0)
         out["p_corr"] = float(np.median(corr))
         out["p_amplitude"] = float(np.ptp(total / len(windows)) / scale)
-    f = _filtered(y, fs, 4.0, 9.0)
+    f = zero_phase(y, butterworth_sos(float(fs), 4.0, 9.0))
     segments = [f[a + int(min(0.45, 0.55 * (b - a) / fs) * fs) : b - int(0.2 * fs)] for a, b in zip(peaks[:-1], peaks[1:])]
     samples = [s for s in segments if len(s) >= int(0.08 * fs)]
     if samples:
         joined = np.concatenate(samples).astype(np.float64)
         out["f_wave"] = float(np.sqrt(np.mean(joined**2)) / scale)
     return out
-
-
-@lru_cache(maxsize=16)
-def _band(fs: float, low: float, high: float) -> np.ndarray:
-    """Second-order sections of the 3rd-order Butterworth band-pass of
-    :func:`ecgrhythm.preprocessing.pipeline.bandpass`, designed once per rate (the design costs more than the filtering)."""
-    from scipy.signal import butter
-
-    return butter(3, [low, high], btype="bandpass", fs=fs, output="sos")
-
-
-def _filtered(x: np.ndarray, fs: float, low: float, high: float) -> np.ndarray:
-    """`x` (float64) band-passed `low`-`high` Hz forwards and backwards, as :func:`~ecgrhythm.preprocessing.pipeline.bandpass`
-    filters it (same filter and padding), in float64."""
-    from scipy.signal import sosfiltfilt
-
-    sos = _band(float(fs), low, high)
-    return sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * (2 * len(sos) + 1)))

@@ -24,6 +24,7 @@ from fractions import Fraction
 import numpy as np
 
 from ecgrhythm.config import PreprocessConfig
+from ecgrhythm.preprocessing.filters import butterworth_sos, zero_phase
 from ecgrhythm.preprocessing.leads import model_columns
 from ecgrhythm.preprocessing.rpeaks import detect_beats
 from ecgrhythm.records import EcgRecord, RecordError
@@ -115,16 +116,9 @@ def bandpass(signal: np.ndarray, fs: float, low: float, high: float, order: int 
     Returns:
         float32 array `(n_samples, n_leads)`.
     """
-    from scipy.signal import butter, sosfiltfilt
-
     if signal.shape[0] < 2:
         return np.array(signal, dtype=np.float32)
-    if low > 0:
-        sos = butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
-    else:
-        sos = butter(order, high, btype="lowpass", fs=fs, output="sos")
-    padlen = min(signal.shape[0] - 1, 3 * (2 * len(sos) + 1))
-    return _to_float32(sosfiltfilt(sos, np.asarray(signal, dtype=np.float64), axis=0, padlen=padlen))
+    return _to_float32(zero_phase(np.asarray(signal, dtype=np.float64), butterworth_sos(fs, low, high, order)))
 
 
 def normalize(signal: np.ndarray, method: str) -> np.ndarray:
