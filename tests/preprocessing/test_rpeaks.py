@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecgrhythm.preprocessing.rpeaks import MIN_DETECT_S, detect_beats, detect_r_peaks
+from ecgrhythm.preprocessing.rpeaks import MIN_BEATS_S, MIN_DETECT_S, detect_beats, detect_r_peaks
 from ecgrhythm.records import read_record
 
 
@@ -24,8 +24,21 @@ def test_the_fast_detector_finds_the_beats_xqrs_finds_on_real_records(cinc2017_d
 def test_flat_short_or_scaled_stretches(cinc2017_dir):
     record = read_record(cinc2017_dir / "A00001.hea")
     lead = record.signal[:, 0]
-    for detect, shortest in ((detect_beats, 1.0), (detect_r_peaks, MIN_DETECT_S)):
+    for detect, shortest in ((detect_beats, MIN_BEATS_S), (detect_r_peaks, MIN_DETECT_S)):
         assert detect(np.full(3000, 0.7), record.fs).size == 0
         assert detect(lead[: int(shortest * record.fs) - 1], record.fs).size == 0
     # the fast detector scales the stretch first: an offset and a huge gain change nothing
     np.testing.assert_array_equal(detect_beats(1e20 * lead + 5.0, record.fs), detect_beats(lead, record.fs))
+
+
+def test_the_fast_detector_gives_sleepecgs_own_beats_to_the_sample(cinc2017_dir, cpsc2021_dir, cinc2021_dir):
+    from sleepecg import detect_heartbeats
+
+    leads = [(read_record(cinc2017_dir / f"{name}.hea"), 0) for name in ("A00001", "A00004", "A00022", "A01347")]
+    leads += [(read_record(cpsc2021_dir / "data_101_6.hea"), 1), (read_record(sorted(cinc2021_dir.glob("*.hea"))[0]), 6)]
+    for record, k in leads:
+        lead = np.asarray(record.signal[:, k], dtype=np.float64)
+        flat_start = np.concatenate([np.full(int(record.fs), lead[0]), lead])  # sleepecg skips a flat start
+        for x in (lead, flat_start, lead[: int(MIN_BEATS_S * record.fs)]):  # the shortest stretch it takes
+            y = (x - x[0]) / np.abs(x - x[0]).max()
+            np.testing.assert_array_equal(detect_beats(x, record.fs), detect_heartbeats(y, record.fs), err_msg=record.record_name)

@@ -1,7 +1,8 @@
-"""The zero-phase Butterworth filters of the preprocessing and the rhythm features, each designed once per setting.
+"""The zero-phase Butterworth filters of the preprocessing, the rhythm features and the beat detector, each designed once per setting.
 
 Designing a filter (`scipy.signal.butter`) costs about as much as running it over a 30 s record, so
-:func:`butterworth_sos` keeps the designs it has made.
+:func:`butterworth_sos` keeps the designs it has made. scipy's `sosfiltfilt` also works out the filter's initial
+state at every call (a third of its time on a 30 s record); :func:`zero_phase_lead` keeps that too.
 """
 
 from __future__ import annotations
@@ -10,13 +11,20 @@ import functools
 
 import numpy as np
 
-__all__ = ["butterworth_sos", "zero_phase"]
+__all__ = ["butterworth_sos", "zero_phase", "zero_phase_lead"]
 
 
 def butterworth_sos(fs: float, low: float, high: float, order: int = 3) -> np.ndarray:
     """Second-order sections of the Butterworth band-pass `low`-`high` Hz at `fs` Hz (`low=0`: a low-pass), a copy of
     the design made once for that setting (scipy's filters need a writable array; the copy keeps the design intact)."""
     return _design(fs, low, high, order).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _initial_state(fs: float, low: float, high: float, order: int) -> np.ndarray:
+    from scipy.signal import sosfilt_zi
+
+    return sosfilt_zi(_design(fs, low, high, order))
 
 
 @functools.lru_cache(maxsize=32)
@@ -33,3 +41,30 @@ def zero_phase(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
     from scipy.signal import sosfiltfilt
 
     return sosfiltfilt(sos, x, axis=0, padlen=min(x.shape[0] - 1, 3 * (2 * len(sos) + 1)))
+
+
+def zero_phase_lead(x: np.ndarray, fs: float, low: float, high: float, order: int = 3) -> np.ndarray:
+    """One lead through the Butterworth band-pass `low`-`high` Hz forwards and backwards: `scipy.signal.sosfiltfilt`
+    with its default odd padding, to the last bit, with the filter's design and initial state made once per setting.
+
+    Args:
+        x: float64 array `(n_samples,)`.
+        fs: sampling rate in Hz.
+        low, high, order: as :func:`butterworth_sos`.
+
+    Returns:
+        float64 array `(n_samples,)`, C-contiguous.
+
+    Raises:
+        ValueError: `x` is no longer than the padding (as `sosfiltfilt` says).
+    """
+    from scipy.signal import sosfilt
+
+    sos, zi = _design(fs, low, high, order), _initial_state(fs, low, high, order)
+    pad = 3 * (2 * len(sos) + 1 - min(int(np.sum(sos[:, 2] == 0)), int(np.sum(sos[:, 5] == 0))))
+    if len(x) <= pad:
+        raise ValueError(f"The length of the input vector x must be greater than padlen, which is {pad}.")
+    ext = np.concatenate((2 * x[0] - x[pad:0:-1], x, 2 * x[-1] - x[-2 : -pad - 2 : -1]))
+    y, _ = sosfilt(sos, ext, zi=zi * ext[0])
+    y, _ = sosfilt(sos, y[::-1], zi=zi * y[-1])
+    return np.ascontiguousarray(y[::-1][pad : len(y) - pad])
