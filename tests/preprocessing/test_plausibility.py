@@ -85,3 +85,14 @@ def test_only_the_first_minutes_are_checked_and_edge_cases_say_nothing():
     assert check_signal(np.zeros(3000), 300).r_amplitude is None
     rng = np.random.default_rng(0)
     assert check_signal(rng.normal(0, 0.3, 9000), 300).heart_rate_bpm is None  # white noise: undetermined
+
+
+def test_a_longer_stretch_is_measured_only_when_the_first_cannot_tell(cpsc2021_dir):
+    record = read_record(cpsc2021_dir / "data_101_6.hea")
+    lead = np.asarray(record.signal[: int(120 * record.fs), 0], dtype=np.float64)
+    assert check_signal(lead, record.fs).heart_rate_bpm == check_signal(lead, record.fs, stages=(15.0,)).heart_rate_bpm
+    disconnected_start = lead.copy()
+    disconnected_start[: int(20 * record.fs)] = 0.0  # no beats in the first 15 s: undetermined there
+    assert check_signal(disconnected_start, record.fs, stages=(15.0,)).heart_rate_bpm is None
+    found = check_signal(disconnected_start, record.fs)
+    assert found.ok and 40 < found.heart_rate_bpm < 150
