@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgrhythm.config import portable_path
 from ecgrhythm.episodes.annotations import read_rhythm_annotations
 from ecgrhythm.episodes.finder import EpisodeParams, record_episodes
 from ecgrhythm.inference.classifier import default_model_dir
@@ -147,7 +148,7 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
     model_dir = classifier.model_dir if classifier.model_dir is not None else default_model_dir()
     info = {
         "data": str(data_dir),
-        "model": str(model_dir),
+        "model": portable_path(model_dir),
         "lead": lead,
         "params": dataclasses.asdict(params),
         "failed_records": len(failures),

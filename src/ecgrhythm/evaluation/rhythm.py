@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgrhythm.config import portable_path
 from ecgrhythm.records.labels import read_folder_labels
 from ecgrhythm.scoring.metrics import evaluate_predictions, multilabel_report
 
@@ -67,7 +68,7 @@ def evaluate_folder(classifier, data_dir, *, exclude_training: bool = True, fs: 
         )
     info = {
         "data": str(data_dir),
-        "model": str(classifier.model_dir_),
+        "model": portable_path(classifier.model_dir_),
         "held_out": held_out.held_out,
         "all_records_trained": held_out.all_trained,
         "labelled_records": len(held_out.paths) + held_out.excluded + len(folder.failures),
