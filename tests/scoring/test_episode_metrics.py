@@ -1,5 +1,6 @@
 """CPSC 2021 scoring against hand-worked records, rhythm annotations of real records, and the folder evaluation."""
 
+import csv
 import json
 import shutil
 
@@ -86,6 +87,14 @@ def test_evaluate_episodes_on_the_real_cpsc2021_sample(tmp_path, cpsc2021_dir, c
     assert {r["lead"] for r in report["records"]} == {"I"}
     assert f"CPSC 2021 score {report['overall']['cpsc2021_score']:.3f}" in out and "data_92_19" in out
     assert (tmp_path / "episodes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the episodes scored are those `ecgrhythm episodes` writes (the record-level rule's), record by record
+    assert cli.main(["episodes", str(cpsc2021_dir), "--output", str(tmp_path / "e.csv"), "--summary", str(tmp_path / "s.csv")]) == 0
+    with open(tmp_path / "s.csv", newline="") as f:
+        written = {row["record"]: row for row in csv.DictReader(f)}
+    for scored in report["records"]:
+        row = written[scored["record"]]
+        assert float(row["af_burden"]) == pytest.approx(scored["predicted_burden"], abs=1e-4), scored["record"]
+        assert row["record_class"] == scored["predicted_class"] and int(row["af_episodes"]) == scored["predicted_episodes"]
 
 
 def test_damaged_annotations_fail_their_record_and_the_evaluation_exits_1(tmp_path, cpsc2021_dir, capsys, monkeypatch):

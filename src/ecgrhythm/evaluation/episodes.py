@@ -19,9 +19,10 @@ import numpy as np
 
 from ecgrhythm.config import portable_path
 from ecgrhythm.episodes.annotations import read_rhythm_annotations
-from ecgrhythm.episodes.finder import EpisodeParams, record_episodes
+from ecgrhythm.episodes.files import iter_file_episodes
+from ecgrhythm.episodes.finder import EpisodeParams
 from ecgrhythm.inference.classifier import default_model_dir
-from ecgrhythm.records import failure_reason, find_records, read_record
+from ecgrhythm.records import failure_reason, find_records
 from ecgrhythm.scoring.episodes import RECORD_CLASSES, af_burden, af_seconds, boundary_hits, cpsc2021_record_score, episode_overlaps
 from ecgrhythm.utils.io import atomic_write, atomic_write_text
 
@@ -117,7 +118,11 @@ def annotated_records(data_dir) -> list[Path]:
 
 
 def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: EpisodeParams | None = None, on_failure=None) -> EpisodeReport:
-    """Find the AF episodes of every annotated record of a folder and score them.
+    """Find the AF episodes of every annotated record of a folder, as `ecgrhythm episodes` gives them, and score them.
+
+    The episodes scored are those the command writes (:func:`~ecgrhythm.episodes.files.iter_file_episodes`): the
+    record-level rule's (a record as short as the networks' training records keeps their label, and its episodes
+    follow it), on the lead chosen per stretch of a long multi-lead record.
 
     Args:
         classifier: a loaded single-lead :class:`~ecgrhythm.inference.classifier.RhythmClassifier` with an `A` class.
@@ -132,16 +137,24 @@ def evaluate_episodes_folder(classifier, data_dir, *, lead=None, params: Episode
     data_dir = Path(data_dir)
     params = params if params is not None else EpisodeParams()
     paths = annotated_records(data_dir)
-    rows, failures = [], []
+    rows, failures, truths = [], [], {}
+
+    def failed(path, reason: str) -> None:
+        failures.append({"path": str(path), "reason": reason})
+        if on_failure is not None:
+            on_failure(str(path), reason)
+
     for path in paths:
         try:
-            truth = read_rhythm_annotations(path)
-            rows.append(score_record(record_episodes(classifier, read_record(path), lead, params), truth))
+            truths[path] = read_rhythm_annotations(path)
         except Exception as exc:  # one bad record fails alone, whatever its kind
-            reason = failure_reason(exc)
-            failures.append({"path": str(path), "reason": reason})
-            if on_failure is not None:
-                on_failure(str(path), reason)
+            failed(path, failure_reason(exc))
+    # the episodes `ecgrhythm episodes` writes: the record-level rule's, on the lead chosen per stretch of a long record
+    for path, found in iter_file_episodes(classifier, list(truths), lead=lead, params=params, on_failure=failed, paired=True):
+        try:
+            rows.append(score_record(found, truths[path]))
+        except Exception as exc:
+            failed(path, failure_reason(exc))
     if not rows:
         raise ValueError(f"{data_dir}: no annotated record could be scored ({len(failures)} failed)")
     overall = summarise_records(rows)
