@@ -1,3 +1,4 @@
+import argparse
 import csv
 import functools
 import os
@@ -379,9 +380,17 @@ def test_evaluate_warns_once_that_a_score_is_not_held_out(tmp_path, cinc2017_dir
     assert "wrote " in captured.err and "wrote " not in captured.out
 
 
-def test_every_command_has_a_description_and_a_help_line(capsys):
-    import argparse
+def test_a_product_command_is_parsed_alike_by_a_parser_of_that_command_alone():
+    argv = ["-v", "classify", "A.hea", "--output", "-", "--backend", "onnx", "--lead", "II"]
+    assert cli._named_command(argv) == "classify"
+    assert vars(cli.build_parser("classify").parse_args(argv)) == vars(cli.build_parser().parse_args(argv))
+    [commands] = [a for a in cli.build_parser("classify")._actions if isinstance(a, argparse._SubParsersAction)]
+    assert list(commands.choices) == ["classify"]
+    for argv in (["--help"], ["--version"], ["study", "--help"], ["clasify"], []):  # the whole parser: every command listed
+        assert cli._named_command(argv) is None
 
+
+def test_every_command_has_a_description_and_a_help_line(capsys):
     parser = cli.build_parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     helps = {a.dest: a.help for a in commands._choices_actions}

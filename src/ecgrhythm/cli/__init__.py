@@ -8,6 +8,10 @@ module plus one line here. Other packages add commands through the entry-point
 group `ecgrhythm.commands` (name = module); the research lab
 (`ecgrhythm.lab`: `study`, `crossval`, `ensemble`) plugs in that way, so the
 product never imports it.
+
+A product command is parsed by a parser holding that command alone (:func:`build_parser` with `command`), so
+running it imports neither the other commands' modules nor the plugins (the lab's studies, the entry-point
+scan); a command line naming no product command (`--help`, a plugin, a typo) gets the whole parser.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import logging
 import signal
 import sys
 import time
-from importlib.metadata import entry_points
 
 from ecgrhythm.cli.common import (
     CACHE_ENV,
@@ -52,31 +55,47 @@ PLUGIN_GROUP = "ecgrhythm.commands"  # entry points: command name -> module with
 @functools.cache
 def _plugins() -> dict:
     """Commands other packages register (entry points of `PLUGIN_GROUP`), by name, after the product's own."""
+    from importlib.metadata import entry_points  # scanning the installed packages: only when a plugin may be asked for
+
     return {ep.name: ep for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name) if ep.name not in COMMANDS}
 
 
-def _command(name: str, plugins: dict):
+def _command(name: str):
+    """The module of the command `name`: a product command's own, else the plugin's (loaded now)."""
     if name in COMMANDS:
         return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
-    return plugins[name].load()
+    return _plugins()[name].load()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `ecgrhythm` parser: every command (the product's, then the plugins'), or the product command `command` alone.
+
+    Args:
+        command: a name of `COMMANDS` to parse that command only (a command line that names it parses as with
+            every command), without importing the other commands or scanning for plugins; None: every command.
+    """
     from ecgrhythm import __version__
 
     parser = argparse.ArgumentParser(prog="ecgrhythm", description="Classify ECG recordings into rhythm classes with Keras LSTM networks.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (and show tracebacks of unexpected errors)")
     sub = parser.add_subparsers(dest="command", required=True)
-    plugins = _plugins()
-    for name in [*COMMANDS, *plugins]:
-        _command(name, plugins).add_parser(sub)
+    for name in [command] if command in COMMANDS else [*COMMANDS, *_plugins()]:
+        _command(name).add_parser(sub)
     return parser
+
+
+def _named_command(argv) -> str | None:
+    """The product command a command line names: its first word that is not an option (the top-level options take
+    no value), if that is one of `COMMANDS`; else None (`--help`, `--version`, a plugin, a typo)."""
+    words = sys.argv[1:] if argv is None else argv
+    first = next((str(w) for w in words if not str(w).startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def main(argv=None) -> int:
     started = time.perf_counter()
-    parser = build_parser()
+    parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     args.started = started
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format=LOG_FORMAT)
@@ -85,7 +104,7 @@ def main(argv=None) -> int:
 
     try:
         with contextlib.nullcontext() if args.command == "serve" else sigterm_unwinds():  # the server stops itself on SIGTERM
-            return _command(args.command, _plugins()).run(args)
+            return _command(args.command).run(args)
     except Terminated:
         print("ecgrhythm: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM
