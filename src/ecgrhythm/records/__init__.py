@@ -12,7 +12,7 @@ Supported inputs, one module each, registered by suffix in :mod:`.registry`
 discovery, the CLI and the service):
 
 - PhysioNet WFDB records (:mod:`.wfdb_reader`): a `.hea` header with its `.dat`
-  or `.mat` signal file(s), checked (:mod:`.wfdb_header`) and read through `wfdb`;
+  or `.mat` signal file(s), checked (:mod:`.wfdb_header`) and read as `wfdb` reads them (:mod:`.wfdb_fields`);
   a bare record name (`.../A00005`, as wfdb's tools take it) names its header.
 - Bare CinC `.mat` files (:mod:`.mat_reader`, MATLAB v4/v5) holding int16
   samples under `val`, 1000 units per mV, as in the CinC 2017 data.

@@ -264,7 +264,7 @@ def _find_beside(header: Path, name: str) -> Path:
         path = matches[0] if len(matches) == 1 else path
     check_file(path, "the signal file", header)
     target = path.resolve()
-    if not any(target.is_relative_to(folder) for folder in (header.parent.resolve(), header.resolve().parent)):
+    if not (target.is_relative_to(header.parent.resolve()) or target.is_relative_to(header.resolve().parent)):  # the second only if need be
         raise RecordError(
             header,
             f"the signal file {name!r} is a link to {shown(str(target))}, outside the record's folder: "

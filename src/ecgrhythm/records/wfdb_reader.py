@@ -1,4 +1,4 @@
-"""Checked reading of PhysioNet WFDB records (`.hea` + `.dat`/`.mat`) through `wfdb`.
+"""Checked reading of PhysioNet WFDB records (`.hea` + `.dat`/`.mat`), as `wfdb` reads them.
 
 `wfdb` trusts its header: it defaults a missing or unparsable sampling rate to
 250 Hz, reads signal files named with `../` or absolute paths, parses signal
@@ -9,8 +9,9 @@ header specification (:func:`~.wfdb_header.check_signal_line`), the declared len
 `MAX_DURATION_S` (:func:`~.wfdb_header.check_header_length`), and each signal file's name,
 format and size against the header before `wfdb` reads a byte, and turns
 every failure into a :class:`~ecgrhythm.records.core.RecordError` naming the header.
-The checks see the header as wfdb will (its own regular expressions, :func:`_as_wfdb_parses`), so a
-whole read parses it through `wfdb` (and pandas) once, in `wfdb.rdrecord`.
+The checks see the header as wfdb will (its own regular expressions: :func:`~.wfdb_fields.header_fields`). A plain
+record (format 16, one signal file: every record of the CinC and CPSC data) is then decoded without wfdb, to the
+same samples (:func:`~.wfdb_fields.read_plain`); any other is read by `wfdb.rdrecord`, which parses the header once more.
 :func:`open_wfdb` makes the same checks and then reads sample ranges on
 demand, for records up to `MAX_STREAM_DURATION_S` in bounded memory.
 """
@@ -22,7 +23,6 @@ import datetime
 import logging
 import os
 import tempfile
-import types
 import warnings
 from pathlib import Path
 
@@ -43,6 +43,7 @@ from ecgrhythm.records.core import (
     validate_piece,
 )
 from ecgrhythm.records.registry import HEADER_SUFFIX, register_reader
+from ecgrhythm.records.wfdb_fields import header_fields, read_plain
 from ecgrhythm.records.wfdb_header import (
     check_header_length,
     check_signal_files,
@@ -83,10 +84,11 @@ def read_wfdb(header: Path, *, fs: float | None, **_options) -> Decoded:
         RecordError: the header or a signal file is missing, malformed,
             declares more than 24 h, or disagrees with the other.
     """
-    with _checked(Path(header), fs, MAX_DURATION_S) as (base, fs, view):
+    with _checked(Path(header), fs, MAX_DURATION_S) as (base, fs, view, files):
         if view.sig_len is not None:  # else check_signal_files bounded the length the file implies
             check_whole_read(header, view.sig_len, view.n_sig)
-        rec = _rdrecord(header, base)  # wfdb parses the header once, here, as `view` foretold
+        rec = read_plain(header, view, files)  # None unless plain: wfdb parses the header then, as `view` foretold
+        rec = _rdrecord(header, base) if rec is None else rec
         stream = WfdbStream(header, base, rec, fs)
         signal = stream._samples(rec, list(range(view.n_sig)))
         fill_missing(signal, header)
@@ -127,7 +129,7 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
     import wfdb
 
     header = Path(header)
-    with _checked(header, fs, max_s) as (base, fs, _):
+    with _checked(header, fs, max_s) as (base, fs, _, _):
         try:
             meta = wfdb.rdheader(base)
         except Exception as exc:
@@ -137,12 +139,13 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
 
 @contextlib.contextmanager
 def _checked(header: Path, fs: float | None, max_s: float):
-    """The checks of :func:`open_wfdb`, before `wfdb` reads a byte: yields `(base, fs, view)`, the record name to
-    hand `wfdb` (valid until the block ends), the sampling rate and :func:`_as_wfdb_parses` of the header.
+    """The checks of :func:`open_wfdb`, before `wfdb` reads a byte: yields `(base, fs, view, files)`, the record name
+    to hand `wfdb` (valid until the block ends), the sampling rate, :func:`~.wfdb_fields.header_fields` of the
+    header and the checked signal file of each file name.
 
     The header is read once, within its size limit; what `wfdb` will make of it comes from the same regular
-    expressions `wfdb.rdheader` applies (:func:`_as_wfdb_parses`), so the signal files are bounded by the lengths,
-    formats and offsets wfdb will use, without parsing the header through wfdb (and pandas) first.
+    expressions `wfdb.rdheader` applies (:func:`~.wfdb_fields.header_fields`), so the signal files are bounded by the
+    lengths, formats and offsets wfdb will use, without parsing the header through wfdb (and pandas) first.
     """
     raw = header_bytes(header)
     n_sig, header_fs, sig_len = record_line(header, raw)
@@ -156,7 +159,7 @@ def _checked(header: Path, fs: float | None, max_s: float):
     check_header_length(header, sig_len, fs, max_s)
     for i, fields in enumerate(header_lines(raw)[1:]):
         check_signal_line(header, i, fields)
-    view = _as_wfdb_parses(header, raw)
+    view = header_fields(header, raw)
     if view.n_sig != n_sig or view.sig_len != sig_len:
         raise RecordError(
             header,
@@ -173,47 +176,7 @@ def _checked(header: Path, fs: float | None, max_s: float):
         if folder is not None:
             for name, path in files.items():
                 os.symlink(path.resolve(), folder / name)
-        yield str(header.with_suffix("")) if folder is None else str(folder / "record"), fs, view
-
-
-def _as_wfdb_parses(header: Path, raw: bytes) -> types.SimpleNamespace:
-    """The fields of the header that decide what `wfdb` reads, as `wfdb.rdheader` parses them: the same text (ASCII,
-    other bytes dropped), lines and regular expressions (`wfdb.io.header`), the same defaults for empty fields.
-
-    Returns:
-        `n_sig`, `fs`, `sig_len` (None if not given), and per signal `file_name`, `fmt`, `samps_per_frame`
-        (None: 1) and `byte_offset` (None: 0).
-
-    Raises:
-        RecordError: a line wfdb cannot parse, or a multi-segment record.
-    """
-    from wfdb.io.header import parse_header_content, rx_record, rx_signal
-
-    lines, _ = parse_header_content(raw.decode("ascii", errors="ignore"))
-    record = rx_record.match(lines[0]) if lines else None
-    signals = [rx_signal.match(line) for line in lines[1:]]
-    if record is None or not all(signals):
-        raise RecordError(
-            header, "invalid WFDB header (HeaderSyntaxError: invalid syntax in " + ("record line)" if record is None else "signal line)")
-        )
-    if record["n_seg"]:
-        raise RecordError(header, "multi-segment WFDB records are not supported")
-
-    def number(text: str, kind=int):
-        return kind(text) if text else None
-
-    try:
-        return types.SimpleNamespace(
-            n_sig=int(record["n_sig"]),
-            fs=number(record["fs"], float),
-            sig_len=number(record["sig_len"]),
-            file_name=[m["file_name"] for m in signals],
-            fmt=[m["fmt"] for m in signals],
-            samps_per_frame=[number(m["samps_per_frame"]) for m in signals],
-            byte_offset=[number(m["byte_offset"]) for m in signals],
-        )
-    except ValueError as exc:  # a lone "." as the rate, say: wfdb.rdheader fails on it too
-        raise RecordError(header, f"invalid WFDB header (ValueError: {exc})") from None
+        yield str(header.with_suffix("")) if folder is None else str(folder / "record"), fs, view, files
 
 
 class WfdbStream:
