@@ -2,7 +2,10 @@
 
 (a) end to end: one `ecgrhythm classify TMP --model MODEL` subprocess over a
     temporary folder linking the first N records: interpreter start, imports,
-    model loading, compilation, reading and classifying, all included.
+    model loading, compilation, reading and classifying, all included; with the
+    CPU seconds the command used (user + system over its threads and the processes
+    it waited for: not a Ray cluster's workers), which other work on a shared
+    machine changes less than the wall time.
 (b) in process: the model is loaded once and `classify_files` is run once over
     the same records to compile every bucket shape, then timed over them again
     (`--repeats` times): reading, preprocessing and inference only.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,18 +54,24 @@ def cli_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "ecgrhythm.cli"]
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes of this one, so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def end_to_end(folder: Path, model: Path, n: int, extra: list[str]) -> dict:
     output = folder.with_name(folder.name + ".csv")
     command = [*cli_command(), "classify", str(folder), "--model", str(model), "--output", str(output), *extra]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu_s()
     done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, _children_cpu_s() - cpu0
     output.unlink(missing_ok=True)
     if done.returncode != 0:
         fail(f"{' '.join(command)} exited with {done.returncode}: {done.stderr.strip()[-2000:]} (use --skip-cli to measure in process only)")
     command[command.index(str(folder))] = "TMP"
     command[command.index(str(output))] = "TMP.csv"
-    return {"command": command, "seconds": round(seconds, 3), "records_per_s": round(n / seconds, 2)}
+    return {"command": command, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3), "records_per_s": round(n / seconds, 2)}
 
 
 def in_process(folder: Path, model: Path, repeats: int) -> dict:

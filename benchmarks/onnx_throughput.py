@@ -10,7 +10,8 @@ Both run the same model folder (it must carry its graph, `model.onnx`) over the 
 (c) end to end: `ecgrhythm classify` subprocesses, the default command against
     `--backend keras` (start-up, imports and loading included), of one record and
     of the N records, the two backends alternating `--repeats` times so that a
-    change in the machine's load hits both (`--skip-cli` to leave out).
+    change in the machine's load hits both (`--skip-cli` to leave out); the CPU
+    seconds of each one-record run too, which that load changes less.
 
 Parity on these records: the largest probability difference and the number
 of records whose labels differ. The machine's load average is recorded before
@@ -73,10 +74,13 @@ def side_by_side(folder: Path, one: Path, model: Path, n: int, repeats: int) -> 
     result = {}
     for name, done in runs.items():
         one_s, all_s = [r["one_record"]["seconds"] for r in done], [r["records"]["seconds"] for r in done]
+        one_cpu = [r["one_record"]["cpu_seconds"] for r in done]
         result[name] = {
             "command": done[0]["records"]["command"],
             "one_record_seconds": one_s,
             "one_record_median_s": round(statistics.median(one_s), 3),
+            "one_record_cpu_seconds": one_cpu,
+            "one_record_cpu_median_s": round(statistics.median(one_cpu), 3),
             "records_seconds": all_s,
             "records_per_s": round(n / statistics.median(all_s), 2),
         }
@@ -104,7 +108,7 @@ def main(argv=None) -> int:
     import onnxruntime
 
     from ecgrhythm.inference.classifier import RhythmClassifier
-    from ecgrhythm.inference.onnx_backend import GRAPH_FILE, OnnxBackend, intra_op_threads, read_onnx_metadata
+    from ecgrhythm.inference.onnx_backend import GRAPH_FILE, OnnxBackend, intra_op_threads
     from ecgrhythm.records import find_records, read_record
 
     onnx_clf, keras_clf = RhythmClassifier.load(model), RhythmClassifier.load(model, backend="keras")
@@ -121,7 +125,7 @@ def main(argv=None) -> int:
         link_records(records, folder)
         link_records(records[:1], one)
         warm_page_cache(folder)
-        weights = read_onnx_metadata(model / GRAPH_FILE)["weights"]
+        weights = onnx_clf.backend_.metadata["weights"]  # the loaded graph's metadata: no second session
         result = {
             "benchmark": "onnx_throughput",
             "data": str(data.resolve()),
