@@ -29,7 +29,8 @@ declared length is at most `MAX_DURATION_S`, and that compressed data (a
 `.mat` v5 variable, a FLAC signal file) decodes to a bounded number of bytes
 (:mod:`.core`: `MAX_DECODED_BYTES`, environment variable
 `ECGRHYTHM_MAX_DECODED_MB`), so a lying header never makes a reader allocate
-more than the file justifies. `.npy` files are memory-mapped, never unpickled.
+more than the file justifies; a CSV is parsed no further than that cap allows. `.npy` and `.mat`
+files are read, never memory-mapped (a file that shrinks meanwhile is an error, not a crash); `.npy` never unpickled.
 Folders are expanded by :func:`find_records`; labels are read by :func:`read_reference`, and a
 folder's labels, whatever their source, by :func:`ecgrhythm.records.labels.read_folder_labels`.
 Long WFDB records (up to `MAX_STREAM_DURATION_S`, 14 days) are read in sample

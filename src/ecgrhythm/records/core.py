@@ -26,6 +26,7 @@ import datetime
 import math
 import numbers
 import os
+import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -320,13 +321,19 @@ def shown(name: str) -> str:
 
 
 def header_bytes(header: Path) -> bytes:
-    """The bytes of a WFDB header, refused if empty, over 1 MiB or binary."""
-    size = header.stat().st_size
-    if size == 0:
+    """The bytes of a WFDB header, refused if not a regular file (never opened: a FIFO would block), empty, over 1 MiB
+    (read no further, even if it grows while read) or binary."""
+    status = header.stat()
+    if not stat.S_ISREG(status.st_mode):
+        raise RecordError(header, f"the header file {header.name!r} is not a regular file")
+    if status.st_size == 0:
         raise RecordError(header, "the header file is empty")
-    if size > MAX_HEADER_BYTES:
-        raise RecordError(header, f"the header file is {size} bytes, too large for a WFDB header")
-    raw = header.read_bytes()
+    if status.st_size > MAX_HEADER_BYTES:
+        raise RecordError(header, f"the header file is {status.st_size} bytes, too large for a WFDB header")
+    with open(header, "rb") as f:
+        raw = f.read(MAX_HEADER_BYTES + 1)
+    if len(raw) > MAX_HEADER_BYTES:
+        raise RecordError(header, "the header file grew past 1 MiB while it was read, too large for a WFDB header")
     if b"\0" in raw:
         raise RecordError(header, "the header file is binary, not a WFDB text header")
     return raw

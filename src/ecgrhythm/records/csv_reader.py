@@ -10,19 +10,33 @@ step) are refused, and so is a rate that disagrees with the caller's `fs`.
 Decimal commas, as European spreadsheets export them, are read as decimal points: beside a `;` or tab delimiter
 (`-0,1270;0,532`), and in a file of one column (`-0,1270` lines, told from two columns of integers by a `-0,` or a
 fraction that starts with 0). A line longer than :data:`MAX_LINE_BYTES` is refused before anything is parsed, and a
-header row's lead names are cut to :data:`MAX_NAME_CHARS` characters.
+header row's lead names are cut to :data:`MAX_NAME_CHARS` characters. Parsing stops, and the file is refused, past 24 h
+of rows at the caller's `fs`, or past the rows whose numbers (12 bytes each, parsed and made float32) would take more than
+:func:`~ecgrhythm.records.core.max_decoded_bytes`: a CSV's memory is bounded whatever its size.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import GIVE_FS, MAX_LEADS, Decoded, RecordError, as_signal, check_fs
+from ecgrhythm.records.core import (
+    GIVE_FS,
+    MAX_DECODED_ENV,
+    MAX_DURATION_S,
+    MAX_LEADS,
+    MAX_SHOWN_NAME,
+    Decoded,
+    RecordError,
+    as_signal,
+    check_fs,
+    max_decoded_bytes,
+)
 from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_csv", "TIME_TOLERANCE", "MAX_LINE_BYTES", "MAX_NAME_CHARS"]
@@ -31,6 +45,7 @@ MAX_LINE_BYTES = 1 << 16  # longest line read: 64 leads of long numbers, or 64 l
 MAX_NAME_CHARS = 64  # characters of a lead name kept from a header row
 _DECIMAL_DELIMITERS = ("\t", ";")  # delimiters beside which a comma is a decimal comma
 _DECIMAL_COMMA = re.compile(r"(?P<whole>[-+]?\d+),(?P<fraction>\d+)")
+_BYTES_PER_NUMBER = 12  # memory per number read: parsed as float64, then made float32 samples
 _SNIFF_LINES = 10_000  # lines looked at to tell one column of decimal commas from two of integers
 
 TIME_TOLERANCE = 0.1  # most a time step may differ from the mean step, as a fraction of it (rounded times in exports)
@@ -49,8 +64,9 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
 
     Raises:
         RecordError: not UTF-8, no samples, a line over :data:`MAX_LINE_BYTES`, text or missing values among the
-            numbers, ragged rows, or more than 64 named columns; no time column and no `fs`;
-            a time column not evenly spaced, or whose rate disagrees with `fs`.
+            numbers, ragged rows, or more than 64 named columns; more rows than 24 h at `fs` or than the memory
+            limit allows; no time column and no `fs`; a time column not finite nor evenly spaced, or whose rate is
+            invalid or disagrees with `fs`.
     """
     if fs is not None:
         fs = check_fs(fs, path)
@@ -59,28 +75,61 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
     _check_line_lengths(path)
     with open(path, encoding="utf-8-sig", errors="strict") as f:
         try:
-            skip, delimiter, decimal_comma, leads = _layout(f, path)
+            skip, delimiter, decimal_comma, leads, n_columns = _layout(f, path)
+            if fs is None and (_time_unit(leads[0]) is None if leads is not None else n_columns < 2):  # before parsing it all
+                raise RecordError(path, f"the file has no time column and so no sampling rate: {GIVE_FS}")
+            max_rows = _max_rows(n_columns, fs)
             f.seek(0)
             lines = (line.replace(",", ".") for line in f) if decimal_comma else f
-            array = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, ndmin=2, skiprows=skip, quotechar='"')
+            array = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, ndmin=2, skiprows=skip, quotechar='"', max_rows=max_rows + 1)
         except RecordError:
             raise
         except UnicodeDecodeError as exc:
             raise RecordError(path, f"the CSV file is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
         except (ValueError, csv.Error) as exc:
-            raise RecordError(path, f"the CSV file holds text, missing values or ragged rows where numbers belong ({exc})") from None
+            raise RecordError(path, f"the CSV file holds text, missing values or ragged rows where numbers belong ({_parse_error(exc)})") from None
+    if len(array) > max_rows:
+        raise RecordError(path, _too_many_rows(max_rows, n_columns, fs))
     if leads is not None and len(leads) != array.shape[1]:
         raise RecordError(path, f"the header row names {len(leads)} columns but rows have {array.shape[1]}")
-    array, leads, fs = _time_base(array, leads, fs, path)
-    if fs is None:
-        raise RecordError(path, f"the file has no header and so no sampling rate: {GIVE_FS}")
-    if leads is not None:
-        return Decoded(np.ascontiguousarray(array, dtype=np.float32), fs, leads)
-    return Decoded(as_signal(array.astype(np.float32), path), fs)
+    with np.errstate(over="ignore", invalid="ignore"):  # samples beyond float32 range are refused by name when validated
+        array, leads, fs = _time_base(array, leads, fs, path)
+        if fs is None:
+            raise RecordError(path, f"the file has no header and so no sampling rate: {GIVE_FS}")
+        if leads is not None:
+            return Decoded(np.ascontiguousarray(array, dtype=np.float32), fs, leads)
+        return Decoded(as_signal(array.astype(np.float32), path), fs)
+
+
+def _max_rows(n_columns: int, fs: float | None) -> int:
+    """The most rows of samples read: `MAX_DURATION_S` at `fs` (when given), and no more than fit in
+    :func:`~.core.max_decoded_bytes` as parsed float64 numbers and the float32 samples made from them, so the memory
+    a CSV takes is bounded whatever its size."""
+    rows = max_decoded_bytes() // (_BYTES_PER_NUMBER * max(n_columns, 1))
+    return rows if fs is None else min(rows, math.ceil(MAX_DURATION_S * fs) + 1)  # + 1: a time column may come first
+
+
+def _too_many_rows(max_rows: int, n_columns: int, fs: float | None) -> str:
+    if fs is not None and max_rows == math.ceil(MAX_DURATION_S * fs) + 1:
+        return (
+            f"the file holds more than {max_rows} rows, over {MAX_DURATION_S / 3600:g} h at {fs:g} Hz: records over "
+            f"{MAX_DURATION_S / 3600:g} h are read in pieces only as WFDB records (.hea + .dat) or EDF/BDF files: convert it, or split it into parts"
+        )
+    return (
+        f"the file holds more than {max_rows} rows of {n_columns} column(s), whose numbers would take more than the limit of "
+        f"{max_decoded_bytes()} bytes to read ({_BYTES_PER_NUMBER} bytes each; set {MAX_DECODED_ENV} to raise it): split it into parts"
+    )
+
+
+def _parse_error(exc: Exception) -> str:
+    """numpy's parse error, its advice on `usecols` dropped and an echoed cell of text cut short."""
+    text = str(exc).split("; use `usecols`")[0]
+    return text if len(text) <= 2 * MAX_SHOWN_NAME else f"{text[:MAX_SHOWN_NAME]}...{text[-MAX_SHOWN_NAME // 2 :]}"
 
 
 def _layout(f, path: Path):
-    """`(lines before the samples, delimiter, decimal commas, lead names or None)` of the CSV text file `f`, from its first lines.
+    """`(lines before the samples, delimiter, decimal commas, lead names or None, columns of the first line)` of the CSV text
+    file `f`, from its first lines.
 
     The delimiter is a tab or `;` when the first row has one (then a comma in a number is a decimal comma, as European
     exports write `-0,1270;0,532`), else a comma, else blanks. Comma-separated rows of two integers are one column of
@@ -106,7 +155,7 @@ def _layout(f, path: Path):
         decimal_comma = "," in sample
     else:
         decimal_comma = delimiter == "," and _decimal_comma_column(itertools.chain([sample], itertools.islice(f, _SNIFF_LINES)))
-    return skip, delimiter, decimal_comma, leads
+    return skip, delimiter, decimal_comma, leads, len(cells)
 
 
 def _delimiter(line: str) -> str | None:
@@ -132,12 +181,17 @@ def _decimal_comma_column(lines) -> bool:
 
 
 def _check_line_lengths(path: Path) -> None:
-    """Refuse a file with a line longer than :data:`MAX_LINE_BYTES`, reading it in pieces of 1 MiB (so a 500 MB line of
-    digits costs 1 MiB, not gigabytes)."""
+    """Refuse a file with a line longer than :data:`MAX_LINE_BYTES`, reading it in pieces of 256 KiB (so a 500 MB line of
+    digits costs a few MiB, not gigabytes, and so does a file of short lines)."""
     before, run = 0, 0  # lines ended so far; bytes of the line still open
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
+        while chunk := f.read(1 << 18):
+            if chunk.endswith(b"\r"):  # a CR LF split between pieces is one line end
+                chunk += f.read(1)
+            data = np.frombuffer(chunk, np.uint8)
+            lone_cr = data == 13  # a line ends in LF, CR LF, or a CR alone (old Mac exports)
+            lone_cr[:-1] &= data[1:] != 10
+            ends = np.flatnonzero((data == 10) | lone_cr)
             lengths = np.diff(ends, prepend=-1 - run) - 1  # of the lines ending in this piece
             too_long = np.flatnonzero(lengths > MAX_LINE_BYTES)
             run = run + len(chunk) if len(ends) == 0 else len(chunk) - int(ends[-1]) - 1
@@ -161,6 +215,9 @@ def _time_base(array: np.ndarray, leads, fs, path):
     if array.shape[1] < 2:
         raise RecordError(path, "the only column holds times, not an ECG lead")
     times, array, leads = array[:, 0], array[:, 1:], leads[1:] if leads is not None else None
+    if not np.isfinite(times).all():
+        row = int(np.flatnonzero(~np.isfinite(times))[0])
+        raise RecordError(path, f"the time column holds {times[row]:g} at row {row + 1}, not a finite time: fix its times, or drop it and give fs")
     step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
     steps = np.diff(times)
     if not step > 0 or np.abs(steps - step).max(initial=0.0) > TIME_TOLERANCE * step:
@@ -174,7 +231,7 @@ def _time_base(array: np.ndarray, leads, fs, path):
         if times[0] in (0, 1) and step == 1:
             return array, leads, fs
         scale = 1.0 if 20 <= 1 / step <= 100_000 else 1e-3
-    rate = round(1.0 / (step * scale), 3)
+    rate = check_fs(round(1.0 / (step * scale), 3), path, "it is what the time column's step gives: fix its times, or drop it and give fs")
     if fs is not None and abs(rate - fs) > FS_TOLERANCE * fs:
         raise RecordError(
             path, f"the time column gives a sampling rate of {rate:g} Hz but fs={fs:g} Hz was given: give the right fs, or leave it out"

@@ -67,7 +67,7 @@ def _indexed_records(folder: Path, index: Path) -> list[Path]:
     found = []
     root = folder.resolve()
     with open(index, encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
+        for lineno, line in enumerate(_index_lines(f), start=1):
             name = line.strip()
             if not name or name.startswith("#"):
                 continue
@@ -85,6 +85,16 @@ def _indexed_records(folder: Path, index: Path) -> list[Path]:
             except (OSError, ValueError, RuntimeError) as exc:
                 logger.warning("%s line %d: skipped %r, which is not a usable record name (%s)", index, lineno, shown(name), exc)
     return found
+
+
+def _index_lines(f):
+    """The lines of an open text file, each cut to :data:`_MAX_NAME_CHARS` + 1 characters as it is read, so that a line
+    of any length costs no more memory than a name (its rest is read in pieces and dropped)."""
+    while line := f.readline(_MAX_NAME_CHARS + 2):
+        if not line.endswith("\n"):
+            while (rest := f.readline(1 << 16)) and not rest.endswith("\n"):
+                pass
+        yield line[: _MAX_NAME_CHARS + 1]
 
 
 def _folder_records(folder: Path) -> list[Path]:

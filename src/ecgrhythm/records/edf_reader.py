@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -114,13 +115,20 @@ def open_edf(path, *, max_s: float = MAX_STREAM_DURATION_S):
     if header.plus and header.annotation_bytes() * _ANNOTATION_EXPANSION > max_decoded_bytes():
         logger.warning("%s: annotations not read: its annotation signals hold %d bytes, too many to read safely", path, header.annotation_bytes())
         mode = pyedflib.DO_NOT_READ_ANNOTATIONS
+    with warnings.catch_warnings():  # labels in neither UTF-8 nor ASCII are read as Latin-1, as the EDF specification has them
+        warnings.filterwarnings("ignore", "Could not decode string", UserWarning)
+        try:
+            reader = pyedflib.EdfReader(str(path), annotations_mode=mode)
+        except Exception as exc:
+            reason = str(exc).removeprefix(f"{path}: ")  # pyedflib starts its messages with the path
+            raise RecordError(path, f"pyedflib cannot read the file ({type(exc).__name__}: {reason})") from None
+        try:
+            stream = EdfStream(path, reader, header, channels, fs, scales)
+        except BaseException:
+            reader.close()
+            raise
     try:
-        reader = pyedflib.EdfReader(str(path), annotations_mode=mode)
-    except Exception as exc:
-        reason = str(exc).removeprefix(f"{path}: ")  # pyedflib starts its messages with the path
-        raise RecordError(path, f"pyedflib cannot read the file ({type(exc).__name__}: {reason})") from None
-    try:
-        yield EdfStream(path, reader, header, channels, fs, scales)
+        yield stream
     finally:
         reader.close()
 

@@ -61,14 +61,17 @@ def record_path(path) -> Path:
     """The file a record path names: `path` itself, or the header of a bare WFDB record name (`.../A00005` for `.../A00005.hea`).
 
     Raises:
-        RecordError: nothing is there: neither `path` nor, for a bare name, its `.hea` header.
+        RecordError: nothing is there: neither `path` nor, for a bare name, its `.hea` header; or `path` is a broken
+            symbolic link.
     """
     path = Path(path)
     header = named_header(path)
     if header is not None:
         return header
-    if path.exists() or path.is_symlink():  # a broken link is reported by the read
+    if path.exists():
         return path
+    if path.is_symlink():  # said here, before a caller resolves the link (a loop of links raises RuntimeError there)
+        raise RecordError(path, f"file {path.name!r} is a broken symbolic link (its target is missing, or a loop of links)")
     if reader_for(path.suffix) is not None:
         raise RecordError(path, f"file {path.name!r} not found")
     raise RecordError(
