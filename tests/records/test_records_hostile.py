@@ -8,6 +8,7 @@ import shutil
 import struct
 import time
 import tracemalloc
+import warnings
 import zlib
 
 import numpy as np
@@ -188,6 +189,7 @@ def _wfdb_record(folder, signal_line: str):
         ("r.dat 16 200(0 16 0 0 0 0 I", "gain field '200(0'"),
         ("r.dat 16 200 16.5 0 0 0 0 I", "ADC resolution field '16.5'"),
         ("r.dat 16 200 16 0 0 0x 0 I", "checksum field '0x'"),
+        ("r.dat 16 1000(99999999999999999999) 16 0 0 0 0 I", "baseline '99999999999999999999' is out of range"),
     ],
 )
 def test_loose_signal_lines_wfdb_accepts_are_refused(tmp_path, line, field):
@@ -281,3 +283,10 @@ def test_format_8_records_are_never_read_in_pieces(tmp_path):
         (tmp_path / f"r{fmt}.hea").write_text(f"r{fmt} 1 20 {n}\nr{fmt}.dat {fmt} 200/mV 8 0 0 0 0 I\n")
     assert not reads_in_pieces(tmp_path / "r8.hea") and not should_stream(tmp_path / "r8.hea")  # wfdb restarts its running sum
     assert reads_in_pieces(tmp_path / "r16.hea") and should_stream(tmp_path / "r16.hea")
+
+
+def test_a_gain_so_small_the_samples_overflow_is_refused_without_numpy_warnings(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning would be printed on stderr by the commands
+        with pytest.raises(RecordError, match="r.hea"):
+            read_record(_wfdb_record(tmp_path, "r.dat 16 1e-300/mV 16 0 0 0 0 I"))

@@ -210,7 +210,12 @@ def gather_records(command: str, given) -> tuple[list, int]:
                 failure(command, record, exc.reason)
                 failed += 1
                 continue
-            key = (header_of(record) or record).resolve()  # a signal file is the record of its header
+            try:
+                key = (header_of(record) or record).resolve()  # a signal file is the record of its header
+            except (OSError, RuntimeError) as exc:  # a link that changed into a loop since it was found
+                failure(command, record, f"cannot resolve its path ({type(exc).__name__}: {exc})")
+                failed += 1
+                continue
             if key in seen:
                 continue
             if name in named:

@@ -86,7 +86,7 @@ class ImplausibleRecordWarning(UserWarning):
         ...     warnings.simplefilter("always", ecgrhythm.ImplausibleRecordWarning)
         ...     label = clf.predict(record.signal[:, 0], fs=500)              # the wrong rate
         >>> print(caught[0].message.reason)
-        implausible record at fs=500 Hz: ...; its sampling rate looks like 300 Hz, not the 500 Hz given (pass the right fs)
+        implausible record at fs=500 Hz: ...; its sampling rate looks like 300 Hz, not 500 Hz (check the rate given, or its header's)
     """
 
     def __init__(self, source, reason: str):
@@ -190,9 +190,9 @@ def message(found: Plausibility, fs: float) -> str:
     """One line: what is not physiological at `fs`, and the rate or unit that would make it so."""
     fix = []
     if found.plausible_fs is not None:
-        fix.append(f"its sampling rate looks like {found.plausible_fs:g} Hz, not the {fs:g} Hz given (pass the right fs)")
+        fix.append(f"its sampling rate looks like {found.plausible_fs:g} Hz, not {fs:g} Hz (check the rate given, or its header's)")
     elif any("heart rate" in p or "width" in p for p in found.problems):
-        fix.append(f"check its sampling rate ({fs:g} Hz given)")
+        fix.append(f"check its sampling rate ({fs:g} Hz, given or from its header)")
     if found.unit_hint is not None:
         fix.append(f"its unit looks like {found.unit_hint}, not mV (convert the signal to mV)")
     return f"implausible record at fs={fs:g} Hz: {'; '.join(found.problems)}; {'; '.join(fix)}"

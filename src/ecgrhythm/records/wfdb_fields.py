@@ -159,8 +159,9 @@ def read_plain(header: Path, fields: types.SimpleNamespace, files: dict[str, Pat
     digital = digital.reshape(sig_len, n_sig)
     missing = digital == _INVALID_16
     signal = digital.astype(np.float32)
-    np.subtract(signal, [s["baseline"] for s in signals], signal)  # as wfdb's Record.dac, with the same Python lists
-    np.divide(signal, [s["adc_gain"] for s in signals], signal)
+    with np.errstate(over="ignore"):  # a tiny gain overflows to inf, which the reader then refuses by name
+        np.subtract(signal, [s["baseline"] for s in signals], signal)  # as wfdb's Record.dac, with the same Python lists
+        np.divide(signal, [s["adc_gain"] for s in signals], signal)
     signal[missing] = np.nan
     return types.SimpleNamespace(
         p_signal=signal,

@@ -60,7 +60,8 @@ _WFDB_BYTES_PER_SAMPLE = {
 _DECODED_SAMPLE_BYTES = 8
 # The fields of a signal line after the file name (WFDB header specification, `man 5 header`).
 _FORMAT_FIELD = re.compile(r"(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::\d+)?(?:\+\d+)?")
-_GAIN_FIELD = re.compile(r"(?P<gain>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?:\(-?\d+\))?(?:/[\w^?%/-]+)?")
+_GAIN_FIELD = re.compile(r"(?P<gain>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?:\((?P<baseline>-?\d+)\))?(?:/[\w^?%/-]+)?")
+_BASELINE_LIMIT = 2**31  # a baseline is an ADC value: beyond 32 bits it is not one (numpy could not even subtract it)
 _INTEGER_FIELDS = (("ADC resolution", r"\d+"), ("ADC zero", r"-?\d+"), ("initial value", r"-?\d+"), ("checksum", r"-?\d+"), ("block size", r"\d+"))
 
 
@@ -143,7 +144,7 @@ def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
     beside the header; a format field with anything else in it (`16+-10`,
     `16x`, a sign); an ADC gain that is not an unsigned decimal number
     greater than 0 and finite (`-10`, `0`, `+5`, `inf`, `nan`), or is followed
-    by anything but a `(BASELINE)` integer and `/UNITS`; an ADC resolution or
+    by anything but a `(BASELINE)` integer (under 2**31 in size) and `/UNITS`; an ADC resolution or
     block size that is not an unsigned integer; an ADC zero, initial value or
     checksum that is not an integer. The description (the rest of the line) is free.
 
@@ -173,6 +174,8 @@ def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
         gain = float(match["gain"])
         if not (math.isfinite(gain) and gain > 0):
             refuse(f"the ADC gain {match['gain']!r} is not a positive finite number")
+        if match["baseline"] is not None and abs(int(match["baseline"])) >= _BASELINE_LIMIT:
+            refuse(f"the baseline {shown(match['baseline'])!r} is out of range (an ADC value, under 2**31 in size)")
     for (what, pattern), text in zip(_INTEGER_FIELDS, fields[3:8], strict=False):  # trailing fields are optional
         if not re.fullmatch(pattern, text):
             refuse(f"the {what} field {shown(text)!r} is not " + ("an unsigned integer" if pattern == r"\d+" else "an integer"))
