@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +18,12 @@ from ecgrhythm.service.work import ClientGone, Ticket
 @pytest.fixture(scope="module")
 def clf(tiny_model_dir):
     return RhythmClassifier.load(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def onnx_clf(onnx_file):
+    """The same model on onnxruntime, which runs concurrent calls (several runners); Keras' predict_on_batch does not."""
+    return RhythmClassifier.load(onnx_file)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +102,98 @@ def test_a_request_whose_client_left_stops_between_turns(clf, prepared, monkeypa
             batcher.predict([np.zeros((100, 7), np.float32)], ticket=Ticket(60))
     finally:
         batcher.close()
+
+
+def test_two_runners_run_turns_at_once_and_each_request_gets_its_rows_in_order(onnx_clf, prepared, monkeypatch):
+    signals = [s for record in prepared for s in record]  # 12 signals: three turns of 4
+    original, running, most = onnx_clf.predict_prepared, [0], [0]
+    lock = threading.Lock()
+
+    def slow_first_turn(batch, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            if batch[0] is signals[0]:
+                threading.Event().wait(0.5)  # the first turn ends after the second: its rows come back last
+            return original(batch, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(onnx_clf, "predict_prepared", slow_first_turn)
+    batcher = Batcher(onnx_clf, window_s=0.001, max_batch=4, runners=2).start()
+    try:
+        rows = batcher.predict(signals, calibrated=False, ticket=Ticket(60))
+    finally:
+        batcher.close()
+    assert batcher.calls == 3 and most[0] == 2
+    np.testing.assert_allclose(rows, original(signals, calibrated=False), rtol=0, atol=1e-6)
+
+
+def test_a_runner_does_not_wait_for_a_request_another_runner_is_serving(onnx_clf, prepared, monkeypatch):
+    original, release = onnx_clf.predict_prepared, threading.Event()
+    first = prepared[0][0]
+
+    def held(batch, **kwargs):
+        if any(s is first for s in batch):
+            release.wait(60)  # the first request's call runs until the second request has its rows
+        return original(batch, **kwargs)
+
+    monkeypatch.setattr(onnx_clf, "predict_prepared", held)
+    batcher = Batcher(onnx_clf, window_s=30, max_batch=64, runners=2).start()
+    try:
+        with batcher.member():
+            one = threading.Thread(target=batcher.predict, args=(prepared[0],), kwargs={"ticket": Ticket(120)})
+            one.start()
+            while batcher.calls == 0 and not batcher._in_flight:
+                threading.Event().wait(0.01)
+            with batcher.member():  # both requests at work; the first is being served
+                start = time.monotonic()
+                rows = batcher.predict(prepared[1], ticket=Ticket(120))
+                waited = time.monotonic() - start
+            release.set()
+            one.join(60)
+    finally:
+        release.set()
+        batcher.close()
+    assert waited < 15  # not the 30 s window: the other request at work cannot send a call while it is served
+    np.testing.assert_allclose(rows, original(prepared[1]), rtol=0, atol=1e-6)
+
+
+def test_idle_runners_share_the_waiting_requests_and_a_request_alone_is_one_call(onnx_clf, prepared, monkeypatch):
+    original, sizes = onnx_clf.predict_prepared, []
+
+    def counted(batch, **kwargs):
+        sizes.append(len(batch))
+        return original(batch, **kwargs)
+
+    monkeypatch.setattr(onnx_clf, "predict_prepared", counted)
+    batcher = Batcher(onnx_clf, window_s=60, max_batch=64, runners=2).start()
+    signals = prepared[0]
+    try:
+        alone = batcher.predict(signals, calibrated=False, ticket=Ticket(60))
+        assert sizes == [len(signals)]  # not cut in two for the idle runner: the same call as with one runner
+        sizes.clear()
+        with contextlib.ExitStack() as members:  # two requests at work: the window ends once both have sent their call
+            for _ in range(2):
+                members.enter_context(batcher.member())
+            results, errors = _in_threads([lambda: batcher.predict(signals, calibrated=False, ticket=Ticket(60))] * 2)
+    finally:
+        batcher.close()
+    assert errors == [] and sizes == [len(signals)] * 2  # one request each: the first runner took half the signals waiting
+    expected = original(signals, calibrated=False)
+    for rows in (alone, *results):
+        np.testing.assert_allclose(rows, expected, rtol=0, atol=1e-6)
+
+
+def test_a_keras_model_runs_its_calls_one_at_a_time(clf):
+    from ecgrhythm.service.classify import Service
+    from ecgrhythm.service.limits import Limits
+
+    service = Service(None, None, clf, Limits(network_runners=2))
+    service.load()
+    try:
+        assert len(service.batcher._threads) == 1  # Keras' predict_on_batch is not thread-safe
+    finally:
+        service.close()

@@ -69,3 +69,26 @@ def test_serve_takes_max_upload_mb(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["serve", "--max-upload-mb", "0"])
     assert exit_info.value.code == 2 and "--max-upload-mb: expected a positive number of MiB, got '0'" in capsys.readouterr().err
+
+
+def test_serve_runs_a_network_call_per_core_on_one_thread_each(monkeypatch):
+    import ecgrhythm.service.server as server
+
+    seen = []
+
+    class Server:  # uvicorn's server, stopped before it listens
+        def __init__(self, config):
+            self.app = config.app
+
+        def run(self):
+            session = self.app.state.service.classifier.backend_.session
+            seen.append((self.app.state.limits.network_runners, os.environ["OMP_NUM_THREADS"], session.get_session_options().intra_op_num_threads))
+
+    monkeypatch.setattr(server.uvicorn, "Server", Server)
+    monkeypatch.setattr(server, "cpu_count", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # restored after the test
+    server.serve(port=0, backend="onnx")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # set by whoever starts the server: its threads per call, and the runners follow
+    server.serve(port=0, backend="onnx", max_batch=32)
+    server.serve(port=0, backend="onnx", network_runners=3)
+    assert seen == [(2, "1", 1), (1, "2", 2), (3, "2", 2)]

@@ -46,7 +46,12 @@ class Service:
         self.classifier.require_whole_records(SERVICE_USE)
         self.model_name = self.classifier.model_dir_.resolve().name
         self.examples = find_examples(self.examples_dir)
-        self.batcher = Batcher(self.classifier, window_s=self.limits.batch_window_s, max_batch=self.limits.max_batch).start()
+        from ecgrhythm.inference.onnx_backend import OnnxBackend
+
+        limits = self.limits
+        # onnxruntime runs concurrent calls of one session; Keras' predict_on_batch does not: its calls run one at a time
+        runners = limits.network_runners if isinstance(self.classifier.backend_, OnnxBackend) else 1
+        self.batcher = Batcher(self.classifier, window_s=limits.batch_window_s, max_batch=limits.max_batch, runners=runners).start()
 
     def close(self) -> None:
         if self.batcher is not None:

@@ -13,8 +13,10 @@
   `Retry-After`, work still running stops with 504, and a record whose estimated cost
   (`seconds_per_sample` times its samples at the model's rate times the model's networks) is over it is
   refused at once with 413 (503 when only the time already waited makes it too late).
-- `batch_window_s` and `max_batch`: how long the network thread waits to gather the calls of concurrent
-  requests, and the most signals in one shared call (:mod:`ecgrhythm.service.batching`).
+- `batch_window_s` and `max_batch`: how long the network threads wait to gather the calls of concurrent
+  requests, and the most signals in one shared call; `network_runners`: threads running shared calls at once with
+  the ONNX backend (:mod:`ecgrhythm.service.batching`; `ecgrhythm serve` runs one per core,
+  :func:`ecgrhythm.service.server.serve`; the Keras backend runs one call at a time whatever it says).
 - `header_timeout_s`: seconds a connection may take to send a request's head (line and headers),
   from when it opens or its previous response ends; then it is closed.
 - `keep_alive_s`: seconds an idle connection stays open between requests.
@@ -45,12 +47,13 @@ class Limits:
     seconds_per_sample: float = 1e-5  # 2.5 x a long record's cost with the Keras backend on 2 shared cores (3.9e-6)
     batch_window_s: float = 0.01
     max_batch: int = 64
+    network_runners: int = 1
     header_timeout_s: float = 10.0
     keep_alive_s: float = 5.0
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
     def __post_init__(self):
-        for name in ("max_upload_bytes", "max_bodies", "min_body_rate", "max_concurrent", "max_queue", "max_batch"):
+        for name in ("max_upload_bytes", "max_bodies", "min_body_rate", "max_concurrent", "max_queue", "max_batch", "network_runners"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")

@@ -6,9 +6,15 @@ any server starts. With several workers, uvicorn's own supervisor (:class:`uvico
 or SIGTERM; the kernel hands each new connection to one of them. Each worker loads the model itself, when it starts
 (:meth:`WorkerConfig.load`, in the worker), and builds its own app (:func:`~ecgrhythm.service.app.create_app`), so
 each has its own admission limits (`max_concurrent`, `max_queue`, `max_bodies`: N times as many in all), its own
-batching thread and its own onnxruntime session, on `cores // N` threads (at least 1) unless `$OMP_NUM_THREADS` says
-otherwise. One process is held by Python's lock while it reads, preprocesses and answers, so more workers help
-even on 2 cores (docs/results: 36.4 requests/s with 2 workers against 25.7 with one, this 2-core machine).
+batching threads and its own onnxruntime session.
+
+A process's network calls run on its share of the cores, `cores // N` (at least 1; :func:`network_threads`): each
+call on one onnxruntime thread, in as many batching threads at once (`Limits.network_runners`) as the share has
+cores. onnxruntime runs concurrent calls of one session in the calling threads, so the cores share the work without
+the hand-offs between an operator's threads (on this 2-core machine one call on two threads took some 15 % more CPU
+time than two calls on one thread each). `$OMP_NUM_THREADS`, when set, gives the threads per call instead, and the
+runners follow (`cores // threads`). One process is held by Python's lock while it reads, preprocesses and answers,
+so more workers can still help.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from ecgrhythm.utils.validation import check_positive_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["serve", "serve_workers", "WorkerConfig"]
+__all__ = ["serve", "serve_workers", "WorkerConfig", "network_threads"]
 
 
 def serve(
@@ -49,7 +55,8 @@ def serve(
         workers: processes serving the port, each with its own model, limits and batching
             (:func:`serve_workers`); 1: this process alone.
         **limits: the fields of :class:`~ecgrhythm.service.limits.Limits` but `allowed_hosts` (see :func:`~ecgrhythm.service.app.create_app`),
-            each worker's own.
+            each worker's own; `network_runners` defaults to :func:`network_threads`' count (sets `$OMP_NUM_THREADS` for
+            the onnxruntime sessions; see the module docstring).
 
     Raises:
         ModelFolderError: the model folder is missing, incomplete or altered
@@ -59,8 +66,10 @@ def serve(
     from ecgrhythm.inference.classifier import RhythmClassifier
 
     hosts = default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts
-    limits = limits_of(allowed_hosts=hosts, **limits)  # refuse bad limits before the model loads
     check_positive_int("workers", workers)
+    threads, runners = network_threads(max(1, cpu_count() // workers))
+    limits = limits_of(allowed_hosts=hosts, **{"network_runners": runners, **limits})  # refuse bad limits before the model loads
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read by onnx_backend.intra_op_threads when the sessions are made (and by the workers)
     classifier = RhythmClassifier.load(model_dir, backend=backend)
     classifier.require_whole_records(SERVICE_USE)  # before the server starts, so the error is one line
     app = create_app(model_dir, token=token, classifier=classifier, limits=limits)
@@ -71,6 +80,15 @@ def serve(
         serve_workers(host, port, workers, model_dir=model_dir, token=token, backend=backend, limits=limits)
         return
     uvicorn.Server(uvicorn_config(app, app.state.limits, host=host, port=port, log_level="info")).run()
+
+
+def network_threads(cores: int) -> tuple[int, int]:
+    """`(threads, runners)` for a process with `cores` cores: onnxruntime's threads per network call (1, or
+    `$OMP_NUM_THREADS` when set) and the batching threads running calls at once, `cores // threads` (at least 1)."""
+    from ecgrhythm.inference.onnx_backend import intra_op_threads
+
+    threads = intra_op_threads() if "OMP_NUM_THREADS" in os.environ else 1
+    return threads, max(1, cores // threads)
 
 
 class WorkerConfig(uvicorn.Config):
@@ -84,7 +102,7 @@ class WorkerConfig(uvicorn.Config):
         token: bearer token, or None (see :func:`~ecgrhythm.service.app.create_app`).
         backend: what runs the networks (see :func:`~ecgrhythm.inference.backend.load_backend`).
         limits: the service's limits, each worker's own.
-        threads: onnxruntime's threads per worker (`$OMP_NUM_THREADS` when set wins).
+        threads: onnxruntime's threads per network call in each worker (`$OMP_NUM_THREADS` when set wins; :func:`network_threads`).
         **kwargs: uvicorn's settings (`host`, `port`, `workers`, `log_level`).
     """
 
@@ -109,6 +127,7 @@ class WorkerConfig(uvicorn.Config):
 
 def serve_workers(host: str, port: int, workers: int, *, model_dir, token, backend: str, limits: Limits) -> None:
     """Serve with `workers` processes (at least 2) until SIGINT or SIGTERM; see the module's docstring."""
-    config = WorkerConfig(model_dir, token, backend, limits, max(1, cpu_count() // workers), host=host, port=port, workers=workers, log_level="info")
+    threads, _ = network_threads(max(1, cpu_count() // workers))
+    config = WorkerConfig(model_dir, token, backend, limits, threads, host=host, port=port, workers=workers, log_level="info")
     older = "target" in inspect.signature(Multiprocess).parameters  # uvicorn before 0.30 takes what each worker runs
     Multiprocess(config, sockets=[config.bind_socket()], **({"target": uvicorn.Server(config).run} if older else {})).run()
