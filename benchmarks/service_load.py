@@ -7,12 +7,15 @@ record (`POST /v1/classify`, the `.hea` header with its signal file, or one file
 with `--fs`) until `--requests` requests have been answered or `--max-seconds`
 have passed, after `--warmup` untimed requests that compile the model's shapes.
 
-A client told busy (503) waits 0.1 s and sends again; the share of such answers is reported, and a
-thread polls `/health` every 0.1 s throughout, reporting its latency. `--server-src DIR` runs the
-server from another source tree (e.g. `git archive` of an earlier commit), to compare in one run.
+Each client is one keep-alive connection of the standard library's `http.client` sending a multipart body built
+once (:class:`Client`), so that the load generator, on the server's machine, takes little of its CPU. A client
+told busy (503) waits 0.1 s and sends again; the share of such answers is reported, and a thread polls `/health`
+every 0.1 s throughout, reporting its latency. `--server-src DIR` runs the server from another source tree (e.g.
+`git archive` of an earlier commit), to compare in one run.
 
 Prints one JSON line: throughput, latency percentiles (p50/p95/p99), the share answered 503, `/health`
-latency, errors and the machine; `--output FILE.json` also writes it to a file.
+latency, errors, the CPU time per request of the clients and of the server (the one this script started, or
+`--server-pid`; Linux) and the machine; `--output FILE.json` also writes it to a file.
 
 Example:
     python benchmarks/service_load.py --model models/cinc2017 --requests 200 --concurrency 8
@@ -21,9 +24,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.client
 import ipaddress
 import math
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,6 +59,46 @@ def upload_files(record: Path) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in paths]
 
 
+def multipart_body(files: list[tuple[str, bytes]], data: dict) -> tuple[bytes, str]:
+    """The `multipart/form-data` body of the form (`files` repeated, then the fields of `data`) and its content type."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + content
+        + b"\r\n"
+        for name, content in files
+    ]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode() for key, value in data.items()]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection to the server (reopened after an error or a `Connection: close`).
+
+    The standard library's `http.client` with a body built once: the load generator runs on the server's machine,
+    so it should take as little of its CPU as it can (httpx took about 8 ms a request there, this under 1 ms).
+    """
+
+    def __init__(self, url: str, headers: dict, timeout: float):
+        parts = urlsplit(url)
+        self.headers = headers
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> int:
+        """The response's status code (its body read and dropped); raises `OSError` or `http.client.HTTPException`."""
+        try:
+            self.conn.request(method, path, body=body, headers={**self.headers, **(headers or {})})
+            response = self.conn.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            self.conn.close()  # the next request opens a new connection
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -60,8 +107,6 @@ def free_port() -> int:
 
 def start_server(model: str, token: str, log_path: Path, timeout: float, max_concurrent: int, src: str | None = None, backend: str | None = None):
     """Start `serve` in a child process (from the source tree `src` if given); returns `(process, base_url)` once `/health` answers."""
-    import httpx
-
     port = free_port()
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     if src:
@@ -79,11 +124,14 @@ def start_server(model: str, token: str, log_path: Path, timeout: float, max_con
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
+        client = Client(url, {}, timeout=2)
         try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
+            if client.request("GET", "/health") == 200:
                 return proc, url
-        except httpx.HTTPError:
+        except (OSError, http.client.HTTPException):
             pass
+        finally:
+            client.close()
         time.sleep(0.25)
     stop_server(proc)
     tail = log_path.read_text(errors="replace")[-2000:]
@@ -99,6 +147,18 @@ def stop_server(proc) -> None:
         proc.wait()
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds (user and system) used so far by this process (`pid` None) or by the process `pid` (Linux's `/proc` only)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def check_loopback(url: str) -> str:
     host = urlsplit(url).hostname or ""
     try:
@@ -107,6 +167,8 @@ def check_loopback(url: str) -> str:
         loopback = False
     if not loopback:
         fail(f"--url {url}: only servers on a loopback address (127.0.0.0/8, ::1, localhost) may be load-tested")
+    if urlsplit(url).scheme != "http":
+        fail(f"--url {url}: only http:// servers may be load-tested")
     return url.rstrip("/")
 
 
@@ -116,10 +178,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def run_load(url: str, files, data: dict, headers: dict, n_requests: int, concurrency: int, max_seconds: float, timeout: float) -> dict:
-    """Send `n_requests` uploads from `concurrency` threads; returns the timings."""
-    import httpx
-
+def run_load(url: str, body: bytes, headers: dict, n_requests: int, concurrency: int, max_seconds: float, timeout: float, server_pid=None) -> dict:
+    """Send `n_requests` uploads of `body` (with `headers`) from `concurrency` threads; returns the timings and the CPU used."""
     lock = threading.Lock()
     issued = busy = 0
     latencies: list[float] = []
@@ -127,41 +187,46 @@ def run_load(url: str, files, data: dict, headers: dict, n_requests: int, concur
     stop_at = time.monotonic() + max_seconds
     finished = threading.Event()
     health_ms: list[float] = []
+    auth = {k: v for k, v in headers.items() if k == "Authorization"}
 
     def poll_health():
-        with httpx.Client(base_url=url, timeout=timeout, headers=headers) as c:
-            while not finished.wait(0.1):
-                start = time.perf_counter()
-                c.get("/health")
-                health_ms.append(1000 * (time.perf_counter() - start))
+        client = Client(url, auth, timeout)
+        while not finished.wait(0.1):
+            start = time.perf_counter()
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                client.request("GET", "/health")
+            health_ms.append(1000 * (time.perf_counter() - start))
+        client.close()
 
-    def client():
+    def send():
         nonlocal issued, busy
-        with httpx.Client(base_url=url, timeout=timeout, headers=headers) as c:
-            while True:
-                with lock:
-                    if issued >= n_requests or time.monotonic() > stop_at:
-                        return
-                    issued += 1
-                start = time.perf_counter()
-                try:
-                    r = c.post("/v1/classify", files=[("files", f) for f in files], data=data)
-                    outcome = "ok" if r.status_code == 200 else f"HTTP {r.status_code}"
-                except httpx.HTTPError as exc:
-                    outcome = type(exc).__name__
-                elapsed = time.perf_counter() - start
-                with lock:
-                    if outcome == "HTTP 503":
-                        busy += 1
-                    elif outcome == "ok":
-                        latencies.append(elapsed)
-                    else:
-                        errors[outcome] = errors.get(outcome, 0) + 1
+        client = Client(url, headers, timeout)
+        while True:
+            with lock:
+                if issued >= n_requests or time.monotonic() > stop_at:
+                    client.close()
+                    return
+                issued += 1
+            start = time.perf_counter()
+            try:
+                status = client.request("POST", "/v1/classify", body)
+                outcome = "ok" if status == 200 else f"HTTP {status}"
+            except (OSError, http.client.HTTPException) as exc:
+                outcome = type(exc).__name__
+            elapsed = time.perf_counter() - start
+            with lock:
                 if outcome == "HTTP 503":
-                    time.sleep(0.1)  # told busy: back off, then send again
+                    busy += 1
+                elif outcome == "ok":
+                    latencies.append(elapsed)
+                else:
+                    errors[outcome] = errors.get(outcome, 0) + 1
+            if outcome == "HTTP 503":
+                time.sleep(0.1)  # told busy: back off, then send again
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=send, daemon=True) for _ in range(concurrency)]
     poller = threading.Thread(target=poll_health, daemon=True)
+    cpu = cpu_seconds(None), cpu_seconds(server_pid) if server_pid else None
     started = time.perf_counter()
     poller.start()
     for t in threads:
@@ -171,8 +236,11 @@ def run_load(url: str, files, data: dict, headers: dict, n_requests: int, concur
     wall = time.perf_counter() - started
     finished.set()
     poller.join()
+    client_cpu = cpu_seconds(None) - cpu[0]
+    server_cpu = cpu_seconds(server_pid) - cpu[1] if cpu[1] is not None else None
     ms = sorted(1000 * x for x in latencies)
     health = sorted(health_ms)
+    answered = len(latencies) + busy + sum(errors.values())
     return {
         "requests_sent": issued,
         "ok": len(latencies),
@@ -195,6 +263,10 @@ def run_load(url: str, files, data: dict, headers: dict, n_requests: int, concur
         }
         if ms
         else None,
+        "cpu_ms_per_request": {
+            "client": round(1000 * client_cpu / answered, 2) if answered else None,
+            "server": round(1000 * server_cpu / answered, 2) if answered and server_cpu is not None else None,
+        },
     }
 
 
@@ -202,6 +274,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Prints one JSON line of results.")
     parser.add_argument("--model", help="model folder for the server this script starts (default: the shipped model)")
     parser.add_argument("--url", help="base URL of a running server on a loopback address instead of starting one")
+    parser.add_argument("--server-pid", type=int, help="process id of the --url server, to report its CPU time per request (Linux)")
     parser.add_argument("--token", default="", help="bearer token (for --url servers that need one)")
     parser.add_argument(
         "--record",
@@ -236,7 +309,8 @@ def main(argv=None) -> int:
         fail(f"--record {record}: a file without a header needs --fs")
     files = upload_files(record)
     data = {"fs": str(args.fs)} if args.fs else {}
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    body, content_type = multipart_body(files, data)
+    headers = {"Content-Type": content_type, **({"Authorization": f"Bearer {args.token}"} if args.token else {})}
 
     proc = None
     with tempfile.TemporaryDirectory(prefix="ecgrhythm-load-") as tmp:
@@ -247,10 +321,11 @@ def main(argv=None) -> int:
                 proc, url = start_server(
                     args.model or "", args.token, Path(tmp) / "server.log", args.start_timeout, args.concurrency, args.server_src, args.backend
                 )
-            warm = run_load(url, files, data, headers, args.warmup, 1, args.max_seconds, args.timeout) if args.warmup else None
+            warm = run_load(url, body, headers, args.warmup, 1, args.max_seconds, args.timeout) if args.warmup else None
             if warm and warm["errors"]:
                 fail(f"the warm-up requests failed: {warm['errors']}")
-            timed = run_load(url, files, data, headers, args.requests, args.concurrency, args.max_seconds, args.timeout)
+            server_pid = proc.pid if proc is not None else args.server_pid
+            timed = run_load(url, body, headers, args.requests, args.concurrency, args.max_seconds, args.timeout, server_pid)
         finally:
             if proc is not None:
                 stop_server(proc)
