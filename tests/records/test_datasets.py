@@ -6,11 +6,11 @@ import functools
 import http.server
 import socket
 import threading
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+from memory import peak_memory
 
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.records import find_records, read_record, read_reference
@@ -210,11 +210,7 @@ def test_download_streams_each_file_instead_of_holding_it(tmp_path, source):
     (root / "training" / first[:3] / f"{first}.mat").write_bytes(big)
     dest = tmp_path / "dest"
     with _Server(root) as server:
-        tracemalloc.start()
-        try:
+        with peak_memory() as peak:
             download("cinc2017", dest, base_url=server.url, limit=1, workers=1)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
     assert (dest / f"{first}.mat").read_bytes() == big
-    assert peak < 4 << 20
+    assert peak[0] < 4 << 20

@@ -1,11 +1,11 @@
 """EDF, EDF+ and BDF files written with pyedflib from real WFDB records: the same signal, label and episodes, hostile headers refused."""
 
 import datetime
-import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
+from memory import peak_memory
 from pyedflib import highlevel
 
 import ecgrhythm
@@ -113,14 +113,10 @@ def test_an_edf_over_an_hour_is_read_and_classified_in_pieces_with_bounded_memor
     path, _ = _write(tmp_path / "holter.edf", tiled, 200.0, ["I", "II"], span_mv=20.0)
     assert should_stream(path) and n / 200 > STREAM_ABOVE_S and not should_stream(tmp_path / "missing.edf")
     whole_bytes = n * 2 * 4  # the record read whole as float32
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         with open_long_record(path) as stream:
             total = sum(float(stream.read(i, min(n, i + 12_000)).sum(dtype=np.float64)) for i in range(0, n, 12_000))  # 1 min pieces
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < whole_bytes / 10, f"peak {peak / 1e6:.1f} MB while reading a {whole_bytes / 1e6:.1f} MB record in pieces"
+    assert peak[0] < whole_bytes / 10, f"peak {peak[0] / 1e6:.1f} MB while reading a {whole_bytes / 1e6:.1f} MB record in pieces"
     assert abs(total - read_record(path).signal.sum(dtype=np.float64)) < 1e-3 * n
     prediction, failures = classify_files(clf, [path])  # the streamed path: should_stream above
     assert failures == [] and prediction.names == ["holter"] and prediction.leads == ["I"]
@@ -179,12 +175,8 @@ def test_hostile_headers_are_refused_naming_the_file_before_reading(tmp_path, cp
     patch, reason = HOSTILE[case]
     bad = tmp_path / "bad.edf"
     bad.write_bytes(patch(path.read_bytes()))
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         with pytest.raises(RecordError, match=r"bad\.edf: .*(?:" + reason + ")"):
             read_record(bad)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 1 << 20  # refused from the header, before any samples are read
+    assert peak[0] < 1 << 20  # refused from the header, before any samples are read
     assert not should_stream(bad)

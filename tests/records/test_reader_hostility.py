@@ -7,12 +7,12 @@ import shutil
 import struct
 import subprocess
 import sys
-import tracemalloc
 import warnings
 
 import numpy as np
 import pytest
 import scipy.io
+from memory import peak_memory
 
 from ecgrhythm.records import RecordError, csv_reader, find_records, mat_reader, npy_reader, read_record, record_path
 
@@ -59,14 +59,10 @@ def test_a_v4_file_is_walked_without_listing_every_variable(tmp_path, cinc2017_d
     original = (cinc2017_dir / "A00001.mat").read_bytes()  # CinC 2017 files are MATLAB v4
     one = struct.pack("<5i", 0, 1, 1, 0, 2) + b"x\0" + b"\0" * 8  # a 1 x 1 double named x
     (tmp_path / "many.mat").write_bytes(one * 20_000 + original)
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         read = read_record(tmp_path / "many.mat", fs=300)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
     np.testing.assert_array_equal(read.signal, record.signal)
-    assert peak < 2 << 20  # scipy's whosmat listed all 20,000 variables first
+    assert peak[0] < 2 << 20  # scipy's whosmat listed all 20,000 variables first
     (tmp_path / "cut.mat").write_bytes(original[:200])
     with pytest.raises(RecordError, match=r"cut\.mat: 'val' of shape \(1, 9000\) ends at byte 18024 but the file holds 200 \(truncated"):
         read_record(tmp_path / "cut.mat", fs=300)
@@ -79,14 +75,10 @@ def test_a_v5_file_of_many_variables_keeps_only_val_and_five_names(tmp_path, a00
     val, record = a00001
     one = _v5_val(np.zeros((1, 1), np.int16))[len(V5_HEADER) :].replace(b"val", b"xyz")  # a 1 x 1 int16 named xyz
     (tmp_path / "many.mat").write_bytes(V5_HEADER + one * 20_000 + _v5_val(val)[len(V5_HEADER) :])
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         read = read_record(tmp_path / "many.mat", fs=300)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
     np.testing.assert_array_equal(read.signal, record.signal)
-    assert peak < 2 << 20  # each of the 20,000 variables was kept as it was walked
+    assert peak[0] < 2 << 20  # each of the 20,000 variables was kept as it was walked
     (tmp_path / "none.mat").write_bytes(V5_HEADER + one * 20_000)
     with pytest.raises(RecordError, match=r"none\.mat: the \.mat file has no variable 'val' \(it holds 'xyz', 'xyz', 'xyz', 'xyz', 'xyz'\)"):
         read_record(tmp_path / "none.mat", fs=300)
@@ -122,16 +114,12 @@ def test_npy_of_any_layout_reads_like_numpy(tmp_path, cinc2021_dir, dtype, order
 def test_npy_header_claiming_4_gib_is_refused_before_reading_it(tmp_path):
     path = tmp_path / "claim.npy"
     path.write_bytes(b"\x93NUMPY\x02\x00" + struct.pack("<I", 0xFFFFFFF0) + b"{" * 100)
-    tracemalloc.start()
-    try:
-        with pytest.raises(
-            RecordError, match=r"claim\.npy: not a valid \.npy file \(its header claims 4294967280 bytes; numpy writes at most 10000\)"
-        ):
-            read_record(path, fs=300)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 1 << 20  # numpy read the claimed 4 GiB before it checked the length
+    with (
+        peak_memory() as peak,
+        pytest.raises(RecordError, match=r"claim\.npy: not a valid \.npy file \(its header claims 4294967280 bytes; numpy writes at most 10000\)"),
+    ):
+        read_record(path, fs=300)
+    assert peak[0] < 1 << 20  # numpy read the claimed 4 GiB before it checked the length
 
 
 def test_npy_that_changes_size_while_read_is_refused(tmp_path, monkeypatch):
@@ -157,14 +145,10 @@ def test_csv_rows_are_bounded_by_the_memory_limit_and_24_hours(tmp_path, monkeyp
     monkeypatch.setenv("ECGRHYTHM_MAX_DECODED_MB", "0.05")  # 52428 bytes: 4369 numbers of 12 bytes
     with pytest.raises(RecordError, match=r"a\.csv: the file holds more than 4369 rows of 1 column\(s\), .* limit of 52428 bytes"):
         read_record(path, fs=300)
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         with pytest.raises(RecordError, match=r"long\.csv: the file holds more than 4369 rows"):
             read_record(long, fs=20)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 5 << 20  # parsing stopped at the limit, not at the end of the file
+    assert peak[0] < 5 << 20  # parsing stopped at the limit, not at the end of the file
     monkeypatch.delenv("ECGRHYTHM_MAX_DECODED_MB")
     np.testing.assert_array_equal(read_record(path, fs=300).signal, record.signal)
     with pytest.raises(RecordError, match=r"long\.csv: the file holds more than 1728001 rows, over 24 h at 20 Hz"):
@@ -235,14 +219,10 @@ def test_a_records_index_line_of_any_length_costs_no_more_than_a_name(tmp_path, 
     (tmp_path / "RECORDS").write_text("A00001\nA00002\n")
     expected = find_records([tmp_path])
     (tmp_path / "RECORDS").write_text("A00001\n" + "x" * 30_000_000 + "\nA00002\n")  # one 30 MB line
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         found = find_records([tmp_path])
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
     assert found == expected == [tmp_path / "A00001.hea", tmp_path / "A00002.hea"]
-    assert peak < 2 << 20  # the line was read whole: 30 MB
+    assert peak[0] < 2 << 20  # the line was read whole: 30 MB
     assert "RECORDS line 2: skipped 'xxxxxxxx" in caplog.text and "x" * 100 not in caplog.text
 
 

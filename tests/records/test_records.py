@@ -14,7 +14,6 @@ import os
 import shutil
 import struct
 import tempfile
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import pytest
 import scipy.io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from memory import peak_memory
 
 from ecgrhythm.records import EcgRecord, RecordError, find_records, read_record, read_reference, validate_signal
 
@@ -168,15 +168,11 @@ def test_extreme_but_valid_signals_read(tmp_path, signal):
 def test_hours_long_npy_is_read_without_extra_copies(tmp_path):
     n = 300 * 3600 * 2  # two hours at 300 Hz
     np.save(tmp_path / "long.npy", np.zeros((n, 1), dtype=np.float32))
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         record = read_record(tmp_path / "long.npy", fs=300)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
     assert record.n_samples == n and record.duration_s == 7200
     assert not isinstance(record.signal, np.memmap) and record.signal.flags.owndata
-    assert peak < 1.5 * record.signal.nbytes  # one float32 array, not a full read plus a conversion
+    assert peak[0] < 1.5 * record.signal.nbytes  # one float32 array, not a full read plus a conversion
 
 
 def test_validate_signal_accepts_numpy_scalars_and_rejects_bad_rates():
@@ -367,14 +363,10 @@ def test_malformed_file_messages_say_what_is_wrong(tmp_path, name, reason):
 def test_headers_claiming_huge_sizes_allocate_nothing(tmp_path, name):
     path = tmp_path / name
     MALFORMED[name](path)
-    tracemalloc.start()
-    try:
+    with peak_memory() as peak:
         with pytest.raises(RecordError):
             read_record(path, fs=300)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * 2**20
+    assert peak[0] < 16 * 2**20
 
 
 @pytest.mark.parametrize("fs", [0, -1, float("nan"), float("inf"), "300"])
