@@ -175,10 +175,12 @@ def test_idle_runners_share_the_waiting_requests_and_a_request_alone_is_one_call
         alone = batcher.predict(signals, calibrated=False, ticket=Ticket(60))
         assert sizes == [len(signals)]  # not cut in two for the idle runner: the same call as with one runner
         sizes.clear()
-        with contextlib.ExitStack() as members:  # two requests at work: the window ends once both have sent their call
-            for _ in range(2):
-                members.enter_context(batcher.member())
-            results, errors = _in_threads([lambda: batcher.predict(signals, calibrated=False, ticket=Ticket(60))] * 2)
+
+        def request():  # a request at work, as the service counts one: the window ends once every member has sent its call
+            with batcher.member():
+                return batcher.predict(signals, calibrated=False, ticket=Ticket(60))
+
+        results, errors = _in_threads([request] * 2)
     finally:
         batcher.close()
     assert errors == [] and sizes == [len(signals)] * 2  # one request each: the first runner took half the signals waiting
