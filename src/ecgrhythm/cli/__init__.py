@@ -21,8 +21,10 @@ import contextlib
 import functools
 import importlib
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 
 from ecgrhythm.cli.common import (
@@ -107,6 +109,10 @@ def main(argv=None) -> int:
             return _command(args.command).run(args)
     except Terminated:
         print("ecgrhythm: terminated", file=sys.stderr)
+        if threading.active_count() > 1:  # a network call still running in its thread (a graph that never ends) would
+            sys.stdout.flush()  # abort the interpreter's shutdown: the outputs are cleaned up by now, so end here
+            sys.stderr.flush()
+            os._exit(128 + signal.SIGTERM)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("ecgrhythm: interrupted", file=sys.stderr)
