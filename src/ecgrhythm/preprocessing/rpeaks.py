@@ -65,7 +65,7 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
 
     Returns:
         int array `(n_beats,)`, increasing; empty when the stretch is shorter than
-        `MIN_BEATS_S` (2 s), flat, or the detector finds nothing.
+        `MIN_BEATS_S` (2 s) once a flat start is left out, flat, or the detector finds nothing.
     """
     # sleepecg raises ValueError for too few samples for its filter, or a signal flat after filtering
     return _detect(lambda x: _heartbeats(_unit_peak(x), fs), signal, fs, MIN_BEATS_S, ValueError)
@@ -75,19 +75,22 @@ _DERIVATIVE = np.array([-1, -2, 0, 2, 1])  # sleepecg's five-point derivative (P
 
 
 def _heartbeats(x: np.ndarray, fs: float) -> np.ndarray:
-    """`sleepecg.detect_heartbeats(x, fs)`, step by step, with its 5-30 Hz band-pass made once per rate."""
-    try:
-        from sleepecg.heartbeats import _squared_moving_integration, _thresholding
-    except ImportError:  # a sleepecg without those steps: its public detector, slower
-        from sleepecg import detect_heartbeats
-
-        return detect_heartbeats(x, fs)
+    """`sleepecg.detect_heartbeats(x, fs)`, step by step, with its 5-30 Hz band-pass made once per rate; no beats when
+    less than `MIN_BEATS_S` is left after a flat start, which sleepecg skips before reading its first 2 s."""
     start = 0
     if x[1] == x[0]:  # sleepecg starts at the first sample that differs from the first
         moving = np.flatnonzero(x != x[0])
         if not len(moving):
             raise ValueError("ECG signal is flat. Please check your data.")
         start = int(moving[0])
+    if len(x) - start < MIN_BEATS_S * fs:
+        return np.zeros(0, dtype=int)
+    try:
+        from sleepecg.heartbeats import _squared_moving_integration, _thresholding
+    except ImportError:  # a sleepecg without those steps: its public detector, slower
+        from sleepecg import detect_heartbeats
+
+        return detect_heartbeats(x, fs)
     filtered = zero_phase_lead(x[start:], fs, 5.0, 30.0, order=2)
     derivative = np.correlate(filtered, _DERIVATIVE, mode="same")
     integrated = _squared_moving_integration(derivative, int(0.15 * fs))
