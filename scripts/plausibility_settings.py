@@ -13,7 +13,7 @@ stretch only when the one before found the rate implausible or could not tell. F
 
 Example (about 3 minutes on a 2-core machine):
 
-    .venv/bin/python scripts/plausibility_settings.py --data ../shared/data --stages 10 15 20 30 180 15,180 \
+    .venv/bin/python scripts/plausibility_settings.py --data ../shared/data --stages 10 15 20 30 180 10,180 15,180 \
         > docs/results/plausibility/settings.txt
 """
 
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument(
         "--stages",
         nargs="+",
-        default=["10", "15", "20", "30", "180", "15,180"],
+        default=["10", "15", "20", "30", "180", "10,180", "15,180"],
         help="settings to compare: seconds, comma-separated for several stages (default: %(default)s)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes, the fastest kept (default: %(default)s)")

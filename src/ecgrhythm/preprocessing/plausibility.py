@@ -22,15 +22,15 @@ So the check catches gross errors (a rate off by a factor of 2 or more on most r
 or slow hearts), not every wrong rate. When the beats cannot be trusted (too few beats, or beats that do not look
 alike, as in noise: :mod:`~ecgrhythm.preprocessing.quality`'s beat template, under `MIN_LIKENESS`) the rate is undetermined and nothing is said. The unit check needs no beats.
 
-It measures the first 15 s of the lead, and the first `CHECK_S` (180) seconds only when those 15 s give an
+It measures the first 10 s of the lead, and the first `CHECK_S` (180) seconds only when those 10 s give an
 implausible rate or cannot tell (:data:`STAGES_S`). On every real record of `../shared/data`, at its true rate and at
 every common rate 1.6 or more times off it (`python scripts/plausibility_settings.py`, in
 `docs/results/plausibility/settings.txt`), this warns as seldom at the true rate as measuring 180 s (0.19 % of the
-7,249 CinC 2017 records, against 0.21 %), leaves fewer records undetermined (3.6 % against 4.4 %), and catches
-nearly as many wrong rates (31.5 % against 33.0 %; 62 % of the cpsc2021 records' wrong rates against 64 %), at
-three quarters of the cost on the CinC 2017 records (0.57 against 0.78 ms a record, measured on a busy 2-core
-machine; their share of classifying a record: `benchmarks/plausibility_checks.py`). It holds at most `CHECK_S`
-seconds of one lead.
+7,249 CinC 2017 records, against 0.21 %), leaves fewer records undetermined (2.9 % against 4.4 %), and catches
+nearly as many wrong rates (30.9 % against 33.0 %; 63 % of the cpsc2021 records' wrong rates against 64 %), at
+56 % of the cost on the CinC 2017 records (0.33 against 0.58 ms a record on this project's 2-core machine; starting
+from 15 s instead gives the same false alarms, 3.6 % undetermined and 31.5 % caught, at 0.39 ms; their share of classifying
+a record: `benchmarks/plausibility_checks.py`). It holds at most `CHECK_S` seconds of one lead.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ __all__ = [
     "rate_scale",
 ]
 
-STAGES_S = (15.0, CHECK_S)  # seconds measured in turn (see the module docstring)
+STAGES_S = (10.0, CHECK_S)  # seconds measured in turn (see the module docstring)
 MIN_LIKENESS = 0.5  # median correlation of the beats with their median beat below this: noise, undetermined
 HEART_RATE_BPM = (25.0, 250.0)
 R_WIDTH_MS = (8.0, 120.0)
