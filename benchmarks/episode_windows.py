@@ -12,7 +12,7 @@ in a temporary folder); its lead I is held in memory and the windows of the defa
 - `ensemble`: the mean of all the networks (`EpisodeParams(networks=None)`), the whole graph;
 - `ensemble_batch_64`: the same with 64 windows per onnxruntime call instead of 16;
 - `ensemble_int8`: the whole graph with its LSTM and MatMul operators quantised to int8
-  (`benchmarks/int8_quantization.py`; not shipped).
+  (`benchmarks/graph_variants.py`; not shipped).
 
 Each gives its seconds and the seconds scaled to 24 hours, and, against `first_network`, the largest difference
 of the windows' AF probability. Prints one JSON line; `--output FILE.json` also writes it to a file.
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         fail(f"--data {args.data}: not a folder; pass the cpsc2021 sample folder")
 
     import numpy as np
-    from int8_quantization import VARIANTS, quantise
+    from graph_variants import INT8, quantise
 
     from ecgrhythm.episodes.params import DEFAULT_PARAMS
     from ecgrhythm.inference.classifier import RhythmClassifier
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         record = read_record(write_long_record(Path(args.data), Path(tmp), args.hours))
         signal, fs = record.signal[:, 0].copy(), record.fs
         del record
-        int8 = RhythmClassifier.load(quantise(Path(args.model) / GRAPH_FILE, Path(tmp) / "int8.onnx", VARIANTS["int8_lstm_matmul"]))
+        int8 = RhythmClassifier.load(quantise(Path(args.model) / GRAPH_FILE, Path(tmp) / "int8.onnx", INT8["int8_lstm_matmul"]))
         ensemble = dataclasses.replace(DEFAULT_PARAMS, networks=None)
         windows(clf, signal[: round(120 * fs)], fs, DEFAULT_PARAMS)  # warm-up: imports, first calls
         result = {"benchmark": "episode_windows", "hours": args.hours, "params": dataclasses.asdict(DEFAULT_PARAMS), "variants": {}}

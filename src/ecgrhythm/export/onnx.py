@@ -4,8 +4,8 @@ Route: the ONNX graph is written node by node from the trained weights with
 `onnx.helper`, by the network's family (its `write_onnx`, see
 :class:`ecgrhythm.networks.family.NetworkFamily`; shared nodes in
 :mod:`ecgrhythm.networks.onnx_graph`), which maps each layer onto the ONNX
-operators that compute the same thing: for the CNN + LSTM, `Conv` (NCW
-layout, Keras "same" padding), `BatchNormalization` (inference statistics),
+operators that compute the same thing: for the CNN + LSTM, `Conv` (2-D
+with a height of one, Keras "same" padding), `BatchNormalization` (inference statistics),
 `MaxPool` for the features and for the mask, ONNX's own `LSTM` operator with
 `sequence_lens` for the masked (bi)directional LSTM, masked mean and max
 pooling, and `MatMul`/`Softmax` for the head. Nothing is traced, so the time
