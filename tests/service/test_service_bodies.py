@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 
 import pytest
 
@@ -54,6 +55,21 @@ def test_slow_senders_hold_places_in_the_pool_of_bodies_never_a_slot(tiny_model_
             if again.status_code != 503:
                 break
         assert again.status_code == 200
+
+
+def test_an_upload_refused_while_its_body_arrives_reads_the_503_not_a_reset(tiny_model_dir):
+    # The pool's one place is taken; the refused client sends its body after the server has decided (503 closes the connection).
+    app = create_app(tiny_model_dir, token="", examples_dir=None, max_bodies=1, body_grace_s=60, body_timeout_s=60)
+    head = b"POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
+    with background_server(app) as url, socket.create_connection(_address(url), timeout=60) as slow:
+        slow.sendall(SLOW_HEAD)
+        with socket.create_connection(_address(url), timeout=60) as sock:
+            sock.sendall(head)
+            time.sleep(0.2)  # a server that answers without reading the body has closed by now
+            for _ in range(10):
+                sock.sendall(b"x" * 10_000)
+            reply = _reply(sock)
+    assert reply.startswith(b"HTTP/1.1 503") and b"--max-bodies" in reply
 
 
 def test_a_body_under_the_minimum_rate_gets_408_long_before_the_body_timeout(tiny_model_dir):

@@ -76,9 +76,11 @@ class Guard:
     a body without one (chunked) is counted as it arrives and refused when it
     passes the limit. A request with a body takes a place in the pool of
     bodies being received (`max_bodies`; one more gets 503) and gives it back
-    once its body is complete, before any classification. The rest of a refused body is read and dropped (up to
-    `DRAIN_BYTES`, within the body timeout) so that the client, which is still
-    sending, receives the 413 instead of a reset connection.
+    once its body is complete, before any classification. The body of any
+    refused request (400, 401, 403, 413, or 503 when the pool is full) is read and
+    dropped first (up to `DRAIN_BYTES`, on the body's clocks, outside the pool:
+    it keeps nothing) so that the client, which is still sending, receives the
+    answer instead of a reset connection.
 
     Args:
         app: the ASGI application.
@@ -111,17 +113,16 @@ class Guard:
 
         headers = dict(scope.get("headers") or [])
         refusal = self._refusal(scope, headers)
+        if refusal is None and _has_body(headers) and self.bodies.full():
+            detail = f"the server is receiving {self.bodies.active} uploads already (its limit, --max-bodies): try again in a moment"
+            refusal = 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close")]
         if refusal is not None:
-            expects_continue = b"100-continue" in headers.get(b"expect", b"").lower()
-            if refusal[0] == 413 and not expects_continue and int(headers[b"content-length"]) <= self.limits.max_upload_bytes + DRAIN_BYTES:
+            if self._drains(headers):
                 with contextlib.suppress(BodyTimeout):
                     await drain(timed_receive(receive, self.limits, limited=False))
             return await send_json(send_secure, *refusal)
         if not _has_body(headers):
             return await self.app(scope, timed_receive(receive, self.limits), send_secure)
-        if self.bodies.full():
-            detail = f"the server is receiving {self.bodies.active} uploads already (its limit, --max-bodies): try again in a moment"
-            return await send_json(send_secure, 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close")])
         give_back = self.bodies.take()
         try:
             await self.app(scope, timed_receive(receive, self.limits, on_done=give_back), send_secure)
@@ -159,6 +160,20 @@ class Guard:
             if int(declared) > limits.max_upload_bytes:
                 return 413, too_large(limits.max_upload_bytes), [(b"connection", b"close")]
         return None
+
+    def _drains(self, headers) -> bool:
+        """Whether a refused request's body is read and dropped before the answer.
+
+        A server that answers and closes while the body is still arriving makes
+        the client's system reset the connection, and the client, still sending,
+        reads no answer at all. Not drained: no body, a client waiting for
+        `100 Continue` (it sends nothing unless asked), and a declared body
+        over `max_upload_bytes + DRAIN_BYTES`.
+        """
+        if not _has_body(headers) or b"100-continue" in headers.get(b"expect", b"").lower():
+            return False
+        declared = headers.get(b"content-length")
+        return declared is None or (declared.isdigit() and int(declared) <= self.limits.max_upload_bytes + DRAIN_BYTES)
 
     def _authorised(self, headers) -> bool:
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
