@@ -106,12 +106,23 @@ def add_recipe_options(p):
         action="store_true",
         help="give the network one more input channel after the leads: the RR interval (s) of the beats of the first lead",
     )
+    _add_network_options(p, m)
+
+
+def _add_network_options(p, m):
+    """The network's options: the CNN + LSTM's size (`m`: its defaults), or another family's `--network-config`."""
     p.add_argument("--conv-filters", default=",".join(map(str, m.conv_filters)), help="filters per conv block, comma-separated")
     p.add_argument("--conv-kernel", type=int, default=m.conv_kernel)
     p.add_argument("--lstm-layers", type=int, default=m.lstm_layers)
     p.add_argument("--lstm-units", type=int, default=m.lstm_units)
     p.add_argument("--unidirectional", action="store_true", help="one-directional LSTM layers")
     p.add_argument("--dropout", type=float, default=m.dropout)
+    p.add_argument(
+        "--network-config",
+        metavar="JSON",
+        help='another network family or architecture, as the "model" entry of a config.json (fields left out take the '
+        'family\'s defaults), e.g. \'{"network": "resnet"}\'; replaces the six options above (default: the CNN + LSTM they describe)',
+    )
 
 
 def recipe(args):
@@ -137,6 +148,8 @@ def recipe(args):
         bidirectional=not args.unidirectional,
         dropout=args.dropout,
     )
+    if args.network_config is not None:
+        arch = _network_config(args.network_config, arch)
     tc = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -149,6 +162,27 @@ def recipe(args):
         augment=tuple(v.strip() for v in args.augment.split(",") if v.strip()),
     )
     return pre, arch, tc, classes
+
+
+def _network_config(text: str, cnn_lstm):
+    """The architecture `--network-config` gives; `cnn_lstm` is the one the CNN + LSTM options give, which must be left at their defaults."""
+    import json
+
+    from ecgrhythm.networks.cnn_lstm import ModelConfig
+    from ecgrhythm.networks.registry import config_from_dict
+
+    if cnn_lstm != ModelConfig():
+        raise common.UsageError(
+            "--network-config replaces --conv-filters, --conv-kernel, --lstm-layers, --lstm-units, --unidirectional and --dropout: give one or the other"
+        )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise common.UsageError(f'--network-config: not JSON ({exc}): give an object such as \'{{"network": "resnet"}}\'') from None
+    try:
+        return config_from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise common.UsageError(f"--network-config: {exc}") from None
 
 
 def _join(args) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ecgrhythm.config import check_argument
 from ecgrhythm.networks.family import MAX_FILTERS, MAX_KERNEL, MAX_RECURRENT_LAYERS, MAX_STAGES, MAX_UNITS, NetworkConfig, NetworkFamily, check_whole
-from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv_bn, downsample_mask, max_pool, pooled_head, recurrent, time_major
+from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv_block, pooled_head, recurrent, time_major
 
 __all__ = ["ModelConfig", "build_lstm_classifier", "write_onnx", "FAMILY"]
 
@@ -145,12 +145,7 @@ def write_onnx(g: OnnxGraph, network, config: ModelConfig, signal: str, keep: st
     """
     x, m = channels_first(g, signal, keep)  # (batch, n_channels, 1, steps), (batch, 1, 1, steps)
     for i in range(len(config.conv_filters)):
-        block = network.get_layer(f"conv_block_{i}")
-        h = g.op("Mul", [g.op("Relu", [conv_bn(g, x, block.conv1, block.bn1)]), m])
-        h = g.op("Add", [conv_bn(g, h, block.conv2, block.bn2), conv_bn(g, x, block.skip, None)])
-        h = g.op("Mul", [g.op("Relu", [h]), m])
-        x = max_pool(g, h, 2)
-        m = downsample_mask(g, m, 2)
+        x, m = conv_block(g, x, m, network.get_layer(f"conv_block_{i}"))
     x, m, lengths = time_major(g, x, m)
     for i in range(config.lstm_layers):
         if config.bidirectional:

@@ -1,6 +1,7 @@
 """What a network family is: a config class, a Keras builder and an ONNX graph writer.
 
-A family lives in one module (:mod:`ecgrhythm.networks.cnn_lstm`, :mod:`ecgrhythm.networks.gru`) that defines
+A family lives in one module (:mod:`ecgrhythm.networks.cnn_lstm`, :mod:`ecgrhythm.networks.gru`,
+:mod:`ecgrhythm.networks.resnet`) that defines
 a frozen dataclass subclassing :class:`NetworkConfig`, a builder, an ONNX graph writer, and a
 :class:`NetworkFamily` bundling them, registered by :mod:`ecgrhythm.networks.registry`. Nothing outside the
 family module reads its config's own fields: callers use :class:`NetworkConfig`'s `network`, `multilabel`
@@ -12,7 +13,7 @@ convolutional blocks (inputs padded to multiples of 2**27 samples) is refused at
 minutes and gigabytes. The bounds are the project's own networks with margin: the shipped network has 6
 blocks of 8 to 64 filters, kernel 7, 2 LSTM layers of 64 units; the depth study tries 5 or 6 blocks of at
 most 128 filters and 1 to 4 LSTM layers of 32 to 128 units (`ecgrhythm.lab.studies.depth`); the GRU family's
-default stem has 2 strides of 4, 32 filters, kernel 9.
+default stem has 2 strides of 4, 32 filters, kernel 9; the residual family's 5 stages of 2 blocks of 16 to 64 filters.
 
 This module imports neither Keras nor ONNX, so that configs load as fast as the command parser needs.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "check_whole",
     "MAX_DOWNSAMPLING",
     "MAX_STAGES",
+    "MAX_BLOCKS_PER_STAGE",
     "MAX_FILTERS",
     "MAX_KERNEL",
     "MAX_RECURRENT_LAYERS",
@@ -40,6 +42,7 @@ __all__ = [
 
 MAX_DOWNSAMPLING = 1024  # inputs are padded to multiples of it: 16x the shipped 64 (10 halving blocks)
 MAX_STAGES = 10  # convolutional blocks or stem convolutions: 1024 = 2 ** 10; the shipped network has 6
+MAX_BLOCKS_PER_STAGE = 4  # residual blocks per halving: 2x the residual family's default (2)
 MAX_FILTERS = 256  # per convolution: 2x the widest the depth study tries (128), 4x the shipped network's (64)
 MAX_KERNEL = 31  # samples per convolution: 4x the shipped kernel (7), 3x the GRU stem's (9)
 MAX_RECURRENT_LAYERS = 8  # 2x the deepest the depth study tries (4)

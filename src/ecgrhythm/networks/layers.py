@@ -20,27 +20,34 @@ _PACKAGE = "ecgrhythm"
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MaskedConvBlock(layers.Layer):
-    """Two convolutions with batch normalisation and a residual path, then max pooling by 2.
+    """Two convolutions with batch normalisation and a residual path (a 1x1 convolution), then max pooling by `pool_size`.
+
+    Args:
+        filters: filters of each convolution.
+        kernel_size: kernel of the two convolutions.
+        pool_size: the factor the block shortens the sequence by (1: no pooling).
 
     Call args:
-        inputs: float `(batch, steps, channels)`; `steps` must be even.
+        inputs: float `(batch, steps, channels)`; `steps` must be a multiple of `pool_size`.
         keep: bool mask `(batch, steps)`, True for real samples.
 
     Returns:
-        float `(batch, steps // 2, filters)`, zero where the halved mask is False.
+        float `(batch, steps // pool_size, filters)`, zero where the shortened mask is False.
     """
 
-    def __init__(self, filters, kernel_size, **kwargs):
+    def __init__(self, filters, kernel_size, pool_size=2, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("filters", filters)
+        check_positive_int("pool_size", pool_size)
         self.filters = filters
         self.kernel_size = kernel_size
+        self.pool_size = pool_size
         self.conv1 = layers.Conv1D(filters, kernel_size, padding="same", use_bias=False)
         self.bn1 = layers.BatchNormalization()
         self.conv2 = layers.Conv1D(filters, kernel_size, padding="same", use_bias=False)
         self.bn2 = layers.BatchNormalization()
         self.skip = layers.Conv1D(filters, 1, use_bias=False)
-        self.pool = layers.MaxPooling1D(2)
+        self.pool = layers.MaxPooling1D(pool_size) if pool_size > 1 else None
 
     def build(self, input_shape):
         self.conv1.build(input_shape)
@@ -54,14 +61,14 @@ class MaskedConvBlock(layers.Layer):
         h = ops.relu(self.bn1(self.conv1(inputs), training=training)) * m
         h = self.bn2(self.conv2(h), training=training)
         h = ops.relu(h + self.skip(inputs)) * m
-        return self.pool(h)
+        return h if self.pool is None else self.pool(h)
 
     def compute_output_shape(self, inputs_shape, keep_shape):
-        steps = None if inputs_shape[1] is None else inputs_shape[1] // 2
+        steps = None if inputs_shape[1] is None else inputs_shape[1] // self.pool_size
         return (inputs_shape[0], steps, self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size, "pool_size": self.pool_size}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -24,7 +24,9 @@ __all__ = [
     "same_pads",
     "conv",
     "conv_bn",
+    "batch_norm",
     "max_pool",
+    "conv_block",
     "channels_first",
     "downsample_mask",
     "time_major",
@@ -86,15 +88,29 @@ def conv(g: OnnxGraph, x: str, layer, stride: int = 1) -> str:
 def conv_bn(g: OnnxGraph, x: str, conv_layer, bn) -> str:
     """A Keras `Conv1D` then `BatchNormalization` (`bn`, or None for none) in inference mode, on `(batch, ch, 1, steps)`."""
     y = conv(g, x, conv_layer)
-    if bn is None:
-        return y
+    return y if bn is None else batch_norm(g, y, bn)
+
+
+def batch_norm(g: OnnxGraph, x: str, bn) -> str:
+    """A Keras `BatchNormalization` in inference mode on `(batch, ch, 1, steps)`."""
     params = [np.asarray(v) for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)]
-    return g.op("BatchNormalization", [y, *(g.const(p, "bn") for p in params)], "bn", epsilon=float(bn.epsilon))
+    return g.op("BatchNormalization", [x, *(g.const(p, "bn") for p in params)], "bn", epsilon=float(bn.epsilon))
 
 
 def max_pool(g: OnnxGraph, x: str, factor: int, hint: str = "pool") -> str:
     """`MaxPool` by `factor` along the steps of `(batch, ch, 1, steps)` (a Keras `MaxPooling1D` with stride `factor`)."""
     return g.op("MaxPool", [x], hint, kernel_shape=[1, factor], strides=[1, factor])
+
+
+def conv_block(g: OnnxGraph, x: str, m: str, block) -> tuple[str, str]:
+    """:class:`ecgrhythm.networks.layers.MaskedConvBlock` `block` on `x` `(batch, ch, 1, steps)` with its float mask `m`
+    `(batch, 1, 1, steps)`; returns the output and its mask, both shortened by the block's `pool_size`."""
+    h = g.op("Mul", [g.op("Relu", [conv_bn(g, x, block.conv1, block.bn1)]), m])
+    h = g.op("Add", [conv_bn(g, h, block.conv2, block.bn2), conv_bn(g, x, block.skip, None)])
+    h = g.op("Mul", [g.op("Relu", [h]), m])
+    if block.pool_size == 1:
+        return h, m
+    return max_pool(g, h, block.pool_size), downsample_mask(g, m, block.pool_size)
 
 
 def channels_first(g: OnnxGraph, signal: str, keep: str) -> tuple[str, str]:

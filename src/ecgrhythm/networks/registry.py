@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from ecgrhythm.networks import cnn_lstm, gru
+from ecgrhythm.networks import cnn_lstm, gru, resnet
 from ecgrhythm.networks.family import NetworkConfig, NetworkFamily
 
 __all__ = ["DEFAULT_NETWORK", "register_family", "get_family", "network_names", "config_from_dict", "default_config", "build_network"]
@@ -107,3 +107,4 @@ def build_network(n_channels: int, n_classes: int, config: NetworkConfig | None 
 
 register_family(cnn_lstm.FAMILY)
 register_family(gru.FAMILY)
+register_family(resnet.FAMILY)
