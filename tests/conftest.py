@@ -110,3 +110,24 @@ def clf(tiny_model_dir):
 def paths(cinc2017_dir):
     """The headers of the first six CinC 2017 records (`FIRST_SIX`)."""
     return [cinc2017_dir / f"{n}.hea" for n in FIRST_SIX]
+
+
+def assert_padding_changes_nothing(clf, cinc2017_dir, multiple: int) -> None:
+    """`clf`'s network gives A00001 the same output alone, padded by 40 more `multiple`s of steps, and in a batch beside
+    A00005 (whose output differs): padding past a record's end never changes its prediction."""
+    import numpy as np
+
+    from ecgrhythm.preprocessing.batching import pad_batch
+    from ecgrhythm.records import read_record
+
+    signals = [clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in ("A00001", "A00005")]
+    short = -(-max(len(s) for s in signals) // multiple) * multiple
+
+    def predict(batch, length):
+        x, mask = pad_batch(batch, length, 4)
+        return np.asarray(clf.model_.predict_on_batch({"signal": x, "mask": mask}))[: len(batch)]
+
+    alone, padded, together = predict(signals[:1], short), predict(signals[:1], short + 40 * multiple), predict(signals, short + multiple)
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
+    assert not np.allclose(together[0], together[1], atol=1e-4), "two different records should not get identical outputs"

@@ -4,12 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_PREPROCESS, TINY_TRAIN
+from conftest import TINY_PREPROCESS, TINY_TRAIN, assert_padding_changes_nothing
 
 from ecgrhythm.inference.classifier import RhythmClassifier
 from ecgrhythm.networks.gru import GruConfig, build_gru_classifier
-from ecgrhythm.preprocessing.batching import pad_batch
-from ecgrhythm.records import read_record
 
 TINY_GRU = GruConfig(strides=(4, 4), filters=8, kernel=9, gru_units=8, dropout=0.0)
 RECORDS = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00093"]
@@ -51,17 +49,7 @@ def test_a_trained_gru_folder_records_its_family_and_loads_as_it(gru_model_dir, 
 
 
 def test_padding_never_changes_a_gru_prediction(gru_clf, cinc2017_dir):
-    signals = [gru_clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in ("A00001", "A00005")]
-    short = -(-max(len(s) for s in signals) // 16) * 16
-
-    def predict(batch, length):
-        x, mask = pad_batch(batch, length, 4)
-        return np.asarray(gru_clf.model_.predict_on_batch({"signal": x, "mask": mask}))[: len(batch)]
-
-    alone, padded, together = predict(signals[:1], short), predict(signals[:1], short + 40 * 16), predict(signals, short + 16)
-    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
-    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
-    assert not np.allclose(together[0], together[1], atol=1e-4), "two different records should not get identical outputs"
+    assert_padding_changes_nothing(gru_clf, cinc2017_dir, 16)
 
 
 def test_a_gru_classifies_records_from_the_command_line(gru_model_dir, gru_clf, cinc2017_dir, tmp_path):

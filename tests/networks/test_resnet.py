@@ -5,12 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_PREPROCESS, TINY_TRAIN
+from conftest import TINY_PREPROCESS, TINY_TRAIN, assert_padding_changes_nothing
 
 from ecgrhythm.inference.classifier import RhythmClassifier
 from ecgrhythm.networks.resnet import ResNetConfig, build_resnet_classifier
-from ecgrhythm.preprocessing.batching import pad_batch
-from ecgrhythm.records import read_record
 
 TINY_RESNET = ResNetConfig(stem_pool=2, stem_filters=8, stem_kernel=5, stage_filters=(8, 12, 16), blocks_per_stage=2, kernel=5, dropout=0.0)
 RECORDS = ["A00001", "A00002", "A00003", "A00004", "A00005", "A00093"]
@@ -62,17 +60,7 @@ def test_a_resnet_trained_from_the_command_line_records_its_family(resnet_model_
 
 
 def test_padding_never_changes_a_resnet_prediction(resnet_clf, cinc2017_dir):
-    signals = [resnet_clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in ("A00001", "A00005")]
-    short = -(-max(len(s) for s in signals) // 16) * 16
-
-    def predict(batch, length):
-        x, mask = pad_batch(batch, length, 16)
-        return np.asarray(resnet_clf.model_.predict_on_batch({"signal": x, "mask": mask}))[: len(batch)]
-
-    alone, padded, together = predict(signals[:1], short), predict(signals[:1], short + 40 * 16), predict(signals, short + 16)
-    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
-    np.testing.assert_allclose(alone[0], together[0], atol=1e-5)
-    assert not np.allclose(together[0], together[1], atol=1e-4), "two different records should not get identical outputs"
+    assert_padding_changes_nothing(resnet_clf, cinc2017_dir, 16)
 
 
 def test_a_resnet_exports_to_onnx_within_the_parity_tolerance_and_classifies_alike(resnet_model_dir, resnet_clf, cinc2017_dir, tmp_path):

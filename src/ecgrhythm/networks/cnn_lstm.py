@@ -17,7 +17,16 @@ import dataclasses
 import numpy as np
 
 from ecgrhythm.config import check_argument
-from ecgrhythm.networks.family import MAX_FILTERS, MAX_KERNEL, MAX_RECURRENT_LAYERS, MAX_STAGES, MAX_UNITS, NetworkConfig, NetworkFamily, check_whole
+from ecgrhythm.networks.family import (
+    MAX_KERNEL,
+    MAX_RECURRENT_LAYERS,
+    MAX_UNITS,
+    NetworkConfig,
+    NetworkFamily,
+    check_halving_filters,
+    check_head,
+    check_whole,
+)
 from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv_block, pooled_head, recurrent, time_major
 
 __all__ = ["ModelConfig", "build_lstm_classifier", "write_onnx", "FAMILY"]
@@ -64,21 +73,12 @@ class ModelConfig(NetworkConfig):
     multilabel: bool = False
 
     def __post_init__(self):
-        filters = self.conv_filters
-        check_argument(
-            isinstance(filters, (tuple, list)) and 1 <= len(filters) <= MAX_STAGES,
-            "conv_filters",
-            f"a list of 1 to {MAX_STAGES} filter counts (each block halves the input)",
-            filters,
-        )
-        for f in filters:
-            check_whole("conv_filters", f, 1, MAX_FILTERS)
+        check_halving_filters("conv_filters", self.conv_filters, "block")
         check_whole("conv_kernel", self.conv_kernel, 1, MAX_KERNEL)
         check_whole("lstm_layers", self.lstm_layers, 0, MAX_RECURRENT_LAYERS)
         check_whole("lstm_units", self.lstm_units, 1, MAX_UNITS)
         check_argument(isinstance(self.bidirectional, bool), "bidirectional", "True or False", self.bidirectional)
-        check_argument(isinstance(self.multilabel, bool), "multilabel", "True or False", self.multilabel)
-        check_argument(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        check_head(self)
 
     @property
     def downsampling(self) -> int:

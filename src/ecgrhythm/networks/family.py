@@ -31,6 +31,8 @@ __all__ = [
     "NetworkConfig",
     "NetworkFamily",
     "check_whole",
+    "check_halving_filters",
+    "check_head",
     "MAX_DOWNSAMPLING",
     "MAX_STAGES",
     "MAX_BLOCKS_PER_STAGE",
@@ -53,6 +55,25 @@ def check_whole(name: str, value, low: int, high: int) -> None:
     """Raise `ValueError` naming the argument unless `value` is an integer (not a bool) from `low` to `high`."""
     whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     check_argument(whole and low <= value <= high, name, f"an integer from {low} to {high}", value)
+
+
+def check_halving_filters(name: str, filters, unit: str) -> None:
+    """Raise `ValueError` naming `name` unless `filters` is a list of 1 to `MAX_STAGES` filter counts of 1 to
+    `MAX_FILTERS`, one per `unit` (a block or stage, each of which halves the input)."""
+    check_argument(
+        isinstance(filters, (tuple, list)) and 1 <= len(filters) <= MAX_STAGES,
+        name,
+        f"a list of 1 to {MAX_STAGES} filter counts (each {unit} halves the input)",
+        filters,
+    )
+    for f in filters:
+        check_whole(name, f, 1, MAX_FILTERS)
+
+
+def check_head(config) -> None:
+    """Raise `ValueError` unless `config.dropout` is a rate in [0, 1) and `config.multilabel` a bool (every family's head)."""
+    check_argument(isinstance(config.multilabel, bool), "multilabel", "True or False", config.multilabel)
+    check_argument(isinstance(config.dropout, (int, float)) and 0 <= config.dropout < 1, "dropout", "a rate in [0, 1)", config.dropout)
 
 
 class NetworkConfig(Config):

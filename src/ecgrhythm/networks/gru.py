@@ -27,6 +27,7 @@ from ecgrhythm.networks.family import (
     MAX_UNITS,
     NetworkConfig,
     NetworkFamily,
+    check_head,
     check_whole,
 )
 from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv, downsample_mask, pooled_head, recurrent, time_major
@@ -79,8 +80,7 @@ class GruConfig(NetworkConfig):
         check_argument(self.kernel >= max(strides), "kernel", f"an integer of at least the largest stride, {max(strides)}", self.kernel)
         check_whole("gru_layers", self.gru_layers, 1, MAX_RECURRENT_LAYERS)
         check_whole("gru_units", self.gru_units, 1, MAX_UNITS)
-        check_argument(isinstance(self.multilabel, bool), "multilabel", "True or False", self.multilabel)
-        check_argument(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        check_head(self)
 
     @property
     def downsampling(self) -> int:

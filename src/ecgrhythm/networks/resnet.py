@@ -25,9 +25,10 @@ from ecgrhythm.networks.family import (
     MAX_DOWNSAMPLING,
     MAX_FILTERS,
     MAX_KERNEL,
-    MAX_STAGES,
     NetworkConfig,
     NetworkFamily,
+    check_halving_filters,
+    check_head,
     check_whole,
 )
 from ecgrhythm.networks.onnx_graph import OnnxGraph, batch_norm, channels_first, conv_block, pooled_head, time_major
@@ -78,25 +79,16 @@ class ResNetConfig(NetworkConfig):
         check_whole("stem_pool", self.stem_pool, 1, MAX_DOWNSAMPLING)
         check_whole("stem_filters", self.stem_filters, 1, MAX_FILTERS)
         check_whole("stem_kernel", self.stem_kernel, 1, MAX_KERNEL)
-        filters = self.stage_filters
-        check_argument(
-            isinstance(filters, (tuple, list)) and 1 <= len(filters) <= MAX_STAGES,
-            "stage_filters",
-            f"a list of 1 to {MAX_STAGES} filter counts (each stage halves the input)",
-            filters,
-        )
-        for f in filters:
-            check_whole("stage_filters", f, 1, MAX_FILTERS)
+        check_halving_filters("stage_filters", self.stage_filters, "stage")
         check_argument(
             self.downsampling <= MAX_DOWNSAMPLING,
             "stage_filters",
             f"at most {MAX_DOWNSAMPLING} for stem_pool * 2 ** len(stage_filters) (the input is padded to it)",
-            filters,
+            self.stage_filters,
         )
         check_whole("blocks_per_stage", self.blocks_per_stage, 1, MAX_BLOCKS_PER_STAGE)
         check_whole("kernel", self.kernel, 1, MAX_KERNEL)
-        check_argument(isinstance(self.multilabel, bool), "multilabel", "True or False", self.multilabel)
-        check_argument(isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        check_head(self)
 
     @property
     def downsampling(self) -> int:
@@ -112,16 +104,8 @@ def _blocks(config: ResNetConfig):
 
 
 def build_resnet_classifier(n_channels: int, n_classes: int, config: ResNetConfig | None = None):
-    """Build the residual convolutional classifier.
-
-    Args:
-        n_channels: input channels.
-        n_classes: output classes.
-        config: architecture; defaults to `ResNetConfig()`.
-
-    Returns:
-        A `keras.Model` with inputs `{"signal": (batch, steps, n_channels) float32, "mask": (batch, steps) bool}`
-        and output `(batch, n_classes)` probabilities. `steps` must be a multiple of `config.downsampling`.
+    """Build the residual convolutional classifier (`config`, default `ResNetConfig()`) for `n_channels` inputs and
+    `n_classes` outputs: the `keras.Model` :attr:`~ecgrhythm.networks.family.NetworkFamily.build` describes.
 
     Example:
     >>> build_resnet_classifier(1, 4, ResNetConfig(stage_filters=(8, 8), blocks_per_stage=1)).output.shape
