@@ -87,3 +87,11 @@ crossval seed1-augment-lstm128 "${REF1[@]}" --lstm-units 128 --augment flip,scal
 # below the 128-unit pair's 0.8486. `ecgrhythm ensemble` refuses it beside the pair (an ensemble's networks share their
 # preprocessing), so a band-passed member could only ship in a folder of several preprocessings, which does not exist.
 crossval seed3-augment-bandpass --bandpass 0.5 40 --patience 40 --seed 3 --reference seed1 --augment flip,scale,noise,wander
+# What it would add, its probabilities averaged with the pair's (no model folder is built): 0.8490 +- 0.0180 against
+# 0.8486, +0.0004 (p 0.72, higher on 3 folds of 5): nothing worth a folder of several preprocessings.
+.venv/bin/python -m ecgrhythm.lab.member_gain docs/results/crossval/seed3-augment-bandpass/run \
+    --out docs/results/crossval/member-gain/seed3-augment-bandpass.json
+# A member of another network family (issue #38): the residual convolutional network (`{"network": "resnet"}`, 22
+# convolutional layers, no recurrent layer), the pair's preprocessing, its own seed. Started in the background on
+# 7 Dec 2026 beside this session's work; it resumes where it stopped. Judged by member_gain like the one above.
+crossval resnet-seed4-augment --network-config '{"network": "resnet"}' --no-bandpass --patience 40 --seed 4 --reference seed1 --augment flip,scale,noise,wander
