@@ -76,11 +76,12 @@ class Guard:
     a body without one (chunked) is counted as it arrives and refused when it
     passes the limit. A request with a body takes a place in the pool of
     bodies being received (`max_bodies`; one more gets 503) and gives it back
-    once its body is complete, before any classification. The body of any
-    refused request (400, 401, 403, 413, or 503 when the pool is full) is read and
-    dropped first (up to `DRAIN_BYTES`, on the body's clocks, outside the pool:
-    it keeps nothing) so that the client, which is still sending, receives the
-    answer instead of a reset connection.
+    once its body is complete, before any classification. A refused request
+    is answered at once and its connection kept: the server drops the rest of
+    its body (within the head timeout of the next request), so that the client,
+    which is still sending, receives the answer instead of a reset connection.
+    Only a 413 closes the connection, after its body is read and dropped (up to
+    `DRAIN_BYTES`, on the body's clocks).
 
     Args:
         app: the ASGI application.
@@ -114,10 +115,12 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         refusal = self._refusal(scope, headers)
         if refusal is None and _has_body(headers) and self.bodies.full():
+            # No `Connection: close`: the server drops the rest of the body after answering and keeps the connection,
+            # so a client still sending reads the 503 (a close with unread data would reset the connection instead)
             detail = f"the server is receiving {self.bodies.active} uploads already (its limit, --max-bodies): try again in a moment"
-            refusal = 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close")]
+            refusal = 503, detail, [(b"retry-after", str(RETRY_AFTER_S).encode())]
         if refusal is not None:
-            if self._drains(headers):
+            if refusal[0] == 413 and self._drains(headers):
                 with contextlib.suppress(BodyTimeout):
                     await drain(timed_receive(receive, self.limits, limited=False))
             return await send_json(send_secure, *refusal)
@@ -162,18 +165,18 @@ class Guard:
         return None
 
     def _drains(self, headers) -> bool:
-        """Whether a refused request's body is read and dropped before the answer.
+        """Whether the body of a request refused with 413 (whose connection then closes) is read and dropped first.
 
-        A server that answers and closes while the body is still arriving makes
-        the client's system reset the connection, and the client, still sending,
-        reads no answer at all. Not drained: no body, a client waiting for
-        `100 Continue` (it sends nothing unless asked), and a declared body
-        over `max_upload_bytes + DRAIN_BYTES`.
+        A server that closes while the body is still arriving makes the
+        client's system reset the connection, and the client, still sending,
+        reads no answer. Not drained: a client waiting for `100 Continue` (it
+        sends nothing unless asked), and a declared body over
+        `max_upload_bytes + DRAIN_BYTES`.
         """
-        if not _has_body(headers) or b"100-continue" in headers.get(b"expect", b"").lower():
+        if b"100-continue" in headers.get(b"expect", b"").lower():
             return False
         declared = headers.get(b"content-length")
-        return declared is None or (declared.isdigit() and int(declared) <= self.limits.max_upload_bytes + DRAIN_BYTES)
+        return declared is not None and declared.isdigit() and int(declared) <= self.limits.max_upload_bytes + DRAIN_BYTES
 
     def _authorised(self, headers) -> bool:
         scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
