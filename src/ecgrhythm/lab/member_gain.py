@@ -43,6 +43,7 @@ def aligned_probabilities(run_dirs) -> tuple[np.ndarray, np.ndarray, list[str], 
 
     Raises:
         ValueError: the runs have other folds, classes or labels, or no fold is finished in all of them.
+        FileNotFoundError: a run has no finished fold.
     """
     run_dirs = [Path(d) for d in run_dirs]
     if len({read_folds(d).digest for d in run_dirs}) != 1:
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
         diff = (
             ""
             if "difference" not in r
-            else f"  {r['difference']:+.4f} (p {r['p_value'] or float('nan'):.3f}, {r['folds_higher']} of {len(r['scores'])} higher)"
+            else f"  {r['difference']:+.4f} (p {float('nan') if r['p_value'] is None else r['p_value']:.3f}, {r['folds_higher']} of {len(r['scores'])} higher)"
         )
         print(f"{name:60s} {' '.join(f'{s:.4f}' for s in r['scores'])}  {interval_text(r['mean'], r['ci95'])}{diff}")
     if args.out:
