@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -83,3 +84,24 @@ def data_and_model(data: str, model: str) -> tuple[Path, Path]:
     if not (model_dir / "config.json").is_file():
         fail(f"--model {model_dir}: not a model folder (no config.json)")
     return data_dir, model_dir
+
+
+def records_parser(
+    doc: str,
+    *,
+    data_help: str = "folder of records (its RECORDS index, if any, gives the order)",
+    model_help: str = "model folder",
+    n: int = 1279,
+    repeats: int | None = None,
+    repeats_help: str = "",
+):
+    """The parser of a benchmark over the first records of a folder: `--data`, `--model`, `--n`, `--repeats` (when `repeats`
+    gives its default) and `--output`; the script adds its own options."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog="Prints one JSON line of results.")
+    parser.add_argument("--data", required=True, help=data_help)
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--n", type=int, default=n, help="number of records, the first N of --data (default %(default)s)")
+    if repeats is not None:
+        parser.add_argument("--repeats", type=int, default=repeats, help=f"{repeats_help} (default %(default)s)")
+    parser.add_argument("--output", help="also write the result to this JSON file")
+    return parser

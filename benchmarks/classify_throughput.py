@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import data_and_model, emit, fail, machine
+from _common import data_and_model, emit, fail, machine, records_parser
 
 SIDECAR_SUFFIXES = (".hea", ".mat", ".dat")
 
@@ -107,14 +106,9 @@ def in_process(folder: Path, model: Path, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Prints one JSON line of results.")
-    parser.add_argument("--data", required=True, help="folder of records (its RECORDS index, if any, gives the order)")
-    parser.add_argument("--model", required=True, help="model folder")
-    parser.add_argument("--n", type=int, default=1279, help="number of records, the first N of --data (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed in-process passes after the warm-up (default %(default)s)")
+    parser = records_parser(__doc__, repeats=3, repeats_help="timed in-process passes after the warm-up")
     parser.add_argument("--skip-cli", action="store_true", help="skip the end-to-end subprocess measurement")
     parser.add_argument("--cli-arg", action="append", default=[], metavar="ARG", help="extra argument for `ecgrhythm classify` (repeatable)")
-    parser.add_argument("--output", help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:
         fail("--n and --repeats must be positive integers")

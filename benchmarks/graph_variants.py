@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import data_and_model, emit, fail, machine
+from _common import data_and_model, emit, fail, machine, records_parser
 
 INT8 = {"int8_all": None, "int8_lstm_matmul": ["LSTM", "MatMul"]}  # name -> op_types_to_quantize (None: all it can)
 VARIANTS = ("conv1d_layout", *INT8)
@@ -110,12 +109,13 @@ def measure(files: dict, signals, repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Prints one JSON line of results.")
-    parser.add_argument("--data", required=True, help="CinC 2017 folder (records and REFERENCE.csv)")
-    parser.add_argument("--model", required=True, help="model folder carrying its ONNX graph (model.onnx)")
-    parser.add_argument("--n", type=int, default=1279, help="number of records, the first N of --data (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed passes after the warm-up (default %(default)s)")
-    parser.add_argument("--output", help="also write the result to this JSON file")
+    parser = records_parser(
+        __doc__,
+        data_help="CinC 2017 folder (records and REFERENCE.csv)",
+        model_help="model folder carrying its ONNX graph (model.onnx)",
+        repeats=2,
+        repeats_help="timed passes after the warm-up",
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:
         fail("--n and --repeats must be positive integers")

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -34,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import data_and_model, emit, fail, machine
+from _common import data_and_model, emit, fail, machine, records_parser
 from classify_throughput import end_to_end, link_records, warm_page_cache
 
 
@@ -90,15 +89,13 @@ def side_by_side(folder: Path, one: Path, model: Path, n: int, repeats: int) -> 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Prints one JSON line of results.")
-    parser.add_argument("--data", required=True, help="folder of records (its RECORDS index, if any, gives the order)")
-    parser.add_argument("--model", required=True, help="model folder carrying its ONNX graph (model.onnx, from 'ecgrhythm export')")
-    parser.add_argument("--n", type=int, default=1279, help="number of records, the first N of --data (default %(default)s)")
-    parser.add_argument(
-        "--repeats", type=int, default=2, help="timed passes after the warm-up, and end-to-end runs of each backend (default %(default)s)"
+    parser = records_parser(
+        __doc__,
+        model_help="model folder carrying its ONNX graph (model.onnx, from 'ecgrhythm export')",
+        repeats=2,
+        repeats_help="timed passes after the warm-up, and end-to-end runs of each backend",
     )
     parser.add_argument("--skip-cli", action="store_true", help="skip the end-to-end subprocess measurements")
-    parser.add_argument("--output", help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeats < 1:
         fail("--n and --repeats must be positive integers")

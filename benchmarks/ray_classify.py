@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import shutil
@@ -29,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import data_and_model, emit, fail, machine
+from _common import data_and_model, emit, fail, machine, records_parser
 from classify_throughput import end_to_end, in_process, link_records, warm_page_cache
 
 
@@ -79,13 +78,9 @@ def ray_in_process(folder: Path, model: Path, workers: int, batch_records: int |
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Prints one JSON line of results.")
-    parser.add_argument("--data", required=True, help="folder of records (its RECORDS index, if any, gives the order)")
-    parser.add_argument("--model", required=True, help="model folder")
-    parser.add_argument("--n", type=int, default=300, help="number of records, the first N of --data (default %(default)s)")
+    parser = records_parser(__doc__, n=300)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts to measure (default: 1 2)")
     parser.add_argument("--batch-records", type=int, help="records per actor call in the in-process Ray runs (default: the engine's, as the command)")
-    parser.add_argument("--output", help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if args.n < 1 or (args.batch_records or 1) < 1 or min(args.workers) < 1:
         fail("--n, --batch-records and --workers must be positive integers")
