@@ -89,6 +89,7 @@ def test_network_config_refuses_bad_json_and_the_cnn_lstm_options_beside_it(cinc
     assert "--network-config: not JSON" in capsys.readouterr().err
     assert main([*base, "--network-config", '{"network": "resnet", "kernel": 99}']) == 2
     assert "`kernel`: expected an integer from 1 to 31" in capsys.readouterr().err
-    assert main([*base, "--network-config", '{"network": "resnet"}', "--lstm-units", "8"]) == 2
-    assert "give one or the other" in capsys.readouterr().err
+    for size in (["--lstm-units", "8"], ["--lstm-units", "64"], ["--unidirectional"]):  # 64 is the default: refused all the same
+        assert main([*base, "--network-config", '{"network": "resnet"}', *size]) == 2
+        assert f"--network-config replaces {size[0]}: give one or the other" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

@@ -110,19 +110,32 @@ def add_recipe_options(p):
 
 
 def _add_network_options(p, m):
-    """The network's options: the CNN + LSTM's size (`m`: its defaults), or another family's `--network-config`."""
-    p.add_argument("--conv-filters", default=",".join(map(str, m.conv_filters)), help="filters per conv block, comma-separated")
-    p.add_argument("--conv-kernel", type=int, default=m.conv_kernel)
-    p.add_argument("--lstm-layers", type=int, default=m.lstm_layers)
-    p.add_argument("--lstm-units", type=int, default=m.lstm_units)
-    p.add_argument("--unidirectional", action="store_true", help="one-directional LSTM layers")
-    p.add_argument("--dropout", type=float, default=m.dropout)
+    """The network's options: the CNN + LSTM's size (`m`: its defaults), or another family's `--network-config`.
+
+    The size options default to None, so that one given beside `--network-config` is refused even at its default value.
+    """
+    p.add_argument("--conv-filters", help=f"filters per conv block, comma-separated (default {','.join(map(str, m.conv_filters))})")
+    p.add_argument("--conv-kernel", type=int, help=f"kernel size of every convolution (default {m.conv_kernel})")
+    p.add_argument("--lstm-layers", type=int, help=f"stacked LSTM layers (default {m.lstm_layers})")
+    p.add_argument("--lstm-units", type=int, help=f"units per LSTM layer and direction (default {m.lstm_units})")
+    p.add_argument("--unidirectional", action="store_const", const=True, help="one-directional LSTM layers")
+    p.add_argument("--dropout", type=float, help=f"dropout rate before the output layer (default {m.dropout})")
     p.add_argument(
         "--network-config",
         metavar="JSON",
         help='another network family or architecture, as the "model" entry of a config.json (fields left out take the '
         'family\'s defaults), e.g. \'{"network": "resnet"}\'; replaces the six options above (default: the CNN + LSTM they describe)',
     )
+
+
+_SIZE_OPTIONS = {
+    "conv_filters": "--conv-filters",
+    "conv_kernel": "--conv-kernel",
+    "lstm_layers": "--lstm-layers",
+    "lstm_units": "--lstm-units",
+    "unidirectional": "--unidirectional",
+    "dropout": "--dropout",
+}
 
 
 def recipe(args):
@@ -140,16 +153,22 @@ def recipe(args):
         rr_channel=args.rr_channel,
     )
     classes = args.classes if args.classes in (None, "all", "scored") else tuple(v.strip() for v in args.classes.split(",") if v.strip())
-    arch = ModelConfig(
-        conv_filters=tuple(int(v) for v in args.conv_filters.split(",")),
-        conv_kernel=args.conv_kernel,
-        lstm_layers=args.lstm_layers,
-        lstm_units=args.lstm_units,
-        bidirectional=not args.unidirectional,
-        dropout=args.dropout,
-    )
+    given = {name: getattr(args, name) for name in _SIZE_OPTIONS if getattr(args, name) is not None}
     if args.network_config is not None:
-        arch = _network_config(args.network_config, arch)
+        if given:
+            options = ", ".join(_SIZE_OPTIONS[name] for name in given)
+            raise common.UsageError(f"--network-config replaces {options}: give one or the other")
+        arch = _network_config(args.network_config)
+    else:
+        m = ModelConfig()
+        arch = ModelConfig(
+            conv_filters=tuple(int(v) for v in given["conv_filters"].split(",")) if "conv_filters" in given else m.conv_filters,
+            conv_kernel=given.get("conv_kernel", m.conv_kernel),
+            lstm_layers=given.get("lstm_layers", m.lstm_layers),
+            lstm_units=given.get("lstm_units", m.lstm_units),
+            bidirectional=not given.get("unidirectional", False),
+            dropout=given.get("dropout", m.dropout),
+        )
     tc = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -164,17 +183,12 @@ def recipe(args):
     return pre, arch, tc, classes
 
 
-def _network_config(text: str, cnn_lstm):
-    """The architecture `--network-config` gives; `cnn_lstm` is the one the CNN + LSTM options give, which must be left at their defaults."""
+def _network_config(text: str):
+    """The architecture `--network-config` gives."""
     import json
 
-    from ecgrhythm.networks.cnn_lstm import ModelConfig
     from ecgrhythm.networks.registry import config_from_dict
 
-    if cnn_lstm != ModelConfig():
-        raise common.UsageError(
-            "--network-config replaces --conv-filters, --conv-kernel, --lstm-layers, --lstm-units, --unidirectional and --dropout: give one or the other"
-        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -68,7 +68,8 @@ class MaskedConvBlock(layers.Layer):
         return (inputs_shape[0], steps, self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size, "pool_size": self.pool_size}
+        config = {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+        return config if self.pool_size == 2 else {**config, "pool_size": self.pool_size}  # as before pool_size existed, when 2
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
