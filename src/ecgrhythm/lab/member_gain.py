@@ -28,41 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.lab.crossval_report import DEFAULT_RESULTS, interval_text
+from ecgrhythm.lab.stacking import member_probabilities
 from ecgrhythm.lab.stacking_report import evaluate, paired
-from ecgrhythm.training.folds import read_folds
-from ecgrhythm.training.oof import LAST_OOF_FILE, finished_oof
 from ecgrhythm.utils.io import atomic_write_text
 
-__all__ = ["aligned_probabilities", "gains", "main"]
+__all__ = ["gains", "main"]
 
 REFERENCE = tuple(DEFAULT_RESULTS / name / "run" for name in ("seed1-lstm128", "seed1-augment-lstm128"))
-
-
-def aligned_probabilities(run_dirs) -> tuple[np.ndarray, np.ndarray, list[str], list[np.ndarray]]:
-    """`(folds, targets, classes, probabilities)` of the records of the folds finished in every run, in the first run's order.
-
-    Raises:
-        ValueError: the runs have other folds, classes or labels, or no fold is finished in all of them.
-        FileNotFoundError: a run has no finished fold.
-    """
-    run_dirs = [Path(d) for d in run_dirs]
-    if len({read_folds(d).digest for d in run_dirs}) != 1:
-        raise ValueError(f"{[str(d) for d in run_dirs]}: run on different folds (folds.json); compare cross-validations of the same folds")
-    parts = [finished_oof(d, True, LAST_OOF_FILE) for d in run_dirs]
-    shared = set.intersection(*(set(part[0]) for part in parts))
-    if not shared:
-        raise ValueError(f"{[str(d) for d in run_dirs]}: no fold is finished in every run")
-    names, folds, truth, _, classes = parts[0]
-    keep = [i for i, n in enumerate(names) if n in shared]
-    probabilities = []
-    for d, (other_names, _, other_truth, probs, other_classes) in zip(run_dirs, parts):
-        index = {n: i for i, n in enumerate(other_names)}
-        order = [index[names[i]] for i in keep]
-        if other_classes != classes or [other_truth[i] for i in order] != [truth[i] for i in keep]:
-            raise ValueError(f"{d}: other classes or true labels than {run_dirs[0]}")
-        probabilities.append(probs[order])
-    targets = np.array([classes.index(truth[i]) for i in keep])
-    return np.asarray(folds)[keep], targets, classes, probabilities
 
 
 def _label(path) -> str:
@@ -73,7 +45,7 @@ def _label(path) -> str:
 
 def gains(reference, candidates) -> dict:
     """The scores of the module docstring, as JSON-serialisable data."""
-    folds, targets, classes, probs = aligned_probabilities([*reference, *candidates])
+    _, folds, _, targets, classes, probs = member_probabilities([*reference, *candidates], partial=True)
     n_ref = len(reference)
     results = {"reference": evaluate(np.mean(probs[:n_ref], axis=0), targets, folds, classes)}
     for path, p in zip(candidates, probs[n_ref:]):

@@ -87,37 +87,45 @@ def feature_table(data_dir, names, cache) -> np.ndarray:
     return table
 
 
-def member_probabilities(run_dirs) -> tuple[list[str], np.ndarray, list[str], np.ndarray, list[str], list[np.ndarray]]:
+def member_probabilities(run_dirs, *, partial: bool = False) -> tuple[list[str], np.ndarray, list[str], np.ndarray, list[str], list[np.ndarray]]:
     """The last-epoch out-of-fold probabilities of cross-validations run on the same folds, aligned record by record.
 
     Args:
         run_dirs: cross-validation folders (or runs kept by their reports, `docs/results/crossval/<recipe>/run`),
             every fold with its `oof-last.csv`.
+        partial: keep the records of the folds finished in every run instead (some runs unfinished).
 
     Returns:
         `(names, folds, truth, targets, classes, probabilities)`: in the first member's order, `folds` and `targets`
         int arrays `(n,)`, `probabilities` one array `(n, n_classes)` per member.
 
     Raises:
-        ValueError: the members were run on other folds, classes, records or labels.
+        ValueError: the members were run on other folds, classes, records or labels, or (`partial`) no fold is
+            finished in every run.
+        FileNotFoundError: a run is unfinished (`partial`: has no finished fold).
     """
     run_dirs = [Path(d) for d in run_dirs]
     digests = {read_folds(d).digest for d in run_dirs}
     if len(digests) != 1:
         raise ValueError(f"{[str(d) for d in run_dirs]}: run on different folds (folds.json); stack cross-validations of the same folds")
-    names, folds, truth, first, classes = finished_oof(run_dirs[0], False, LAST_OOF_FILE)
-    probabilities = [first]
-    for d in run_dirs[1:]:
-        other_names, _, other_truth, probs, other_classes = finished_oof(d, False, LAST_OOF_FILE)
+    parts = [finished_oof(d, partial, LAST_OOF_FILE) for d in run_dirs]
+    shared = set.intersection(*(set(part[0]) for part in parts))
+    if partial and not shared:
+        raise ValueError(f"{[str(d) for d in run_dirs]}: no fold is finished in every run")
+    names, folds, truth, first, classes = parts[0]
+    keep = [i for i, n in enumerate(names) if n in shared]
+    names, folds, truth = [names[i] for i in keep], np.asarray(folds)[keep], [truth[i] for i in keep]
+    probabilities = [first[keep]]
+    for d, (other_names, _, other_truth, probs, other_classes) in zip(run_dirs[1:], parts[1:]):
         index = {n: i for i, n in enumerate(other_names)}
-        if other_classes != classes or set(index) != set(names):
+        if other_classes != classes or not partial and set(index) != set(parts[0][0]):
             raise ValueError(f"{d}: other classes or records than {run_dirs[0]}")
         order = [index[n] for n in names]
         if [other_truth[i] for i in order] != truth:
             raise ValueError(f"{d}: other true labels than {run_dirs[0]}")
         probabilities.append(probs[order])
     targets = np.array([classes.index(t) for t in truth])
-    return names, np.asarray(folds), truth, targets, classes, probabilities
+    return names, folds, truth, targets, classes, probabilities
 
 
 def stacked_oof(inputs: np.ndarray, targets: np.ndarray, folds: np.ndarray, n_classes: int, *, seed: int = 0, threads: int | None = 1) -> np.ndarray:
