@@ -128,14 +128,7 @@ def _add_network_options(p, m):
     )
 
 
-_SIZE_OPTIONS = {
-    "conv_filters": "--conv-filters",
-    "conv_kernel": "--conv-kernel",
-    "lstm_layers": "--lstm-layers",
-    "lstm_units": "--lstm-units",
-    "unidirectional": "--unidirectional",
-    "dropout": "--dropout",
-}
+_SIZE_OPTIONS = ("conv_filters", "conv_kernel", "lstm_layers", "lstm_units", "unidirectional", "dropout")  # their attributes
 
 
 def recipe(args):
@@ -156,7 +149,7 @@ def recipe(args):
     given = {name: getattr(args, name) for name in _SIZE_OPTIONS if getattr(args, name) is not None}
     if args.network_config is not None:
         if given:
-            options = ", ".join(_SIZE_OPTIONS[name] for name in given)
+            options = ", ".join("--" + name.replace("_", "-") for name in given)
             raise common.UsageError(f"--network-config replaces {options}: give one or the other")
         arch = _network_config(args.network_config)
     else:

@@ -5,7 +5,7 @@ al., Nature Medicine 2019: 16 residual blocks, 34 layers), made small enough to 
 :class:`~ecgrhythm.networks.layers.MaskedConvBlock` (two convolutions with batch normalisation and a 1x1 shortcut,
 then max pooling): the stem, whose pooling shortens the signal by `stem_pool`, then stages of `blocks_per_stage`
 blocks, the last of which halves the sequence; the features are batch-normalised before the head, so that the
-pooled maxima of 21 layers start at the scale the head's initial weights expect. It sees the signal through convolutions only, where the CNN + LSTM
+pooled maxima of 22 layers start at the scale the head's initial weights expect. It sees the signal through convolutions only, where the CNN + LSTM
 family reads its features in order, so it makes other errors: a member for ensembles whose networks differ in more
 than their initial weights. Padding never changes a prediction: every layer zeroes the steps its mask drops, as in
 the other families.
