@@ -447,3 +447,21 @@ def test_a_fixed_length_is_part_of_the_crossval_recipe(tmp_path, cinc2017_dir, c
     whole = tmp_path / "whole"
     run_crossval(cinc2017_dir, whole, folds_only=True, **RECIPE)
     assert "fixed_length_s" not in json.loads((whole / "crossval.json").read_text())["preprocess"], "recipes without one are written as before"
+
+
+def test_a_teacher_is_part_of_the_crossval_recipe(tmp_path, cinc2017_dir, capsys):
+    from pathlib import Path
+
+    from ecgrhythm.cli import main
+    from ecgrhythm.training.teacher import read_teacher
+
+    teacher = Path(__file__).resolve().parents[2] / "docs" / "results" / "crossval" / "seed1-lstm128" / "run"
+    out = tmp_path / "taught"
+    recipe = ["--data", str(cinc2017_dir), "--output", str(out), "--folds", "2", "--limit", str(LIMIT), "--fs", "100", "--quiet", "--folds-only"]
+    taught = [*recipe, "--teacher", str(teacher), "--teacher-weight", "0.4"]
+    assert main(["crossval", *taught]) == 0 and main(["crossval", *taught]) == 0
+    assert json.loads((out / "crossval.json").read_text())["teacher"] == read_teacher([teacher], 0.4).settings()
+    capsys.readouterr()
+    for other in (["--teacher", str(teacher), "--teacher-weight", "0.5"], []):
+        assert main(["crossval", *recipe, *other]) == 2
+        assert "other settings (teacher differ)" in capsys.readouterr().err

@@ -107,6 +107,26 @@ def add_recipe_options(p):
         help="give the network one more input channel after the leads: the RR interval (s) of the beats of the first lead",
     )
     _add_network_options(p, m)
+    p.add_argument(
+        "--teacher",
+        nargs="+",
+        metavar="PATH",
+        help="distil: mix each training record's label with a teacher's probabilities, those of out-of-fold CSVs or "
+        "cross-validation folders (their folds' oof-last.csv), averaged (default: labels alone)",
+    )
+    p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each training target, in (0, 1] (default %(default)s)")
+
+
+def teacher(args):
+    """The :class:`~ecgrhythm.training.teacher.Teacher` of `--teacher` and `--teacher-weight`, or None."""
+    if args.teacher is None:
+        return None
+    from ecgrhythm.training.teacher import read_teacher
+
+    try:
+        return read_teacher(args.teacher, args.teacher_weight)
+    except (ValueError, FileNotFoundError) as exc:
+        raise common.UsageError(f"--teacher: {exc}") from None
 
 
 def _add_network_options(p, m):
@@ -208,6 +228,7 @@ def _join(args) -> bool:
 def run(args):
     pre, arch, tc, classes = recipe(args)
     data = common.data_dir(args.data)  # checked before Keras and JAX are imported (seconds)
+    taught = teacher(args)
 
     from ecgrhythm.training.parallel import is_primary, resolve_devices
     from ecgrhythm.training.trainer import train
@@ -229,6 +250,7 @@ def run(args):
         unlabelled=args.unlabelled,
         verbose=common.keras_verbosity(args.quiet),
         devices=devices,
+        teacher=taught,
     )
     written = f"model written to {result.model_dir}" if is_primary() else f"process 0 wrote the model to {result.model_dir} on its host"
     if result.best_score is None:

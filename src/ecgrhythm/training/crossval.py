@@ -39,6 +39,7 @@ from ecgrhythm.networks.saving import CHECKPOINT_DIR, CONFIG_FILE, LOG_FILE, is_
 from ecgrhythm.training.data import LabelledData, load_labelled
 from ecgrhythm.training.folds import FOLDS_FILE, Folds, fold_dir, make_folds, read_folds
 from ecgrhythm.training.oof import LAST_OOF_FILE, OOF_FILE, oof_text, pool_oof
+from ecgrhythm.training.teacher import Teacher
 from ecgrhythm.utils.io import atomic_write, atomic_write_text
 
 __all__ = [
@@ -55,7 +56,7 @@ logger = logging.getLogger(__name__)
 RECIPE_FILE = "crossval.json"
 
 
-def _recipe(pre: PreprocessConfig, arch: NetworkConfig, tc: TrainConfig, *, n_folds: int, fold_seed: int, limit, labels, classes) -> dict:
+def _recipe(pre: PreprocessConfig, arch: NetworkConfig, tc: TrainConfig, *, n_folds: int, fold_seed: int, teacher, limit, labels, classes) -> dict:
     return {
         "preprocess": pre.to_dict(),
         "model": arch.to_dict(),
@@ -65,6 +66,7 @@ def _recipe(pre: PreprocessConfig, arch: NetworkConfig, tc: TrainConfig, *, n_fo
         "limit": limit,
         "labels": labels,
         "classes": classes if isinstance(classes, (str, type(None))) else list(classes),
+        **({"teacher": teacher.settings()} if teacher is not None else {}),
     }
 
 
@@ -173,6 +175,7 @@ def run_crossval(
     folds_only: bool = False,
     verbose: int = 0,
     on_epoch: Callable[[int, dict], None] | None = None,
+    teacher: Teacher | None = None,
 ) -> CrossvalResult:
     """Cross-validate a training recipe: one training per fold, each validated (and its best epoch chosen) on its held-out fold.
 
@@ -189,6 +192,8 @@ def run_crossval(
         folds_only: write `crossval.json` and `folds.json` and train nothing.
         verbose: Keras' progress bar (1, for a terminal), one plain line per epoch (2, for a log file) or none (0).
         on_epoch: called with `(fold, log row)` after each epoch (an exception there stops the run; rerunning resumes).
+        teacher: probabilities mixed into every fold's training targets (:mod:`ecgrhythm.training.teacher`, whose
+            docstring says why a teacher's out-of-fold probabilities make the estimate slightly optimistic).
 
     Returns:
         A :class:`CrossvalResult`.
@@ -206,7 +211,9 @@ def run_crossval(
     pre, arch, tc = preprocess_config or PreprocessConfig(), model_config or default_config(), train_config or TrainConfig()
     data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit)
     folds = make_folds(data, n_folds, fold_seed)
-    claim_folder(output, _recipe(pre, arch, tc, n_folds=n_folds, fold_seed=fold_seed, limit=limit, labels=labels, classes=classes), folds)
+    selection = {"limit": limit, "labels": labels, "classes": classes}
+    claim_folder(output, _recipe(pre, arch, tc, n_folds=n_folds, fold_seed=fold_seed, teacher=teacher, **selection), folds)
+    recipe = {"preprocess_config": pre, "model_config": arch, "train_config": tc, "teacher": teacher, "data": data, **selection}
     trained = []
     for k in [] if folds_only else chosen:
         model_dir = fold_dir(output, k)
@@ -215,21 +222,8 @@ def run_crossval(
             logger.info(
                 "fold %d of %d: training on %d records, validating on %d", k + 1, n_folds, len(data.names) - len(folds.folds[k]), len(folds.folds[k])
             )
-            train(
-                data_dir,
-                model_dir,
-                preprocess_config=pre,
-                model_config=arch,
-                train_config=tc,
-                resume=True,
-                limit=limit,
-                labels=labels,
-                classes=classes,
-                verbose=verbose,
-                data=data,
-                val_names=folds.folds[k],
-                on_epoch=None if on_epoch is None else (lambda row, k=k: on_epoch(k, row)),
-            )
+            fold_epoch = None if on_epoch is None else (lambda row, k=k: on_epoch(k, row))
+            train(data_dir, model_dir, resume=True, verbose=verbose, val_names=folds.folds[k], on_epoch=fold_epoch, **recipe)
             trained.append(k)
         if not done:
             _write_fold_oof(model_dir, OOF_FILE, RhythmClassifier.load(model_dir), data, folds, k)  # the fold reads as finished

@@ -22,6 +22,7 @@ from ecgrhythm.training.data import LabelledData, load_labelled, stratified_spli
 from ecgrhythm.training.history import score_column
 from ecgrhythm.training.losses import loss_and_weights
 from ecgrhythm.training.parallel import process_rows
+from ecgrhythm.training.teacher import Teacher
 
 __all__ = ["plan_run", "compile_network", "training_window", "TrainingPlan"]
 
@@ -62,6 +63,7 @@ class TrainingPlan:
         sequence: the training windows.
         buckets: padded lengths (samples) of validation batches.
         split_text: the split as `split.json` text.
+        teacher: the probabilities the targets mix with the labels, or None (:mod:`ecgrhythm.training.teacher`).
     """
 
     settings: dict
@@ -75,6 +77,7 @@ class TrainingPlan:
     sequence: WindowSequence
     buckets: tuple
     split_text: str
+    teacher: Teacher | None = None
 
     @property
     def score_name(self) -> str:
@@ -99,6 +102,7 @@ def plan_run(
     unlabelled="drop",
     data: LabelledData | None = None,
     val_names=None,
+    teacher: Teacher | None = None,
 ) -> TrainingPlan:
     """Seed, read the data, split it, choose the loss and compile the network.
 
@@ -113,12 +117,15 @@ def plan_run(
             settings, when the caller has them already (several runs on one data set).
         val_names: names of the validation records (the others train); default: a stratified
             split of `tc.val_fraction` of the records.
+        teacher: train on targets mixing each record's label with these probabilities
+            (:mod:`ecgrhythm.training.teacher`); its settings join the run's.
 
     Returns:
         The :class:`TrainingPlan`.
 
     Raises:
-        ValueError: a multi-label run without validation records, or `val_names` that are not some of the records.
+        ValueError: a multi-label run without validation records, `val_names` that are not some of the records, or a
+            teacher for a multi-label run or without probabilities for a training record.
     """
     import keras
 
@@ -132,6 +139,8 @@ def plan_run(
         "classes": classes if isinstance(classes, (str, type(None))) else list(classes),
         "unlabelled": unlabelled,
     }
+    if teacher is not None:
+        settings["teacher"] = teacher.settings()
     keras.utils.set_random_seed(tc.seed)
     if data is None:
         data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit, unlabelled=unlabelled)
@@ -141,6 +150,10 @@ def plan_run(
         raise ValueError("a multi-label model tunes its decision thresholds on validation records: give a val_fraction above 0")
     y_train = data.targets[train_idx]
     loss, sample_weight = loss_and_weights(y_train, len(data.classes), data.multilabel, tc.class_weighting)
+    if teacher is not None:
+        if data.multilabel:
+            raise ValueError("a teacher's probabilities train a model of one label per record, not a multi-label one")
+        y_train, loss = teacher.targets([data.names[i] for i in train_idx], y_train, data.classes), "categorical_crossentropy"
     sequence = WindowSequence(
         [data.signals[i] for i in train_idx],
         y_train,
@@ -155,7 +168,8 @@ def plan_run(
     )
     model = compile_network(data.signals[0].shape[1], len(data.classes), arch, tc, loss)
     split = split_text([data.names[i] for i in train_idx], [data.names[i] for i in val_idx])
-    return TrainingPlan(settings, data, train_idx, val_idx, pre, arch, tc, model, sequence, bucket_lengths(pre.fs, arch.downsampling), split)
+    buckets = bucket_lengths(pre.fs, arch.downsampling)
+    return TrainingPlan(settings, data, train_idx, val_idx, pre, arch, tc, model, sequence, buckets, split, teacher)
 
 
 def training_window(pre: PreprocessConfig, tc: TrainConfig, downsampling: int) -> int:

@@ -30,6 +30,7 @@ from ecgrhythm.training.data import LabelledData
 from ecgrhythm.training.history import log_text
 from ecgrhythm.training.parallel import check_batch_size, data_parallel, is_primary, same_on_every_process
 from ecgrhythm.training.plan import TrainingPlan, plan_run
+from ecgrhythm.training.teacher import Teacher
 from ecgrhythm.utils.io import atomic_write_text
 from ecgrhythm.utils.machine import describe as describe_machine
 
@@ -145,6 +146,7 @@ def _metadata(plan: TrainingPlan, run: RunState, data_dir, started: float, n_dev
         "label_source": plan.data.source,
         "seed": plan.train_config.seed,
         "train_config": plan.train_config.to_dict(),
+        **({"teacher": {**plan.settings["teacher"], "sources": list(plan.teacher.sources)}} if plan.teacher is not None else {}),
         "limit": plan.settings["limit"],
         "best_epoch": run.best["epoch"] + 1,
         "epochs_run": len(run.history),
@@ -213,6 +215,7 @@ def train(
     devices=None,
     data: LabelledData | None = None,
     val_names=None,
+    teacher: Teacher | None = None,
 ) -> TrainResult:
     """Train a classifier on a labelled folder and write the best model to `output_dir`.
 
@@ -226,8 +229,8 @@ def train(
         preprocess_config, model_config, train_config: settings (defaults if None); `model_config` is the
             config of any registered network family (default: the CNN + LSTM's `ModelConfig()`).
         resume: continue from `output_dir/checkpoint` (settings must match).
-        limit, labels, classes, unlabelled, data, val_names: which records train and validate, as for
-            :func:`~ecgrhythm.training.plan.plan_run`.
+        limit, labels, classes, unlabelled, data, val_names, teacher: which records train and validate, and a
+            teacher's probabilities mixed into their targets, as for :func:`~ecgrhythm.training.plan.plan_run`.
         verbose: 1 shows Keras' progress bar (with terminal codes: for a terminal), 2 one plain line per epoch
             (for a log file), 0 is silent.
         on_epoch: called with each finished epoch's log row once its checkpoint is written; an exception
@@ -264,8 +267,8 @@ def train(
     started = time.perf_counter()
     recipe = (preprocess_config or PreprocessConfig(), model_config or default_config(), train_config or TrainConfig())
     with data_parallel(devices):  # the network is built and trained with its variables on the devices
-        selection = {"limit": limit, "labels": labels, "classes": classes, "unlabelled": unlabelled, "data": data, "val_names": val_names}
-        plan = plan_run(data_dir, *recipe, **selection)
+        chosen = {"limit": limit, "labels": labels, "classes": classes, "unlabelled": unlabelled, "data": data, "val_names": val_names}
+        plan = plan_run(data_dir, *recipe, **chosen, teacher=teacher)
         check_batch_size(plan.sequence.batch_size, devices)
         run = _start_run(plan, checkpoint, resume)
         _run_epochs(plan, checkpoint, run, verbose, on_epoch)

@@ -55,6 +55,7 @@ def run(args):
     from ecgrhythm.training.trainer import train
 
     pre, arch, tc, classes = train_command.recipe(args)
+    teacher = train_command.teacher(args)
     if not args.quiet:
         common.show_progress(train.__module__)
         common.show_progress(run_crossval.__module__)
@@ -72,6 +73,7 @@ def run(args):
         only=args.fold,
         folds_only=args.folds_only,
         verbose=common.keras_verbosity(args.quiet),
+        teacher=teacher,
     )
     if args.folds_only:
         _show_folds(result.folds)
