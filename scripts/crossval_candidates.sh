@@ -95,3 +95,10 @@ crossval seed3-augment-bandpass --bandpass 0.5 40 --patience 40 --seed 3 --refer
 # convolutional layers, no recurrent layer), the pair's preprocessing, its own seed. Started in the background on
 # 7 Dec 2026 beside this session's work; it resumes where it stopped. Judged by member_gain like the one above.
 crossval resnet-seed4-augment --network-config '{"network": "resnet"}' --no-bandpass --patience 40 --seed 4 --reference seed1 --augment flip,scale,noise,wander
+# One network taught by the 128-unit pair (issue #36, one network as good as three): the shipped size (64 units), its
+# targets half label, half the pair's out-of-fold probabilities at the last epoch (`--teacher`). Optimistic by
+# construction (the teacher network that labelled a training record trained on the fold being scored): if even this
+# estimate falls more than 0.003 short of the ensembles, distillation is not worth the clean run (teachers retrained
+# within each fold, about 9 hours here). Started in the background on 7 Dec 2026 after the residual network's folds.
+crossval student-seed5-augment --no-bandpass --patience 40 --seed 5 --reference seed1 --augment flip,scale,noise,wander \
+    --teacher docs/results/crossval/seed1-lstm128/run docs/results/crossval/seed1-augment-lstm128/run --teacher-weight 0.5
