@@ -465,3 +465,24 @@ def test_a_teacher_is_part_of_the_crossval_recipe(tmp_path, cinc2017_dir, capsys
     for other in (["--teacher", str(teacher), "--teacher-weight", "0.5"], []):
         assert main(["crossval", *recipe, *other]) == 2
         assert "other settings (teacher differ)" in capsys.readouterr().err
+    unweighted = [*recipe, "--class-weighting", "none", "--teacher", str(teacher)]
+    unweighted[unweighted.index(str(out))] = str(tmp_path / "unweighted")
+    assert main(["crossval", *unweighted]) == 2
+    assert "trained with class_weighting 'balanced', the student with 'none'" in capsys.readouterr().err
+    assert not (tmp_path / "unweighted").exists(), "a teacher that cannot teach is refused before the folder is claimed"
+
+
+def test_a_students_report_and_row_say_it_was_taught(crossval_dir, tmp_path):
+    student = tmp_path / "student"
+    shutil.copytree(crossval_dir, student)
+    recipe = json.loads((student / "crossval.json").read_text())
+    (student / "crossval.json").write_text(json.dumps({**recipe, "teacher": {"weight": 0.5, "records": 48, "sha256": "0" * 64}}))
+    write_report(crossval_dir, tmp_path / "results" / "baseline")
+    write_report(student, tmp_path / "results" / "student")
+    assert "A student: each training target is 0.5 its label and 0.5 a teacher's" in (tmp_path / "results" / "student" / "report.md").read_text()
+    assert "A student" not in (tmp_path / "results" / "baseline" / "report.md").read_text()
+    table = write_candidates(tmp_path / "results", reference="baseline")
+    rows = {r["recipe"]: r for r in csv.DictReader(table["csv"].open())}
+    assert rows["student"]["taught"] == "yes" and rows["baseline"]["taught"] == ""
+    text = table["markdown"].read_text()
+    assert "| student † | 2 |" in text and "| baseline | 2 |" in text and "† A student: trained on a teacher's" in text

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,13 +49,35 @@ def test_a_teacher_refuses_what_it_cannot_teach(tmp_path):
         read_teacher(PAIR, weight=0)
     with pytest.raises(FileNotFoundError, match="nowhere.csv: no such out-of-fold CSV"):
         read_teacher([tmp_path / "nowhere.csv"])
+    with pytest.raises(ValueError, match="name one twice"):
+        read_teacher([PAIR[0], PAIR[0] / ".." / "run"])
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ValueError, match="binary.csv: not an out-of-fold probability file"):
+        read_teacher([binary])
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(PAIR[0], unfinished)
+    (unfinished / "fold3" / "oof-last.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"unfinished: a teacher needs every fold's oof-last.csv.*finish that cross-validation first"):
+        read_teacher([unfinished])
     partial = tmp_path / "partial.csv"
     partial.write_text("record,fold,true_label,N,A,O,~\nA00001,0,N,0.9,0.0,0.1,0.0\n")
+    with pytest.raises(ValueError, match=r"partial.csv: its records or their labels differ from those of .*seed1-lstm128/run, such as A00002"):
+        read_teacher([PAIR[0], partial])
     teacher = read_teacher([partial])
+    assert teacher.class_weighting is None, "a CSV does not say how its networks were trained"
     with pytest.raises(ValueError, match=r"no probabilities for 1 training record\(s\), such as A00004"):
         teacher.targets(["A00001", "A00004"], [0, 1], CLASSES)
     with pytest.raises(ValueError, match=r"has classes \['N', 'A', 'O', '~'\], the training records \['N', 'A'\]"):
         teacher.targets(["A00001"], [0], ["N", "A"])
+    with pytest.raises(ValueError, match=r"scored against other labels for 1 record\(s\), such as A00001 \(N there, A here\)"):
+        teacher.targets(["A00001"], [1], CLASSES)
+    with pytest.raises(ValueError, match="one label per record, not a multi-label one"):
+        teacher.targets(["A00001"], [[1, 0, 0, 0]], CLASSES)
+    pair = read_teacher(PAIR)
+    assert pair.class_weighting == "balanced"
+    with pytest.raises(ValueError, match="trained with class_weighting 'balanced', the student with 'none'"):
+        pair.targets(["A00001"], [0], CLASSES, "none")
     other = tmp_path / "other.csv"
     other.write_text("record,fold,true_label,N,A\nA00001,0,N,0.9,0.1\n")
     with pytest.raises(ValueError, match=r"other.csv: its classes \['N', 'A'\] differ"):
@@ -63,9 +86,9 @@ def test_a_teacher_refuses_what_it_cannot_teach(tmp_path):
 
 def _constant_teacher(path: Path, cinc2017_dir: Path, label: str) -> Path:
     """A teacher that gives every record of `cinc2017_dir` 0.97 for `label`."""
-    names = [line.split(",")[0] for line in (cinc2017_dir / "REFERENCE.csv").read_text().splitlines() if line.strip()]
+    reference = [line.split(",") for line in (cinc2017_dir / "REFERENCE.csv").read_text().splitlines() if line.strip()]
     row = ",".join("0.970000" if c == label else "0.010000" for c in CLASSES)
-    path.write_text("record,fold,true_label," + ",".join(CLASSES) + "\n" + "".join(f"{n},0,N,{row}\n" for n in names))
+    path.write_text("record,fold,true_label," + ",".join(CLASSES) + "\n" + "".join(f"{n},0,{truth},{row}\n" for n, truth in reference))
     return path
 
 
@@ -89,4 +112,8 @@ def test_a_student_learns_its_teachers_answer_and_resumes_only_with_the_same_tea
     command = [sys.executable, "-m", "ecgrhythm.cli", "train", "--data", str(cinc2017_dir), "--output", str(tmp_path / "new"), *TINY_CLI]
     missing = subprocess.run([*command, "--teacher", str(tmp_path / "gone.csv"), "--quiet"], capture_output=True, text=True)
     assert missing.returncode == 2 and f"--teacher: {tmp_path / 'gone.csv'}: no such out-of-fold CSV" in missing.stderr, missing.stderr
+    alone = subprocess.run([*command, "--teacher-weight", "0.3", "--quiet"], capture_output=True, text=True)
+    assert alone.returncode == 2 and "--teacher-weight goes with --teacher" in alone.stderr, alone.stderr
+    zero = subprocess.run([*command, "--teacher", str(PAIR[0]), "--teacher-weight", "0", "--quiet"], capture_output=True, text=True)
+    assert zero.returncode == 2 and "--teacher-weight 0: expected the teacher's share" in zero.stderr, zero.stderr
     assert not (tmp_path / "new").exists()

@@ -114,17 +114,22 @@ def add_recipe_options(p):
         help="distil: mix each training record's label with a teacher's probabilities, those of out-of-fold CSVs or "
         "cross-validation folders (their folds' oof-last.csv), averaged (default: labels alone)",
     )
-    p.add_argument("--teacher-weight", type=float, default=0.5, help="the teacher's share of each training target, in (0, 1] (default %(default)s)")
+    p.add_argument("--teacher-weight", type=float, help="the teacher's share of each training target, in (0, 1] (default 0.5)")
 
 
 def teacher(args):
     """The :class:`~ecgrhythm.training.teacher.Teacher` of `--teacher` and `--teacher-weight`, or None."""
     if args.teacher is None:
+        if args.teacher_weight is not None:
+            raise common.UsageError("--teacher-weight goes with --teacher: give the teacher's probabilities too")
         return None
+    weight = 0.5 if args.teacher_weight is None else args.teacher_weight
+    if not 0 < weight <= 1:
+        raise common.UsageError(f"--teacher-weight {weight:g}: expected the teacher's share of each training target, in (0, 1]")
     from ecgrhythm.training.teacher import read_teacher
 
     try:
-        return read_teacher(args.teacher, args.teacher_weight)
+        return read_teacher(args.teacher, weight)
     except (ValueError, FileNotFoundError) as exc:
         raise common.UsageError(f"--teacher: {exc}") from None
 

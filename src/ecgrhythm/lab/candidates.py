@@ -77,6 +77,7 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
             "prior_difference": "",
             "prior_p_value": "",
             "prior_paired_folds": "",
+            "taught": "yes" if isinstance(r.get("recipe"), dict) and "teacher" in r["recipe"] else "",
         }
         if ref is not None and r["name"] != reference and r["folds_digest"] == ref["folds_digest"]:
             for key, prefix in (("score", ""), ("last_epoch_prior_score", "prior_")):
@@ -91,6 +92,15 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
     writer = csv_writer(out)
     writer.writerow(fields)
     writer.writerows([row.get(k, "") for k in fields] for row in rows)
+    lines = _markdown(rows, reference)
+    paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
+    atomic_write_text(paths["csv"], out.getvalue())
+    atomic_write_text(paths["markdown"], "\n".join(lines) + "\n")
+    return paths
+
+
+def _markdown(rows: list[dict], reference: str) -> list[str]:
+    """The lines of `candidates.md`: its preamble and one table row per recipe of `rows`."""
     lines = [
         "# Cross-validated recipes",
         "",
@@ -111,11 +121,15 @@ def write_candidates(results_dir=None, reference: str = "baseline") -> dict[str,
         folds = f"{row['folds']} of {row['folds_total']}" if row["folds"] < row["folds_total"] else str(row["folds"])
         last, prior = (f"{row[key]:.4f}" if row[key] != "" else "" for key in ("last_epoch_mean", "last_epoch_prior_mean"))
         half = row["ci95"] if row["ci95"] != "" else None
+        name = row["recipe"] + (" †" if row["taught"] else "")
         lines.append(
-            f"| {row['recipe']} | {folds} | {interval_text(row['mean'], half)} | {last} | {prior} | {row['pooled']:.4f} | {row['ece']:.4f} "
+            f"| {name} | {folds} | {interval_text(row['mean'], half)} | {last} | {prior} | {row['pooled']:.4f} | {row['ece']:.4f} "
             f"| {diff} | {p} | {prior_diff} | {prior_p} |"
         )
-    paths = {"csv": results_dir / f"{CANDIDATES}.csv", "markdown": results_dir / f"{CANDIDATES}.md"}
-    atomic_write_text(paths["csv"], out.getvalue())
-    atomic_write_text(paths["markdown"], "\n".join(lines) + "\n")
-    return paths
+    if any(row["taught"] for row in rows):
+        lines += [
+            "",
+            "† A student: trained on a teacher's out-of-fold probabilities beside the labels (`--teacher`). Its estimate is "
+            "slightly optimistic: the teacher network that labelled a training record trained on the fold being scored.",
+        ]
+    return lines

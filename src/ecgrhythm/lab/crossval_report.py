@@ -245,6 +245,14 @@ def _markdown(summary: dict, command: str) -> str:
             f"one temperature per predicted class, both fitted on the other folds, {summary['last_epoch_calibrated_ece']:.4f}.",
             "",
         ]
+    teacher = summary["recipe"].get("teacher") if isinstance(summary.get("recipe"), dict) else None
+    if teacher:
+        lines += [
+            f"A student: each training target is {1 - teacher['weight']:g} its label and {teacher['weight']:g} a teacher's "
+            "out-of-fold probabilities (`--teacher`). The estimate is slightly optimistic: the teacher network that labelled "
+            "a training record trained on the fold being scored.",
+            "",
+        ]
     if command:
         lines += ["Command:", "", "```", command, "```", ""]
     lines += [

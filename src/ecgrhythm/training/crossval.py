@@ -37,7 +37,7 @@ from ecgrhythm.networks.family import NetworkConfig
 from ecgrhythm.networks.registry import default_config
 from ecgrhythm.networks.saving import CHECKPOINT_DIR, CONFIG_FILE, LOG_FILE, is_finished
 from ecgrhythm.training.data import LabelledData, load_labelled
-from ecgrhythm.training.folds import FOLDS_FILE, Folds, fold_dir, make_folds, read_folds
+from ecgrhythm.training.folds import FOLDS_FILE, RECIPE_FILE, Folds, fold_dir, make_folds, read_folds
 from ecgrhythm.training.oof import LAST_OOF_FILE, OOF_FILE, oof_text, pool_oof
 from ecgrhythm.training.teacher import Teacher
 from ecgrhythm.utils.io import atomic_write, atomic_write_text
@@ -52,8 +52,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-RECIPE_FILE = "crossval.json"
 
 
 def _recipe(pre: PreprocessConfig, arch: NetworkConfig, tc: TrainConfig, *, n_folds: int, fold_seed: int, teacher, limit, labels, classes) -> dict:
@@ -199,7 +197,8 @@ def run_crossval(
         A :class:`CrossvalResult`.
 
     Raises:
-        ValueError: settings or folds differ from those the folder was started with, or `only` names no fold.
+        ValueError: settings or folds differ from those the folder was started with, `only` names no fold, or the
+            teacher cannot teach the records (:meth:`~ecgrhythm.training.teacher.Teacher.check`).
     """
     from ecgrhythm.inference.classifier import RhythmClassifier
     from ecgrhythm.training.trainer import train
@@ -211,6 +210,8 @@ def run_crossval(
     pre, arch, tc = preprocess_config or PreprocessConfig(), model_config or default_config(), train_config or TrainConfig()
     data = load_labelled(data_dir, pre, labels=labels, classes=classes, limit=limit)
     folds = make_folds(data, n_folds, fold_seed)
+    if teacher is not None:  # every record trains in some fold: refused before the folder is claimed for the recipe
+        teacher.check(data.names, data.targets, data.classes, tc.class_weighting)
     selection = {"limit": limit, "labels": labels, "classes": classes}
     claim_folder(output, _recipe(pre, arch, tc, n_folds=n_folds, fold_seed=fold_seed, teacher=teacher, **selection), folds)
     recipe = {"preprocess_config": pre, "model_config": arch, "train_config": tc, "teacher": teacher, "data": data, **selection}

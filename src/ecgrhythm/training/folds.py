@@ -16,9 +16,10 @@ import numpy as np
 
 from ecgrhythm.training.data import LabelledData
 
-__all__ = ["Folds", "make_folds", "read_folds", "fold_dir", "FOLDS_FILE"]
+__all__ = ["Folds", "make_folds", "read_folds", "fold_dir", "FOLDS_FILE", "RECIPE_FILE"]
 
 FOLDS_FILE = "folds.json"
+RECIPE_FILE = "crossval.json"  # the recipe of a cross-validation folder (:mod:`ecgrhythm.training.crossval`)
 
 
 @dataclasses.dataclass

@@ -50,12 +50,15 @@ def read_oof(path) -> tuple[list[str], np.ndarray, list[str], np.ndarray, list[s
         `(names, folds (n,), true labels, probabilities (n, n_classes), classes)`.
 
     Raises:
-        ValueError: the file is not such a CSV, or a row (named by its line) has a probability that is not a number
+        ValueError: the file is not such a CSV (nor UTF-8 text), or a row (named by its line) has a probability that is not a number
             from 0 to 1 (NaN, -5), a fold that is not a whole number, or a record already on an earlier row.
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError:
+        rows = []
     if not rows or rows[0][:3] != ["record", "fold", "true_label"] or len(rows[0]) < 4 or len(rows) < 2:
         raise ValueError(f"{path}: not an out-of-fold probability file (record,fold,true_label,<classes> with one row per record)")
     classes, lines = rows[0][3:], {}

@@ -125,7 +125,7 @@ def plan_run(
 
     Raises:
         ValueError: a multi-label run without validation records, `val_names` that are not some of the records, or a
-            teacher for a multi-label run or without probabilities for a training record.
+            teacher that cannot teach the training records (:meth:`~ecgrhythm.training.teacher.Teacher.check`).
     """
     import keras
 
@@ -151,9 +151,7 @@ def plan_run(
     y_train = data.targets[train_idx]
     loss, sample_weight = loss_and_weights(y_train, len(data.classes), data.multilabel, tc.class_weighting)
     if teacher is not None:
-        if data.multilabel:
-            raise ValueError("a teacher's probabilities train a model of one label per record, not a multi-label one")
-        y_train, loss = teacher.targets([data.names[i] for i in train_idx], y_train, data.classes), "categorical_crossentropy"
+        y_train, loss = teacher.targets([data.names[i] for i in train_idx], y_train, data.classes, tc.class_weighting), "categorical_crossentropy"
     sequence = WindowSequence(
         [data.signals[i] for i in train_idx],
         y_train,
