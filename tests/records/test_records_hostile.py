@@ -120,6 +120,18 @@ def test_mat_bomb_beside_an_incompressible_variable_is_refused_before_decoding(t
     assert peak < 16 << 20 and seconds < 10
 
 
+def test_mat_bomb_whose_tag_claims_more_compressed_bytes_than_the_file_holds_is_refused(tmp_path):
+    # 320 MB of zeros as doubles compress to about 1 MB; a tag claiming 4 GB of compressed bytes used to raise the bound.
+    n = 40_000_000
+    element = _compressed("val", "double", (1, n), _zeros(8 * n))
+    path = tmp_path / "liar.mat"
+    _mat_v5(path, struct.pack("<II", _MI_COMPRESSED, 0xFFFFFFF0) + element[8:])
+    assert path.stat().st_size < 2 << 20
+    err, peak, seconds = _peak_while(lambda: read_record(path, fs=500))  # 22 h at 500 Hz: within the length limit
+    assert "liar.mat" in str(err) and "'val'" in err.reason and "decode to" in err.reason
+    assert peak < 16 << 20 and seconds < 10
+
+
 def test_decoded_byte_cap_follows_the_environment(cinc2017_dir, tmp_path, monkeypatch):
     val = _raw_val(cinc2017_dir)  # 9000 samples: 36,000 bytes as float32
     path = tmp_path / "small.mat"

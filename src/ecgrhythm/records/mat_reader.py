@@ -16,8 +16,9 @@ byte count. Of a v5 file the reader decompresses at most 64 KiB of each
 element to learn its name, class, dimensions and the tag of its samples (a
 numeric data type of the byte count the dimensions need: scipy 1.17 crashes
 the process on another type), bounds `val`'s decoded size by an expansion of
-its own compressed bytes (so another variable in the file does not raise the
-bound), then decompresses that element alone, never past its declared size.
+its own compressed bytes, those the file holds rather than its tag's claim (so
+neither another variable in the file nor a lying tag raises the bound), then
+decompresses that element alone, never past its declared size.
 The file is read, never memory-mapped, no further than the size it had when
 opened: a file that shrinks meanwhile is an error, not a crash. Complex `val`
 and scipy's warnings (a VAX number format: "returned data may be corrupt")
@@ -138,7 +139,8 @@ def read_mat(path: Path, *, fs: float, mat_gain: float = 1000.0, **_options) -> 
             element = elements[-1]
             _check_samples(path, element)
             decoded = max(decoded, element.matrix_bytes if element.compressed else 0)
-            check_decoded_size(decoded, 8 + element.nbytes, path, f"'val' (shape {tuple(shape)}, {kind})")
+            held = min(8 + element.nbytes, len(stream) - element.start)  # the bytes there, not the tag's claim
+            check_decoded_size(decoded, held, path, f"'val' (shape {tuple(shape)}, {kind})")
             source = io.BytesIO(stream[:_V5_HEADER_BYTES] + _matrix_element(path, stream, element))
         try:
             val = scipy.io.loadmat(source, variable_names=[_VARIABLE])[_VARIABLE]
