@@ -122,6 +122,20 @@ def test_npy_header_claiming_4_gib_is_refused_before_reading_it(tmp_path):
     assert peak[0] < 1 << 20  # numpy read the claimed 4 GiB before it checked the length
 
 
+def test_sparse_npy_whose_signal_would_pass_the_memory_limit_is_refused_before_allocation(tmp_path, monkeypatch):
+    path = tmp_path / "sparse.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|i1", "fortran_order": False, "shape": (150_000_000,)})
+        f.truncate(f.tell() + 150_000_000)  # sparse: 150 MB declared as int8, none on disk; 600 MB as float32
+    with peak_memory() as peak, pytest.raises(RecordError, match=r"sparse\.npy: .*600000000 bytes as float32, more than the limit"):
+        read_record(path, fs=2000)  # 20.8 h at 2 kHz: within the length limit
+    assert peak[0] < 1 << 20
+    monkeypatch.setenv("ECGRHYTHM_MAX_DECODED_MB", "0.5")  # the limit follows the environment
+    np.save(path, np.zeros((200_000, 1), np.int8))
+    with pytest.raises(RecordError, match="800000 bytes as float32"):
+        read_record(path, fs=300)
+
+
 def test_npy_that_changes_size_while_read_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "grows.npy"
     np.save(path, np.zeros((30_000, 2), np.float32))

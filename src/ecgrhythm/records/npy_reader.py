@@ -2,9 +2,11 @@
 
 The header is parsed by numpy's own safe parser (a literal, never code) once its length is checked against
 :data:`MAX_HEADER_BYTES` (numpy would read whatever length the file claims first); the shape, dtype and the
-file's size are checked before a sample is read. The samples are then read in pieces of at most
-:data:`PIECE_BYTES` straight into the float32 signal, with no memory map (a file that shrinks while mapped
-kills the process) and no second full copy; a file that changes size while read is refused.
+file's size are checked before a sample is read, and so is the float32 signal's size against
+:func:`~ecgrhythm.records.core.max_decoded_bytes` (a sparse file declares gigabytes with none on disk). The
+samples are then read in pieces of at most :data:`PIECE_BYTES` straight into the float32 signal, with no memory
+map (a file that shrinks while mapped kills the process) and no second full copy; a file that changes size while
+read is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import MAX_LEADS, Decoded, RecordError, check_length, shown
+from ecgrhythm.records.core import MAX_DECODED_ENV, MAX_LEADS, Decoded, RecordError, check_length, max_decoded_bytes, shown
 from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_npy", "MAX_HEADER_BYTES", "PIECE_BYTES"]
@@ -31,7 +33,8 @@ def read_npy(path: Path, *, fs: float, **_options) -> Decoded:
     Raises:
         RecordError: not a `.npy` file, a header over :data:`MAX_HEADER_BYTES`, a dtype that is not real
             numbers (object arrays and pickles included), a shape other than 1-D or 2-D, more than 64 leads,
-            a size that disagrees with the header, longer than 24 h, or a file that changes while read.
+            a size that disagrees with the header, longer than 24 h, a float32 signal over
+            :func:`~ecgrhythm.records.core.max_decoded_bytes`, or a file that changes while read.
     """
     with open(path, "rb") as f:
         shape, fortran, dtype = _header(path, f)
@@ -47,6 +50,13 @@ def read_npy(path: Path, *, fs: float, **_options) -> Decoded:
         if min(shape) > MAX_LEADS and len(shape) == 2:
             raise RecordError(path, f"expected at most {MAX_LEADS} leads, got an array of shape {shape}")
         check_length(max(shape), fs, path)
+        signal_bytes = math.prod(shape) * 4  # the float32 signal: a sparse file declares it without a byte on disk
+        if signal_bytes > max_decoded_bytes():
+            raise RecordError(
+                path,
+                f"the .npy array of shape {shape} makes a signal of {signal_bytes} bytes as float32, more than the limit of "
+                f"{max_decoded_bytes()} bytes (set {MAX_DECODED_ENV} (MiB) to raise it): split it into parts",
+            )
         # The bytes are a C-order (rows, columns) stream; a Fortran-order array is that stream's transpose.
         rows, columns = (shape[0], 1) if len(shape) == 1 else (shape[::-1] if fortran else shape)
         # Time is the longer axis of the array as saved (the first on a tie).
