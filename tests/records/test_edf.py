@@ -141,6 +141,28 @@ def test_a_file_over_24_hours_is_read_in_pieces_only(tmp_path):
             stream.read(n - 10, n + 10, [0])
 
 
+def _sparse_edf(path, fs: int, n_records: int):
+    """A plain EDF of one ECG lead in uV, `n_records` data records of 1 s at `fs` Hz, sparse: its samples take no disk."""
+    signal = [("ECG", 16), ("", 80), ("uV", 8), ("-3200", 8), ("3200", 8), ("-32768", 8), ("32767", 8), ("", 80), (str(fs), 8), ("", 32)]
+    fixed = [("0", 8), ("X X X X", 80), ("Startdate 04-MAR-2021 X X X", 80), ("04.03.21", 8), ("22.11.12", 8), ("512", 8), ("", 44)]
+    fixed += [(str(n_records), 8), ("1", 8), ("1", 4)]
+    with open(path, "wb") as f:
+        f.write("".join(value.ljust(width) for value, width in fixed + signal).encode())
+        f.truncate(512 + n_records * fs * 2)
+
+
+def test_a_high_rate_sparse_edf_under_an_hour_is_refused_whole_and_read_in_pieces(tmp_path):
+    path = tmp_path / "fast.edf"
+    _sparse_edf(path, 100_000, 3000)  # 50 min at 100 kHz: 600 MB declared, none on disk; 1.2 GB as float32
+    with peak_memory() as peak, pytest.raises(RecordError, match=r"fast\.edf: reading the file whole takes 300000000 samples of 1 leads"):
+        read_record(path)
+    assert peak[0] < 1 << 20
+    assert should_stream(path)  # classify and episodes read it in pieces
+    with peak_memory() as peak, open_long_record(path) as stream:
+        piece = stream.read(0, 1_000_000)
+    assert piece.shape == (1_000_000, 1) and np.isfinite(piece).all() and peak[0] < 40 << 20
+
+
 def _patch(raw: bytes, offset: int, text: str) -> bytes:
     return raw[:offset] + text.encode().ljust(8)[: max(8, len(text))] + raw[offset + max(8, len(text)) :]
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.records.core import (
+    MAX_DECODED_ENV,
     MAX_DURATION_S,
     MAX_STREAM_DURATION_S,
     Annotation,
@@ -41,7 +42,7 @@ from ecgrhythm.records.core import (
 from ecgrhythm.records.edf_header import EdfHeader, ecg_signals, read_edf_header
 from ecgrhythm.records.registry import register_reader
 
-__all__ = ["read_edf", "open_edf", "EdfStream", "edf_duration", "is_edf", "EDF_SUFFIXES"]
+__all__ = ["read_edf", "open_edf", "EdfStream", "edf_duration", "edf_whole_read_fits", "is_edf", "EDF_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,24 @@ def edf_duration(path) -> float:
     return _header(path).duration_s
 
 
+def edf_whole_read_fits(path) -> bool:
+    """Whether an EDF/BDF file's ECG leads, read whole as float32, fit :func:`~.core.max_decoded_bytes`, reading no sample:
+    a high rate over a sparse file declares gigabytes in under an hour with none on disk.
+
+    Raises:
+        RecordError: the file is missing, its header fails the checks, or no signal can be read as ECG.
+    """
+    path = Path(path)
+    check_file(path)
+    header = _header(path)
+    channels, _, _ = ecg_signals(header, path)
+    return _whole_bytes(header.n_records * header.samples[channels[0]], len(channels)) <= max_decoded_bytes()
+
+
+def _whole_bytes(n_samples: int, n_leads: int) -> int:
+    return n_samples * n_leads * 4  # float32
+
+
 def read_edf(path: Path, *, fs: float | None = None, **_options) -> Decoded:
     """Read an EDF/EDF+/BDF file whole: its ECG leads in mV, rate, labels, start time and annotations.
 
@@ -78,10 +97,19 @@ def read_edf(path: Path, *, fs: float | None = None, **_options) -> Decoded:
         The samples, float32 `(n_samples, n_leads)` in mV (`read_record` validates them).
 
     Raises:
-        RecordError: the header is malformed or disagrees with the file, the file lasts over 24 h,
-            no signal can be read as ECG, or `pyedflib` cannot read it.
+        RecordError: the header is malformed or disagrees with the file, the file lasts over 24 h or its leads
+            would take more than :func:`~.core.max_decoded_bytes` as float32 (:func:`open_edf` reads such a file in
+            pieces), no signal can be read as ECG, or `pyedflib` cannot read it.
     """
     with open_edf(path, max_s=MAX_DURATION_S) as stream:
+        whole = _whole_bytes(stream.n_samples, len(stream.sig_name))
+        if whole > max_decoded_bytes():
+            raise RecordError(
+                path,
+                f"reading the file whole takes {stream.n_samples} samples of {len(stream.sig_name)} leads, {whole} bytes as float32, "
+                f"more than the limit of {max_decoded_bytes()} bytes: 'classify' and 'episodes' read it in pieces "
+                f"(ecgrhythm.records.long_records.open_long_record); to read it whole, set {MAX_DECODED_ENV} (MiB)",
+            )
         signal = np.empty((stream.n_samples, len(stream.sig_name)), dtype=np.float32)
         for start in range(0, stream.n_samples, _READ_SAMPLES):
             stop = min(stream.n_samples, start + _READ_SAMPLES)

@@ -13,7 +13,7 @@ import contextlib
 from pathlib import Path
 
 from ecgrhythm.records.core import RecordError, header_bytes
-from ecgrhythm.records.edf_reader import edf_duration, is_edf, open_edf
+from ecgrhythm.records.edf_reader import edf_duration, edf_whole_read_fits, is_edf, open_edf
 from ecgrhythm.records.wfdb_header import reads_in_pieces, record_line, whole_read_fits
 from ecgrhythm.records.wfdb_reader import header_length, header_of, open_wfdb
 
@@ -24,13 +24,14 @@ STREAM_ABOVE_S = 3600.0  # WFDB records and EDF/BDF files declared longer than t
 
 def should_stream(path, fs: float | None = None) -> bool:
     """Whether `path` is a WFDB record (a `.hea`, or a signal file with its header) or an EDF/BDF file declaring more than
-    `STREAM_ABOVE_S`, or a WFDB record with more samples than a whole read takes (:func:`~.wfdb_header.whole_read_fits`).
+    `STREAM_ABOVE_S`, or one with more samples than a whole read takes (:func:`~.wfdb_header.whole_read_fits`,
+    :func:`~.edf_reader.edf_whole_read_fits`).
 
     A header that cannot be parsed is left to :func:`~ecgrhythm.records.read_record` to report.
     """
     if is_edf(path):
         try:
-            return edf_duration(path) > STREAM_ABOVE_S
+            return edf_duration(path) > STREAM_ABOVE_S or not edf_whole_read_fits(path)
         except RecordError:
             return False
     header = header_of(path)
