@@ -200,6 +200,15 @@ def test_csv_of_numbers_beyond_float32_is_refused_without_runtime_warnings(tmp_p
             read_record(tmp_path / "big.csv", fs=300)
 
 
+def test_mat_samples_a_tiny_gain_takes_beyond_float32_are_refused_without_runtime_warnings(tmp_path, a00001):
+    val, _ = a00001
+    scipy.io.savemat(tmp_path / "v.mat", {"val": val})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RecordError, match=r"v\.mat: \d+ of 9000 samples are NaN, infinite or beyond float32 range"):
+            read_record(tmp_path / "v.mat", fs=300, mat_gain=1e-45)
+
+
 def test_edf_annotations_in_latin_1_read_without_a_warning(tmp_path, a00001):
     from pyedflib import highlevel
 

@@ -147,7 +147,8 @@ def read_mat(path: Path, *, fs: float, mat_gain: float = 1000.0, **_options) -> 
         except (ValueError, TypeError, UserWarning) as exc:  # a damaged variable scipy listed but cannot read
             raise RecordError(path, f"not a readable MATLAB .mat file ({type(exc).__name__}: {exc})") from None
     signal = as_signal(val, path)
-    signal /= np.float32(mat_gain)
+    with np.errstate(over="ignore"):  # a tiny mat_gain overflows: the samples beyond float32 are refused by name when validated
+        signal /= np.float32(mat_gain)
     return Decoded(signal, fs)
 
 
