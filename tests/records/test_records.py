@@ -428,7 +428,7 @@ def test_find_records_with_index_lists_exactly_the_indexed(cinc2017_dir, tmp_pat
     assert "missing.hea" in str(err.value)
 
 
-def test_find_records_without_index(cinc2017_dir, tmp_path):
+def test_find_records_without_index(cinc2017_dir, tmp_path, caplog):
     _copy_record(cinc2017_dir, "A00002", tmp_path)
     _copy_record(cinc2017_dir, "A00001", tmp_path)
     shutil.copyfile(cinc2017_dir / "A00003.mat", tmp_path / "bare.mat")
@@ -438,8 +438,18 @@ def test_find_records_without_index(cinc2017_dir, tmp_path):
     for name in ("REFERENCE.csv", "notes.txt", ".hidden.npy", "A00004.dat"):
         (tmp_path / name).write_text("x")
     (tmp_path / "folder.npy").mkdir()
-    expected = ["A00001.hea", "A00002.hea", "bare.mat", "y.csv", "z.NPY"]
-    assert [p.name for p in find_records([tmp_path])] == expected
+    (tmp_path / "gone.csv").symlink_to(tmp_path / "nowhere.csv")
+    (tmp_path / "loop.hea").symlink_to(tmp_path / "loop.hea")
+    (tmp_path / "other").mkdir()
+    with caplog.at_level(logging.WARNING, logger="ecgrhythm.records.discovery"):
+        expected = ["A00001.hea", "A00002.hea", "bare.mat", "y.csv", "z.NPY"]
+        assert [p.name for p in find_records([tmp_path])] == expected
+    skipped = sorted(r.getMessage().split(": skipped ")[1] for r in caplog.records)
+    assert skipped == [
+        "'folder.npy', named like a record but a folder",
+        "'gone.csv', named like a record but a broken link or a loop of links",
+        "'loop.hea', named like a record but a broken link or a loop of links",
+    ], "entries named like records that are none are named; others (a folder 'other', notes.txt) pass quietly"
     extra = tmp_path / "A00002.hea"
     assert find_records([extra, tmp_path / "nope.csv"]) == [extra, tmp_path / "nope.csv"]
     assert find_records([tmp_path / "A00001", tmp_path / "nope"]) == [tmp_path / "A00001.hea", tmp_path / "nope"]  # a bare WFDB name

@@ -30,7 +30,8 @@ def find_records(paths) -> list[Path]:
     yields every `.hea` header and every file with a registered reader
     (`.mat`, `.csv`, `.npy`, ...) that no header names, except hidden files and
     the challenges' metadata tables (`REFERENCE*.csv` labels, `dx_mapping*.csv`
-    code names). Files are taken as given, and a bare WFDB record name
+    code names); an entry named like a record that is no file (a broken link, a
+    subfolder, a FIFO) is skipped with a warning. Files are taken as given, and a bare WFDB record name
     (`.../A00005`, no file of its own) as its header `.../A00005.hea`; a path
     that names nothing is kept, to be reported when read
     (:func:`~ecgrhythm.records.record_path` checks it sooner). Subfolders are not searched.
@@ -98,7 +99,7 @@ def _index_lines(f):
 
 
 def _folder_records(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file())
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and _readable_entry(p))
     headers = [p for p in files if p.suffix.lower() == HEADER_SUFFIX]
     claimed = set()  # lower-case names of files read through a header
     for header in headers:
@@ -115,6 +116,19 @@ def _folder_records(folder: Path) -> list[Path]:
         and not (p.suffix.lower() == ".csv" and p.name.lower().startswith(_METADATA_CSV_PREFIXES))
     ]
     return sorted(headers + signals)
+
+
+def _readable_entry(path: Path) -> bool:
+    """Whether a folder entry is a file to consider; an entry named like a record that is not one (a broken link, a loop
+    of links, a subfolder, a FIFO or a device) is skipped with a warning, others quietly."""
+    if path.is_file():
+        return True
+    if path.suffix.lower() in (HEADER_SUFFIX, *signal_suffixes()):
+        what = (
+            "a folder" if path.is_dir() else "a broken link or a loop of links" if path.is_symlink() and not path.exists() else "not a regular file"
+        )
+        logger.warning("%s: skipped %r, named like a record but %s", path.parent, shown(path.name), what)
+    return False
 
 
 def _listed_record(folder: Path, name: str) -> Path:
