@@ -94,7 +94,11 @@ crossval seed3-augment-bandpass --bandpass 0.5 40 --patience 40 --seed 3 --refer
 # A member of another network family (issue #38): the residual convolutional network (`{"network": "resnet"}`, 22
 # convolutional layers, no recurrent layer), the pair's preprocessing, its own seed. Started in the background on
 # 7 Dec 2026 beside this session's work; it resumes where it stopped. Judged by member_gain like the one above.
+# Finished on 7 Dec 2026: 0.8380 +- 0.0160 alone (0.8381 at the last epoch prior-corrected), level with one CNN + BiLSTM
+# network; averaged with the pair 0.8463 against 0.8486, -0.0022 (p 0.41): no gain, so no folder of several families.
 crossval resnet-seed4-augment --network-config '{"network": "resnet"}' --no-bandpass --patience 40 --seed 4 --reference seed1 --augment flip,scale,noise,wander
+.venv/bin/python -m ecgrhythm.lab.member_gain docs/results/crossval/resnet-seed4-augment/run \
+    --out docs/results/crossval/member-gain/resnet-seed4-augment.json
 # One network taught by the 128-unit pair (issue #36, one network as good as three): the shipped size (64 units), its
 # targets half label, half the pair's out-of-fold probabilities at the last epoch (`--teacher`). Optimistic by
 # construction (the teacher network that labelled a training record trained on the fold being scored): if even this
