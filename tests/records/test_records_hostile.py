@@ -302,3 +302,16 @@ def test_a_gain_so_small_the_samples_overflow_is_refused_without_numpy_warnings(
         warnings.simplefilter("error")  # numpy's overflow warning would be printed on stderr by the commands
         with pytest.raises(RecordError, match="r.hea"):
             read_record(_wfdb_record(tmp_path, "r.dat 16 1e-300/mV 16 0 0 0 0 I"))
+
+
+@pytest.mark.parametrize("when", ["25:99:99 1/12/2000", "08:12:08 31/02/2000", "noon 1/12/2000"])
+def test_a_base_time_or_date_that_is_none_is_refused_as_a_header_problem(cinc2017_dir, tmp_path, when):
+    """A record line whose base time or date is no time of day or date: named as the header's, not as a signal read."""
+    shutil.copyfile(cinc2017_dir / "A00005.mat", tmp_path / "A00005.mat")
+    line, *rest = (cinc2017_dir / "A00005.hea").read_text().splitlines(keepends=True)
+    assert line.split()[4:6] == ["08:12:08", "1/12/2000"], "the real record's own time and date, replaced below"
+    (tmp_path / "A00005.hea").write_text(" ".join(line.split()[:4] + [when]) + "\n" + "".join(rest))
+    with pytest.raises(RecordError, match=rf"A00005.hea: the header's base time and date '{when}' are not a time of day"):
+        read_record(tmp_path / "A00005.hea")
+    (tmp_path / "A00005.hea").write_text(line + "".join(rest))
+    assert read_record(tmp_path / "A00005.hea").signal.shape == (18000, 1)

@@ -146,8 +146,7 @@ def read_plain(header: Path, fields: types.SimpleNamespace, files: dict[str, Pat
         signals = [_signal_fields(m) for m in fields.signals]
         for text in (fields.counter_freq, fields.base_counter):  # what wfdb converts and would fail on
             float(text or 0)
-        base_time = _wfdb_time(fields.base_time) if fields.base_time else None
-        base_date = datetime.datetime.strptime(fields.base_date, "%d/%m/%Y").date() if fields.base_date else None
+        base_time, base_date = base_time_and_date(fields.base_time, fields.base_date)
     except ValueError:
         return None  # wfdb reads it, and reports what it cannot parse
     n_sig, sig_len = fields.n_sig, fields.sig_len
@@ -191,6 +190,17 @@ def _signal_fields(match: re.Match) -> dict:
         "units": match["units"] or "mV",
         "sig_name": match["sig_name"] or None,
     }
+
+
+def base_time_and_date(time_text: str, date_text: str) -> tuple[datetime.time | None, datetime.date | None]:
+    """A header's base time and date as wfdb reads them (None where not given).
+
+    Raises:
+        ValueError: either is given but is not a time of day (SS, MM:SS or HH:MM:SS with an optional fraction) or
+            a date (DD/MM/YYYY).
+    """
+    base_time = _wfdb_time(time_text) if time_text else None
+    return base_time, datetime.datetime.strptime(date_text, "%d/%m/%Y").date() if date_text else None
 
 
 def _wfdb_time(text: str) -> datetime.time:

@@ -25,6 +25,7 @@ from ecgrhythm.records.core import (
     max_decoded_bytes,
     shown,
 )
+from ecgrhythm.records.wfdb_fields import base_time_and_date
 
 __all__ = [
     "record_line",
@@ -83,6 +84,13 @@ def record_line(header: Path, raw: bytes):
             raise RecordError(header, f"the header's sampling rate field {fields[2]!r} is not a number") from None
     if len(fields) >= 4 and not _is_count(fields[3]):
         raise RecordError(header, f"the header's signal length field {fields[3]!r} is not a sample count")
+    try:
+        base_time_and_date(*(fields[4:6] + ["", ""])[:2])
+    except ValueError:
+        given = " ".join(fields[4:6])
+        raise RecordError(
+            header, f"the header's base time and date {given[:80]!r} are not a time of day (HH:MM:SS) and a date (DD/MM/YYYY)"
+        ) from None
     return int(fields[1]), fs, int(fields[3]) if len(fields) >= 4 else None
 
 
