@@ -114,7 +114,7 @@ def add_recipe_options(p):
         help="distil: mix each training record's label with a teacher's probabilities, those of out-of-fold CSVs or "
         "cross-validation folders (their folds' oof-last.csv), averaged (default: labels alone)",
     )
-    p.add_argument("--teacher-weight", type=float, help="the teacher's share of each training target, in (0, 1] (default 0.5)")
+    p.add_argument("--teacher-weight", type=float, metavar="W", help="the teacher's share of each training target, in (0, 1] (default 0.5)")
 
 
 def teacher(args):
