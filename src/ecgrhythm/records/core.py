@@ -219,6 +219,33 @@ def max_decoded_bytes() -> int:
     return int(mib * (1 << 20))
 
 
+def whole_read_fits(n_samples: int, n_leads: int, value_bytes: int) -> bool:
+    """Whether `n_samples` of `n_leads` leads, decoded at `value_bytes` a value, fit :func:`max_decoded_bytes`."""
+    return n_samples * n_leads * value_bytes <= max_decoded_bytes()
+
+
+def check_whole_read(source, n_samples: int, n_leads: int, value_bytes: int, *, whole: str, leads: str, decoded_as: str) -> None:
+    """Refuse to read a record whole when its samples would not fit the decoding bound (:func:`whole_read_fits`), before
+    anything is allocated: the bound counts samples, not seconds, so a high rate over a sparse file is refused.
+
+    Args:
+        source: the file named in the message.
+        n_samples, n_leads, value_bytes: what a whole read decodes.
+        whole, leads, decoded_as: the message's words for the record (`"the record"`), its leads (`"signals"`) and how
+            it is decoded (`"as float32"`).
+
+    Raises:
+        RecordError: naming the file, the size and how to read the record (in pieces).
+    """
+    if not whole_read_fits(n_samples, n_leads, value_bytes):
+        raise RecordError(
+            source,
+            f"reading {whole} whole takes {n_samples} samples of {n_leads} {leads}, {n_samples * n_leads * value_bytes} bytes "
+            f"{decoded_as}, more than the limit of {max_decoded_bytes()} bytes: 'classify' and 'episodes' read it in pieces "
+            f"(ecgrhythm.records.long_records.open_long_record); to read it whole, set {MAX_DECODED_ENV} (MiB)",
+        )
+
+
 def check_decoded_size(decoded: int, compressed: int, source, what: str) -> None:
     """Refuse compressed data that claims to decode to more than its bounds allow, before decoding it.
 

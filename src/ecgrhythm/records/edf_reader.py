@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from ecgrhythm.records.core import (
-    MAX_DECODED_ENV,
     MAX_DURATION_S,
     MAX_STREAM_DURATION_S,
     Annotation,
@@ -36,18 +35,21 @@ from ecgrhythm.records.core import (
     RecordError,
     check_file,
     check_length,
+    check_whole_read,
     max_decoded_bytes,
     validate_piece,
+    whole_read_fits,
 )
 from ecgrhythm.records.edf_header import EdfHeader, ecg_signals, read_edf_header
 from ecgrhythm.records.registry import register_reader
 
-__all__ = ["read_edf", "open_edf", "EdfStream", "edf_duration", "edf_whole_read_fits", "is_edf", "EDF_SUFFIXES"]
+__all__ = ["read_edf", "open_edf", "EdfStream", "edf_whole_read_fits", "is_edf", "EDF_SUFFIXES"]
 
 logger = logging.getLogger(__name__)
 
 EDF_SUFFIXES = (".edf", ".bdf")
 _READ_SAMPLES = 1 << 20  # samples of one signal read at a time by a whole read
+_VALUE_BYTES = 4  # a whole read decodes every sample to float32
 # EDFlib keeps about 600 bytes per annotation, and one annotation takes at least 5 bytes of the file.
 _ANNOTATION_EXPANSION = 120
 
@@ -57,33 +59,21 @@ def is_edf(path) -> bool:
     return Path(path).suffix.lower() in EDF_SUFFIXES
 
 
-def edf_duration(path) -> float:
-    """The duration in seconds an EDF/BDF file's header declares, checked against the file, reading no sample.
+def edf_whole_read_fits(path, max_s: float) -> bool:
+    """Whether an EDF/BDF file may be read whole, reading no sample: its header declares at most `max_s` seconds, and
+    its ECG leads, as float32, fit :func:`~.core.max_decoded_bytes` (a high rate over a sparse file declares gigabytes
+    in under an hour with none on disk).
 
     Raises:
-        RecordError: the file is missing or its header fails the checks.
-    """
-    path = Path(path)
-    check_file(path)
-    return _header(path).duration_s
-
-
-def edf_whole_read_fits(path) -> bool:
-    """Whether an EDF/BDF file's ECG leads, read whole as float32, fit :func:`~.core.max_decoded_bytes`, reading no sample:
-    a high rate over a sparse file declares gigabytes in under an hour with none on disk.
-
-    Raises:
-        RecordError: the file is missing, its header fails the checks, or no signal can be read as ECG.
+        RecordError: the file is missing, its header fails the checks, or (within `max_s`) no signal can be read as ECG.
     """
     path = Path(path)
     check_file(path)
     header = _header(path)
+    if header.duration_s > max_s:
+        return False
     channels, _, _ = ecg_signals(header, path)
-    return _whole_bytes(header.n_records * header.samples[channels[0]], len(channels)) <= max_decoded_bytes()
-
-
-def _whole_bytes(n_samples: int, n_leads: int) -> int:
-    return n_samples * n_leads * 4  # float32
+    return whole_read_fits(header.n_records * header.samples[channels[0]], len(channels), _VALUE_BYTES)
 
 
 def read_edf(path: Path, *, fs: float | None = None, **_options) -> Decoded:
@@ -102,14 +92,7 @@ def read_edf(path: Path, *, fs: float | None = None, **_options) -> Decoded:
             pieces), no signal can be read as ECG, or `pyedflib` cannot read it.
     """
     with open_edf(path, max_s=MAX_DURATION_S) as stream:
-        whole = _whole_bytes(stream.n_samples, len(stream.sig_name))
-        if whole > max_decoded_bytes():
-            raise RecordError(
-                path,
-                f"reading the file whole takes {stream.n_samples} samples of {len(stream.sig_name)} leads, {whole} bytes as float32, "
-                f"more than the limit of {max_decoded_bytes()} bytes: 'classify' and 'episodes' read it in pieces "
-                f"(ecgrhythm.records.long_records.open_long_record); to read it whole, set {MAX_DECODED_ENV} (MiB)",
-            )
+        check_whole_read(path, stream.n_samples, len(stream.sig_name), _VALUE_BYTES, whole="the file", leads="leads", decoded_as="as float32")
         signal = np.empty((stream.n_samples, len(stream.sig_name)), dtype=np.float32)
         for start in range(0, stream.n_samples, _READ_SAMPLES):
             stop = min(stream.n_samples, start + _READ_SAMPLES)

@@ -13,7 +13,7 @@ import contextlib
 from pathlib import Path
 
 from ecgrhythm.records.core import RecordError, header_bytes
-from ecgrhythm.records.edf_reader import edf_duration, edf_whole_read_fits, is_edf, open_edf
+from ecgrhythm.records.edf_reader import edf_whole_read_fits, is_edf, open_edf
 from ecgrhythm.records.wfdb_header import reads_in_pieces, record_line, whole_read_fits
 from ecgrhythm.records.wfdb_reader import header_length, header_of, open_wfdb
 
@@ -31,7 +31,7 @@ def should_stream(path, fs: float | None = None) -> bool:
     """
     if is_edf(path):
         try:
-            return edf_duration(path) > STREAM_ABOVE_S or not edf_whole_read_fits(path)
+            return not edf_whole_read_fits(path, STREAM_ABOVE_S)
         except RecordError:
             return False
     header = header_of(path)

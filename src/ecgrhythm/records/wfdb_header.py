@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 from ecgrhythm.records.core import (
-    MAX_DECODED_ENV,
     MAX_DURATION_S,
     RecordError,
     check_decoded_size,
@@ -22,9 +21,10 @@ from ecgrhythm.records.core import (
     check_length,
     header_bytes,
     header_lines,
-    max_decoded_bytes,
     shown,
 )
+from ecgrhythm.records.core import check_whole_read as core_check_whole_read
+from ecgrhythm.records.core import whole_read_fits as core_whole_read_fits
 from ecgrhythm.records.wfdb_fields import base_time_and_date
 
 __all__ = [
@@ -125,23 +125,17 @@ def check_header_length(header: Path, sig_len: int | None, fs: float, max_s: flo
 def whole_read_fits(n_samples: int, n_sig: int) -> bool:
     """Whether wfdb may read `n_samples` of `n_sig` signals in one call: at :data:`WHOLE_READ_VALUE_BYTES` a value,
     within :func:`~ecgrhythm.records.core.max_decoded_bytes` (512 MiB: an hour of 12 leads at 1 kHz fits)."""
-    return n_samples * n_sig * WHOLE_READ_VALUE_BYTES <= max_decoded_bytes()
+    return core_whole_read_fits(n_samples, n_sig, WHOLE_READ_VALUE_BYTES)
 
 
 def check_whole_read(header: Path, n_samples: int, n_sig: int) -> None:
-    """Refuse to read a record whole when its samples would not fit the decoding bound (:func:`whole_read_fits`),
-    before anything is allocated: the bound counts samples, not seconds, so a high rate over a sparse file is refused.
+    """Refuse to read a record whole when wfdb's decoding of it would not fit (:func:`whole_read_fits`;
+    :func:`~ecgrhythm.records.core.check_whole_read`).
 
     Raises:
         RecordError: naming the header, the size and how to read the record.
     """
-    if not whole_read_fits(n_samples, n_sig):
-        raise RecordError(
-            header,
-            f"reading the record whole takes {n_samples} samples of {n_sig} signals, {n_samples * n_sig * WHOLE_READ_VALUE_BYTES} bytes "
-            f"as wfdb decodes them, more than the limit of {max_decoded_bytes()} bytes: 'classify' and 'episodes' read it in pieces "
-            f"(ecgrhythm.records.long_records.open_long_record); to read it whole, set {MAX_DECODED_ENV} (MiB)",
-        )
+    core_check_whole_read(header, n_samples, n_sig, WHOLE_READ_VALUE_BYTES, whole="the record", leads="signals", decoded_as="as wfdb decodes them")
 
 
 def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
