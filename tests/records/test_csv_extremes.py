@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -77,3 +78,13 @@ def test_lead_names_are_cut(tmp_path, two_leads):
     with pytest.raises(RecordError, match="line 1 is longer than") as info:
         read_record(huge, fs=200)
     assert "AAAA" not in str(info.value)
+
+
+def test_blank_lines_between_rows_are_skipped_without_numpy_warning(tmp_path, two_leads):
+    path = tmp_path / "windows.csv"  # Python's csv module writing in text mode on Windows ends rows in CR CR LF
+    path.write_bytes(b"I,II\r\r\n" + "".join(f"{a:.4f},{b:.4f}\r\r\n" for a, b in two_leads).encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        record = read_record(path, fs=200)
+    assert record.sig_name == ("I", "II")
+    np.testing.assert_allclose(record.signal, two_leads, atol=1e-6)

@@ -21,6 +21,7 @@ import csv
 import itertools
 import math
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,9 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
             max_rows = _max_rows(n_columns, fs)
             f.seek(0)
             lines = (line.replace(",", ".") for line in f) if decimal_comma else f
-            array = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, ndmin=2, skiprows=skip, quotechar='"', max_rows=max_rows + 1)
+            with warnings.catch_warnings():  # blank lines among the rows (CR CR LF line ends read as two) are skipped, with a warning
+                warnings.filterwarnings("ignore", r"Input line \d+ contained no data", UserWarning)
+                array = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, ndmin=2, skiprows=skip, quotechar='"', max_rows=max_rows + 1)
         except RecordError:
             raise
         except UnicodeDecodeError as exc:
