@@ -88,3 +88,16 @@ def test_blank_lines_between_rows_are_skipped_without_numpy_warning(tmp_path, tw
         record = read_record(path, fs=200)
     assert record.sig_name == ("I", "II")
     np.testing.assert_allclose(record.signal, two_leads, atol=1e-6)
+
+
+def test_a_csv_without_header_takes_the_memory_its_limit_counts(tmp_path, monkeypatch, cpsc2021_dir):
+    """Telling whether a first column holds times took the differences of every column, 8 bytes a number more than the
+    12 (parsed, then float32) that the row limit counts."""
+    signal = np.tile(read_record(cpsc2021_dir / "data_101_6.hea").signal, (20, 1))  # 447,100 rows of 2 leads
+    path = tmp_path / "long.csv"
+    np.savetxt(path, signal, fmt="%.3f", delimiter=",")
+    monkeypatch.setenv("ECGRHYTHM_MAX_DECODED_MB", str(signal.size * 12 * 1.01 / 2**20))  # numpy allocates the rows allowed
+    with peak_memory() as peak:
+        record = read_record(path, fs=200)
+    assert record.signal.shape == signal.shape
+    assert peak[0] < 13 * signal.size, f"{peak[0] / signal.size:.1f} bytes a number"
