@@ -177,6 +177,8 @@ def test_bad_requests(client, cinc2017_dir):
         "bad fs": ({"fs": "fast"}, _files(cinc2017_dir / "A00001.mat"), 422, "fs:"),
         "dat alone": ({"fs": "300"}, [("files", ("x.dat", b"\0" * 4000))], 422, "x.dat: "),
         "header without signal": ({}, _files(header), 422, "A00001.hea: "),
+        "fs as a file": ({}, [*_files(cinc2017_dir / "A00001.mat"), ("fs", ("fs.txt", b"300"))], 400, "the form field 'fs' must be text, not a file"),
+        "lead as a file": ({}, [*_files(header, cinc2017_dir / "A00001.mat"), ("lead", ("I.txt", b"I"))], 400, "the form field 'lead' must be text"),
     }
     for what, (data, files, status, text) in cases.items():
         r = client.post("/v1/classify", files=files or None, data=data)

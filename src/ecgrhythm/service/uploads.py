@@ -7,7 +7,6 @@ uploaded file, never a server path.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -19,7 +18,7 @@ from fastapi import HTTPException
 from ecgrhythm.records import RecordError, check_fs, record_suffixes
 from ecgrhythm.records.registry import reader_for
 
-__all__ = ["UPLOAD_SUFFIXES", "safe_name", "parse_fs", "pick_record", "save_uploads", "hide_folders"]
+__all__ = ["UPLOAD_SUFFIXES", "safe_name", "text_field", "parse_fs", "pick_record", "save_uploads", "hide_folders"]
 
 UPLOAD_SUFFIXES = (*record_suffixes(), ".dat")  # .dat: WFDB signal files, read through their header
 
@@ -39,11 +38,19 @@ def safe_name(filename) -> str:
     return base
 
 
-def parse_fs(value) -> float | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
+def text_field(form, name: str) -> str | None:
+    """The form field `name` (None if absent), or an HTTP 400 if a file was sent in it."""
+    value = form.get(name)
+    if value is not None and not isinstance(value, str):
+        raise HTTPException(400, f"the form field {name!r} must be text, not a file: send the record in the form field 'files'")
+    return value
+
+
+def parse_fs(value: str | None) -> float | None:
+    if value is None or not value.strip():
         return None
     try:
-        return check_fs(float(value) if isinstance(value, str) else math.nan, "fs", fix="send the rate of the file in Hz")
+        return check_fs(float(value), "fs", fix="send the rate of the file in Hz")
     except ValueError as exc:  # RecordError is a ValueError
         reason = exc.reason if isinstance(exc, RecordError) else "expected a number of Hz"
         raise HTTPException(422, f"fs: {reason} (got {str(value)[:40]!r})") from None
