@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx")
@@ -26,7 +27,8 @@ def _wait_for(condition, tries=2000):
 
 
 def test_a_record_too_long_for_the_deadline_is_refused_at_once(tiny_model_dir, cinc2017_dir, monkeypatch):
-    # A 30 s record at the tiny model's 100 Hz is 3000 samples: at 1 ms a sample it would take 3 s, over a 2 s deadline.
+    # A 30 s record at the tiny model's 100 Hz is 3000 samples, and 9000 at its own 300 Hz, each a sixteenth of one: at 1 ms a
+    # sample it would take 3.6 s, over a 2 s deadline.
     app = create_app(tiny_model_dir, token="", examples_dir=None, deadline_s=DEADLINE_S, seconds_per_sample=1e-3)
     with background_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         calls = []
@@ -34,7 +36,23 @@ def test_a_record_too_long_for_the_deadline_is_refused_at_once(tiny_model_dir, c
         r = client.post("/v1/classify", files=_upload(cinc2017_dir))
     assert r.status_code == 413 and calls == []
     detail = r.json()["detail"]
-    assert detail.startswith("A00001.hea: 0.5 minutes of signal would take about 3 s") and "2 s per request (--deadline)" in detail
+    assert detail.startswith("A00001.hea: 0.5 minutes of signal would take about 4 s") and "2 s per request (--deadline)" in detail
+
+
+def test_a_record_at_a_high_rate_counts_its_own_samples(tiny_model_dir, cinc2017_dir, monkeypatch, tmp_path):
+    """A record's cost grows with its samples at its own rate (read and resampled there), not only at the model's: A00001
+    at 30 kHz is 3000 samples at the tiny model's 100 Hz (0.3 s at 0.1 ms each) but 900,000 of its own (5.9 s in all)."""
+    from ecgrhythm.records import read_record
+
+    fast = tmp_path / "fast.npy"
+    np.save(fast, np.repeat(read_record(cinc2017_dir / "A00001.hea").signal, 100, axis=0))
+    app = create_app(tiny_model_dir, token="", examples_dir=None, deadline_s=DEADLINE_S, seconds_per_sample=1e-4)
+    with background_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        calls = []
+        monkeypatch.setattr(app.state.service.classifier, "predict_prepared", lambda *a, **k: calls.append(1))
+        r = client.post("/v1/classify", files=[("files", ("fast.npy", fast.read_bytes()))], data={"fs": "30000"})
+    assert r.status_code == 413 and calls == []
+    assert r.json()["detail"].startswith("fast.npy: 0.5 minutes of signal would take about 6 s")
 
 
 def test_a_full_queue_answers_503_and_work_stops_at_its_deadline(tiny_model_dir, cinc2017_dir, monkeypatch):

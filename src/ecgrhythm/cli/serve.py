@@ -93,7 +93,7 @@ def _add_limits(p):
         type=float,
         default=Limits.seconds_per_sample,
         metavar="S",
-        help="the cost estimate: seconds per sample at the model's rate per network (default %(default)g, measured on 2 cores)",
+        help="the cost estimate: seconds per sample at the model's rate per network, a sixteenth of it per sample at the record's own rate (default %(default)g, measured on 2 cores)",
     )
     limits.add_argument(
         "--batch-window",

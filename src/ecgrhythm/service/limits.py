@@ -11,7 +11,8 @@
   (:mod:`ecgrhythm.service.work`).
 - `deadline_s`: seconds from a complete body to the answer: a request still waiting then gets 503 with
   `Retry-After`, work still running stops with 504, and a record whose estimated cost
-  (`seconds_per_sample` times its samples at the model's rate times the model's networks) is over it is
+  (`seconds_per_sample` times its samples at the model's rate times the model's networks, plus a sixteenth of that
+  for each sample at its own rate) is over it is
   refused at once with 413 (503 when only the time already waited makes it too late).
 - `batch_window_s` and `max_batch`: how long the network threads wait to gather the calls of concurrent
   requests, and the most signals in one shared call; `network_runners`: threads running shared calls at once with
