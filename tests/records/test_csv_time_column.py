@@ -74,3 +74,19 @@ def test_sample_numbers_are_dropped_and_leads_are_never_taken_for_time(tmp_path,
     with pytest.raises(RecordError, match="only column holds times"):
         np.savetxt(tmp_path / "t.csv", np.arange(1000) / 300, header="time", comments="")
         read_record(tmp_path / "t.csv")
+
+
+@pytest.mark.parametrize(("header", "scale"), [("time (us),ECG", 1e6), ("usec,ECG", 1e6), ("Time [ns],ECG", 1e9)])
+def test_time_columns_in_microseconds_and_nanoseconds_give_the_rate(tmp_path, records, header, scale):
+    record = records["A00004"]
+    read = read_record(_write(tmp_path / "a.csv", scale * np.arange(record.n_samples) / record.fs, record.signal, header, fmt="%.1f"))
+    assert read.fs == pytest.approx(300.0) and read.sig_name == ("ECG",)
+
+
+def test_a_time_column_in_an_unknown_unit_or_decreasing_is_refused_by_name(tmp_path, records):
+    record = records["A00004"]
+    times = np.arange(record.n_samples) / record.fs
+    with pytest.raises(RecordError, match=r"min.csv: the time column 'time' is in 'min', not a unit of time this reader knows"):
+        read_record(_write(tmp_path / "min.csv", times / 60, record.signal, "time (min),ECG", fmt="%.8f"))
+    with pytest.raises(RecordError, match=r"down.csv: the time column does not increase \(from 29.9967 to 0\)"):
+        read_record(_write(tmp_path / "down.csv", times[::-1], record.signal, "time,ECG"))

@@ -3,7 +3,7 @@
 A first column of times is the time base, never a lead: one whose header is time-like (`time`, `t`, `s`, `sec`,
 `seconds`, `ms`, `timestamp`, `Elapsed time`, `time (s)`, `Time [ms]`, ...; any case), or, without a header row, one
 that is strictly increasing and evenly spaced while no other column is. Its step gives the sampling rate, in the
-unit its header names (`ms`, `msec`, `milliseconds`; otherwise seconds); a header-less column of 0, 1, 2, ... (or
+unit its header names (`ms`, `us`, `ns` and their long names; otherwise seconds; a unit that is not one of time is refused); a header-less column of 0, 1, 2, ... (or
 1, 2, 3, ...) counts samples and gives no rate. Times not evenly spaced (gaps, jitter over `TIME_TOLERANCE` of a
 step) are refused, and so is a rate that disagrees with the caller's `fs`.
 
@@ -52,7 +52,12 @@ _SNIFF_LINES = 10_000  # lines looked at to tell one column of decimal commas fr
 TIME_TOLERANCE = 0.1  # most a time step may differ from the mean step, as a fraction of it (rounded times in exports)
 FS_TOLERANCE = 0.01  # most the time column's rate may differ from the caller's `fs`, as a fraction
 _SECONDS = {"time", "t", "s", "sec", "secs", "second", "seconds", "timestamp", "elapsed time", "elapsed", "time stamp"}
-_MILLISECONDS = {"ms", "msec", "msecs", "millisecond", "milliseconds"}
+_UNITS = {  # seconds per unit of a time column named by its unit, or naming it in brackets
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1.0),
+    **dict.fromkeys(("ms", "msec", "msecs", "millisecond", "milliseconds"), 1e-3),
+    **dict.fromkeys(("us", "\u00b5s", "\u03bcs", "usec", "usecs", "microsecond", "microseconds"), 1e-6),
+    **dict.fromkeys(("ns", "nsec", "nanosecond", "nanoseconds"), 1e-9),
+}
 _UNIT = re.compile(r"^(?P<name>[^(\[]*?)\s*[(\[]\s*(?P<unit>[^)\]]*?)\s*[)\]]$")  # "time (s)", "Time [ms]"
 
 
@@ -77,7 +82,7 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
     with open(path, encoding="utf-8-sig", errors="strict") as f:
         try:
             skip, delimiter, decimal_comma, leads, n_columns = _layout(f, path)
-            if fs is None and (_time_unit(leads[0]) is None if leads is not None else n_columns < 2):  # before parsing it all
+            if fs is None and (_time_unit(leads[0], path) is None if leads is not None else n_columns < 2):  # before parsing it all
                 raise RecordError(path, f"the file has no time column and so no sampling rate: {GIVE_FS}")
             max_rows = _max_rows(n_columns, fs)
             f.seek(0)
@@ -210,7 +215,7 @@ def _check_line_lengths(path: Path) -> None:
 
 def _time_base(array: np.ndarray, leads, fs, path):
     """`(leads' columns, their names, fs)`: a first column of times dropped, its rate checked against the caller's `fs`."""
-    scale = _time_unit(leads[0]) if leads is not None else None
+    scale = _time_unit(leads[0], path) if leads is not None else None
     if leads is None and not _looks_like_time(array):
         return array, leads, fs
     if scale is None and leads is not None:
@@ -223,7 +228,9 @@ def _time_base(array: np.ndarray, leads, fs, path):
         raise RecordError(path, f"the time column holds {times[row]:g} at row {row + 1}, not a finite time: fix its times, or drop it and give fs")
     step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
     steps = np.diff(times)
-    if not step > 0 or np.abs(steps - step).max(initial=0.0) > TIME_TOLERANCE * step:
+    if not step > 0:
+        raise RecordError(path, f"the time column does not increase (from {times[0]:g} to {times[-1]:g}): fix its times, or drop it and give fs")
+    if np.abs(steps - step).max(initial=0.0) > TIME_TOLERANCE * step:
         worst = int(np.argmax(np.abs(steps - step))) if len(steps) else 0
         raise RecordError(
             path,
@@ -242,17 +249,23 @@ def _time_base(array: np.ndarray, leads, fs, path):
     return array, leads, rate
 
 
-def _time_unit(name: str) -> float | None:
-    """Seconds per unit of a column named `name` if the name is time-like (1 or 0.001), else None."""
+def _time_unit(name: str, path) -> float | None:
+    """Seconds per unit of a column named `name` if the name is time-like (from :data:`_UNITS`; 1 without a unit),
+    else None; a time-like name with a unit that is not a unit of time is refused."""
     name = name.strip().lower()
     unit = None
     if match := _UNIT.match(name):
         name, unit = match["name"].strip(), match["unit"].strip()
-    if name in _MILLISECONDS:
-        return 1e-3
+    if name in _UNITS and name not in _SECONDS:
+        return _UNITS[name]
     if name not in _SECONDS:
         return None
-    return 1e-3 if unit in _MILLISECONDS else 1.0
+    if unit is None or unit in _UNITS:
+        return _UNITS.get(unit, 1.0)
+    raise RecordError(
+        path,
+        f"the time column {name!r} is in {unit!r}, not a unit of time this reader knows (s, ms, us, ns): give its times in seconds, or drop it and give fs",
+    )
 
 
 def _looks_like_time(array: np.ndarray) -> bool:
