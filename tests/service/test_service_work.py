@@ -102,3 +102,22 @@ def test_a_full_queue_answers_503_and_work_stops_at_its_deadline(tiny_model_dir,
     assert waited.status_code == 503 and waited.headers["retry-after"] == "1" and "waited 2 s for its turn" in waited.json()["detail"]
     assert answers["first"].status_code == 503 and "deadline" in answers["first"].json()["detail"]  # too late to start its work
     assert late.status_code == 504 and "--deadline" in late.json()["detail"]
+
+
+def test_a_compressed_upload_cannot_decode_past_the_record_limit(tiny_model_dir, cinc2017_dir, monkeypatch, tmp_path):
+    """A small compressed .mat expands to its samples: past `max_record_bytes` it is refused before they are decoded,
+    with the option that raises the limit; the same record under the limit is classified."""
+    from scipy.io import savemat
+
+    from ecgrhythm.records import read_record
+
+    val = np.tile(np.round(read_record(cinc2017_dir / "A00001.hea").signal[:, 0] * 1000).astype(np.int16), 40)[None]
+    path = tmp_path / "long.mat"
+    savemat(path, {"val": val}, do_compression=True)  # 1,440,000 bytes as float32 from about 30 kB
+    assert path.stat().st_size < 100_000
+    for limit, expected in ((2**21, 200), (2**20, 422)):
+        app = create_app(tiny_model_dir, token="", examples_dir=None, max_record_bytes=limit)
+        with background_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            r = client.post("/v1/classify", files=[("files", ("long.mat", path.read_bytes()))], data={"fs": "300"})
+        assert r.status_code == expected, r.text
+    assert "more than the limit of 1048576 bytes (raise the server's --max-record-mb" in r.json()["detail"]

@@ -42,6 +42,13 @@ def add_parser(sub):
         metavar="MB",
         help="largest upload in MiB; raise it for long records (default %(default)g)",
     )
+    p.add_argument(
+        "--max-record-mb",
+        type=_megabytes,
+        default=Limits.max_record_bytes / 2**20,
+        metavar="MB",
+        help="most MiB an upload's record may decode to, its samples as float32 (a compressed upload expands); larger gets 422 (default %(default)g)",
+    )
     _add_limits(p)
 
 
@@ -145,6 +152,7 @@ def run(args):
         allowed_hosts=args.allowed_hosts,
         workers=args.workers,
         max_upload_bytes=round(args.max_upload_mb * 2**20),
+        max_record_bytes=round(args.max_record_mb * 2**20),
         max_bodies=args.max_bodies,
         min_body_rate=args.min_body_rate,
         body_grace_s=args.body_grace,

@@ -27,7 +27,7 @@ Extensions are matched case-insensitively. Before reading, each reader checks
 that the file holds the bytes its header (WFDB or `.npy`) declares, that the
 declared length is at most `MAX_DURATION_S`, and that compressed data (a
 `.mat` v5 variable, a FLAC signal file) decodes to a bounded number of bytes
-(:mod:`.core`: `MAX_DECODED_BYTES`, environment variable
+(:mod:`.limits`: `MAX_DECODED_BYTES`, environment variable
 `ECGRHYTHM_MAX_DECODED_MB`), so a lying header never makes a reader allocate
 more than the file justifies; a CSV is parsed no further than that cap allows. `.npy` and `.mat`
 files are read, never memory-mapped (a file that shrinks meanwhile is an error, not a crash); `.npy` never unpickled.

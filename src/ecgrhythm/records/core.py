@@ -11,12 +11,7 @@ Limits on what a small hostile file can make a reader allocate:
   (:func:`check_length`) before they read the samples. WFDB records read in
   pieces (:func:`~ecgrhythm.records.wfdb_reader.open_wfdb`) may last up to
   :data:`MAX_STREAM_DURATION_S` (14 days): their memory does not grow with length.
-- Compressed data (zlib in `.mat` v5, FLAC in WFDB formats 508/516/524) may
-  decode to at most :data:`MAX_EXPANSION` times its own compressed bytes plus
-  :data:`EXPANSION_FLOOR` bytes, and never to more than
-  :data:`MAX_DECODED_BYTES` bytes (512 MiB). The environment variable
-  `ECGRHYTHM_MAX_DECODED_MB` (a positive number of MiB) replaces that cap at
-  each read (:func:`max_decoded_bytes`); :func:`check_decoded_size` applies both.
+- Compressed data, and whatever a reader decodes, are bounded by :mod:`.limits`.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ import dataclasses
 import datetime
 import math
 import numbers
-import os
 import stat
 from pathlib import Path
 from typing import NamedTuple
@@ -38,11 +32,6 @@ MAX_STREAM_DURATION_S = 14 * 24 * 3600.0  # records read in pieces: a 14-day pat
 MAX_LEADS = 64
 MIN_FS, MAX_FS = 20.0, 100_000.0
 MAX_HEADER_BYTES = 1 << 20
-# Compressed data may decode to at most MAX_EXPANSION times its own compressed bytes, plus EXPANSION_FLOOR bytes ...
-MAX_EXPANSION, EXPANSION_FLOOR = 64, 1 << 22
-# ... and never to more than this many bytes; ECGRHYTHM_MAX_DECODED_MB (MiB) replaces it.
-MAX_DECODED_BYTES = 512 << 20
-MAX_DECODED_ENV = "ECGRHYTHM_MAX_DECODED_MB"
 MAX_SHOWN_NAME = 80  # characters of a file-supplied name echoed in messages
 
 
@@ -195,78 +184,6 @@ def check_length(n_samples: int, fs: float, source, max_s: float = MAX_DURATION_
         )
         raise RecordError(
             source, f"record is {n_samples / fs / 3600:.1f} h long ({n_samples} samples at {fs:g} Hz); the maximum is {max_s / 3600:g} h: {fix}"
-        )
-
-
-def max_decoded_bytes() -> int:
-    """The cap on the bytes one compressed variable or signal file may decode to.
-
-    :data:`MAX_DECODED_BYTES`, or `ECGRHYTHM_MAX_DECODED_MB` MiB when that
-    environment variable is set.
-
-    Raises:
-        ValueError: the environment variable is not a positive number.
-    """
-    text = os.environ.get(MAX_DECODED_ENV)
-    if text is None:
-        return MAX_DECODED_BYTES
-    try:
-        mib = float(text)
-    except ValueError:
-        mib = math.nan
-    if not (math.isfinite(mib) and mib > 0):
-        raise ValueError(f"Invalid environment variable {MAX_DECODED_ENV}: expected a positive number of MiB. Received: {text!r}")
-    return int(mib * (1 << 20))
-
-
-def whole_read_fits(n_samples: int, n_leads: int, value_bytes: int) -> bool:
-    """Whether `n_samples` of `n_leads` leads, decoded at `value_bytes` a value, fit :func:`max_decoded_bytes`."""
-    return n_samples * n_leads * value_bytes <= max_decoded_bytes()
-
-
-def check_whole_read(source, n_samples: int, n_leads: int, value_bytes: int, *, whole: str, leads: str, decoded_as: str) -> None:
-    """Refuse to read a record whole when its samples would not fit the decoding bound (:func:`whole_read_fits`), before
-    anything is allocated: the bound counts samples, not seconds, so a high rate over a sparse file is refused.
-
-    Args:
-        source: the file named in the message.
-        n_samples, n_leads, value_bytes: what a whole read decodes.
-        whole, leads, decoded_as: the message's words for the record (`"the record"`), its leads (`"signals"`) and how
-            it is decoded (`"as float32"`).
-
-    Raises:
-        RecordError: naming the file, the size and how to read the record (in pieces).
-    """
-    if not whole_read_fits(n_samples, n_leads, value_bytes):
-        raise RecordError(
-            source,
-            f"reading {whole} whole takes {n_samples} samples of {n_leads} {leads}, {n_samples * n_leads * value_bytes} bytes "
-            f"{decoded_as}, more than the limit of {max_decoded_bytes()} bytes: 'classify' and 'episodes' read it in pieces "
-            f"(ecgrhythm.records.long_records.open_long_record); to read it whole, set {MAX_DECODED_ENV} (MiB)",
-        )
-
-
-def check_decoded_size(decoded: int, compressed: int, source, what: str) -> None:
-    """Refuse compressed data that claims to decode to more than its bounds allow, before decoding it.
-
-    Args:
-        decoded: bytes the data decodes to (as declared by the file).
-        compressed: bytes of the compressed data itself.
-        source: file name used in the message.
-        what: what the data is, for the message (`"'val'"`, `"the signal file 'x.dat'"`).
-
-    Raises:
-        RecordError: `decoded` exceeds `MAX_EXPANSION * compressed + EXPANSION_FLOOR`
-            or :func:`max_decoded_bytes`.
-    """
-    cap = max_decoded_bytes()
-    if decoded > cap:
-        raise RecordError(source, f"{what} would decode to {decoded} bytes, more than the limit of {cap} bytes (set {MAX_DECODED_ENV} to raise it)")
-    if decoded > MAX_EXPANSION * compressed + EXPANSION_FLOOR:
-        raise RecordError(
-            source,
-            f"{what} claims to decode to {decoded} bytes from {compressed} compressed bytes, "
-            "far more than real data compresses: the file is corrupt or hostile",
         )
 
 

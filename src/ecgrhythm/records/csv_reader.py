@@ -12,7 +12,7 @@ Decimal commas, as European spreadsheets export them, are read as decimal points
 fraction that starts with 0). A line longer than :data:`MAX_LINE_BYTES` is refused before anything is parsed, and a
 header row's lead names are cut to :data:`MAX_NAME_CHARS` characters. Parsing stops, and the file is refused, past 24 h
 of rows at the caller's `fs`, or past the rows whose numbers (12 bytes each, parsed and made float32) would take more than
-:func:`~ecgrhythm.records.core.max_decoded_bytes`: a CSV's memory is bounded whatever its size.
+:func:`~ecgrhythm.records.limits.max_decoded_bytes`: a CSV's memory is bounded whatever its size.
 """
 
 from __future__ import annotations
@@ -26,18 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import (
-    GIVE_FS,
-    MAX_DECODED_ENV,
-    MAX_DURATION_S,
-    MAX_LEADS,
-    MAX_SHOWN_NAME,
-    Decoded,
-    RecordError,
-    as_signal,
-    check_fs,
-    max_decoded_bytes,
-)
+from ecgrhythm.records.core import GIVE_FS, MAX_DURATION_S, MAX_LEADS, MAX_SHOWN_NAME, Decoded, RecordError, as_signal, check_fs
+from ecgrhythm.records.limits import max_decoded_bytes, raise_limit_hint
 from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_csv", "TIME_TOLERANCE", "MAX_LINE_BYTES", "MAX_NAME_CHARS"]
@@ -111,7 +101,7 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
 
 def _max_rows(n_columns: int, fs: float | None) -> int:
     """The most rows of samples read: `MAX_DURATION_S` at `fs` (when given), and no more than fit in
-    :func:`~.core.max_decoded_bytes` as parsed float64 numbers and the float32 samples made from them, so the memory
+    :func:`~.limits.max_decoded_bytes` as parsed float64 numbers and the float32 samples made from them, so the memory
     a CSV takes is bounded whatever its size."""
     rows = max_decoded_bytes() // (_BYTES_PER_NUMBER * max(n_columns, 1))
     return rows if fs is None else min(rows, math.ceil(MAX_DURATION_S * fs) + 1)  # + 1: a time column may come first
@@ -125,7 +115,7 @@ def _too_many_rows(max_rows: int, n_columns: int, fs: float | None) -> str:
         )
     return (
         f"the file holds more than {max_rows} rows of {n_columns} column(s), whose numbers would take more than the limit of "
-        f"{max_decoded_bytes()} bytes to read ({_BYTES_PER_NUMBER} bytes each; set {MAX_DECODED_ENV} to raise it): split it into parts"
+        f"{max_decoded_bytes()} bytes to read ({_BYTES_PER_NUMBER} bytes each; {raise_limit_hint()}): split it into parts"
     )
 
 

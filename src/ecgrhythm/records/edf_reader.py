@@ -14,7 +14,7 @@ converted from their physical dimension (uV, mV or V) to mV. :func:`read_edf` re
 as :func:`~ecgrhythm.records.long_records.open_long_record` does for files over an hour.
 
 EDFlib holds every EDF+ annotation in memory (about 600 bytes each); a file whose annotation signals
-could hold more than :func:`~.core.max_decoded_bytes` of them is read without its annotations, with a warning.
+could hold more than :func:`~.limits.max_decoded_bytes` of them is read without its annotations, with a warning.
 """
 
 from __future__ import annotations
@@ -27,20 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import (
-    MAX_DURATION_S,
-    MAX_STREAM_DURATION_S,
-    Annotation,
-    Decoded,
-    RecordError,
-    check_file,
-    check_length,
-    check_whole_read,
-    max_decoded_bytes,
-    validate_piece,
-    whole_read_fits,
-)
+from ecgrhythm.records.core import MAX_DURATION_S, MAX_STREAM_DURATION_S, Annotation, Decoded, RecordError, check_file, check_length, validate_piece
 from ecgrhythm.records.edf_header import EdfHeader, ecg_signals, read_edf_header
+from ecgrhythm.records.limits import check_whole_read, max_decoded_bytes, whole_read_fits
 from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_edf", "open_edf", "EdfStream", "edf_whole_read_fits", "is_edf", "EDF_SUFFIXES"]
@@ -61,7 +50,7 @@ def is_edf(path) -> bool:
 
 def edf_whole_read_fits(path, max_s: float) -> bool:
     """Whether an EDF/BDF file may be read whole, reading no sample: its header declares at most `max_s` seconds, and
-    its ECG leads, as float32, fit :func:`~.core.max_decoded_bytes` (a high rate over a sparse file declares gigabytes
+    its ECG leads, as float32, fit :func:`~.limits.max_decoded_bytes` (a high rate over a sparse file declares gigabytes
     in under an hour with none on disk).
 
     Raises:
@@ -88,7 +77,7 @@ def read_edf(path: Path, *, fs: float | None = None, **_options) -> Decoded:
 
     Raises:
         RecordError: the header is malformed or disagrees with the file, the file lasts over 24 h or its leads
-            would take more than :func:`~.core.max_decoded_bytes` as float32 (:func:`open_edf` reads such a file in
+            would take more than :func:`~.limits.max_decoded_bytes` as float32 (:func:`open_edf` reads such a file in
             pieces), no signal can be read as ECG, or `pyedflib` cannot read it.
     """
     with open_edf(path, max_s=MAX_DURATION_S) as stream:

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import Decoded, RecordError, as_signal, check_decoded_size, check_length
+from ecgrhythm.records.core import Decoded, RecordError, as_signal, check_length
+from ecgrhythm.records.limits import check_decoded_size
 from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_mat"]

@@ -3,7 +3,7 @@
 The header is parsed by numpy's own safe parser (a literal, never code) once its length is checked against
 :data:`MAX_HEADER_BYTES` (numpy would read whatever length the file claims first); the shape, dtype and the
 file's size are checked before a sample is read, and so is the float32 signal's size against
-:func:`~ecgrhythm.records.core.max_decoded_bytes` (a sparse file declares gigabytes with none on disk). The
+:func:`~ecgrhythm.records.limits.max_decoded_bytes` (a sparse file declares gigabytes with none on disk). The
 samples are then read in pieces of at most :data:`PIECE_BYTES` straight into the float32 signal, with no memory
 map (a file that shrinks while mapped kills the process) and no second full copy; a file that changes size while
 read is refused.
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import MAX_DECODED_ENV, MAX_LEADS, Decoded, RecordError, check_length, max_decoded_bytes, shown
+from ecgrhythm.records.core import MAX_LEADS, Decoded, RecordError, check_length, shown
+from ecgrhythm.records.limits import max_decoded_bytes, raise_limit_hint
 from ecgrhythm.records.registry import register_reader
 
 __all__ = ["read_npy", "MAX_HEADER_BYTES", "PIECE_BYTES"]
@@ -34,7 +35,7 @@ def read_npy(path: Path, *, fs: float, **_options) -> Decoded:
         RecordError: not a `.npy` file, a header over :data:`MAX_HEADER_BYTES`, a dtype that is not real
             numbers (object arrays and pickles included), a shape other than 1-D or 2-D, more than 64 leads,
             a size that disagrees with the header, longer than 24 h, a float32 signal over
-            :func:`~ecgrhythm.records.core.max_decoded_bytes`, or a file that changes while read.
+            :func:`~ecgrhythm.records.limits.max_decoded_bytes`, or a file that changes while read.
     """
     with open(path, "rb") as f:
         shape, fortran, dtype = _header(path, f)
@@ -55,7 +56,7 @@ def read_npy(path: Path, *, fs: float, **_options) -> Decoded:
             raise RecordError(
                 path,
                 f"the .npy array of shape {shape} makes a signal of {signal_bytes} bytes as float32, more than the limit of "
-                f"{max_decoded_bytes()} bytes (set {MAX_DECODED_ENV} (MiB) to raise it): split it into parts",
+                f"{max_decoded_bytes()} bytes ({raise_limit_hint()}): split it into parts",
             )
         # The bytes are a C-order (rows, columns) stream; a Fortran-order array is that stream's transpose.
         rows, columns = (shape[0], 1) if len(shape) == 1 else (shape[::-1] if fortran else shape)

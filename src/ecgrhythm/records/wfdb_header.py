@@ -13,18 +13,10 @@ import os
 import re
 from pathlib import Path
 
-from ecgrhythm.records.core import (
-    MAX_DURATION_S,
-    RecordError,
-    check_decoded_size,
-    check_file,
-    check_length,
-    header_bytes,
-    header_lines,
-    shown,
-)
-from ecgrhythm.records.core import check_whole_read as core_check_whole_read
-from ecgrhythm.records.core import whole_read_fits as core_whole_read_fits
+from ecgrhythm.records.core import MAX_DURATION_S, RecordError, check_file, check_length, header_bytes, header_lines, shown
+from ecgrhythm.records.limits import check_decoded_size
+from ecgrhythm.records.limits import check_whole_read as core_check_whole_read
+from ecgrhythm.records.limits import whole_read_fits as core_whole_read_fits
 from ecgrhythm.records.wfdb_fields import base_time_and_date
 
 __all__ = [
@@ -124,13 +116,13 @@ def check_header_length(header: Path, sig_len: int | None, fs: float, max_s: flo
 
 def whole_read_fits(n_samples: int, n_sig: int) -> bool:
     """Whether wfdb may read `n_samples` of `n_sig` signals in one call: at :data:`WHOLE_READ_VALUE_BYTES` a value,
-    within :func:`~ecgrhythm.records.core.max_decoded_bytes` (512 MiB: an hour of 12 leads at 1 kHz fits)."""
+    within :func:`~ecgrhythm.records.limits.max_decoded_bytes` (512 MiB: an hour of 12 leads at 1 kHz fits)."""
     return core_whole_read_fits(n_samples, n_sig, WHOLE_READ_VALUE_BYTES)
 
 
 def check_whole_read(header: Path, n_samples: int, n_sig: int) -> None:
     """Refuse to read a record whole when wfdb's decoding of it would not fit (:func:`whole_read_fits`;
-    :func:`~ecgrhythm.records.core.check_whole_read`).
+    :func:`~ecgrhythm.records.limits.check_whole_read`).
 
     Raises:
         RecordError: naming the header, the size and how to read the record.

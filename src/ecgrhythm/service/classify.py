@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import HTTPException
 
 from ecgrhythm.records import EcgRecord, RecordError, read_record
+from ecgrhythm.records.limits import decoded_limit
 from ecgrhythm.service.batching import Batcher
 from ecgrhythm.service.examples import find_examples
 from ecgrhythm.service.limits import Limits
@@ -81,7 +82,8 @@ class Service:
         from ecgrhythm.inference.classifier import NonFiniteOutputError
 
         try:
-            record = read_record(path, fs=fs)
+            with decoded_limit(self.limits.max_record_bytes, "raise the server's --max-record-mb, or use `ecgrhythm classify`"):
+                record = read_record(path, fs=fs)
             self.check_cost(record, path.name, ticket)
             return self.classify_record(record, ticket, lead=lead)
         except RecordError as exc:

@@ -1,6 +1,10 @@
 """The service's limits, as one frozen dataclass with no web framework behind it (the CLI builds its options from it).
 
 - `max_upload_bytes`: largest request body (413), checked while it arrives.
+- `max_record_bytes`: most bytes an upload's record may decode to (its samples as float32, or compressed data
+  once decompressed; 422 past it, before anything that large is allocated:
+  :func:`~ecgrhythm.records.limits.decoded_limit`). Four times `max_upload_bytes`' default admits every uncompressed
+  format an upload can hold, and bounds what a small compressed upload expands to while `max_concurrent` are read at once.
 - `max_bodies`: request bodies being received at once, in their own pool outside the classification
   slots (:mod:`ecgrhythm.service.bodies`); one more gets 503 with `Retry-After`.
 - `min_body_rate` and `body_grace_s`: after its first `body_grace_s` seconds, a body must arrive at an
@@ -38,6 +42,7 @@ class Limits:
     """The service's limits (see the module docstring); every one a positive number."""
 
     max_upload_bytes: int = 20 * 2**20
+    max_record_bytes: int = 80 * 2**20
     max_bodies: int = 32
     min_body_rate: int = 4096
     body_grace_s: float = 5.0
@@ -54,7 +59,16 @@ class Limits:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
     def __post_init__(self):
-        for name in ("max_upload_bytes", "max_bodies", "min_body_rate", "max_concurrent", "max_queue", "max_batch", "network_runners"):
+        for name in (
+            "max_upload_bytes",
+            "max_record_bytes",
+            "max_bodies",
+            "min_body_rate",
+            "max_concurrent",
+            "max_queue",
+            "max_batch",
+            "network_runners",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Invalid argument `{name}`: expected a positive integer. Received: {name}={value!r}")
