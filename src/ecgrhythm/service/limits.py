@@ -3,8 +3,8 @@
 - `max_upload_bytes`: largest request body (413), checked while it arrives.
 - `max_record_bytes`: most bytes an upload's record may decode to (its samples as float32, or compressed data
   once decompressed; 422 past it, before anything that large is allocated:
-  :func:`~ecgrhythm.records.limits.decoded_limit`). Four times `max_upload_bytes`' default admits every uncompressed
-  format an upload can hold, and bounds what a small compressed upload expands to while `max_concurrent` are read at once.
+  :func:`~ecgrhythm.records.limits.decoded_limit`). Four times `max_upload_bytes`' default admits every uncompressed binary
+  format (WFDB, EDF, BDF, .npy; 8-bit WFDB data decodes 4-fold) an upload can hold, and bounds what a small compressed upload expands to while `max_concurrent` are read at once.
 - `max_bodies`: request bodies being received at once, in their own pool outside the classification
   slots (:mod:`ecgrhythm.service.bodies`); one more gets 503 with `Retry-After`.
 - `min_body_rate` and `body_grace_s`: after its first `body_grace_s` seconds, a body must arrive at an
