@@ -246,10 +246,8 @@ def _time_unit(name: str, path) -> float | None:
     unit = None
     if match := _UNIT.match(name):
         name, unit = match["name"].strip(), match["unit"].strip()
-    if name in _UNITS and name not in _SECONDS:
-        return _UNITS[name]
     if name not in _SECONDS:
-        return None
+        return _UNITS.get(name)  # a column named by its unit (`ms`), or not a time column
     if unit is None or unit in _UNITS:
         return _UNITS.get(unit, 1.0)
     raise RecordError(

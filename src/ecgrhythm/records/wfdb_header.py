@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ecgrhythm.records.core import MAX_DURATION_S, RecordError, check_file, check_length, header_bytes, header_lines, shown
 from ecgrhythm.records.limits import check_decoded_size
-from ecgrhythm.records.limits import check_whole_read as core_check_whole_read
-from ecgrhythm.records.limits import whole_read_fits as core_whole_read_fits
+from ecgrhythm.records.limits import check_whole_read as limits_check_whole_read
+from ecgrhythm.records.limits import whole_read_fits as limits_whole_read_fits
 from ecgrhythm.records.wfdb_fields import base_time_and_date
 
 __all__ = [
@@ -117,7 +117,7 @@ def check_header_length(header: Path, sig_len: int | None, fs: float, max_s: flo
 def whole_read_fits(n_samples: int, n_sig: int) -> bool:
     """Whether wfdb may read `n_samples` of `n_sig` signals in one call: at :data:`WHOLE_READ_VALUE_BYTES` a value,
     within :func:`~ecgrhythm.records.limits.max_decoded_bytes` (512 MiB: an hour of 12 leads at 1 kHz fits)."""
-    return core_whole_read_fits(n_samples, n_sig, WHOLE_READ_VALUE_BYTES)
+    return limits_whole_read_fits(n_samples, n_sig, WHOLE_READ_VALUE_BYTES)
 
 
 def check_whole_read(header: Path, n_samples: int, n_sig: int) -> None:
@@ -127,7 +127,7 @@ def check_whole_read(header: Path, n_samples: int, n_sig: int) -> None:
     Raises:
         RecordError: naming the header, the size and how to read the record.
     """
-    core_check_whole_read(header, n_samples, n_sig, WHOLE_READ_VALUE_BYTES, whole="the record", leads="signals", decoded_as="as wfdb decodes them")
+    limits_check_whole_read(header, n_samples, n_sig, WHOLE_READ_VALUE_BYTES, whole="the record", leads="signals", decoded_as="as wfdb decodes them")
 
 
 def check_signal_line(header: Path, index: int, fields: list[str]) -> None:
