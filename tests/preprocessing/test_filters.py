@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
-from ecgrhythm.preprocessing.filters import butterworth_sos, zero_phase
+from ecgrhythm.preprocessing.filters import butterworth_sos, zero_phase, zero_phase_lead
 from ecgrhythm.records import read_record
 
 
@@ -20,3 +20,12 @@ def test_zero_phase_filters_a_real_record_as_sosfiltfilt_does(cinc2017_dir):
     sos = butterworth_sos(300.0, 0.5, 40.0)
     np.testing.assert_array_equal(zero_phase(x, sos), sosfiltfilt(sos, x, axis=0, padlen=3 * (2 * len(sos) + 1)))
     np.testing.assert_array_equal(zero_phase(x[:, 0], sos), zero_phase(x, sos)[:, 0])
+
+
+def test_zero_phase_lead_is_sosfiltfilt_to_the_last_bit_on_real_leads(cinc2017_dir):
+    for name in ("A00001", "A00004", "A00056"):
+        x = read_record(cinc2017_dir / f"{name}.hea").signal[:, 0].astype(np.float64)
+        for low, high, order, fs in ((5.0, 30.0, 2, 300.0), (0.5, 40.0, 3, 300.0), (5.0, 30.0, 2, 150.0)):
+            sos = butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+            np.testing.assert_array_equal(zero_phase_lead(x, fs, low, high, order), sosfiltfilt(sos, x), err_msg=name)
+            np.testing.assert_array_equal(zero_phase_lead(x[:3000], fs, low, high, order), sosfiltfilt(sos, x[:3000]))

@@ -22,10 +22,14 @@ def butterworth_sos(fs: float, low: float, high: float, order: int = 3) -> np.nd
 
 
 @functools.lru_cache(maxsize=32)
-def _initial_state(fs: float, low: float, high: float, order: int) -> np.ndarray:
+def _lead_setting(fs: float, low: float, high: float, order: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """`(sos, initial state (1, n_sections, 2), padding)` of :func:`zero_phase_lead` for one setting: what
+    `sosfiltfilt` works out at every call (its default padding, `3 * (2 * n_sections + 1)` less trivial sections)."""
     from scipy.signal import sosfilt_zi
 
-    return sosfilt_zi(_design(fs, low, high, order))
+    sos = _design(fs, low, high, order)
+    pad = 3 * (2 * len(sos) + 1 - min(int(np.sum(sos[:, 2] == 0)), int(np.sum(sos[:, 5] == 0))))
+    return sos, np.ascontiguousarray(sosfilt_zi(sos)[None]), pad
 
 
 @functools.lru_cache(maxsize=32)
@@ -59,30 +63,33 @@ def zero_phase_lead(x: np.ndarray, fs: float, low: float, high: float, order: in
     Raises:
         ValueError: `x` is no longer than the padding (as `sosfiltfilt` says).
     """
-    sos, zi = _design(fs, low, high, order), _initial_state(fs, low, high, order)
-    pad = 3 * (2 * len(sos) + 1 - min(int(np.sum(sos[:, 2] == 0)), int(np.sum(sos[:, 5] == 0))))
+    sos, zi, pad = _lead_setting(fs, low, high, order)
     n = len(x)
     if n <= pad:
         raise ValueError(f"The length of the input vector x must be greater than padlen, which is {pad}.")
     ext = np.empty((1, n + 2 * pad))
-    ext[0, :pad] = 2 * x[0] - x[pad:0:-1]
+    np.subtract(2 * x[0], x[pad:0:-1], out=ext[0, :pad])
     ext[0, pad : pad + n] = x
-    ext[0, pad + n :] = 2 * x[-1] - x[-2 : -pad - 2 : -1]
-    _filter_rows(sos, ext, zi * ext[0, 0])
+    np.subtract(2 * x[-1], x[-2 : -pad - 2 : -1], out=ext[0, pad + n :])
+    sosfilt = _sosfilt()
+    sosfilt(sos, ext, zi * ext[0, 0])
     ext = np.ascontiguousarray(ext[:, ::-1])
-    _filter_rows(sos, ext, zi * ext[0, 0])
+    sosfilt(sos, ext, zi * ext[0, 0])
     return np.ascontiguousarray(ext[0, pad + n - 1 : pad - 1 : -1])
 
 
-def _filter_rows(sos: np.ndarray, rows: np.ndarray, zi: np.ndarray) -> None:
-    """`rows` (float64 `(1, n)`, C-contiguous) filtered by `sos` from the state `zi` `(n_sections, 2)`, in place: what
-    `scipy.signal.sosfilt` computes, by its compiled loop (`scipy.signal._sosfilt._sosfilt`) without the half of its
-    time spent checking and copying arguments; by `sosfilt` itself should a scipy release move that loop."""
+@functools.lru_cache(maxsize=1)
+def _sosfilt():
+    """`f(sos, rows, zi)`: `rows` (float64 `(1, n)`, C-contiguous) filtered by `sos` from the state `zi`
+    `(1, n_sections, 2)`, in place, as `scipy.signal.sosfilt` computes it: by its compiled loop
+    (`scipy.signal._sosfilt._sosfilt`) without the half of its time spent checking and copying arguments; by
+    `sosfilt` itself should a scipy release move that loop."""
     try:
-        from scipy.signal._sosfilt import _sosfilt
+        from scipy.signal._sosfilt import _sosfilt as compiled
     except ImportError:
         from scipy.signal import sosfilt
 
-        rows[0], _ = sosfilt(sos, rows[0], zi=zi)
-        return
-    _sosfilt(sos, rows, np.ascontiguousarray(zi[None]))
+        def compiled(sos, rows, zi):
+            rows[0], _ = sosfilt(sos, rows[0], zi=zi[0])
+
+    return compiled

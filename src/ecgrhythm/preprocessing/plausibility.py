@@ -216,12 +216,11 @@ def _half_height_width(a: np.ndarray, centre: int, reach: int) -> tuple[float, f
     """Width (samples, interpolated) at half height of the largest peak of `a` within `reach` of `centre`, and its height."""
     peak = centre - reach + int(np.argmax(a[centre - reach : centre + reach + 1]))
     height = float(a[peak])
-    below = np.flatnonzero(a <= height / 2)
-    left = below[below < peak]
-    right = below[below > peak]
+    left = np.flatnonzero(a[:peak] <= height / 2)
+    right = np.flatnonzero(a[peak + 1 :] <= height / 2)
     if height <= 0 or not len(left) or not len(right):
         return float("nan"), height
-    lo, hi = left[-1], right[0]
+    lo, hi = left[-1], peak + 1 + right[0]
     lo_f = lo + (height / 2 - a[lo]) / (a[lo + 1] - a[lo])  # where the rising edge crosses half height
     hi_f = hi - (height / 2 - a[hi]) / (a[hi - 1] - a[hi])
     return float(hi_f - lo_f), height

@@ -22,6 +22,7 @@ a sleepecg release drop those steps, the public `detect_heartbeats` is used inst
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -68,7 +69,7 @@ def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
         `MIN_BEATS_S` (2 s) once a flat start is left out, flat, or the detector finds nothing.
     """
     # sleepecg raises ValueError for too few samples for its filter, or a signal flat after filtering
-    return _detect(lambda x: _heartbeats(_unit_peak(x), fs), signal, fs, MIN_BEATS_S, ValueError)
+    return _detect(lambda x: _heartbeats(_unit_peak(x), fs), signal, fs, MIN_BEATS_S, ValueError, ordered=True)
 
 
 _DERIVATIVE = np.array([-1, -2, 0, 2, 1])  # sleepecg's five-point derivative (Pan and Tompkins)
@@ -85,16 +86,26 @@ def _heartbeats(x: np.ndarray, fs: float) -> np.ndarray:
         start = int(moving[0])
     if len(x) - start < MIN_BEATS_S * fs:
         return np.zeros(0, dtype=int)
-    try:
-        from sleepecg.heartbeats import _squared_moving_integration, _thresholding
-    except ImportError:  # a sleepecg without those steps: its public detector, slower
+    steps = _sleepecg_steps()
+    if steps is None:  # a sleepecg without those steps: its public detector, slower
         from sleepecg import detect_heartbeats
 
         return detect_heartbeats(x, fs)
+    squared_moving_integration, thresholding = steps
     filtered = zero_phase_lead(x[start:], fs, 5.0, 30.0, order=2)
     derivative = np.correlate(filtered, _DERIVATIVE, mode="same")
-    integrated = _squared_moving_integration(derivative, int(0.15 * fs))
-    return np.flatnonzero(_thresholding(filtered, integrated, fs)) + start
+    integrated = squared_moving_integration(derivative, int(0.15 * fs))
+    return np.flatnonzero(thresholding(filtered, integrated, fs)) + start
+
+
+@functools.lru_cache(maxsize=1)
+def _sleepecg_steps():
+    """sleepecg's compiled integration and thresholding, imported once; None for a sleepecg without them."""
+    try:
+        from sleepecg.heartbeats import _squared_moving_integration, _thresholding
+    except ImportError:
+        return None
+    return _squared_moving_integration, _thresholding
 
 
 def _unit_peak(x: np.ndarray) -> np.ndarray:
@@ -103,15 +114,15 @@ def _unit_peak(x: np.ndarray) -> np.ndarray:
     return y / np.abs(y).max()
 
 
-def _detect(detector, signal, fs: float, min_s: float, failures) -> np.ndarray:
-    """`detector(x)` on `signal` as float64, as sorted unique ints; empty for a stretch under `min_s`
-    seconds, a flat one, or when the detector raises one of `failures` (logged)."""
+def _detect(detector, signal, fs: float, min_s: float, failures, *, ordered: bool = False) -> np.ndarray:
+    """`detector(x)` on `signal` as float64, as sorted unique ints (`ordered`: the detector gives them so already);
+    empty for a stretch under `min_s` seconds, a flat one, or when the detector raises one of `failures` (logged)."""
     x = np.asarray(signal, dtype=np.float64).ravel()
-    if len(x) < min_s * fs or not np.ptp(x) > 0:
+    if len(x) < min_s * fs or not x.max() > x.min():  # flat, or holding NaN (as `np.ptp(x) > 0`)
         return np.zeros(0, dtype=int)
     try:
         peaks = detector(x)
     except failures as exc:
         logger.info("beat detection failed on a %.1f s stretch (%s: %s)", len(x) / fs, type(exc).__name__, exc)
         return np.zeros(0, dtype=int)
-    return np.unique(np.asarray(peaks, dtype=int))
+    return np.asarray(peaks, dtype=int) if ordered else np.unique(np.asarray(peaks, dtype=int))
