@@ -454,15 +454,15 @@ def test_episodes_plot_into_a_file_is_refused_before_the_model_loads(cpsc2021_di
 def test_a_wrong_fs_warns_one_line_naming_the_file_and_strict_checks_fail_the_record(cinc2017_dir, tiny_model_dir, tmp_path, capsys):
     from ecgrhythm.records import read_record
 
-    np.save(tmp_path / "A01347.npy", read_record(cinc2017_dir / "A01347.hea").signal)  # 300 Hz, given as 500 Hz below
+    np.save(tmp_path / "A01519.npy", read_record(cinc2017_dir / "A01519.hea").signal)  # 300 Hz, given as 500 Hz below
     np.save(tmp_path / "A00001.npy", read_record(cinc2017_dir / "A00001.hea").signal)
-    paths = [str(tmp_path / "A01347.npy"), str(tmp_path / "A00001.npy")]
+    paths = [str(tmp_path / "A01519.npy"), str(tmp_path / "A00001.npy")]
     assert main(["classify", *paths, "--fs", "500", "--model", str(tiny_model_dir)]) == 0
     captured = capsys.readouterr()
     warned = [line for line in captured.err.splitlines() if "warning" in line]
     assert warned == [line for line in warned if line.startswith(f"ecgrhythm classify: warning: {paths[0]}: implausible record at fs=500 Hz")]
     assert len(warned) == 1 and "looks like 300 Hz" in warned[0]
-    assert [r[0] for r in csv.reader(captured.out.splitlines())][1:] == ["A01347", "A00001"]  # still classified
+    assert [r[0] for r in csv.reader(captured.out.splitlines())][1:] == ["A01519", "A00001"]  # still classified
     assert main(["classify", *paths, "--fs", "500", "--model", str(tiny_model_dir), "--strict-checks"]) == 1
     captured = capsys.readouterr()
     assert f"ecgrhythm classify: cannot classify {paths[0]}: implausible record at fs=500 Hz" in captured.err

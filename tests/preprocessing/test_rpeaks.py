@@ -52,3 +52,17 @@ def test_a_stretch_under_2_s_after_its_flat_start_gives_no_beats(cinc2021_dir):
     shortest = np.asarray(record.signal[: int(MIN_BEATS_S * record.fs), 6], dtype=np.float64)
     assert shortest[1] == shortest[0] and len(detect_beats(shortest, record.fs)) == 0
     assert len(detect_beats(np.asarray(record.signal[: int(3 * record.fs), 6]), record.fs)) > 0  # a longer one has its beats
+
+
+@pytest.mark.parametrize(("corpus", "name"), [("cinc2017", "A00001"), ("cinc2017", "A00004"), ("cinc2021", "E07501"), ("cinc2021", "E07503")])
+def test_beats_detected_at_a_lower_rate_come_back_within_a_sample(cinc2017_dir, cinc2021_dir, corpus, name):
+    # 300 Hz detected at 150 Hz (means of 2 samples), 500 Hz at 167 Hz (means of 3); each beat put back between samples
+    record = read_record((cinc2017_dir if corpus == "cinc2017" else cinc2021_dir) / f"{name}.hea")
+    lead = np.asarray(record.signal[:, 0], dtype=np.float64)
+    full, lower = detect_beats(lead, record.fs), detect_beats(lead, record.fs, min_fs=150.0)
+    assert len(lower) == len(full) > 15 and np.all(np.abs(lower - full) <= 1)
+    q = 2 if record.fs == 300 else 3
+    assert len(set((lower % q).tolist())) == q  # at the record's rate, not on every q-th sample
+    assert np.mean(lower == full) > 0.75
+    flat_start = np.concatenate([np.full(int(record.fs), lead[0]), lead])
+    assert np.all(np.abs(detect_beats(flat_start, record.fs, min_fs=150.0) - int(record.fs) - lower) <= 1)

@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 STAGES_S = (10.0, CHECK_S)  # seconds measured in turn (see the module docstring)
+DETECT_FS = 150.0  # beats detected at this rate or a little more, cut at the record's own (see the module docstring)
 MIN_LIKENESS = 0.5  # median correlation of the beats with their median beat below this: noise, undetermined
 HEART_RATE_BPM = (25.0, 250.0)
 R_WIDTH_MS = (8.0, 120.0)
@@ -81,7 +82,7 @@ class ImplausibleRecordWarning(UserWarning):
         >>> import warnings
         >>> import ecgrhythm
         >>> clf = ecgrhythm.RhythmClassifier.load()
-        >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A01347")   # 300 Hz
+        >>> record = ecgrhythm.read_record("../shared/data/cinc2017/A01519")   # 300 Hz
         >>> with warnings.catch_warnings(record=True) as caught:
         ...     warnings.simplefilter("always", ecgrhythm.ImplausibleRecordWarning)
         ...     label = clf.predict(record.signal[:, 0], fs=500)              # the wrong rate
@@ -201,7 +202,7 @@ def message(found: Plausibility, fs: float) -> str:
 def _median_beat(x: np.ndarray, fs: float):
     """`(heart rate bpm, R width ms, R amplitude)` of the median beat of `x`, or None when the beats are undetermined
     (too few of them, or unlike each other: :func:`~ecgrhythm.preprocessing.quality.beat_matrix`)."""
-    found = beat_matrix(x, fs)
+    found = beat_matrix(x, fs, min_fs=DETECT_FS)
     if found is None:
         return None
     beats, template, rr = found

@@ -61,12 +61,14 @@ FLAT_MV = 0.02  # a block of a lead moving less than this (mV, peak to peak) is 
 BLOCK_S = 2.0  # seconds per block for the dead-stretch check (longer than any pause between beats but the rarest)
 
 
-def beat_matrix(x: np.ndarray, fs: float):
+def beat_matrix(x: np.ndarray, fs: float, *, min_fs: float | None = None):
     """The beats of one lead cut around its R peaks, each less its median, with their median beat.
 
     Args:
         x: float array `(n_samples,)`.
         fs: sampling rate in Hz.
+        min_fs: beats detected at this rate or a little more (:func:`~ecgrhythm.preprocessing.rpeaks.detect_beats`),
+            cut at `fs`; None: at `fs`.
 
     Returns:
         `(beats, template, rr)`: array `(n_beats, 2 * half + 1)` with `half` 40 % of the median R-R interval
@@ -75,7 +77,7 @@ def beat_matrix(x: np.ndarray, fs: float):
     """
     if len(x) < 2 or not np.all(np.isfinite(x)):
         return None
-    peaks = detect_beats(x, fs)
+    peaks = detect_beats(x, fs, min_fs=min_fs)
     if len(peaks) < MIN_BEATS:
         return None
     rr = float(_median(np.diff(peaks)))

@@ -18,6 +18,9 @@ made by :func:`~ecgrhythm.preprocessing.filters.zero_phase_lead`, whose design a
 initial state are made once per rate: the same beats to the sample (a test compares
 them on real records) in 0.31 ms instead of 0.49 ms per 30 s CinC 2017 record. Should
 a sleepecg release drop those steps, the public `detect_heartbeats` is used instead.
+With `min_fs` it detects on the lead brought down to that rate or a little more (a 300 Hz lead on half its samples),
+and puts each beat back at the lead's own rate, within a sample of the beat found there on clean records
+(a test compares them); the rate checks (:mod:`~ecgrhythm.preprocessing.plausibility`) detect at 150 Hz so.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 
 from ecgrhythm.preprocessing.filters import zero_phase_lead
 
-__all__ = ["detect_r_peaks", "detect_beats", "MIN_DETECT_S", "MIN_BEATS_S"]
+__all__ = ["detect_r_peaks", "detect_beats", "MIN_DETECT_S", "MIN_BEATS_S", "MAX_DECIMATION"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,9 @@ MIN_DETECT_S = 3.0  # XQRS learns its thresholds from the first seconds: shorter
 # sleepecg learns its thresholds from the first 2 s and reads 2 s whatever the stretch's length (its C code): a
 # shorter stretch would make it read past the signal's end and give beats that change from one call to the next
 MIN_BEATS_S = 2.0
+# `detect_beats(..., min_fs=)` takes means of at most this many samples: a rate given far too high (1000 Hz for a 300 Hz
+# record) would otherwise leave a few samples per QRS complex, and the rate checks catch fewer such errors
+MAX_DECIMATION = 3
 
 
 def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
@@ -56,28 +62,35 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     return _detect(lambda x: processing.xqrs_detect(x, fs=fs, verbose=False), signal, fs, MIN_DETECT_S, Exception)
 
 
-def detect_beats(signal: np.ndarray, fs: float) -> np.ndarray:
+def detect_beats(signal: np.ndarray, fs: float, *, min_fs: float | None = None) -> np.ndarray:
     """Sample indices of the heartbeats of one lead, with sleepecg's fast detector.
 
     Args:
         signal: array `(n_samples,)`, any units (finite); it is scaled to a unit peak
             first, so that the detector's squaring cannot overflow.
         fs: sampling rate in Hz, 100 or more as sleepecg's authors recommend (it filters 5-30 Hz).
+        min_fs: detect on the signal brought down to this rate or a little more (the means of `q` samples, `q` the
+            whole number up to `MAX_DECIMATION` that keeps it at `min_fs` or more; a 300 Hz lead at 150 Hz, at about
+            half the cost), each beat put back at `fs` where the band-passed signal tops between its samples. The beats
+            are then not those at `fs`: sleepecg's adaptive thresholds tip differently on some records, at any rate.
 
     Returns:
         int array `(n_beats,)`, increasing; empty when the stretch is shorter than
         `MIN_BEATS_S` (2 s) once a flat start is left out, flat, or the detector finds nothing.
     """
+    q = 1 if min_fs is None else max(1, min(MAX_DECIMATION, int(fs // min_fs)))
+    x = signal if q == 1 else _block_sums(np.asarray(signal, dtype=np.float64).ravel(), q)
     # sleepecg raises ValueError for too few samples for its filter, or a signal flat after filtering
-    return _detect(lambda x: _heartbeats(_unit_peak(x), fs), signal, fs, MIN_BEATS_S, ValueError, ordered=True)
+    return _detect(lambda x: _heartbeats(_unit_peak(x), fs / q, q), x, fs / q, MIN_BEATS_S, ValueError, ordered=True)
 
 
 _DERIVATIVE = np.array([-1, -2, 0, 2, 1])  # sleepecg's five-point derivative (Pan and Tompkins)
 
 
-def _heartbeats(x: np.ndarray, fs: float) -> np.ndarray:
+def _heartbeats(x: np.ndarray, fs: float, q: int = 1) -> np.ndarray:
     """`sleepecg.detect_heartbeats(x, fs)`, step by step, with its 5-30 Hz band-pass made once per rate; no beats when
-    less than `MIN_BEATS_S` is left after a flat start, which sleepecg skips before reading its first 2 s."""
+    less than `MIN_BEATS_S` is left after a flat start, which sleepecg skips before reading its first 2 s. With `q` > 1,
+    `x` holds sums of `q` samples (:func:`_block_sums`) and the beats are put back at the rate `q * fs`."""
     start = 0
     if x[1] == x[0]:  # sleepecg starts at the first sample that differs from the first
         moving = np.flatnonzero(x != x[0])
@@ -90,12 +103,33 @@ def _heartbeats(x: np.ndarray, fs: float) -> np.ndarray:
     if steps is None:  # a sleepecg without those steps: its public detector, slower
         from sleepecg import detect_heartbeats
 
-        return detect_heartbeats(x, fs)
+        return detect_heartbeats(x, fs) * q + (q - 1) // 2
     squared_moving_integration, thresholding = steps
     filtered = zero_phase_lead(x[start:], fs, 5.0, 30.0, order=2)
     derivative = np.correlate(filtered, _DERIVATIVE, mode="same")
     integrated = squared_moving_integration(derivative, int(0.15 * fs))
-    return np.flatnonzero(thresholding(filtered, integrated, fs)) + start
+    peaks = np.flatnonzero(thresholding(filtered, integrated, fs))
+    if q == 1:
+        return peaks + start
+    return np.rint(q * (peaks + start + _vertex(filtered, peaks)) + (q - 1) / 2).astype(int)
+
+
+def _block_sums(x: np.ndarray, q: int) -> np.ndarray:
+    """Sums of `q` consecutive samples of `x` (a last part block left out): `x` at `1 / q` of its rate, sample `i`
+    centred on `q * i + (q - 1) / 2`."""
+    n = len(x) // q * q
+    y = x[0:n:q].copy()
+    for k in range(1, q):
+        y += x[k:n:q]
+    return y
+
+
+def _vertex(f: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Where the parabola through `f` at each peak (a local maximum inside `f`) and its two neighbours tops, in samples
+    from the peak (-0.5 to 0.5): the band-passed signal is smooth enough at 150 Hz or more for that."""
+    left, top, right = f[peaks - 1], f[peaks], f[peaks + 1]
+    curve = left - 2 * top + right
+    return np.divide(0.5 * (left - right), curve, out=np.zeros(len(peaks)), where=curve < 0)
 
 
 @functools.lru_cache(maxsize=1)
