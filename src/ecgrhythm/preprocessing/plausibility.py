@@ -23,14 +23,20 @@ or slow hearts), not every wrong rate. When the beats cannot be trusted (too few
 alike, as in noise: :mod:`~ecgrhythm.preprocessing.quality`'s beat template, under `MIN_LIKENESS`) the rate is undetermined and nothing is said. The unit check needs no beats.
 
 It measures the first 10 s of the lead, and the first `CHECK_S` (180) seconds only when those 10 s give an
-implausible rate or cannot tell (:data:`STAGES_S`). On every real record of `../shared/data`, at its true rate and at
-every common rate 1.6 or more times off it (`python scripts/plausibility_settings.py`, in
-`docs/results/plausibility/settings.txt`), this warns as seldom at the true rate as measuring 180 s (0.19 % of the
-7,249 CinC 2017 records, against 0.21 %), leaves fewer records undetermined (2.9 % against 4.4 %), and catches
-nearly as many wrong rates (30.9 % against 33.0 %; 63 % of the cpsc2021 records' wrong rates against 64 %), at
-56 % of the cost on the CinC 2017 records (0.33 against 0.58 ms a record on this project's 2-core machine; starting
-from 15 s instead gives the same false alarms, 3.6 % undetermined and 31.5 % caught, at 0.39 ms; their share of classifying
-a record: `benchmarks/plausibility_checks.py`). It holds at most `CHECK_S` seconds of one lead.
+implausible rate or cannot tell (:data:`STAGES_S`). The beats are detected on the lead brought down to about 150 Hz
+(`DETECT_FS`: means of 2 samples at 300 Hz, 3 at 500 Hz), each put back at the record's own rate, where the
+beats are cut and the R wave measured (:func:`~ecgrhythm.preprocessing.rpeaks.detect_beats`' `min_fs`). On every real
+record of `../shared/data`, at its true rate and at every common rate 1.6 or more times off it
+(`python scripts/plausibility_settings.py`, in `docs/results/plausibility/settings.txt`), this warns less often at
+the true rate than measuring 180 s (0.15 % of the 7,249 CinC 2017 records, against 0.19 %), leaves fewer records
+undetermined (2.9 % against 4.5 %), and catches nearly as many wrong rates (30.8 % against 32.9 %; 61 % of the
+cpsc2021 records' wrong rates against 64 %), at 61 % of the cost on the CinC 2017 records (0.18 against 0.30 ms a
+record, process time on this project's 2-core machine with a training running beside it; starting from 15 s instead
+gives 0.18 % false alarms, 3.5 % undetermined and 31.4 % caught, at 0.20 ms; their share of classifying a record:
+`benchmarks/plausibility_checks.py`). Detecting at the record's own rate instead (that script at commit 2bb4a1e) gave
+0.19 % false alarms, 2.9 % undetermined and 30.9 % caught on the CinC 2017 records, 63 % caught on the cpsc2021 ones
+and 4 % undetermined on the cinc2021 ones (now 6 %: one record of 50 more): sleepecg's adaptive thresholds tip
+differently at another rate on some records, either way. It holds at most `CHECK_S` seconds of one lead.
 """
 
 from __future__ import annotations
