@@ -6,11 +6,12 @@ in a temporary folder); its lead I is held in memory and the windows of the defa
 `ecgrhythm.episodes.windows.iter_window_probabilities`, in process, each variant once after a short warm-up:
 
 - `windows_only`: the windows cut and preprocessed, no network (the classifier's `predict_prepared` replaced by zeros);
-- `first_network`: the default, the folder's `first_network.onnx` (the first network alone);
-- `first_network_from_whole_graph`: the same probabilities from the three-network graph's `first_probabilities`
-  (what ran before `first_network.onnx`: onnxruntime runs every node whatever outputs are fetched);
-- `ensemble`: the mean of all the networks (`EpisodeParams(networks=None)`), the whole graph;
-- `ensemble_batch_64`: the same with 64 windows per onnxruntime call instead of 16;
+- `first_network`: the default, the folder's first network alone (a folder of one network: its graph; of several,
+  its `first_network.onnx`);
+- `first_network_from_whole_graph` (a folder of several networks): the same probabilities from the whole graph's
+  `first_probabilities` (what ran before `first_network.onnx`: onnxruntime runs every node whatever outputs are fetched);
+- `ensemble`: the mean of all the networks (`EpisodeParams(networks=None)`), the whole graph (a folder of several networks);
+- `ensemble_batch_64`: all the networks (one: that network) with 64 windows per onnxruntime call instead of 16;
 - `ensemble_int8`: the whole graph with its LSTM and MatMul operators quantised to int8
   (`benchmarks/graph_variants.py`; not shipped).
 
@@ -65,7 +66,8 @@ def main(argv=None) -> int:
     from ecgrhythm.records import read_record
 
     clf = RhythmClassifier.load(args.model)
-    if getattr(clf.backend_, "first_network", None) is None:
+    several = clf.n_networks_ > 1
+    if several and getattr(clf.backend_, "first_network", None) is None:
         fail(f"--model {args.model}: no first_network.onnx; write it with 'ecgrhythm export --model {args.model} --networks 1 --output ...'")
     with tempfile.TemporaryDirectory(prefix="ecgrhythm-windows-") as tmp:
         record = read_record(write_long_record(Path(args.data), Path(tmp), args.hours))
@@ -96,10 +98,11 @@ def main(argv=None) -> int:
         result["load_average_1m_before"] = round(os.getloadavg()[0], 2)
         run("windows_only", clf, DEFAULT_PARAMS, zeros=True)
         run("first_network", clf, DEFAULT_PARAMS)
-        alone, clf.backend_.first_network = clf.backend_.first_network, None
-        run("first_network_from_whole_graph", clf, DEFAULT_PARAMS)
-        clf.backend_.first_network = alone
-        run("ensemble", clf, ensemble)
+        if several:
+            alone, clf.backend_.first_network = clf.backend_.first_network, None
+            run("first_network_from_whole_graph", clf, DEFAULT_PARAMS)
+            clf.backend_.first_network = alone
+            run("ensemble", clf, ensemble)
         clf.batch_size = 64
         run("ensemble_batch_64", clf, ensemble)
         run("ensemble_int8", int8, ensemble)

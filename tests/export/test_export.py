@@ -320,11 +320,22 @@ def test_a_folder_runs_its_first_network_graph_alone_for_the_first_network(ensem
         altered.predict_prepared(signals, calibrated=False, networks=1)
 
 
-def test_the_shipped_folder_has_the_graph_of_its_first_network():
+def test_the_shipped_folder_runs_its_first_network_alone_for_episodes(cinc2017_dir):
+    """Episode windows run the folder's first network alone: a folder of several networks carries that network's own
+    graph; a folder of one network runs its whole graph, which is that network."""
     from ecgrhythm.inference.backend import default_model_dir
     from ecgrhythm.inference.onnx_backend import FIRST_GRAPH_FILE, GRAPH_FILE
 
     folder = default_model_dir()
-    first, whole = read_onnx_metadata(folder / FIRST_GRAPH_FILE), read_onnx_metadata(folder / GRAPH_FILE)
-    assert first["networks"] == 1 and first["weights"] == {"model.weights.h5": whole["weights"]["model.weights.h5"]}
-    assert RhythmClassifier.load().backend_.first_network is not None
+    whole = read_onnx_metadata(folder / GRAPH_FILE)
+    clf = RhythmClassifier.load()
+    if whole["networks"] > 1:
+        first = read_onnx_metadata(folder / FIRST_GRAPH_FILE)
+        assert first["networks"] == 1 and first["weights"] == {"model.weights.h5": whole["weights"]["model.weights.h5"]}
+        assert clf.backend_.first_network is not None
+    else:
+        assert not (folder / FIRST_GRAPH_FILE).exists() and clf.backend_.first_network is None
+        signals = [clf.prepare(read_record(cinc2017_dir / f"{n}.hea")) for n in ("A00004", "A00022")]
+        np.testing.assert_allclose(
+            clf.predict_prepared(signals, calibrated=False, networks=1), clf.predict_prepared(signals, calibrated=False), atol=1e-6, rtol=0
+        )

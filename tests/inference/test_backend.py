@@ -37,14 +37,15 @@ def test_the_shipped_folder_runs_on_its_graph_and_matches_its_keras_networks(shi
     onnx_clf, keras_clf = shipped
     assert isinstance(onnx_clf.backend_, OnnxBackend) and isinstance(keras_clf.backend_, KerasBackend)
     assert onnx_clf.model_dir_ == keras_clf.model_dir_ == default_model_dir() and not hasattr(onnx_clf, "networks_")
-    assert onnx_clf.n_networks_ == keras_clf.n_networks_ == 3 and onnx_clf.classes_ == keras_clf.classes_
+    members = json.loads((default_model_dir() / "config.json").read_text()).get("members", ["model.weights.h5"])
+    assert onnx_clf.n_networks_ == keras_clf.n_networks_ == len(members) and onnx_clf.classes_ == keras_clf.classes_
     assert onnx_clf.temperature_ == keras_clf.temperature_ and onnx_clf.class_prior_ == keras_clf.class_prior_
     assert onnx_clf.training_split() == keras_clf.training_split()
     records = [read_record(cinc2017_dir / f"{n}.hea") for n in CINC]
     expected, got = keras_clf.predict_records(records), onnx_clf.predict_records(records)
     assert np.abs(got.probabilities - expected.probabilities).max() <= PARITY
     assert got.labels == expected.labels and "A" in got.labels
-    # 30 s windows of a long record through the first network alone (the graph's `first_probabilities`), uncalibrated,
+    # 30 s windows of a long record through the first network alone (a graph of several networks: its `first_probabilities`), uncalibrated,
     # as episodes run them; and the same episodes.
     long = read_record(cpsc2021_dir / f"{LONG}.hea")
     signal = onnx_clf.prepare(long)
@@ -63,11 +64,10 @@ def test_the_shipped_graph_records_the_weights_it_was_built_from():
     folder = default_model_dir()
     meta = read_onnx_metadata(folder / GRAPH_FILE)
     checksums = json.loads((folder / "checksums.json").read_text())
-    assert (
-        meta["weights"]
-        == folder_weights(folder, meta["config.json"])
-        == {n: checksums[n] for n in ("model.weights.h5", "member1.weights.h5", "member2.weights.h5")}
-    )
+    weights_files = sorted(n for n in checksums if n.endswith(".weights.h5"))
+    assert weights_files and all((folder / n).is_file() for n in weights_files)  # every network's weights, and only those
+    assert meta["weights"] == folder_weights(folder, meta["config.json"]) == {n: checksums[n] for n in meta["weights"]}
+    assert sorted(meta["weights"]) == weights_files and meta["networks"] == len(weights_files)
     # About the size of the weights: the networks' float32 values, not a traced copy per length.
     weights = sum((folder / n).stat().st_size for n in meta["weights"])
     assert 0.5 * weights < (folder / GRAPH_FILE).stat().st_size < 1.2 * weights

@@ -3,7 +3,7 @@
 The networks were trained and calibrated on whole CinC 2017 records of 9 to 61 s and take at most
 :func:`training_length_s` seconds in one piece (the longest batch bucket: 65 s for the shipped model). A longer
 record is classified in chunks whose probabilities are averaged by length, so AF that covers part of it is
-diluted: on the cpsc2021 sample a record 66 % in AF came out `O` (P(A) = 0.26) and one in persistent AF `N`,
+diluted: on the cpsc2021 sample a record 66 % in AF came out `O` (P(A) = 0.26 with the three networks shipped before the single network; 0.25 with it) and one in persistent AF `N`,
 while the episode finder (:mod:`ecgrhythm.episodes.finder`) found the AF. The rule, for a model that finds
 episodes and gives one label per record (:func:`finds_episodes`), on records of any length:
 
@@ -51,8 +51,8 @@ Example:
     ... )
     >>> prediction.labels, prediction.record_class
     (['A', 'A'], ['paroxysmal', None])
-    >>> round(prediction.af_burden[0], 4), prediction.probabilities[0].round(2)   # the networks' P(A) is 0.26
-    (0.6598, array([0.15, 0.26, 0.58, 0.  ]))
+    >>> round(prediction.af_burden[0], 4), prediction.probabilities[0].round(2)   # the networks' P(A) is 0.25
+    (0.6598, array([0.14, 0.25, 0.61, 0.  ]))
 """
 
 from __future__ import annotations

@@ -145,8 +145,8 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
             >>> clf = ecgrhythm.RhythmClassifier.load()                 # the shipped model
             >>> clf.model_dir_ == ecgrhythm.default_model_dir()
             True
-            >>> clf.n_networks_                                         # an ensemble, its probabilities averaged
-            3
+            >>> clf.n_networks_                                         # one network (a folder of several averages them)
+            1
         """
         clf = cls(model_dir, **kwargs)
         check_positive_int("batch_size", clf.batch_size)

@@ -38,7 +38,7 @@ class Prediction:
         (['A00001', 'A00004'], ['N', 'A'], ['N', 'A', 'O', '~'])
         >>> result.probabilities.round(2)                           # calibrated, one row per record
         array([[0.97, 0.  , 0.03, 0.  ],
-               [0.02, 0.95, 0.04, 0.  ]])
+               [0.01, 0.96, 0.03, 0.  ]])
     """
 
     names: list[str]

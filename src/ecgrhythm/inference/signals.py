@@ -275,7 +275,7 @@ class SignalsMixin:
             >>> clf.classes_
             ['N', 'A', 'O', '~']
             >>> clf.predict_proba(record.signal[:, 0], fs=300).round(2)
-            array([0.02, 0.95, 0.04, 0.  ])
+            array([0.01, 0.96, 0.03, 0.  ])
             >>> clf.predict_proba([record, record.signal[:3000]], fs=300).shape
             (2, 4)
         """
