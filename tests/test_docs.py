@@ -124,7 +124,7 @@ def test_site_builds_with_warnings_as_errors(tmp_path):
     done = subprocess.run([BIN / "mkdocs", "build", "--strict", "-d", str(site)], cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     card = (site / "model-card" / "index.html").read_text(encoding="utf-8")
-    assert "Three CNN + two-layer bidirectional LSTM networks" in card  # the card itself, included by the hook
+    assert "One CNN + two-layer bidirectional LSTM network" in card  # the card itself, included by the hook
     assert 'href="../studies/depth/"' in card  # and its link into docs/, pointed at the site's page
     reference = (site / "reference" / "inference" / "index.html").read_text(encoding="utf-8")
     assert "predict_records" in reference  # read from the docstrings
