@@ -10,9 +10,9 @@ import pytest
 from ecgrhythm import cli
 from ecgrhythm.episodes.boundaries import _change_beat, af_segments, smooth_af
 from ecgrhythm.episodes.finder import EpisodeParams, record_episodes
-from ecgrhythm.episodes.windows import WindowProbabilities, collect_windows, iter_window_probabilities
+from ecgrhythm.episodes.windows import WindowProbabilities, collect_windows, iter_window_probabilities, prepare_windows
 from ecgrhythm.inference.classifier import RhythmClassifier
-from ecgrhythm.records import read_record
+from ecgrhythm.records import EcgRecord, RecordError, read_record
 
 PARAMS = EpisodeParams()
 
@@ -83,6 +83,26 @@ def test_streamed_windows_equal_whole_signal_windows(shipped, cpsc2021_dir):
     np.testing.assert_allclose(streamed.probabilities, whole.probabilities, atol=1e-5)
     short = windows([signal[:1200]])  # 6 s: one window
     assert short.starts_s.tolist() == [0.0] and short.ends_s.tolist() == [6.0]
+
+
+def test_windows_are_prepared_together_as_each_one_alone(shipped, cpsc2021_dir, cinc2017_dir, tiny_rr_model_dir):
+    """A batch of windows prepared at once gives, bit for bit, what `prepare` gives each window as a record of its own;
+    a window that is no valid record fails as before, named."""
+    rr_model = RhythmClassifier.load(tiny_rr_model_dir)  # an RR channel: its windows are prepared one by one
+    for path, lead in ((cpsc2021_dir / "data_101_6.hea", 0), (cpsc2021_dir / "data_21_7.hea", 1), (cinc2017_dir / "A00004.hea", 0)):
+        record = read_record(path)
+        n, hop = round(10 * record.fs), round(2 * record.fs)
+        windows = [(a, a + n, record.signal[a : a + n, lead]) for a in range(0, record.n_samples - n + 1, hop)]
+        for clf in (shipped, rr_model):
+            prepared = prepare_windows(clf, windows, record.fs, "I")
+            for (_, _, samples), got in zip(windows, prepared, strict=True):
+                alone = clf.prepare(EcgRecord(np.ascontiguousarray(samples[:, None]), record.fs, ("I",), "window"))
+                assert got.dtype == np.float32
+                np.testing.assert_array_equal(got, alone)
+    spoilt = [(w[0], w[1], w[2].copy()) for w in windows[:4]]
+    spoilt[2][2][7] = np.nan
+    with pytest.raises(RecordError, match="window 4.0-14.0 s"):  # the third of A00004 (300 Hz)
+        prepare_windows(shipped, spoilt, record.fs, "I")
 
 
 def test_windows_take_the_networks_own_probabilities_not_the_record_calibration(shipped, cpsc2021_dir, tmp_path):

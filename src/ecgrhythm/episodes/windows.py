@@ -14,9 +14,10 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from ecgrhythm.episodes.params import AF_LABEL, DEFAULT_PARAMS, EpisodeParams
+from ecgrhythm.preprocessing.stacked import preprocess_stack
 from ecgrhythm.records import EcgRecord
 
-__all__ = ["WindowProbabilities", "iter_window_probabilities", "collect_windows"]
+__all__ = ["WindowProbabilities", "iter_window_probabilities", "collect_windows", "prepare_windows"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,8 @@ def iter_window_probabilities(
     on its own (:meth:`RhythmClassifier.prepare`), as the model's training
     records were: its normalisation, and the RR channel of a model with one
     (from the window's own beats, so the intervals at its edges may differ
-    from those of the whole record). At most one window plus one piece of samples and
+    from those of the whole record); a batch of windows is prepared at once
+    (:func:`prepare_windows`), to the same numbers. At most one window plus one piece of samples and
     `batch_windows` windows are held at a time.
 
     Args:
@@ -77,14 +79,14 @@ def iter_window_probabilities(
 
     def flush():
         if pending:
+            prepared = prepare_windows(classifier, pending, fs, lead)
             # the episode settings were fitted on one network's own probabilities
-            probs = classifier.predict_prepared([s for _, _, s in pending], calibrated=False, networks=params.networks)
+            probs = classifier.predict_prepared(prepared, calibrated=False, networks=params.networks)
             yield from ((a / fs, b / fs, p) for (a, b, _), p in zip(pending, probs))
             pending.clear()
 
     def add(a, b):
-        record = EcgRecord(np.ascontiguousarray(buffer[a - offset : b - offset, None]), float(fs), (lead,), f"window {a / fs:.1f}-{b / fs:.1f} s")
-        pending.append((a, b, classifier.prepare(record)))
+        pending.append((a, b, buffer[a - offset : b - offset]))
 
     for piece in pieces:
         buffer = np.concatenate([buffer, np.asarray(piece, dtype=np.float32).reshape(-1)])
@@ -99,6 +101,38 @@ def iter_window_probabilities(
     if total > 0 and (next_start == 0 or next_start - hop + window < total):
         add(max(0, total - window), total)
     yield from flush()
+
+
+def prepare_windows(classifier, windows, fs: float, lead: str = "lead") -> list[np.ndarray]:
+    """The model input of windows of one lead: for each, what `classifier.prepare` gives for the window as a record of
+    its own, bit for bit.
+
+    Windows of one length that make valid records (finite, long enough) for a single-lead model are prepared together
+    (:func:`~ecgrhythm.preprocessing.stacked.preprocess_stack`); any others one by one through `classifier.prepare`,
+    which raises on the first that is no valid record, naming it.
+
+    Args:
+        classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`.
+        windows: `(start, stop, samples)` of each window: sample indices in the lead and float32 `(stop - start,)`.
+        fs: sampling rate in Hz.
+        lead: the lead's name.
+
+    Returns:
+        float32 arrays `(n_i, classifier.n_channels_)`, one per window.
+    """
+
+    def record(a, b, samples):
+        return EcgRecord(np.ascontiguousarray(samples[:, None]), float(fs), (lead,), f"window {a / fs:.1f}-{b / fs:.1f} s")
+
+    if not windows:
+        return []
+    record(*windows[0])  # validated as a record: its length and rate
+    length = len(windows[0][2])
+    if classifier.n_leads_ == 1 and all(len(w) == length for _, _, w in windows):
+        stack = np.stack([w for _, _, w in windows])[:, :, None]
+        if stack.dtype == np.float32 and np.isfinite(stack).all():
+            return list(preprocess_stack(stack, float(fs), classifier.preprocess_))
+    return [classifier.prepare(record(*w)) for w in windows]
 
 
 def collect_windows(stream: Iterable[tuple[float, float, np.ndarray]], classes, duration_s: float) -> WindowProbabilities:
