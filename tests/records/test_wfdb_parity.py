@@ -98,3 +98,28 @@ def test_a_plain_record_is_read_without_importing_wfdb_or_pandas(cinc2017_dir):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout) == [False, False]
+
+
+def test_a_plain_record_read_in_pieces_gives_wfdbs_ranged_reads_without_wfdb(cpsc2021_dir, cinc2017_dir, monkeypatch):
+    from ecgrhythm.records import open_wfdb
+
+    rng = np.random.default_rng(0)
+    for header in [*_headers(cpsc2021_dir), cinc2017_dir / "A00004.hea"]:
+        base = str(header.with_suffix(""))
+        n = wfdb.rdheader(base).sig_len
+        reads = [(0, n, None), (n - 1, n, None), (0, 1, [0])]
+        for _ in range(6):
+            a = int(rng.integers(0, n - 1))
+            reads.append((a, int(min(n, a + rng.integers(1, 30_000))), [[0], [1], [0, 1], [1, 0], None][int(rng.integers(0, 5))]))
+        expected = []
+        for a, b, channels in reads:
+            if channels is not None and max(channels) >= wfdb.rdheader(base).n_sig:
+                channels = [0]
+            direct = wfdb.rdrecord(base, physical=True, return_res=32, ignore_skew=True, sampfrom=a, sampto=b, channels=channels)
+            expected.append((a, b, channels, direct.p_signal))
+        with monkeypatch.context() as m, open_wfdb(header) as stream:
+            m.setattr(wfdb, "rdrecord", None)  # a plain record is decoded without wfdb
+            for a, b, channels, signal in expected:
+                piece = stream.read(a, b, channels)
+                assert piece.dtype == np.float32
+                np.testing.assert_array_equal(piece, signal)

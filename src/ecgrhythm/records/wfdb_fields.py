@@ -20,7 +20,7 @@ import numpy as np
 
 from ecgrhythm.records.core import RecordError
 
-__all__ = ["header_fields", "read_plain", "RX_RECORD", "RX_SIGNAL"]
+__all__ = ["header_fields", "read_plain", "plain_layout", "read_plain_range", "RX_RECORD", "RX_SIGNAL"]
 
 # wfdb.io.header.rx_record and rx_signal (wfdb 4.3), verbatim.
 RX_RECORD = re.compile(
@@ -119,8 +119,7 @@ def read_plain(header: Path, fields: types.SimpleNamespace, files: dict[str, Pat
 
     Plain: every signal in format 16 with one sample per frame, all in one signal file, the length declared, and
     the fields wfdb converts (gains, baselines, start time) convertible. The samples are decoded and converted to
-    physical units with wfdb's own steps: int16 frames, float32, minus the baseline, divided by the ADC gain (both
-    as wfdb holds them), WFDB's invalid-sample value made NaN.
+    physical units with wfdb's own steps (:func:`read_plain_range`).
 
     Args:
         header: the header, for messages.
@@ -133,6 +132,33 @@ def read_plain(header: Path, fields: types.SimpleNamespace, files: dict[str, Pat
 
     Raises:
         RecordError: the signal file holds fewer samples than the header declares.
+    """
+    layout = plain_layout(fields, files)
+    if layout is None:
+        return None
+    signal = read_plain_range(header, layout, 0, layout.sig_len)
+    return types.SimpleNamespace(
+        p_signal=signal,
+        sig_len=layout.sig_len,
+        n_sig=layout.n_sig,
+        sig_name=[s["sig_name"] for s in layout.signals],
+        units=[s["units"] for s in layout.signals],
+        comments=list(fields.comments),
+        base_date=layout.base_date,
+        base_time=layout.base_time,
+    )
+
+
+def plain_layout(fields: types.SimpleNamespace, files: dict[str, Path]) -> types.SimpleNamespace | None:
+    """Where and how the samples of a plain record lie (see :func:`read_plain`), or None for any other record.
+
+    Args:
+        fields: the header's :func:`header_fields`, checked (:func:`~.wfdb_header.check_signal_files`).
+        files: the checked signal file of each file name (from the same check).
+
+    Returns:
+        None, or `path` (the signal file), `byte_offset`, `n_sig`, `sig_len`, `signals` (each signal's `adc_gain`,
+        `baseline`, `units` and `sig_name` as wfdb makes them), `base_time` and `base_date`.
     """
     plain = (
         fields.sig_len is not None
@@ -149,29 +175,55 @@ def read_plain(header: Path, fields: types.SimpleNamespace, files: dict[str, Pat
         base_time, base_date = base_time_and_date(fields.base_time, fields.base_date)
     except ValueError:
         return None  # wfdb reads it, and reports what it cannot parse
-    n_sig, sig_len = fields.n_sig, fields.sig_len
-    with open(files[fields.file_name[0]], "rb") as f:
-        f.seek(fields.byte_offset[0] or 0)
-        digital = np.fromfile(f, dtype="<i2", count=sig_len * n_sig)
-    if digital.size != sig_len * n_sig:
-        raise RecordError(header, f"the header declares {sig_len} samples but the signal file holds {digital.size // n_sig}")
-    digital = digital.reshape(sig_len, n_sig)
+    return types.SimpleNamespace(
+        path=files[fields.file_name[0]],
+        byte_offset=fields.byte_offset[0] or 0,
+        n_sig=fields.n_sig,
+        sig_len=fields.sig_len,
+        signals=signals,
+        base_time=base_time,
+        base_date=base_date,
+    )
+
+
+def read_plain_range(header: Path, layout: types.SimpleNamespace, start: int, stop: int, channels=None) -> np.ndarray:
+    """Samples `start:stop` of the signals `channels` (indices; default all) of a plain record (:func:`plain_layout`), as
+    `wfdb.rdrecord(physical=True, return_res=32, ignore_skew=True, sampfrom=start, sampto=stop, channels=channels)`
+    gives them, bit for bit: int16 frames, float32, minus the baseline, divided by the ADC gain (both as wfdb holds
+    them), WFDB's invalid-sample value made NaN.
+
+    Returns:
+        float32 array `(stop - start, len(channels))`.
+
+    Raises:
+        RecordError: the range is not within the declared length (as wfdb refuses it), or the signal file holds fewer
+            samples than asked for.
+    """
+    n_sig = layout.n_sig
+    channels = list(range(n_sig)) if channels is None else list(channels)
+    if not 0 <= start <= stop <= layout.sig_len:
+        raise RecordError(header, f"cannot read the signal (samples {start} to {stop} of a record of {layout.sig_len})")
+    if not all(0 <= c < n_sig for c in channels):
+        raise RecordError(header, f"cannot read the signal (channels {channels} of a record of {n_sig})")
+    count = stop - start
+    with open(layout.path, "rb") as f:
+        f.seek(layout.byte_offset + 2 * n_sig * start)
+        digital = np.fromfile(f, dtype="<i2", count=count * n_sig)
+    if digital.size != count * n_sig:
+        if start == 0 and stop == layout.sig_len:
+            raise RecordError(header, f"the header declares {layout.sig_len} samples but the signal file holds {digital.size // n_sig}")
+        raise RecordError(header, f"the signal file holds {digital.size // n_sig} samples from sample {start}, not {count}")
+    digital = digital.reshape(count, n_sig)
+    if channels != list(range(n_sig)):
+        digital = digital[:, channels]
     missing = digital == _INVALID_16
     signal = digital.astype(np.float32)
+    signals = [layout.signals[c] for c in channels]
     with np.errstate(over="ignore"):  # a tiny gain overflows to inf, which the reader then refuses by name
         np.subtract(signal, [s["baseline"] for s in signals], signal)  # as wfdb's Record.dac, with the same Python lists
         np.divide(signal, [s["adc_gain"] for s in signals], signal)
     signal[missing] = np.nan
-    return types.SimpleNamespace(
-        p_signal=signal,
-        sig_len=sig_len,
-        n_sig=n_sig,
-        sig_name=[s["sig_name"] for s in signals],
-        units=[s["units"] for s in signals],
-        comments=list(fields.comments),
-        base_date=base_date,
-        base_time=base_time,
-    )
+    return signal
 
 
 def _signal_fields(match: re.Match) -> dict:

@@ -23,6 +23,7 @@ import datetime
 import logging
 import os
 import tempfile
+import types
 import warnings
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from ecgrhythm.records.core import (
     validate_piece,
 )
 from ecgrhythm.records.registry import HEADER_SUFFIX, register_reader
-from ecgrhythm.records.wfdb_fields import header_fields, read_plain
+from ecgrhythm.records.wfdb_fields import header_fields, plain_layout, read_plain, read_plain_range
 from ecgrhythm.records.wfdb_header import (
     check_header_length,
     check_signal_files,
@@ -129,12 +130,12 @@ def open_wfdb(header: Path, *, fs: float | None = None, max_s: float = MAX_STREA
     import wfdb
 
     header = Path(header)
-    with _checked(header, fs, max_s) as (base, fs, _, _):
+    with _checked(header, fs, max_s) as (base, fs, view, files):
         try:
             meta = wfdb.rdheader(base)
         except Exception as exc:
             raise RecordError(header, f"invalid WFDB header ({type(exc).__name__}: {exc})") from None
-        yield WfdbStream(header, base, meta, fs)
+        yield WfdbStream(header, base, meta, fs, plain=plain_layout(view, files))
 
 
 @contextlib.contextmanager
@@ -191,8 +192,8 @@ class WfdbStream:
         record_name: the header's file name without its extension.
     """
 
-    def __init__(self, header: Path, base: str, meta, fs: float):
-        self.header, self._base, self.fs = header, base, fs
+    def __init__(self, header: Path, base: str, meta, fs: float, *, plain=None):
+        self.header, self._base, self.fs, self._plain = header, base, fs, plain
         self.n_samples = meta.sig_len
         self.sig_name = tuple(str(n) if n else f"lead{i + 1}" for i, n in enumerate(meta.sig_name or [None] * meta.n_sig))
         self.comments = tuple(str(c) for c in meta.comments or ())
@@ -208,7 +209,8 @@ class WfdbStream:
         """Samples `start:stop` of `channels` (indices; default all), float32 `(stop - start, n_channels)` in mV.
 
         A range is read in parts of at most :data:`READ_VALUES` values, so what wfdb holds while decoding stays
-        bounded however high the rate. Samples the format marks missing (WFDB's invalid-sample value) are filled
+        bounded however high the rate; a plain record (:func:`~.wfdb_fields.plain_layout`) is decoded without wfdb,
+        to the same samples (:func:`~.wfdb_fields.read_plain_range`), sparing wfdb's parse of the header at every read. Samples the format marks missing (WFDB's invalid-sample value) are filled
         (:func:`fill_missing`); the piece is then validated as a record is
         (:func:`~ecgrhythm.records.core.validate_piece`: shape and finite samples) except for its duration.
         (:func:`read_wfdb` reads a whole record in one call, so that wfdb checks the signal file's length.)
@@ -221,7 +223,10 @@ class WfdbStream:
         signal = np.empty((max(0, int(stop) - int(start)), len(channels)), np.float32)
         for a in range(int(start), int(stop), step):
             b = min(a + step, int(stop))
-            rec = _rdrecord(self.header, self._base, sampfrom=a, sampto=b, channels=channels)
+            if self._plain is not None:
+                rec = types.SimpleNamespace(p_signal=read_plain_range(self.header, self._plain, a, b, channels))
+            else:
+                rec = _rdrecord(self.header, self._base, sampfrom=a, sampto=b, channels=channels)
             signal[a - start : b - start] = self._samples(rec, channels, a, b)
         fill_missing(signal, f"{self.header} (samples {start} to {stop})")
         validate_piece(signal, self.fs, source=f"{self.header} (samples {start} to {stop})")
