@@ -66,3 +66,27 @@ def test_beats_detected_at_a_lower_rate_come_back_within_a_sample(cinc2017_dir, 
     assert np.mean(lower == full) > 0.75
     flat_start = np.concatenate([np.full(int(record.fs), lead[0]), lead])
     assert np.all(np.abs(detect_beats(flat_start, record.fs, min_fs=150.0) - int(record.fs) - lower) <= 1)
+
+
+def test_xqrs_finds_wfdbs_own_local_peaks_and_beats_on_real_stretches(cpsc2021_dir, cinc2017_dir):
+    from wfdb import processing
+    from wfdb.processing.peaks import find_local_peaks
+
+    from ecgrhythm.preprocessing.rpeaks import local_peaks
+
+    stretches = []
+    for path, fs in ((cpsc2021_dir / "data_101_6.hea", 200.0), (cpsc2021_dir / "data_21_7.hea", 200.0), (cinc2017_dir / "A00004.hea", 300.0)):
+        lead = read_record(path).signal[:, 0].astype(np.float64)
+        step = round(12 * fs)  # the stretches the episode finder reads around a change of rhythm
+        stretches += [(lead[a : a + step], fs) for a in range(0, len(lead) - step + 1, step // 2)]
+    for x, fs in stretches[::4]:
+        for radius in (1, 3, round(0.1 * fs)):
+            for sig in (x, np.round(x, 1), x**2):  # plateaus: equal neighbours
+                ours, theirs = local_peaks(sig, radius), find_local_peaks(sig, radius)
+                assert ours.dtype == theirs.dtype
+                np.testing.assert_array_equal(ours, theirs)
+    for sig, radius in ((np.full(50, 2.0), 5), (np.arange(4.0), 10), (np.array([0.0, np.inf, 1.0, 0.0, 3.0]), 1)):  # flat, short, inf
+        np.testing.assert_array_equal(local_peaks(sig, radius), find_local_peaks(sig, radius))
+    for x, fs in stretches:
+        expected = np.unique(np.asarray(processing.xqrs_detect(x, fs=fs, verbose=False), dtype=int))
+        np.testing.assert_array_equal(detect_r_peaks(x, fs), expected)
