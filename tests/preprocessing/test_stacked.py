@@ -1,4 +1,4 @@
-"""Windows preprocessed as a stack give, bit for bit, what each gives preprocessed on its own, on real records."""
+"""Windows preprocessed together give, bit for bit, what each gives preprocessed on its own, on real records."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import pytest
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.preprocessing import pipeline
 from ecgrhythm.preprocessing.pipeline import preprocess_signal
-from ecgrhythm.preprocessing.stacked import STACKED_NORMALIZATIONS, preprocess_stack
+from ecgrhythm.preprocessing.stacked import STACKED_NORMALIZATIONS, preprocess_windows
 from ecgrhythm.records import read_record
 
 
-def _windows(record, lead: int, seconds: float = 10.0, hop_s: float = 2.0) -> np.ndarray:
-    """The windows of one lead of `record` as the episode finder cuts them: float32 `(k, n, 1)`."""
-    n, hop = round(seconds * record.fs), round(hop_s * record.fs)
-    signal = record.signal[:, lead]
-    return np.stack([signal[a : a + n] for a in range(0, record.n_samples - n + 1, hop)])[:, :, None]
+def _starts(n: int, length: int, hop: int) -> list[int]:
+    """Window starts as the episode finder takes them: every `hop`, then one window ending at the end (off the hop)."""
+    return [*range(0, n - length + 1, hop), n - length]
+
+
+def _alone(signal, starts, length, fs, config) -> np.ndarray:
+    return np.stack([preprocess_signal(np.ascontiguousarray(signal[a : a + length]), fs, config) for a in starts])
 
 
 @pytest.mark.parametrize(
@@ -32,27 +34,33 @@ def _windows(record, lead: int, seconds: float = 10.0, hop_s: float = 2.0) -> np
     ],
     ids=["zscore", "minmax", "none-100hz", "bandpass", "bandpass-same-rate", "robust", "rr-channel"],
 )
-def test_a_stack_of_windows_is_preprocessed_as_each_window_alone(cpsc2021_dir, cinc2017_dir, config, monkeypatch):
-    stacks = [(_windows(read_record(cpsc2021_dir / name), lead), 200.0) for name, lead in (("data_101_6.hea", 0), ("data_21_7.hea", 1))]
-    stacks.append((_windows(read_record(cinc2017_dir / "A00004.hea"), 0), 300.0))  # 300 Hz: another ratio
+def test_windows_are_preprocessed_together_as_each_window_alone(cpsc2021_dir, cinc2017_dir, cinc2021_dir, config, monkeypatch):
+    leads = [(read_record(cpsc2021_dir / name).signal[:, [lead]], 200.0) for name, lead in (("data_101_6.hea", 0), ("data_21_7.hea", 1))]
+    leads.append((read_record(cinc2017_dir / "A00004.hea").signal, 300.0))  # 300 to 150 Hz: 1/2
+    cinc2021 = read_record(sorted(cinc2021_dir.glob("*.hea"))[0])
+    leads.append((cinc2021.signal[:, [1]], cinc2021.fs))  # 500 to 150 Hz: 3/10
     together = config.normalization in STACKED_NORMALIZATIONS and not config.rr_channel
-    for windows, fs in stacks:
-        with monkeypatch.context() as m:
-            if together:  # the stack's own steps, not the one-by-one pipeline
-                m.setattr(pipeline, "preprocess_signal", None)
-            stacked = preprocess_stack(windows, fs, config)
-        alone = np.stack([preprocess_signal(w, fs, config) for w in windows])
-        assert stacked.dtype == np.float32 and stacked.shape == alone.shape
-        np.testing.assert_array_equal(stacked, alone)
+    for signal, fs in leads:
+        for seconds, hop_s in ((10.0, 2.0), (10.0, 0.35), (4.0, 4.0)):  # the finder's windows, and hops off the rate ratio
+            length, hop = round(seconds * fs), round(hop_s * fs)
+            starts = _starts(len(signal), length, hop)[:40]
+            with monkeypatch.context() as m:
+                if together:  # the stack's own steps, not the one-by-one pipeline
+                    m.setattr(pipeline, "preprocess_signal", None)
+                stacked = preprocess_windows(signal, starts, length, fs, config)
+            alone = _alone(signal, starts, length, fs, config)
+            assert stacked.dtype == np.float32 and stacked.shape == alone.shape
+            np.testing.assert_array_equal(stacked, alone)
 
 
-def test_windows_the_stack_cannot_take_together_are_taken_one_by_one(cpsc2021_dir):
+def test_windows_that_cannot_be_taken_together_are_taken_one_by_one(cpsc2021_dir):
     config = PreprocessConfig(fs=150.0, normalization="zscore", bandpass=None)
+    lead = read_record(cpsc2021_dir / "data_101_6.hea").signal[:4000, [0]]
     for spoil in ("beyond the headroom", "not finite"):
-        windows = _windows(read_record(cpsc2021_dir / "data_101_6.hea"), 0)[:8].copy()
-        if spoil == "beyond the headroom":  # that window alone is resampled in float64
-            windows[3] *= np.float32(1e31)
+        signal = lead.copy()
+        if spoil == "beyond the headroom":  # those windows are resampled in float64 on their own
+            signal[1000:1100] *= np.float32(1e31)
         else:
-            windows[5, 100] = np.inf
-        stacked = preprocess_stack(windows, 200.0, config)
-        np.testing.assert_array_equal(stacked, np.stack([preprocess_signal(w, 200.0, config) for w in windows]))
+            signal[1500] = np.inf
+        starts = _starts(len(signal), 2000, 400)
+        np.testing.assert_array_equal(preprocess_windows(signal, starts, 2000, 200.0, config), _alone(signal, starts, 2000, 200.0, config))

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from ecgrhythm.episodes.params import AF_LABEL, DEFAULT_PARAMS, EpisodeParams
-from ecgrhythm.preprocessing.stacked import preprocess_stack
+from ecgrhythm.preprocessing.stacked import preprocess_windows
 from ecgrhythm.records import EcgRecord
 
 __all__ = ["WindowProbabilities", "iter_window_probabilities", "collect_windows", "prepare_windows"]
@@ -104,16 +104,17 @@ def iter_window_probabilities(
 
 
 def prepare_windows(classifier, windows, fs: float, lead: str = "lead") -> list[np.ndarray]:
-    """The model input of windows of one lead: for each, what `classifier.prepare` gives for the window as a record of
-    its own, bit for bit.
+    """The model input of overlapping windows of one lead: for each, what `classifier.prepare` gives for the window as a
+    record of its own, bit for bit.
 
-    Windows of one length that make valid records (finite, long enough) for a single-lead model are prepared together
-    (:func:`~ecgrhythm.preprocessing.stacked.preprocess_stack`); any others one by one through `classifier.prepare`,
+    Windows of one length, each overlapping or meeting the next, that make valid records (finite, long enough) for a
+    single-lead model are prepared together from the stretch they cover
+    (:func:`~ecgrhythm.preprocessing.stacked.preprocess_windows`); any others one by one through `classifier.prepare`,
     which raises on the first that is no valid record, naming it.
 
     Args:
         classifier: a loaded :class:`~ecgrhythm.inference.classifier.RhythmClassifier`.
-        windows: `(start, stop, samples)` of each window: sample indices in the lead and float32 `(stop - start,)`.
+        windows: `(start, stop, samples)` of each window, in order: sample indices in the lead and float32 `(stop - start,)`.
         fs: sampling rate in Hz.
         lead: the lead's name.
 
@@ -127,11 +128,18 @@ def prepare_windows(classifier, windows, fs: float, lead: str = "lead") -> list[
     if not windows:
         return []
     record(*windows[0])  # validated as a record: its length and rate
-    length = len(windows[0][2])
-    if classifier.n_leads_ == 1 and all(len(w) == length for _, _, w in windows):
-        stack = np.stack([w for _, _, w in windows])[:, :, None]
-        if stack.dtype == np.float32 and np.isfinite(stack).all():
-            return list(preprocess_stack(stack, float(fs), classifier.preprocess_))
+    first, length = windows[0][0], len(windows[0][2])
+    together = classifier.n_leads_ == 1 and all(
+        b - a == length == len(w) and w.ndim == 1 and w.dtype == np.float32 and (i == 0 or windows[i - 1][0] <= a <= windows[i - 1][1])
+        for i, (a, b, w) in enumerate(windows)
+    )
+    if together:
+        stretch = np.empty((windows[-1][1] - first, 1), np.float32)
+        for a, b, w in windows:
+            stretch[a - first : b - first, 0] = w
+        if np.isfinite(stretch).all():
+            starts = [a - first for a, _, _ in windows]
+            return list(preprocess_windows(stretch, starts, length, float(fs), classifier.preprocess_))
     return [classifier.prepare(record(*w)) for w in windows]
 
 

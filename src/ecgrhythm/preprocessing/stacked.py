@@ -1,18 +1,28 @@
-"""Model input of many signals of one length at once, each as :func:`~ecgrhythm.preprocessing.pipeline.preprocess_signal` gives it.
+"""Model input of many overlapping windows of a signal at once, each as :func:`~ecgrhythm.preprocessing.pipeline.preprocess_signal` gives it.
 
 The episode finder prepares every window of a record on its own (10 s every 2 s: 43,200 windows in 24 hours), as the
 networks' training records were. One window at a time, most of the cost was Python's: making the record, choosing its
-lead, and the pipeline's steps on a 2,000-sample array. :func:`preprocess_stack` runs the same steps on a stack of
-windows along its time axis: the polyphase resampling (`scipy.signal.resample_poly` along the axis, the same filter),
-the band-pass (`sosfiltfilt` along the axis) and the normalisation's statistics and scaling per row, in the same
-dtypes and the same order of operations, so each row comes out bit for bit as on its own (the tests compare them on
-real records). Signals the steps would treat differently from one another (amplitudes above the float64 headroom of
-the resampling, non-finite values), models with an RR channel, a fixed input length or a robust normalisation take
-the one-at-a-time pipeline instead.
+lead, and the pipeline's steps on a 2,000-sample array. :func:`preprocess_windows` runs the same steps on all the
+windows of a stretch at once, in the same dtypes and the same order of operations, so each window comes out bit for bit
+as on its own (the tests compare them on real records):
+
+- resampling: `scipy.signal.resample_poly` (the pipeline's filter) of the whole stretch once, instead of every sample
+  five times over. An output sample whose filter lies within the window is computed by scipy's loop with the same
+  samples, coefficients and order of sums in the stretch as in the window alone (a window starting a whole number
+  of the rate ratio's denominators into the stretch, so that the phases agree); the few at each end, whose filter
+  reaches past the window, where the window alone is zero-padded, are resampled from the window's own ends. Windows
+  starting elsewhere (the last window of a record) are resampled on their own, along the stack's time axis;
+- the band-pass: `sosfiltfilt` along the stack's time axis;
+- the normalisation's statistics and scaling per window.
+
+Windows the steps would treat differently from one another (amplitudes above the float64 headroom of the resampling,
+non-finite values), and models with an RR channel, a fixed input length or a robust normalisation, take the
+one-at-a-time pipeline instead.
 """
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -21,26 +31,28 @@ from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.preprocessing import pipeline
 from ecgrhythm.preprocessing.filters import butterworth_sos
 
-__all__ = ["preprocess_stack", "STACKED_NORMALIZATIONS"]
+__all__ = ["preprocess_windows", "STACKED_NORMALIZATIONS"]
 
-STACKED_NORMALIZATIONS = ("zscore", "minmax", "none")  # those computed on the stack; "robust" takes the signals one by one
+STACKED_NORMALIZATIONS = ("zscore", "minmax", "none")  # those computed on the stack; "robust" takes the windows one by one
 
 
-def preprocess_stack(signals: np.ndarray, fs: float, config: PreprocessConfig) -> np.ndarray:
-    """The model input of each signal of `signals`, as `preprocess_signal(signals[i], fs, config)` gives it, bit for bit.
+def preprocess_windows(signal: np.ndarray, starts, length: int, fs: float, config: PreprocessConfig) -> np.ndarray:
+    """The model input of each window `signal[a : a + length]`, `a` in `starts`, as `preprocess_signal` gives it, bit for bit.
 
     Args:
-        signals: float32 array `(k, n_samples, n_leads)`, finite: `k` signals of one length whose columns are the
-            leads the model takes.
-        fs: their sampling rate in Hz.
+        signal: float32 array `(n_samples, n_leads)` whose columns are the leads the model takes.
+        starts: the windows' first samples, increasing, each window within `signal`.
+        length: samples per window (at least 2).
+        fs: the signal's sampling rate in Hz.
         config: the model's preprocessing.
 
     Returns:
-        float32 array `(k, m, config.n_channels(n_leads))`.
+        float32 array `(len(starts), m, config.n_channels(n_leads))`.
     """
-    if not _stackable(signals, config):
-        return np.stack([pipeline.preprocess_signal(s, fs, config) for s in signals])
-    x = _resampled(signals, fs, config.fs)
+    starts = np.asarray(starts, dtype=np.intp)
+    if not _stackable(signal[starts[0] : starts[-1] + length], length, config):
+        return np.stack([pipeline.preprocess_signal(signal[a : a + length], fs, config) for a in starts])
+    x = _resampled_windows(signal, starts, length, fs, config.fs)
     if config.bandpass is not None:
         sos = butterworth_sos(config.fs, *config.bandpass)
         padlen = min(x.shape[1] - 1, 3 * (2 * len(sos) + 1))
@@ -57,35 +69,72 @@ def preprocess_stack(signals: np.ndarray, fs: float, config: PreprocessConfig) -
     return pipeline._to_float32(z)
 
 
-def _stackable(signals: np.ndarray, config: PreprocessConfig) -> bool:
-    """Whether :func:`preprocess_stack` can run the steps on the whole stack (see the module docstring)."""
+def _stackable(stretch: np.ndarray, length: int, config: PreprocessConfig) -> bool:
+    """Whether :func:`preprocess_windows` can run the steps on all the windows of `stretch` at once (see the module docstring)."""
     return (
-        signals.ndim == 3
-        and signals.dtype == np.float32
-        and signals.shape[0] > 0
-        and signals.shape[1] >= 2
+        stretch.ndim == 2
+        and stretch.dtype == np.float32
+        and length >= 2
         and not config.rr_channel
         and config.fixed_length_s is None
         and config.normalization in STACKED_NORMALIZATIONS
-        and np.isfinite(signals).all()
-        and pipeline._peak(signals) <= pipeline._HEADROOM  # else resampling runs in float64, signal by signal
+        and np.isfinite(stretch).all()
+        and pipeline._peak(stretch) <= pipeline._HEADROOM  # else resampling runs in float64, window by window
     )
 
 
-def _resampled(signals: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
-    """:func:`~ecgrhythm.preprocessing.pipeline.resample` of each signal, along axis 1 (float32 input below the headroom)."""
-    if fs == target_fs:
-        return signals
-    from scipy.signal import resample_poly
+def _windows(signal: np.ndarray, starts: np.ndarray, a: int, b: int, length: int) -> np.ndarray:
+    """Samples `a:b` of each window `signal[start : start + length]`, float32 `(len(starts), b - a, n_leads)`."""
+    view = np.lib.stride_tricks.sliding_window_view(signal, length, axis=0)  # (n - length + 1, n_leads, length), no copy
+    return np.ascontiguousarray(view[starts, :, a:b].transpose(0, 2, 1))
 
+
+def _resampled_windows(signal: np.ndarray, starts: np.ndarray, length: int, fs: float, target_fs: float) -> np.ndarray:
+    """:func:`~ecgrhythm.preprocessing.pipeline.resample` of each window, from one resampling of the stretch they cover
+    (see the module docstring)."""
+    if fs == target_fs:
+        return _windows(signal, starts, 0, length, length)
     ratio = Fraction(target_fs / fs).limit_denominator(1000)
     up, down = ratio.numerator, ratio.denominator
-    out = resample_poly(signals, up, down, axis=1, window=pipeline._lowpass(up, down).astype(signals.dtype))
+    edge, end = _edge_samples(up, down)  # outputs redone at each end, from the window's first (last) `end` samples
+    aligned = np.flatnonzero((starts - starts[0]) % down == 0)
+    if length < 2 * end + down or len(aligned) < 2:
+        return _resampled(_windows(signal, starts, 0, length, length), up, down)
+    m = -(-length * up // down)
+    out = np.empty((len(starts), m, signal.shape[1]), np.float32)
+    stretch = _resampled(signal[None, starts[0] : starts[aligned[-1]] + length], up, down)[0]
+    out[aligned] = _windows(stretch, (starts[aligned] - starts[0]) * up // down, 0, m, m)
+    tail = length - down * ((length - end) // down)  # the window's last samples, from a whole number of `down` in
+    out[aligned, :edge] = _resampled(_windows(signal, starts[aligned], 0, end, length), up, down)[:, :edge]
+    out[aligned, m - edge :] = _resampled(_windows(signal, starts[aligned], length - tail, length, length), up, down)[:, -edge:]
+    others = np.setdiff1d(np.arange(len(starts)), aligned)
+    if len(others):
+        out[others] = _resampled(_windows(signal, starts[others], 0, length, length), up, down)
+    return pipeline._to_float32(out)  # the windows' own checks, element by element: nothing to change in finite values
+
+
+def _edge_samples(up: int, down: int) -> tuple[int, int]:
+    """`(edge, end)`: how many output samples at each end of a window are resampled again from its ends (all those whose
+    filter may reach past the window, with room to spare), and from how many input samples at that end (enough that
+    the segment's own far end reaches none of them)."""
+    half = 10 * max(up, down)  # resample_poly's filter: 2 * half + 1 taps, preceded by `pre` zeros
+    pre = down - half % down
+    taps, removed = 2 * half + 1 + pre, (half + pre) // down
+    edge = removed + math.ceil(taps / down) + 2
+    end = down * math.ceil(((edge + removed + math.ceil(taps / down) + 2) * down / up + 1) / down)
+    return edge, end
+
+
+def _resampled(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """`pipeline.resample` of each row of the float32 stack `x` `(k, n, n_leads)` (below the headroom), along axis 1."""
+    from scipy.signal import resample_poly
+
+    out = resample_poly(x, up, down, axis=1, window=pipeline._lowpass(up, down).astype(x.dtype))
     return pipeline._to_float32(out)
 
 
 def _sosfiltfilt(sos: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
-    """:func:`~ecgrhythm.preprocessing.filters.zero_phase` of each signal of `x` `(k, n, n_leads)`, along axis 1."""
+    """:func:`~ecgrhythm.preprocessing.filters.zero_phase` of each window of `x` `(k, n, n_leads)`, along axis 1."""
     from scipy.signal import sosfiltfilt
 
     return sosfiltfilt(sos, x, axis=1, padlen=padlen)
