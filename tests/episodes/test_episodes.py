@@ -46,6 +46,41 @@ def test_the_hmm_ignores_a_lone_window_and_keeps_a_sustained_run():
     np.testing.assert_allclose(smooth_af(1 - run, PARAMS), 1 - post, atol=1e-9)
 
 
+def _smooth_af_on_arrays(p_af, params):
+    """smooth_af as it was written on numpy's arrays of two: the reference of its recursions on Python floats."""
+    import math
+
+    p = np.clip(np.asarray(p_af, dtype=float), 1e-6, 1 - 1e-6)
+    n = len(p)
+    evidence = params.emission_scale * (np.log(p) - np.log1p(-p)) + params.emission_bias
+    log_e = np.stack([-np.logaddexp(0, evidence), -np.logaddexp(0, -evidence)], axis=1)
+    stay, switch = math.log1p(-params.switch_prob), math.log(params.switch_prob)
+    trans = np.array([[stay, switch], [switch, stay]])
+    fwd, bwd = np.empty((n, 2)), np.zeros((n, 2))
+    fwd[0] = log_e[0] + math.log(0.5)
+    for t in range(1, n):
+        fwd[t] = log_e[t] + np.logaddexp(fwd[t - 1, 0] + trans[0], fwd[t - 1, 1] + trans[1])
+    for t in range(n - 2, -1, -1):
+        nxt = bwd[t + 1] + log_e[t + 1]
+        bwd[t] = np.logaddexp(trans[:, 0] + nxt[0], trans[:, 1] + nxt[1])
+    post = fwd + bwd
+    return 1.0 / (1.0 + np.exp(post[:, 0] - post[:, 1]))
+
+
+def test_the_hmm_gives_the_numbers_of_its_recursions_on_arrays(shipped, cpsc2021_dir):
+    record = read_record(cpsc2021_dir / "data_101_6.hea")
+    windows = collect_windows(iter_window_probabilities(shipped, [record.signal[:, 0]], record.fs, lead="I"), shipped.classes_, record.duration_s)
+    rng = np.random.default_rng(0)
+    sequences = [windows.af_probability(), rng.random(3000), rng.random(3000) ** 12, 1 - rng.random(3000) ** 12, np.full(50, 0.5), [0.3]]
+    for params in (
+        PARAMS,
+        EpisodeParams(switch_prob=0.3, emission_scale=3.0, emission_bias=-2.0),
+        EpisodeParams(switch_prob=1e-9, emission_scale=0.01),
+    ):
+        for p in sequences:
+            np.testing.assert_array_equal(smooth_af(p, params), _smooth_af_on_arrays(p, params))
+
+
 def test_segments_cover_the_signal_and_change_where_the_probability_crosses_half():
     p = [0.0, 0.0, 0.2, 0.8, 1.0, 1.0, 1.0, 0.1, 0.0, 0.0]
     w = _windows(p)

@@ -34,18 +34,32 @@ def smooth_af(p_af: np.ndarray, params: EpisodeParams = DEFAULT_PARAMS) -> np.nd
     if n == 0:
         return p
     evidence = params.emission_scale * (np.log(p) - np.log1p(-p)) + params.emission_bias
-    log_e = np.stack([-np.logaddexp(0, evidence), -np.logaddexp(0, -evidence)], axis=1)  # (n, 2): non-AF, AF
+    log_e = np.stack([-np.logaddexp(0, evidence), -np.logaddexp(0, -evidence)], axis=1).tolist()  # (n, 2): non-AF, AF
     stay, switch = math.log1p(-params.switch_prob), math.log(params.switch_prob)
-    trans = np.array([[stay, switch], [switch, stay]])
-    fwd, bwd = np.empty((n, 2)), np.zeros((n, 2))
-    fwd[0] = log_e[0] + math.log(0.5)
-    for t in range(1, n):
-        fwd[t] = log_e[t] + np.logaddexp(fwd[t - 1, 0] + trans[0], fwd[t - 1, 1] + trans[1])
-    for t in range(n - 2, -1, -1):
-        nxt = bwd[t + 1] + log_e[t + 1]
-        bwd[t] = np.logaddexp(trans[:, 0] + nxt[0], trans[:, 1] + nxt[1])
-    post = fwd + bwd
+    # the recursions on Python floats, with numpy's logaddexp on each pair: the same numbers as on numpy's arrays of two
+    fwd = [(log_e[0][0] + math.log(0.5), log_e[0][1] + math.log(0.5))]
+    for e0, e1 in log_e[1:]:
+        f0, f1 = fwd[-1]
+        fwd.append((e0 + _logaddexp(f0 + stay, f1 + switch), e1 + _logaddexp(f0 + switch, f1 + stay)))
+    bwd = [(0.0, 0.0)]
+    for e0, e1 in reversed(log_e[1:]):
+        b0, b1 = bwd[-1]
+        n0, n1 = b0 + e0, b1 + e1
+        bwd.append((_logaddexp(stay + n0, switch + n1), _logaddexp(switch + n0, stay + n1)))
+    post = np.array(fwd) + np.array(bwd[::-1])
     return 1.0 / (1.0 + np.exp(post[:, 0] - post[:, 1]))
+
+
+_LOGE2 = 0.693147180559945309417232121458176568  # numpy's NPY_LOGE2
+
+
+def _logaddexp(x: float, y: float) -> float:
+    """`numpy.logaddexp(x, y)` of two floats, to the bit: numpy's own steps (`npy_logaddexp`) on the C library's `exp` and
+    `log1p`, which Python's `math` calls too; a test compares them on the windows of real records and on a wide spread."""
+    if x == y:
+        return x + _LOGE2
+    d = x - y
+    return x + math.log1p(math.exp(-d)) if d > 0 else y + math.log1p(math.exp(d))
 
 
 def af_segments(windows: WindowProbabilities, posterior: np.ndarray) -> list[tuple[float, float, bool]]:
