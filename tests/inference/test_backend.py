@@ -144,3 +144,17 @@ def test_the_cli_imports_neither_keras_nor_jax_nor_the_web_framework(cinc2017_di
     assert before == [] and after == ["onnxruntime"]
     rows = out.read_text().splitlines()
     assert rows[0].startswith("record,label,lead,N,A,O,~") and rows[1].startswith("A00004,A,")
+
+
+def test_onnx_runs_batches_of_any_size_to_the_same_probabilities(shipped, cpsc2021_dir):
+    onnx_clf, keras_clf = shipped
+    assert onnx_clf.backend_.any_batch and not keras_clf.backend_.any_batch
+    long = read_record(cpsc2021_dir / f"{LONG}.hea")
+    signal = onnx_clf.prepare(long)
+    step = int(10 * onnx_clf.preprocess_.fs)
+    windows = [signal[start : start + step] for start in range(0, len(signal) - step + 1, step // 5)]  # 10 s every 2 s
+    assert len(windows) > onnx_clf.batch_size * 3
+    default = onnx_clf.predict_prepared(windows, calibrated=False)
+    np.testing.assert_allclose(onnx_clf.predict_prepared(windows, calibrated=False, batch_size=64), default, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        onnx_clf.predict_prepared(windows, batch_size=0)

@@ -20,7 +20,8 @@ class EpisodeParams:
     Args:
         window_s: window length in seconds (the model saw 9-60 s records).
         hop_s: seconds between window starts.
-        batch_windows: windows classified per call of the network.
+        batch_windows: windows prepared together, and run in one network call on a backend that takes any batch
+            (onnxruntime; on Keras in batches of the classifier's `batch_size`).
         switch_prob: HMM probability of a change of rhythm from one window to the next.
         emission_scale: weight of a window's AF log-odds as HMM evidence
             (below 1: overlapping windows are not independent evidence).

@@ -60,6 +60,9 @@ class Backend(Protocol):
         n_networks: networks whose probabilities the model averages.
         networks: the Keras networks, or None for a backend without them (an ONNX file).
         split_source: where :meth:`training_split` reads the split, for messages.
+        any_batch: True when a batch of any size runs without compiling anything for it (onnxruntime), so a caller
+            with many signals of one length may pass larger batches; False when each batch shape is compiled (Keras on
+            JAX), where the classifier's own batch size keeps the shapes few.
     """
 
     path: Path
@@ -68,6 +71,7 @@ class Backend(Protocol):
     n_networks: int
     networks: list | None
     split_source: str
+    any_batch: bool
 
     def batch_functions(self, networks: int) -> contextlib.AbstractContextManager[list[BatchFunction]]:
         """Within the block, functions of a padded, masked batch whose mean is the probabilities of the first `networks` networks.

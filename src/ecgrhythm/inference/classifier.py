@@ -252,7 +252,7 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         self._check_fitted()
         return choose_lead(record, lead, self.n_leads_, model_leads=self.preprocess_.leads)
 
-    def predict_prepared(self, signals, *, calibrated: bool = True, networks: int | None = None) -> np.ndarray:
+    def predict_prepared(self, signals, *, calibrated: bool = True, networks: int | None = None, batch_size: int | None = None) -> np.ndarray:
         """Probabilities of already preprocessed signals (see :meth:`prepare`): the one place that runs the backend.
 
         Args:
@@ -262,6 +262,9 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
                 record and the AF episode model take them.
             networks: average only the model's first `networks` networks (`None`: all of them). The
                 calibration was fitted on all of them: pass `calibrated=False` with a subset.
+            batch_size: signals per network call (`None`: the classifier's `batch_size`). Larger batches of one
+                length run faster on a backend that takes any batch (`backend_.any_batch`, onnxruntime) with the same
+                probabilities; on Keras each new batch shape is compiled.
 
         Returns:
             float array `(len(signals), n_classes)`: the mean over the model's networks, calibrated unless
@@ -275,6 +278,7 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
         """
         self._check_fitted()
         check_positive_int("networks", networks, optional=True)
+        check_positive_int("batch_size", batch_size, optional=True)
         if networks is not None:
             if networks > self.n_networks_:
                 raise ValueError(f"Invalid argument `networks`: the model has {self.n_networks_} network(s). Received: networks={networks!r}")
@@ -289,7 +293,7 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
                 )
         if not signals:
             return np.zeros((0, len(self.classes_)))
-        probs = self._mean_probabilities(signals, networks or self.n_networks_)
+        probs = self._mean_probabilities(signals, networks or self.n_networks_, batch_size or self.batch_size)
         for step in ("the networks", "the calibration") if calibrated else ("the networks",):  # each step that can make NaN
             probs = self.calibrate(probs) if step == "the calibration" else probs
             bad = invalid_probability_rows(probs, softmax=not self.architecture_.multilabel)
@@ -301,10 +305,10 @@ class RhythmClassifier(SignalsMixin, TimelineMixin):
                 )
         return probs
 
-    def _mean_probabilities(self, signals, networks: int) -> np.ndarray:
+    def _mean_probabilities(self, signals, networks: int, batch_size: int) -> np.ndarray:
         """The mean probabilities of the first `networks` networks: each of the backend's batch functions over every batch in turn."""
         with self.backend_.batch_functions(networks) as functions:
-            outs = [run_signals(run, signals, self.buckets_, self.batch_size, n_classes=len(self.classes_)) for run in functions]
+            outs = [run_signals(run, signals, self.buckets_, batch_size, n_classes=len(self.classes_)) for run in functions]
         return outs[0] if len(outs) == 1 else np.mean(outs, axis=0)
 
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray:

@@ -32,7 +32,10 @@ class KerasBackend:
         path, networks, config: as given.
         classes: the model's class names.
         n_networks: `len(networks)`.
+        any_batch: False: each batch shape is compiled once.
     """
+
+    any_batch = False
 
     def __init__(self, path: Path, networks: list, config: dict):
         self.path = path

@@ -116,10 +116,12 @@ class OnnxBackend:
         n_networks: networks averaged by the graph (metadata "networks").
         networks: None (the file holds no Keras networks).
         split_source: where :meth:`training_split` reads the split, for messages.
+        any_batch: True: the graph's batch axis is dynamic.
     """
 
     networks = None
     split_source = "split in its metadata"
+    any_batch = True
 
     def __init__(self, path: Path, session, metadata: dict, config: dict, first_network=None):
         self.path = path
