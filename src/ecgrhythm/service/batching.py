@@ -104,8 +104,10 @@ class Batcher:
         view.predict_prepared = functools.partial(self.predict, ticket=ticket)
         return view
 
-    def predict(self, signals, *, calibrated: bool = True, networks: int | None = None, ticket) -> np.ndarray:
+    def predict(self, signals, *, calibrated: bool = True, networks: int | None = None, batch_size: int | None = None, ticket) -> np.ndarray:
         """The classifier's `predict_prepared(signals, calibrated=, networks=)`, run among other requests' signals.
+        `batch_size` is taken and left to the batcher, whose calls gather the signals of several requests up to its
+        own bound.
 
         Raises:
             ClientGone, DeadlineExceeded: from `ticket.check()`, before the call or while it waits.
