@@ -24,7 +24,8 @@ Its thresholds were set on the real records of `../shared/data` (the median corr
   set for an acceptable ECG): lead II before the precordial leads, the nearest in shape to lead I.
 
 It reads the first `CHECK_S` seconds of each lead, as the plausibility checks do, and costs a beat
-detection on one lead (about 2 ms per 30 s at 300 Hz) when the preferred lead is usable, on every lead otherwise.
+detection on one lead when the preferred lead is usable, on every lead otherwise (the checks' cost, which is mostly
+that detection: `benchmarks/plausibility_checks.py`).
 """
 
 from __future__ import annotations

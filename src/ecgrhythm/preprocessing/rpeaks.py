@@ -18,7 +18,7 @@ the beats of the signal-quality index and of the rate checks. :func:`detect_beat
 runs sleepecg's own steps (its C integration and thresholding) after its band-pass
 made by :func:`~ecgrhythm.preprocessing.filters.zero_phase_lead`, whose design and
 initial state are made once per rate: the same beats to the sample (a test compares
-them on real records) in 0.31 ms instead of 0.49 ms per 30 s CinC 2017 record. Should
+them on real records), without redesigning the filter at every call. Should
 a sleepecg release drop those steps, the public `detect_heartbeats` is used instead.
 With `min_fs` it detects on the lead brought down to that rate or a little more (a 300 Hz lead on half its samples),
 and puts each beat back at the lead's own rate, within a sample of the beat found there on clean records
