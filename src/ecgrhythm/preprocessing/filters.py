@@ -41,11 +41,11 @@ def _design(fs: float, low: float, high: float, order: int) -> np.ndarray:
     return butter(order, high, btype="lowpass", fs=fs, output="sos")
 
 
-def zero_phase(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
-    """`x` (float64, time along axis 0, at least 2 samples) filtered by `sos` forwards and backwards, in float64."""
+def zero_phase(x: np.ndarray, sos: np.ndarray, axis: int = 0) -> np.ndarray:
+    """`x` (float64, time along `axis`, at least 2 samples) filtered by `sos` forwards and backwards, in float64."""
     from scipy.signal import sosfiltfilt
 
-    return sosfiltfilt(sos, x, axis=0, padlen=min(x.shape[0] - 1, 3 * (2 * len(sos) + 1)))
+    return sosfiltfilt(sos, x, axis=axis, padlen=min(x.shape[axis] - 1, 3 * (2 * len(sos) + 1)))
 
 
 def zero_phase_lead(x: np.ndarray, fs: float, low: float, high: float, order: int = 3) -> np.ndarray:

@@ -85,17 +85,25 @@ def resample(signal: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
     """
     if fs == target_fs:
         return signal
-    from scipy.signal import resample_poly
-
-    ratio = Fraction(target_fs / fs).limit_denominator(1000)
     if signal.shape[0] == 0:
         return np.zeros(signal.shape, dtype=np.float32)
     if _peak(signal) > _HEADROOM:
         signal = signal.astype(np.float64)
-    up, down = ratio.numerator, ratio.denominator
+    return polyphase(signal, *rate_ratio(fs, target_fs))
+
+
+def rate_ratio(fs: float, target_fs: float) -> tuple[int, int]:
+    """`(up, down)`: `target_fs / fs` as a fraction with a denominator of at most 1000, as :func:`resample` takes it."""
+    ratio = Fraction(target_fs / fs).limit_denominator(1000)
+    return ratio.numerator, ratio.denominator
+
+
+def polyphase(x: np.ndarray, up: int, down: int, axis: int = 0) -> np.ndarray:
+    """`x` resampled by `up/down` along `axis` with `scipy.signal.resample_poly` and its own filter, in float32."""
+    from scipy.signal import resample_poly
+
     # resample_poly's own filter, designed once per ratio (a fresh copy each call: resample_poly scales it in place)
-    out = resample_poly(signal, up, down, axis=0, window=_lowpass(up, down).astype(signal.dtype))
-    return _to_float32(out)
+    return _to_float32(resample_poly(x, up, down, axis=axis, window=_lowpass(up, down).astype(x.dtype)))
 
 
 @functools.lru_cache(maxsize=32)

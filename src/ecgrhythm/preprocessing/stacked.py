@@ -23,13 +23,12 @@ one-at-a-time pipeline instead.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 
 from ecgrhythm.config import PreprocessConfig
 from ecgrhythm.preprocessing import pipeline
-from ecgrhythm.preprocessing.filters import butterworth_sos
+from ecgrhythm.preprocessing.filters import butterworth_sos, zero_phase
 
 __all__ = ["preprocess_windows", "STACKED_NORMALIZATIONS"]
 
@@ -54,9 +53,7 @@ def preprocess_windows(signal: np.ndarray, starts, length: int, fs: float, confi
         return np.stack([pipeline.preprocess_signal(signal[a : a + length], fs, config) for a in starts])
     x = _resampled_windows(signal, starts, length, fs, config.fs)
     if config.bandpass is not None:
-        sos = butterworth_sos(config.fs, *config.bandpass)
-        padlen = min(x.shape[1] - 1, 3 * (2 * len(sos) + 1))
-        x = pipeline._to_float32(_sosfiltfilt(sos, x.astype(np.float64), padlen))
+        x = pipeline._to_float32(zero_phase(x.astype(np.float64), butterworth_sos(config.fs, *config.bandpass), axis=1))
     if config.normalization == "none":
         return x
     z = x.astype(np.float64)
@@ -94,22 +91,21 @@ def _resampled_windows(signal: np.ndarray, starts: np.ndarray, length: int, fs: 
     (see the module docstring)."""
     if fs == target_fs:
         return _windows(signal, starts, 0, length, length)
-    ratio = Fraction(target_fs / fs).limit_denominator(1000)
-    up, down = ratio.numerator, ratio.denominator
+    up, down = pipeline.rate_ratio(fs, target_fs)
     edge, end = _edge_samples(up, down)  # outputs redone at each end, from the window's first (last) `end` samples
     aligned = np.flatnonzero((starts - starts[0]) % down == 0)
     if length < 2 * end + down or len(aligned) < 2:
-        return _resampled(_windows(signal, starts, 0, length, length), up, down)
+        return pipeline.polyphase(_windows(signal, starts, 0, length, length), up, down, axis=1)
     m = -(-length * up // down)
     out = np.empty((len(starts), m, signal.shape[1]), np.float32)
-    stretch = _resampled(signal[None, starts[0] : starts[aligned[-1]] + length], up, down)[0]
+    stretch = pipeline.polyphase(signal[None, starts[0] : starts[aligned[-1]] + length], up, down, axis=1)[0]
     out[aligned] = _windows(stretch, (starts[aligned] - starts[0]) * up // down, 0, m, m)
     tail = length - down * ((length - end) // down)  # the window's last samples, from a whole number of `down` in
-    out[aligned, :edge] = _resampled(_windows(signal, starts[aligned], 0, end, length), up, down)[:, :edge]
-    out[aligned, m - edge :] = _resampled(_windows(signal, starts[aligned], length - tail, length, length), up, down)[:, -edge:]
+    out[aligned, :edge] = pipeline.polyphase(_windows(signal, starts[aligned], 0, end, length), up, down, axis=1)[:, :edge]
+    out[aligned, m - edge :] = pipeline.polyphase(_windows(signal, starts[aligned], length - tail, length, length), up, down, axis=1)[:, -edge:]
     others = np.setdiff1d(np.arange(len(starts)), aligned)
     if len(others):
-        out[others] = _resampled(_windows(signal, starts[others], 0, length, length), up, down)
+        out[others] = pipeline.polyphase(_windows(signal, starts[others], 0, length, length), up, down, axis=1)
     return pipeline._to_float32(out)  # the windows' own checks, element by element: nothing to change in finite values
 
 
@@ -123,18 +119,3 @@ def _edge_samples(up: int, down: int) -> tuple[int, int]:
     edge = removed + math.ceil(taps / down) + 2
     end = down * math.ceil(((edge + removed + math.ceil(taps / down) + 2) * down / up + 1) / down)
     return edge, end
-
-
-def _resampled(x: np.ndarray, up: int, down: int) -> np.ndarray:
-    """`pipeline.resample` of each row of the float32 stack `x` `(k, n, n_leads)` (below the headroom), along axis 1."""
-    from scipy.signal import resample_poly
-
-    out = resample_poly(x, up, down, axis=1, window=pipeline._lowpass(up, down).astype(x.dtype))
-    return pipeline._to_float32(out)
-
-
-def _sosfiltfilt(sos: np.ndarray, x: np.ndarray, padlen: int) -> np.ndarray:
-    """:func:`~ecgrhythm.preprocessing.filters.zero_phase` of each window of `x` `(k, n, n_leads)`, along axis 1."""
-    from scipy.signal import sosfiltfilt
-
-    return sosfiltfilt(sos, x, axis=1, padlen=padlen)
