@@ -109,3 +109,15 @@ def test_links_within_the_folder_or_to_a_linked_pair_are_read(tmp_path, cinc2017
     for suffix in (".hea", ".mat"):
         (pair / f"A00001{suffix}").symlink_to(cinc2017_dir / f"A00001{suffix}")
     np.testing.assert_array_equal(read_record(pair / "A00001.hea").signal, expected)
+
+
+def test_lead_names_from_a_header_are_cut_and_made_printable(tmp_path, holter):
+    header, samples = holter
+    lines = header.splitlines()
+    lines[1] = " ".join(lines[1].split()[:8] + ["V" * 5000])  # a 5,000-character name
+    lines[2] = " ".join(lines[2].split()[:8] + ["II\x1b[2J distal\x07"])  # a terminal escape and a bell
+    path = _write(tmp_path / "names", "\n".join(lines), samples)
+    expected = ("V" * 64, "II [2J distal")
+    assert read_record(path).sig_name == expected
+    with open_long_record(path) as stream:  # a long record read in pieces names its leads alike
+        assert stream.sig_name == expected

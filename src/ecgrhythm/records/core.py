@@ -33,6 +33,7 @@ MAX_LEADS = 64
 MIN_FS, MAX_FS = 20.0, 100_000.0
 MAX_HEADER_BYTES = 1 << 20
 MAX_SHOWN_NAME = 80  # characters of a file-supplied name echoed in messages
+MAX_LEAD_NAME = 64  # characters of a lead name kept from a file: EDF allows 16, the 12 standard leads need 3
 
 
 class RecordError(ValueError):
@@ -262,6 +263,21 @@ def check_file(path: Path, what="file", source=None) -> None:
 def shown(name: str) -> str:
     """`name` as echoed in a message: at most :data:`MAX_SHOWN_NAME` characters, then `...`."""
     return name if len(name) <= MAX_SHOWN_NAME else name[:MAX_SHOWN_NAME] + "..."
+
+
+def lead_names(names, n_leads: int) -> tuple[str, ...]:
+    """The lead names a file gives, made safe to show and to write: characters that do not print (line breaks, tabs,
+    terminal escapes) become spaces, surrounding spaces go, and a name is cut to :data:`MAX_LEAD_NAME` characters; a
+    lead without a name (or none left) is `lead1`, `lead2`, ... by its place.
+
+    Example:
+        >>> from ecgrhythm.records.core import lead_names
+        >>> lead_names(["II", "V1\\x1b[2J", "", None], 4)
+        ('II', 'V1 [2J', 'lead3', 'lead4')
+    """
+    given = list(names or ())
+    cleaned = ("".join(c if c.isprintable() else " " for c in str(given[i])).strip() if i < len(given) and given[i] else "" for i in range(n_leads))
+    return tuple(name[:MAX_LEAD_NAME] or f"lead{i + 1}" for i, name in enumerate(cleaned))
 
 
 def header_bytes(header: Path) -> bytes:

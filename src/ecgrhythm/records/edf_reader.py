@@ -27,7 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgrhythm.records.core import MAX_DURATION_S, MAX_STREAM_DURATION_S, Annotation, Decoded, RecordError, check_file, check_length, validate_piece
+from ecgrhythm.records.core import (
+    MAX_DURATION_S,
+    MAX_STREAM_DURATION_S,
+    Annotation,
+    Decoded,
+    RecordError,
+    check_file,
+    check_length,
+    lead_names,
+    validate_piece,
+)
 from ecgrhythm.records.edf_header import EdfHeader, ecg_signals, read_edf_header
 from ecgrhythm.records.limits import check_whole_read, max_decoded_bytes, whole_read_fits
 from ecgrhythm.records.registry import register_reader
@@ -156,7 +166,7 @@ class EdfStream:
         self.header, self.fs, self.record_name = path, fs, path.stem
         self._reader = reader
         self.n_samples = header.n_records * header.samples[channels[0]]
-        self.sig_name = tuple(header.labels[i] or f"lead{k + 1}" for k, i in enumerate(channels))
+        self.sig_name = lead_names([header.labels[i] for i in channels], len(channels))
         # EDFlib hides the annotation signals of EDF+/BDF+ files from its signal numbers.
         visible = [i for i in range(len(header.labels)) if not (header.plus and header.is_annotation(i))]
         if list(reader.getSignalLabels()) != [header.labels[i] for i in visible]:

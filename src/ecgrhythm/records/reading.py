@@ -6,7 +6,7 @@ import math
 import numbers
 from pathlib import Path
 
-from ecgrhythm.records.core import GIVE_FS, EcgRecord, RecordError, check_file, check_fs, validate_signal
+from ecgrhythm.records.core import GIVE_FS, EcgRecord, RecordError, check_file, check_fs, lead_names, validate_signal
 from ecgrhythm.records.registry import describe_suffixes, reader_for
 from ecgrhythm.records.wfdb_reader import named_header, read_wfdb, sibling_header
 
@@ -105,5 +105,12 @@ def _read(path: Path, fs, mat_gain) -> EcgRecord:
 def _validated(decoded, path: Path) -> EcgRecord:
     """The one validation boundary: what a reader decoded, checked and made a record named after `path`."""
     validate_signal(decoded.signal, decoded.fs, source=str(path))
-    leads = decoded.sig_name or tuple(f"lead{i + 1}" for i in range(decoded.signal.shape[1]))
-    return EcgRecord(decoded.signal, decoded.fs, leads, path.stem, decoded.comments, start_time=decoded.start_time, annotations=decoded.annotations)
+    return EcgRecord(
+        decoded.signal,
+        decoded.fs,
+        lead_names(decoded.sig_name, decoded.signal.shape[1]),
+        path.stem,
+        decoded.comments,
+        start_time=decoded.start_time,
+        annotations=decoded.annotations,
+    )

@@ -40,6 +40,7 @@ from ecgrhythm.records.core import (
     check_fs,
     header_bytes,
     header_lines,
+    lead_names,
     signal_file_names,
     validate_piece,
 )
@@ -195,7 +196,7 @@ class WfdbStream:
     def __init__(self, header: Path, base: str, meta, fs: float, *, plain=None):
         self.header, self._base, self.fs, self._plain = header, base, fs, plain
         self.n_samples = meta.sig_len
-        self.sig_name = tuple(str(n) if n else f"lead{i + 1}" for i, n in enumerate(meta.sig_name or [None] * meta.n_sig))
+        self.sig_name = lead_names(meta.sig_name, meta.n_sig)
         self.comments = tuple(str(c) for c in meta.comments or ())
         self.record_name = header.stem
         self.start_time = _start_time(meta)
