@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -183,6 +184,17 @@ def test_bad_requests(client, cinc2017_dir):
     for what, (data, files, status, text) in cases.items():
         r = client.post("/v1/classify", files=files or None, data=data)
         assert (r.status_code, text in r.json()["detail"]) == (status, True), (what, r.text)
+
+
+def test_bodies_the_form_parser_would_misread_are_refused_with_their_reason(client, cinc2017_dir):
+    request = client.build_request("POST", "/v1/classify", files=_files(cinc2017_dir / "A00001.hea", cinc2017_dir / "A00001.mat"))
+    body, content_type = request.read(), request.headers["content-type"]
+    cut = client.post("/v1/classify", content=body[: len(body) // 2], headers={"content-type": content_type})  # no closing boundary
+    assert cut.status_code == 400 and "no closing boundary" in cut.json()["detail"], cut.text
+    packed = client.post("/v1/classify", content=gzip.compress(body), headers={"content-type": content_type, "content-encoding": "gzip"})
+    assert packed.status_code == 415 and "Content-Encoding: gzip" in packed.json()["detail"], packed.text
+    whole = client.post("/v1/classify", content=body + b"an epilogue\r\n", headers={"content-type": content_type})
+    assert whole.status_code == 200 and whole.json()["record"] == "A00001"  # text after the closing boundary is allowed
 
 
 def test_file_names_are_sanitised(client, tmp_path):

@@ -69,7 +69,7 @@ from ecgrhythm.service.classify import Service
 from ecgrhythm.service.guard import Guard, uvicorn_config
 from ecgrhythm.service.limits import Limits, limits_of
 from ecgrhythm.service.openapi import DOCS_PATHS, DOCS_PREFIX, add_docs, endpoint
-from ecgrhythm.service.uploads import parse_fs, pick_record, save_uploads, text_field
+from ecgrhythm.service.uploads import parse_fs, pick_record, save_uploads, text_field, upload_form
 from ecgrhythm.service.work import ClientGone, DeadlineExceeded, WorkQueue
 
 __all__ = ["create_app", "access_token", "background_server", "AnswerResponse", "TOKEN_ENV"]
@@ -224,7 +224,7 @@ def _add_api(app: FastAPI, service: Service, work: WorkQueue, limits: Limits, to
 
     @app.post("/v1/classify", **endpoint("classify", token))
     async def classify(request: Request):
-        async with request.form(max_files=MAX_FILES, max_fields=4) as form:
+        async with upload_form(request, max_files=MAX_FILES, max_fields=4) as form:
             fs = parse_fs(text_field(form, "fs"))
             lead = (text_field(form, "lead") or "").strip()[:40] or None
             uploads = form.getlist("files")

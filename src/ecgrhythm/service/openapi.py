@@ -114,8 +114,8 @@ class ExampleClassification(Classification):
 
 
 _MEANINGS = {
-    400: "A malformed request: a `Host` header that does not name this server, a bad `Content-Length`, no file, "
-    "an unsupported file type or a set of files that is not one record.",
+    400: "A malformed request: a `Host` header that does not name this server, a bad `Content-Length`, a multipart body "
+    "without its closing boundary (cut short), no file, an unsupported file type or a set of files that is not one record.",
     401: "Missing or wrong access token (only on a server started with one): send `Authorization: Bearer TOKEN`.",
     403: "An unsafe request (POST) sent by a web page of another site.",
     404: "No example of that name on this server.",
@@ -123,6 +123,7 @@ _MEANINGS = {
     "or not complete within its `--body-timeout`.",
     413: "The request body is larger than the server's `--max-upload-mb` (see `max_upload_bytes` of `/health`), "
     "or the record is too long to classify within the server's `--deadline`.",
+    415: "A compressed body (`Content-Encoding` other than identity): send the files as they are.",
     422: "The record cannot be read or used (the message names the uploaded file), `fs` is not a usable rate, "
     "a header-less file came without `fs`, or the model gives no finite probabilities for it.",
     500: "An unexpected failure; the server logged it.",
@@ -193,7 +194,7 @@ ENDPOINTS = {
         "The body is checked while it arrives: over the size limit it is refused with 413, too slow with 408. Once complete, the "
         "request waits its turn in a bounded queue and is answered within the server's deadline, or refused with 503 (busy, with "
         "`Retry-After`), 413 (a record too long to classify within the deadline) or 504 (work stopped at the deadline).",
-        (400, 401, 403, 408, 413, 422, 500, 503, 504),
+        (400, 401, 403, 408, 413, 415, 422, 500, 503, 504),
         response_model=Classification,
         openapi_extra=CLASSIFY_REQUEST,
     ),

@@ -7,6 +7,7 @@ uploaded file, never a server path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ from fastapi import HTTPException
 from ecgrhythm.records import RecordError, check_fs, record_suffixes
 from ecgrhythm.records.registry import reader_for
 
-__all__ = ["UPLOAD_SUFFIXES", "safe_name", "text_field", "parse_fs", "pick_record", "save_uploads", "hide_folders"]
+__all__ = ["UPLOAD_SUFFIXES", "safe_name", "upload_form", "text_field", "parse_fs", "pick_record", "save_uploads", "hide_folders"]
 
 UPLOAD_SUFFIXES = (*record_suffixes(), ".dat")  # .dat: WFDB signal files, read through their header
 
@@ -36,6 +37,39 @@ def safe_name(filename) -> str:
             f"{base}: unsupported file type {suffix or '(none)'!r}: upload a .hea header with its .mat/.dat signal file, one .edf or .bdf file, or one .mat, .csv or .npy file with fs",
         )
     return base
+
+
+_TAIL_BYTES = 4096  # of the body kept to find the closing boundary (and a short epilogue after it)
+
+
+@contextlib.asynccontextmanager
+async def upload_form(request, **limits):
+    """The request's multipart form (Starlette's `request.form(**limits)`), refused with a reason where the parser
+    would drop what it cannot read: a compressed body (415: `Content-Encoding` other than identity) or a multipart
+    body without its closing boundary (400: cut short or malformed; its last part would be dropped unseen)."""
+    from starlette.requests import Request
+
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise HTTPException(415, f"compressed uploads (Content-Encoding: {encoding[:20]}) are not accepted: send the files as they are")
+    boundary = (
+        re.search(r'boundary="?([^";]+)', request.headers.get("content-type", ""))
+        if "multipart/" in request.headers.get("content-type", "")
+        else None
+    )
+    tail = bytearray()
+
+    async def receive():
+        message = await request.receive()
+        if message["type"] == "http.request":
+            tail.extend(message.get("body", b""))
+            del tail[:-_TAIL_BYTES]
+        return message
+
+    async with Request(request.scope, receive).form(**limits) as form:
+        if boundary is not None and b"--" + boundary.group(1).encode("latin-1") + b"--" not in tail:
+            raise HTTPException(400, "the multipart body has no closing boundary: the upload was cut short or is malformed; send it again")
+        yield form
 
 
 def text_field(form, name: str) -> str | None:
