@@ -54,18 +54,18 @@ ROBUST_VALUES = 10_000_000  # values per lead kept for the percentiles of a robu
 _EPS = 1e-6
 _F32_MAX = float(np.finfo(np.float32).max)
 # Above this magnitude, filtering in float32 may overflow: such signals are filtered in float64.
-_HEADROOM = 1e30
+HEADROOM = 1e30
 RR_RANGE_S = (0.2, 3.0)  # seconds: RR intervals are clipped to it (300 to 20 beats per minute), so a missed beat stays bounded
 
 
-def _peak(signal: np.ndarray) -> float:
+def abs_max(signal: np.ndarray) -> float:
     """Largest absolute sample (0 for an empty array), without a temporary copy."""
     return max(float(signal.max()), -float(signal.min())) if signal.size else 0.0
 
 
-def _to_float32(x: np.ndarray) -> np.ndarray:
+def to_float32(x: np.ndarray) -> np.ndarray:
     """Contiguous float32, with values beyond float32's range clipped to its largest finite value."""
-    if x.dtype != np.float32 and x.size and _peak(x) > _F32_MAX:
+    if x.dtype != np.float32 and x.size and abs_max(x) > _F32_MAX:
         x = np.clip(x, -_F32_MAX, _F32_MAX)
     out = np.ascontiguousarray(x, dtype=np.float32)
     if out.size and not math.isfinite(out.sum(dtype=np.float64)):
@@ -87,7 +87,7 @@ def resample(signal: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
         return signal
     if signal.shape[0] == 0:
         return np.zeros(signal.shape, dtype=np.float32)
-    if _peak(signal) > _HEADROOM:
+    if abs_max(signal) > HEADROOM:
         signal = signal.astype(np.float64)
     return polyphase(signal, *rate_ratio(fs, target_fs))
 
@@ -103,7 +103,7 @@ def polyphase(x: np.ndarray, up: int, down: int, axis: int = 0) -> np.ndarray:
     from scipy.signal import resample_poly
 
     # resample_poly's own filter, designed once per ratio (a fresh copy each call: resample_poly scales it in place)
-    return _to_float32(resample_poly(x, up, down, axis=axis, window=_lowpass(up, down).astype(x.dtype)))
+    return to_float32(resample_poly(x, up, down, axis=axis, window=_lowpass(up, down).astype(x.dtype)))
 
 
 @functools.lru_cache(maxsize=32)
@@ -126,7 +126,7 @@ def bandpass(signal: np.ndarray, fs: float, low: float, high: float, order: int 
     """
     if signal.shape[0] < 2:
         return np.array(signal, dtype=np.float32)
-    return _to_float32(zero_phase(np.asarray(signal, dtype=np.float64), butterworth_sos(fs, low, high, order)))
+    return to_float32(zero_phase(np.asarray(signal, dtype=np.float64), butterworth_sos(fs, low, high, order)))
 
 
 def normalize(signal: np.ndarray, method: str) -> np.ndarray:
@@ -144,7 +144,7 @@ def normalize(signal: np.ndarray, method: str) -> np.ndarray:
         return signal
     x = signal.astype(np.float64)
     _, center, scale = normalization_of([x], method, x.shape[1])
-    return _to_float32(x) if center is None else apply_normalization(x, center, scale)
+    return to_float32(x) if center is None else apply_normalization(x, center, scale)
 
 
 def normalization_of(pieces: Iterable[np.ndarray], method: str, n_leads: int) -> tuple[int, np.ndarray | None, np.ndarray | None]:
@@ -227,7 +227,7 @@ def apply_normalization(signal: np.ndarray, center, scale) -> np.ndarray:
     x = np.asarray(signal, dtype=np.float64)
     x -= center
     x /= scale
-    return _to_float32(x)
+    return to_float32(x)
 
 
 def crop_or_pad(signal: np.ndarray, kept: int, length: int) -> np.ndarray:

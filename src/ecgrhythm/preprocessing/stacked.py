@@ -53,7 +53,7 @@ def preprocess_windows(signal: np.ndarray, starts, length: int, fs: float, confi
         return np.stack([pipeline.preprocess_signal(signal[a : a + length], fs, config) for a in starts])
     x = _resampled_windows(signal, starts, length, fs, config.fs)
     if config.bandpass is not None:
-        x = pipeline._to_float32(zero_phase(x.astype(np.float64), butterworth_sos(config.fs, *config.bandpass), axis=1))
+        x = pipeline.to_float32(zero_phase(x.astype(np.float64), butterworth_sos(config.fs, *config.bandpass), axis=1))
     if config.normalization == "none":
         return x
     z = x.astype(np.float64)
@@ -63,7 +63,7 @@ def preprocess_windows(signal: np.ndarray, starts, length: int, fs: float, confi
     center, scale = pipeline.normalization(config.normalization, lo, hi, mean=mean, std=std)
     z -= center[:, None]
     z /= scale[:, None]
-    return pipeline._to_float32(z)
+    return pipeline.to_float32(z)
 
 
 def _stackable(stretch: np.ndarray, length: int, config: PreprocessConfig) -> bool:
@@ -76,7 +76,7 @@ def _stackable(stretch: np.ndarray, length: int, config: PreprocessConfig) -> bo
         and config.fixed_length_s is None
         and config.normalization in STACKED_NORMALIZATIONS
         and np.isfinite(stretch).all()
-        and pipeline._peak(stretch) <= pipeline._HEADROOM  # else resampling runs in float64, window by window
+        and pipeline.abs_max(stretch) <= pipeline.HEADROOM  # else resampling runs in float64, window by window
     )
 
 
@@ -106,7 +106,7 @@ def _resampled_windows(signal: np.ndarray, starts: np.ndarray, length: int, fs: 
     others = np.setdiff1d(np.arange(len(starts)), aligned)
     if len(others):
         out[others] = pipeline.polyphase(_windows(signal, starts[others], 0, length, length), up, down, axis=1)
-    return pipeline._to_float32(out)  # the windows' own checks, element by element: nothing to change in finite values
+    return pipeline.to_float32(out)  # the windows' own checks, element by element: nothing to change in finite values
 
 
 def _edge_samples(up: int, down: int) -> tuple[int, int]:
