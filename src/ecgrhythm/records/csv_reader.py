@@ -72,7 +72,8 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
     with open(path, encoding="utf-8-sig", errors="strict") as f:
         try:
             skip, delimiter, decimal_comma, leads, n_columns = _layout(f, path)
-            if fs is None and (_time_unit(leads[0], path) is None if leads is not None else n_columns < 2):  # before parsing it all
+            scale = _time_unit(leads[0], path) if leads is not None else None  # seconds per unit of a named time column
+            if fs is None and (scale is None if leads is not None else n_columns < 2):  # before parsing it all
                 raise RecordError(path, f"the file has no time column and so no sampling rate: {GIVE_FS}")
             max_rows = _max_rows(n_columns, fs)
             f.seek(0)
@@ -91,7 +92,7 @@ def read_csv(path: Path, *, fs: float | None, **_options) -> Decoded:
     if leads is not None and len(leads) != array.shape[1]:
         raise RecordError(path, f"the header row names {len(leads)} columns but rows have {array.shape[1]}")
     with np.errstate(over="ignore", invalid="ignore"):  # samples beyond float32 range are refused by name when validated
-        array, leads, fs = _time_base(array, leads, fs, path)
+        array, leads, fs = _time_base(array, leads, fs, path, scale)
         if fs is None:
             raise RecordError(path, f"the file has no header and so no sampling rate: {GIVE_FS}")
         if leads is not None:
@@ -203,9 +204,9 @@ def _check_line_lengths(path: Path) -> None:
             before += len(ends)
 
 
-def _time_base(array: np.ndarray, leads, fs, path):
-    """`(leads' columns, their names, fs)`: a first column of times dropped, its rate checked against the caller's `fs`."""
-    scale = _time_unit(leads[0], path) if leads is not None else None
+def _time_base(array: np.ndarray, leads, fs, path, scale: float | None):
+    """`(leads' columns, their names, fs)`: a first column of times dropped, its rate checked against the caller's `fs`
+    (`scale`: seconds per unit of the first column when the header row names it as time, from :func:`_time_unit`)."""
     if leads is None and not _looks_like_time(array):
         return array, leads, fs
     if scale is None and leads is not None:
