@@ -38,8 +38,17 @@ def test_real_records_at_their_true_rate_raise_no_warning(cinc2017_dir, cpsc2021
 def test_a_noisy_record_is_undetermined_not_flagged(cinc2017_dir):
     noisy = _cinc2017(cinc2017_dir, "A00056")  # class ~: the beats do not look alike
     for fs in (150, 300, 500):
-        found = check_signal(noisy.signal, fs)
+        found = check_signal(noisy.signal, fs, quick=False)
         assert found.ok and found.heart_rate_bpm is None and found.r_amplitude > 0
+        # its QRS envelope repeats regularly enough for the quick look, which settles it at 300 and 500 Hz
+        assert check_signal(noisy.signal, fs).ok
+
+
+def test_the_quick_look_settles_a_regular_record_without_beats(cinc2017_dir):
+    record = _cinc2017(cinc2017_dir, "A00001")
+    quick, beats = check_signal(record.signal, 300), check_signal(record.signal, 300, quick=False)
+    assert quick.ok and quick.r_width_ms is None and beats.r_width_ms is not None
+    assert quick.heart_rate_bpm == pytest.approx(beats.heart_rate_bpm, rel=0.05)
 
 
 @pytest.mark.parametrize(("name", "wrong_fs"), [(CAUGHT_AT_500, 500), (CAUGHT_AT_150, 150)])
