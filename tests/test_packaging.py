@@ -37,6 +37,8 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
         for page_file in sorted(p.name for p in (ROOT / "src" / "ecgrhythm" / "service" / "static").iterdir()):
             # the page, its scripts (app.js, paper.js), style and icon
             assert f"ecgrhythm/service/static/{page_file}" in archive.namelist(), page_file
+        tagger = ROOT / "src" / "ecgrhythm" / "episodes" / "rr_tagger.onnx"  # the beats method's R-R tagger
+        assert archive.read("ecgrhythm/episodes/rr_tagger.onnx") == tagger.read_bytes()
 
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True, timeout=300)
@@ -44,8 +46,11 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
         "import json, sys, ecgrhythm\n"
         "from ecgrhythm.inference.classifier import RhythmClassifier, default_model_dir\n"
         "clf = RhythmClassifier.load()\n"
+        "from ecgrhythm.episodes.rr_tagger import rr_tagger_logit\n"
+        "tagged = rr_tagger_logit(__import__('numpy').arange(0, 20000, 160), 200.0)\n"
         "print(json.dumps({'package': ecgrhythm.__file__, 'default': str(default_model_dir()), 'loaded': str(clf.model_dir_),"
-        " 'classes': clf.classes_, 'backend': type(clf.backend_).__name__, 'keras': 'keras' in sys.modules}))\n"
+        " 'classes': clf.classes_, 'backend': type(clf.backend_).__name__, 'keras': 'keras' in sys.modules,"
+        " 'tagged': bool(len(tagged) == 125 and (tagged < 0).all())}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -55,3 +60,4 @@ def test_wheel_ships_the_model_and_an_installed_package_loads_it(tmp_path):
     assert Path(found["default"]) == site / "ecgrhythm" / "pretrained" / "cinc2017" == Path(found["loaded"])
     assert found["classes"] == json.loads((MODEL / "config.json").read_text())["classes"]
     assert found["backend"] == "OnnxBackend" and not found["keras"]  # the shipped graph, on onnxruntime (a dependency)
+    assert found["tagged"]  # the installed R-R tagger reads perfectly regular beats as no AF

@@ -111,8 +111,8 @@ def test_streamed_windows_equal_whole_signal_windows(shipped, cpsc2021_dir):
 
     whole = windows([signal])
     streamed = windows(signal[i : i + 777] for i in range(0, len(signal), 777))
-    n = len(signal) / record.fs  # 48.9 s: windows at 0, 2, ..., 38 s and one ending at the end
-    np.testing.assert_allclose(whole.starts_s, [*range(0, 39, 2), n - 10.0])
+    n = len(signal) / record.fs  # 48.9 s: windows every 4 s, at 0, 4, ..., 36 s, and one ending at the end
+    np.testing.assert_allclose(whole.starts_s, [*range(0, 37, 4), n - 10.0])
     np.testing.assert_allclose(whole.ends_s[-1], n)
     np.testing.assert_array_equal(streamed.starts_s, whole.starts_s)
     np.testing.assert_allclose(streamed.probabilities, whole.probabilities, atol=1e-5)

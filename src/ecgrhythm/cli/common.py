@@ -248,13 +248,16 @@ def add_lead_argument(p):
 
 
 def add_episode_method_argument(p):
+    from ecgrhythm.episodes.params import DEFAULT_PARAMS, METHODS
+
     p.add_argument(
         "--episode-method",
-        choices=["windows", "beats"],
-        default="windows",
-        help="how AF episodes are decided: windows (default: a hidden Markov model over the network's windows, changes moved "
-        "onto beats) or beats (each beat's R-R features with the windows, Viterbi over beats; it scores higher leaving one "
-        "cpsc2021 patient out, lower on joined CinC 2017 records: see the episodes guide)",
+        choices=list(METHODS),
+        default=DEFAULT_PARAMS.method,
+        help="how AF episodes are decided: beats (default: each beat's R-R evidence from the R-R tagger with the network's "
+        "windows, Viterbi over the beats) or windows (a hidden Markov model over the network's windows, changes moved onto "
+        "beats); beats scores higher in cross-validation on the cpsc2021 sample and on joined CinC 2017 records: see the "
+        "episodes guide",
     )
 
 

@@ -3,11 +3,11 @@
 1. :func:`record_beats` finds every beat of the lead (sleepecg's detector,
    :func:`~ecgrhythm.preprocessing.rpeaks.detect_beats`), a piece at a time, so a 24 h record holds only
    its beats (about 100k) besides one piece.
-2. :func:`beat_features` describes the R-R intervals around each beat, in sliding windows of 8 and 16
-   beats: the median successive difference and the spread of the intervals (irregularity), and the
-   median difference two beats apart (small for a repeating pattern such as bigeminy, large in AF).
-3. :class:`BeatModel` turns them into AF log-odds in two stages: a logistic model of the R-R features
-   alone (fitted on records of many patients, the R-R evidence does not depend on the networks),
+2. :func:`rr_evidence` is the R-R tagger's AF log-odds of each beat (:mod:`ecgrhythm.episodes.rr_tagger`: a small
+   recurrent network over the beats' R-R features, irregularity and repeating patterns such as bigeminy, fitted on
+   long records joined from CinC 2017 records; it does not depend on the classifier).
+3. :class:`BeatModel` turns them into AF log-odds in two stages: a logistic rescaling of the R-R evidence
+   alone (fitted on records of many patients),
    then a logistic blend of those log-odds with the network's AF log-odds at the beat (the window
    probabilities interpolated at the beat), whose intercept is the prior of AF for a beat.
 4. :func:`viterbi_af` chooses each beat's state (AF or not) by Viterbi over the beats: every beat
@@ -24,11 +24,11 @@ from collections.abc import Callable
 import numpy as np
 
 from ecgrhythm.episodes.params import DEFAULT_PARAMS, EpisodeParams
+from ecgrhythm.episodes.rr_tagger import rr_tagger_logit
 from ecgrhythm.preprocessing.rpeaks import detect_beats
 
-__all__ = ["BeatModel", "DEFAULT_BEAT_MODEL", "FEATURE_NAMES", "record_beats", "beat_features", "beat_network_logit", "viterbi_af", "beat_stretches"]
+__all__ = ["BeatModel", "DEFAULT_BEAT_MODEL", "record_beats", "rr_evidence", "beat_network_logit", "viterbi_af", "beat_stretches"]
 
-FEATURE_NAMES = ("log_rr", "msd8", "msd16", "cv8", "cv16", "lag2_8", "lag2_16", "pattern16")
 _PIECE_S, _MARGIN_S = 300.0, 5.0
 
 
@@ -49,7 +49,7 @@ class BeatModel:
     blend: tuple[float, float, float]
 
     def rr_logit(self, features: np.ndarray) -> np.ndarray:
-        """R-R log-odds of AF per beat from :func:`beat_features` `(n_beats, n_features)`."""
+        """R-R log-odds of AF per beat from :func:`rr_evidence` `(n_beats, n_features)`."""
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return z @ np.asarray(self.rr_coef) + self.rr_intercept
 
@@ -60,14 +60,8 @@ class BeatModel:
 
 
 # fitted by `scripts/episode_settings_crossfit.py --fit-beat-model`: the R-R part on the beats of the 18 cpsc2021
-# records and 12 records joined from CinC 2017 (seed 0), the blend with the first shipped network on the cpsc2021 records
-DEFAULT_BEAT_MODEL = BeatModel(
-    mean=(-0.2836, -2.6542, -2.6911, -2.3426, -2.0894, -2.5097, -2.5703, 0.0901),
-    scale=(0.2961, 1.1759, 1.1274, 1.1194, 1.0221, 1.1014, 1.0341, 0.414),
-    rr_coef=(-0.8043, 0.3055, 1.5733, -0.0843, -0.4287, -0.1812, 0.6499, 0.2796),
-    rr_intercept=-1.3078,
-    blend=(0.631, 0.6009, 1.1201),
-)
+# records and 12 records joined from CinC 2017 (seed 0), the blend with the shipped network on the cpsc2021 records
+DEFAULT_BEAT_MODEL = BeatModel(mean=(-1.5503,), scale=(3.6497,), rr_coef=(3.7196,), rr_intercept=-2.234, blend=(1.2964, 0.1986, 0.3903))
 
 
 def record_beats(read_signal: Callable[[int, int], np.ndarray], fs: float, n_samples: int, *, piece_s: float = _PIECE_S) -> np.ndarray:
@@ -94,43 +88,10 @@ def record_beats(read_signal: Callable[[int, int], np.ndarray], fs: float, n_sam
     return beats.astype(int)
 
 
-def _rolling(x: np.ndarray, width: int, fn) -> np.ndarray:
-    """`fn` over centred windows of `width` values of `x` (edges padded by repetition), along axis 1 of the view."""
-    half = width // 2
-    padded = np.pad(x, (half, width - half - 1), mode="edge")
-    return fn(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
-
-
-def beat_features(beats: np.ndarray, fs: float) -> np.ndarray:
-    """R-R features of each beat, float array `(n_beats, len(FEATURE_NAMES))`.
-
-    Beat `i` carries the interval ending at it (`RR_i`; the first beat borrows the second's). Over
-    centred windows of 8 and 16 beats, each normalised by the window's median interval: `msd` the
-    median absolute successive difference, `cv` the standard deviation, `lag2` the median absolute
-    difference two beats apart, and `pattern16` the smaller of the lag-2 and lag-3 differences over
-    the lag-1 one (below 1 for a repeating pattern); `log_rr` is the log median interval (s) over 8.
-    Differences are log-scaled (`log(0.01 + x)`). Fewer than 3 beats give zeros.
-    """
-    beats = np.asarray(beats, dtype=float)
-    n = len(beats)
-    if n < 3:
-        return np.zeros((n, len(FEATURE_NAMES)))
-    rr = np.diff(beats) / fs
-    rr = np.concatenate([rr[:1], rr])
-    d1 = np.abs(np.diff(rr, prepend=rr[0]))
-    d2 = np.abs(rr - np.concatenate([rr[:2], rr[:-2]]))
-    d3 = np.abs(rr - np.concatenate([rr[:3], rr[:-3]])) if n > 3 else d2
-    columns = {"log_rr": np.log(_rolling(rr, 8, np.median))}
-    for w in (8, 16):
-        med = _rolling(rr, w, np.median)
-        columns[f"msd{w}"] = _rolling(d1, w, np.median) / med
-        columns[f"cv{w}"] = _rolling(rr, w, np.std) / med
-        columns[f"lag2_{w}"] = _rolling(d2, w, np.median) / med
-    lag1 = _rolling(d1, 16, np.mean)
-    columns["pattern16"] = np.minimum(_rolling(d2, 16, np.mean), _rolling(d3, 16, np.mean)) / np.maximum(lag1, 1e-3)
-    out = np.stack([columns[name] for name in FEATURE_NAMES], axis=1)
-    out[:, 1:] = np.log(0.01 + out[:, 1:])
-    return out
+def rr_evidence(beats: np.ndarray, fs: float) -> np.ndarray:
+    """The R-R evidence of each beat, the :class:`BeatModel`'s features `(n_beats, 1)`: the R-R tagger's AF log-odds
+    (:func:`~ecgrhythm.episodes.rr_tagger.rr_tagger_logit`)."""
+    return rr_tagger_logit(np.asarray(beats), fs)[:, None]
 
 
 def beat_network_logit(windows, beats: np.ndarray, fs: float) -> np.ndarray:
@@ -165,7 +126,7 @@ def viterbi_af(logit: np.ndarray, switch_cost: float, bias: float = 0.0) -> np.n
 def beat_states(windows, beats: np.ndarray, fs: float, params: EpisodeParams = DEFAULT_PARAMS, model: BeatModel | None = None) -> np.ndarray:
     """AF state of each beat (bool array) from its R-R features and the network's windows (steps 2 to 4)."""
     model = model if model is not None else DEFAULT_BEAT_MODEL
-    logit = model.logit(beat_features(beats, fs), beat_network_logit(windows, beats, fs))
+    logit = model.logit(rr_evidence(beats, fs), beat_network_logit(windows, beats, fs))
     return viterbi_af(logit, params.beat_switch_cost, params.beat_bias)
 
 

@@ -1,6 +1,6 @@
 """Rhythm episodes of long records: AF onsets and ends to the beat, AF burden and record class.
 
-Three steps, each usable on its own so that long records can be streamed:
+With `EpisodeParams(method="windows")`, three steps, each usable on its own so that long records can be streamed:
 
 1. :func:`~ecgrhythm.episodes.windows.iter_window_probabilities` runs overlapping windows (10 s, hop
    `EpisodeParams.hop_s`) of a stream of signal pieces through a loaded
@@ -15,11 +15,12 @@ Three steps, each usable on its own so that long records can be streamed:
    intervals. AF episodes shorter than `min_af_beats` beats (5, the CPSC 2021
    definition) are dropped.
 
-With `EpisodeParams(method="beats")` steps 2 and 3 are replaced by a decision per beat
-(:mod:`ecgrhythm.episodes.beats`): every beat's R-R features and the windows' AF probability at it,
-combined by a small logistic model, then Viterbi over the beats. Leaving one patient out on the cpsc2021
-sample it scores higher (CPSC 2021 score, boundary F1), on joined CinC 2017 records lower (AF burden,
-AF F1 per second), so the windows method stays the default (`docs/results/cpsc2021-episodes/README.md`).
+By default (`EpisodeParams(method="beats")`) steps 2 and 3 are replaced by a decision per beat
+(:mod:`ecgrhythm.episodes.beats`): every beat's AF log-odds from the R-R tagger (:mod:`ecgrhythm.episodes.rr_tagger`)
+and the windows' AF probability at it, combined by a small logistic model, then Viterbi over the beats. Leaving one
+patient out on the cpsc2021 sample it scores higher than the windows method on every measure (CPSC 2021 score, AF
+burden, boundary F1, AF F1 per second), on joined CinC 2017 records higher by two of them
+(`docs/results/cpsc2021-episodes/README.md`).
 
 :func:`record_episodes` does all three for an in-memory record,
 :func:`stream_episodes` for a long WFDB record read in pieces.
@@ -34,9 +35,9 @@ The windows' probabilities are the network's own: a model folder's calibration
 first network only (`EpisodeParams.networks`), since the settings were fitted
 on one network's probabilities.
 
-The `EpisodeParams` defaults were fitted on the 18 records of the cpsc2021
-sample with an earlier network; `docs/results/cpsc2021-episodes/README.md`
-says how, and what each shipped network scores with them.
+The `EpisodeParams` defaults were fitted on the 18 records of the cpsc2021 sample: the beats method's blend and
+settings with the shipped network, the windows method's settings with an earlier one;
+`docs/results/cpsc2021-episodes/README.md` says how, and what each shipped network scores with them.
 """
 
 from __future__ import annotations
@@ -102,12 +103,13 @@ class RecordEpisodes:
         >>> record = ecgrhythm.read_record("../shared/data/cpsc2021-sample/data_101_6.hea")  # paroxysmal AF, 112 s
         >>> found = ecgrhythm.record_episodes(clf, record)
         >>> [(round(e.start_s, 1), round(e.end_s, 1), e.label) for e in found.episodes]
-        [(0.0, 15.4, 'O'), (15.4, 32.0, 'A'), (32.0, 55.4, 'O'), (55.4, 81.2, 'A'), (81.2, 111.8, 'N')]
+        [(0.0, 15.8, 'O'), (15.8, 29.1, 'A'), (29.1, 55.4, 'O'), (55.4, 79.4, 'A'), (79.4, 107.0, 'N'), (107.0, 111.8, 'A')]
         >>> round(found.af_burden, 2), round(found.longest_af_s, 1), found.record_class
-        (0.38, 25.8, 'paroxysmal')
-        >>> found.af_endpoints()                     # [onset, end] samples of each AF episode, at 200 Hz
-        array([[ 3080,  6403],
-               [11070, 16238]])
+        (0.38, 24.1, 'paroxysmal')
+        >>> found.af_endpoints()  # [onset, end] samples of each AF episode, at 200 Hz (annotated: 3132-5639, 8468-9100, 11121-16050, 21303-22354)
+        array([[ 3159,  5824],
+               [11070, 15889],
+               [21402, 22354]])
     """
 
     record_name: str

@@ -31,9 +31,9 @@ class EpisodeParams:
         pull: cost per second of moving a change away from where the windows put it.
         min_af_beats: shortest AF episode, in beats.
         persistent_burden: AF burden from which the whole record is AF (persistent AF in the CPSC 2021 sense).
-        method: `"windows"` (the hidden Markov model over windows, then changes moved onto beats) or
-            `"beats"` (every beat's R-R features and the network's windows combined per beat, Viterbi over
-            the beats: :mod:`ecgrhythm.episodes.beats`).
+        method: `"beats"` (each beat's R-R tagger log-odds and the network's windows combined per beat, Viterbi
+            over the beats: :mod:`ecgrhythm.episodes.beats`) or `"windows"` (the hidden Markov model over windows,
+            then changes moved onto beats).
         beat_switch_cost: with `method="beats"`, the cost (log-odds) of each change of state between beats.
         beat_bias: with `method="beats"`, log-odds added to every beat's AF evidence (the prior of AF for a beat).
         networks: the windows' probabilities are the mean of the model folder's first `networks` networks
@@ -55,11 +55,11 @@ class EpisodeParams:
         ValueError: Invalid argument `min_af_beats`: expected a positive integer. Received: min_af_beats=0
         >>> per_beat = ecgrhythm.EpisodeParams(method="beats")     # AF decided beat by beat (ecgrhythm.episodes.beats)
         >>> per_beat.beat_switch_cost, per_beat.beat_bias
-        (5.0, 1.0)
+        (10.0, -1.0)
     """
 
     window_s: float = 10.0
-    hop_s: float = 2.0
+    hop_s: float = 4.0
     batch_windows: int = 64
     switch_prob: float = 0.01
     emission_scale: float = 1.0
@@ -70,9 +70,9 @@ class EpisodeParams:
     min_af_beats: int = 5
     persistent_burden: float = 0.85
     networks: int | None = 1
-    method: str = "windows"
-    beat_switch_cost: float = 5.0
-    beat_bias: float = 1.0
+    method: str = "beats"
+    beat_switch_cost: float = 10.0
+    beat_bias: float = -1.0
 
     def __post_init__(self):
         for name in ("window_s", "hop_s", "refine_s", "irregularity", "emission_scale"):

@@ -34,6 +34,7 @@ __all__ = [
     "OnnxBackend",
     "OnnxModelError",
     "read_onnx_metadata",
+    "open_session",
     "intra_op_threads",
     "EXTRA",
     "GRAPH_FILE",
@@ -74,10 +75,12 @@ def read_onnx_metadata(path) -> dict:
     Raises:
         OnnxModelError: the file is missing, unreadable or lacks ecgrhythm's metadata.
     """
-    return decode_metadata(_session(path).get_modelmeta().custom_metadata_map, path)
+    return decode_metadata(open_session(path).get_modelmeta().custom_metadata_map, path)
 
 
-def _session(path):
+def open_session(path):
+    """An onnxruntime session of the `.onnx` file `path` on the CPU: one operator over :func:`intra_op_threads` threads, the
+    nodes in sequence, threads that sleep between operators; :class:`OnnxModelError` if it is missing or cannot load."""
     ort = require("onnxruntime")
     path = Path(path)
     if not path.is_file():
@@ -152,7 +155,7 @@ class OnnxBackend:
             ImportError: onnxruntime is not installed.
         """
         path = Path(path)
-        session = _session(path)
+        session = open_session(path)
         meta = decode_metadata(session.get_modelmeta().custom_metadata_map, path)
         config = dict(meta["config.json"])
         try:
@@ -190,7 +193,7 @@ class OnnxBackend:
         export = f"ecgrhythm export --model {path} --output {graph}"
         if not graph.is_file():
             raise OnnxModelError(f"{path}: the model folder has no ONNX graph ({GRAPH_FILE}); write one: {export}, or run it on Keras")
-        session = _session(graph)
+        session = open_session(graph)
         meta = decode_metadata(session.get_modelmeta().custom_metadata_map, graph)
         built = meta["config.json"]
         same_model = all(built.get(key) == config.get(key) for key in ("classes", "n_leads", "preprocess", "model"))
@@ -281,7 +284,7 @@ def _first_network(path: Path, meta: dict, config: dict):
         OnnxModelError: the file is not the graph of the folder's first network (naming the command that writes it).
     """
     graph = path / FIRST_GRAPH_FILE
-    session = _session(graph)
+    session = open_session(graph)
     first = decode_metadata(session.get_modelmeta().custom_metadata_map, graph)
     built = first["config.json"]
     same_model = all(built.get(key) == config.get(key) for key in ("classes", "n_leads", "preprocess", "model"))

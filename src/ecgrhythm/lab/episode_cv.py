@@ -7,7 +7,8 @@ out (:mod:`ecgrhythm.lab.episode_data`; each source record in one joined record,
 - windows: the `EpisodeParams` grid of :data:`WINDOW_GRID` (HMM over windows, changes moved onto beats);
   per fold, the setting with the best mean CPSC 2021 score on the training records. `emission_bias` is
   the windows' prior of AF (log-odds added to each window's), chosen with the rest.
-- beats: per fold, the R-R logistic model fitted on the training records' beats plus every record of the
+- beats: per fold, the R-R logistic model (a rescaling of the R-R tagger's log-odds, :func:`~ecgrhythm.episodes.beats.rr_evidence`;
+  the tagger itself was fitted on other joined records, :mod:`ecgrhythm.lab.rr_tagger_fit`) fitted on the training records' beats plus every record of the
   other data set (the joins for cpsc2021, the cpsc2021 sample for the joins), and the blend with the
   network fitted on cpsc2021 training records only (network probabilities on the joins are in-sample:
   the shipped networks saw every CinC record); then the `beat_switch_cost` and `beat_bias` (the beats'
@@ -20,13 +21,14 @@ import itertools
 
 import numpy as np
 
-from ecgrhythm.episodes.beats import BeatModel, beat_features, beat_network_logit
+from ecgrhythm.episodes.beats import BeatModel, beat_network_logit, rr_evidence
 from ecgrhythm.episodes.finder import EpisodeParams, episodes_from_windows
 from ecgrhythm.evaluation.episodes import score_record, summarise_records
 
 __all__ = ["WINDOW_GRID", "BEAT_GRID", "grid_params", "beat_labels", "fit_beat_model", "score_grid", "cross_validate", "fold_groups"]
 
 WINDOW_GRID = {
+    "method": ("windows",),
     "switch_prob": (0.01, 0.05),
     "emission_scale": (0.5, 1.0),
     "pull": (0.2, 1.0),
@@ -54,7 +56,7 @@ def beat_labels(case) -> np.ndarray:
 
 
 def _features(case) -> tuple[np.ndarray, np.ndarray]:
-    return beat_features(case.beats, case.fs), beat_network_logit(case.windows, case.beats, case.fs)
+    return rr_evidence(case.beats, case.fs), beat_network_logit(case.windows, case.beats, case.fs)
 
 
 def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

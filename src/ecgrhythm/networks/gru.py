@@ -32,7 +32,7 @@ from ecgrhythm.networks.family import (
 )
 from ecgrhythm.networks.onnx_graph import OnnxGraph, channels_first, conv, downsample_mask, pooled_head, recurrent, time_major
 
-__all__ = ["GruConfig", "build_gru_classifier", "write_onnx", "FAMILY"]
+__all__ = ["GruConfig", "build_gru_classifier", "write_onnx", "gru_weights", "FAMILY"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +121,7 @@ def build_gru_classifier(n_channels: int, n_classes: int, config: GruConfig | No
     return keras.Model({"signal": signal, "mask": mask}, out, name="ecgrhythm_gru")
 
 
-def _gru_weights(layer):
+def gru_weights(layer):
     """ONNX `W (1, 3h, in)`, `R (1, 3h, h)`, `B (1, 6h)` of a Keras GRU (gates z, r, h in both; `reset_after` biases)."""
     cell = layer.cell
     if cell.activation.__name__ != "tanh" or cell.recurrent_activation.__name__ != "sigmoid" or not cell.reset_after:
@@ -142,7 +142,7 @@ def write_onnx(g: OnnxGraph, network, config: GruConfig, signal: str, keep: str)
         x = g.op("Mul", [g.op("Relu", [conv(g, x, network.get_layer(f"stem_{i}").conv, int(stride))]), m])
     x, m, lengths = time_major(g, x, m)
     for i in range(config.gru_layers):
-        x = recurrent(g, "GRU", x, _gru_weights(network.get_layer(f"gru_{i}")), lengths, "forward", linear_before_reset=1)
+        x = recurrent(g, "GRU", x, gru_weights(network.get_layer(f"gru_{i}")), lengths, "forward", linear_before_reset=1)
     return pooled_head(g, x, m, network.get_layer("probabilities"), config.multilabel)
 
 

@@ -1,6 +1,6 @@
 """Model input of many overlapping windows of a signal at once, each as :func:`~ecgrhythm.preprocessing.pipeline.preprocess_signal` gives it.
 
-The episode finder prepares every window of a record on its own (10 s every 2 s: 43,200 windows in 24 hours), as the
+The episode finder prepares every window of a record on its own (10 s every 4 s: 21,600 windows in 24 hours), as the
 networks' training records were. One window at a time, most of the cost was Python's: making the record, choosing its
 lead, and the pipeline's steps on a 2,000-sample array. :func:`preprocess_windows` runs the same steps on all the
 windows of a stretch at once, in the same dtypes and the same order of operations, so each window comes out bit for bit

@@ -1,0 +1,140 @@
+"""The R-R tagger: the AF log-odds of every beat from the R-R intervals around it, a small recurrent network.
+
+The R-R evidence of the beats method (:mod:`ecgrhythm.episodes.beats`). Each beat is described by
+:func:`beat_features` (irregularity and pattern measures over 8 and 16 beats, its own interval and the change from
+the one before), and a two-layer bidirectional GRU of 16 units a direction reads the sequence of beats and gives each
+one its AF log-odds. It sees no ECG samples and no network output, so it does not depend on the shipped classifier:
+it was fitted on the beats of long records joined from CinC 2017 records, whose AF stretches are known beat by beat
+(:mod:`ecgrhythm.lab.rr_tagger_fit`, `python scripts/fit_rr_tagger.py`), none of them among the joined records the
+episode scores are measured on. The graph (`rr_tagger.onnx`, beside this module, about 30 kB) holds the features'
+standardisation too, and runs on onnxruntime, like the classifier's graph.
+
+A record's beats are mirrored about its ends (:func:`mirrored`, :data:`MIRROR_BEATS`), in fitting as in use, so that
+its first and last beats are read like the others; then they are read in stretches of :data:`CHUNK_BEATS` with
+:data:`MARGIN_BEATS` more on each side (whose outputs are dropped), so a record of any length takes the same bounded
+memory and a beat's log-odds depend only on the beats near it.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import numpy as np
+
+__all__ = [
+    "FEATURE_NAMES",
+    "INPUT_NAMES",
+    "TAGGER_FILE",
+    "CHUNK_BEATS",
+    "MARGIN_BEATS",
+    "MIRROR_BEATS",
+    "beat_features",
+    "tagger_inputs",
+    "mirrored",
+    "rr_tagger_logit",
+]
+
+FEATURE_NAMES = ("log_rr", "msd8", "msd16", "cv8", "cv16", "lag2_8", "lag2_16", "pattern16")
+INPUT_NAMES = (*FEATURE_NAMES, "log_rr_beat", "dlog_rr")  # the tagger's inputs per beat, in order
+TAGGER_FILE = "rr_tagger.onnx"
+INPUT, OUTPUT = "features", "logit"  # the graph's input `(batch, beats, len(INPUT_NAMES))` and output `(batch, beats)`
+CHUNK_BEATS, MARGIN_BEATS = 4096, 256
+MIRROR_BEATS = 32  # beats mirrored about each end of a record, so that its first and last beats have neighbours
+
+
+def _rolling(x: np.ndarray, width: int, fn) -> np.ndarray:
+    """`fn` over centred windows of `width` values of `x` (edges padded by repetition), along axis 1 of the view."""
+    half = width // 2
+    padded = np.pad(x, (half, width - half - 1), mode="symmetric")
+    return fn(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
+
+
+def _intervals(beats: np.ndarray, fs: float) -> np.ndarray:
+    """R-R interval (s) ending at each beat; the first beat borrows the second's."""
+    rr = np.diff(np.asarray(beats, dtype=float)) / fs
+    return np.concatenate([rr[:1], rr])
+
+
+def beat_features(beats: np.ndarray, fs: float) -> np.ndarray:
+    """R-R features of each beat, float array `(n_beats, len(FEATURE_NAMES))`.
+
+    Beat `i` carries the interval ending at it (`RR_i`; the first beat borrows the second's). Over
+    centred windows of 8 and 16 beats, each normalised by the window's median interval: `msd` the
+    median absolute successive difference, `cv` the standard deviation, `lag2` the median absolute
+    difference two beats apart, and `pattern16` the smaller of the lag-2 and lag-3 differences over
+    the lag-1 one (below 1 for a repeating pattern); `log_rr` is the log median interval (s) over 8.
+    Differences are log-scaled (`log(0.01 + x)`). Fewer than 3 beats give zeros.
+    """
+    n = len(beats)
+    if n < 3:
+        return np.zeros((n, len(FEATURE_NAMES)))
+    rr = _intervals(beats, fs)
+    d1 = np.abs(np.diff(rr, prepend=rr[0]))
+    d2 = np.abs(rr - np.concatenate([rr[:2], rr[:-2]]))
+    d3 = np.abs(rr - np.concatenate([rr[:3], rr[:-3]])) if n > 3 else d2
+    columns = {"log_rr": np.log(_rolling(rr, 8, np.median))}
+    for w in (8, 16):
+        med = _rolling(rr, w, np.median)
+        columns[f"msd{w}"] = _rolling(d1, w, np.median) / med
+        columns[f"cv{w}"] = _rolling(rr, w, np.std) / med
+        columns[f"lag2_{w}"] = _rolling(d2, w, np.median) / med
+    lag1 = _rolling(d1, 16, np.mean)
+    columns["pattern16"] = np.minimum(_rolling(d2, 16, np.mean), _rolling(d3, 16, np.mean)) / np.maximum(lag1, 1e-3)
+    out = np.stack([columns[name] for name in FEATURE_NAMES], axis=1)
+    out[:, 1:] = np.log(0.01 + out[:, 1:])
+    return out
+
+
+def tagger_inputs(beats: np.ndarray, fs: float) -> np.ndarray:
+    """The tagger's inputs per beat, float32 `(n_beats, len(INPUT_NAMES))`: :func:`beat_features`, the log of the beat's own
+    interval and its change from the previous one (zeros with fewer than 3 beats)."""
+    n = len(beats)
+    if n < 3:
+        return np.zeros((n, len(INPUT_NAMES)), dtype=np.float32)
+    log_rr = np.log(_intervals(beats, fs))
+    return np.concatenate([beat_features(beats, fs), log_rr[:, None], np.diff(log_rr, prepend=log_rr[0])[:, None]], axis=1).astype(np.float32)
+
+
+def mirrored(values: np.ndarray) -> np.ndarray:
+    """`values` with :data:`MIRROR_BEATS` (at most one fewer than there are) mirrored about each end: beat times
+    `2 * b[0] - b[k:0:-1]` before and `2 * b[-1] - b[-2:-k-2:-1]` after, and any per-beat array (bool or int,
+    a truth) alike but for the reflection, so that a record's first and last beats have neighbours like its others."""
+    values = np.asarray(values)
+    k = min(MIRROR_BEATS, len(values) - 1)
+    before, after = values[k:0:-1], values[-2 : -k - 2 : -1]
+    if values.dtype.kind in "iuf":
+        before, after = 2 * values[0] - before, 2 * values[-1] - after
+    return np.concatenate([before, values, after])
+
+
+@functools.lru_cache(maxsize=1)
+def _session():
+    from ecgrhythm.inference.onnx_backend import open_session
+
+    with resources.as_file(resources.files("ecgrhythm.episodes") / TAGGER_FILE) as path:
+        return open_session(path)
+
+
+def rr_tagger_logit(beats: np.ndarray, fs: float) -> np.ndarray:
+    """The AF log-odds of each beat from its R-R intervals (the shipped tagger), float array `(n_beats,)`; zeros for
+    fewer than 3 beats.
+
+    Args:
+        beats: R-peak sample indices, increasing.
+        fs: sampling rate in Hz.
+    """
+    from ecgrhythm.inference.interruptible import run_session
+
+    n = len(beats)
+    out = np.zeros(n)
+    if n < 3:
+        return out
+    x, k = tagger_inputs(mirrored(beats), fs), min(MIRROR_BEATS, n - 1)
+    session = _session()
+    for a in range(k, k + n, CHUNK_BEATS):
+        b = min(k + n, a + CHUNK_BEATS)
+        lo, hi = max(0, a - MARGIN_BEATS), min(len(x), b + MARGIN_BEATS)
+        logit = run_session(session, [OUTPUT], {INPUT: x[None, lo:hi]})[0][0]
+        out[a - k : b - k] = logit[a - lo : b - lo]
+    return out
