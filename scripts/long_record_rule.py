@@ -44,8 +44,8 @@ class _Deferred:
     def __init__(self, classifier):
         self.classifier, self.kept = classifier, []
 
-    def prepare(self, record):
-        return self.classifier.prepare(record)
+    def __getattr__(self, name):  # what the windows' preparation reads of a classifier (its leads, its preprocessing)
+        return getattr(self.classifier, name)
 
     def predict_prepared(self, signals, **kwargs):
         self.kept += list(signals)
