@@ -1,8 +1,8 @@
 """The R-R tagger: the AF log-odds of every beat from the R-R intervals around it, a small recurrent network.
 
 The R-R evidence of the beats method (:mod:`ecgrhythm.episodes.beats`). Each beat is described by
-:func:`beat_features` (irregularity and pattern measures over 8 and 16 beats, its own interval and the change from
-the one before), and a two-layer bidirectional GRU of 16 units a direction reads the sequence of beats and gives each
+:func:`tagger_inputs` (:func:`beat_features`, irregularity and pattern measures over 8 and 16 beats; its own interval
+and the change from the one before), and a two-layer bidirectional GRU of 16 units a direction reads the sequence of beats and gives each
 one its AF log-odds. It sees no ECG samples and no network output, so it does not depend on the shipped classifier:
 it was fitted on the beats of long records joined from CinC 2017 records, whose AF stretches are known beat by beat
 (:mod:`ecgrhythm.lab.rr_tagger_fit`, `python scripts/fit_rr_tagger.py`), none of them among the joined records the
@@ -12,7 +12,7 @@ standardisation too, and runs on onnxruntime, like the classifier's graph.
 A record's beats are mirrored about its ends (:func:`mirrored`, :data:`MIRROR_BEATS`), in fitting as in use, so that
 its first and last beats are read like the others; then they are read in stretches of :data:`CHUNK_BEATS` with
 :data:`MARGIN_BEATS` more on each side (whose outputs are dropped), so a record of any length takes the same bounded
-memory and a beat's log-odds depend only on the beats near it.
+memory and a beat's log-odds depend only on the beats of its stretch and margins.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ MIRROR_BEATS = 32  # beats mirrored about each end of a record, so that its firs
 
 
 def _rolling(x: np.ndarray, width: int, fn) -> np.ndarray:
-    """`fn` over centred windows of `width` values of `x` (edges padded by repetition), along axis 1 of the view."""
+    """`fn` over centred windows of `width` values of `x` (edges padded by mirroring), along axis 1 of the view."""
     half = width // 2
     padded = np.pad(x, (half, width - half - 1), mode="symmetric")
     return fn(np.lib.stride_tricks.sliding_window_view(padded, width), axis=1)
