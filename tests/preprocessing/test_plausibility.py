@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
+from ecgrhythm.preprocessing import plausibility
 from ecgrhythm.preprocessing.plausibility import STAGES_S, ImplausibleRecordWarning, check_signal, warn_if_implausible
 from ecgrhythm.records import read_record
 
@@ -51,6 +52,15 @@ def test_the_quick_look_settles_a_regular_record_without_beats(cinc2017_dir):
     assert quick.heart_rate_bpm == pytest.approx(beats.heart_rate_bpm, rel=0.05)
 
 
+def test_the_quick_look_settles_an_irregular_record_from_its_envelope_peaks(cinc2017_dir, monkeypatch):
+    record = _cinc2017(cinc2017_dir, "A00004")  # AF: its QRS envelope does not repeat, its peaks give the rate
+    quick, beats = check_signal(record.signal, 300), check_signal(record.signal, 300, quick=False)
+    assert quick.ok and quick.r_width_ms is None
+    assert quick.heart_rate_bpm == pytest.approx(beats.heart_rate_bpm, rel=0.05)
+    monkeypatch.setattr(plausibility, "QUICK_PEAK_MIN_COUNT", 10**6)  # the peaks cannot settle it: the beats decide
+    assert check_signal(record.signal, 300).r_width_ms is not None
+
+
 @pytest.mark.parametrize(("name", "wrong_fs"), [(CAUGHT_AT_500, 500), (CAUGHT_AT_150, 150)])
 def test_a_wrong_rate_is_named_with_the_true_one(cinc2017_dir, name, wrong_fs):
     record = _cinc2017(cinc2017_dir, name)
@@ -77,7 +87,8 @@ def test_units_off_by_a_thousand_are_named(cinc2017_dir):
     assert check_signal(record.signal, 300).unit_hint is None
     with pytest.warns(ImplausibleRecordWarning, match="unit looks like uV"):
         found = warn_if_implausible(record.signal * 1000, 300, "A00004")
-    assert found.r_amplitude == pytest.approx(1000 * check_signal(record.signal, 300).r_amplitude) and found.plausible_fs is None
+    # the quick look settles A00004 in mV (AF: from its envelope's peaks), so the amplitude to compare is the beats'
+    assert found.r_amplitude == pytest.approx(1000 * check_signal(record.signal, 300, quick=False).r_amplitude) and found.plausible_fs is None
     assert check_signal(record.signal / 1000, 300).unit_hint == "V"
 
 

@@ -39,20 +39,26 @@ and 4 % undetermined on the cinc2021 ones (now 6 %: one record of 50 more): slee
 differently at another rate on some records, either way. It holds at most `CHECK_S` seconds of one lead.
 
 Those numbers are of the beats alone (`check_signal(..., quick=False)`; settings.txt at commit 673b0e3). Before them comes a quick look (`_quick`)
-at the first `QUICK_S` (10) seconds, without beats: the autocorrelation of the lead's QRS envelope (its 13 ms
-differences squared, summed to about 25 Hz) gives the heart rate at its highest peak, the correlation of those
-differences 13 ms apart stands in for the QRS width (it falls when the rate given is too high), and half the median
-peak-to-peak of its 1 s blocks for the amplitude. It settles a record as plausible only well inside the bounds
-(`QUICK_BPM` 45-130 bpm, an envelope repeating with correlation `QUICK_PERIODICITY` 0.2 or more, no peak at half that
-lag, `QUICK_SLOPE_CORR`, `QUICK_AMPLITUDE_MV`); anything else goes to the beats, so every warning still comes from
-them. Its :class:`Plausibility` has the quick heart rate and amplitude and no R width. On the same records and rates
-(settings.txt now, the shipped 10 then 180 s): the quick look settles 80 % of the CinC 2017 records at their true rate (33 % and
-34 % of the cpsc2021 and cinc2021 ones), false alarms 0.06 % (it settles some records the beats warned about),
-wrong rates caught 30.5 % against 30.8 % (103 of the 11,159 caught pairs settled by it instead), true rate named
-11.2 % against 11.3 %, the cpsc2021 and cinc2021 numbers unchanged; 1.5 % of the CinC 2017 records stay undetermined
-against 2.9 %: it gives a heart rate for some records whose beats do not look alike (A00056, labelled noisy, at 300
-and 500 Hz). The checks then cost 0.072 ms a CinC 2017 record (the script's process time, load average 1.8) against 0.178 ms for
-the beats alone (a scratch run of the same measure minutes before, load about 1.4).
+at the first `QUICK_S` (10) seconds, without beats: the lead's QRS envelope (its 13 ms differences squared, summed to
+about 25 Hz) gives the heart rate at the highest peak of its autocorrelation, the correlation of those differences 13 ms
+apart stands in for the QRS width (it falls when the rate given is too high), and half the median peak-to-peak of its
+1 s blocks for the amplitude. It settles a record as plausible only well inside the bounds (`QUICK_BPM` 45-130 bpm, an
+envelope repeating with correlation `QUICK_PERIODICITY` 0.2 or more, no peak at half that lag, `QUICK_SLOPE_CORR`,
+`QUICK_AMPLITUDE_MV`). When the envelope does not repeat clearly (AF and other irregular rhythms), the rate comes
+instead from the mean spacing of its peaks (`_quick_peaks`: each the largest within 150 ms either side and at least 0.3
+of the median of the envelope's 1 s maxima), and settles the record only when the peaks are consistent (at least 6, none
+closer than 0.2 of their mean spacing, spacings varying by at most half of it), the rate is within `QUICK_PEAK_BPM`
+45-120 bpm and the slope correlation within `QUICK_PEAK_SLOPE_CORR` -0.1-0.6 (its upper end keeps out most rates given
+too low, whose envelope doubles each beat). Anything else goes to the beats, so every warning still comes from them. Its
+:class:`Plausibility` has the quick heart rate and amplitude and no R width. On the same records and rates (settings.txt
+now, the shipped 10 then 180 s): the quick look settles 94 % of the CinC 2017 records at their true rate (80 % from the
+autocorrelation alone; 33 % and 68 % of the cpsc2021 and cinc2021 ones), false alarms 0.04 % (it settles some records
+the beats warned about), wrong rates caught 30.5 % against 30.8 % (121 of the 11,159 caught pairs settled by it instead,
+18 of them by the peaks), true rate named 11.2 % against 11.3 %, the cpsc2021 numbers unchanged and the cinc2021 ones
+but for 4 % undetermined (against 6 %); 0.9 % of the CinC 2017 records stay undetermined against 2.9 %: it gives a heart
+rate for some records whose beats do not look alike (A00056, labelled noisy, at 300 and 500 Hz). The checks then cost
+0.055 ms a CinC 2017 record (the script's process time, load average 2.6; 0.072 ms with the autocorrelation alone, load
+1.8) against 0.178 ms for the beats alone (a scratch run of the same measure, load about 1.4).
 """
 
 from __future__ import annotations
@@ -97,6 +103,14 @@ QUICK_HALF = 0.5  # most autocorrelation at half that lag, relative to it (a lag
 QUICK_BPM = (45.0, 130.0)
 QUICK_SLOPE_CORR = (0.0, 0.8)  # correlation of the lead's 13 ms differences 13 ms apart: lower for a rate given too high
 QUICK_AMPLITUDE_MV = (0.05, 5.0)
+# when the envelope does not repeat clearly (irregular rhythms): the rate from its peaks (`_quick_peaks`)
+QUICK_PEAK_REACH_S = 0.15  # a peak is the envelope's largest value within this many seconds either side
+QUICK_PEAK_HEIGHT = 0.3  # and at least this fraction of the median of the envelope's 1 s maxima
+QUICK_PEAK_MIN_COUNT = 6
+QUICK_PEAK_MIN_SPACING = 0.2  # least spacing of two peaks, relative to their mean spacing
+QUICK_PEAK_MAX_CV = 0.5  # most standard deviation of the spacings, relative to their mean
+QUICK_PEAK_BPM = (45.0, 120.0)
+QUICK_PEAK_SLOPE_CORR = (-0.1, 0.6)
 
 
 class ImplausibleRecordWarning(UserWarning):
@@ -191,34 +205,19 @@ def check_signal(signal, fs: float, *, stages: tuple[float, ...] = STAGES_S, qui
 
 
 def _quick(x: np.ndarray, fs: float) -> Plausibility | None:
-    """A plausible :class:`Plausibility` from the autocorrelation of `x`'s QRS envelope, without beats; None when
-    that cannot settle it (see the module docstring)."""
+    """A plausible :class:`Plausibility` from `x`'s QRS envelope, without beats: the rate from its autocorrelation
+    or, failing that, from its peaks; None when neither can settle it (see the module docstring)."""
     step = max(1, round(fs / 75))  # differences over about 13 ms
     d = x[step:] - x[:-step]
-    e = d * d
     m = max(1, round(fs / QUICK_ENVELOPE_HZ))
-    n = len(e) // m
+    n = len(d) // m
     lags = int(60 * fs / m / QUICK_BPM[0]) + 2
     if n < 2 * lags:
         return None
-    r = e[: n * m].reshape(n, m).sum(1)
-    total = r.sum()
+    e = d * d
+    r = e[: n * m].reshape(n, m) @ np.ones(m)  # the envelope (a matrix product sums the rows fastest)
+    total = float(r.sum())
     if not 0 < total < math.inf:  # flat, or not finite
-        return None
-    r -= total / n
-    ac = np.correlate(r, r[: n - lags], "valid")
-    lo = max(1, int(60 * fs / m / QUICK_BPM[1]))
-    k = lo + int(ac[lo:-1].argmax())
-    a, b, c = ac[k - 1 : k + 2].tolist()
-    if not b >= QUICK_PERIODICITY * ac[0] or ac[round(k / 2)] > QUICK_HALF * b:
-        return None
-    curve = a - 2 * b + c
-    lag = k + (min(0.5, max(-0.5, 0.5 * (a - c) / curve)) if curve < 0 else 0.0)
-    heart_rate = 60 * fs / m / lag
-    if not QUICK_BPM[0] <= heart_rate <= QUICK_BPM[1]:
-        return None
-    lo, hi = QUICK_SLOPE_CORR
-    if not lo * float(e.sum()) <= float(d[:-step].dot(d[step:])) <= hi * float(e.sum()):
         return None
     w = int(fs)
     blocks = x[: len(x) // w * w].reshape(-1, w)
@@ -227,7 +226,49 @@ def _quick(x: np.ndarray, fs: float) -> Plausibility | None:
     lo, hi = QUICK_AMPLITUDE_MV
     if not lo <= amplitude <= hi:
         return None
-    return Plausibility(heart_rate, None, amplitude)
+    slope = float(d[:-step].dot(d[step:])) / float(d.dot(d))
+    heart_rate = _quick_periodic(r - total / n, fs / m, lags) if QUICK_SLOPE_CORR[0] <= slope <= QUICK_SLOPE_CORR[1] else None
+    if heart_rate is None and QUICK_PEAK_SLOPE_CORR[0] <= slope <= QUICK_PEAK_SLOPE_CORR[1]:
+        heart_rate = _quick_peaks(r, fs / m)
+    return None if heart_rate is None else Plausibility(heart_rate, None, amplitude)
+
+
+def _quick_periodic(r: np.ndarray, rate: float, lags: int) -> float | None:
+    """The heart rate (bpm) at the highest autocorrelation peak of the centred envelope `r` (`rate` Hz) within
+    `QUICK_BPM`, when it repeats clearly (`QUICK_PERIODICITY`, `QUICK_HALF`); else None."""
+    n = len(r)
+    ac = np.correlate(r, r[: n - lags], "valid")
+    lo = max(1, int(60 * rate / QUICK_BPM[1]))
+    k = lo + int(ac[lo:-1].argmax())
+    a, b, c = ac[k - 1 : k + 2].tolist()
+    if not b >= QUICK_PERIODICITY * ac[0] or ac[round(k / 2)] > QUICK_HALF * b:
+        return None
+    curve = a - 2 * b + c
+    lag = k + (min(0.5, max(-0.5, 0.5 * (a - c) / curve)) if curve < 0 else 0.0)
+    heart_rate = 60 * rate / lag
+    return heart_rate if QUICK_BPM[0] <= heart_rate <= QUICK_BPM[1] else None
+
+
+def _quick_peaks(r: np.ndarray, rate: float) -> float | None:
+    """The heart rate (bpm) from the mean spacing of the envelope `r`'s peaks (`rate` Hz; each the largest within
+    `QUICK_PEAK_REACH_S`, at least `QUICK_PEAK_HEIGHT` of the median of its 1 s maxima), when they are consistent
+    (`QUICK_PEAK_MIN_COUNT`, `QUICK_PEAK_MIN_SPACING`, `QUICK_PEAK_MAX_CV`) and the rate within `QUICK_PEAK_BPM`;
+    else None."""
+    from scipy.ndimage import maximum_filter1d
+
+    reach = max(1, round(QUICK_PEAK_REACH_S * rate))
+    w = max(1, round(rate))
+    maxima = np.sort(r[: len(r) // w * w].reshape(-1, w).max(1))
+    height = QUICK_PEAK_HEIGHT * float(maxima[len(maxima) // 2])
+    peaks = np.flatnonzero((r == maximum_filter1d(r, 2 * reach + 1, mode="constant", cval=-math.inf)) & (r >= height))
+    if len(peaks) < QUICK_PEAK_MIN_COUNT:
+        return None
+    spacing = np.diff(peaks)
+    mean = float(peaks[-1] - peaks[0]) / len(spacing)
+    if spacing.min() < QUICK_PEAK_MIN_SPACING * mean or float(spacing.std()) > QUICK_PEAK_MAX_CV * mean:
+        return None
+    heart_rate = 60 * rate / mean
+    return heart_rate if QUICK_PEAK_BPM[0] <= heart_rate <= QUICK_PEAK_BPM[1] else None
 
 
 def _measure(x: np.ndarray, fs: float) -> Plausibility:
