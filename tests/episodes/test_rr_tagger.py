@@ -69,3 +69,20 @@ def test_a_long_record_is_tagged_stretch_by_stretch_as_its_parts(cpsc2021_dir):
 @pytest.mark.parametrize("n", [3, 50])
 def test_few_beats_give_finite_log_odds(n):
     assert np.isfinite(rr_tagger_logit(_beats(np.full(n - 1, 0.9)), 250.0)).all()
+
+
+def test_a_stretchs_inputs_need_only_the_beats_within_its_reach():
+    from ecgrhythm.episodes.rr_tagger import _FEATURE_REACH, mirrored
+
+    rng = np.random.default_rng(3)
+    beats = mirrored(_beats(np.concatenate([rng.uniform(0.4, 1.0, 300), np.tile([0.6, 1.1], 150), np.full(300, 0.8)])))
+    whole = tagger_inputs(beats, 200.0)
+    for lo, hi in ((0, 100), (250, 400), (600, len(beats))):
+        first, stop = max(0, lo - _FEATURE_REACH), min(len(beats), hi + _FEATURE_REACH)
+        np.testing.assert_array_equal(tagger_inputs(beats[first:stop], 200.0)[lo - first : hi - first], whole[lo:hi])
+
+
+def test_beats_that_are_not_increasing_sample_indices_are_refused():
+    for bad in (np.array([0, 200, 200, 400]), np.array([400, 200, 0]), np.array([0.0, 200.0, 400.0]), np.zeros((3, 2), int)):
+        with pytest.raises(ValueError, match="Invalid argument `beats`"):
+            rr_tagger_logit(bad, 200.0)

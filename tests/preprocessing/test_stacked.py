@@ -41,7 +41,12 @@ def test_windows_are_preprocessed_together_as_each_window_alone(cpsc2021_dir, ci
     leads.append((cinc2021.signal[:, [1]], cinc2021.fs))  # 500 to 150 Hz: 3/10
     together = config.normalization in STACKED_NORMALIZATIONS and not config.rr_channel
     for signal, fs in leads:
-        for seconds, hop_s in ((10.0, 2.0), (10.0, 0.35), (4.0, 4.0)):  # the finder's windows, and hops off the rate ratio
+        for seconds, hop_s in (
+            (10.0, 4.0),
+            (10.0, 2.0),
+            (10.0, 0.35),
+            (4.0, 4.0),
+        ):  # the finder's windows (4 s hop; 2 s before), and hops off the rate ratio
             length, hop = round(seconds * fs), round(hop_s * fs)
             starts = _starts(len(signal), length, hop)[:40]
             with monkeypatch.context() as m:

@@ -193,8 +193,14 @@ def test_bodies_the_form_parser_would_misread_are_refused_with_their_reason(clie
     assert cut.status_code == 400 and "no closing boundary" in cut.json()["detail"], cut.text
     packed = client.post("/v1/classify", content=gzip.compress(body), headers={"content-type": content_type, "content-encoding": "gzip"})
     assert packed.status_code == 415 and "Content-Encoding: gzip" in packed.json()["detail"], packed.text
-    whole = client.post("/v1/classify", content=body + b"an epilogue\r\n", headers={"content-type": content_type})
+    whole = client.post("/v1/classify", content=body + b"an epilogue\r\n" * 500, headers={"content-type": content_type})
     assert whole.status_code == 200 and whole.json()["record"] == "A00001"  # text after the closing boundary is allowed
+    boundary = content_type.split("boundary=")[1]
+    shouted = f"Multipart/Form-Data; BOUNDARY={boundary}"  # header names and values as any client may case them
+    cut = client.post("/v1/classify", content=body[: len(body) // 2], headers={"content-type": shouted})
+    assert cut.status_code == 400 and "no closing boundary" in cut.json()["detail"], cut.text
+    spaced = f"multipart/form-data; boundary={boundary} ; charset=utf-8"
+    assert client.post("/v1/classify", content=body, headers={"content-type": spaced}).status_code == 200
 
 
 def test_file_names_are_sanitised(client, tmp_path):

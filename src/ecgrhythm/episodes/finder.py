@@ -103,13 +103,13 @@ class RecordEpisodes:
         >>> record = ecgrhythm.read_record("../shared/data/cpsc2021-sample/data_101_6.hea")  # paroxysmal AF, 112 s
         >>> found = ecgrhythm.record_episodes(clf, record)
         >>> [(round(e.start_s, 1), round(e.end_s, 1), e.label) for e in found.episodes]
-        [(0.0, 15.8, 'O'), (15.8, 29.1, 'A'), (29.1, 55.4, 'O'), (55.4, 79.4, 'A'), (79.4, 107.0, 'N'), (107.0, 111.8, 'A')]
+        [(0.0, 15.8, 'O'), (15.8, 29.1, 'A'), (29.1, 55.4, 'O'), (55.4, 80.1, 'A'), (80.1, 106.7, 'N'), (106.7, 111.8, 'A')]
         >>> round(found.af_burden, 2), round(found.longest_af_s, 1), found.record_class
-        (0.38, 24.1, 'paroxysmal')
+        (0.39, 24.7, 'paroxysmal')
         >>> found.af_endpoints()  # [onset, end] samples of each AF episode, at 200 Hz (annotated: 3132-5639, 8468-9100, 11121-16050, 21303-22354)
         array([[ 3159,  5824],
-               [11070, 15889],
-               [21402, 22354]])
+               [11070, 16019],
+               [21330, 22354]])
     """
 
     record_name: str
@@ -208,9 +208,9 @@ def record_episodes(
 ) -> RecordEpisodes:
     """The rhythm episodes of one record read into memory: AF onsets and ends to the beat, and the AF burden.
 
-    The three steps of the module docstring on one lead: overlapping windows classified by the networks
-    (their own probabilities, uncalibrated), a two-state hidden Markov model over their AF probability, and
-    each change of rhythm moved onto a beat. The lead is fed to the windows in pieces of `piece_s` seconds,
+    The steps of the module docstring on one lead: overlapping windows classified by the networks (their own
+    probabilities, uncalibrated), then AF decided beat by beat from the R-R tagger and those windows (or, with
+    `method="windows"`, a two-state hidden Markov model over the windows and each change moved onto a beat). The lead is fed to the windows in pieces of `piece_s` seconds,
     as a streamed record is (:func:`stream_episodes`), so the answer is the same either way.
 
     Args:
@@ -239,8 +239,8 @@ def record_episodes(
         >>> found = ecgrhythm.record_episodes(clf, record)
         >>> [(e.start_s, e.end_s, e.label) for e in found.episodes], found.af_burden
         ([(0.0, 30.0, 'A')], 1.0)
-        >>> stricter = ecgrhythm.EpisodeParams(min_af_beats=10, switch_prob=0.001)
-        >>> ecgrhythm.record_episodes(clf, record, params=stricter).record_class
+        >>> over_windows = ecgrhythm.EpisodeParams(method="windows")   # the hidden Markov model over windows
+        >>> ecgrhythm.record_episodes(clf, record, params=over_windows).record_class
         'persistent'
     """
     _check_single_lead(classifier)
@@ -258,8 +258,8 @@ def stream_episodes(
     """The rhythm episodes of a long WFDB record read in pieces, in bounded memory (a 24 h Holter record, or up to 14 days).
 
     The same windows and boundaries as :func:`record_episodes` on the record
-    read whole: the lead is read `piece_s` seconds at a time, and the stretch
-    around each change of rhythm again when its beats are placed.
+    read whole: the lead is read `piece_s` seconds at a time for the windows, then again a piece at a time for
+    its beats (with `method="windows"`, only the stretch around each change of rhythm, when its beat is placed).
 
     Args:
         classifier: a loaded single-lead classifier, as for :func:`record_episodes`.
@@ -303,7 +303,7 @@ def _check_single_lead(classifier):
 
 
 def _episodes(classifier, pieces, read_signal, fs, n_samples, record_name, lead, params) -> RecordEpisodes:
-    """The three steps of the module docstring on a lead given as consecutive `pieces` and random access `read_signal(a, b)`."""
+    """The steps of the module docstring on a lead given as consecutive `pieces` and random access `read_signal(a, b)`."""
     stream = iter_window_probabilities(classifier, pieces, fs, lead=lead, params=params)
     windows = collect_windows(stream, classifier.classes_, n_samples / fs)
     return episodes_from_windows(windows, read_signal, fs, n_samples, record_name=record_name, lead=lead, params=params)

@@ -22,13 +22,13 @@ class EpisodeParams:
         hop_s: seconds between window starts.
         batch_windows: windows prepared together, and run in one network call on a backend that takes any batch
             (onnxruntime; on Keras in batches of the classifier's `batch_size`).
-        switch_prob: HMM probability of a change of rhythm from one window to the next.
-        emission_scale: weight of a window's AF log-odds as HMM evidence
+        switch_prob: (`method="windows"` only) HMM probability of a change of rhythm from one window to the next.
+        emission_scale: (`method="windows"` only) weight of a window's AF log-odds as HMM evidence
             (below 1: overlapping windows are not independent evidence).
-        emission_bias: log-odds added to every window's evidence (negative: AF needs more evidence).
-        refine_s: half width (s) of the stretch searched for the beat of a change.
-        irregularity: relative successive RR difference that separates AF (above) from other rhythms.
-        pull: cost per second of moving a change away from where the windows put it.
+        emission_bias: (`method="windows"` only) log-odds added to every window's evidence (negative: AF needs more evidence).
+        refine_s: (`method="windows"` only) half width (s) of the stretch searched for the beat of a change.
+        irregularity: (`method="windows"` only) relative successive RR difference that separates AF (above) from other rhythms.
+        pull: (`method="windows"` only) cost per second of moving a change away from where the windows put it.
         min_af_beats: shortest AF episode, in beats.
         persistent_burden: AF burden from which the whole record is AF (persistent AF in the CPSC 2021 sense).
         method: `"beats"` (each beat's R-R tagger log-odds and the network's windows combined per beat, Viterbi
@@ -55,7 +55,7 @@ class EpisodeParams:
         ValueError: Invalid argument `min_af_beats`: expected a positive integer. Received: min_af_beats=0
         >>> per_beat = ecgrhythm.EpisodeParams(method="beats")     # AF decided beat by beat (ecgrhythm.episodes.beats)
         >>> per_beat.beat_switch_cost, per_beat.beat_bias
-        (10.0, -1.0)
+        (20.0, 0.0)
     """
 
     window_s: float = 10.0
@@ -71,8 +71,8 @@ class EpisodeParams:
     persistent_burden: float = 0.85
     networks: int | None = 1
     method: str = "beats"
-    beat_switch_cost: float = 10.0
-    beat_bias: float = -1.0
+    beat_switch_cost: float = 20.0
+    beat_bias: float = 0.0
 
     def __post_init__(self):
         for name in ("window_s", "hop_s", "refine_s", "irregularity", "emission_scale"):

@@ -79,7 +79,7 @@ def plot_episodes(found: RecordEpisodes, record, path=None, *, fs: float | None 
         >>> found = ecgrhythm.record_episodes(clf, record)
         >>> fig = ecgrhythm.plot_episodes(found, record)
         >>> fig.get_suptitle()
-        'data_101_6: paroxysmal AF, AF burden 37.7 % in 3 episodes (longest 24 s); lead I; 1 min 52 s'
+        'data_101_6: paroxysmal AF, AF burden 38.6 % in 3 episodes (longest 25 s); lead I; 1 min 52 s'
         >>> fig.axes[1].get_title(loc="left")   # the ECG: 2 s before the onset of the longest AF episode, then 6 s
         '8 s of lead I at the start of the longest AF episode: 25 mm/s, 10 mm/mV, filtered 0.5-40 Hz (the black frame on the strip)'
         >>> ecgrhythm.plot_episodes(found, record, "data_101_6.png")   # doctest: +SKIP

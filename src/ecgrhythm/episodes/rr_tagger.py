@@ -11,13 +11,13 @@ standardisation too, and runs on onnxruntime, like the classifier's graph.
 
 A record's beats are mirrored about its ends (:func:`mirrored`, :data:`MIRROR_BEATS`), in fitting as in use, so that
 its first and last beats are read like the others; then they are read in stretches of :data:`CHUNK_BEATS` with
-:data:`MARGIN_BEATS` more on each side (whose outputs are dropped), so a record of any length takes the same bounded
-memory and a beat's log-odds depend only on the beats of its stretch and margins.
+:data:`MARGIN_BEATS` more on each side (whose outputs are dropped), each stretch's inputs made from its own beats and a
+few more, so a record of any length takes the same bounded memory besides its beats.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 from importlib import resources
 
 import numpy as np
@@ -41,6 +41,7 @@ TAGGER_FILE = "rr_tagger.onnx"
 INPUT, OUTPUT = "features", "logit"  # the graph's input `(batch, beats, len(INPUT_NAMES))` and output `(batch, beats)`
 CHUNK_BEATS, MARGIN_BEATS = 4096, 256
 MIRROR_BEATS = 32  # beats mirrored about each end of a record, so that its first and last beats have neighbours
+_FEATURE_REACH = 24  # beats either side a beat's inputs are made from (16-beat windows, lags of 3, the interval before), and more
 
 
 def _rolling(x: np.ndarray, width: int, fn) -> np.ndarray:
@@ -97,23 +98,31 @@ def tagger_inputs(beats: np.ndarray, fs: float) -> np.ndarray:
 
 
 def mirrored(values: np.ndarray) -> np.ndarray:
-    """`values` with :data:`MIRROR_BEATS` (at most one fewer than there are) mirrored about each end: beat times
-    `2 * b[0] - b[k:0:-1]` before and `2 * b[-1] - b[-2:-k-2:-1]` after, and any per-beat array (bool or int,
-    a truth) alike but for the reflection, so that a record's first and last beats have neighbours like its others."""
+    """`values` with :data:`MIRROR_BEATS` (at most one fewer than there are) mirrored about each end, so that a record's
+    first and last beats have neighbours like its others: beat times (numbers) reflected, `2 * b[0] - b[k:0:-1]` before
+    and `2 * b[-1] - b[-2:-k-2:-1]` after (as int64 for integers); a bool array (a truth per beat) copied alike."""
     values = np.asarray(values)
+    if values.dtype.kind in "iu":
+        values = values.astype(np.int64)
     k = min(MIRROR_BEATS, len(values) - 1)
     before, after = values[k:0:-1], values[-2 : -k - 2 : -1]
-    if values.dtype.kind in "iuf":
+    if values.dtype.kind != "b":
         before, after = 2 * values[0] - before, 2 * values[-1] - after
     return np.concatenate([before, values, after])
 
 
-@functools.lru_cache(maxsize=1)
+_SESSION_LOCK = threading.Lock()  # the service's worker threads may ask for it at once: one session, made once
+_SESSIONS = []
+
+
 def _session():
     from ecgrhythm.inference.onnx_backend import open_session
 
-    with resources.as_file(resources.files("ecgrhythm.episodes") / TAGGER_FILE) as path:
-        return open_session(path)
+    with _SESSION_LOCK:
+        if not _SESSIONS:
+            with resources.as_file(resources.files("ecgrhythm.episodes") / TAGGER_FILE) as path:
+                _SESSIONS.append(open_session(path))
+        return _SESSIONS[0]
 
 
 def rr_tagger_logit(beats: np.ndarray, fs: float) -> np.ndarray:
@@ -121,20 +130,30 @@ def rr_tagger_logit(beats: np.ndarray, fs: float) -> np.ndarray:
     fewer than 3 beats.
 
     Args:
-        beats: R-peak sample indices, increasing.
+        beats: R-peak sample indices, strictly increasing.
         fs: sampling rate in Hz.
+
+    Raises:
+        ValueError: `beats` is not one strictly increasing array of sample indices.
     """
     from ecgrhythm.inference.interruptible import run_session
 
+    beats = np.asarray(beats)
+    if beats.ndim != 1 or (beats.size and beats.dtype.kind not in "iu") or np.any(np.diff(beats) <= 0):
+        raise ValueError(
+            f"Invalid argument `beats`: expected strictly increasing sample indices (ints). Received: shape {beats.shape}, dtype {beats.dtype}"
+        )
     n = len(beats)
     out = np.zeros(n)
     if n < 3:
         return out
-    x, k = tagger_inputs(mirrored(beats), fs), min(MIRROR_BEATS, n - 1)
+    beats, k = mirrored(beats), min(MIRROR_BEATS, n - 1)
     session = _session()
     for a in range(k, k + n, CHUNK_BEATS):
         b = min(k + n, a + CHUNK_BEATS)
-        lo, hi = max(0, a - MARGIN_BEATS), min(len(x), b + MARGIN_BEATS)
-        logit = run_session(session, [OUTPUT], {INPUT: x[None, lo:hi]})[0][0]
+        lo, hi = max(0, a - MARGIN_BEATS), min(len(beats), b + MARGIN_BEATS)
+        first, stop = max(0, lo - _FEATURE_REACH), min(len(beats), hi + _FEATURE_REACH)  # the inputs of lo:hi need these beats
+        x = tagger_inputs(beats[first:stop], fs)[lo - first : hi - first]
+        logit = run_session(session, [OUTPUT], {INPUT: x[None]})[0][0]
         out[a - k : b - k] = logit[a - lo : b - lo]
     return out

@@ -1,4 +1,4 @@
-"""Grouped cross-validation of the AF episode finder: today's windows method against the beats method.
+"""Grouped cross-validation of the AF episode finder: the windows method against the beats method (the default).
 
 Both methods are scored on records whose settings (and, for the beats method, whose model) were fitted
 without them: leave one patient out on the cpsc2021 sample, and leave a fold of joined CinC 2017 records

@@ -9,7 +9,7 @@ spreads over the training beats.
 
 The network: two bidirectional GRU layers of 16 units a direction and a dense output per beat (its AF log-odds),
 trained with binary cross-entropy on stretches of :data:`TRAIN_BEATS` beats taken at half-overlapping steps from a
-random offset each epoch, Adam at 3e-3, seeded. :func:`write_tagger_onnx` writes it as ONNX operators (the
+random offset each epoch, with one more at each end of a record, Adam at 3e-3, seeded. :func:`write_tagger_onnx` writes it as ONNX operators (the
 standardisation, two `GRU` operators, `MatMul`), checked against the Keras network on a real record's beats.
 """
 
@@ -40,11 +40,13 @@ def training_beats(n_records: int = 80, *, skip: int = 12, seed: int = 0, data_d
 
 
 def _stretches(records, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Half-overlapping stretches of `TRAIN_BEATS` beats of every record, from a random offset."""
+    """Stretches of `TRAIN_BEATS` beats of every record (one at least `TRAIN_BEATS` long): half-overlapping from a random
+    offset, and one at each end, so that every beat, the mirrored ends' too, is in a stretch every epoch."""
     xs, ys = [], []
     for x, y in records:
-        offset = int(rng.integers(0, TRAIN_BEATS))
-        for start in range(max(0, offset - TRAIN_BEATS), len(x) - TRAIN_BEATS + 1, TRAIN_BEATS // 2):
+        offset = int(rng.integers(0, TRAIN_BEATS // 2))
+        last = len(x) - TRAIN_BEATS
+        for start in sorted({0, *range(offset, last + 1, TRAIN_BEATS // 2), last}):
             xs.append(x[start : start + TRAIN_BEATS])
             ys.append(y[start : start + TRAIN_BEATS])
     return np.stack(xs), np.stack(ys).astype(np.float32)[..., None]

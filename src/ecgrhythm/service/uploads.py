@@ -39,35 +39,31 @@ def safe_name(filename) -> str:
     return base
 
 
-_TAIL_BYTES = 4096  # of the body kept to find the closing boundary (and a short epilogue after it)
-
-
 @contextlib.asynccontextmanager
 async def upload_form(request, **limits):
     """The request's multipart form (Starlette's `request.form(**limits)`), refused with a reason where the parser
     would drop what it cannot read: a compressed body (415: `Content-Encoding` other than identity) or a multipart
     body without its closing boundary (400: cut short or malformed; its last part would be dropped unseen)."""
+    from starlette.formparsers import parse_options_header  # the header parser Starlette's form parser uses
     from starlette.requests import Request
 
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise HTTPException(415, f"compressed uploads (Content-Encoding: {encoding[:20]}) are not accepted: send the files as they are")
-    boundary = (
-        re.search(r'boundary="?([^";]+)', request.headers.get("content-type", ""))
-        if "multipart/" in request.headers.get("content-type", "")
-        else None
-    )
-    tail = bytearray()
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary") if content_type.startswith(b"multipart/") else None
+    closing = b"--" + boundary + b"--" if boundary else b""
+    seen = {"closed": not boundary, "tail": b""}  # the closing delimiter seen yet; the bytes it may start in
 
     async def receive():
         message = await request.receive()
-        if message["type"] == "http.request":
-            tail.extend(message.get("body", b""))
-            del tail[:-_TAIL_BYTES]
+        if message["type"] == "http.request" and not seen["closed"]:
+            window = seen["tail"] + message.get("body", b"")
+            seen["closed"], seen["tail"] = closing in window, window[-(len(closing) - 1) :]
         return message
 
     async with Request(request.scope, receive).form(**limits) as form:
-        if boundary is not None and b"--" + boundary.group(1).encode("latin-1") + b"--" not in tail:
+        if not seen["closed"]:
             raise HTTPException(400, "the multipart body has no closing boundary: the upload was cut short or is malformed; send it again")
         yield form
 
