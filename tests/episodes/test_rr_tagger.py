@@ -7,6 +7,7 @@ from ecgrhythm.episodes.annotations import read_rhythm_annotations
 from ecgrhythm.episodes.beats import record_beats
 from ecgrhythm.episodes.rr_tagger import CHUNK_BEATS, FEATURE_NAMES, INPUT_NAMES, beat_features, rr_tagger_logit, tagger_inputs
 from ecgrhythm.records import read_record
+from ecgrhythm.scoring.episodes import in_intervals
 
 
 def _beats(rr_s, fs=200.0):
@@ -37,8 +38,7 @@ def test_the_tagger_tells_af_beats_from_others_on_real_records(cpsc2021_dir):
     from sklearn.metrics import roc_auc_score
 
     beats, fs, truth = _record_beats(cpsc2021_dir, "data_101_8")  # paroxysmal AF: 66 % of it in two episodes
-    intervals = truth.af_intervals()
-    af = ((beats[:, None] >= intervals[None, :, 0]) & (beats[:, None] <= intervals[None, :, 1])).any(axis=1)
+    af = in_intervals(beats, truth.af_intervals())
     logit = rr_tagger_logit(beats, fs)
     assert logit.shape == beats.shape and np.isfinite(logit).all()
     assert roc_auc_score(af, logit) > 0.9

@@ -24,6 +24,7 @@ import numpy as np
 from ecgrhythm.episodes.beats import BeatModel, beat_network_logit, rr_evidence
 from ecgrhythm.episodes.finder import EpisodeParams, episodes_from_windows
 from ecgrhythm.evaluation.episodes import score_record, summarise_records
+from ecgrhythm.scoring.episodes import in_intervals
 
 __all__ = ["WINDOW_GRID", "BEAT_GRID", "grid_params", "beat_labels", "fit_beat_model", "score_grid", "cross_validate", "fold_groups"]
 
@@ -50,9 +51,7 @@ def grid_params(grid: dict) -> list[EpisodeParams]:
 
 def beat_labels(case) -> np.ndarray:
     """Truth per beat (bool): the beat lies in an AF episode `[onset, end]` of the case's truth."""
-    intervals = case.truth.af_intervals()
-    beats = case.beats
-    return ((beats[:, None] >= intervals[None, :, 0]) & (beats[:, None] <= intervals[None, :, 1])).any(axis=1)
+    return in_intervals(case.beats, case.truth.af_intervals())
 
 
 def _features(case) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 from ecgrhythm.episodes.beats import record_beats
 from ecgrhythm.episodes.rr_tagger import INPUT, INPUT_NAMES, OUTPUT, mirrored, tagger_inputs
 from ecgrhythm.lab.episode_data import CINC_DIR, joined_records
+from ecgrhythm.scoring.episodes import in_intervals
 
 __all__ = ["training_beats", "fit_tagger", "write_tagger_onnx", "UNITS", "TRAIN_BEATS"]
 
@@ -33,8 +34,7 @@ def training_beats(n_records: int = 80, *, skip: int = 12, seed: int = 0, data_d
     out = []
     for record in joined_records(skip + n_records, seed=seed, data_dir=data_dir)[skip:]:
         beats = record_beats(lambda a, b, x=record.signal: x[a:b], record.fs, len(record.signal))
-        intervals = record.af_intervals()
-        truth = ((beats[:, None] >= intervals[None, :, 0]) & (beats[:, None] <= intervals[None, :, 1])).any(axis=1)
+        truth = in_intervals(beats, record.af_intervals())
         out.append((tagger_inputs(mirrored(beats), record.fs), mirrored(truth)))  # as the tagger reads a record
     return out
 

@@ -45,6 +45,7 @@ __all__ = [
     "af_burden",
     "episode_overlaps",
     "boundary_hits",
+    "in_intervals",
     "af_seconds",
 ]
 
@@ -156,6 +157,12 @@ def boundary_hits(true_points, pred_points, tolerance: float) -> int:
     return len(used_t)
 
 
+def in_intervals(points, intervals) -> np.ndarray:
+    """Whether each of `points` (sample indices or times) lies in one of the `[onset, end]` `intervals` (ends included), bool `(len(points),)`."""
+    points, intervals = np.asarray(points), np.asarray(intervals, dtype=float).reshape(-1, 2)
+    return ((points[:, None] >= intervals[None, :, 0]) & (points[:, None] <= intervals[None, :, 1])).any(axis=1)
+
+
 def af_seconds(true_intervals, pred_intervals, n_samples: int, fs: float) -> tuple[int, int, int]:
     """`(true positive, false positive, false negative)` whole seconds of AF.
 
@@ -163,10 +170,5 @@ def af_seconds(true_intervals, pred_intervals, n_samples: int, fs: float) -> tup
     one of the `[onset, end]` sample intervals; the AF F1 per second is `2 tp / (2 tp + fp + fn)`.
     """
     middles = (np.arange(int(n_samples // fs)) + 0.5) * fs
-
-    def inside(intervals):
-        intervals = np.asarray(intervals, dtype=float).reshape(-1, 2)
-        return ((middles[:, None] >= intervals[None, :, 0]) & (middles[:, None] <= intervals[None, :, 1])).any(axis=1)
-
-    t, p = inside(true_intervals), inside(pred_intervals)
+    t, p = in_intervals(middles, true_intervals), in_intervals(middles, pred_intervals)
     return int(np.sum(t & p)), int(np.sum(~t & p)), int(np.sum(t & ~p))
