@@ -67,16 +67,19 @@ def beat_features(beats: np.ndarray, fs: float) -> np.ndarray:
     the lag-1 one (below 1 for a repeating pattern); `log_rr` is the log median interval (s) over 8.
     Differences are log-scaled (`log(0.01 + x)`). Fewer than 3 beats give zeros.
     """
-    n = len(beats)
-    if n < 3:
-        return np.zeros((n, len(FEATURE_NAMES)))
-    rr = _intervals(beats, fs)
+    if len(beats) < 3:
+        return np.zeros((len(beats), len(FEATURE_NAMES)))
+    return _features(_intervals(beats, fs))
+
+
+def _features(rr: np.ndarray) -> np.ndarray:
+    """:func:`beat_features` from the intervals `rr` (:func:`_intervals`, at least 3)."""
     d1 = np.abs(np.diff(rr, prepend=rr[0]))
     d2 = np.abs(rr - np.concatenate([rr[:2], rr[:-2]]))
-    d3 = np.abs(rr - np.concatenate([rr[:3], rr[:-3]])) if n > 3 else d2
-    columns = {"log_rr": np.log(_rolling(rr, 8, np.median))}
-    for w in (8, 16):
-        med = _rolling(rr, w, np.median)
+    d3 = np.abs(rr - np.concatenate([rr[:3], rr[:-3]])) if len(rr) > 3 else d2
+    medians = {w: _rolling(rr, w, np.median) for w in (8, 16)}
+    columns = {"log_rr": np.log(medians[8])}
+    for w, med in medians.items():
         columns[f"msd{w}"] = _rolling(d1, w, np.median) / med
         columns[f"cv{w}"] = _rolling(rr, w, np.std) / med
         columns[f"lag2_{w}"] = _rolling(d2, w, np.median) / med
@@ -90,11 +93,11 @@ def beat_features(beats: np.ndarray, fs: float) -> np.ndarray:
 def tagger_inputs(beats: np.ndarray, fs: float) -> np.ndarray:
     """The tagger's inputs per beat, float32 `(n_beats, len(INPUT_NAMES))`: :func:`beat_features`, the log of the beat's own
     interval and its change from the previous one (zeros with fewer than 3 beats)."""
-    n = len(beats)
-    if n < 3:
-        return np.zeros((n, len(INPUT_NAMES)), dtype=np.float32)
-    log_rr = np.log(_intervals(beats, fs))
-    return np.concatenate([beat_features(beats, fs), log_rr[:, None], np.diff(log_rr, prepend=log_rr[0])[:, None]], axis=1).astype(np.float32)
+    if len(beats) < 3:
+        return np.zeros((len(beats), len(INPUT_NAMES)), dtype=np.float32)
+    rr = _intervals(beats, fs)
+    log_rr = np.log(rr)
+    return np.concatenate([_features(rr), log_rr[:, None], np.diff(log_rr, prepend=log_rr[0])[:, None]], axis=1).astype(np.float32)
 
 
 def mirrored(values: np.ndarray) -> np.ndarray:
