@@ -77,7 +77,7 @@ from ecgrhythm.preprocessing.batching import bucket_lengths, pad_batch
 from ecgrhythm.utils.io import atomic_write
 from ecgrhythm.utils.validation import check_positive_int
 
-__all__ = ["export_onnx", "onnx_graph", "OPSET", "PARITY_TOLERANCE"]
+__all__ = ["export_onnx", "onnx_graph", "checked_model", "OPSET", "PARITY_TOLERANCE"]
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-5  # the shipped model's graph differs from Keras by about 1e-7
@@ -100,7 +100,7 @@ def onnx_graph(networks, config: dict, split: dict | None = None, weights: dict 
         several networks, `first_probabilities` `(batch, n_classes)` (the first network's own, which AF episodes use),
         and the metadata of :func:`ecgrhythm.inference.onnx_metadata.metadata_from_config`.
     """
-    onnx = require("onnx")
+    require("onnx")  # a clear message when the ONNX extra is missing
     from onnx import TensorProto, helper, numpy_helper
 
     architecture, n_channels, n_classes = config_from_dict(config["model"]), _n_channels(config), len(config["classes"])
@@ -124,11 +124,21 @@ def onnx_graph(networks, config: dict, split: dict | None = None, weights: dict 
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", n_classes]) for name in graph_outputs(len(networks))],
         g.initializers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ecgrhythm")
-    model.ir_version = min(model.ir_version, 8)  # readable by onnxruntime 1.14 and later
-    helper.set_model_props(
-        model, {k: json.dumps(v) for k, v in metadata_from_config(config, n_networks=len(networks), split=split, weights=weights).items()}
+    return checked_model(
+        graph, {k: json.dumps(v) for k, v in metadata_from_config(config, n_networks=len(networks), split=split, weights=weights).items()}
     )
+
+
+def checked_model(graph, properties: dict | None = None):
+    """The `onnx.ModelProto` of an ONNX `graph` as the project writes its graphs: opset :data:`OPSET`, IR version at most
+    8 (readable by onnxruntime 1.14 and later), `properties` as its metadata, checked by `onnx.checker` (full check)."""
+    onnx = require("onnx")
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ecgrhythm")
+    model.ir_version = min(model.ir_version, 8)
+    if properties:
+        helper.set_model_props(model, properties)
     onnx.checker.check_model(model, full_check=True)
     return model
 

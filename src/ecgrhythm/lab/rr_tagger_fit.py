@@ -78,11 +78,10 @@ def fit_tagger(records, *, epochs: int = 15, seed: int = 0, verbose: bool = Fals
 def write_tagger_onnx(model, standardisation, check_inputs: np.ndarray, tolerance: float = 1e-4) -> bytes:
     """The tagger as an ONNX model (input `features` `(batch, beats, n_inputs)`, output `logit` `(batch, beats)`), its
     output checked against the Keras network's on `check_inputs` `(n_beats, n_inputs)` (RuntimeError past `tolerance`)."""
-    import onnx
     import onnxruntime
     from onnx import TensorProto, helper, numpy_helper
 
-    from ecgrhythm.export.onnx import OPSET
+    from ecgrhythm.export.onnx import checked_model
     from ecgrhythm.networks.gru import gru_weights
     from ecgrhythm.networks.onnx_graph import OnnxGraph, recurrent
 
@@ -105,10 +104,7 @@ def write_tagger_onnx(model, standardisation, check_inputs: np.ndarray, toleranc
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", "beats"])],
         g.initializers,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ecgrhythm")
-    proto.ir_version = min(proto.ir_version, 8)
-    onnx.checker.check_model(proto, full_check=True)
-    data = proto.SerializeToString()
+    data = checked_model(graph).SerializeToString()
     batch = check_inputs[None].astype(np.float32)
     expected = np.asarray(model.predict_on_batch((batch - mean) / scale))[..., 0]
     got = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]).run([OUTPUT], {INPUT: batch})[0]
