@@ -15,6 +15,7 @@ time); then the run takes a few minutes. Example:
 
     .venv/bin/python scripts/episode_settings_crossfit.py
     .venv/bin/python scripts/episode_settings_crossfit.py --fit-beat-model   # the shipped BeatModel's numbers
+    .venv/bin/python scripts/episode_settings_crossfit.py --hop-s 2          # windows every 2 s (the finder's before 7 Dec 2026)
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def main():
     parser.add_argument("--joined", type=int, default=12, help="joined CinC 2017 records (10 min, 200 Hz, seed 0)")
     parser.add_argument("--joined-folds", type=int, default=4, help="folds of the joined records")
     parser.add_argument("--fit-beat-model", action="store_true", help="fit the beats model on all records and print it and its settings")
+    parser.add_argument("--hop-s", type=float, default=EpisodeParams().hop_s, help="seconds between windows (default: %(default)s, the finder's)")
     args = parser.parse_args()
-    cpsc = cpsc2021_cases(args.model, data_dir=args.data)
-    joined = joined_cases(args.joined, model_dir=args.model) if args.joined else []
+    windows = EpisodeParams(hop_s=args.hop_s)
+    cpsc = cpsc2021_cases(args.model, data_dir=args.data, params=windows)
+    joined = joined_cases(args.joined, model_dir=args.model, params=windows) if args.joined else []
     if args.fit_beat_model:
         model = fit_beat_model(cpsc + joined, cpsc)
         rows = score_grid(cpsc, grid_params(BEAT_GRID), model)
