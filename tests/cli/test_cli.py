@@ -210,6 +210,26 @@ def test_a_model_giving_nan_fails_every_record_by_name(tmp_path, cinc2017_dir, t
     assert _rows(out) == [COLUMNS]
 
 
+def test_a_sigterm_python_dropped_still_keeps_the_old_output_and_ends_the_block(tmp_path):
+    from ecgrhythm.cli.common import Terminated, _raise_terminated, sigterm_unwinds
+    from ecgrhythm.utils.io import atomic_write
+
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    with pytest.raises(Terminated), sigterm_unwinds():
+        try:  # the handler's exception raised where Python drops it (a garbage-collection callback prints it and goes on)
+            _raise_terminated(signal.SIGTERM, None)
+        except Terminated:
+            pass
+        with atomic_write(out) as f:
+            f.write("new\n")
+    assert out.read_text() == "previous\n" and [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+    with sigterm_unwinds():  # the next block starts afresh
+        with atomic_write(out) as f:
+            f.write("new\n")
+    assert out.read_text() == "new\n"
+
+
 def test_sigterm_removes_the_temporary_file_and_exits_143(tmp_path, cinc2017_dir, tiny_model_dir):
     import ecgrhythm
 

@@ -58,19 +58,39 @@ class Terminated(KeyboardInterrupt):
     writes remove their temporary files and leave the old output; exit status 143."""
 
 
+_TERMINATED = threading.Event()  # SIGTERM arrived within `sigterm_unwinds`
+
+
 def _raise_terminated(signum, frame):
+    _TERMINATED.set()
     raise Terminated
+
+
+def _raise_if_terminated():
+    if _TERMINATED.is_set():
+        raise Terminated
 
 
 @contextlib.contextmanager
 def sigterm_unwinds():
-    """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere signals cannot be caught)."""
+    """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere signals cannot be caught).
+
+    Python drops an exception raised where it cannot pass it on (it prints "Exception ignored"): a signal that
+    arrives during a garbage-collection callback (JAX has one). The signal is therefore also remembered, and raised
+    again before any atomic write replaces its destination (:func:`~ecgrhythm.utils.io.commit_check`) and when the
+    block ends, so the old output stays and the exit status is 143 either way.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    from ecgrhythm.utils.io import commit_check
+
+    _TERMINATED.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        yield
+        with commit_check(_raise_if_terminated):
+            yield
+            _raise_if_terminated()
     finally:
         signal.signal(signal.SIGTERM, previous)
 

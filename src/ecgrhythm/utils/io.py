@@ -18,9 +18,24 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_text", "csv_writer", "palette_png"]
+__all__ = ["atomic_write", "atomic_write_text", "commit_check", "csv_writer", "palette_png"]
 
 _DESCRIPTOR_ALIAS = re.compile(r"^(/dev/(stdout|stderr|fd/[^/]+)|/proc/[^/]+/fd/[^/]+)$")
+
+
+_COMMIT_CHECKS: list = []  # run before an atomic write replaces its destination (:func:`commit_check`)
+
+
+@contextlib.contextmanager
+def commit_check(check):
+    """Within the block, `check()` runs before every :func:`atomic_write` replaces its destination; an exception it
+    raises leaves the destination as it was (the command line's SIGTERM, whose exception a signal handler may raise
+    where Python cannot pass it on, such as a garbage-collection callback)."""
+    _COMMIT_CHECKS.append(check)
+    try:
+        yield
+    finally:
+        _COMMIT_CHECKS.remove(check)
 
 
 @contextlib.contextmanager
@@ -52,6 +67,8 @@ def atomic_write(path, mode="w", **kwargs):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        for check in _COMMIT_CHECKS:
+            check()
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
