@@ -78,21 +78,29 @@ def sigterm_unwinds():
     Python drops an exception raised where it cannot pass it on (it prints "Exception ignored"): a signal that
     arrives during a garbage-collection callback (JAX has one). The signal is therefore also remembered, and raised
     again before any atomic write replaces its destination (:func:`~ecgrhythm.utils.io.commit_check`) and when the
-    block ends, so the old output stays and the exit status is 143 either way.
+    block ends, so the old output stays and the exit status is 143 either way; the dropped one is not printed.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     from ecgrhythm.utils.io import commit_check
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(report):  # the dropped Terminated is raised again below: Python need not print its traceback
+        if not isinstance(report.exc_value, Terminated):
+            previous_hook(report)
+
     _TERMINATED.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    sys.unraisablehook = unraisable
     try:
         with commit_check(_raise_if_terminated):
             yield
             _raise_if_terminated()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
 
 
 LABELLED = "labelled records (REFERENCE.csv, or 'Dx:' codes in the headers)"
