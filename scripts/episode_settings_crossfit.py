@@ -16,6 +16,8 @@ time); then the run takes a few minutes. Example:
     .venv/bin/python scripts/episode_settings_crossfit.py
     .venv/bin/python scripts/episode_settings_crossfit.py --fit-beat-model   # the shipped BeatModel's numbers
     .venv/bin/python scripts/episode_settings_crossfit.py --hop-s 2          # windows every 2 s (the finder's before 7 Dec 2026)
+    .venv/bin/python scripts/episode_settings_crossfit.py --evidence rr_tagger   # the beats' R-R evidence alone, without P waves
+    .venv/bin/python scripts/episode_settings_crossfit.py --p-wave-floor 0       # the whole P-wave coherence as evidence
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import dataclasses
 
 import numpy as np
 
+from ecgrhythm.episodes import atrial
+from ecgrhythm.episodes.beats import EVIDENCE
 from ecgrhythm.episodes.params import EpisodeParams
 from ecgrhythm.lab.episode_cv import (
     BEAT_GRID,
@@ -51,20 +55,35 @@ def main():
     parser.add_argument("--joined-folds", type=int, default=4, help="folds of the joined records")
     parser.add_argument("--fit-beat-model", action="store_true", help="fit the beats model on all records and print it and its settings")
     parser.add_argument("--hop-s", type=float, default=EpisodeParams().hop_s, help="seconds between windows (default: %(default)s, the finder's)")
+    parser.add_argument(
+        "--window-s", type=float, default=EpisodeParams().window_s, help="window length in seconds (default: %(default)s, the finder's)"
+    )
+    parser.add_argument(
+        "--evidence", default=",".join(EVIDENCE), help="the beats' own evidence the beats method uses, comma-separated (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--p-wave-floor",
+        type=float,
+        default=atrial.P_WAVE_FLOOR,
+        help="P-wave coherence below which the beats method reads no P wave (default: %(default)s, the finder's)",
+    )
     args = parser.parse_args()
-    windows = EpisodeParams(hop_s=args.hop_s)
+    atrial.P_WAVE_FLOOR = args.p_wave_floor  # read by p_wave_evidence at each call
+    evidence = tuple(name for name in args.evidence.split(",") if name)
+    windows = EpisodeParams(hop_s=args.hop_s, window_s=args.window_s)
     cpsc = cpsc2021_cases(args.model, data_dir=args.data, params=windows)
     joined = joined_cases(args.joined, model_dir=args.model, params=windows) if args.joined else []
     if args.fit_beat_model:
-        model = fit_beat_model(cpsc + joined, cpsc)
+        model = fit_beat_model(cpsc + joined, cpsc, evidence)
         rows = score_grid(cpsc, grid_params(BEAT_GRID), model)
         best = int(np.argmax(np.mean([[r["cpsc2021_score"] for r in row] for row in rows], axis=0)))
-        print(dataclasses.replace(model, **{f.name: _rounded(getattr(model, f.name)) for f in dataclasses.fields(model)}))
+        print(dataclasses.replace(model, **{f.name: _rounded(getattr(model, f.name)) for f in dataclasses.fields(model) if f.name != "evidence"}))
         print("settings (best on the cpsc2021 sample, in-sample):", grid_params(BEAT_GRID)[best])
         return
     folds = fold_groups(cpsc)
+    print(f"beats method's own evidence: {', '.join(evidence)} (P-wave floor {atrial.P_WAVE_FLOOR:g})")
     print(f"cpsc2021 sample: {len(cpsc)} records of {len(np.unique(folds))} patients, leave one patient out")
-    result = cross_validate(cpsc, folds, joined)
+    result = cross_validate(cpsc, folds, joined, evidence=evidence)
     print(fold_table(cpsc, folds, result))
     for fold in result["folds"]:
         print(
@@ -78,7 +97,7 @@ def main():
     if joined:
         jfolds = fold_groups(joined, args.joined_folds)
         print(f"\njoined CinC 2017 records: {len(joined)} of 10 min, {args.joined_folds} folds (network in-sample)")
-        jresult = cross_validate(joined, jfolds, cpsc, blend_on_cases=False)
+        jresult = cross_validate(joined, jfolds, cpsc, blend_on_cases=False, evidence=evidence)
         print(fold_table(joined, jfolds, jresult))
         for method in ("windows", "beats"):
             print(summary_line(method, jresult[method]))

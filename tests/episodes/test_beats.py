@@ -34,8 +34,10 @@ def test_stretches_run_from_the_first_af_beat_to_the_last():
     p = np.where((np.arange(21) >= 8) & (np.arange(21) <= 12), 0.999, 0.001)
     starts = np.arange(21) * 2.0
     windows = WindowProbabilities(starts, starts + 10.0, np.stack([1 - p, p], axis=1), ["N", "A"], 50.0)
-    network_only = BeatModel(mean=(0.0,), scale=(1.0,), rr_coef=(0.0,), rr_intercept=0.0, blend=(0.0, 1.0, 0.0))  # the placement, not the evidence
-    stretches = beat_stretches(windows, beats, 200.0, 10000, EpisodeParams(method="beats", beat_switch_cost=5.0), network_only)
+    network_only = BeatModel(mean=(), scale=(), coef=(), intercept=0.0, blend=(0.0, 1.0, 0.0), evidence=())  # the placement, not the evidence
+    stretches = beat_stretches(
+        windows, lambda a, b: np.zeros(b - a), beats, 200.0, 10000, EpisodeParams(method="beats", beat_switch_cost=5.0), network_only
+    )
     assert [s[2] for s in stretches] == [False, True, False]
     (a, b, _) = stretches[1]
     assert a * 200 in beats and b * 200 in beats and 19 <= a <= 22 and 28 <= b <= 31  # on beats, around the AF windows (centred 21-29 s)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ecgrhythm.episodes.annotations import RhythmAnnotations
-from ecgrhythm.episodes.beats import beat_network_logit, rr_evidence
+from ecgrhythm.episodes.beats import beat_evidence, beat_network_logit
 from ecgrhythm.episodes.windows import WindowProbabilities
 from ecgrhythm.lab.episode_cv import beat_labels, fit_beat_model, fold_groups
 from ecgrhythm.lab.episode_data import EpisodeCase
@@ -32,8 +32,8 @@ def test_beat_truth_folds_and_a_fitted_model_that_finds_the_irregular_beats():
     y = beat_labels(cases[0])
     assert y[40:80].all() and not y[:40].any() and not y[80:].any()
     assert fold_groups(cases).tolist() == [0, 0, 1, 1, 2, 2] and fold_groups(cases, 2).tolist() == [0, 0, 1, 1, 0, 0]
-    model = fit_beat_model(cases[:4], cases[:4])
+    model = fit_beat_model(cases[:4], cases[:4], evidence=("rr_tagger",))  # R-R intervals only: the signal is flat
     held = cases[5]
-    logit = model.logit(rr_evidence(held.beats, FS), beat_network_logit(held.windows, held.beats, FS))
+    logit = model.logit(beat_evidence(held.read, FS, held.n_samples, held.beats, model.evidence), beat_network_logit(held.windows, held.beats, FS))
     assert np.mean((logit > 0) == beat_labels(held)) > 0.85
     assert model.blend[0] > 0 and model.blend[1] > 0  # both kinds of evidence count towards AF

@@ -54,7 +54,7 @@ Example:
     >>> prediction.labels, prediction.record_class
     (['A', 'A'], ['paroxysmal', None])
     >>> round(prediction.af_burden[0], 4), prediction.probabilities[0].round(2)   # the networks' P(A) is 0.25
-    (0.6598, array([0.14, 0.25, 0.61, 0.  ]))
+    (0.6484, array([0.14, 0.25, 0.61, 0.  ]))
 """
 
 from __future__ import annotations

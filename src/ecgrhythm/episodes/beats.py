@@ -3,11 +3,13 @@
 1. :func:`record_beats` finds every beat of the lead (sleepecg's detector,
    :func:`~ecgrhythm.preprocessing.rpeaks.detect_beats`), a piece at a time, so a 24 h record holds only
    its beats (about 100k) besides one piece.
-2. :func:`rr_evidence` is the R-R tagger's AF log-odds of each beat (:mod:`ecgrhythm.episodes.rr_tagger`: a small
-   recurrent network over the beats' R-R features, irregularity and repeating patterns such as bigeminy, fitted on
-   long records joined from CinC 2017 records; it does not depend on the classifier).
-3. :class:`BeatModel` turns them into AF log-odds in two stages: a logistic rescaling of the R-R evidence
-   alone (fitted on records of many patients),
+2. :func:`beat_evidence` gives each beat two measures that do not depend on the classifier (:data:`EVIDENCE`):
+   the R-R tagger's AF log-odds (:mod:`ecgrhythm.episodes.rr_tagger`: a small recurrent network over the beats'
+   R-R features, irregularity and repeating patterns such as bigeminy, fitted on long records joined from CinC 2017
+   records), and the atrial activity before its QRS (:func:`~ecgrhythm.episodes.atrial.p_wave_evidence`: how clearly a
+   P wave repeats over the beats around it; its absence counts for nothing, since noise and small P waves lack it too).
+3. :class:`BeatModel` turns them into AF log-odds in two stages: a logistic model of the beat's own evidence
+   (fitted on records of many patients),
    then a logistic blend of those log-odds with the network's AF log-odds at the beat (the window
    probabilities interpolated at the beat), whose intercept is the prior of AF for a beat.
 4. :func:`viterbi_af` chooses each beat's state (AF or not) by Viterbi over the beats: every beat
@@ -23,13 +25,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ecgrhythm.episodes.atrial import p_wave_evidence
 from ecgrhythm.episodes.params import DEFAULT_PARAMS, EpisodeParams
 from ecgrhythm.episodes.rr_tagger import rr_tagger_logit
 from ecgrhythm.preprocessing.rpeaks import detect_beats
 
-__all__ = ["BeatModel", "DEFAULT_BEAT_MODEL", "record_beats", "rr_evidence", "beat_network_logit", "viterbi_af", "beat_stretches"]
+__all__ = ["BeatModel", "DEFAULT_BEAT_MODEL", "EVIDENCE", "record_beats", "beat_evidence", "beat_network_logit", "viterbi_af", "beat_stretches"]
 
 _PIECE_S, _MARGIN_S = 300.0, 5.0
+EVIDENCE = ("rr_tagger", "p_wave")  # the beat's own evidence: the R-R tagger's log-odds, the P-wave coherence before its QRS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,31 +41,42 @@ class BeatModel:
     """The AF log-odds of a beat (see the module docstring, step 3).
 
     Attributes:
-        mean, scale: standardisation of the features `(n_features,)`.
-        rr_coef, rr_intercept: the R-R logistic model on the standardised features.
-        blend: `(w_rr, w_network, intercept)`: AF log-odds = `w_rr * rr_logit + w_network * network_logit + intercept`.
+        mean, scale: standardisation of the evidence `(n_evidence,)`.
+        coef, intercept: the logistic model of the beat's own evidence, on the standardised evidence.
+        blend: `(w_beat, w_network, intercept)`: AF log-odds = `w_beat * evidence_logit + w_network * network_logit + intercept`.
+        evidence: the names of the evidence (:data:`EVIDENCE`, or some of them), in the order of `mean`, `scale` and `coef`.
     """
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]
-    rr_coef: tuple[float, ...]
-    rr_intercept: float
+    coef: tuple[float, ...]
+    intercept: float
     blend: tuple[float, float, float]
+    evidence: tuple[str, ...] = EVIDENCE
 
-    def rr_logit(self, features: np.ndarray) -> np.ndarray:
-        """R-R log-odds of AF per beat from :func:`rr_evidence` `(n_beats, n_features)`."""
-        z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
-        return z @ np.asarray(self.rr_coef) + self.rr_intercept
+    def __post_init__(self):
+        unknown = [name for name in self.evidence if name not in EVIDENCE]
+        if unknown or not (len(self.mean) == len(self.scale) == len(self.coef) == len(self.evidence)):
+            raise ValueError(
+                f"Invalid argument `evidence`: expected names from {EVIDENCE}, one per coefficient. Received: evidence={self.evidence!r}"
+            )
 
-    def logit(self, features: np.ndarray, network_logit: np.ndarray) -> np.ndarray:
-        """AF log-odds per beat from its R-R features and the network's log-odds at it."""
-        w_rr, w_net, b = self.blend
-        return w_rr * self.rr_logit(features) + w_net * np.asarray(network_logit) + b
+    def evidence_logit(self, evidence: np.ndarray) -> np.ndarray:
+        """AF log-odds per beat from its own evidence alone (:func:`beat_evidence`, `(n_beats, n_evidence)`)."""
+        z = (evidence - np.asarray(self.mean)) / np.asarray(self.scale)
+        return z @ np.asarray(self.coef) + self.intercept
+
+    def logit(self, evidence: np.ndarray, network_logit: np.ndarray) -> np.ndarray:
+        """AF log-odds per beat from its own evidence and the network's log-odds at it."""
+        w_beat, w_net, b = self.blend
+        return w_beat * self.evidence_logit(evidence) + w_net * np.asarray(network_logit) + b
 
 
-# fitted by `scripts/episode_settings_crossfit.py --fit-beat-model`: the R-R part on the beats of the 18 cpsc2021
+# fitted by `scripts/episode_settings_crossfit.py --fit-beat-model`: the evidence part on the beats of the 18 cpsc2021
 # records and 12 records joined from CinC 2017 (seed 0), the blend with the shipped network on the cpsc2021 records
-DEFAULT_BEAT_MODEL = BeatModel(mean=(-1.6433,), scale=(3.506,), rr_coef=(3.7044,), rr_intercept=-2.2971, blend=(0.9552, 0.2519, 0.6334))
+DEFAULT_BEAT_MODEL = BeatModel(
+    mean=(-1.6433, 0.0728), scale=(3.506, 0.134), coef=(3.5984, -1.7314), intercept=-3.0954, blend=(0.9368, 0.2516, 0.6148), evidence=EVIDENCE
+)
 
 
 def record_beats(read_signal: Callable[[int, int], np.ndarray], fs: float, n_samples: int, *, piece_s: float = _PIECE_S) -> np.ndarray:
@@ -88,10 +103,16 @@ def record_beats(read_signal: Callable[[int, int], np.ndarray], fs: float, n_sam
     return beats.astype(int)
 
 
-def rr_evidence(beats: np.ndarray, fs: float) -> np.ndarray:
-    """The R-R evidence of each beat, the :class:`BeatModel`'s features `(n_beats, 1)`: the R-R tagger's AF log-odds
-    (:func:`~ecgrhythm.episodes.rr_tagger.rr_tagger_logit`)."""
-    return rr_tagger_logit(np.asarray(beats), fs)[:, None]
+def beat_evidence(
+    read_signal: Callable[[int, int], np.ndarray], fs: float, n_samples: int, beats: np.ndarray, names: tuple[str, ...] = EVIDENCE
+) -> np.ndarray:
+    """Each beat's own evidence, the :class:`BeatModel`'s input `(n_beats, len(names))`, a column per name of :data:`EVIDENCE`:
+    `rr_tagger`, the R-R tagger's AF log-odds (:func:`~ecgrhythm.episodes.rr_tagger.rr_tagger_logit`), and `p_wave`, the
+    P-wave coherence before the QRS above its floor (:func:`~ecgrhythm.episodes.atrial.p_wave_evidence`, which reads the lead a
+    piece at a time)."""
+    beats = np.asarray(beats)
+    make = {"rr_tagger": lambda: rr_tagger_logit(beats, fs), "p_wave": lambda: p_wave_evidence(read_signal, fs, n_samples, beats)}
+    return np.stack([make[name]() for name in names], axis=1) if len(names) else np.zeros((len(beats), 0))
 
 
 def beat_network_logit(windows, beats: np.ndarray, fs: float) -> np.ndarray:
@@ -123,17 +144,20 @@ def viterbi_af(logit: np.ndarray, switch_cost: float, bias: float = 0.0) -> np.n
     return states
 
 
-def beat_states(windows, beats: np.ndarray, fs: float, params: EpisodeParams = DEFAULT_PARAMS, model: BeatModel | None = None) -> np.ndarray:
-    """AF state of each beat (bool array) from its R-R features and the network's windows (steps 2 to 4)."""
+def beat_states(
+    windows, read_signal, beats: np.ndarray, fs: float, n_samples: int, params: EpisodeParams = DEFAULT_PARAMS, model: BeatModel | None = None
+) -> np.ndarray:
+    """AF state of each beat (bool array) from its own evidence and the network's windows (steps 2 to 4)."""
     model = model if model is not None else DEFAULT_BEAT_MODEL
-    logit = model.logit(rr_evidence(beats, fs), beat_network_logit(windows, beats, fs))
+    logit = model.logit(beat_evidence(read_signal, fs, n_samples, beats, model.evidence), beat_network_logit(windows, beats, fs))
     return viterbi_af(logit, params.beat_switch_cost, params.beat_bias)
 
 
 def beat_stretches(
-    windows, beats: np.ndarray, fs: float, n_samples: int, params: EpisodeParams = DEFAULT_PARAMS, model: BeatModel | None = None
+    windows, read_signal, beats: np.ndarray, fs: float, n_samples: int, params: EpisodeParams = DEFAULT_PARAMS, model: BeatModel | None = None
 ) -> list[tuple[float, float, bool]]:
-    """`(start_s, end_s, is_af)` stretches covering the record, from the beats' states.
+    """`(start_s, end_s, is_af)` stretches covering the record, from the beats' states (`read_signal(a, b)`: samples
+    `a:b` of the lead, for the P waves).
 
     An AF run goes from its first beat to its last (from the record's start or to its end when it
     holds the first or last beat); runs of fewer than `min_af_beats` beats are not AF. Without beats
@@ -143,7 +167,7 @@ def beat_stretches(
     beats = np.asarray(beats, dtype=int)
     if len(beats) == 0:
         return [(0.0, duration, False)]
-    states = beat_states(windows, beats, fs, params, model)
+    states = beat_states(windows, read_signal, beats, fs, n_samples, params, model)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], states.astype(int), [0]])))
     bounds, out = [], []
     for i, j in zip(edges[::2], edges[1::2] - 1):  # AF beats i..j

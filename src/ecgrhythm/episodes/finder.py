@@ -180,7 +180,7 @@ def episodes_from_windows(
     """
     if params.method == "beats":
         beats = record_beats(read_signal, fs, n_samples) if beats is None else beats
-        stretches = beat_stretches(windows, beats, fs, n_samples, params, beat_model)
+        stretches = beat_stretches(windows, read_signal, beats, fs, n_samples, params, beat_model)
     else:
         posterior = smooth_af(windows.af_probability(), params)
         stretches = refine_boundaries(af_segments(windows, posterior), read_signal, fs, n_samples, params)

@@ -7,8 +7,9 @@ out (:mod:`ecgrhythm.lab.episode_data`; each source record in one joined record,
 - windows: the `EpisodeParams` grid of :data:`WINDOW_GRID` (HMM over windows, changes moved onto beats);
   per fold, the setting with the best mean CPSC 2021 score on the training records. `emission_bias` is
   the windows' prior of AF (log-odds added to each window's), chosen with the rest.
-- beats: per fold, the R-R logistic model (a rescaling of the R-R tagger's log-odds, :func:`~ecgrhythm.episodes.beats.rr_evidence`;
-  the tagger itself was fitted on other joined records, :mod:`ecgrhythm.lab.rr_tagger_fit`) fitted on the training records' beats plus every record of the
+- beats: per fold, the logistic model of each beat's own evidence (:func:`~ecgrhythm.episodes.beats.beat_evidence`: the R-R
+  tagger's log-odds, whose tagger was fitted on other joined records, :mod:`ecgrhythm.lab.rr_tagger_fit`, and the P-wave
+  coherence before the QRS; `evidence=("rr_tagger",)` leaves the P waves out) fitted on the training records' beats plus every record of the
   other data set (the joins for cpsc2021, the cpsc2021 sample for the joins), and the blend with the
   network fitted on cpsc2021 training records only (network probabilities on the joins are in-sample:
   the shipped networks saw every CinC record); then the `beat_switch_cost` and `beat_bias` (the beats'
@@ -21,7 +22,7 @@ import itertools
 
 import numpy as np
 
-from ecgrhythm.episodes.beats import BeatModel, beat_network_logit, rr_evidence
+from ecgrhythm.episodes.beats import EVIDENCE, BeatModel, beat_evidence, beat_network_logit
 from ecgrhythm.episodes.finder import EpisodeParams, episodes_from_windows
 from ecgrhythm.evaluation.episodes import score_record, summarise_records
 from ecgrhythm.scoring.episodes import in_intervals
@@ -54,8 +55,9 @@ def beat_labels(case) -> np.ndarray:
     return in_intervals(case.beats, case.truth.af_intervals())
 
 
-def _features(case) -> tuple[np.ndarray, np.ndarray]:
-    return rr_evidence(case.beats, case.fs), beat_network_logit(case.windows, case.beats, case.fs)
+def _features(case, evidence: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The case's beat evidence and the network's log-odds at its beats."""
+    return beat_evidence(case.read, case.fs, case.n_samples, case.beats, evidence), beat_network_logit(case.windows, case.beats, case.fs)
 
 
 def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -65,16 +67,17 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return fitted.coef_[0], float(fitted.intercept_[0])
 
 
-def fit_beat_model(rr_cases, blend_cases) -> BeatModel:
-    """A :class:`BeatModel`: its R-R logistic model fitted on `rr_cases`' beats, its blend with the network on `blend_cases`'."""
-    x = np.concatenate([_features(c)[0] for c in rr_cases])
+def fit_beat_model(rr_cases, blend_cases, evidence: tuple[str, ...] = EVIDENCE) -> BeatModel:
+    """A :class:`BeatModel` of the named `evidence`: its logistic model of the beats' own evidence fitted on `rr_cases`'
+    beats, its blend with the network on `blend_cases`'."""
+    x = np.concatenate([_features(c, evidence)[0] for c in rr_cases])
     y = np.concatenate([beat_labels(c) for c in rr_cases])
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     coef, intercept = _logistic((x - mean) / scale, y)
-    partial = BeatModel(tuple(mean), tuple(scale), tuple(coef), intercept, (1.0, 0.0, 0.0))
-    rows = [np.stack([partial.rr_logit(f), net], axis=1) for f, net in map(_features, blend_cases)]
+    partial = BeatModel(tuple(mean), tuple(scale), tuple(coef), intercept, (1.0, 0.0, 0.0), evidence)
+    rows = [np.stack([partial.evidence_logit(f), net], axis=1) for f, net in (_features(c, evidence) for c in blend_cases)]
     w, b = _logistic(np.concatenate(rows), np.concatenate([beat_labels(c) for c in blend_cases]))
-    return BeatModel(tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, coef)), intercept, (float(w[0]), float(w[1]), b))
+    return BeatModel(tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, coef)), intercept, (float(w[0]), float(w[1]), b), evidence)
 
 
 def score_grid(cases, grid: list[EpisodeParams], beat_model: BeatModel | None = None) -> list[list[dict]]:
@@ -105,7 +108,9 @@ def fold_groups(cases, n_folds: int | None = None) -> np.ndarray:
     return np.array([names.index(g) % n_folds for g in groups])
 
 
-def cross_validate(cases, folds: np.ndarray, other_cases, *, blend_on_cases: bool = True, window_grid=None, beat_grid=None) -> dict:
+def cross_validate(
+    cases, folds: np.ndarray, other_cases, *, blend_on_cases: bool = True, window_grid=None, beat_grid=None, evidence: tuple[str, ...] = EVIDENCE
+) -> dict:
     """Both methods scored fold by fold on `cases`, with settings and models fitted on the other folds.
 
     Args:
@@ -114,6 +119,7 @@ def cross_validate(cases, folds: np.ndarray, other_cases, *, blend_on_cases: boo
         other_cases: records of another data set, added to every fold's R-R training beats; when
             `blend_on_cases` is False the network blend is fitted on them instead of the training folds.
         blend_on_cases: fit the blend with the network on the training folds (cpsc2021), or on `other_cases`.
+        evidence: the beats' own evidence the beats method uses (names of :data:`~ecgrhythm.episodes.beats.EVIDENCE`).
 
     Returns:
         `{"windows": [...], "beats": [...], "folds": [...], "chosen": {...}}`: the held-out rows of each
@@ -128,7 +134,7 @@ def cross_validate(cases, folds: np.ndarray, other_cases, *, blend_on_cases: boo
         test, train = folds == fold, folds != fold
         w = _best(window_rows, train)
         train_cases = [c for c, t in zip(cases, train) if t]
-        model = fit_beat_model(train_cases + list(other_cases), train_cases if blend_on_cases else list(other_cases))
+        model = fit_beat_model(train_cases + list(other_cases), train_cases if blend_on_cases else list(other_cases), evidence)
         beat_rows = score_grid(cases, beat_grid, model)
         b = _best(beat_rows, train)
         for i in np.flatnonzero(test):
