@@ -282,8 +282,8 @@ def add_episode_method_argument(p):
         "--episode-method",
         choices=list(METHODS),
         default=DEFAULT_PARAMS.method,
-        help="how AF episodes are decided: beats (default: each beat's R-R evidence from the R-R tagger with the network's "
-        "windows, Viterbi over the beats) or windows (a hidden Markov model over the network's windows, changes moved onto "
+        help="how AF episodes are decided: beats (default: each beat's R-R evidence from the R-R tagger and its P waves with "
+        "the network's windows, Viterbi over the beats) or windows (a hidden Markov model over the network's windows, changes moved onto "
         "beats); beats scores higher in cross-validation on the cpsc2021 sample and on joined CinC 2017 records: see the "
         "episodes guide",
     )

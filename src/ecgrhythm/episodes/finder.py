@@ -16,11 +16,11 @@ With `EpisodeParams(method="windows")`, three steps, each usable on its own so t
    definition) are dropped.
 
 By default (`EpisodeParams(method="beats")`) steps 2 and 3 are replaced by a decision per beat
-(:mod:`ecgrhythm.episodes.beats`): every beat's AF log-odds from the R-R tagger (:mod:`ecgrhythm.episodes.rr_tagger`)
-and the windows' AF probability at it, combined by a small logistic model, then Viterbi over the beats. Leaving one
-patient out on the cpsc2021 sample it scores higher than the windows method on every measure (CPSC 2021 score, AF
-burden, boundary F1, AF F1 per second), on joined CinC 2017 records higher by two of them
-(`docs/results/cpsc2021-episodes/README.md`).
+(:mod:`ecgrhythm.episodes.beats`): every beat's AF log-odds from the R-R tagger (:mod:`ecgrhythm.episodes.rr_tagger`),
+the P waves before its QRS (:mod:`ecgrhythm.episodes.atrial`) and the windows' AF probability at it, combined by a
+small logistic model, then Viterbi over the beats. Leaving one patient out on the cpsc2021 sample, and on joined CinC
+2017 records, it scores higher than the windows method by the CPSC 2021 score and the boundary F1; the windows method
+has the lower AF burden error and the higher AF F1 per second (`docs/results/cpsc2021-episodes/README.md`).
 
 :func:`record_episodes` does all three for an in-memory record,
 :func:`stream_episodes` for a long WFDB record read in pieces.
@@ -209,7 +209,7 @@ def record_episodes(
     """The rhythm episodes of one record read into memory: AF onsets and ends to the beat, and the AF burden.
 
     The steps of the module docstring on one lead: overlapping windows classified by the networks (their own
-    probabilities, uncalibrated), then AF decided beat by beat from the R-R tagger and those windows (or, with
+    probabilities, uncalibrated), then AF decided beat by beat from the R-R tagger, the P waves and those windows (or, with
     `method="windows"`, a two-state hidden Markov model over the windows and each change moved onto a beat). The lead is fed to the windows in pieces of `piece_s` seconds,
     as a streamed record is (:func:`stream_episodes`), so the answer is the same either way.
 

@@ -31,7 +31,7 @@ class EpisodeParams:
         pull: (`method="windows"` only) cost per second of moving a change away from where the windows put it.
         min_af_beats: shortest AF episode, in beats.
         persistent_burden: AF burden from which the whole record is AF (persistent AF in the CPSC 2021 sense).
-        method: `"beats"` (each beat's R-R tagger log-odds and the network's windows combined per beat, Viterbi
+        method: `"beats"` (each beat's R-R tagger log-odds, P waves and the network's windows combined per beat, Viterbi
             over the beats: :mod:`ecgrhythm.episodes.beats`) or `"windows"` (the hidden Markov model over windows,
             then changes moved onto beats).
         beat_switch_cost: with `method="beats"`, the cost (log-odds) of each change of state between beats.
