@@ -33,6 +33,7 @@ from ecgrhythm.episodes.params import EpisodeParams
 from ecgrhythm.lab.episode_cv import (
     BEAT_GRID,
     cross_validate,
+    evidence_auc,
     fit_beat_model,
     fold_groups,
     fold_table,
@@ -52,6 +53,11 @@ def _print_shipped(cases, fitted_on: str, floor_is_shipped: bool):
     for method in ("windows", "beats") if floor_is_shipped else ("windows",):
         rows = [row[0] for row in score_grid(cases, [EpisodeParams(method=method)])]
         print(summary_line(f"{method} at the shipped defaults (fitted on {fitted_on})", rows))
+
+
+def _print_auc(cases):
+    auc = evidence_auc(cases)
+    print(f"per-beat ROC AUC of each evidence alone: R-R tagger {auc['rr_tagger']:.3f}, P-wave coherence {auc['p_wave_coherence']:.3f}")
 
 
 def main():
@@ -91,6 +97,7 @@ def main():
     folds = fold_groups(cpsc)
     print(f"beats method's own evidence: {', '.join(evidence)} (P-wave floor {atrial.P_WAVE_FLOOR:g})")
     print(f"cpsc2021 sample: {len(cpsc)} records of {len(np.unique(folds))} patients, leave one patient out")
+    _print_auc(cpsc)
     result = cross_validate(cpsc, folds, joined, evidence=evidence)
     print(fold_table(cpsc, folds, result))
     for fold in result["folds"]:
@@ -103,6 +110,7 @@ def main():
     if joined:
         jfolds = fold_groups(joined, args.joined_folds)
         print(f"\njoined CinC 2017 records: {len(joined)} of 10 min, {args.joined_folds} folds (network in-sample)")
+        _print_auc(joined)
         jresult = cross_validate(joined, jfolds, cpsc, blend_on_cases=False, evidence=evidence)
         print(fold_table(joined, jfolds, jresult))
         for method in ("windows", "beats"):

@@ -5,7 +5,7 @@ import numpy as np
 from ecgrhythm.episodes.annotations import RhythmAnnotations
 from ecgrhythm.episodes.beats import beat_evidence, beat_network_logit
 from ecgrhythm.episodes.windows import WindowProbabilities
-from ecgrhythm.lab.episode_cv import beat_labels, fit_beat_model, fold_groups
+from ecgrhythm.lab.episode_cv import beat_labels, evidence_auc, fit_beat_model, fold_groups
 from ecgrhythm.lab.episode_data import EpisodeCase
 
 FS = 200.0
@@ -37,3 +37,8 @@ def test_beat_truth_folds_and_a_fitted_model_that_finds_the_irregular_beats():
     logit = model.logit(beat_evidence(held.read, FS, held.n_samples, held.beats, model.evidence), beat_network_logit(held.windows, held.beats, FS))
     assert np.mean((logit > 0) == beat_labels(held)) > 0.85
     assert model.blend[0] > 0 and model.blend[1] > 0  # both kinds of evidence count towards AF
+
+
+def test_evidence_auc_credits_the_irregular_beats_and_not_a_flat_lead():
+    auc = evidence_auc([_case(f"r{i}", "p", i) for i in range(2)])
+    assert auc["rr_tagger"] > 0.9 and auc["p_wave_coherence"] == 0.5  # a flat lead has no P waves anywhere: no evidence

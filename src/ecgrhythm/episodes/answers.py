@@ -25,12 +25,12 @@ record's label needs no episodes, so `classify` does not look for them.
 
 Why short records go the networks' way, from `scripts/long_record_rule.py` (all 7,249 CinC 2017 records, in-sample:
 the shipped model was trained on them, so the scores only indicate what changes). The networks' labels and the
-finder's episodes (the beats method) disagree on 277 records: on 233 the finder found AF the networks did not call (41
-of them `A` in `REFERENCE.csv`; irregular R-R intervals of "other rhythm" records), on 44 the networks said `A` and the
-finder found no AF (32 of them `A`). Letting the episodes decide every record would change those 277 labels and the
-CinC 2017 score from 0.8847 to 0.8388; letting an AF episode of at least 20 s (30 s) overrule the networks would
-change 173 (154) labels, for a score of 0.8559 (0.8572); only episodes of 40 s or more (20 records, 6 of them `A`)
-would leave it near (0.8828). With the windows method the same held (130 records, 0.8847 to 0.8708), and with
+finder's episodes (the beats method, with its R-R tagger and P waves) disagree on 266 records: on 224 the finder found
+AF the networks did not call (40 of them `A` in `REFERENCE.csv`; irregular R-R intervals of "other rhythm" records),
+on 42 the networks said `A` and the finder found no AF (30 of them `A`). Letting the episodes decide every record
+would change those 266 labels and the CinC 2017 score from 0.8847 to 0.8408; letting an AF episode of at least 20 s
+(30 s) overrule the networks would change 163 (145) labels, for a score of 0.8576 (0.8587); only episodes of 40 s or
+more (19 records, 6 of them `A`) would leave it near (0.8830). With the windows method the same held (130 records, 0.8847 to 0.8708), and with
 the three networks shipped before: 152 records, 0.9162 to 0.8818. Where the two disagree on records
 the networks were made for, the networks are mostly right, so they decide, and no CinC 2017 label changes. What it costs: `data_92_12` of the cpsc2021 sample
 (49 s, paroxysmal AF in its annotations) is labelled `O` by the networks, and its 14.5 s AF episode is dropped.

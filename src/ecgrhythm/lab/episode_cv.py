@@ -27,7 +27,7 @@ from ecgrhythm.episodes.finder import EpisodeParams, episodes_from_windows
 from ecgrhythm.evaluation.episodes import score_record, summarise_records
 from ecgrhythm.scoring.episodes import in_intervals
 
-__all__ = ["WINDOW_GRID", "BEAT_GRID", "grid_params", "beat_labels", "fit_beat_model", "score_grid", "cross_validate", "fold_groups"]
+__all__ = ["WINDOW_GRID", "BEAT_GRID", "grid_params", "beat_labels", "evidence_auc", "fit_beat_model", "score_grid", "cross_validate", "fold_groups"]
 
 WINDOW_GRID = {
     "method": ("windows",),
@@ -58,6 +58,19 @@ def beat_labels(case) -> np.ndarray:
 def _features(case, evidence: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The case's beat evidence and the network's log-odds at its beats."""
     return beat_evidence(case.read, case.fs, case.n_samples, case.beats, evidence), beat_network_logit(case.windows, case.beats, case.fs)
+
+
+def evidence_auc(cases) -> dict[str, float]:
+    """How well each piece of a beat's own evidence alone tells AF beats from the rest over `cases`' beats: the ROC AUC
+    of the R-R tagger's log-odds and of the P-wave coherence (lower for AF), before any floor."""
+    from sklearn.metrics import roc_auc_score
+
+    from ecgrhythm.episodes.atrial import p_wave_coherence
+
+    y = np.concatenate([beat_labels(c) for c in cases])
+    tagger = np.concatenate([beat_evidence(c.read, c.fs, c.n_samples, c.beats, ("rr_tagger",))[:, 0] for c in cases])
+    coherence = np.concatenate([p_wave_coherence(c.read, c.fs, c.n_samples, c.beats) for c in cases])
+    return {"rr_tagger": float(roc_auc_score(y, tagger)), "p_wave_coherence": float(roc_auc_score(y, -coherence))}
 
 
 def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
