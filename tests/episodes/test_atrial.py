@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from ecgrhythm.episodes.annotations import read_rhythm_annotations
-from ecgrhythm.episodes.atrial import NEIGHBOURS, P_WAVE_FLOOR, p_wave_coherence, p_wave_evidence, p_wave_windows
+from ecgrhythm.episodes.atrial import BAND_HZ, NEIGHBOURS, P_WAVE_FLOOR, WINDOW_S, p_wave_coherence, p_wave_evidence, p_wave_windows
 from ecgrhythm.episodes.beats import record_beats
+from ecgrhythm.preprocessing.filters import zero_phase_lead
 from ecgrhythm.records import read_record
 from ecgrhythm.scoring.episodes import in_intervals
 
@@ -52,6 +53,18 @@ def test_pieces_give_the_coherence_of_the_whole_lead_and_read_only_pieces(cpsc20
     pieces = p_wave_coherence(read, fs, len(signal), beats, piece_s=20.0)
     np.testing.assert_allclose(pieces, whole, atol=1e-3)
     assert max(reads) <= (20.0 + 11.0) * fs  # a piece and its margins, never the lead
+
+
+def test_a_lead_that_starts_at_an_r_peak_gives_its_first_beat_no_window(cpsc2021_dir):
+    signal, fs, _, _ = _lead(cpsc2021_dir / "data_21_8.hea")
+    beats = record_beats(lambda a, b: signal[a:b], fs, len(signal))
+    lead = signal[beats[3] - 8 :]  # the first beat 8 samples in: its whole window lies before the lead's start
+    beats = beats[3:] - beats[3] + 8
+    assert beats[0] < round(WINDOW_S[1] * fs)
+    windows = p_wave_windows(zero_phase_lead(lead, fs, *BAND_HZ), beats[:3], fs)
+    assert not windows[0].any() and np.allclose(np.linalg.norm(windows[1:], axis=1), 1.0)  # not the first sample's rounding made unit length
+    whole = p_wave_coherence(lambda a, b: lead[a:b], fs, len(lead), beats, piece_s=1e6)
+    np.testing.assert_allclose(p_wave_coherence(lambda a, b: lead[a:b], fs, len(lead), beats, piece_s=7.0), whole, atol=1e-3)
 
 
 def test_edges_short_leads_and_flat_leads_give_numbers_not_errors():

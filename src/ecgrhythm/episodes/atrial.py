@@ -45,15 +45,19 @@ def _band(fs: float) -> tuple[float, float]:
 def p_wave_windows(y: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
     """Each peak's window of the filtered lead `y` (step 2), centred and of unit length: `(n_peaks, width)` float64.
 
-    Samples before the lead's start or after its end repeat its first or last; a flat window stays zero.
+    Samples before the lead's start or after its end repeat its first or last; a flat window stays zero, as does one
+    whose spread is only rounding (`1e-9` of its level or less: a window wholly before the lead's start repeats its
+    first sample, and centring that leaves rounding, not a shape).
     """
     before, after = round(WINDOW_S[0] * fs), round(WINDOW_S[1] * fs)
     if len(y) == 0:
         return np.zeros((len(peaks), max(1, before - after)))
     index = np.clip(np.asarray(peaks, dtype=int)[:, None] + np.arange(-before, -after)[None, :], 0, len(y) - 1)
-    w = y[index] - y[index].mean(axis=1, keepdims=True)
+    values = y[index]
+    w = values - values.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(w, axis=1, keepdims=True)
-    return np.divide(w, norm, out=np.zeros_like(w), where=norm > 0)
+    level = np.abs(values).max(axis=1, keepdims=True, initial=0.0)
+    return np.divide(w, norm, out=np.zeros_like(w), where=norm > 1e-9 * np.sqrt(w.shape[1]) * level)
 
 
 def _piece_windows(read_signal, fs: float, n_samples: int, peaks: np.ndarray) -> np.ndarray:
