@@ -51,8 +51,8 @@ def test_pieces_give_the_coherence_of_the_whole_lead_and_read_only_pieces(cpsc20
     whole = p_wave_coherence(read, fs, len(signal), beats, piece_s=1e6)
     reads.clear()
     pieces = p_wave_coherence(read, fs, len(signal), beats, piece_s=20.0)
-    np.testing.assert_allclose(pieces, whole, atol=1e-3)
-    assert max(reads) <= (20.0 + 11.0) * fs  # a piece and its margins, never the lead
+    np.testing.assert_allclose(pieces, whole, atol=1e-9)  # the filter's ends fade within the margins
+    assert max(reads) <= (20.0 + 41.0) * fs  # a piece and its margins, never the lead
 
 
 def test_a_lead_that_starts_at_an_r_peak_gives_its_first_beat_no_window(cpsc2021_dir):
@@ -64,7 +64,7 @@ def test_a_lead_that_starts_at_an_r_peak_gives_its_first_beat_no_window(cpsc2021
     windows = p_wave_windows(zero_phase_lead(lead, fs, *BAND_HZ), beats[:3], fs)
     assert not windows[0].any() and np.allclose(np.linalg.norm(windows[1:], axis=1), 1.0)  # not the first sample's rounding made unit length
     whole = p_wave_coherence(lambda a, b: lead[a:b], fs, len(lead), beats, piece_s=1e6)
-    np.testing.assert_allclose(p_wave_coherence(lambda a, b: lead[a:b], fs, len(lead), beats, piece_s=7.0), whole, atol=1e-3)
+    np.testing.assert_allclose(p_wave_coherence(lambda a, b: lead[a:b], fs, len(lead), beats, piece_s=7.0), whole, atol=1e-9)
 
 
 def test_edges_short_leads_and_flat_leads_give_numbers_not_errors():

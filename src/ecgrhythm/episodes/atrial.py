@@ -15,8 +15,9 @@ Noise lowers it as AF does, and so do P waves too small to stand out and rhythms
 only its presence as evidence: :func:`p_wave_evidence` is the coherence above :data:`P_WAVE_FLOOR`, zero below it, and a
 P wave that repeats argues against AF in the :class:`~ecgrhythm.episodes.beats.BeatModel` while its absence says
 nothing. Taking the whole coherence instead, as a straight logistic term, scored lower by cross-validation
-(`docs/results/cpsc2021-episodes/README.md`). The lead is read a piece at a time (:data:`PIECE_S` with a few seconds on
-each side), so a record of any length takes one piece and a few windows besides its beats.
+(`docs/results/cpsc2021-episodes/README.md`). The lead is read a piece at a time (:data:`PIECE_S` with 20 s on each side,
+where the filter's ends fade), so a record of any length takes one piece and its beats' windows besides its beats; the
+coherence equals that of the lead read whole, to rounding.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ NEIGHBOURS = 8  # beats on each side whose windows are averaged with a beat's ow
 PIECE_S = 300.0
 BAND_HZ = (0.5, 40.0)
 P_WAVE_FLOOR = 0.6  # coherence below which the beats method reads no P wave (0.4 to 0.7 scored alike)
-_MARGIN_S = 5.0  # signal read beyond a piece's windows, so the filter's ends lie outside them
+_MARGIN_S = 20.0  # signal read beyond a piece's windows: the filter's ends fade by e^-1.6 a second (its slowest pole, 0.5 Hz)
 
 
 def _band(fs: float) -> tuple[float, float]:
@@ -82,7 +83,7 @@ def p_wave_coherence(
         fs: sampling rate in Hz.
         n_samples: the lead's length.
         beats: the lead's R peaks, increasing sample indices (:func:`~ecgrhythm.episodes.beats.record_beats`).
-        piece_s: seconds of beats whose windows are made at a time (memory, not results).
+        piece_s: seconds of beats whose windows are made at a time (memory, not results, to rounding).
 
     Example:
         >>> import ecgrhythm
