@@ -74,11 +74,16 @@ def test_edges_short_leads_and_flat_leads_give_numbers_not_errors():
     assert flat.tolist() == [0.0] * 4  # nothing before the QRS: no repeating P wave
     short = p_wave_coherence(lambda a, b: np.ones(b - a), fs, 10, np.array([5]))  # too short to filter
     assert short.tolist() == [0.0]
+    x = np.random.default_rng(0).normal(size=2000)
+    assert p_wave_coherence(lambda a, b: x[a:b], fs, len(x), np.array([700])).tolist() == [0.0]  # a lone beat: nothing repeats
+    for beats in ([-1, 500], [500, 2000], [900, 500]):
+        with pytest.raises(ValueError, match="Invalid argument `beats`"):
+            p_wave_coherence(lambda a, b: x[a:b], fs, len(x), np.array(beats))
     # the same window before every beat: coherence 1 wherever a beat has its neighbours' windows
     beat = np.zeros(160)
     beat[60:80] = np.hanning(20)  # a P wave 0.30-0.20 s before the R peak at 160
     x = np.tile(beat, 40)
     peaks = np.arange(160 + 150, len(x), 160)[: 3 * NEIGHBOURS]
     ones = p_wave_coherence(lambda a, b: x[a:b], fs, len(x), peaks)
-    assert (ones[NEIGHBOURS:-NEIGHBOURS] > 0.98).all()
+    assert (ones[NEIGHBOURS:-NEIGHBOURS] > 0.98).all() and (ones <= 1.0).all()  # not above 1 by rounding
     assert p_wave_windows(x, peaks, fs).shape == (len(peaks), round(0.29 * fs))

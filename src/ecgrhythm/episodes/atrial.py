@@ -8,7 +8,8 @@ not repeat. :func:`p_wave_coherence` measures that per beat:
 2. each beat's window runs from :data:`WINDOW_S` `[0]` (0.35 s) to `[1]` (0.06 s) before its R peak, where the P wave
    and the atrial activity before the QRS lie; it is centred and scaled to unit length;
 3. a beat's coherence is the squared length of the mean of the windows of the :data:`NEIGHBOURS` beats on each side
-   and its own: 1 when they all have one shape, about `1 / (2 * NEIGHBOURS + 1)` when they are unrelated.
+   and its own: 1 when they all have one shape, about `1 / (2 * NEIGHBOURS + 1)` when they are unrelated (fewer
+   windows near the record's ends); a record's only beat has nothing to repeat, and 0.
 
 Noise lowers it as AF does, and so do P waves too small to stand out and rhythms without them that are not AF
 (the cpsc2021 sample's data_35, whose group beating the R-R tagger reads as AF, shows none). So the beats method takes
@@ -85,6 +86,9 @@ def p_wave_coherence(
         beats: the lead's R peaks, increasing sample indices (:func:`~ecgrhythm.episodes.beats.record_beats`).
         piece_s: seconds of beats whose windows are made at a time (memory, not results, to rounding).
 
+    Raises:
+        ValueError: `beats` are not increasing indices from 0 to `n_samples - 1`.
+
     Example:
         >>> import ecgrhythm
         >>> from ecgrhythm.episodes.beats import record_beats
@@ -98,6 +102,9 @@ def p_wave_coherence(
     """
     beats = np.asarray(beats, dtype=int)
     n = len(beats)
+    if beats.ndim != 1 or (n and (beats[0] < 0 or beats[-1] >= n_samples or (np.diff(beats) < 0).any())):
+        shown = f"{n} beats from {beats.min()} to {beats.max()}" if beats.size else f"shape {beats.shape}"
+        raise ValueError(f"Invalid argument `beats`: expected increasing sample indices from 0 to n_samples - 1 = {n_samples - 1}. Received: {shown}")
     out = np.zeros(n)
     step = max(1, round(piece_s * fs))
     width = p_wave_windows(np.zeros(0), beats[:0], fs).shape[1]
@@ -122,7 +129,7 @@ def _coherence(held: np.ndarray, first: int, lo: int, hi: int, n: int) -> np.nda
     i = np.arange(lo, hi)
     a, b = np.maximum(i - NEIGHBOURS, 0) - first, np.minimum(i + NEIGHBOURS + 1, n) - first
     mean = (sums[b] - sums[a]) / (b - a)[:, None]
-    return np.sum(mean**2, axis=1)
+    return np.where(b - a > 1, np.clip(np.sum(mean**2, axis=1), 0.0, 1.0), 0.0)  # a lone window repeats nothing
 
 
 def p_wave_evidence(read_signal: Callable[[int, int], np.ndarray], fs: float, n_samples: int, beats: np.ndarray) -> np.ndarray:
