@@ -84,6 +84,8 @@ def main():
     floor_is_shipped = args.p_wave_floor == atrial.P_WAVE_FLOOR
     atrial.P_WAVE_FLOOR = args.p_wave_floor  # read by p_wave_evidence at each call
     evidence = tuple(name for name in args.evidence.split(",") if name)
+    if any(name not in EVIDENCE for name in evidence) or len(set(evidence)) < len(evidence):
+        parser.error(f"--evidence: expected distinct names from {', '.join(EVIDENCE)}, got {args.evidence!r}")
     windows = EpisodeParams(hop_s=args.hop_s, window_s=args.window_s)
     cpsc = cpsc2021_cases(args.model, data_dir=args.data, params=windows)
     joined = joined_cases(args.joined, model_dir=args.model, params=windows) if args.joined else []

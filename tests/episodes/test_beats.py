@@ -29,6 +29,26 @@ def test_viterbi_keeps_a_run_and_ignores_a_lone_beat():
     assert viterbi_af(np.zeros(0), 10.0).shape == (0,)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"evidence": ("rr_tagger", "rr_tagger"), "mean": (0.0, 0.0), "scale": (1.0, 1.0), "coef": (1.0, 1.0)},
+        {"evidence": ["rr_tagger"]},
+        {"evidence": ("qrs_width",)},
+        {"coef": (1.0, 2.0)},
+        {"blend": (1.0, 0.0)},
+        {"scale": (0.0,)},
+        {"mean": (float("nan"),)},
+        {"blend": (1.0, float("inf"), 0.0)},
+    ],
+)
+def test_a_beat_model_that_cannot_give_log_odds_is_refused(change):
+    fields = {"mean": (0.0,), "scale": (1.0,), "coef": (1.0,), "intercept": 0.0, "blend": (1.0, 0.0, 0.0), "evidence": ("rr_tagger",)}
+    BeatModel(**fields)
+    with pytest.raises(ValueError, match="Invalid"):
+        BeatModel(**{**fields, **change})
+
+
 def test_stretches_run_from_the_first_af_beat_to_the_last():
     beats = _beats(np.full(99, 0.5))  # 100 beats, 0.5 s apart, 50 s at 200 Hz
     p = np.where((np.arange(21) >= 8) & (np.arange(21) <= 12), 0.999, 0.001)

@@ -55,10 +55,18 @@ class BeatModel:
     evidence: tuple[str, ...] = EVIDENCE
 
     def __post_init__(self):
-        unknown = [name for name in self.evidence if name not in EVIDENCE]
-        if unknown or not (len(self.mean) == len(self.scale) == len(self.coef) == len(self.evidence)):
+        evidence = self.evidence
+        if not isinstance(evidence, tuple) or any(name not in EVIDENCE for name in evidence) or len(set(evidence)) < len(evidence):
+            raise ValueError(f"Invalid argument `evidence`: expected a tuple of distinct names from {EVIDENCE}. Received: evidence={evidence!r}")
+        if not (len(self.mean) == len(self.scale) == len(self.coef) == len(evidence)):
+            raise ValueError(f"Invalid argument `evidence`: expected one name per coefficient ({len(self.coef)}). Received: evidence={evidence!r}")
+        if len(self.blend) != 3:
+            raise ValueError(f"Invalid argument `blend`: expected (w_beat, w_network, intercept). Received: blend={self.blend!r}")
+        numbers = (*self.mean, *self.scale, *self.coef, self.intercept, *self.blend)
+        if not np.isfinite(np.asarray(numbers, dtype=float)).all() or any(s <= 0 for s in self.scale):  # else NaN log-odds, which Viterbi misreads
             raise ValueError(
-                f"Invalid argument `evidence`: expected names from {EVIDENCE}, one per coefficient. Received: evidence={self.evidence!r}"
+                f"Invalid BeatModel: expected finite numbers and positive scales. Received: mean={self.mean!r}, scale={self.scale!r}, "
+                f"coef={self.coef!r}, intercept={self.intercept!r}, blend={self.blend!r}"
             )
 
     def evidence_logit(self, evidence: np.ndarray) -> np.ndarray:
@@ -111,6 +119,8 @@ def beat_evidence(
     P-wave coherence before the QRS above its floor (:func:`~ecgrhythm.episodes.atrial.p_wave_evidence`, which reads the lead a
     piece at a time)."""
     beats = np.asarray(beats)
+    if any(name not in EVIDENCE for name in names):
+        raise ValueError(f"Invalid argument `names`: expected names from {EVIDENCE}. Received: names={names!r}")
     make = {"rr_tagger": lambda: rr_tagger_logit(beats, fs), "p_wave": lambda: p_wave_evidence(read_signal, fs, n_samples, beats)}
     return np.stack([make[name]() for name in names], axis=1) if len(names) else np.zeros((len(beats), 0))
 
