@@ -44,6 +44,12 @@ def _band(fs: float) -> tuple[float, float]:
     return BAND_HZ[0], min(BAND_HZ[1], 0.45 * fs)
 
 
+def _span(fs: float) -> tuple[int, int, int]:
+    """`(before, after, width)`: samples before the R peak where a window starts and ends, and its length (at least 1)."""
+    before, after = round(WINDOW_S[0] * fs), round(WINDOW_S[1] * fs)
+    return before, after, max(1, before - after)
+
+
 def p_wave_windows(y: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
     """Each peak's window of the filtered lead `y` (step 2), centred and of unit length: `(n_peaks, width)` float64.
 
@@ -51,9 +57,9 @@ def p_wave_windows(y: np.ndarray, peaks: np.ndarray, fs: float) -> np.ndarray:
     whose spread is only rounding (`1e-9` of its level or less: a window wholly before the lead's start repeats its
     first sample, and centring that leaves rounding, not a shape).
     """
-    before, after = round(WINDOW_S[0] * fs), round(WINDOW_S[1] * fs)
+    before, after, width = _span(fs)
     if len(y) == 0:
-        return np.zeros((len(peaks), max(1, before - after)))
+        return np.zeros((len(peaks), width))
     index = np.clip(np.asarray(peaks, dtype=int)[:, None] + np.arange(-before, -after)[None, :], 0, len(y) - 1)
     values = y[index]
     w = values - values.mean(axis=1, keepdims=True)
@@ -70,7 +76,7 @@ def _piece_windows(read_signal, fs: float, n_samples: int, peaks: np.ndarray) ->
     try:
         y = zero_phase_lead(x, fs, *_band(fs))
     except ValueError:  # a stretch too short to filter: its windows say nothing
-        return np.zeros((len(peaks), p_wave_windows(np.zeros(0), peaks, fs).shape[1]))
+        return np.zeros((len(peaks), _span(fs)[2]))
     return p_wave_windows(y, np.asarray(peaks) - lo, fs)
 
 
@@ -107,7 +113,7 @@ def p_wave_coherence(
         raise ValueError(f"Invalid argument `beats`: expected increasing sample indices from 0 to n_samples - 1 = {n_samples - 1}. Received: {shown}")
     out = np.zeros(n)
     step = max(1, round(piece_s * fs))
-    width = p_wave_windows(np.zeros(0), beats[:0], fs).shape[1]
+    width = _span(fs)[2]
     held, first = np.zeros((0, width)), 0  # windows of beats first..first+len(held), not yet needed by every neighbour
     done = 0  # beats whose coherence is out
     for a in range(0, n_samples, step):
